@@ -1,0 +1,97 @@
+/* config.h — the homeserver.yaml model, its loader and its validation.
+ *
+ * Keys carry Synapse's homeserver.yaml names wherever the concept is the same
+ * so an admin coming from Synapse recognises them; data_dir and log_level (and
+ * a few later additions) are ours. Every key, its type and default is listed in
+ * config/homeserver.example.yaml. Relative paths in the file are resolved
+ * against the directory holding the config file. */
+#ifndef CFG_CONFIG_H
+#define CFG_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../homeserver/core/err.h"
+
+typedef struct cfg_strlist {
+    char **v;
+    size_t n;
+} cfg_strlist;
+
+typedef struct cfg_listener {
+    int port;
+    cfg_strlist bind_addresses; /* default ["::", "0.0.0.0"]-like: see example */
+    bool tls;
+    bool x_forwarded;
+    bool res_client;           /* resources: names include "client" */
+    bool res_federation;       /* resources: names include "federation" (or "keys") */
+} cfg_listener;
+
+typedef struct cfg_ratelimit {
+    double per_second;
+    int burst_count;
+} cfg_ratelimit;
+
+typedef struct cfg {
+    char *path;                      /* absolute path of the file loaded */
+    char *server_name;
+    char *public_baseurl;            /* default "http://<server_name>:<first port>/" */
+    cfg_listener *listeners;
+    size_t n_listeners;
+    char *tls_certificate_path;
+    char *tls_private_key_path;
+
+    /* database: absent → embedded cluster under <data_dir>/pg */
+    bool db_embedded;
+    char *db_dsn;                    /* libpq conninfo for an external database */
+    int db_cp_min, db_cp_max;        /* database.args.cp_min / cp_max (5 / 10) */
+
+    char *data_dir;                  /* ours; default "<config dir>/data" */
+    char *log_level;                 /* ours; debug|info|warning|error, default info */
+    char *signing_key_path;          /* default "<config dir>/<server_name>.signing.key" */
+    char *media_store_path;          /* default "<data_dir>/media_store" */
+
+    bool enable_registration;                       /* false */
+    bool enable_registration_without_verification;  /* false */
+    bool registration_requires_token;               /* false */
+    char *registration_shared_secret;               /* NULL: shared-secret registration off */
+    bool allow_guest_access;                        /* false */
+
+    cfg_strlist app_service_config_files;
+    bool has_federation_domain_whitelist;           /* key present (even empty) */
+    cfg_strlist federation_domain_whitelist;
+    bool federation_verify_certificates;            /* true */
+    cfg_strlist federation_custom_ca_list;
+    bool url_preview_enabled;                       /* false */
+    long long max_upload_size;                      /* bytes; "50M" default */
+    cfg_strlist ip_range_blacklist;                 /* default: private/loopback ranges */
+    cfg_strlist ip_range_whitelist;
+
+    /* rc_* rate limits, Synapse's names and defaults */
+    cfg_ratelimit rc_message;                /* 0.2 / 10 */
+    cfg_ratelimit rc_registration;           /* 0.17 / 3 */
+    cfg_ratelimit rc_login_address;          /* 0.003 / 5 */
+    cfg_ratelimit rc_login_account;          /* 0.003 / 5 */
+    cfg_ratelimit rc_login_failed_attempts;  /* 0.17 / 3 */
+    cfg_ratelimit rc_joins_local;            /* 0.1 / 10 */
+    cfg_ratelimit rc_joins_remote;           /* 0.01 / 10 */
+    cfg_ratelimit rc_invites_per_room;       /* 0.3 / 10 */
+    cfg_ratelimit rc_invites_per_user;       /* 0.003 / 5 */
+    cfg_ratelimit rc_admin_redaction;        /* unset: per_second 0 means unlimited */
+} cfg;
+
+/* Load and validate path. Every problem goes to diag (may be NULL) as one line
+ *   "<file>:<line>: error: <key>: <what is wrong>"   or   "...: warning: ..."
+ * (unknown keys are warnings). Returns NULL when there is any error, with the
+ * counts in *n_errors / *n_warnings (either may be NULL). */
+cfg *cfg_load(const char *path, FILE *diag, int *n_errors, int *n_warnings);
+
+void cfg_free(cfg *c);
+
+/* Write a fresh, commented homeserver.yaml for server_name with the given
+ * data_dir and signing_key_path (absolute or relative to the config's folder),
+ * listening on port 8008. Refuses to overwrite an existing file. */
+int cfg_write_default(const char *path, const char *server_name, const char *data_dir,
+                      const char *signing_key_path, int port, hs_err *err);
+
+#endif
