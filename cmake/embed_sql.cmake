@@ -1,0 +1,18 @@
+# Turns sql/NNN_name.sql into a C table so the binary carries its migrations.
+# Run as: cmake -DSQL_DIR=... -DOUT=... -P embed_sql.cmake
+file(GLOB files ${SQL_DIR}/[0-9][0-9][0-9]_*.sql)
+list(SORT files)
+set(body "/* generated from sql/ by cmake/embed_sql.cmake; do not edit */\n#include \"homeserver/db/migrations.h\"\n")
+set(table "")
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  string(SUBSTRING ${name} 0 3 num)
+  math(EXPR num "${num}")
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char m_${name}[] = {${hex}0};\n")
+  string(APPEND table "    {${num}, \"${name}\", m_${name}},\n")
+endforeach()
+string(APPEND body "const db_migration db_migrations[] = {\n${table}    {0, 0, 0}};\n")
+file(WRITE ${OUT}.tmp "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different ${OUT}.tmp ${OUT})

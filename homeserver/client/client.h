@@ -1,0 +1,15 @@
+/* client.h — the Client-Server API, one file per area. */
+#ifndef CLIENT_CLIENT_H
+#define CLIENT_CLIENT_H
+
+#include "homeserver/http/http.h"
+
+/* Register every Client-Server API route (and /.well-known, /health). */
+void client_routes(hs_router *rt);
+
+/* Per-area registration, called by client_routes. */
+void client_versions_routes(hs_router *rt);
+void client_wellknown_routes(hs_router *rt);
+void client_account_routes(hs_router *rt);
+
+#endif

@@ -1,0 +1,8 @@
+/* routes.c — the list of Client-Server API areas. */
+#include "client.h"
+
+void client_routes(hs_router *rt) {
+    client_versions_routes(rt);
+    client_wellknown_routes(rt);
+    client_account_routes(rt);
+}

@@ -1,0 +1,102 @@
+/* http.h — the HTTP core: listeners (libmicrohttpd), the router, requests,
+ * JSON responses with the spec's errors, CORS and access-token auth.
+ *
+ * A handler gets a parsed request and either returns an HTTP status with a
+ * JSON body, or -1 with an hs_err that becomes {"errcode", "error"}. */
+#ifndef HS_HTTP_H
+#define HS_HTTP_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "homeserver/core/clock.h"
+#include "homeserver/core/err.h"
+#include "homeserver/core/signing.h"
+#include "homeserver/db/db.h"
+
+#define HS_MAX_PARAMS 8
+#define HS_MAX_JSON_BODY (8 * 1024 * 1024)
+
+typedef struct hs_router hs_router;
+typedef struct hs_listener hs_listener;
+
+/* Everything a handler may need, one per process. */
+typedef struct hs_server {
+    cfg *cfg;
+    db_pool *db;
+    hs_signing_key key;
+    hs_router *router;
+    hs_listener *listeners;
+    size_t n_listeners;
+    atomic_long inflight; /* requests being handled right now */
+    long long started_ts;
+} hs_server;
+
+typedef struct hs_req {
+    hs_server *srv;
+    struct MHD_Connection *conn;
+    const char *method;
+    const char *path;                /* as received, not decoded */
+    char *params[HS_MAX_PARAMS];     /* percent-decoded {templates} of the route */
+    int n_params;
+    const char *body;                /* raw body (NUL-terminated), may be empty */
+    size_t body_len;
+    json_t *json;                    /* parsed object body, for routes that take JSON */
+    /* Filled by access-token auth: */
+    char *user_id;
+    char *device_id;
+    bool is_admin, is_guest;
+    /* A handler answering with something other than JSON sets this. */
+    struct MHD_Response *custom;
+} hs_req;
+
+/* Returns the HTTP status and stores a new reference in *out, or -1 with err. */
+typedef int (*hs_handler)(hs_req *r, json_t **out, hs_err *err);
+
+enum hs_route_flags {
+    HS_AUTH = 1 << 0,           /* access token required */
+    HS_AUTH_OPTIONAL = 1 << 1,  /* authenticate when a token is given */
+    HS_R0 = 1 << 2,             /* also answered under /_matrix/client/r0/… */
+    HS_RAW_BODY = 1 << 3,       /* the body is not JSON (uploads) */
+    HS_FEDERATION = 1 << 4,     /* served on listeners with the federation resource */
+    HS_ANY_LISTENER = 1 << 5,   /* served everywhere (/health, /.well-known) */
+};
+
+hs_router *hs_router_new(void);
+void hs_router_free(hs_router *rt);
+
+/* Register method + path template ("/_matrix/client/v3/rooms/{roomId}/join");
+ * a final "{name?}" segment may be empty or absent. */
+void hs_route(hs_router *rt, const char *method, const char *tmpl, hs_handler h, int flags);
+
+enum hs_resources { HS_RES_CLIENT = 1, HS_RES_FEDERATION = 2 };
+
+/* Route a request on a listener serving `resources`. Returns the handler and fills params / *flags; NULL with
+ * *status 404 (no such path) or 405 (path known, method not). */
+hs_handler hs_router_match(const hs_router *rt, const char *method, const char *path,
+                           int resources, hs_req *r, int *flags, int *status);
+
+/* Start a daemon per listener address in cfg. */
+int hs_http_start(hs_server *srv, hs_err *err);
+/* Stop accepting, wait up to grace_ms for in-flight requests, stop. */
+void hs_http_stop(hs_server *srv, int grace_ms);
+
+/* A query-string parameter of the request, or NULL. */
+const char *hs_req_query(hs_req *r, const char *key);
+/* A request header, or NULL. */
+const char *hs_req_header(hs_req *r, const char *name);
+
+/* Authenticate the request's access token (Authorization: Bearer, or the
+ * legacy access_token query parameter). 0, or -1 with 401 M_MISSING_TOKEN /
+ * M_UNKNOWN_TOKEN. */
+int hs_auth_request(hs_req *r, hs_err *err);
+
+/* Create a fresh access token for (user_id, device_id): returns the token
+ * (malloc'd) and stores only its hash. Runs on the caller's connection. */
+char *hs_auth_issue_token(db_conn *c, const char *user_id, const char *device_id,
+                          long long valid_until_ts, hs_err *err);
+
+#endif

@@ -1,0 +1,323 @@
+/* server.c — libmicrohttpd listeners and the life of one request.
+ *
+ * Each listener address gets a daemon with an epoll thread pool and
+ * suspend/resume enabled, so long-polling requests hold a connection, not a
+ * thread. We bind the sockets ourselves to report "port in use" plainly. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "homeserver/core/json.h"
+#include "homeserver/core/log.h"
+#include "http.h"
+#include "http_internal.h"
+
+struct hs_listener {
+    struct MHD_Daemon *d;
+    int fd;
+    int resources;
+    hs_server *srv;
+    char *tls_cert, *tls_key; /* PEM kept alive for the daemon */
+};
+
+/* Per-connection request state between libmicrohttpd's callbacks. */
+typedef struct req_state {
+    hs_req r;
+    char *buf;
+    size_t len, cap;
+    bool too_large;
+} req_state;
+
+static void add_cors(struct MHD_Response *resp) {
+    /* The spec's CORS headers, on every response, for Element Web and Hydrogen. */
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+                            "GET, POST, PUT, DELETE, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "X-Requested-With, Content-Type, Authorization");
+}
+
+int hs_http_send_json(struct MHD_Connection *c, int status, json_t *body) {
+    char *s = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (!s) s = strdup("{}");
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    add_cors(resp);
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+json_t *hs_http_error_body(const hs_err *err) {
+    json_t *o = json_pack("{s:s, s:s}", "errcode", err->errcode[0] ? err->errcode : "M_UNKNOWN",
+                          "error", err->msg);
+    if (!strcmp(err->errcode, "M_UNKNOWN_TOKEN"))
+        json_object_set_new(o, "soft_logout", json_boolean(strstr(err->msg, "expired") != NULL));
+    return o;
+}
+
+static int send_error(struct MHD_Connection *c, hs_err *err) {
+    int status = err->status ? err->status : 500;
+    return hs_http_send_json(c, status, hs_http_error_body(err));
+}
+
+const char *hs_req_query(hs_req *r, const char *key) {
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *hs_req_header(hs_req *r, const char *name) {
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static int prepare_body(hs_req *r, int flags, hs_err *err) {
+    if (flags & HS_RAW_BODY) return 0;
+    if (r->body_len == 0) {
+        /* An empty body counts as {} so POSTs that take no parameters work. */
+        r->json = json_object();
+        return 0;
+    }
+    r->json = hs_json_parse(r->body, r->body_len, err);
+    if (!r->json) return -1;
+    if (!json_is_object(r->json))
+        return hs_err_set(err, 400, "M_BAD_JSON", "the request body must be a JSON object");
+    return 0;
+}
+
+static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
+    hs_req *r = &st->r;
+    hs_err err = {0};
+    if (!strcmp(r->method, "OPTIONS")) return hs_http_send_json(c, 200, json_object());
+    int flags = 0, status = 404;
+    hs_handler h = hs_router_match(l->srv->router, r->method, r->path, l->resources, r, &flags,
+                                   &status);
+    if (!h) {
+        hs_err_set(&err, status, "M_UNRECOGNIZED",
+                   status == 405 ? "Unrecognized request: method not allowed" : "Unrecognized request");
+        return send_error(c, &err);
+    }
+    if (st->too_large) {
+        hs_err_set(&err, 413, "M_TOO_LARGE", "the request body is larger than %d bytes",
+                   HS_MAX_JSON_BODY);
+        return send_error(c, &err);
+    }
+    if (((flags & HS_AUTH) || ((flags & HS_AUTH_OPTIONAL) && hs_auth_has_token(r))) &&
+        hs_auth_request(r, &err) < 0)
+        return send_error(c, &err);
+    if (prepare_body(r, flags, &err) < 0) return send_error(c, &err);
+    json_t *out = NULL;
+    int code = h(r, &out, &err);
+    if (r->custom) {
+        add_cors(r->custom);
+        enum MHD_Result rc = MHD_queue_response(c, (unsigned)code, r->custom);
+        MHD_destroy_response(r->custom);
+        json_decref(out);
+        return rc;
+    }
+    if (code < 0) {
+        json_decref(out);
+        if (err.status >= 500) hs_error("%s %s: %s", r->method, r->path, err.msg);
+        return send_error(c, &err);
+    }
+    return hs_http_send_json(c, code, out ? out : json_object());
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size, void **con_cls) {
+    (void)version;
+    hs_listener *l = cls;
+    req_state *st = *con_cls;
+    if (!st) {
+        st = calloc(1, sizeof *st);
+        st->r.srv = l->srv;
+        st->r.conn = c;
+        st->r.method = method;
+        st->r.path = url;
+        atomic_fetch_add(&l->srv->inflight, 1);
+        *con_cls = st;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (st->too_large || st->len + n > HS_MAX_JSON_BODY) {
+            st->too_large = true; /* keep reading so the 413 reaches the client */
+            return MHD_YES;
+        }
+        if (st->len + n + 1 > st->cap) {
+            st->cap = (st->len + n + 1) * 2;
+            st->buf = realloc(st->buf, st->cap);
+        }
+        memcpy(st->buf + st->len, upload, n);
+        st->len += n;
+        st->buf[st->len] = 0;
+        return MHD_YES;
+    }
+    st->r.body = st->buf ? st->buf : "";
+    st->r.body_len = st->len;
+    return dispatch(l, c, st) == MHD_YES ? MHD_YES : MHD_NO;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)c, (void)toe;
+    hs_listener *l = cls;
+    req_state *st = *con_cls;
+    if (!st) return;
+    for (int i = 0; i < st->r.n_params; i++) free(st->r.params[i]);
+    json_decref(st->r.json);
+    free(st->r.user_id);
+    free(st->r.device_id);
+    free(st->buf);
+    free(st);
+    *con_cls = NULL;
+    atomic_fetch_sub(&l->srv->inflight, 1);
+}
+
+static int bind_socket(const char *addr, int port, hs_err *err) {
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    int family;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        family = s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        len = sizeof *s6;
+    } else if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        family = s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        len = sizeof *s4;
+    } else {
+        return hs_err_set(err, 500, "M_UNKNOWN", "bind address '%s' is not an IP address", addr);
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return hs_err_set(err, 500, "M_UNKNOWN", "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* "::" then means IPv6 only, so "0.0.0.0" can be bound beside it. */
+    if (family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EADDRINUSE)
+            return hs_err_set(err, 500, "M_UNKNOWN",
+                              "port %d on %s is already in use (another pvyhs or program listens "
+                              "there)", port, addr);
+        return hs_err_set(err, 500, "M_UNKNOWN", "cannot listen on %s port %d: %s", addr, port,
+                          strerror(e));
+    }
+    return fd;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (s && fread(s, 1, (size_t)n, f) == (size_t)n) s[n] = 0;
+    else free(s), s = NULL;
+    fclose(f);
+    return s;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == '\n') buf[--n] = 0;
+    hs_debug("libmicrohttpd: %s", buf);
+}
+
+static int start_one(hs_server *srv, hs_listener *l, const cfg_listener *cl, const char *addr,
+                     hs_err *err) {
+    l->srv = srv;
+    l->resources = (cl->res_client ? HS_RES_CLIENT : 0) | (cl->res_federation ? HS_RES_FEDERATION : 0);
+    l->fd = bind_socket(addr, cl->port, err);
+    if (l->fd < 0) return -1;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (cl->tls) {
+        l->tls_cert = slurp(srv->cfg->tls_certificate_path);
+        l->tls_key = slurp(srv->cfg->tls_private_key_path);
+        if (!l->tls_cert || !l->tls_key)
+            return hs_err_set(err, 500, "M_UNKNOWN", "cannot read the TLS certificate or key");
+        flags |= MHD_USE_TLS;
+    }
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, l->tls_cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    long pool = sysconf(_SC_NPROCESSORS_ONLN);
+    l->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(pool > 0 ? pool : 2),
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_ARRAY, cl->tls ? tls_opts : (struct MHD_OptionItem[]){{MHD_OPTION_END, 0, NULL}},
+        MHD_OPTION_END);
+    if (!l->d) {
+        close(l->fd);
+        l->fd = -1;
+        return hs_err_set(err, 500, "M_UNKNOWN", "cannot start the HTTP listener on %s port %d",
+                          addr, cl->port);
+    }
+    hs_info("listening on %s%s%s:%d (%s%s%s)", strchr(addr, ':') ? "[" : "", addr,
+            strchr(addr, ':') ? "]" : "", cl->port, cl->tls ? "https" : "http",
+            cl->res_client ? ", client" : "", cl->res_federation ? ", federation" : "");
+    return 0;
+}
+
+int hs_http_start(hs_server *srv, hs_err *err) {
+    size_t total = 0;
+    for (size_t i = 0; i < srv->cfg->n_listeners; i++)
+        total += srv->cfg->listeners[i].bind_addresses.n;
+    srv->listeners = calloc(total ? total : 1, sizeof *srv->listeners);
+    for (size_t i = 0; i < srv->cfg->n_listeners; i++) {
+        const cfg_listener *cl = &srv->cfg->listeners[i];
+        for (size_t a = 0; a < cl->bind_addresses.n; a++) {
+            hs_listener *l = &srv->listeners[srv->n_listeners];
+            l->fd = -1;
+            if (start_one(srv, l, cl, cl->bind_addresses.v[a], err) < 0) {
+                free(l->tls_cert), free(l->tls_key);
+                hs_http_stop(srv, 0);
+                return -1;
+            }
+            srv->n_listeners++;
+        }
+    }
+    return 0;
+}
+
+void hs_http_stop(hs_server *srv, int grace_ms) {
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        int fd = MHD_quiesce_daemon(srv->listeners[i].d);
+        if (fd >= 0) close(fd);
+    }
+    /* Let requests already being handled finish and reach their clients. */
+    for (int waited = 0; waited < grace_ms && atomic_load(&srv->inflight) > 0; waited += 10) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        MHD_stop_daemon(srv->listeners[i].d);
+        free(srv->listeners[i].tls_cert);
+        free(srv->listeners[i].tls_key);
+    }
+    free(srv->listeners);
+    srv->listeners = NULL;
+    srv->n_listeners = 0;
+}

@@ -1,0 +1,32 @@
+/* main.c — the `pvyhs` command: dispatch to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "homeserver/admin/admin.h"
+
+static const char usage[] =
+    "usage: pvyhs COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--config FILE]                 run the homeserver\n"
+    "  init --server-name NAME --data-dir DIR [--config FILE]\n"
+    "                                        write a config and a signing key\n"
+    "  config check --config FILE            validate a config, print every problem\n"
+    "  user add --config FILE NAME [--password P | --password-file F] [--admin]\n"
+    "                                        create a local user\n"
+    "\n"
+    "`pvyhs COMMAND --help` tells more. Exit codes: 0 success, 1 runtime failure,\n"
+    "2 bad usage or config.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2) return admin_usage(usage, EXIT_USAGE);
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
+        return admin_usage(usage, EXIT_OK);
+    if (!strcmp(cmd, "serve")) return admin_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "init")) return admin_init(argc - 1, argv + 1);
+    if (!strcmp(cmd, "config")) return admin_config(argc - 1, argv + 1);
+    if (!strcmp(cmd, "user")) return admin_user(argc - 1, argv + 1);
+    fprintf(stderr, "pvyhs: unknown command '%s'\n\n", cmd);
+    return admin_usage(usage, EXIT_USAGE);
+}
