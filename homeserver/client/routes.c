@@ -5,4 +5,5 @@ void client_routes(hs_router *rt) {
     client_versions_routes(rt);
     client_wellknown_routes(rt);
     client_account_routes(rt);
+    client_login_routes(rt);
 }

@@ -44,6 +44,17 @@ struct db_embedded {
 };
 
 static int find_bindir(char *out, size_t outsz, hs_err *err) {
+    /* PVYHS_PG_BINDIR points at PostgreSQL binaries installed elsewhere. */
+    const char *env = getenv("PVYHS_PG_BINDIR");
+    if (env && *env) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/postgres", env);
+        if (access(p, X_OK) != 0)
+            return hs_err_set(err, 500, "M_UNKNOWN",
+                              "PostgreSQL server binaries not found in %s (PVYHS_PG_BINDIR)", env);
+        snprintf(out, outsz, "%s", env);
+        return 0;
+    }
     DIR *d = opendir("/usr/lib/postgresql");
     int best = -1;
     struct dirent *de;

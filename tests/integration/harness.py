@@ -1,0 +1,167 @@
+"""harness.py — start the real pvyhs binary on free ports and talk HTTP to it.
+
+Each Server gets its own temporary directory with a config, a signing key and
+(unless a DSN is given) its own embedded PostgreSQL cluster, exactly as an
+admin's first start would create them.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("PVYHS_BIN", os.path.join(ROOT, "build", "bin", "pvyhs"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args, input=None, timeout=120):
+    """Run `pvyhs ARGS`; returns CompletedProcess with text output."""
+    return subprocess.run([BIN, *args], input=input, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class Response:
+    def __init__(self, status, body, headers):
+        self.status = status
+        self.raw = body
+        self.headers = headers
+
+    @property
+    def json(self):
+        return json.loads(self.raw)
+
+    def __repr__(self):
+        return f"<{self.status} {self.raw[:200]!r}>"
+
+
+def http(base, method, path, body=None, token=None, raw=None, headers=None, timeout=30):
+    """One HTTP request. body is JSON-encoded; raw is sent as bytes unchanged."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(base + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, r.read(), dict(r.headers))
+    except urllib.error.HTTPError as e:
+        return Response(e.code, e.read(), dict(e.headers))
+
+
+class Server:
+    """A pvyhs process with its own directory. Use as a context manager."""
+
+    def __init__(self, extra_yaml="", dsn_yaml=None, name="localhost"):
+        self.dir = tempfile.mkdtemp(prefix="pvyhs-test-")
+        os.chmod(self.dir, 0o755)  # the embedded cluster's user must reach it
+        self.port = free_port()
+        self.server_name = f"{name}:{self.port}"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.config = os.path.join(self.dir, "homeserver.yaml")
+        self.log_path = os.path.join(self.dir, "pvyhs.log")
+        self.proc = None
+        with open(self.config, "w") as f:
+            f.write(f"""server_name: "{self.server_name}"
+public_baseurl: "http://localhost:{self.port}/"
+data_dir: data
+signing_key_path: signing.key
+log_level: info
+listeners:
+  - port: {self.port}
+    bind_addresses: ['127.0.0.1']
+    type: http
+    resources:
+      - names: [client, federation]
+""")
+            if dsn_yaml:
+                f.write(dsn_yaml)
+            f.write(extra_yaml)
+
+    def start(self, wait=True, timeout=90):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([BIN, "serve", "--config", self.config], stdout=self.log,
+                                     stderr=self.log, cwd=self.dir)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout=90):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pvyhs exited with {self.proc.returncode}:\n{self.read_log()}")
+            try:
+                if http(self.base, "GET", "/health", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("pvyhs did not answer /health in time:\n" + self.read_log())
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        self.log.close()
+        self.proc = None
+        return rc
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def request(self, method, path, body=None, **kw):
+        return http(self.base, method, path, body, **kw)
+
+    def cli(self, *args, **kw):
+        return run_cli(*args, **kw)
+
+    def add_user(self, name, password="correct horse", admin=False):
+        args = ["user", "add", "--config", self.config, name, "--password", password]
+        if admin:
+            args.append("--admin")
+        r = run_cli(*args)
+        assert r.returncode == 0, r.stderr
+        return f"@{name}:{self.server_name}"
+
+    def login(self, name, password="correct horse", device_id=None):
+        body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": name},
+                "password": password}
+        if device_id:
+            body["device_id"] = device_id
+        r = self.request("POST", "/_matrix/client/v3/login", body)
+        assert r.status == 200, r
+        return r.json["access_token"]
+
+    def psql(self, sql):
+        """Run SQL on the embedded cluster (for checks a client cannot make)."""
+        sock = os.path.join(self.dir, "data", "pg", "run")
+        psql = shutil.which("psql") or "/usr/bin/psql"
+        r = subprocess.run([psql, "-h", sock, "-U", "pvyhs", "-d", "pvyhs", "-At", "-c", sql],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        rc = self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
