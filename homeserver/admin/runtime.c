@@ -29,7 +29,7 @@ cfg *admin_load_config(const char *path) {
     return c;
 }
 
-/* mkdir -p with mode 0700 for the last component. */
+/* mkdir -p; the last component is not listable by others. */
 static int make_dirs(const char *path) {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
@@ -39,7 +39,8 @@ static int make_dirs(const char *path) {
         if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
         *p = '/';
     }
-    return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
+    /* 0711: the embedded PostgreSQL's user must traverse it to reach pg/. */
+    return mkdir(buf, 0711) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* Take <data_dir>/pvyhs.lock. serve waits a little (a CLI command may hold

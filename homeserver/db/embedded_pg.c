@@ -322,8 +322,17 @@ db_embedded *db_embedded_start(const char *data_dir, bool own, hs_err *err) {
             hs_err_set(err, 500, "M_UNKNOWN", "the embedded PostgreSQL is not running");
             goto fail;
         }
-        /* postgres itself clears a postmaster.pid whose process is gone. */
-        if (spawn_postgres(e, err) < 0 || wait_ready(e, err) < 0) goto fail;
+        /* postgres itself clears a postmaster.pid whose process is gone, but
+         * after a crash the old postmaster's children may hold its shared
+         * memory for a moment longer: then it exits at once, and we retry. */
+        int rc = -1;
+        for (int attempt = 0; attempt < 10 && rc < 0; attempt++) {
+            if (attempt) sleep(1);
+            if (spawn_postgres(e, err) < 0) goto fail;
+            rc = wait_ready(e, err);
+            if (rc < 0 && e->pid > 0) goto fail; /* still running but not ready: give up */
+        }
+        if (rc < 0) goto fail;
     }
     if (ensure_database(e, err) < 0) goto fail;
     return e;

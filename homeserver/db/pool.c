@@ -25,6 +25,8 @@ struct db_pool {
 
 static atomic_int next_stmt_id = 1;
 
+static void quiet_notices(void *arg, const char *msg) { (void)arg, (void)msg; }
+
 static db_conn *conn_open(const char *conninfo, hs_err *err) {
     PGconn *pg = PQconnectdb(conninfo);
     if (PQstatus(pg) != CONNECTION_OK) {
@@ -34,7 +36,7 @@ static db_conn *conn_open(const char *conninfo, hs_err *err) {
         return NULL;
     }
     /* Notices (e.g. "relation already exists, skipping") are not for our log. */
-    PQsetNoticeProcessor(pg, NULL, NULL);
+    PQsetNoticeProcessor(pg, quiet_notices, NULL);
     db_conn *c = calloc(1, sizeof *c);
     c->pg = pg;
     return c;

@@ -29,6 +29,7 @@ struct hs_listener {
 /* Per-connection request state between libmicrohttpd's callbacks. */
 typedef struct req_state {
     hs_req r;
+    char *raw_path; /* the path as sent, before libmicrohttpd decodes it */
     char *buf;
     size_t len, cap;
     bool too_large;
@@ -129,20 +130,30 @@ static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
     return hs_http_send_json(c, code, out ? out : json_object());
 }
 
+/* libmicrohttpd percent-decodes the URL before the request callback sees it,
+ * which would turn an encoded '/' inside a room alias into a path separator.
+ * This callback sees the URI as sent; its result becomes the request state. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)c;
+    hs_listener *l = cls;
+    req_state *st = calloc(1, sizeof *st);
+    st->raw_path = strndup(uri, strcspn(uri, "?"));
+    st->r.srv = l->srv;
+    st->r.path = st->raw_path;
+    atomic_fetch_add(&l->srv->inflight, 1);
+    return st;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
     (void)version;
     hs_listener *l = cls;
+    (void)url;
     req_state *st = *con_cls;
-    if (!st) {
-        st = calloc(1, sizeof *st);
-        st->r.srv = l->srv;
+    if (!st->r.conn) {
         st->r.conn = c;
         st->r.method = method;
-        st->r.path = url;
-        atomic_fetch_add(&l->srv->inflight, 1);
-        *con_cls = st;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -177,6 +188,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     free(st->r.user_id);
     free(st->r.device_id);
     free(st->buf);
+    free(st->raw_path);
     free(st);
     *con_cls = NULL;
     atomic_fetch_sub(&l->srv->inflight, 1);
@@ -264,7 +276,8 @@ static int start_one(hs_server *srv, hs_listener *l, const cfg_listener *cl, con
     l->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(pool > 0 ? pool : 2),
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
+        MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_ARRAY, cl->tls ? tls_opts : (struct MHD_OptionItem[]){{MHD_OPTION_END, 0, NULL}},

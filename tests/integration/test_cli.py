@@ -69,6 +69,7 @@ def test_first_start_without_config_then_warm_start():
     d = tempfile.mkdtemp(prefix="pvyhs-first-")
     os.chmod(d, 0o755)
     port_busy = socket.socket()
+    port_busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         port_busy.bind(("127.0.0.1", 8008))
     except OSError:
