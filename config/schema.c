@@ -1,0 +1,296 @@
+/* schema.c — the keys of homeserver.yaml as tables, and the walker that applies
+ * a table to a YAML mapping.
+ *
+ * A new key is a new row: its name, type, place in struct cfg, default and an
+ * optional check. The walker sets every default first, then converts the keys
+ * the file gives, warns about keys no row knows (typos stay visible without
+ * stopping the server) and reports required keys that are missing. Keep the
+ * rows in the order of config/homeserver.example.yaml, which documents each. */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+#define OFF(f) offsetof(cfg, f)
+
+/* Synapse's DEFAULT_IP_RANGE_BLOCKLIST: never make outbound requests here, so a
+ * DNS name pointed at the LAN can't turn the server against its own network. */
+const char *const cfg_default_ip_blacklist[] = {
+    "127.0.0.0/8",    "10.0.0.0/8",      "172.16.0.0/12", "192.168.0.0/16",
+    "100.64.0.0/10",  "192.0.0.0/24",    "169.254.0.0/16", "192.88.99.0/24",
+    "198.18.0.0/15",  "192.0.2.0/24",    "198.51.100.0/24", "203.0.113.0/24",
+    "224.0.0.0/4",    "::1/128",         "fe80::/10",     "fc00::/7",
+    "2001:db8::/32",  "ff00::/8",        "fec0::/10",     NULL,
+};
+
+static bool cfg_check_nonempty(cfg_ctx *x, const cfg_node *v, const char *key, void *field) {
+    if (**(char **)field) return true;
+    cfg_error(x, v->line, key, "must not be empty (remove the key to leave it unset)");
+    return false;
+}
+
+static const cfg_key cfg_ratelimit_keys[] = {
+    {.name = "per_second", .type = CFG_T_NUM, .off = offsetof(cfg_ratelimit, per_second)},
+    {.name = "burst_count", .type = CFG_T_INT, .off = offsetof(cfg_ratelimit, burst_count),
+     .max = INT_MAX},
+    {0},
+};
+
+#define RATELIMIT(n, field, ps, burst) \
+    {.name = n, .type = CFG_T_RATELIMIT, .off = OFF(field), .def_num = ps, .def_int = burst}
+
+static const cfg_key cfg_rc_login_keys[] = {
+    RATELIMIT("address", rc_login_address, 0.003, 5),
+    RATELIMIT("account", rc_login_account, 0.003, 5),
+    RATELIMIT("failed_attempts", rc_login_failed_attempts, 0.17, 3),
+    {0},
+};
+
+static const cfg_key cfg_rc_joins_keys[] = {
+    RATELIMIT("local", rc_joins_local, 0.1, 10),
+    RATELIMIT("remote", rc_joins_remote, 0.01, 10),
+    {0},
+};
+
+static const cfg_key cfg_rc_invites_keys[] = {
+    RATELIMIT("per_room", rc_invites_per_room, 0.3, 10),
+    RATELIMIT("per_user", rc_invites_per_user, 0.003, 5),
+    {0},
+};
+
+#define STR(n, field, ...) {.name = n, .type = CFG_T_STR, .off = OFF(field), __VA_ARGS__}
+#define PATH(n, field, ...) {.name = n, .type = CFG_T_PATH, .off = OFF(field), __VA_ARGS__}
+#define BOOL(n, field, def) {.name = n, .type = CFG_T_BOOL, .off = OFF(field), .def_int = def}
+#define LIST(n, field, ...) {.name = n, .type = CFG_T_STRLIST, .off = OFF(field), __VA_ARGS__}
+#define PATHS(n, field, ...) {.name = n, .type = CFG_T_PATHLIST, .off = OFF(field), __VA_ARGS__}
+#define SECTION(n, table) {.name = n, .type = CFG_T_SECTION, .sub = table}
+#define IGNORED(n) {.name = n, .type = CFG_T_IGNORED}
+
+const cfg_key cfg_top_keys[] = {
+    STR("server_name", server_name, .flags = CFG_REQUIRED, .check = cfg_check_server_name),
+    STR("public_baseurl", public_baseurl, .check = cfg_check_public_baseurl),
+    {.name = "listeners", .type = CFG_T_CUSTOM, .parse = cfg_parse_listeners},
+    PATH("tls_certificate_path", tls_certificate_path),
+    PATH("tls_private_key_path", tls_private_key_path),
+    {.name = "database", .type = CFG_T_CUSTOM, .parse = cfg_parse_database},
+    PATH("data_dir", data_dir, .def_str = "data"),
+    STR("log_level", log_level, .def_str = "info", .check = cfg_check_log_level),
+    PATH("signing_key_path", signing_key_path),  /* default needs server_name: load.c */
+    PATH("media_store_path", media_store_path),  /* default needs data_dir: load.c */
+    BOOL("enable_registration", enable_registration, 0),
+    BOOL("enable_registration_without_verification", enable_registration_without_verification, 0),
+    BOOL("registration_requires_token", registration_requires_token, 0),
+    STR("registration_shared_secret", registration_shared_secret, .check = cfg_check_nonempty),
+    BOOL("allow_guest_access", allow_guest_access, 0),
+    PATHS("app_service_config_files", app_service_config_files, .check = cfg_check_files),
+    LIST("federation_domain_whitelist", federation_domain_whitelist, .flags = CFG_HAS,
+         .has_off = OFF(has_federation_domain_whitelist), .check = cfg_check_server_names),
+    BOOL("federation_verify_certificates", federation_verify_certificates, 1),
+    PATHS("federation_custom_ca_list", federation_custom_ca_list, .check = cfg_check_files),
+    BOOL("url_preview_enabled", url_preview_enabled, 0),
+    {.name = "max_upload_size", .type = CFG_T_SIZE, .off = OFF(max_upload_size),
+     .def_int = 50LL << 20, .min = 1},
+    LIST("ip_range_blacklist", ip_range_blacklist, .def_list = cfg_default_ip_blacklist,
+         .check = cfg_check_cidrs),
+    LIST("ip_range_blocklist", ip_range_blacklist, .alias_of = "ip_range_blacklist",
+         .check = cfg_check_cidrs),
+    LIST("ip_range_whitelist", ip_range_whitelist, .check = cfg_check_cidrs),
+    LIST("ip_range_allowlist", ip_range_whitelist, .alias_of = "ip_range_whitelist",
+         .check = cfg_check_cidrs),
+    RATELIMIT("rc_message", rc_message, 0.2, 10),
+    RATELIMIT("rc_registration", rc_registration, 0.17, 3),
+    SECTION("rc_login", cfg_rc_login_keys),
+    SECTION("rc_joins", cfg_rc_joins_keys),
+    SECTION("rc_invites", cfg_rc_invites_keys),
+    RATELIMIT("rc_admin_redaction", rc_admin_redaction, 0, 0),
+    /* Synapse keys with no meaning here; a config carried over from Synapse
+     * should load without a wall of warnings. */
+    IGNORED("report_stats"),
+    IGNORED("pid_file"),
+    IGNORED("log_config"),
+    IGNORED("macaroon_secret_key"),
+    IGNORED("form_secret"),
+    IGNORED("trusted_key_servers"),
+    IGNORED("suppress_key_server_warning"),
+    {0},
+};
+
+static const cfg_key *cfg_find(const cfg_key *t, const char *name) {
+    for (; t->name; t++)
+        if (!strcmp(t->name, name)) return t;
+    return NULL;
+}
+
+static bool cfg_default_list(cfg_ctx *x, const cfg_key *k, cfg_strlist *l) {
+    for (const char *const *s = k->def_list; s && *s; s++) {
+        char *v = k->type == CFG_T_PATHLIST ? cfg_resolve_path(x->dir, *s) : strdup(*s);
+        int rc = v ? cfg_strlist_push(l, v) : -1;
+        free(v);
+        if (rc < 0) return false;
+    }
+    return true;
+}
+
+static void cfg_table_defaults(cfg_ctx *x, const cfg_key *t, void *base) {
+    for (; t->name; t++) {
+        void *f = (char *)base + t->off;
+        bool ok = true;
+        if (t->alias_of) continue;
+        switch (t->type) {
+        case CFG_T_STR: if (t->def_str) ok = (*(char **)f = strdup(t->def_str)) != NULL; break;
+        case CFG_T_PATH:
+            if (t->def_str) ok = (*(char **)f = cfg_resolve_path(x->dir, t->def_str)) != NULL;
+            break;
+        case CFG_T_BOOL: *(bool *)f = t->def_int != 0; break;
+        case CFG_T_INT: *(int *)f = (int)t->def_int; break;
+        case CFG_T_NUM: *(double *)f = t->def_num; break;
+        case CFG_T_SIZE: *(long long *)f = t->def_int; break;
+        case CFG_T_STRLIST:
+        case CFG_T_PATHLIST: ok = cfg_default_list(x, t, f); break;
+        case CFG_T_RATELIMIT: *(cfg_ratelimit *)f = (cfg_ratelimit){t->def_num, (int)t->def_int}; break;
+        case CFG_T_SECTION: cfg_table_defaults(x, t->sub, base); break;
+        case CFG_T_CUSTOM:
+        case CFG_T_IGNORED: break;
+        }
+        if (!ok) cfg_oom(x, 0, t->name);
+    }
+}
+
+static bool cfg_expect_map(cfg_ctx *x, const cfg_node *v, const char *key, const char *what) {
+    char buf[80];
+    if (v->kind == CFG_MAP) return true;
+    cfg_error(x, v->line, key, "expected %s, got %s", what, cfg_node_what(v, buf, sizeof buf));
+    return false;
+}
+
+/* Lists are converted into a scratch list and only replace the default once
+ * they passed their check, so the field never holds half a list. */
+static void cfg_apply_list(cfg_ctx *x, const cfg_key *k, const cfg_node *v, const char *key,
+                           cfg_strlist *f) {
+    cfg_strlist t;
+    if (!cfg_get_strlist(x, v, key, k->type == CFG_T_PATHLIST, &t)) return;
+    if (k->check && !k->check(x, v, key, &t)) {
+        cfg_strlist_free(&t);
+        return;
+    }
+    cfg_strlist_free(f);
+    *f = t;
+}
+
+static bool cfg_apply_number(cfg_ctx *x, const cfg_key *k, const cfg_node *v, const char *key,
+                             void *f) {
+    long long n;
+    switch (k->type) {
+    case CFG_T_INT:
+        if (!cfg_get_int(x, v, key, k->min, k->max, &n)) return false;
+        *(int *)f = (int)n;
+        return true;
+    case CFG_T_NUM: return cfg_get_number(x, v, key, (double)k->min, f);
+    case CFG_T_SIZE:
+        if (!cfg_get_size(x, v, key, &n)) return false;
+        if (n < k->min || (k->max && n > k->max)) {
+            cfg_error(x, v->line, key, "must be at least %lld bytes", k->min);
+            return false;
+        }
+        *(long long *)f = n;
+        return true;
+    default: return false;
+    }
+}
+
+static void cfg_apply_value(cfg_ctx *x, const cfg_key *k, const cfg_node *v, const char *key,
+                            int kline, void *base) {
+    void *f = (char *)base + k->off;
+    bool ok = false;
+    if (k->type == CFG_T_IGNORED) return;
+    if (cfg_node_is_null(v)) {
+        if (k->flags & CFG_REQUIRED) cfg_error(x, kline, key, "must not be empty");
+        else if (k->type == CFG_T_CUSTOM) k->parse(x, NULL, key, kline, base);
+        return; /* null means "the default", as in Synapse */
+    }
+    if (k->flags & CFG_HAS) *(bool *)((char *)base + k->has_off) = true;
+    switch (k->type) {
+    case CFG_T_STR: ok = cfg_get_string(x, v, key, f); break;
+    case CFG_T_PATH: ok = cfg_get_path(x, v, key, f); break;
+    case CFG_T_BOOL: ok = cfg_get_bool(x, v, key, f); break;
+    case CFG_T_INT:
+    case CFG_T_NUM:
+    case CFG_T_SIZE: ok = cfg_apply_number(x, k, v, key, f); break;
+    case CFG_T_STRLIST:
+    case CFG_T_PATHLIST: cfg_apply_list(x, k, v, key, f); return;
+    case CFG_T_RATELIMIT:
+        if (cfg_expect_map(x, v, key, "a mapping with per_second and burst_count"))
+            cfg_apply_table(x, cfg_ratelimit_keys, v, kline, key, f, false);
+        return;
+    case CFG_T_SECTION:
+        if (cfg_expect_map(x, v, key, "a mapping"))
+            cfg_apply_table(x, k->sub, v, kline, key, base, false);
+        return;
+    case CFG_T_CUSTOM: k->parse(x, v, key, kline, base); return;
+    case CFG_T_IGNORED: return;
+    }
+    if (ok && k->check) k->check(x, v, key, f);
+}
+
+/* Rows the file did not mention: custom sections still get their defaults and
+ * required keys are reported (unless given under an old name). */
+static void cfg_apply_absent(cfg_ctx *x, const cfg_key *t, const bool *seen, int map_line,
+                             const char *prefix, void *base) {
+    char key[CFG_PATH_MAX];
+    for (size_t i = 0; t[i].name; i++) {
+        if (seen[i] || t[i].alias_of) continue;
+        cfg_path_key(key, sizeof key, prefix, t[i].name);
+        if (t[i].type == CFG_T_CUSTOM) t[i].parse(x, NULL, key, map_line, base);
+        if (!(t[i].flags & CFG_REQUIRED)) continue;
+        bool via_alias = false;
+        for (size_t j = 0; t[j].name; j++)
+            if (seen[j] && t[j].alias_of && !strcmp(t[j].alias_of, t[i].name)) via_alias = true;
+        if (!via_alias) cfg_error(x, map_line, key, "missing required key");
+    }
+}
+
+void cfg_apply_table(cfg_ctx *x, const cfg_key *table, const cfg_node *map, int map_line,
+                     const char *prefix, void *base, bool defaults) {
+    char key[CFG_PATH_MAX];
+    size_t n = 0;
+    while (table[n].name) n++;
+    bool *seen = calloc(n + 1, sizeof *seen);
+    if (!seen) {
+        cfg_oom(x, map_line, prefix && *prefix ? prefix : "config");
+        return;
+    }
+    if (defaults) cfg_table_defaults(x, table, base);
+    for (size_t i = 0; map && i < map->n; i++) {
+        const cfg_node *kn = map->keys[i];
+        const cfg_key *k = cfg_find(table, kn->str);
+        cfg_path_key(key, sizeof key, prefix, kn->str);
+        if (!k) {
+            cfg_warning(x, kn->line, key, "unknown key");
+            continue;
+        }
+        seen[k - table] = true;
+        if (k->alias_of && cfg_map_get(map, k->alias_of)) {
+            cfg_error(x, kn->line, key, "is another name for %s; give only one of them", k->alias_of);
+            continue;
+        }
+        cfg_apply_value(x, k, map->vals[i], key, kn->line, base);
+    }
+    cfg_apply_absent(x, table, seen, map_line, prefix, base);
+    free(seen);
+}
+
+void cfg_table_free(const cfg_key *t, void *base) {
+    for (; t->name; t++) {
+        void *f = (char *)base + t->off;
+        if (t->alias_of) continue; /* shares its field with the row it names */
+        switch (t->type) {
+        case CFG_T_STR:
+        case CFG_T_PATH: free(*(char **)f); *(char **)f = NULL; break;
+        case CFG_T_STRLIST:
+        case CFG_T_PATHLIST: cfg_strlist_free(f); break;
+        case CFG_T_SECTION: cfg_table_free(t->sub, base); break;
+        default: break;
+        }
+    }
+}
