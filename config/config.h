@@ -45,6 +45,7 @@ typedef struct cfg {
     bool db_embedded;
     char *db_dsn;                    /* libpq conninfo for an external database */
     int db_cp_min, db_cp_max;        /* database.args.cp_min / cp_max (5 / 10) */
+    int db_connect_retry_s;          /* database.connect_retry_seconds (ours, 60) */
 
     char *data_dir;                  /* ours; default "<config dir>/data" */
     char *log_level;                 /* ours; debug|info|warning|error, default info */

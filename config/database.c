@@ -15,6 +15,7 @@ typedef struct cfg_db_raw {
     char *name;
     const cfg_node *args;
     int args_line;
+    int connect_retry_seconds;
 } cfg_db_raw;
 
 /* libpq's connection keywords (PostgreSQL 17), less "replication": a
@@ -163,6 +164,9 @@ static bool cfg_db_keep_args(cfg_ctx *x, const cfg_node *v, const char *key, int
 static const cfg_key cfg_db_keys[] = {
     {.name = "name", .type = CFG_T_STR, .off = offsetof(cfg_db_raw, name), .flags = CFG_REQUIRED},
     {.name = "args", .type = CFG_T_CUSTOM, .parse = cfg_db_keep_args},
+    /* Ours: how long start-up waits for an unreachable database. */
+    {.name = "connect_retry_seconds", .type = CFG_T_INT,
+     .off = offsetof(cfg_db_raw, connect_retry_seconds), .def_int = 60, .min = 0, .max = 3600},
     /* Synapse tuning knobs with no counterpart here. */
     {.name = "allow_unsafe_locale", .type = CFG_T_IGNORED},
     {.name = "txn_limit", .type = CFG_T_IGNORED},
@@ -188,6 +192,7 @@ bool cfg_parse_database(cfg_ctx *x, const cfg_node *v, const char *key, int line
     char buf[80];
     c->db_cp_min = 5;
     c->db_cp_max = 10;
+    c->db_connect_retry_s = 60;
     c->db_embedded = v == NULL;
     if (!v) return true;
     if (v->kind != CFG_MAP) {
@@ -201,6 +206,7 @@ bool cfg_parse_database(cfg_ctx *x, const cfg_node *v, const char *key, int line
     char akey[CFG_PATH_MAX];
     cfg_path_key(akey, sizeof akey, key, "args");
     if (cfg_db_name_ok(x, v, key, r.name)) cfg_db_args(x, r.args, akey, c);
+    c->db_connect_retry_s = r.connect_retry_seconds;
     cfg_table_free(cfg_db_keys, &r);
     return x->n_errors == before;
 }

@@ -94,7 +94,7 @@ int admin_runtime_open(admin_runtime *rt, cfg *c, bool serve) {
     }
     /* An external database may be restarting: wait for it a while. */
     rt->db = db_pool_new(conninfo, serve ? c->db_cp_min : 1, serve ? c->db_cp_max : 1,
-                         c->db_embedded ? 0 : 60, &err);
+                         c->db_embedded ? 0 : c->db_connect_retry_s, &err);
     if (!rt->db || db_migrate(rt->db, &err) < 0) {
         hs_error("%s", err.msg);
         admin_runtime_close(rt);
