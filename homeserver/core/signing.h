@@ -21,6 +21,15 @@ typedef struct hs_signing_key {
 /* A fresh key with version "a_" plus 4 random alphanumerics, as Synapse makes. */
 int hs_signing_key_generate(hs_signing_key *k);
 
+/* Make k from a 32-byte seed and a key version (the part after "ed25519:",
+ * 1-55 characters of [A-Za-z0-9._~-], the spec's opaque identifier grammar).
+ * Deterministic: the spec's test vectors and the key file are seeds. */
+int hs_signing_key_from_seed(hs_signing_key *k, const char *version,
+                             const unsigned char seed[32], hs_err *err);
+
+/* Overwrite k's secrets (sodium_memzero) once it is no longer needed. */
+void hs_signing_key_wipe(hs_signing_key *k);
+
 /* Read the first ed25519 key of a Synapse-format key file. */
 int hs_signing_key_load(const char *path, hs_signing_key *k, hs_err *err);
 
