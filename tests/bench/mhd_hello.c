@@ -15,7 +15,13 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls) {
     (void)cls, (void)url, (void)method, (void)version, (void)upload, (void)upload_size;
-    (void)con_cls;
+    /* Answer on the second call, as a real server does once the headers are
+     * in; answering on the first makes libmicrohttpd close the connection. */
+    static int seen;
+    if (!*con_cls) {
+        *con_cls = &seen;
+        return MHD_YES;
+    }
     struct MHD_Response *r =
         MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Content-Type", "application/json");
