@@ -35,9 +35,11 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 stage "unit tests (check, asan+ubsan)" ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
+# Differential scripts find their tools in $PVYHS_BUILD/bin (the sanitizer build).
+export PVYHS_BUILD=$root/build-asan
 for d in tests/diff/*.py; do
   [ -e "$d" ] || continue
-  stage "differential: $(basename "$d" .py)" "$py" "$d" --build "$root/build"
+  stage "differential: $(basename "$d" .py)" "$py" "$d"
 done
 
 if command -v clang >/dev/null; then

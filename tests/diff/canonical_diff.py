@@ -301,7 +301,8 @@ def run_tool(tool, args, lines):
 
 def default_tool():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for d in ("build-core", "build", "build-core-asan"):
+    dirs = [os.environ["PVYHS_BUILD"]] if os.environ.get("PVYHS_BUILD") else []
+    for d in dirs + ["build", "build-core", "build-core-asan"]:
         p = os.path.join(root, d, "bin", "core_canon")
         if os.path.exists(p):
             return p
