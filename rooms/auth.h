@@ -26,6 +26,15 @@ typedef struct room_state_key {
 size_t room_auth_types_for_event(const room_version *v, const json_t *event,
                                  room_state_key *out, size_t max);
 
+/* Rule 3 ("considering the event's auth_events"), for when the caller has
+ * resolved ev->auth_events to the events themselves (auth[i], n of them, in
+ * any order): no duplicate (type, state_key), only pairs the auth events
+ * selection allows, none rejected (room_event.rejected), all of ev's room,
+ * and an m.room.create among them before v12. 0 if fine; else -1 with 403
+ * M_FORBIDDEN. Finding every cited event is the caller's part. */
+int room_auth_check_auth_events(const room_event *ev, const room_event *const *auth, size_t n,
+                                hs_err *err);
+
 /* The power level of user in the state (creators of a v12 room: INT64_MAX). */
 long long room_user_power_level(const room_version *v, const char *user_id,
                                 room_state_lookup lookup, void *ctx);

@@ -31,6 +31,10 @@ typedef struct room_event {
     const char **auth_events;
     size_t n_auth;
     const char *redacts;          /* m.room.redaction target (top level or content, per version) */
+    json_t *content;              /* the content object (borrowed from json) */
+    bool rejected;                /* set by whoever knows (storage): the event was rejected;
+                                   * room_auth_check_auth_events refuses rejected auth events */
+    char *owned_room_id;          /* internal: backs room_id when it is derived (v12 create) */
 } room_event;
 
 /* Parse and validate a PDU for version v: required keys and their types,
