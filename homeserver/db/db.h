@@ -43,6 +43,11 @@ void db_release(db_pool *p, db_conn *c);
  * result (caller PQclear()s it) or NULL with 500 M_UNKNOWN in err. */
 PGresult *db_run(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);
 
+/* db_run with binary parameters (lengths/formats as PQexecParams takes them,
+ * NULL for all-text) and a binary result (result_format 1), for bytea. */
+PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
+                    const int *lengths, const int *formats, int result_format, hs_err *err);
+
 /* Same, discarding the result; returns the number of rows affected or -1. */
 long db_exec(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);
 

@@ -154,6 +154,11 @@ static void fill_db_error(PGresult *r, db_conn *c, hs_err *err) {
 }
 
 PGresult *db_run(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err) {
+    return db_run_ex(c, st, n, params, NULL, NULL, 0, err);
+}
+
+PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
+                    const int *lengths, const int *formats, int result_format, hs_err *err) {
     int id = stmt_id(st);
     if (id >= DB_MAX_STMTS) {
         hs_err_set(err, 500, "M_UNKNOWN", "too many prepared statements");
@@ -171,7 +176,7 @@ PGresult *db_run(db_conn *c, db_stmt *st, int n, const char *const *params, hs_e
         PQclear(pr);
         c->prepared[id / 8] |= (unsigned char)(1u << (id % 8));
     }
-    PGresult *r = PQexecPrepared(c->pg, name, n, params, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(c->pg, name, n, params, lengths, formats, result_format);
     if (!result_ok(r)) {
         fill_db_error(r, c, err);
         PQclear(r);

@@ -1,0 +1,79 @@
+/* store.h — rooms in PostgreSQL: events, the DAG, state groups, current state.
+ *
+ * Every function runs on the caller's connection, so a caller can persist a
+ * batch of events and everything it implies in one transaction (db_txn). */
+#ifndef ROOM_STORE_H
+#define ROOM_STORE_H
+
+#include <stdbool.h>
+
+#include "event.h"
+#include "homeserver/db/db.h"
+#include "state_map.h"
+
+/* A delta chain longer than this ends in a new snapshot. */
+#define ROOM_STATE_MAX_CHAIN 100
+
+/* ---- state groups ---- */
+
+/* Load the full state of a group into out (cleared first). */
+int room_state_group_load(db_conn *c, long long group, room_state_map *out, hs_err *err);
+
+/* Store `state` as a group of room_id: a delta over `parent` (whose full state
+ * is parent_state) when that is small, else a snapshot. parent 0 / NULL state:
+ * always a snapshot. Returns the new group's ID, parent itself when the states
+ * are equal, or -1 with err. */
+long long room_state_group_store(db_conn *c, const char *room_id, long long parent,
+                                 const room_state_map *parent_state,
+                                 const room_state_map *state, hs_err *err);
+
+/* A group that is parent with (type, state_key) set to event_id: the state
+ * after a state event. Never loads the parent's state. */
+long long room_state_group_add_one(db_conn *c, const char *room_id, long long parent,
+                                   const char *type, const char *state_key,
+                                   const char *event_id, hs_err *err);
+
+/* ---- events ---- */
+
+typedef struct room_persist_item {
+    const room_event *ev;
+    bool outlier;                      /* state unknown: only the event and its auth edges */
+    bool soft_failed;                  /* stored, but never an extremity or current state */
+    const char *rejected_reason;       /* NULL: accepted */
+    const room_state_map *state_before; /* NULL: the state after its single prev event */
+} room_persist_item;
+
+/* Persist events in order, in the caller's transaction: rows, DAG edges,
+ * state groups before and after each, forward extremities and current state
+ * (resolved over the extremities when the DAG forks). An event already stored
+ * is skipped (an outlier being de-outliered is updated). */
+int room_store_persist(db_conn *c, const room_persist_item *items, size_t n, hs_err *err);
+
+/* The stored event, parsed (caller frees), ev->rejected set; NULL with
+ * 404 M_NOT_FOUND when unknown. */
+room_event *room_store_get_event(db_conn *c, const char *event_id, hs_err *err);
+
+/* The room's version, or NULL with 404 M_NOT_FOUND for an unknown room. */
+const room_version *room_store_room_version(db_conn *c, const char *room_id, hs_err *err);
+
+/* State before (after = false) or after an event. 404 M_NOT_FOUND for an
+ * unknown event; 404 too for an outlier (its state is not known). */
+int room_store_state_at(db_conn *c, const char *event_id, bool after, room_state_map *out,
+                        hs_err *err);
+
+/* The room's current state. */
+int room_store_current_state(db_conn *c, const char *room_id, room_state_map *out, hs_err *err);
+
+/* Forward extremities (malloc'd array of malloc'd IDs) and the highest depth
+ * among them, for building the next event's prev_events and depth. */
+int room_store_extremities(db_conn *c, const char *room_id, char ***ids, size_t *n,
+                           long long *max_depth, hs_err *err);
+
+/* The auth chain of a set of events: every event reachable through
+ * auth_events, computed in the database (never loading the room). */
+int room_store_auth_chain(db_conn *c, const char *const *ids, size_t n, char ***out,
+                          size_t *n_out, hs_err *err);
+
+void room_store_free_ids(char **ids, size_t n);
+
+#endif

@@ -1,0 +1,245 @@
+/* store_current.c — forward extremities, current state and auth chains.
+ *
+ * In the common case an event extends the only extremity and the current
+ * state changes by at most that event: one row. When the DAG has forked, the
+ * current state is the resolution of the states after each extremity. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state_res.h"
+#include "store.h"
+#include "store_internal.h"
+
+void room_store_free_ids(char **ids, size_t n) {
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+}
+
+static int collect_ids(PGresult *r, int col, char ***out, size_t *n) {
+    size_t rows = (size_t)PQntuples(r);
+    *out = calloc(rows ? rows : 1, sizeof **out);
+    if (!*out) return -1;
+    for (size_t i = 0; i < rows; i++) (*out)[i] = strdup(PQgetvalue(r, (int)i, col));
+    *n = rows;
+    return 0;
+}
+
+int room_store_extremities(db_conn *c, const char *room_id, char ***ids, size_t *n,
+                           long long *max_depth, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e USING (event_id)"
+        " WHERE f.room_id = $1 ORDER BY e.depth DESC, f.event_id");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    if (!r) return -1;
+    if (max_depth) *max_depth = PQntuples(r) ? atoll(PQgetvalue(r, 0, 1)) : 0;
+    int rc = collect_ids(r, 0, ids, n);
+    PQclear(r);
+    return rc < 0 ? hs_err_set(err, 500, "M_UNKNOWN", "out of memory") : 0;
+}
+
+int room_store_auth_chain(db_conn *c, const char *const *ids, size_t n, char ***out,
+                          size_t *n_out, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "WITH RECURSIVE chain(id) AS ("
+        "  SELECT a.auth_id FROM event_auth a WHERE a.event_id = ANY($1::text[])"
+        "  UNION"
+        "  SELECT a.auth_id FROM event_auth a JOIN chain ON a.event_id = chain.id)"
+        " SELECT id FROM chain");
+    /* A text[] literal: {"id1","id2"} with quotes and backslashes escaped. */
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) cap += strlen(ids[i]) * 2 + 3;
+    char *arr = malloc(cap), *w = arr;
+    *w++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) *w++ = ',';
+        *w++ = '"';
+        for (const char *p = ids[i]; *p; p++) {
+            if (*p == '"' || *p == '\\') *w++ = '\\';
+            *w++ = *p;
+        }
+        *w++ = '"';
+    }
+    *w++ = '}', *w = 0;
+    PGresult *r = db_run(c, &q, 1, (const char *[]){arr}, err);
+    free(arr);
+    if (!r) return -1;
+    int rc = collect_ids(r, 0, out, n_out);
+    PQclear(r);
+    return rc < 0 ? hs_err_set(err, 500, "M_UNKNOWN", "out of memory") : 0;
+}
+
+int room_store_current_state(db_conn *c, const char *room_id, room_state_map *out, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT type, state_key, event_id FROM current_state WHERE room_id = $1");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    if (!r) return -1;
+    room_state_map_clear(out);
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        if (room_state_map_set(out, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                               PQgetvalue(r, i, 2)) < 0)
+            rc = hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    PQclear(r);
+    return rc;
+}
+
+static int upsert_current(db_conn *c, const char *room_id, const char *type, const char *sk,
+                          const char *event_id, const char *membership, hs_err *err) {
+    static db_stmt up = DB_STMT(
+        "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, type, state_key)"
+        " DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership");
+    const char *p[] = {room_id, type, sk, event_id, membership};
+    return db_exec(c, &up, 5, p, err) < 0 ? -1 : 0;
+}
+
+/* Fetching events for state resolution: from the database, each parsed once. */
+typedef struct fetch_ctx {
+    db_conn *c;
+    room_event **evs;
+    size_t n, cap;
+} fetch_ctx;
+
+static int fetch_event(void *arg, const char *event_id, const room_event **out, hs_err *err) {
+    fetch_ctx *f = arg;
+    hs_err miss = {0};
+    room_event *ev = room_store_get_event(f->c, event_id, &miss);
+    *out = NULL;
+    if (!ev) return miss.status == 404 ? 0 : (*err = miss, -1);
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 64;
+        f->evs = realloc(f->evs, f->cap * sizeof *f->evs);
+    }
+    f->evs[f->n++] = ev;
+    *out = ev;
+    return 0;
+}
+
+/* Rewrite the current_state rows of a room to match `state`. */
+static int sync_current_rows(db_conn *c, const char *room_id, const room_state_map *state,
+                             hs_err *err) {
+    static db_stmt del = DB_STMT(
+        "DELETE FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3");
+    room_state_map *old = room_state_map_new();
+    if (!old || room_store_current_state(c, room_id, old, err) < 0) {
+        room_state_map_free(old);
+        return -1;
+    }
+    int rc = 0;
+    size_t it = 0;
+    const char *t, *k, *id;
+    while (rc == 0 && room_state_map_next(state, &it, &t, &k, &id)) {
+        const char *was = room_state_map_get(old, t, k);
+        if (was && !strcmp(was, id)) continue;
+        const char *membership = NULL;
+        room_event *ev = NULL;
+        if (!strcmp(t, "m.room.member")) {
+            ev = room_store_get_event(c, id, err);
+            if (!ev) rc = -1;
+            else membership = ev->membership;
+        }
+        if (rc == 0) rc = upsert_current(c, room_id, t, k, id, membership, err);
+        room_event_free(ev);
+    }
+    it = 0;
+    while (rc == 0 && room_state_map_next(old, &it, &t, &k, &id))
+        if (!room_state_map_get(state, t, k) &&
+            db_exec(c, &del, 3, (const char *[]){room_id, t, k}, err) < 0)
+            rc = -1;
+    room_state_map_free(old);
+    return rc;
+}
+
+/* The current state when the DAG has several extremities: resolve the states
+ * after each, store the result as a group, and rewrite the table to match. */
+static long long resolve_extremities(db_conn *c, const room_event *ev, char **ext, size_t n,
+                                     hs_err *err) {
+    room_state_map **maps = calloc(n, sizeof *maps);
+    room_state_map *out = room_state_map_new();
+    fetch_ctx f = {.c = c};
+    long long g = -1, first_after = 0;
+    size_t loaded = 0;
+    for (; loaded < n; loaded++) {
+        maps[loaded] = room_state_map_new();
+        if (!maps[loaded] || room_store_state_at(c, ext[loaded], true, maps[loaded], err) < 0) {
+            loaded++;
+            goto done;
+        }
+    }
+    if (room_state_resolve(ev->ver, (const room_state_map *const *)maps, n, fetch_event, &f, out,
+                           err) < 0)
+        goto done;
+    static db_stmt q = DB_STMT("SELECT state_after FROM events WHERE event_id = $1");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){ext[0]}, err);
+    if (!r) goto done;
+    first_after = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    g = room_state_group_store(c, ev->room_id, first_after, maps[0], out, err);
+    if (g > 0 && sync_current_rows(c, ev->room_id, out, err) < 0) g = -1;
+done:
+    for (size_t i = 0; i < loaded; i++) room_state_map_free(maps[i]);
+    free(maps);
+    room_state_map_free(out);
+    for (size_t i = 0; i < f.n; i++) room_event_free(f.evs[i]);
+    free(f.evs);
+    return g;
+}
+
+static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
+    static db_stmt del = DB_STMT(
+        "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2");
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO forward_extremities (room_id, event_id) SELECT $1, $2"
+        " WHERE NOT EXISTS (SELECT 1 FROM event_edges e JOIN events x USING (event_id)"
+        "   WHERE e.prev_event_id = $2 AND NOT x.outlier AND x.rejected_reason IS NULL"
+        "   AND NOT x.soft_failed) ON CONFLICT DO NOTHING");
+    for (size_t i = 0; i < ev->n_prev; i++)
+        if (db_exec(c, &del, 2, (const char *[]){ev->room_id, ev->prev_events[i]}, err) < 0)
+            return -1;
+    return db_exec(c, &ins, 2, (const char *[]){ev->room_id, ev->event_id}, err) < 0 ? -1 : 0;
+}
+
+int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,
+                       hs_err *err) {
+    static db_stmt cur = DB_STMT(
+        "SELECT current_state_group FROM rooms WHERE room_id = $1 FOR UPDATE");
+    static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
+    if (move_extremities(c, ev, err) < 0) return -1;
+    PGresult *r = db_run(c, &cur, 1, (const char *[]){ev->room_id}, err);
+    if (!r) return -1;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", ev->room_id);
+    }
+    long long current = PQgetisnull(r, 0, 0) ? 0 : atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    char **ext = NULL;
+    size_t n = 0;
+    if (room_store_extremities(c, ev->room_id, &ext, &n, NULL, err) < 0) return -1;
+    long long g;
+    int rc = 0;
+    if (n == 1 && !strcmp(ext[0], ev->event_id) && (current == before || current == 0)) {
+        /* The linear case: the state changes by this event alone, if at all. */
+        g = after;
+        if (ev->state_key && after != before)
+            rc = upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id,
+                                ev->membership, err);
+    } else if (n == 1) {
+        room_state_map *m = room_state_map_new();
+        g = after;
+        rc = m && room_store_state_at(c, ext[0], true, m, err) == 0 &&
+                     sync_current_rows(c, ev->room_id, m, err) == 0
+                 ? 0
+                 : -1;
+        room_state_map_free(m);
+    } else {
+        g = resolve_extremities(c, ev, ext, n, err);
+        rc = g < 0 ? -1 : 0;
+    }
+    room_store_free_ids(ext, n);
+    if (rc < 0) return -1;
+    char gs[24];
+    snprintf(gs, sizeof gs, "%lld", g);
+    return db_exec(c, &set, 2, (const char *[]){ev->room_id, gs}, err) < 0 ? -1 : 0;
+}

@@ -1,0 +1,186 @@
+/* store_events.c — persisting events with their state, and reading them back.
+ *
+ * One event's persistence: its row (canonical JSON without "unsigned"), its
+ * DAG edges, the state groups before and after it, then — for an accepted,
+ * non-soft-failed event — the forward extremities and the current state,
+ * resolved over the extremities when the DAG forks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "homeserver/core/json.h"
+#include "store.h"
+#include "store_internal.h"
+
+static const char *const no_unsigned[] = {"unsigned", NULL};
+
+/* Stored state: 0 unknown, 1 outlier, 2 full (with its groups). */
+static int stored_kind(db_conn *c, const char *event_id, long long *after, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT outlier, state_after FROM events WHERE event_id = $1");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){event_id}, err);
+    if (!r) return -1;
+    int kind = 0;
+    if (PQntuples(r) == 1) {
+        kind = PQgetvalue(r, 0, 0)[0] == 't' ? 1 : 2;
+        if (after) *after = PQgetisnull(r, 0, 1) ? 0 : atoll(PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return kind;
+}
+
+static int ensure_room(db_conn *c, const room_event *ev, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)"
+        " ON CONFLICT (room_id) DO NOTHING");
+    if (strcmp(ev->type, "m.room.create") != 0 || !ev->state_key || *ev->state_key) return 0;
+    char ts[24];
+    snprintf(ts, sizeof ts, "%lld", ev->origin_server_ts);
+    return db_exec(c, &ins, 3, (const char *[]){ev->room_id, ev->ver->id, ts}, err) < 0 ? -1 : 0;
+}
+
+static int insert_edges(db_conn *c, const room_event *ev, hs_err *err) {
+    static db_stmt edge = DB_STMT(
+        "INSERT INTO event_edges (event_id, prev_event_id, room_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING");
+    static db_stmt auth = DB_STMT(
+        "INSERT INTO event_auth (event_id, auth_id) VALUES ($1, $2) ON CONFLICT DO NOTHING");
+    for (size_t i = 0; i < ev->n_prev; i++)
+        if (db_exec(c, &edge, 3, (const char *[]){ev->event_id, ev->prev_events[i], ev->room_id},
+                    err) < 0)
+            return -1;
+    for (size_t i = 0; i < ev->n_auth; i++)
+        if (db_exec(c, &auth, 2, (const char *[]){ev->event_id, ev->auth_events[i]}, err) < 0)
+            return -1;
+    return 0;
+}
+
+/* The state group before a non-outlier event. */
+static long long group_before(db_conn *c, const room_persist_item *it, hs_err *err) {
+    const room_event *ev = it->ev;
+    long long parent = 0;
+    for (size_t i = 0; i < ev->n_prev && parent == 0; i++)
+        if (stored_kind(c, ev->prev_events[i], &parent, err) < 0) return -1;
+    if (it->state_before) {
+        room_state_map *ps = parent ? room_state_map_new() : NULL;
+        long long g = -1;
+        if (!parent || (ps && room_state_group_load(c, parent, ps, err) == 0))
+            g = room_state_group_store(c, ev->room_id, parent, ps, it->state_before, err);
+        room_state_map_free(ps);
+        return g;
+    }
+    if (ev->n_prev == 0) { /* the create event: nothing before it */
+        room_state_map *empty = room_state_map_new();
+        long long g = empty ? room_state_group_store(c, ev->room_id, 0, NULL, empty, err) : -1;
+        room_state_map_free(empty);
+        return g;
+    }
+    if (ev->n_prev != 1 || parent == 0)
+        return hs_err_set(err, 500, "M_UNKNOWN",
+                          "the state before %s is not known: give it explicitly", ev->event_id);
+    return parent;
+}
+
+static int insert_event(db_conn *c, const room_persist_item *it, long long before,
+                        long long after, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
+        " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7,"
+        "  CASE WHEN $8 THEN NULL ELSE nextval('events_stream_seq') END,"
+        "  $8, $9, $10, $11, $12, $13)"
+        " ON CONFLICT (event_id) DO UPDATE SET outlier = false,"
+        "  stream_ordering = nextval('events_stream_seq'), soft_failed = EXCLUDED.soft_failed,"
+        "  rejected_reason = EXCLUDED.rejected_reason, state_before = EXCLUDED.state_before,"
+        "  state_after = EXCLUDED.state_after WHERE events.outlier AND NOT EXCLUDED.outlier");
+    const room_event *ev = it->ev;
+    size_t len;
+    char *json = hs_json_canonical_ex(ev->json, no_unsigned, HS_JSON_CANON_ANY_INT, &len, err);
+    if (!json) return -1;
+    char depth[24], ts[24], b[24], a[24];
+    snprintf(depth, sizeof depth, "%lld", ev->depth);
+    snprintf(ts, sizeof ts, "%lld", ev->origin_server_ts);
+    snprintf(b, sizeof b, "%lld", before);
+    snprintf(a, sizeof a, "%lld", after);
+    const char *p[] = {ev->event_id, ev->room_id, ev->type, ev->state_key, ev->sender, depth, ts,
+                       it->outlier ? "t" : "f", it->soft_failed ? "t" : "f", it->rejected_reason,
+                       before > 0 ? b : NULL, after > 0 ? a : NULL, json};
+    int lens[13] = {0};
+    int fmts[13] = {0};
+    lens[12] = (int)len, fmts[12] = 1;
+    long n = -1;
+    PGresult *r = db_run_ex(c, &ins, 13, p, lens, fmts, 0, err);
+    if (r) n = 0, PQclear(r);
+    free(json);
+    return (int)n;
+}
+
+static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
+    const room_event *ev = it->ev;
+    int kind = stored_kind(c, ev->event_id, NULL, err);
+    if (kind < 0) return -1;
+    if (kind == 2 || (kind == 1 && it->outlier)) return 0; /* already have it */
+    if (ensure_room(c, ev, err) < 0) return -1;
+    long long before = 0, after = 0;
+    if (!it->outlier) {
+        before = group_before(c, it, err);
+        if (before < 0) return -1;
+        after = before;
+        if (ev->state_key && !it->rejected_reason) {
+            after = room_state_group_add_one(c, ev->room_id, before, ev->type, ev->state_key,
+                                             ev->event_id, err);
+            if (after < 0) return -1;
+        }
+    }
+    if (insert_event(c, it, before, after, err) < 0 || insert_edges(c, ev, err) < 0) return -1;
+    if (it->outlier || it->rejected_reason || it->soft_failed) return 0;
+    return room_store_advance(c, ev, before, after, err);
+}
+
+int room_store_persist(db_conn *c, const room_persist_item *items, size_t n, hs_err *err) {
+    for (size_t i = 0; i < n; i++)
+        if (persist_one(c, &items[i], err) < 0) return -1;
+    return 0;
+}
+
+const room_version *room_store_room_version(db_conn *c, const char *room_id, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT room_version FROM rooms WHERE room_id = $1");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    if (!r) return NULL;
+    const room_version *v = NULL;
+    if (PQntuples(r) == 1) v = room_version_get(PQgetvalue(r, 0, 0));
+    else hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", room_id);
+    PQclear(r);
+    return v;
+}
+
+room_event *room_store_get_event(db_conn *c, const char *event_id, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT e.json, e.rejected_reason IS NOT NULL, r.room_version"
+        " FROM events e JOIN rooms r USING (room_id) WHERE e.event_id = $1");
+    PGresult *r = db_run_ex(c, &q, 1, (const char *[]){event_id}, NULL, NULL, 1, err);
+    if (!r) return NULL;
+    room_event *ev = NULL;
+    if (PQntuples(r) == 0) {
+        hs_err_set(err, 404, "M_NOT_FOUND", "unknown event %s", event_id);
+    } else {
+        const room_version *v = room_version_get(PQgetvalue(r, 0, 2));
+        json_t *j = hs_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err);
+        if (v && j) ev = room_event_parse(v, j, err);
+        json_decref(j);
+        if (ev) ev->rejected = PQgetvalue(r, 0, 1)[0] != 0; /* binary bool */
+    }
+    PQclear(r);
+    return ev;
+}
+
+int room_store_state_at(db_conn *c, const char *event_id, bool after, room_state_map *out,
+                        hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT state_before, state_after FROM events WHERE event_id = $1");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){event_id}, err);
+    if (!r) return -1;
+    int col = after ? 1 : 0;
+    long long g = PQntuples(r) == 1 && !PQgetisnull(r, 0, col) ? atoll(PQgetvalue(r, 0, col)) : 0;
+    PQclear(r);
+    if (!g) return hs_err_set(err, 404, "M_NOT_FOUND", "no state known at %s", event_id);
+    return room_state_group_load(c, g, out, err);
+}

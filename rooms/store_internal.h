@@ -1,0 +1,12 @@
+/* store_internal.h — shared between the rooms/store_*.c files only. */
+#ifndef ROOM_STORE_INTERNAL_H
+#define ROOM_STORE_INTERNAL_H
+
+#include "store.h"
+
+/* After an accepted event: move the forward extremities past it and bring
+ * the current state (group and table) up to date. */
+int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,
+                       hs_err *err);
+
+#endif
