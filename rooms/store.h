@@ -41,6 +41,7 @@ typedef struct room_persist_item {
     bool soft_failed;                  /* stored, but never an extremity or current state */
     const char *rejected_reason;       /* NULL: accepted */
     const room_state_map *state_before; /* NULL: the state after its single prev event */
+    long long state_before_group;      /* > 0: this stored group is the state before */
 } room_persist_item;
 
 /* Persist events in order, in the caller's transaction: rows, DAG edges,
@@ -60,6 +61,15 @@ const room_version *room_store_room_version(db_conn *c, const char *room_id, hs_
  * unknown event; 404 too for an outlier (its state is not known). */
 int room_store_state_at(db_conn *c, const char *event_id, bool after, room_state_map *out,
                         hs_err *err);
+
+/* The state after a set of events: the resolution (per v) of the states
+ * after each, i.e. the state before an event with these prev_events. */
+int room_store_state_after_events(db_conn *c, const room_version *v, const char *const *ids,
+                                  size_t n, room_state_map *out, hs_err *err);
+
+/* The room's current state group (0 if none yet), locking the room's row
+ * until the transaction ends so local events are built one at a time. */
+long long room_store_lock_room(db_conn *c, const char *room_id, hs_err *err);
 
 /* The room's current state. */
 int room_store_current_state(db_conn *c, const char *room_id, room_state_map *out, hs_err *err);

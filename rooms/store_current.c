@@ -151,38 +151,58 @@ static int sync_current_rows(db_conn *c, const char *room_id, const room_state_m
     return rc;
 }
 
-/* The current state when the DAG has several extremities: resolve the states
- * after each, store the result as a group, and rewrite the table to match. */
-static long long resolve_extremities(db_conn *c, const room_event *ev, char **ext, size_t n,
-                                     hs_err *err) {
-    room_state_map **maps = calloc(n, sizeof *maps);
-    room_state_map *out = room_state_map_new();
+int room_store_state_after_events(db_conn *c, const room_version *v, const char *const *ids,
+                                  size_t n, room_state_map *out, hs_err *err) {
+    room_state_map **maps = calloc(n ? n : 1, sizeof *maps);
     fetch_ctx f = {.c = c};
-    long long g = -1, first_after = 0;
+    int rc = -1;
     size_t loaded = 0;
     for (; loaded < n; loaded++) {
         maps[loaded] = room_state_map_new();
-        if (!maps[loaded] || room_store_state_at(c, ext[loaded], true, maps[loaded], err) < 0) {
+        if (!maps[loaded] || room_store_state_at(c, ids[loaded], true, maps[loaded], err) < 0) {
             loaded++;
             goto done;
         }
     }
-    if (room_state_resolve(ev->ver, (const room_state_map *const *)maps, n, fetch_event, &f, out,
-                           err) < 0)
-        goto done;
-    static db_stmt q = DB_STMT("SELECT state_after FROM events WHERE event_id = $1");
-    PGresult *r = db_run(c, &q, 1, (const char *[]){ext[0]}, err);
-    if (!r) goto done;
-    first_after = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    g = room_state_group_store(c, ev->room_id, first_after, maps[0], out, err);
-    if (g > 0 && sync_current_rows(c, ev->room_id, out, err) < 0) g = -1;
+    rc = room_state_resolve(v, (const room_state_map *const *)maps, n, fetch_event, &f, out, err);
 done:
     for (size_t i = 0; i < loaded; i++) room_state_map_free(maps[i]);
     free(maps);
-    room_state_map_free(out);
     for (size_t i = 0; i < f.n; i++) room_event_free(f.evs[i]);
     free(f.evs);
+    return rc;
+}
+
+long long room_store_lock_room(db_conn *c, const char *room_id, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT coalesce(current_state_group, 0) FROM rooms WHERE room_id = $1 FOR UPDATE");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    if (!r) return -1;
+    long long g = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    if (g < 0) return hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", room_id);
+    return g;
+}
+
+/* The current state when the DAG has several extremities: resolve the states
+ * after each, store the result as a group, and rewrite the table to match. */
+static long long resolve_extremities(db_conn *c, const room_event *ev, char **ext, size_t n,
+                                     hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT state_after FROM events WHERE event_id = $1");
+    room_state_map *out = room_state_map_new(), *first = room_state_map_new();
+    long long g = -1;
+    PGresult *r = NULL;
+    if (!out || !first ||
+        room_store_state_after_events(c, ev->ver, (const char *const *)ext, n, out, err) < 0 ||
+        room_store_state_at(c, ext[0], true, first, err) < 0 ||
+        !(r = db_run(c, &q, 1, (const char *[]){ext[0]}, err)))
+        goto done;
+    g = room_state_group_store(c, ev->room_id, atoll(PQgetvalue(r, 0, 0)), first, out, err);
+    if (g > 0 && sync_current_rows(c, ev->room_id, out, err) < 0) g = -1;
+done:
+    PQclear(r);
+    room_state_map_free(out);
+    room_state_map_free(first);
     return g;
 }
 
@@ -202,18 +222,10 @@ static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
 
 int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,
                        hs_err *err) {
-    static db_stmt cur = DB_STMT(
-        "SELECT current_state_group FROM rooms WHERE room_id = $1 FOR UPDATE");
     static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
     if (move_extremities(c, ev, err) < 0) return -1;
-    PGresult *r = db_run(c, &cur, 1, (const char *[]){ev->room_id}, err);
-    if (!r) return -1;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", ev->room_id);
-    }
-    long long current = PQgetisnull(r, 0, 0) ? 0 : atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    long long current = room_store_lock_room(c, ev->room_id, err);
+    if (current < 0) return -1;
     char **ext = NULL;
     size_t n = 0;
     if (room_store_extremities(c, ev->room_id, &ext, &n, NULL, err) < 0) return -1;

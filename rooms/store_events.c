@@ -58,6 +58,7 @@ static int insert_edges(db_conn *c, const room_event *ev, hs_err *err) {
 static long long group_before(db_conn *c, const room_persist_item *it, hs_err *err) {
     const room_event *ev = it->ev;
     long long parent = 0;
+    if (it->state_before_group > 0) return it->state_before_group;
     for (size_t i = 0; i < ev->n_prev && parent == 0; i++)
         if (stored_kind(c, ev->prev_events[i], &parent, err) < 0) return -1;
     if (it->state_before) {
