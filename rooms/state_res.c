@@ -401,6 +401,19 @@ static uint32_t heap_pop(const sr *s, sr_heap *h) {
     return top;
 }
 
+/* Spec: power levels, join rules, and a leave or ban of someone else; the
+ * events that can take away someone's ability to act. */
+static bool sr_is_power_event(const room_event *ev) {
+    if (is_key(ev, "m.room.power_levels", "") || is_key(ev, "m.room.join_rules", ""))
+        return true;
+    /* Synapse and Ruma count the create event too. It is only ever
+     * conflicted in a forged room, and there this sorts it first. */
+    if (is_key(ev, "m.room.create", "")) return true;
+    if (strcmp(ev->type, "m.room.member") != 0 || !ev->membership) return false;
+    return (strcmp(ev->membership, "leave") == 0 || strcmp(ev->membership, "ban") == 0) &&
+           strcmp(ev->sender, ev->state_key) != 0;
+}
+
 /* Collect X: the power events of the full conflicted set and, from each,
  * the auth events that are in the full conflicted set, recursively. Like
  * Synapse and Ruma, the walk only passes through full-conflicted-set
@@ -408,15 +421,7 @@ static uint32_t heap_pop(const sr *s, sr_heap *h) {
 static int sr_collect_power(sr *s, const sr_vec *full, sr_vec *x) {
     s->stack.n = 0;
     for (size_t i = 0; i < full->n; i++) {
-        const room_event *ev = s->nodes[full->v[i]].ev;
-        bool power = is_key(ev, "m.room.power_levels", "") || is_key(ev, "m.room.join_rules", "") ||
-                     /* Synapse and Ruma count the create event too; it is only
-                      * ever conflicted in a forged room, where this keeps it first. */
-                     is_key(ev, "m.room.create", "") ||
-                     (strcmp(ev->type, "m.room.member") == 0 && ev->membership &&
-                      (strcmp(ev->membership, "leave") == 0 || strcmp(ev->membership, "ban") == 0) &&
-                      strcmp(ev->sender, ev->state_key) != 0);
-        if (power) {
+        if (sr_is_power_event(s->nodes[full->v[i]].ev)) {
             s->nodes[full->v[i]].flags |= SR_POWER;
             if (vec_push(s, &s->stack, full->v[i]) < 0 || vec_push(s, x, full->v[i]) < 0) return -1;
         }

@@ -195,8 +195,8 @@ static room_state_map *t_resolve(t_room *r, room_state_map **states, size_t n) {
  * depend on the order of the forks. */
 static room_state_map *t_resolve_both(t_room *r, room_state_map **states, size_t n) {
     room_state_map *out = t_resolve(r, states, n);
-    room_state_map *rev[8];
-    ck_assert_uint_le(n, 8);
+    room_state_map *rev[T_MAX];
+    ck_assert_uint_le(n, T_MAX);
     for (size_t i = 0; i < n; i++) rev[i] = states[n - 1 - i];
     room_state_map *out2 = t_resolve(r, rev, n);
     t_assert_state(out2, out);
@@ -497,8 +497,12 @@ typedef struct t_pdu {
     const char *auth[6];
 } t_pdu;
 
+/* Each PDU's prev event is the one before it in the table, as in Ruma's
+ * fixtures; it matters to the auth rules only for the creator's first
+ * join, which must follow the create event. */
 static void t_add_pdus(t_room *r, const t_pdu *p, size_t n) {
     for (size_t i = 0; i < n; i++) {
+        const char *prev[2] = {i ? p[i - 1].id : NULL, NULL};
         const char *auth[8];
         size_t na = 0;
         if (!r->v->hydra && strcmp(p[i].type, "m.room.create") != 0) auth[na++] = p[0].id;
@@ -506,7 +510,7 @@ static void t_add_pdus(t_room *r, const t_pdu *p, size_t n) {
         auth[na] = NULL;
         r->ts = p[i].ts;
         const char *content = !r->v->hydra && p[i].content11 ? p[i].content11 : p[i].content;
-        t_add(r, p[i].id, p[i].type, p[i].state_key, p[i].sender, content, auth, NULL,
+        t_add(r, p[i].id, p[i].type, p[i].state_key, p[i].sender, content, auth, prev,
               (long long)i + 1);
     }
 }
@@ -690,6 +694,133 @@ START_TEST(start_empty_set) {
     static const char *const *const states[] = {correct, incorrect, NULL};
     static const char *const want[] = {"$e1", "$e7", "$e5", "$e3", "$e6", NULL};
     t_check("12", ev, N(ev), states, want);
+}
+END_TEST
+
+/* ---- Ruma's fixtures, each PDU its own state map ---------------------------- */
+
+/* Ruma resolves its fixtures "atomically": every PDU alone in a state map,
+ * all of them at once, which must give the state of the whole history.
+ * The rooms are version 10 and start from this public chat (the create
+ * event is prepended to every auth list by t_add_pdus). */
+#define P1 "$01-m-room-power_levels"
+#define RUMA_BOOTSTRAP                                                                             \
+    {C, "m.room.create", "", ALICE, "{\"creator\":\"" ALICE "\",\"room_version\":\"10\"}", NULL,  \
+     0, {NULL}},                                                                                   \
+        {MA, "m.room.member", ALICE, ALICE, "{\"displayname\":\"alice\",\"membership\":\"join\"}",  \
+         NULL, 1, {NULL}},                                                                         \
+        {P0, "m.room.power_levels", "", ALICE, "{\"users\":{\"" ALICE "\":100}}", NULL, 2, {MA}},  \
+        {JR0, "m.room.join_rules", "", ALICE, "{\"join_rule\":\"public\"}", NULL, 3, {MA, P0}},    \
+        {"$00-m-room-history_visibility", "m.room.history_visibility", "", ALICE,                  \
+         "{\"history_visibility\":\"shared\"}", NULL, 4, {MA, P0}},                                \
+        {"$00-m-room-guest_access", "m.room.guest_access", "", ALICE,                              \
+         "{\"guest_access\":\"forbidden\"}", NULL, 5, {MA, P0}},                                   \
+        {MB, "m.room.member", BOB, BOB, "{\"displayname\":\"bob\",\"membership\":\"join\"}", NULL,  \
+         6, {P0, JR0}},                                                                            \
+        {P1, "m.room.power_levels", "", ALICE,                                                     \
+         "{\"users\":{\"" ALICE "\":100,\"" BOB "\":50}}", NULL, 7, {P0, MA}}
+#define RUMA_BASE C, MA, JR0, "$00-m-room-history_visibility", "$00-m-room-guest_access"
+#define ELLA "@ella:example.com"
+
+static void t_check_atomic(const t_pdu *p, size_t n, const char *const *want) {
+    t_room r;
+    t_room_init(&r, "10", "!room:example.com");
+    t_add_pdus(&r, p, n);
+    room_state_map *maps[T_MAX];
+    for (size_t i = 0; i < n; i++) maps[i] = t_state(&r, (const char *[]){p[i].id, NULL});
+    room_state_map *got = t_resolve_both(&r, maps, n), *exp = t_state(&r, want);
+    t_assert_state(got, exp);
+    for (size_t i = 0; i < n; i++) room_state_map_free(maps[i]);
+    room_state_map_free(got);
+    room_state_map_free(exp);
+    t_room_free(&r);
+}
+
+START_TEST(ruma_minimal_public_chat) {
+    static const t_pdu ev[] = {RUMA_BOOTSTRAP};
+    static const char *const want[] = {RUMA_BASE, MB, P1, NULL};
+    t_check_atomic(ev, N(ev), want);
+}
+END_TEST
+
+/* Alice bans Bob while Bob changes the topic: the ban wins, Bob's topic
+ * (sent when he was still a moderator) falls with it. */
+START_TEST(ruma_topic_vs_ban) {
+    static const t_pdu ev[] = {
+        RUMA_BOOTSTRAP,
+        {"$00-m-room-topic", "m.room.topic", "", ALICE, "{\"topic\":\"Room toppic\"}", NULL, 8,
+         {P1, MA}},
+        {"$00-m-room-member-ban-bob", "m.room.member", BOB, ALICE, BAN, NULL, 8, {P1, MA, MB}},
+        {"$01-m-room-topic", "m.room.topic", "", BOB, "{\"topic\":\"Room managed by Bob\"}", NULL,
+         8, {P1, MB}},
+    };
+    static const char *const want[] = {RUMA_BASE, "$00-m-room-member-ban-bob", P1,
+                                       "$00-m-room-topic", NULL};
+    t_check_atomic(ev, N(ev), want);
+}
+END_TEST
+
+/* The room goes invite-only as Ella joins: the join rules win, Ella's join
+ * does not pass them. */
+START_TEST(ruma_join_rules_vs_join) {
+    static const t_pdu ev[] = {
+        RUMA_BOOTSTRAP,
+        {"$02-m-room-power_levels", "m.room.power_levels", "", BOB,
+         "{\"users\":{\"" ALICE "\":100,\"" BOB "\":50}}", NULL, 8, {P1, MB}},
+        {"$01-m-room-join_rules", "m.room.join_rules", "", ALICE, "{\"join_rule\":\"invite\"}",
+         NULL, 9, {"$02-m-room-power_levels", MA}},
+        {"$00-m-room-member-join-ella", "m.room.member", ELLA, ELLA,
+         "{\"displayname\":\"ella\",\"membership\":\"join\"}", NULL, 9,
+         {"$02-m-room-power_levels", JR0}},
+    };
+    static const char *const want[] = {C, MA, MB, "$00-m-room-history_visibility",
+                                       "$00-m-room-guest_access", "$01-m-room-join_rules",
+                                       "$02-m-room-power_levels", NULL};
+    t_check_atomic(ev, N(ev), want);
+}
+END_TEST
+
+START_TEST(ruma_concurrent_joins) {
+    static const t_pdu ev[] = {
+        RUMA_BOOTSTRAP,
+        {"$00-m-room-member-join-charlie", "m.room.member", CHARLIE, CHARLIE,
+         "{\"displayname\":\"charlie\",\"membership\":\"join\"}", NULL, 8, {P1, JR0}},
+        {"$00-m-room-member-join-ella", "m.room.member", ELLA, ELLA,
+         "{\"displayname\":\"ella\",\"membership\":\"join\"}", NULL, 8, {P1, JR0}},
+    };
+    static const char *const want[] = {RUMA_BASE, MB, "$00-m-room-member-join-charlie",
+                                       "$00-m-room-member-join-ella", P1, NULL};
+    t_check_atomic(ev, N(ev), want);
+}
+END_TEST
+
+/* Alice sets a topic and then demotes Bob, who concurrently sets his own
+ * topic: the demotion wins and Alice's topic stands. */
+START_TEST(ruma_topic_vs_power_levels) {
+    static const t_pdu ev[] = {
+        RUMA_BOOTSTRAP,
+        {"$00-m-room-topic-alice", "m.room.topic", "", ALICE,
+         "{\"topic\":\"Room managed by Alice\"}", NULL, 8, {P1, MA}},
+        {"$02-m-room-power_levels-alice", "m.room.power_levels", "", ALICE,
+         "{\"users\":{\"" ALICE "\":100,\"" BOB "\":0}}", NULL, 9, {P1, MA}},
+        {"$01-m-room-topic-bob", "m.room.topic", "", BOB, "{\"topic\":\"Room topic\"}", NULL, 8,
+         {P1, MB}},
+    };
+    static const char *const want[] = {RUMA_BASE, MB, "$02-m-room-power_levels-alice",
+                                       "$00-m-room-topic-alice", NULL};
+    t_check_atomic(ev, N(ev), want);
+}
+END_TEST
+
+START_TEST(ruma_ban_vs_power_levels) {
+    static const t_pdu ev[] = {
+        RUMA_BOOTSTRAP,
+        {"$00-m-room-member-ban-bob", "m.room.member", BOB, ALICE, BAN, NULL, 8, {P1, MA, MB}},
+        {"$02-m-room-power_levels", "m.room.power_levels", "", BOB,
+         "{\"users\":{\"" ALICE "\":100,\"" BOB "\":50}}", NULL, 8, {P1, MB}},
+    };
+    static const char *const want[] = {RUMA_BASE, "$00-m-room-member-ban-bob", P1, NULL};
+    t_check_atomic(ev, N(ev), want);
 }
 END_TEST
 
@@ -1157,6 +1288,14 @@ int main(void) {
     tcase_add_test(v21, replay_conflicted_subgraph);
     tcase_add_test(v21, start_empty_set);
     suite_add_tcase(s, v21);
+    TCase *ruma = tcase_create("ruma atomic");
+    tcase_add_test(ruma, ruma_minimal_public_chat);
+    tcase_add_test(ruma, ruma_topic_vs_ban);
+    tcase_add_test(ruma, ruma_join_rules_vs_join);
+    tcase_add_test(ruma, ruma_concurrent_joins);
+    tcase_add_test(ruma, ruma_topic_vs_power_levels);
+    tcase_add_test(ruma, ruma_ban_vs_power_levels);
+    suite_add_tcase(s, ruma);
     TCase *v1 = tcase_create("v1");
     tcase_add_test(v1, v1_branch_no_conflict);
     tcase_add_test(v1, v1_branch_basic_conflict);
