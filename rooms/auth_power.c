@@ -4,7 +4,6 @@
  * Values are read straight from the jansson content of the power-levels
  * event: nothing is copied or canonicalised on this hot path. */
 #include <ctype.h>
-#include <math.h>
 #include <string.h>
 
 #include "auth_internal.h"
@@ -41,8 +40,10 @@ bool room_pl_value(const room_version *v, const json_t *val, long long *out) {
     if (v->integer_power_levels) return false;
     if (json_is_string(val)) return parse_stringy(json_string_value(val), out);
     if (json_is_real(val) && !v->strict_canonicaljson) {
-        double d = trunc(json_real_value(val));
-        if (!isfinite(d)) return false;
+        /* The v1 "floaty power levels": truncated toward zero, which is what
+         * the cast does. (Parsed events never hold floats; see event_validate.c.) */
+        double d = json_real_value(val);
+        if (d != d) return false;
         *out = d >= (double)PL_CLAMP ? PL_CLAMP : d <= -(double)PL_CLAMP ? -PL_CLAMP : (long long)d;
         return true;
     }
