@@ -537,9 +537,10 @@ static const room_event *sr_lookup_auth_set(void *ctx, const char *type, const c
 }
 
 /* The auth events k is checked against: for each key the auth rules need
- * (its auth types, and the create event, which v12 does not list), the event
- * in R, else the one among k's own auth events (the last, as Synapse's and
- * Ruma's dicts keep), unless rejected. */
+ * (its auth types, and the create event), the event in R, else the one
+ * among k's own auth events (the last, as Synapse's and Ruma's dicts keep),
+ * unless rejected. In v12 the create event is always the one the room ID
+ * names (k's implicit auth event), never R's: the room ID commits to it. */
 static int sr_build_auth_set(sr *s, uint32_t k, const sr_state *r, sr_auth_set *a) {
     const room_event *ev = s->nodes[k].ev;
     room_state_key keys[SR_MAX_AUTH_KEYS + 1];
@@ -550,7 +551,9 @@ static int sr_build_auth_set(sr *s, uint32_t k, const sr_state *r, sr_auth_set *
     a->n = 0;
     for (size_t i = 0; i < nk; i++) {
         if (sr_lookup_auth_set(a, keys[i].type, keys[i].state_key)) continue; /* listed twice */
-        const room_event *found = sr_state_event(s, r, keys[i].type, keys[i].state_key);
+        bool implied = s->ver->hydra && i == nk - 1;
+        const room_event *found =
+            implied ? NULL : sr_state_event(s, r, keys[i].type, keys[i].state_key);
         for (uint32_t e = 0; !found && e < s->nodes[k].n_edges; e++) {
             uint32_t ai = s->edges.v[s->nodes[k].edge_off + s->nodes[k].n_edges - 1 - e];
             const room_event *aev = sr_event(s, ai);

@@ -8,7 +8,15 @@
  *
  * Pure: no database, no HTTP. Events come from a fetch callback, one ID at a
  * time, so the caller decides where they live (a request's in-flight events,
- * a cache, the database); each ID is fetched at most once per resolution. */
+ * a cache, the database); each ID is fetched at most once per resolution.
+ *
+ * Cost: v2/v2.1 need the auth chains of every state event (the spec's auth
+ * difference), so a resolution fetches the room's state and its auth
+ * ancestors once, then works over integers: two forks of a 20,000-event
+ * state with 1,000 conflicts resolve in about 20 ms (tests/bench/
+ * bench_state_res.c). A database-backed fetch should serve from a cache or
+ * a batch loaded up front. Identical states cost no fetch at all; v1 fetches
+ * only the conflicted events and those the auth rules look up. */
 #ifndef ROOM_STATE_RES_H
 #define ROOM_STATE_RES_H
 
