@@ -1,0 +1,98 @@
+/* incoming.c — the checks on receipt of a PDU from another server, and
+ * persisting it with its verdict.
+ *
+ * In the spec's order: against its own auth events (else rejected), against
+ * the state before it (else rejected), against the current state (else soft
+ * failed: stored, but it neither changes the current state nor becomes an
+ * extremity, so nobody builds on it). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rooms.h"
+#include "state_lookup.h"
+
+static int load_auth(db_conn *c, const room_event *ev, room_event **out, size_t *n,
+                     hs_err *err) {
+    *n = 0;
+    for (size_t i = 0; i < ev->n_auth; i++) {
+        room_event *a = room_store_get_event(c, ev->auth_events[i], err);
+        if (!a) {
+            if (err->status == 404)
+                hs_err_set(err, 404, "M_NOT_FOUND", "auth event %s of %s is not stored",
+                           ev->auth_events[i], ev->event_id);
+            return -1;
+        }
+        out[(*n)++] = a;
+    }
+    return 0;
+}
+
+/* Check ev against a lookup; -1 on a database failure, else 0 with *ok. */
+static int check(const room_event *ev, room_lookup *l, bool *ok, char *why, size_t why_len,
+                 hs_err *err) {
+    hs_err deny = {0};
+    *ok = room_auth_check(ev, room_lookup_get, l, &deny) == 0;
+    if (l->failed) return *err = l->err, room_lookup_clear(l), -1;
+    if (!*ok && why) snprintf(why, why_len, "%s", deny.msg);
+    room_lookup_clear(l);
+    return 0;
+}
+
+static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                       room_event **auth, size_t n_auth, room_verdict *v, char *why,
+                       size_t why_len, hs_err *err) {
+    hs_err deny = {0};
+    if (room_auth_check_auth_events(ev, (const room_event *const *)auth, n_auth, &deny) < 0) {
+        if (why) snprintf(why, why_len, "%s", deny.msg);
+        return *v = ROOM_REJECTED, 0;
+    }
+    bool ok;
+    room_lookup own = {.c = c, .room_id = ev->room_id, .set = (const room_event *const *)auth,
+                       .n_set = n_auth};
+    if (check(ev, &own, &ok, why, why_len, err) < 0) return -1;
+    if (!ok) return *v = ROOM_REJECTED, 0;
+    room_state_map *prev_state = NULL;
+    if (!state_before && strcmp(ev->type, "m.room.create") != 0) {
+        prev_state = room_state_map_new();
+        if (ev->n_prev != 1 || room_store_state_at(c, ev->prev_events[0], true, prev_state, err) < 0) {
+            room_state_map_free(prev_state);
+            if (ev->n_prev != 1)
+                hs_err_set(err, 400, "M_BAD_JSON", "the state before %s must be given", ev->event_id);
+            return -1;
+        }
+        state_before = prev_state;
+    }
+    if (state_before) {
+        room_lookup st = {.c = c, .room_id = ev->room_id, .map = state_before};
+        int rc = check(ev, &st, &ok, why, why_len, err);
+        room_state_map_free(prev_state);
+        if (rc < 0) return -1;
+        if (!ok) return *v = ROOM_REJECTED, 0;
+    }
+    room_lookup cur = {.c = c, .room_id = ev->room_id, .current = true};
+    if (strcmp(ev->type, "m.room.create") == 0) return *v = ROOM_ACCEPTED, 0;
+    if (check(ev, &cur, &ok, why, why_len, err) < 0) return -1;
+    *v = ok ? ROOM_ACCEPTED : ROOM_SOFT_FAILED;
+    return 0;
+}
+
+int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                 room_verdict *verdict, char *why, size_t why_len, hs_err *err) {
+    room_event *auth[32];
+    size_t n_auth = 0;
+    if (why && why_len) *why = 0;
+    if (ev->n_auth > 32) {
+        *verdict = ROOM_REJECTED;
+        if (why) snprintf(why, why_len, "too many auth events");
+    } else if (load_auth(c, ev, auth, &n_auth, err) < 0 ||
+               verdict_for(c, ev, state_before, auth, n_auth, verdict, why, why_len, err) < 0) {
+        for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
+        return -1;
+    }
+    for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
+    room_persist_item it = {ev, false, *verdict == ROOM_SOFT_FAILED,
+                            *verdict == ROOM_REJECTED ? (why && *why ? why : "rejected") : NULL,
+                            state_before, 0};
+    return room_store_persist(c, &it, 1, err);
+}

@@ -1,0 +1,127 @@
+/* local_event.c — events this server makes: build, authorise, persist.
+ *
+ * The room's row is locked for the transaction, so two local events of one
+ * room are built one after the other: each sees the other's extremity, and
+ * the state an event is checked against is the state it will be stored on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "homeserver/core/base64.h"
+#include "homeserver/core/clock.h"
+#include "homeserver/core/json.h"
+#include "rooms.h"
+#include "state_lookup.h"
+
+/* A reference to an event as v1/v2 write it: [id, {"sha256": hash}]. */
+static json_t *event_ref(db_conn *c, const room_version *v, const char *id, hs_err *err) {
+    if (v->event_format != ROOM_EVFMT_V1) return json_string(id);
+    room_event *ev = room_store_get_event(c, id, err);
+    unsigned char h[32];
+    if (!ev || room_event_reference_hash(v, ev->json, h, err) < 0) {
+        room_event_free(ev);
+        return NULL;
+    }
+    room_event_free(ev);
+    char *b64 = hs_b64_encode(h, sizeof h, false);
+    json_t *ref = json_pack("[s, {s:s}]", id, "sha256", b64);
+    free(b64);
+    return ref;
+}
+
+/* prev_events and depth from the forward extremities; the state group before
+ * the new event (the current state when all extremities are cited). */
+static int fill_prev(db_conn *c, const room_version *v, const char *room_id, json_t *ev,
+                     long long current, long long *before_group, room_state_map **before,
+                     hs_err *err) {
+    char **ext = NULL;
+    size_t n = 0;
+    long long depth = 0;
+    if (room_store_extremities(c, room_id, &ext, &n, &depth, err) < 0) return -1;
+    size_t use = n < ROOM_MAX_PREV_FOR_NEW ? n : ROOM_MAX_PREV_FOR_NEW;
+    json_t *prev = json_array();
+    int rc = 0;
+    for (size_t i = 0; i < use && rc == 0; i++) {
+        json_t *ref = event_ref(c, v, ext[i], err);
+        rc = ref ? json_array_append_new(prev, ref) : -1;
+    }
+    json_object_set_new(ev, "prev_events", prev);
+    json_object_set_new(ev, "depth", json_integer(depth + 1 < HS_JSON_MAX_SAFE_INT ? depth + 1
+                                                                                : HS_JSON_MAX_SAFE_INT));
+    *before_group = use == n ? current : 0;
+    if (rc == 0 && use < n) {
+        /* Too many extremities to cite: the state before is theirs resolved. */
+        *before = room_state_map_new();
+        rc = room_store_state_after_events(c, v, (const char *const *)ext, use, *before, err);
+    }
+    room_store_free_ids(ext, n);
+    return rc;
+}
+
+/* auth_events: the auth events selection, taken from the current state. */
+static int fill_auth(db_conn *c, const room_version *v, json_t *ev, room_lookup *l, hs_err *err) {
+    room_state_key keys[16];
+    size_t n = room_auth_types_for_event(v, ev, keys, 16);
+    json_t *auth = json_array();
+    json_object_set_new(ev, "auth_events", auth);
+    for (size_t i = 0; i < n; i++) {
+        const room_event *a = room_lookup_get(l, keys[i].type, keys[i].state_key);
+        if (l->failed) return *err = l->err, -1;
+        if (!a) continue;
+        json_t *ref = event_ref(c, v, a->event_id, err);
+        if (!ref) return -1;
+        json_array_append_new(auth, ref);
+    }
+    return 0;
+}
+
+static json_t *skeleton(const room_version *v, const char *room_id, const json_t *proto,
+                        bool create) {
+    json_t *ev = json_deep_copy(proto);
+    json_object_del(ev, "event_id");
+    json_object_del(ev, "unsigned");
+    json_object_set_new(ev, "origin_server_ts", json_integer(hs_now_ms()));
+    if (!(create && v->hydra)) json_object_set_new(ev, "room_id", json_string(room_id));
+    return ev;
+}
+
+room_event *room_send_local(db_conn *c, const room_version *v, const char *room_id,
+                            const json_t *proto, const char *server_name,
+                            const hs_signing_key *key, hs_err *err) {
+    const char *type = json_string_value(json_object_get(proto, "type"));
+    bool create = type && !strcmp(type, "m.room.create");
+    if (!v && !(v = room_store_room_version(c, room_id, err))) return NULL;
+    long long current = create ? 0 : room_store_lock_room(c, room_id, err);
+    if (current < 0) return NULL;
+    json_t *j = skeleton(v, room_id, proto, create);
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    room_state_map *before = NULL;
+    long long before_group = 0;
+    room_event *ev = NULL;
+    if (create) {
+        json_object_set_new(j, "prev_events", json_array());
+        json_object_set_new(j, "auth_events", json_array());
+        json_object_set_new(j, "depth", json_integer(1));
+    } else if (fill_prev(c, v, room_id, j, current, &before_group, &before, err) < 0 ||
+               fill_auth(c, v, j, &l, err) < 0) {
+        goto done;
+    }
+    if (room_event_finish(v, j, server_name, key, err) < 0 || !(ev = room_event_parse(v, j, err)))
+        goto done;
+    /* Checked against the state it is built on; for a plain linear room that
+     * is the current state, for a capped fork the resolved state. */
+    room_lookup on = {.c = c, .room_id = ev->room_id, .map = before, .current = !before};
+    int ok = room_auth_check(ev, room_lookup_get, &on, err);
+    if (on.failed) *err = on.err, ok = -1;
+    room_lookup_clear(&on);
+    room_persist_item it = {ev, false, false, NULL, before, before_group};
+    if (ok < 0 || room_store_persist(c, &it, 1, err) < 0) {
+        room_event_free(ev);
+        ev = NULL;
+    }
+done:
+    room_lookup_clear(&l);
+    room_state_map_free(before);
+    json_decref(j);
+    return ev;
+}

@@ -1,0 +1,46 @@
+/* rooms.h — the rooms/ contract: what the Client-Server API and federation
+ * call. The room model lives in event.h (PDUs), auth.h (authorization rules),
+ * state_res.h (state resolution) and store.h (PostgreSQL); this header adds
+ * the two paths an event takes into a room: built here, or received. */
+#ifndef ROOMS_ROOMS_H
+#define ROOMS_ROOMS_H
+
+#include "auth.h"
+#include "event.h"
+#include "room_version.h"
+#include "state_res.h"
+#include "store.h"
+
+/* Synapse's limit on prev_events for a new event: the most recent extremities. */
+#define ROOM_MAX_PREV_FOR_NEW 10
+
+/* Build, authorise and persist an event of this server in one go, in the
+ * caller's transaction. proto holds type, state_key (for state events),
+ * sender and content; the rest comes from the room: prev_events (its forward
+ * extremities), depth, auth_events (the auth events selection from its current
+ * state), origin_server_ts, hashes and signature. For m.room.create, v is the
+ * new room's version and room_id is ignored for v12 (derived from the event);
+ * otherwise v may be NULL and comes from the room.
+ * Returns the persisted event (caller frees) or NULL with err: 403 M_FORBIDDEN
+ * when the auth rules refuse it, 404 M_NOT_FOUND for an unknown room. */
+room_event *room_send_local(db_conn *c, const room_version *v, const char *room_id,
+                            const json_t *proto, const char *server_name,
+                            const hs_signing_key *key, hs_err *err);
+
+/* What happened to an incoming event (checks on receipt of a PDU). */
+typedef enum room_verdict {
+    ROOM_ACCEPTED = 0,
+    ROOM_REJECTED = 1,     /* failed against its auth events or the state before it */
+    ROOM_SOFT_FAILED = 2,  /* fine by its own state, but not by the current state */
+} room_verdict;
+
+/* Authorise an event received from another server and persist it with the
+ * verdict, in the caller's transaction. Its auth events must already be
+ * stored (fetching missing ones is federation's job: a missing one gives
+ * 404 M_NOT_FOUND and nothing is stored). state_before is the state before the
+ * event (NULL: the state after its single prev event). The reason for a
+ * rejection or soft failure is written to why (may be NULL). */
+int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                 room_verdict *verdict, char *why, size_t why_len, hs_err *err);
+
+#endif

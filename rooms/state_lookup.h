@@ -1,0 +1,31 @@
+/* state_lookup.h — a room_state_lookup over stored events, for auth checks.
+ *
+ * The auth rules ask for a handful of (type, state_key) pairs; this looks each
+ * up on demand in a state map, in the room's current state, or among a fixed
+ * set of events, loading and parsing each event once. */
+#ifndef ROOM_STATE_LOOKUP_H
+#define ROOM_STATE_LOOKUP_H
+
+#include "auth.h"
+#include "store.h"
+
+typedef struct room_lookup {
+    db_conn *c;
+    const char *room_id;
+    const room_state_map *map;      /* look here … */
+    const room_event *const *set;   /* … or among these events … */
+    size_t n_set;
+    bool current;                   /* … or in the room's current state */
+    room_event *loaded[16];         /* events loaded (owned) */
+    size_t n_loaded;
+    hs_err err;                     /* the first database error, if any */
+    bool failed;
+} room_lookup;
+
+/* The callback for room_auth_check; ctx is a room_lookup. */
+const room_event *room_lookup_get(void *ctx, const char *type, const char *state_key);
+
+/* Free what the lookup loaded. */
+void room_lookup_clear(room_lookup *l);
+
+#endif
