@@ -60,6 +60,7 @@ typedef struct sr_vec {
 typedef struct sr {
     const room_version *ver;
     room_event_fetch fetch;
+    room_event_prefetch prefetch; /* may be NULL */
     void *ctx;
     hs_err *err;
     int failed; /* err already filled: stop */
@@ -68,7 +69,9 @@ typedef struct sr {
     uint32_t *index; /* node index + 1; 0 = empty */
     size_t n_index;
     sr_vec edges;
-    sr_vec stack;
+    sr_vec stack, next; /* scratch of the walks */
+    const char **pf_ids; /* scratch of sr_prefetch */
+    size_t pf_cap;
     uint32_t stamp;
     char *create_id; /* v12: the implicit create auth event, "$" + room ID */
     const char *create_room;
@@ -243,26 +246,70 @@ static uint32_t sr_pl_auth(sr *s, uint32_t k) {
 
 /* ---- walks over auth edges ---------------------------------------------- */
 
-/* Mark k and its whole auth chain with `flag`, not descending below nodes
- * that have it already (their chains have it too). */
+/* Tell the prefetch hook which of the nodes in `level` are still to be
+ * fetched: the walks go one level of auth events at a time, so a database
+ * behind the fetch callback answers each level with one query. */
+static int sr_prefetch(sr *s, const sr_vec *level) {
+    if (!s->prefetch || !level->n) return 0;
+    if (level->n > s->pf_cap) {
+        const char **p = realloc(s->pf_ids, level->n * sizeof *p);
+        if (!p) return sr_oom(s);
+        s->pf_ids = p;
+        s->pf_cap = level->n;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < level->n; i++)
+        if (!(s->nodes[level->v[i]].flags & SR_FETCHED)) s->pf_ids[n++] = s->nodes[level->v[i]].id;
+    if (n && s->prefetch(s->ctx, s->pf_ids, n, s->err) < 0) {
+        s->failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static void sr_swap(sr_vec *a, sr_vec *b) {
+    sr_vec t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Mark the nodes of `from` and their whole auth chains with `flag`, level by
+ * level, not descending below nodes that have it already (their chains have
+ * it too). */
 static int sr_mark_chain(sr *s, const sr_vec *from, uint32_t flag) {
-    s->stack.n = 0;
+    sr_vec *cur = &s->stack, *next = &s->next;
+    cur->n = 0;
     for (size_t i = 0; i < from->n; i++)
         if (!(s->nodes[from->v[i]].flags & flag)) {
             s->nodes[from->v[i]].flags |= flag;
-            if (vec_push(s, &s->stack, from->v[i]) < 0) return -1;
+            if (vec_push(s, cur, from->v[i]) < 0) return -1;
         }
-    while (s->stack.n) {
-        uint32_t k = s->stack.v[--s->stack.n];
-        if (sr_edges(s, k) < 0) return -1;
-        for (uint32_t i = 0; i < s->nodes[k].n_edges; i++) {
-            uint32_t a = s->edges.v[s->nodes[k].edge_off + i];
-            if (s->nodes[a].flags & flag) continue;
-            s->nodes[a].flags |= flag;
-            if (vec_push(s, &s->stack, a) < 0) return -1;
+    while (cur->n) {
+        if (sr_prefetch(s, cur) < 0) return -1;
+        next->n = 0;
+        for (size_t j = 0; j < cur->n; j++) {
+            uint32_t k = cur->v[j];
+            if (sr_edges(s, k) < 0) return -1;
+            for (uint32_t i = 0; i < s->nodes[k].n_edges; i++) {
+                uint32_t a = s->edges.v[s->nodes[k].edge_off + i];
+                if (s->nodes[a].flags & flag) continue;
+                s->nodes[a].flags |= flag;
+                if (vec_push(s, next, a) < 0) return -1;
+            }
         }
+        sr_swap(cur, next);
     }
     return 0;
+}
+
+/* Enter k into this walk (stamp st) unless seen or in every state's chain;
+ * count that one more state reaches it. */
+static int sr_count_visit(sr *s, uint32_t k, uint32_t st, sr_vec *level, sr_vec *touched) {
+    sr_node *n = &s->nodes[k];
+    if (n->stamp == st || (n->flags & SR_IN_ALL)) return 0;
+    n->stamp = st;
+    if (n->count++ == 0 && vec_push(s, touched, k) < 0) return -1;
+    return vec_push(s, level, k);
 }
 
 /* Count, for every node in the auth chain of one state's conflicted events
@@ -272,18 +319,21 @@ static int sr_mark_chain(sr *s, const sr_vec *from, uint32_t flag) {
  * appended to `touched`. */
 static int sr_count_chain(sr *s, const sr_vec *from, sr_vec *touched) {
     uint32_t st = ++s->stamp;
-    s->stack.n = 0;
+    sr_vec *cur = &s->stack, *next = &s->next;
+    cur->n = 0;
     for (size_t i = 0; i < from->n; i++)
-        if (vec_push(s, &s->stack, from->v[i]) < 0) return -1;
-    while (s->stack.n) {
-        uint32_t k = s->stack.v[--s->stack.n];
-        sr_node *n = &s->nodes[k];
-        if (n->stamp == st || (n->flags & SR_IN_ALL)) continue;
-        n->stamp = st;
-        if (n->count++ == 0 && vec_push(s, touched, k) < 0) return -1;
-        if (sr_edges(s, k) < 0) return -1;
-        for (uint32_t i = 0; i < s->nodes[k].n_edges; i++)
-            if (vec_push(s, &s->stack, s->edges.v[s->nodes[k].edge_off + i]) < 0) return -1;
+        if (sr_count_visit(s, from->v[i], st, cur, touched) < 0) return -1;
+    while (cur->n) {
+        if (sr_prefetch(s, cur) < 0) return -1;
+        next->n = 0;
+        for (size_t j = 0; j < cur->n; j++) {
+            uint32_t k = cur->v[j];
+            if (sr_edges(s, k) < 0) return -1;
+            for (uint32_t i = 0; i < s->nodes[k].n_edges; i++)
+                if (sr_count_visit(s, s->edges.v[s->nodes[k].edge_off + i], st, next, touched) < 0)
+                    return -1;
+        }
+        sr_swap(cur, next);
     }
     return 0;
 }
@@ -904,10 +954,33 @@ static int sr_v1_split(sr *s, const room_state_map *const *states, size_t n,
                 *blocks = p;
             }
             (*blocks)[(*nb)++] = (sr_v1_block){.type = t, .state_key = k};
-            if (sr_v1_block_fill(s, states, n, &(*blocks)[*nb - 1]) < 0) return -1;
         }
     }
     return 0;
+}
+
+/* Load the conflicted events: one prefetch for all, then sorted blocks. */
+static int sr_v1_fill(sr *s, const room_state_map *const *states, size_t n,
+                      sr_v1_block *blocks, size_t nb) {
+    sr_vec all = {0};
+    uint32_t st = ++s->stamp; /* each event once, though several states hold it */
+    int rc = -1;
+    for (size_t i = 0; i < nb; i++)
+        for (size_t j = 0; j < n; j++) {
+            const char *id = room_state_map_get(states[j], blocks[i].type, blocks[i].state_key);
+            uint32_t k = id ? sr_intern(s, id) : SR_NONE;
+            if (id && k == SR_NONE) goto done;
+            if (k == SR_NONE || s->nodes[k].stamp == st) continue;
+            s->nodes[k].stamp = st;
+            if (vec_push(s, &all, k) < 0) goto done;
+        }
+    if (sr_prefetch(s, &all) < 0) goto done;
+    for (size_t i = 0; i < nb; i++)
+        if (sr_v1_block_fill(s, states, n, &blocks[i]) < 0) goto done;
+    rc = 0;
+done:
+    free(all.v);
+    return rc;
 }
 
 /* Is k allowed by the auth rules in R (v1 checks against R alone)? */
@@ -992,7 +1065,9 @@ static int sr_resolve_v1(sr *s, const room_state_map *const *states, size_t n,
         sr_oom(s);
         goto done;
     }
-    if (sr_v1_split(s, states, n, ck, &blocks, &nb) < 0) goto done;
+    if (sr_v1_split(s, states, n, ck, &blocks, &nb) < 0 ||
+        sr_v1_fill(s, states, n, blocks, nb) < 0)
+        goto done;
     if (nb && !(res = calloc(nb, sizeof *res))) {
         sr_oom(s);
         goto done;
@@ -1020,13 +1095,14 @@ done:
 
 /* ---- entry point ------------------------------------------------------------ */
 
-int room_state_resolve(const room_version *v, const room_state_map *const *states,
-                       size_t n_states, room_event_fetch fetch, void *ctx,
-                       room_state_map *out, hs_err *err) {
+int room_state_resolve_batched(const room_version *v, const room_state_map *const *states,
+                               size_t n_states, room_event_fetch fetch,
+                               room_event_prefetch prefetch, void *ctx, room_state_map *out,
+                               hs_err *err) {
     if (!v || !out || (n_states && (!states || !fetch)))
         return hs_err_set(err, 500, "M_UNKNOWN", "state resolution: bad arguments");
     room_state_map_clear(out);
-    sr s = {.ver = v, .fetch = fetch, .ctx = ctx, .err = err};
+    sr s = {.ver = v, .fetch = fetch, .prefetch = prefetch, .ctx = ctx, .err = err};
     int rc;
     if (n_states == 0)
         rc = 0;
@@ -1041,6 +1117,14 @@ int room_state_resolve(const room_version *v, const room_state_map *const *state
     free(s.index);
     free(s.edges.v);
     free(s.stack.v);
+    free(s.next.v);
+    free(s.pf_ids);
     free(s.create_id);
     return rc < 0 ? -1 : 0;
+}
+
+int room_state_resolve(const room_version *v, const room_state_map *const *states,
+                       size_t n_states, room_event_fetch fetch, void *ctx,
+                       room_state_map *out, hs_err *err) {
+    return room_state_resolve_batched(v, states, n_states, fetch, NULL, ctx, out, err);
 }

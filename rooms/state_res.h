@@ -14,8 +14,9 @@
  * difference), so a resolution fetches the room's state and its auth
  * ancestors once, then works over integers: two forks of a 20,000-event
  * state with 1,000 conflicts resolve in about 20 ms (tests/bench/
- * bench_state_res.c). A database-backed fetch should serve from a cache or
- * a batch loaded up front. Identical states cost no fetch at all; v1 fetches
+ * bench_state_res.c). A database-backed source should give a prefetch hook
+ * (room_state_resolve_batched): one query per level of the walks, not one
+ * per event. Identical states cost no fetch at all; v1 fetches
  * only the conflicted events and those the auth rules look up. */
 #ifndef ROOM_STATE_RES_H
 #define ROOM_STATE_RES_H
@@ -41,6 +42,14 @@
 typedef int (*room_event_fetch)(void *ctx, const char *event_id, const room_event **ev,
                                 hs_err *err);
 
+/* Optional companion of a fetch callback: IDs the algorithm is about to
+ * fetch (a whole level of an auth chain walk, or v1's conflicted events), so
+ * a database-backed source can load them in one query and answer the fetch
+ * calls that follow from memory. IDs it cannot find are simply not loaded.
+ * Return 0, or -1 with err filled to abort the resolution. */
+typedef int (*room_event_prefetch)(void *ctx, const char *const *event_ids, size_t n,
+                                   hs_err *err);
+
 /* Resolve n_states state maps per v->state_res into out (cleared first; it
  * must not be one of states). With one state, out is a copy of it; with none,
  * out is empty.
@@ -51,5 +60,11 @@ typedef int (*room_event_fetch)(void *ctx, const char *event_id, const room_even
 int room_state_resolve(const room_version *v, const room_state_map *const *states,
                        size_t n_states, room_event_fetch fetch, void *ctx,
                        room_state_map *out, hs_err *err);
+
+/* room_state_resolve with a prefetch hook (may be NULL) sharing fetch's ctx. */
+int room_state_resolve_batched(const room_version *v, const room_state_map *const *states,
+                               size_t n_states, room_event_fetch fetch,
+                               room_event_prefetch prefetch, void *ctx, room_state_map *out,
+                               hs_err *err);
 
 #endif

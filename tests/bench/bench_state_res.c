@@ -54,6 +54,27 @@ static int fetch(void *ctx, const char *id, const room_event **ev, hs_err *err) 
     return 0;
 }
 
+/* Counts what a database behind the callbacks would see: one query per
+ * prefetch batch, and fetches the batches did not announce. */
+typedef struct bench_counts {
+    bench_room *r;
+    long batches, announced, fetches;
+} bench_counts;
+
+static int count_fetch(void *ctx, const char *id, const room_event **ev, hs_err *err) {
+    bench_counts *c = ctx;
+    c->fetches++;
+    return fetch(c->r, id, ev, err);
+}
+
+static int count_prefetch(void *ctx, const char *const *ids, size_t n, hs_err *err) {
+    (void)ids, (void)err;
+    bench_counts *c = ctx;
+    c->batches++;
+    c->announced += (long)n;
+    return 0;
+}
+
 static void die(const char *what) {
     fprintf(stderr, "bench_state_res: %s\n", what);
     exit(1);
@@ -257,11 +278,19 @@ static void run(const char *version, int runs) {
         ms[i] = now_ms() - t0;
         check(out);
     }
+    bench_counts counts = {.r = &r};
+    hs_err err;
+    if (room_state_resolve_batched(r.v, states, 2, count_fetch, count_prefetch, &counts, out,
+                                   &err) < 0)
+        die(err.msg);
+    check(out);
     qsort(ms, (size_t)runs, sizeof *ms, cmp_double);
     printf("state res %-4s (room v%-2s): %zu state events, %zu conflicted keys, %zu events: "
            "min %.1f ms, median %.1f ms\n",
            r.v->state_res == ROOM_STATE_RES_V2_1 ? "v2.1" : "v2", version,
            room_state_map_count(a), conflicted_keys(a, b), r.n, ms[0], ms[runs / 2]);
+    printf("  with a prefetch hook: %ld fetches, %ld announced in %ld batches\n",
+           counts.fetches, counts.announced, counts.batches);
     free(ms);
     room_state_map_free(a), room_state_map_free(b), room_state_map_free(base);
     room_state_map_free(out);

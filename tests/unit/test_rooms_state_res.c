@@ -36,6 +36,10 @@ typedef struct t_room {
     long long ts;
     int fetches;
     const char *fail_on; /* fetching this ID fails like a dead database */
+    /* What the prefetch hook was told, and fetches it was not told about. */
+    char *prefetched[512];
+    size_t n_prefetched;
+    int prefetch_calls, cold_fetches;
 } t_room;
 
 static void t_room_init(t_room *r, const char *version, const char *room_id) {
@@ -47,7 +51,27 @@ static void t_room_init(t_room *r, const char *version, const char *room_id) {
 
 static void t_room_free(t_room *r) {
     for (size_t i = 0; i < r->n; i++) room_event_free(r->ev[i]);
-    r->n = 0;
+    for (size_t i = 0; i < r->n_prefetched; i++) free(r->prefetched[i]);
+    r->n = r->n_prefetched = 0;
+}
+
+static bool t_was_prefetched(const t_room *r, const char *id) {
+    for (size_t i = 0; i < r->n_prefetched; i++)
+        if (strcmp(r->prefetched[i], id) == 0) return true;
+    return false;
+}
+
+static int t_prefetch(void *ctx, const char *const *ids, size_t n, hs_err *err) {
+    t_room *r = ctx;
+    r->prefetch_calls++;
+    for (size_t i = 0; i < n; i++) {
+        if (r->fail_on && strcmp(r->fail_on, ids[i]) == 0)
+            return hs_err_set(err, 503, "M_UNKNOWN", "database unavailable");
+        ck_assert_msg(!t_was_prefetched(r, ids[i]), "%s prefetched twice", ids[i]);
+        ck_assert_uint_lt(r->n_prefetched, 512);
+        r->prefetched[r->n_prefetched++] = strdup(ids[i]);
+    }
+    return 0;
 }
 
 static room_event *t_find(const t_room *r, const char *id) {
@@ -61,6 +85,7 @@ static int t_fetch(void *ctx, const char *id, const room_event **ev, hs_err *err
     r->fetches++;
     if (r->fail_on && strcmp(r->fail_on, id) == 0)
         return hs_err_set(err, 503, "M_UNKNOWN", "database unavailable");
+    if (r->prefetch_calls && !t_was_prefetched(r, id)) r->cold_fetches++;
     *ev = t_find(r, id);
     return 0;
 }
@@ -1219,6 +1244,62 @@ START_TEST(v1_power_levels_stop_at_refusal) {
 }
 END_TEST
 
+/* With a prefetch hook, v2 and v2.1 announce every event before fetching
+ * it, each once, a level of the walks at a time: one query per level
+ * (bench_state_res shows the batches on a large room). */
+START_TEST(prefetch_announces_every_fetch) {
+    for (int v = 0; v < 2; v++) {
+        t_room r;
+        t_room_init(&r, v ? "12" : "11", "!room:example.com");
+        t_add_pdus(&r, problem_b, N(problem_b));
+        room_state_map *s[2] = {t_state(&r, problem_b_eve), t_state(&r, problem_b_zara)};
+        room_state_map *out = room_state_map_new();
+        hs_err err;
+        ck_assert_int_eq(room_state_resolve_batched(r.v, (const room_state_map *const *)s, 2,
+                                                    t_fetch, t_prefetch, &r, out, &err),
+                         0);
+        ck_assert_int_eq(r.cold_fetches, 0);
+        ck_assert_int_eq((int)r.n_prefetched, r.fetches);
+        ck_assert_int_lt(r.prefetch_calls, r.fetches);
+        /* Same answer as without the hook. */
+        room_state_map *plain = t_resolve(&r, s, 2);
+        t_assert_state(out, plain);
+        room_state_map_free(plain);
+        room_state_map_free(out);
+        room_state_map_free(s[0]);
+        room_state_map_free(s[1]);
+        t_room_free(&r);
+    }
+}
+END_TEST
+
+/* A failing prefetch aborts like a failing fetch. */
+START_TEST(prefetch_failure_propagates) {
+    for (int v = 0; v < 3; v++) {
+        t_room r;
+        t_small_room(&r, (const char *[]){"1", "2", "12"}[v]);
+        t_add(&r, "$t1:x", "m.room.topic", "", ALICE, "{}",
+              (const char *[]){"$c:x", "$p0:x", "$ma:x", NULL}, NULL, 6);
+        t_add(&r, "$t2:x", "m.room.topic", "", BOB, "{}",
+              (const char *[]){"$c:x", "$p0:x", "$mb:x", NULL}, NULL, 6);
+        room_state_map *s[2] = {t_state(&r, (const char *[]){BASE, "$t1:x", NULL}),
+                                t_state(&r, (const char *[]){BASE, "$t2:x", NULL})};
+        r.fail_on = "$t2:x";
+        room_state_map *out = room_state_map_new();
+        hs_err err = {0};
+        ck_assert_int_eq(room_state_resolve_batched(r.v, (const room_state_map *const *)s, 2,
+                                                    t_fetch, t_prefetch, &r, out, &err),
+                         -1);
+        ck_assert_int_eq(err.status, 503);
+        ck_assert_uint_eq(room_state_map_count(out), 0);
+        room_state_map_free(out);
+        room_state_map_free(s[0]);
+        room_state_map_free(s[1]);
+        t_room_free(&r);
+    }
+}
+END_TEST
+
 /* ---- the map itself ------------------------------------------------------------ */
 
 START_TEST(state_map_basics) {
@@ -1313,6 +1394,8 @@ int main(void) {
     tcase_add_test(edge, three_states);
     tcase_add_test(edge, power_order_before_timestamp);
     tcase_add_test(edge, power_events_bring_their_auth_chain);
+    tcase_add_test(edge, prefetch_announces_every_fetch);
+    tcase_add_test(edge, prefetch_failure_propagates);
     tcase_add_test(edge, state_map_basics);
     suite_add_tcase(s, edge);
     SRunner *sr = srunner_create(s);
