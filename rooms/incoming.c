@@ -78,7 +78,8 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
 }
 
 int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                 room_verdict *verdict, char *why, size_t why_len, hs_err *err) {
+                 long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
+                 hs_err *err) {
     room_event *auth[32];
     size_t n_auth = 0;
     if (why && why_len) *why = 0;
@@ -93,6 +94,6 @@ int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_b
     for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
     room_persist_item it = {ev, false, *verdict == ROOM_SOFT_FAILED,
                             *verdict == ROOM_REJECTED ? (why && *why ? why : "rejected") : NULL,
-                            state_before, 0};
+                            state_before, 0, stream_ordering};
     return room_store_persist(c, &it, 1, err);
 }

@@ -87,7 +87,7 @@ static json_t *skeleton(const room_version *v, const char *room_id, const json_t
 
 room_event *room_send_local(db_conn *c, const room_version *v, const char *room_id,
                             const json_t *proto, const char *server_name,
-                            const hs_signing_key *key, hs_err *err) {
+                            const hs_signing_key *key, long long stream_ordering, hs_err *err) {
     const char *type = json_string_value(json_object_get(proto, "type"));
     bool create = type && !strcmp(type, "m.room.create");
     if (!v && !(v = room_store_room_version(c, room_id, err))) return NULL;
@@ -114,7 +114,7 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     int ok = room_auth_check(ev, room_lookup_get, &on, err);
     if (on.failed) *err = on.err, ok = -1;
     room_lookup_clear(&on);
-    room_persist_item it = {ev, false, false, NULL, before, before_group};
+    room_persist_item it = {ev, false, false, NULL, before, before_group, stream_ordering};
     if (ok < 0 || room_store_persist(c, &it, 1, err) < 0) {
         room_event_free(ev);
         ev = NULL;

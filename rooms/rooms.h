@@ -22,10 +22,11 @@
  * new room's version and room_id is ignored for v12 (derived from the event);
  * otherwise v may be NULL and comes from the room.
  * Returns the persisted event (caller frees) or NULL with err: 403 M_FORBIDDEN
- * when the auth rules refuse it, 404 M_NOT_FOUND for an unknown room. */
+ * when the auth rules refuse it, 404 M_NOT_FOUND for an unknown room.
+ * stream_ordering: a position reserved with db_stream_reserve (0: take one). */
 room_event *room_send_local(db_conn *c, const room_version *v, const char *room_id,
                             const json_t *proto, const char *server_name,
-                            const hs_signing_key *key, hs_err *err);
+                            const hs_signing_key *key, long long stream_ordering, hs_err *err);
 
 /* What happened to an incoming event (checks on receipt of a PDU). */
 typedef enum room_verdict {
@@ -41,6 +42,7 @@ typedef enum room_verdict {
  * event (NULL: the state after its single prev event). The reason for a
  * rejection or soft failure is written to why (may be NULL). */
 int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                 room_verdict *verdict, char *why, size_t why_len, hs_err *err);
+                 long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
+                 hs_err *err);
 
 #endif

@@ -42,6 +42,7 @@ typedef struct room_persist_item {
     const char *rejected_reason;       /* NULL: accepted */
     const room_state_map *state_before; /* NULL: the state after its single prev event */
     long long state_before_group;      /* > 0: this stored group is the state before */
+    long long stream_ordering;         /* > 0: reserved with db_stream_reserve; 0: take one */
 } room_persist_item;
 
 /* Persist events in order, in the caller's transaction: rows, DAG edges,

@@ -87,29 +87,31 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
         "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
         " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7,"
-        "  CASE WHEN $8 THEN NULL ELSE nextval('events_stream_seq') END,"
+        "  CASE WHEN $8 THEN NULL WHEN $14::bigint > 0 THEN $14::bigint"
+        "   ELSE nextval('events_stream_seq') END,"
         "  $8, $9, $10, $11, $12, $13)"
         " ON CONFLICT (event_id) DO UPDATE SET outlier = false,"
-        "  stream_ordering = nextval('events_stream_seq'), soft_failed = EXCLUDED.soft_failed,"
+        "  stream_ordering = EXCLUDED.stream_ordering, soft_failed = EXCLUDED.soft_failed,"
         "  rejected_reason = EXCLUDED.rejected_reason, state_before = EXCLUDED.state_before,"
         "  state_after = EXCLUDED.state_after WHERE events.outlier AND NOT EXCLUDED.outlier");
     const room_event *ev = it->ev;
     size_t len;
     char *json = hs_json_canonical_ex(ev->json, no_unsigned, HS_JSON_CANON_ANY_INT, &len, err);
     if (!json) return -1;
-    char depth[24], ts[24], b[24], a[24];
+    char depth[24], ts[24], b[24], a[24], so[24];
+    snprintf(so, sizeof so, "%lld", it->stream_ordering);
     snprintf(depth, sizeof depth, "%lld", ev->depth);
     snprintf(ts, sizeof ts, "%lld", ev->origin_server_ts);
     snprintf(b, sizeof b, "%lld", before);
     snprintf(a, sizeof a, "%lld", after);
     const char *p[] = {ev->event_id, ev->room_id, ev->type, ev->state_key, ev->sender, depth, ts,
                        it->outlier ? "t" : "f", it->soft_failed ? "t" : "f", it->rejected_reason,
-                       before > 0 ? b : NULL, after > 0 ? a : NULL, json};
-    int lens[13] = {0};
-    int fmts[13] = {0};
+                       before > 0 ? b : NULL, after > 0 ? a : NULL, json, so};
+    int lens[14] = {0};
+    int fmts[14] = {0};
     lens[12] = (int)len, fmts[12] = 1;
     long n = -1;
-    PGresult *r = db_run_ex(c, &ins, 13, p, lens, fmts, 0, err);
+    PGresult *r = db_run_ex(c, &ins, 14, p, lens, fmts, 0, err);
     if (r) n = 0, PQclear(r);
     free(json);
     return (int)n;

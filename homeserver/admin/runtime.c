@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "homeserver/db/streams.h"
 #include "homeserver/core/log.h"
 
 int admin_usage(const char *text, int code) {
@@ -95,7 +96,7 @@ int admin_runtime_open(admin_runtime *rt, cfg *c, bool serve) {
     /* An external database may be restarting: wait for it a while. */
     rt->db = db_pool_new(conninfo, serve ? c->db_cp_min : 1, serve ? c->db_cp_max : 1,
                          c->db_embedded ? 0 : c->db_connect_retry_s, &err);
-    if (!rt->db || db_migrate(rt->db, &err) < 0) {
+    if (!rt->db || db_migrate(rt->db, &err) < 0 || (serve && db_streams_init(rt->db, &err) < 0)) {
         hs_error("%s", err.msg);
         admin_runtime_close(rt);
         return EXIT_RUNTIME;

@@ -49,7 +49,7 @@ static room_event *send(const room_version *v, const char *room_id, const char *
     if (sk) json_object_set_new(p, "state_key", json_string(sk));
     hs_err err = {0};
     db_script(c, "BEGIN", &err);
-    room_event *ev = room_send_local(c, v, room_id, p, "example.org", &key, &err);
+    room_event *ev = room_send_local(c, v, room_id, p, "example.org", &key, 0, &err);
     db_script(c, ev ? "COMMIT" : "ROLLBACK", &err);
     json_decref(p);
     if (status) *status = ev ? 200 : err.status;
@@ -170,7 +170,7 @@ static room_verdict receive(const room_event *ev, int *status, char *why) {
     hs_err err = {0};
     room_verdict v = ROOM_ACCEPTED;
     db_script(c, "BEGIN", &err);
-    int rc = room_receive(c, ev, NULL, &v, why, 256, &err);
+    int rc = room_receive(c, ev, NULL, 0, &v, why, 256, &err);
     db_script(c, rc == 0 ? "COMMIT" : "ROLLBACK", &err);
     *status = rc == 0 ? 200 : err.status;
     return v;

@@ -1,0 +1,99 @@
+/* streams.c — reserving stream positions and tracking which are committed. */
+#include "streams.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct tracker {
+    const char *seq;       /* NULL: an in-memory counter */
+    long long done_max;    /* highest position ever done */
+    long long *inflight;
+    size_t n, cap;
+} tracker;
+
+static tracker streams[DB_STREAM_COUNT] = {
+    [DB_STREAM_EVENTS] = {.seq = "events_stream_seq"},
+    [DB_STREAM_ACCOUNT_DATA] = {.seq = "account_data_stream_seq"},
+    [DB_STREAM_RECEIPTS] = {.seq = "receipts_stream_seq"},
+    [DB_STREAM_TYPING] = {.seq = NULL},
+    [DB_STREAM_TO_DEVICE] = {.seq = "to_device_stream_seq"},
+    [DB_STREAM_DEVICE_LISTS] = {.seq = "device_lists_stream_seq"},
+    [DB_STREAM_PRESENCE] = {.seq = "presence_stream_seq"},
+};
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+int db_streams_init(db_pool *p, hs_err *err) {
+    db_conn *c = db_acquire(p, err);
+    if (!c) return -1;
+    int rc = 0;
+    for (int s = 0; s < DB_STREAM_COUNT && rc == 0; s++) {
+        if (!streams[s].seq) continue;
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM %s",
+                 streams[s].seq);
+        PGresult *r = PQexec(c->pg, sql);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = hs_err_set(err, 500, "M_UNKNOWN", "cannot read %s: %s", streams[s].seq,
+                            PQerrorMessage(c->pg));
+        else
+            streams[s].done_max = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    db_release(p, c);
+    return rc;
+}
+
+long long db_stream_reserve(db_conn *c, db_stream s, hs_err *err) {
+    tracker *t = &streams[s];
+    /* nextval and registering it happen under one lock, so no reader can see
+     * a later position done while this one is not yet known to be in flight. */
+    pthread_mutex_lock(&mu);
+    long long pos;
+    if (t->seq) {
+        char sql[96];
+        snprintf(sql, sizeof sql, "SELECT nextval('%s')", t->seq);
+        PGresult *r = PQexec(c->pg, sql);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            hs_err_set(err, 500, "M_UNKNOWN", "nextval: %s", PQerrorMessage(c->pg));
+            PQclear(r);
+            pthread_mutex_unlock(&mu);
+            return -1;
+        }
+        pos = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    } else {
+        pos = t->done_max + (long long)t->n + 1;
+        for (size_t i = 0; i < t->n; i++)
+            if (t->inflight[i] >= pos) pos = t->inflight[i] + 1;
+    }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->inflight = realloc(t->inflight, t->cap * sizeof *t->inflight);
+    }
+    t->inflight[t->n++] = pos;
+    pthread_mutex_unlock(&mu);
+    return pos;
+}
+
+void db_stream_done(db_stream s, long long pos) {
+    tracker *t = &streams[s];
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < t->n; i++)
+        if (t->inflight[i] == pos) {
+            t->inflight[i] = t->inflight[--t->n];
+            break;
+        }
+    if (pos > t->done_max) t->done_max = pos;
+    pthread_mutex_unlock(&mu);
+}
+
+long long db_stream_current(db_stream s) {
+    tracker *t = &streams[s];
+    pthread_mutex_lock(&mu);
+    long long cur = t->done_max;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->inflight[i] - 1 < cur) cur = t->inflight[i] - 1;
+    pthread_mutex_unlock(&mu);
+    return cur;
+}
