@@ -1,0 +1,23 @@
+/* room_send.h — a local user's event into a room, from request to wake-up:
+ * one transaction (stream position, build, authorise, persist), then the
+ * stream position is released and the room's waiting /sync requests (and a
+ * membership event's target) are woken. Every client area that writes room
+ * events goes through here. */
+#ifndef CLIENT_ROOM_SEND_H
+#define CLIENT_ROOM_SEND_H
+
+#include "homeserver/http/http.h"
+#include "rooms/rooms.h"
+
+/* proto: {"type", "sender", "content"[, "state_key"]}. v: the room version
+ * for an m.room.create (NULL otherwise). Returns the persisted event (caller
+ * frees) or NULL with err (403 M_FORBIDDEN when the auth rules refuse it). */
+room_event *client_room_send(hs_server *srv, const room_version *v, const char *room_id,
+                             const json_t *proto, hs_err *err);
+
+/* The same for a state event given by parts. */
+room_event *client_room_send_state(hs_server *srv, const char *room_id, const char *sender,
+                                   const char *type, const char *state_key, json_t *content,
+                                   hs_err *err);
+
+#endif
