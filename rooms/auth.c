@@ -130,6 +130,20 @@ static int auth_other(room_auth *a) {
     return 0;
 }
 
+bool room_redaction_applies(const room_event *redaction, const room_event *target,
+                            room_state_lookup lookup, void *ctx) {
+    if (!redaction || !target || !eq(redaction->redacts, target->event_id) ||
+        !eq(redaction->room_id, target->room_id))
+        return false;
+    const room_version *v = redaction->ver;
+    if (v->event_format == ROOM_EVFMT_V1) return true; /* rule 11 was the check */
+    const room_event *create = lookup ? lookup(ctx, "m.room.create", "") : NULL;
+    const room_event *power = lookup ? lookup(ctx, "m.room.power_levels", "") : NULL;
+    if (room_pl_user(v, create, power, redaction->sender) >= room_pl_named(v, power, "redact", 50))
+        return true;
+    return eq(room_id_domain(redaction->sender), room_id_domain(target->sender));
+}
+
 int room_auth_check(const room_event *ev, room_state_lookup lookup, void *ctx, hs_err *err) {
     if (!ev || !ev->ver) return hs_err_set(err, 500, "M_UNKNOWN", "room_auth_check: no event");
     room_auth a = {.ev = ev, .v = ev->ver, .lookup = lookup, .ctx = ctx, .err = err};

@@ -35,6 +35,15 @@ size_t room_auth_types_for_event(const room_version *v, const json_t *event,
 int room_auth_check_auth_events(const room_event *ev, const room_event *const *auth, size_t n,
                                 hs_err *err);
 
+/* "Handling redactions": should redaction (an accepted m.room.redaction)
+ * be applied to target, the event it redacts (ev->redacts)? From v3 when
+ * the sender has the redact level in the state given by lookup (the state
+ * before the redaction), or is on the same server as target's sender; in
+ * v1–2 the auth rules already decided (redact level, or the event IDs'
+ * domains). Always false across rooms or for a target it does not name. */
+bool room_redaction_applies(const room_event *redaction, const room_event *target,
+                            room_state_lookup lookup, void *ctx);
+
 /* The power level of user in the state (creators of a v12 room: INT64_MAX). */
 long long room_user_power_level(const room_version *v, const char *user_id,
                                 room_state_lookup lookup, void *ctx);

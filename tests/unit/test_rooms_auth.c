@@ -718,6 +718,30 @@ START_TEST(redaction_v1_domain_rule) {
 }
 END_TEST
 
+START_TEST(redaction_applies_v3_plus) {
+    room("11");
+    fx_member(&r, BOB, "join");
+    fx_member(&r, REMOTE, "join");
+    room_event *msg = ev("m.room.message", BOB, NULL, "{}");
+    room_event *remote_msg = ev("m.room.message", REMOTE, NULL, "{}");
+    char c[128];
+    snprintf(c, sizeof c, "{'redacts':'%s'}", msg->event_id);
+    room_event *by_bob = ev("m.room.redaction", BOB, NULL, c);
+    room_event *by_remote = ev("m.room.redaction", REMOTE, NULL, c);
+    room_event *by_mod = ev("m.room.redaction", MOD, NULL, c);
+    ck_assert(room_redaction_applies(by_bob, msg, fx_lookup, &r));      /* own server */
+    ck_assert(!room_redaction_applies(by_remote, msg, fx_lookup, &r));  /* other server, no power */
+    ck_assert(room_redaction_applies(by_mod, msg, fx_lookup, &r));      /* redact level */
+    ck_assert(!room_redaction_applies(by_bob, remote_msg, fx_lookup, &r)); /* names another event */
+    snprintf(c, sizeof c, "{'redacts':'%s'}", remote_msg->event_id);
+    /* Same server as the original sender: even a user with no power. */
+    ck_assert(room_redaction_applies(ev("m.room.redaction", REMOTE, NULL, c), remote_msg,
+                                     fx_lookup, &r));
+    ck_assert(!room_redaction_applies(ev("m.room.redaction", BOB, NULL, c), remote_msg,
+                                      fx_lookup, &r));
+}
+END_TEST
+
 /* ---- auth events: selection and rule 3 ------------------------------------------ */
 
 /* The selection for an event; the pairs point into the event's JSON, which
@@ -848,7 +872,7 @@ int main(void) {
         no_power_levels_defaults, state_key_user_rule, power_levels_first_event,
         power_levels_format, stringy_power_levels_in_effect, power_levels_changes,
         notifications_unchecked_before_v6, v12_creators, user_power_level,
-        redaction_v1_domain_rule, auth_types, auth_events_rule3, ordinary_room_all_versions,
+        redaction_v1_domain_rule, redaction_applies_v3_plus, auth_types, auth_events_rule3, ordinary_room_all_versions,
     };
     for (size_t i = 0; i < sizeof tests / sizeof *tests; i++) tcase_add_test(tc, tests[i]);
     suite_add_tcase(s, tc);
