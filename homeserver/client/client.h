@@ -12,5 +12,6 @@ void client_versions_routes(hs_router *rt);
 void client_wellknown_routes(hs_router *rt);
 void client_account_routes(hs_router *rt);
 void client_login_routes(hs_router *rt);
+void client_room_create_routes(hs_router *rt);
 
 #endif

@@ -6,4 +6,5 @@ void client_routes(hs_router *rt) {
     client_wellknown_routes(rt);
     client_account_routes(rt);
     client_login_routes(rt);
+    client_room_create_routes(rt);
 }
