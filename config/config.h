@@ -58,6 +58,22 @@ typedef struct cfg {
     char *registration_shared_secret;               /* NULL: shared-secret registration off */
     bool allow_guest_access;                        /* false */
 
+    /* Sessions, devices, directory, VoIP (homeserver/client). Durations in ms. */
+    long long refreshable_access_token_lifetime;    /* 5m; 0: no refresh tokens issued */
+    long long refresh_token_lifetime;               /* 0: refresh tokens don't expire */
+    long long nonrefreshable_access_token_lifetime; /* 0: such access tokens don't expire */
+    bool login_via_existing_session;                /* login_via_existing_session.enabled, false */
+    long long login_via_existing_token_timeout;     /* login_via_existing_session.token_timeout, 5m */
+    bool track_client_ips;                          /* ours, false: no last_seen_ip / user agent */
+    long long user_ips_max_age;                     /* 28d: how long tracked IPs are kept */
+    bool user_directory_enabled;                    /* user_directory.enabled, true */
+    bool user_directory_search_all_users;           /* user_directory.search_all_users, false */
+    cfg_strlist turn_uris;                          /* [] */
+    char *turn_shared_secret;                       /* NULL */
+    char *turn_username, *turn_password;            /* NULL: static TURN credentials, if no secret */
+    long long turn_user_lifetime;                   /* 1h */
+    bool turn_allow_guests;                         /* true */
+
     cfg_strlist app_service_config_files;
     bool has_federation_domain_whitelist;           /* key present (even empty) */
     cfg_strlist federation_domain_whitelist;

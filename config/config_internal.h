@@ -69,6 +69,8 @@ bool cfg_get_int(cfg_ctx *x, const cfg_node *v, const char *key, long long min,
                  long long max, long long *out);
 bool cfg_get_number(cfg_ctx *x, const cfg_node *v, const char *key, double min, double *out);
 bool cfg_get_size(cfg_ctx *x, const cfg_node *v, const char *key, long long *out);
+/* A duration in milliseconds: "30s", "5m", "1h", "28d", "1w", "1y" or plain ms. */
+bool cfg_get_duration(cfg_ctx *x, const cfg_node *v, const char *key, long long *out);
 /* Replace *out (freeing the old value) with the scalar's text. */
 bool cfg_get_string(cfg_ctx *x, const cfg_node *v, const char *key, char **out);
 /* Like cfg_get_string, then resolved against the config file's folder. */
@@ -79,6 +81,8 @@ bool cfg_get_strlist(cfg_ctx *x, const cfg_node *v, const char *key, bool paths,
 
 /* Parse "50M" / "1G" / "100K" / "1234" into bytes; false if malformed. */
 bool cfg_parse_size(const char *s, long long *out);
+/* Parse Synapse's durations ("5m", "28d", "1500") into milliseconds. */
+bool cfg_parse_duration(const char *s, long long *out);
 char *cfg_resolve_path(const char *dir, const char *p); /* NULL on OOM */
 int cfg_strlist_push(cfg_strlist *l, const char *s);   /* 0 or -1 on OOM */
 void cfg_strlist_free(cfg_strlist *l);
@@ -104,6 +108,7 @@ typedef enum {
     CFG_T_INT,       /* int within [min, max] */
     CFG_T_NUM,       /* double >= 0 */
     CFG_T_SIZE,      /* long long bytes, "50M" style accepted */
+    CFG_T_DURATION,  /* long long milliseconds, "5m" / "28d" style accepted */
     CFG_T_STRLIST,   /* cfg_strlist */
     CFG_T_PATHLIST,  /* cfg_strlist of resolved paths */
     CFG_T_RATELIMIT, /* cfg_ratelimit: {per_second, burst_count} */
@@ -131,8 +136,8 @@ typedef struct cfg_key {
     const char *def_str;         /* STR, PATH */
     const char *const *def_list; /* STRLIST, PATHLIST; NULL-terminated */
     double def_num;              /* NUM; RATELIMIT per_second */
-    long long def_int;           /* BOOL, INT, SIZE; RATELIMIT burst_count */
-    long long min, max;          /* INT, SIZE (max 0: no upper bound) */
+    long long def_int;           /* BOOL, INT, SIZE, DURATION; RATELIMIT burst_count */
+    long long min, max;          /* INT, SIZE, DURATION (max 0: no upper bound) */
     const struct cfg_key *sub;   /* SECTION; terminated by a row with name NULL */
     cfg_check_fn check;
     cfg_parse_fn parse;          /* CUSTOM */

@@ -125,6 +125,39 @@ bool cfg_get_size(cfg_ctx *x, const cfg_node *v, const char *key, long long *out
     return true;
 }
 
+/* Synapse's parse_duration: a whole number of milliseconds, or digits with
+ * s, m, h, d, w or y (a year is 365 days). */
+bool cfg_parse_duration(const char *s, long long *out) {
+    static const struct { char suffix; long long ms; } units[] = {
+        {'s', 1000LL}, {'m', 60000LL}, {'h', 3600000LL}, {'d', 86400000LL},
+        {'w', 604800000LL}, {'y', 31536000000LL},
+    };
+    size_t len = strlen(s);
+    long long mult = 1;
+    for (size_t i = 0; len > 1 && i < sizeof units / sizeof *units; i++)
+        if (s[len - 1] == units[i].suffix) mult = units[i].ms;
+    char digits[32];
+    size_t n = mult == 1 ? len : len - 1;
+    if (n == 0 || n >= sizeof digits || strspn(s, "0123456789") != n) return false;
+    memcpy(digits, s, n);
+    digits[n] = 0;
+    long long v;
+    if (!cfg_parse_ll(digits, &v) || v > LLONG_MAX / mult) return false;
+    *out = v * mult;
+    return true;
+}
+
+bool cfg_get_duration(cfg_ctx *x, const cfg_node *v, const char *key, long long *out) {
+    char buf[80];
+    if (v->kind != CFG_SCALAR || !cfg_parse_duration(v->str, out)) {
+        cfg_error(x, v->line, key,
+                  "expected a duration such as 30s, 5m, 1h, 28d or a number of milliseconds, got %s",
+                  cfg_node_what(v, buf, sizeof buf));
+        return false;
+    }
+    return true;
+}
+
 bool cfg_get_string(cfg_ctx *x, const cfg_node *v, const char *key, char **out) {
     char buf[80];
     if (v->kind != CFG_SCALAR) {

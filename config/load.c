@@ -101,6 +101,15 @@ static void cfg_cross_checks(cfg_ctx *x, cfg *c, const cfg_node *root) {
                   "true if you really mean it");
 }
 
+/* Calls fail in confusing ways when clients are sent TURN URIs without
+ * credentials, so say it at start-up. */
+static void cfg_check_turn(cfg_ctx *x, const cfg *c, const cfg_node *root) {
+    if (c->turn_uris.n && !c->turn_shared_secret && !(c->turn_username && c->turn_password))
+        cfg_warning(x, cfg_line_of(root, "turn_uris"), "turn_uris",
+                    "has no effect without turn_shared_secret (or turn_username and "
+                    "turn_password)");
+}
+
 static char *cfg_dir_of(const char *path) {
     char *copy = strdup(path);
     char *d = copy ? strdup(dirname(copy)) : NULL;
@@ -122,6 +131,7 @@ cfg *cfg_load(const char *path, FILE *diag, int *n_errors, int *n_warnings) {
         cfg_apply_table(&x, cfg_top_keys, root, root->line, "", c, true);
         cfg_derived_defaults(&x, c);
         cfg_cross_checks(&x, c, root);
+        cfg_check_turn(&x, c, root);
     }
     cfg_node_free(root);
     free(x.dir);

@@ -30,6 +30,17 @@ static bool cfg_check_nonempty(cfg_ctx *x, const cfg_node *v, const char *key, v
     return false;
 }
 
+/* TURN URIs as RFC 7065 writes them; a typo here silently breaks calls. */
+static bool cfg_check_turn_uris(cfg_ctx *x, const cfg_node *v, const char *key, void *field) {
+    const cfg_strlist *l = field;
+    for (size_t i = 0; i < l->n; i++)
+        if (strncmp(l->v[i], "turn:", 5) && strncmp(l->v[i], "turns:", 6)) {
+            cfg_error(x, v->line, key, "'%s' must start with turn: or turns:", l->v[i]);
+            return false;
+        }
+    return true;
+}
+
 static const cfg_key cfg_ratelimit_keys[] = {
     {.name = "per_second", .type = CFG_T_NUM, .off = offsetof(cfg_ratelimit, per_second)},
     {.name = "burst_count", .type = CFG_T_INT, .off = offsetof(cfg_ratelimit, burst_count),
@@ -39,6 +50,23 @@ static const cfg_key cfg_ratelimit_keys[] = {
 
 #define RATELIMIT(n, field, ps, burst) \
     {.name = n, .type = CFG_T_RATELIMIT, .off = OFF(field), .def_num = ps, .def_int = burst}
+
+#define DURATION(n, field, def) \
+    {.name = n, .type = CFG_T_DURATION, .off = OFF(field), .def_int = def}
+
+static const cfg_key cfg_login_existing_keys[] = {
+    {.name = "enabled", .type = CFG_T_BOOL, .off = OFF(login_via_existing_session)},
+    {.name = "require_ui_auth", .type = CFG_T_IGNORED}, /* always: the spec says MUST */
+    {.name = "token_timeout", .type = CFG_T_DURATION, .off = OFF(login_via_existing_token_timeout),
+     .def_int = 5 * 60000LL, .min = 1000},
+    {0},
+};
+
+static const cfg_key cfg_user_directory_keys[] = {
+    {.name = "enabled", .type = CFG_T_BOOL, .off = OFF(user_directory_enabled), .def_int = 1},
+    {.name = "search_all_users", .type = CFG_T_BOOL, .off = OFF(user_directory_search_all_users)},
+    {0},
+};
 
 static const cfg_key cfg_rc_login_keys[] = {
     RATELIMIT("address", rc_login_address, 0.003, 5),
@@ -83,6 +111,20 @@ const cfg_key cfg_top_keys[] = {
     BOOL("registration_requires_token", registration_requires_token, 0),
     STR("registration_shared_secret", registration_shared_secret, .check = cfg_check_nonempty),
     BOOL("allow_guest_access", allow_guest_access, 0),
+    DURATION("refreshable_access_token_lifetime", refreshable_access_token_lifetime, 5 * 60000LL),
+    DURATION("refresh_token_lifetime", refresh_token_lifetime, 0),
+    DURATION("nonrefreshable_access_token_lifetime", nonrefreshable_access_token_lifetime, 0),
+    SECTION("login_via_existing_session", cfg_login_existing_keys),
+    BOOL("track_client_ips", track_client_ips, 0),
+    DURATION("user_ips_max_age", user_ips_max_age, 28 * 86400000LL),
+    SECTION("user_directory", cfg_user_directory_keys),
+    LIST("turn_uris", turn_uris, .check = cfg_check_turn_uris),
+    STR("turn_shared_secret", turn_shared_secret, .check = cfg_check_nonempty),
+    STR("turn_username", turn_username),
+    STR("turn_password", turn_password),
+    {.name = "turn_user_lifetime", .type = CFG_T_DURATION, .off = OFF(turn_user_lifetime),
+     .def_int = 3600000LL, .min = 1000},
+    BOOL("turn_allow_guests", turn_allow_guests, 1),
     PATHS("app_service_config_files", app_service_config_files, .check = cfg_check_files),
     LIST("federation_domain_whitelist", federation_domain_whitelist, .flags = CFG_HAS,
          .has_off = OFF(has_federation_domain_whitelist), .check = cfg_check_server_names),
@@ -145,7 +187,8 @@ static void cfg_table_defaults(cfg_ctx *x, const cfg_key *t, void *base) {
         case CFG_T_BOOL: *(bool *)f = t->def_int != 0; break;
         case CFG_T_INT: *(int *)f = (int)t->def_int; break;
         case CFG_T_NUM: *(double *)f = t->def_num; break;
-        case CFG_T_SIZE: *(long long *)f = t->def_int; break;
+        case CFG_T_SIZE:
+        case CFG_T_DURATION: *(long long *)f = t->def_int; break;
         case CFG_T_STRLIST:
         case CFG_T_PATHLIST: ok = cfg_default_list(x, t, f); break;
         case CFG_T_RATELIMIT: *(cfg_ratelimit *)f = (cfg_ratelimit){t->def_num, (int)t->def_int}; break;
@@ -195,6 +238,15 @@ static bool cfg_apply_number(cfg_ctx *x, const cfg_key *k, const cfg_node *v, co
         }
         *(long long *)f = n;
         return true;
+    case CFG_T_DURATION:
+        if (!cfg_get_duration(x, v, key, &n)) return false;
+        if (n < k->min || (k->max && n > k->max)) {
+            cfg_error(x, v->line, key, "must be at least %lld ms%s", k->min,
+                      k->max ? " and at most the maximum" : "");
+            return false;
+        }
+        *(long long *)f = n;
+        return true;
     default: return false;
     }
 }
@@ -216,7 +268,8 @@ static void cfg_apply_value(cfg_ctx *x, const cfg_key *k, const cfg_node *v, con
     case CFG_T_BOOL: ok = cfg_get_bool(x, v, key, f); break;
     case CFG_T_INT:
     case CFG_T_NUM:
-    case CFG_T_SIZE: ok = cfg_apply_number(x, k, v, key, f); break;
+    case CFG_T_SIZE:
+    case CFG_T_DURATION: ok = cfg_apply_number(x, k, v, key, f); break;
     case CFG_T_STRLIST:
     case CFG_T_PATHLIST: cfg_apply_list(x, k, v, key, f); return;
     case CFG_T_RATELIMIT:

@@ -661,6 +661,81 @@ START_TEST(test_registration_guard_and_checks) {
 }
 END_TEST
 
+/* Sessions, devices, the user directory and TURN: Synapse's durations and
+ * keys, privacy-first defaults. */
+START_TEST(test_accounts_devices_voip_keys) {
+    static const struct { const char *s; long long ms; } ok[] = {
+        {"1500", 1500}, {"30s", 30000}, {"5m", 300000}, {"1h", 3600000},
+        {"28d", 28LL * 86400000}, {"2w", 14LL * 86400000}, {"1y", 365LL * 86400000}, {"0", 0},
+    };
+    static const char *const bad[] = {"", "m", "5x", "-5m", "1.5h", "5 m", "5mm", "h5", NULL};
+    long long v;
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        ck_assert_msg(cfg_parse_duration(ok[i].s, &v), "%s", ok[i].s);
+        ck_assert_int_eq(v, ok[i].ms);
+    }
+    for (const char *const *s = bad; *s; s++) ck_assert_msg(!cfg_parse_duration(*s, &v), "%s", *s);
+
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert(!c->track_client_ips);
+    ck_assert_int_eq(c->user_ips_max_age, 28LL * 86400000);
+    ck_assert_int_eq(c->refreshable_access_token_lifetime, 300000);
+    ck_assert_int_eq(c->refresh_token_lifetime, 0);
+    ck_assert_int_eq(c->nonrefreshable_access_token_lifetime, 0);
+    ck_assert(!c->login_via_existing_session);
+    ck_assert_int_eq(c->login_via_existing_token_timeout, 300000);
+    ck_assert(c->user_directory_enabled && !c->user_directory_search_all_users);
+    ck_assert_uint_eq(c->turn_uris.n, 0);
+    ck_assert_ptr_null(c->turn_shared_secret);
+    ck_assert_int_eq(c->turn_user_lifetime, 3600000);
+    ck_assert(c->turn_allow_guests);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "track_client_ips: true\n"
+                  "user_ips_max_age: 7d\n"
+                  "refreshable_access_token_lifetime: 90000\n"
+                  "login_via_existing_session: {enabled: true, require_ui_auth: false, token_timeout: 2m}\n"
+                  "user_directory: {search_all_users: true}\n"
+                  "turn_uris: ['turn:turn.example.org?transport=udp', 'turns:turn.example.org']\n"
+                  "turn_shared_secret: s3cret\n"
+                  "turn_user_lifetime: 1d\n"
+                  "turn_allow_guests: false\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    ck_assert(c->track_client_ips);
+    ck_assert_int_eq(c->user_ips_max_age, 7LL * 86400000);
+    ck_assert_int_eq(c->refreshable_access_token_lifetime, 90000);
+    ck_assert(c->login_via_existing_session);
+    ck_assert_int_eq(c->login_via_existing_token_timeout, 120000);
+    ck_assert(c->user_directory_enabled && c->user_directory_search_all_users);
+    ck_assert_uint_eq(c->turn_uris.n, 2);
+    ck_assert_str_eq(c->turn_uris.v[1], "turns:turn.example.org");
+    ck_assert_str_eq(c->turn_shared_secret, "s3cret");
+    ck_assert_int_eq(c->turn_user_lifetime, 86400000);
+    ck_assert(!c->turn_allow_guests);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "user_ips_max_age: 4 weeks\n"
+                  "turn_uris: ['stun:stun.example.org']\n"
+                  "turn_user_lifetime: 10\n"
+                  "track_client_ips: 'yes'\n");
+    ck_assert_ptr_null(c);
+    expect_diag(2, "error", "user_ips_max_age", "expected a duration such as 30s");
+    expect_diag(3, "error", "turn_uris", "'stun:stun.example.org' must start with turn: or turns:");
+    expect_diag(4, "error", "turn_user_lifetime", "must be at least 1000 ms");
+    expect_diag(5, "error", "track_client_ips", "expected true or false");
+
+    c = load_text("server_name: example.org\nturn_uris: ['turn:t.example.org']\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 1);
+    expect_diag(2, "warning", "turn_uris", "has no effect without turn_shared_secret");
+    cfg_free(c);
+}
+END_TEST
+
 /* The shape `synapse --generate-config` writes, with PostgreSQL: it must load
  * with no warnings, the Synapse-only keys silently ignored. */
 START_TEST(test_synapse_config_carries_over) {
@@ -841,6 +916,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_listeners);
     tcase_add_test(t, test_tls_files);
     tcase_add_test(t, test_registration_guard_and_checks);
+    tcase_add_test(t, test_accounts_devices_voip_keys);
     tcase_add_test(t, test_synapse_config_carries_over);
     tcase_add_test(t, test_example_file_loads_and_documents_every_key);
     tcase_add_test(t, test_write_default_round_trip);
