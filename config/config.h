@@ -68,6 +68,11 @@ typedef struct cfg {
     long long user_ips_max_age;                     /* 28d: how long tracked IPs are kept */
     bool user_directory_enabled;                    /* user_directory.enabled, true */
     bool user_directory_search_all_users;           /* user_directory.search_all_users, false */
+    bool presence_enabled;                          /* presence.enabled, true */
+    bool presence_include_offline_users_on_sync;    /* presence.include_offline_users_on_sync, false */
+    long long presence_last_active_granularity;     /* presence.last_active_granularity, 1m */
+    long long presence_sync_online_timeout;         /* presence.sync_online_timeout, 30s */
+    long long presence_idle_timeout;                /* presence.idle_timeout, 5m */
     cfg_strlist turn_uris;                          /* [] */
     char *turn_shared_secret;                       /* NULL */
     char *turn_username, *turn_password;            /* NULL: static TURN credentials, if no secret */

@@ -68,6 +68,19 @@ static const cfg_key cfg_user_directory_keys[] = {
     {0},
 };
 
+static const cfg_key cfg_presence_keys[] = {
+    {.name = "enabled", .type = CFG_T_BOOL, .off = OFF(presence_enabled), .def_int = 1},
+    {.name = "include_offline_users_on_sync", .type = CFG_T_BOOL,
+     .off = OFF(presence_include_offline_users_on_sync)},
+    {.name = "last_active_granularity", .type = CFG_T_DURATION,
+     .off = OFF(presence_last_active_granularity), .def_int = 60000LL, .min = 1000},
+    {.name = "sync_online_timeout", .type = CFG_T_DURATION,
+     .off = OFF(presence_sync_online_timeout), .def_int = 30000LL, .min = 1000},
+    {.name = "idle_timeout", .type = CFG_T_DURATION, .off = OFF(presence_idle_timeout),
+     .def_int = 5 * 60000LL, .min = 1000},
+    {0},
+};
+
 static const cfg_key cfg_rc_login_keys[] = {
     RATELIMIT("address", rc_login_address, 0.003, 5),
     RATELIMIT("account", rc_login_account, 0.003, 5),
@@ -118,6 +131,7 @@ const cfg_key cfg_top_keys[] = {
     BOOL("track_client_ips", track_client_ips, 0),
     DURATION("user_ips_max_age", user_ips_max_age, 28 * 86400000LL),
     SECTION("user_directory", cfg_user_directory_keys),
+    SECTION("presence", cfg_presence_keys),
     LIST("turn_uris", turn_uris, .check = cfg_check_turn_uris),
     STR("turn_shared_secret", turn_shared_secret, .check = cfg_check_nonempty),
     STR("turn_username", turn_username),

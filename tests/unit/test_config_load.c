@@ -736,6 +736,48 @@ START_TEST(test_accounts_devices_voip_keys) {
 }
 END_TEST
 
+/* presence: Synapse's section, its defaults, durations and bad values. */
+START_TEST(test_presence_keys) {
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert(c->presence_enabled && !c->presence_include_offline_users_on_sync);
+    ck_assert_int_eq(c->presence_last_active_granularity, 60000);
+    ck_assert_int_eq(c->presence_sync_online_timeout, 30000);
+    ck_assert_int_eq(c->presence_idle_timeout, 300000);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "presence:\n"
+                  "  enabled: false\n"
+                  "  include_offline_users_on_sync: true\n"
+                  "  last_active_granularity: 10s\n"
+                  "  sync_online_timeout: 45000\n"
+                  "  idle_timeout: 1h\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    ck_assert(!c->presence_enabled && c->presence_include_offline_users_on_sync);
+    ck_assert_int_eq(c->presence_last_active_granularity, 10000);
+    ck_assert_int_eq(c->presence_sync_online_timeout, 45000);
+    ck_assert_int_eq(c->presence_idle_timeout, 3600000);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "presence:\n"
+                  "  enabled: maybe\n"
+                  "  idle_timeout: 5 minutes\n"
+                  "  sync_online_timeout: 10\n");
+    ck_assert_ptr_null(c);
+    expect_diag(3, "error", "presence.enabled", "expected true or false");
+    expect_diag(4, "error", "presence.idle_timeout", "expected a duration such as 30s");
+    expect_diag(5, "error", "presence.sync_online_timeout", "must be at least 1000 ms");
+
+    c = load_text("server_name: example.org\npresence: {enabled: true, busy: true}\n");
+    ck_assert_msg(c, "%s", diag_text);
+    expect_diag(2, "warning", "presence.busy", "unknown key");
+    cfg_free(c);
+}
+END_TEST
+
 /* The shape `synapse --generate-config` writes, with PostgreSQL: it must load
  * with no warnings, the Synapse-only keys silently ignored. */
 START_TEST(test_synapse_config_carries_over) {
@@ -917,6 +959,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_tls_files);
     tcase_add_test(t, test_registration_guard_and_checks);
     tcase_add_test(t, test_accounts_devices_voip_keys);
+    tcase_add_test(t, test_presence_keys);
     tcase_add_test(t, test_synapse_config_carries_over);
     tcase_add_test(t, test_example_file_loads_and_documents_every_key);
     tcase_add_test(t, test_write_default_round_trip);
