@@ -46,21 +46,7 @@ int room_store_auth_chain(db_conn *c, const char *const *ids, size_t n, char ***
         "  UNION"
         "  SELECT a.auth_id FROM event_auth a JOIN chain ON a.event_id = chain.id)"
         " SELECT id FROM chain");
-    /* A text[] literal: {"id1","id2"} with quotes and backslashes escaped. */
-    size_t cap = 3;
-    for (size_t i = 0; i < n; i++) cap += strlen(ids[i]) * 2 + 3;
-    char *arr = malloc(cap), *w = arr;
-    *w++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i) *w++ = ',';
-        *w++ = '"';
-        for (const char *p = ids[i]; *p; p++) {
-            if (*p == '"' || *p == '\\') *w++ = '\\';
-            *w++ = *p;
-        }
-        *w++ = '"';
-    }
-    *w++ = '}', *w = 0;
+    char *arr = db_text_array(ids, n);
     PGresult *r = db_run(c, &q, 1, (const char *[]){arr}, err);
     free(arr);
     if (!r) return -1;

@@ -10,6 +10,7 @@
 
 #include "homeserver/core/json.h"
 #include "store.h"
+#include "state_lookup.h"
 #include "store_internal.h"
 
 static const char *const no_unsigned[] = {"unsigned", NULL};
@@ -117,6 +118,29 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
     return (int)n;
 }
 
+/* Served copies of a redacted event are redacted: remember which event
+ * redacts which (whether the redaction applies is decided when serving). */
+static int record_redaction(db_conn *c, const room_event *ev, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO redactions (event_id, redacts, applies) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING");
+    if (strcmp(ev->type, "m.room.redaction") != 0 || !ev->redacts) return 0;
+    hs_err miss = {0};
+    room_event *target = room_store_get_event(c, ev->redacts, &miss);
+    const char *applies = NULL;
+    if (target) {
+        /* Power is judged on the room's current state (cheap, and what a
+         * client sees); the auth rules already admitted the redaction. */
+        room_lookup l = {.c = c, .room_id = ev->room_id, .current = true};
+        applies = room_redaction_applies(ev, target, room_lookup_get, &l) ? "t" : "f";
+        room_lookup_clear(&l);
+        room_event_free(target);
+    }
+    return db_exec(c, &ins, 3, (const char *[]){ev->event_id, ev->redacts, applies}, err) < 0
+               ? -1
+               : 0;
+}
+
 static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
     const room_event *ev = it->ev;
     int kind = stored_kind(c, ev->event_id, NULL, err);
@@ -136,6 +160,7 @@ static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
     }
     if (insert_event(c, it, before, after, err) < 0 || insert_edges(c, ev, err) < 0) return -1;
     if (it->outlier || it->rejected_reason || it->soft_failed) return 0;
+    if (record_redaction(c, ev, err) < 0) return -1;
     return room_store_advance(c, ev, before, after, err);
 }
 

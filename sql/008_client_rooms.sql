@@ -43,6 +43,7 @@ CREATE INDEX events_member_of ON events (state_key, stream_ordering)
 -- theirs is stored (the rooms store records it when it persists one).
 CREATE TABLE redactions (
     event_id  text PRIMARY KEY,     -- the m.room.redaction
-    redacts   text NOT NULL
+    redacts   text NOT NULL,
+    applies   boolean               -- NULL: the target was unknown when it arrived
 );
 CREATE INDEX redactions_redacts ON redactions (redacts);

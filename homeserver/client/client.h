@@ -13,5 +13,8 @@ void client_wellknown_routes(hs_router *rt);
 void client_account_routes(hs_router *rt);
 void client_login_routes(hs_router *rt);
 void client_room_create_routes(hs_router *rt);
+void client_room_membership_routes(hs_router *rt);
+void client_room_events_routes(hs_router *rt);
+void client_sync_routes(hs_router *rt);
 
 #endif

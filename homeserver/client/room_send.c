@@ -1,9 +1,11 @@
 /* room_send.c — sending a local event, committing it, waking its readers. */
 #include "room_send.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
 #include "notifier.h"
 
@@ -14,32 +16,88 @@ typedef struct send_job {
     const json_t *proto;
     long long pos;
     room_event *out;
+    const char *device_id, *txn_id; /* idempotency, when txn_id is set */
+    char *existing;
 } send_job;
+
+/* Claim the transaction ID; 1 if claimed, 0 if an earlier request holds it
+ * (its event ID then goes to j->existing), -1 on error. A concurrent
+ * duplicate blocks on the row until the first commits. */
+static int claim_txn(db_conn *c, send_job *j, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)"
+        " VALUES ($1, $2, $3, $4, '', 0) ON CONFLICT DO NOTHING");
+    static db_stmt get = DB_STMT(
+        "SELECT event_id FROM event_txn_ids"
+        " WHERE user_id = $1 AND device_id = $2 AND txn_id = $3 AND room_id = $4");
+    const char *sender = json_string_value(json_object_get(j->proto, "sender"));
+    const char *p[] = {sender, j->device_id, j->txn_id, j->room_id};
+    long n = db_exec(c, &ins, 4, p, err);
+    if (n != 0) return n < 0 ? -1 : 1;
+    PGresult *r = db_run(c, &get, 4, p, err);
+    if (!r) return -1;
+    free(j->existing);
+    j->existing = PQntuples(r) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    return 0;
+}
+
+static int record_txn(db_conn *c, send_job *j, hs_err *err) {
+    static db_stmt up = DB_STMT(
+        "UPDATE event_txn_ids SET event_id = $5, created_ts = $6"
+        " WHERE user_id = $1 AND device_id = $2 AND txn_id = $3 AND room_id = $4");
+    char now[24];
+    snprintf(now, sizeof now, "%lld", hs_now_ms());
+    const char *sender = json_string_value(json_object_get(j->proto, "sender"));
+    const char *p[] = {sender, j->device_id, j->txn_id, j->room_id, j->out->event_id, now};
+    return db_exec(c, &up, 6, p, err) < 0 ? -1 : 0;
+}
 
 static int send_txn(db_conn *c, void *arg, hs_err *err) {
     send_job *j = arg;
     room_event_free(j->out);
     j->out = NULL;
+    if (j->txn_id) {
+        int claimed = claim_txn(c, j, err);
+        if (claimed <= 0) return claimed;
+    }
     if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
     j->out = room_send_local(c, j->v, j->room_id, j->proto, j->srv->cfg->server_name,
                              &j->srv->key, j->pos, err);
-    return j->out ? 0 : -1;
+    if (!j->out) return -1;
+    return j->txn_id ? record_txn(c, j, err) : 0;
+}
+
+static room_event *run(send_job *j, hs_err *err) {
+    int rc = db_txn(j->srv->db, send_txn, j, err);
+    if (j->pos > 0) db_stream_done(DB_STREAM_EVENTS, j->pos);
+    if (rc < 0 || !j->out) {
+        room_event_free(j->out);
+        return NULL;
+    }
+    room_event *out = j->out;
+    hs_notify_room(out->room_id);
+    /* An invite (or kick, ban) reaches a user who is not waiting on the room. */
+    if (out->membership && out->state_key && strcmp(out->state_key, out->sender) != 0)
+        hs_notify_users((const char *const[]){out->state_key}, 1);
+    return out;
+}
+
+room_event *client_room_send_txn(hs_server *srv, const char *room_id, const json_t *proto,
+                                 const char *device_id, const char *txn_id, char **existing,
+                                 hs_err *err) {
+    send_job j = {.srv = srv, .room_id = room_id, .proto = proto, .device_id = device_id,
+                  .txn_id = txn_id};
+    room_event *ev = run(&j, err);
+    *existing = ev ? NULL : j.existing;
+    if (ev) free(j.existing);
+    return ev;
 }
 
 room_event *client_room_send(hs_server *srv, const room_version *v, const char *room_id,
                              const json_t *proto, hs_err *err) {
     send_job j = {.srv = srv, .v = v, .room_id = room_id, .proto = proto};
-    int rc = db_txn(srv->db, send_txn, &j, err);
-    if (j.pos > 0) db_stream_done(DB_STREAM_EVENTS, j.pos);
-    if (rc < 0) {
-        room_event_free(j.out);
-        return NULL;
-    }
-    hs_notify_room(j.out->room_id);
-    /* An invite (or kick, ban) reaches a user who is not waiting on the room. */
-    if (j.out->membership && j.out->state_key && strcmp(j.out->state_key, j.out->sender) != 0)
-        hs_notify_users((const char *const[]){j.out->state_key}, 1);
-    return j.out;
+    return run(&j, err);
 }
 
 room_event *client_room_send_state(hs_server *srv, const char *room_id, const char *sender,

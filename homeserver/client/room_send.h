@@ -15,6 +15,13 @@
 room_event *client_room_send(hs_server *srv, const room_version *v, const char *room_id,
                              const json_t *proto, hs_err *err);
 
+/* client_room_send, idempotent per (sender, device_id, room, txn_id): a
+ * repeated transaction sends nothing and returns NULL with *existing set to
+ * the first event's ID (malloc'd), err untouched. */
+room_event *client_room_send_txn(hs_server *srv, const char *room_id, const json_t *proto,
+                                 const char *device_id, const char *txn_id, char **existing,
+                                 hs_err *err);
+
 /* The same for a state event given by parts. */
 room_event *client_room_send_state(hs_server *srv, const char *room_id, const char *sender,
                                    const char *type, const char *state_key, json_t *content,

@@ -7,4 +7,7 @@ void client_routes(hs_router *rt) {
     client_account_routes(rt);
     client_login_routes(rt);
     client_room_create_routes(rt);
+    client_room_membership_routes(rt);
+    client_room_events_routes(rt);
+    client_sync_routes(rt);
 }

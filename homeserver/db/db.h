@@ -51,6 +51,10 @@ PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
 /* Same, discarding the result; returns the number of rows affected or -1. */
 long db_exec(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);
 
+/* A PostgreSQL text[] literal ({"a","b"}) of n strings, for "= ANY($1::text[])"
+ * parameters (malloc'd). */
+char *db_text_array(const char *const *items, size_t n);
+
 /* Run a plain (unprepared, parameterless) SQL script. 0 or -1. */
 int db_script(db_conn *c, const char *sql, hs_err *err);
 

@@ -229,3 +229,21 @@ int db_txn(db_pool *p, db_txn_fn fn, void *arg, hs_err *err) {
     db_release(p, c);
     return rc;
 }
+
+char *db_text_array(const char *const *items, size_t n) {
+    size_t cap = 3;
+    for (size_t i = 0; i < n; i++) cap += strlen(items[i]) * 2 + 3;
+    char *arr = malloc(cap), *w = arr;
+    *w++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i) *w++ = ',';
+        *w++ = '"';
+        for (const char *p = items[i]; *p; p++) {
+            if (*p == '"' || *p == '\\') *w++ = '\\';
+            *w++ = *p;
+        }
+        *w++ = '"';
+    }
+    *w++ = '}', *w = 0;
+    return arr;
+}

@@ -51,7 +51,14 @@ typedef struct hs_req {
     bool is_admin, is_guest;
     /* A handler answering with something other than JSON sets this. */
     struct MHD_Response *custom;
+    /* Long-polling: a handler may park the request (hs_req_suspend) and
+     * return HS_SUSPENDED; after hs_req_resume the same handler runs again
+     * with its ctx, which is freed with ctx_free when the request ends. */
+    void *ctx;
+    void (*ctx_free)(void *ctx);
 } hs_req;
+
+#define HS_SUSPENDED 0 /* handler return value: parked, answer later */
 
 /* Returns the HTTP status and stores a new reference in *out, or -1 with err. */
 typedef int (*hs_handler)(hs_req *r, json_t **out, hs_err *err);
@@ -83,6 +90,12 @@ hs_handler hs_router_match(const hs_router *rt, const char *method, const char *
 int hs_http_start(hs_server *srv, hs_err *err);
 /* Stop accepting, wait up to grace_ms for in-flight requests, stop. */
 void hs_http_stop(hs_server *srv, int grace_ms);
+
+/* Park the request (only from inside its handler, which then returns
+ * HS_SUSPENDED). No thread waits for it. */
+void hs_req_suspend(hs_req *r);
+/* Wake a parked request from any thread: its handler runs again. */
+void hs_req_resume(hs_req *r);
 
 /* A query-string parameter of the request, or NULL. */
 const char *hs_req_query(hs_req *r, const char *key);

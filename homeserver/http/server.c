@@ -29,6 +29,7 @@ struct hs_listener {
 /* Per-connection request state between libmicrohttpd's callbacks. */
 typedef struct req_state {
     hs_req r;
+    hs_handler parked;  /* the handler to run again on resume */
     char *raw_path; /* the path as sent, before libmicrohttpd decodes it */
     char *buf;
     size_t len, cap;
@@ -92,6 +93,8 @@ static int prepare_body(hs_req *r, int flags, hs_err *err) {
     return 0;
 }
 
+static int run_handler(struct MHD_Connection *c, req_state *st, hs_handler h, hs_err *errp);
+
 static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
     hs_req *r = &st->r;
     hs_err err = {0};
@@ -113,8 +116,23 @@ static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
         hs_auth_request(r, &err) < 0)
         return send_error(c, &err);
     if (prepare_body(r, flags, &err) < 0) return send_error(c, &err);
+    return run_handler(c, st, h, &err);
+}
+
+void hs_req_suspend(hs_req *r) { MHD_suspend_connection(r->conn); }
+
+void hs_req_resume(hs_req *r) { MHD_resume_connection(r->conn); }
+
+static int run_handler(struct MHD_Connection *c, req_state *st, hs_handler h, hs_err *errp) {
+    hs_req *r = &st->r;
+    hs_err err = *errp;
     json_t *out = NULL;
     int code = h(r, &out, &err);
+    if (code == HS_SUSPENDED) {
+        st->parked = h;
+        return MHD_YES;
+    }
+    st->parked = NULL;
     if (r->custom) {
         add_cors(r->custom);
         enum MHD_Result rc = MHD_queue_response(c, (unsigned)code, r->custom);
@@ -172,6 +190,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st->buf[st->len] = 0;
         return MHD_YES;
     }
+    if (st->parked) { /* resumed after hs_req_suspend */
+        hs_err err = {0};
+        return run_handler(c, st, st->parked, &err) == MHD_YES ? MHD_YES : MHD_NO;
+    }
     st->r.body = st->buf ? st->buf : "";
     st->r.body_len = st->len;
     return dispatch(l, c, st) == MHD_YES ? MHD_YES : MHD_NO;
@@ -185,6 +207,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (!st) return;
     for (int i = 0; i < st->r.n_params; i++) free(st->r.params[i]);
     json_decref(st->r.json);
+    if (st->r.ctx_free) st->r.ctx_free(st->r.ctx);
     free(st->r.user_id);
     free(st->r.device_id);
     free(st->buf);

@@ -1,0 +1,126 @@
+/* events_read.c — loading stored events and formatting them for clients. */
+#include "events_read.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "homeserver/core/clock.h"
+#include "homeserver/core/json.h"
+
+/* Top-level PDU keys a client sees (the rest is federation's). */
+static const char *const client_keys[] = {"content", "origin_server_ts", "sender", "state_key",
+                                          "type", "redacts", NULL};
+
+json_t *client_event_format(const char *event_id, const json_t *pdu, const room_version *v,
+                            const json_t *redaction, const char *redaction_id,
+                            bool with_room_id, long long now) {
+    json_t *src = redaction ? room_event_redact(v, pdu) : json_incref((json_t *)pdu);
+    json_t *o = json_object();
+    for (const char *const *k = client_keys; *k; k++) {
+        json_t *val = json_object_get(src, *k);
+        if (val) json_object_set(o, *k, val);
+    }
+    json_object_set_new(o, "event_id", json_string(event_id));
+    if (with_room_id) json_object_set(o, "room_id", json_object_get(pdu, "room_id"));
+    json_t *uns = json_object();
+    long long ts = json_integer_value(json_object_get(pdu, "origin_server_ts"));
+    json_object_set_new(uns, "age", json_integer(now > ts ? now - ts : 0));
+    if (redaction) {
+        json_t *because = client_event_format(redaction_id, redaction, v, NULL, NULL, with_room_id, now);
+        json_object_set_new(uns, "redacted_because", because);
+    }
+    json_object_set_new(o, "unsigned", uns);
+    json_decref(src);
+    return o;
+}
+
+/* Columns: event_id, json, stream_ordering, room_version, redaction id, redaction json. */
+static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
+    const room_version *v = room_version_get(PQgetvalue(r, i, 3));
+    hs_err err = {0};
+    json_t *pdu = hs_json_parse(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), &err);
+    if (!pdu || !v) return json_decref(pdu), NULL;
+    json_t *red = NULL;
+    if (!PQgetisnull(r, i, 5))
+        red = hs_json_parse(PQgetvalue(r, i, 5), (size_t)PQgetlength(r, i, 5), &err);
+    json_t *o = client_event_format(PQgetvalue(r, i, 0), pdu, v, red,
+                                    red ? PQgetvalue(r, i, 4) : NULL, with_room_id, now);
+    json_decref(pdu);
+    json_decref(red);
+    return o;
+}
+
+#define EVENT_COLS \
+    "e.event_id, convert_from(e.json, 'UTF8'), e.stream_ordering, r.room_version,"    \
+    " rd.event_id, convert_from(rd.json, 'UTF8')"
+#define EVENT_JOINS \
+    " JOIN rooms r USING (room_id) LEFT JOIN LATERAL (" \
+    "  SELECT x.event_id, xe.json FROM redactions x JOIN events xe ON xe.event_id = x.event_id" \
+    "  WHERE x.redacts = e.event_id AND (x.applies OR (x.applies IS NULL AND" \
+    "   split_part(xe.sender, ':', 2) = split_part(e.sender, ':', 2)))" \
+    "  ORDER BY xe.stream_ordering LIMIT 1) rd ON true"
+#define ACCEPTED " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
+
+int client_room_events(db_conn *c, const char *room_id, long long after, long long upto,
+                       int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
+                       long long *edge, hs_err *err) {
+    static db_stmt back = DB_STMT(
+        "SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
+        " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
+        " ORDER BY e.stream_ordering DESC LIMIT $4");
+    static db_stmt fwd = DB_STMT(
+        "SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
+        " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
+        " ORDER BY e.stream_ordering ASC LIMIT $4");
+    char a[24], u[24], l[16];
+    snprintf(a, sizeof a, "%lld", after);
+    snprintf(u, sizeof u, "%lld", upto);
+    snprintf(l, sizeof l, "%d", limit + 1);
+    PGresult *r = db_run_ex(c, backwards ? &back : &fwd, 4, (const char *[]){room_id, a, u, l},
+                            NULL, NULL, 0, err);
+    if (!r) return -1;
+    int n = PQntuples(r);
+    *more = n > limit;
+    if (n > limit) n = limit;
+    long long now = hs_now_ms();
+    for (int k = 0; k < n; k++) {
+        int i = backwards ? n - 1 - k : k; /* chronological order either way */
+        json_t *ev = row_event(r, i, with_room_id, now);
+        if (ev) json_array_append_new(out, ev);
+    }
+    if (n > 0) *edge = atoll(PQgetvalue(r, n - 1, 2));
+    PQclear(r);
+    return 0;
+}
+
+json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, hs_err *err) {
+    json_t *arr = json_array();
+    if (client_events_by_ids(c, &event_id, 1, with_room_id, arr, err) < 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    json_t *ev = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    if (!ev) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    return ev;
+}
+
+int client_events_by_ids(db_conn *c, const char *const *ids, size_t n, bool with_room_id,
+                         json_t *out, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
+                               " WHERE e.event_id = ANY($1::text[]) AND e.rejected_reason IS NULL"
+                               " ORDER BY e.stream_ordering NULLS FIRST");
+    if (n == 0) return 0;
+    char *pgarr = db_text_array(ids, n);
+    PGresult *r = db_run(c, &q, 1, (const char *[]){pgarr}, err);
+    free(pgarr);
+    if (!r) return -1;
+    long long now = hs_now_ms();
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *ev = row_event(r, i, with_room_id, now);
+        if (ev) json_array_append_new(out, ev);
+    }
+    PQclear(r);
+    return 0;
+}

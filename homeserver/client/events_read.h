@@ -1,0 +1,36 @@
+/* events_read.h — stored room events as clients see them.
+ *
+ * Clients get the "client event" format: the PDU without its federation
+ * fields, redacted when a redaction of it applies (with
+ * unsigned.redacted_because), and with unsigned.age. */
+#ifndef CLIENT_EVENTS_READ_H
+#define CLIENT_EVENTS_READ_H
+
+#include <stdbool.h>
+
+#include "homeserver/db/db.h"
+#include "rooms/rooms.h"
+
+/* The client format of a PDU (new reference). redaction: the applying
+ * redaction's PDU or NULL. with_room_id: false inside /sync's rooms. */
+json_t *client_event_format(const char *event_id, const json_t *pdu, const room_version *v,
+                            const json_t *redaction, const char *redaction_id,
+                            bool with_room_id, long long now);
+
+/* Events of a room with stream positions in (after, upto], accepted ones
+ * only, at most limit of them: the newest (backwards) or the oldest
+ * (forwards) ones. Appended to out in chronological order. *more tells
+ * whether the range held more; *edge is the position of the last one
+ * returned in the direction of travel (unchanged if none). */
+int client_room_events(db_conn *c, const char *room_id, long long after, long long upto,
+                       int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
+                       long long *edge, hs_err *err);
+
+/* One event by ID in client format, or NULL with 404 M_NOT_FOUND. */
+json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, hs_err *err);
+
+/* Events by IDs (for state maps) in client format, appended to out. */
+int client_events_by_ids(db_conn *c, const char *const *ids, size_t n, bool with_room_id,
+                         json_t *out, hs_err *err);
+
+#endif

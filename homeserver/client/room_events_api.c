@@ -1,0 +1,264 @@
+/* room_events_api.c — sending and reading a room's events and state:
+ * send, state (PUT/GET), redact, event, joined_rooms, members, joined_members. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "events_read.h"
+#include "room_access.h"
+#include "room_send.h"
+#include "rooms/state_lookup.h"
+
+static json_t *proto_of(hs_req *r, const char *type, const char *state_key, json_t *content) {
+    json_t *p = json_pack("{s:s, s:s, s:O}", "type", type, "sender", r->user_id, "content", content);
+    if (state_key) json_object_set_new(p, "state_key", json_string(state_key));
+    return p;
+}
+
+static int answer_event_id(room_event *ev, char *existing, json_t **out) {
+    *out = json_pack("{s:s}", "event_id", ev ? ev->event_id : existing);
+    room_event_free(ev);
+    free(existing);
+    return 200;
+}
+
+static int put_send(hs_req *r, json_t **out, hs_err *err) {
+    json_t *p = proto_of(r, r->params[1], NULL, r->json);
+    char *existing = NULL;
+    room_event *ev = client_room_send_txn(r->srv, r->params[0], p, r->device_id, r->params[2],
+                                          &existing, err);
+    json_decref(p);
+    if (!ev && !existing) return -1;
+    return answer_event_id(ev, existing, out);
+}
+
+static int put_state(hs_req *r, json_t **out, hs_err *err) {
+    const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
+    json_t *p = proto_of(r, r->params[1], sk, r->json);
+    room_event *ev = client_room_send(r->srv, NULL, r->params[0], p, err);
+    json_decref(p);
+    return ev ? answer_event_id(ev, NULL, out) : -1;
+}
+
+/* Locally a user may redact their own events, or others' with the power
+ * level "redact" (the spec's server-domain rule is for other servers'
+ * redactions, which vouch for their users). */
+static int may_redact(hs_req *r, db_conn *c, const char *target_id, hs_err *err) {
+    room_event *target = room_store_get_event(c, target_id, err);
+    if (!target) return -1;
+    int rc = 0;
+    if (strcmp(target->room_id, r->params[0]) != 0) {
+        rc = hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    } else if (strcmp(target->sender, r->user_id) != 0) {
+        room_lookup l = {.c = c, .room_id = r->params[0], .current = true};
+        const room_event *pl = room_lookup_get(&l, "m.room.power_levels", "");
+        json_t *lvl = pl ? json_object_get(pl->content, "redact") : NULL;
+        long long need = json_is_integer(lvl) ? json_integer_value(lvl)
+                         : json_is_string(lvl) ? atoll(json_string_value(lvl)) : 50;
+        if (room_user_power_level(target->ver, r->user_id, room_lookup_get, &l) < need)
+            rc = hs_err_set(err, 403, "M_FORBIDDEN", "You cannot redact this event");
+        room_lookup_clear(&l);
+    }
+    room_event_free(target);
+    return rc;
+}
+
+static int put_redact(hs_req *r, json_t **out, hs_err *err) {
+    const char *room_id = r->params[0], *target = r->params[1];
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    const room_version *v = room_store_room_version(c, room_id, err);
+    int ok = v && client_require_joined(c, room_id, r->user_id, err) == 0 &&
+             may_redact(r, c, target, err) == 0;
+    db_release(r->srv->db, c);
+    if (!ok) return -1;
+    json_t *content = json_deep_copy(r->json);
+    const json_t *reason = json_object_get(content, "reason");
+    if (reason && !json_is_string(reason)) {
+        json_decref(content);
+        return hs_err_set(err, 400, "M_BAD_JSON", "'reason' must be a string");
+    }
+    /* v11 moved "redacts" into content; older versions keep it top-level. */
+    if (v->updated_redaction_rules) json_object_set_new(content, "redacts", json_string(target));
+    json_t *p = proto_of(r, "m.room.redaction", NULL, content);
+    json_decref(content);
+    if (!v->updated_redaction_rules) json_object_set_new(p, "redacts", json_string(target));
+    char *existing = NULL;
+    room_event *ev = client_room_send_txn(r->srv, room_id, p, r->device_id, r->params[2],
+                                          &existing, err);
+    json_decref(p);
+    if (!ev && !existing) return -1;
+    return answer_event_id(ev, existing, out);
+}
+
+/* The state a user may read: the current state while joined, the state
+ * when they left otherwise (if they were ever in the room). */
+static int readable_state(hs_req *r, db_conn *c, room_state_map *out, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT event_id, membership FROM current_state"
+        " WHERE room_id = $1 AND type = 'm.room.member' AND state_key = $2");
+    PGresult *res = db_run(c, &q, 2, (const char *[]){r->params[0], r->user_id}, err);
+    if (!res) return -1;
+    int rc;
+    if (PQntuples(res) == 0 || !strcmp(PQgetvalue(res, 0, 1), "invite") ||
+        !strcmp(PQgetvalue(res, 0, 1), "knock"))
+        rc = hs_err_set(err, 403, "M_FORBIDDEN", "User %s not in room %s", r->user_id, r->params[0]);
+    else if (!strcmp(PQgetvalue(res, 0, 1), "join"))
+        rc = room_store_current_state(c, r->params[0], out, err);
+    else
+        rc = room_store_state_at(c, PQgetvalue(res, 0, 0), true, out, err);
+    PQclear(res);
+    return rc;
+}
+
+static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    room_state_map *m = room_state_map_new();
+    int rc = -1;
+    if (readable_state(r, c, m, err) == 0) {
+        size_t n = room_state_map_count(m), i = 0, it = 0;
+        const char **ids = calloc(n ? n : 1, sizeof *ids);
+        const char *id;
+        while (room_state_map_next(m, &it, NULL, NULL, &id)) ids[i++] = id;
+        *out = json_array();
+        rc = client_events_by_ids(c, ids, n, true, *out, err) == 0 ? 200 : -1;
+        free(ids);
+    }
+    room_state_map_free(m);
+    db_release(r->srv->db, c);
+    return rc;
+}
+
+static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
+    const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    room_state_map *m = room_state_map_new();
+    int rc = -1;
+    if (readable_state(r, c, m, err) == 0) {
+        const char *id = room_state_map_get(m, r->params[1], sk);
+        json_t *ev = id ? client_event_by_id(c, id, true, err) : NULL;
+        if (!id) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+        const char *format = hs_req_query(r, "format");
+        if (ev) {
+            *out = format && !strcmp(format, "event") ? json_incref(ev)
+                                                      : json_incref(json_object_get(ev, "content"));
+            rc = 200;
+        }
+        json_decref(ev);
+    }
+    room_state_map_free(m);
+    db_release(r->srv->db, c);
+    return rc;
+}
+
+static int get_event(hs_req *r, json_t **out, hs_err *err) {
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    room_state_map *m = room_state_map_new();
+    int rc = -1;
+    /* Readable if the user is or was in the room (history visibility is
+     * applied by the timeline paths). */
+    if (readable_state(r, c, m, err) == 0) {
+        json_t *ev = client_event_by_id(c, r->params[1], true, err);
+        if (ev && strcmp(json_string_value(json_object_get(ev, "room_id")), r->params[0]) != 0) {
+            json_decref(ev);
+            ev = NULL;
+            hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+        }
+        if (ev) *out = ev, rc = 200;
+    }
+    room_state_map_free(m);
+    db_release(r->srv->db, c);
+    return rc;
+}
+
+static int get_joined_rooms(hs_req *r, json_t **out, hs_err *err) {
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    char **ids;
+    size_t n;
+    int rc = client_joined_rooms(c, r->user_id, &ids, &n, err);
+    db_release(r->srv->db, c);
+    if (rc < 0) return -1;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_string(ids[i])), free(ids[i]);
+    free(ids);
+    *out = json_pack("{s:o}", "joined_rooms", arr);
+    return 200;
+}
+
+/* /members: member events of the readable state, filtered by membership. */
+static int get_members(hs_req *r, json_t **out, hs_err *err) {
+    const char *only = hs_req_query(r, "membership"), *not = hs_req_query(r, "not_membership");
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    room_state_map *m = room_state_map_new();
+    int rc = -1;
+    if (readable_state(r, c, m, err) == 0) {
+        size_t n = 0, it = 0;
+        const char **ids = calloc(room_state_map_count(m) + 1, sizeof *ids);
+        const char *type, *id;
+        while (room_state_map_next(m, &it, &type, NULL, &id))
+            if (!strcmp(type, "m.room.member")) ids[n++] = id;
+        json_t *all = json_array(), *chunk = json_array();
+        if (client_events_by_ids(c, ids, n, true, all, err) == 0) {
+            size_t i;
+            json_t *ev;
+            json_array_foreach(all, i, ev) {
+                const char *ms =
+                    json_string_value(json_object_get(json_object_get(ev, "content"), "membership"));
+                if ((only && (!ms || strcmp(ms, only))) || (not && ms && !strcmp(ms, not))) continue;
+                json_array_append(chunk, ev);
+            }
+            *out = json_pack("{s:o}", "chunk", chunk);
+            chunk = NULL;
+            rc = 200;
+        }
+        json_decref(chunk);
+        json_decref(all);
+        free(ids);
+    }
+    room_state_map_free(m);
+    db_release(r->srv->db, c);
+    return rc;
+}
+
+static int get_joined_members(hs_req *r, json_t **out, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT cs.state_key, convert_from(e.json, 'UTF8')::json->'content'->>'displayname',"
+        " convert_from(e.json, 'UTF8')::json->'content'->>'avatar_url'"
+        " FROM current_state cs JOIN events e USING (event_id)"
+        " WHERE cs.room_id = $1 AND cs.type = 'm.room.member' AND cs.membership = 'join'");
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    PGresult *res = NULL;
+    if (client_require_joined(c, r->params[0], r->user_id, err) == 0)
+        res = db_run(c, &q, 1, (const char *[]){r->params[0]}, err);
+    db_release(r->srv->db, c);
+    if (!res) return -1;
+    json_t *joined = json_object();
+    for (int i = 0; i < PQntuples(res); i++) {
+        json_t *u = json_object();
+        if (!PQgetisnull(res, i, 1)) json_object_set_new(u, "display_name", json_string(PQgetvalue(res, i, 1)));
+        if (!PQgetisnull(res, i, 2)) json_object_set_new(u, "avatar_url", json_string(PQgetvalue(res, i, 2)));
+        json_object_set_new(joined, PQgetvalue(res, i, 0), u);
+    }
+    PQclear(res);
+    *out = json_pack("{s:o}", "joined", joined);
+    return 200;
+}
+
+void client_room_events_routes(hs_router *rt) {
+    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}", put_send, HS_AUTH | HS_R0);
+    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", put_state, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", get_state_one, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state", get_state_all, HS_AUTH | HS_R0);
+    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}", put_redact, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/event/{eventId}", get_event, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/joined_rooms", get_joined_rooms, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/members", get_members, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/joined_members", get_joined_members, HS_AUTH | HS_R0);
+}

@@ -1,0 +1,162 @@
+/* room_membership.c — join, leave, invite, kick, ban, unban, knock, forget.
+ *
+ * Each is an m.room.member event through client_room_send: the auth rules
+ * decide what is allowed, and their refusal is the 403 the client sees.
+ * Rooms this server is not in need federation's make_join/send_join (and
+ * make_knock): until then joining one answers 404 as Synapse does when it
+ * knows no server to join through. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "room_access.h"
+#include "room_send.h"
+
+/* "!room" as is, "#alias:server" through the alias table. */
+static char *resolve_room(hs_req *r, const char *id_or_alias, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT room_id FROM room_aliases WHERE alias = $1");
+    if (id_or_alias[0] == '!') return strdup(id_or_alias);
+    if (id_or_alias[0] != '#' || !strchr(id_or_alias, ':'))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "'%s' is neither a room ID nor an alias",
+                          id_or_alias),
+               NULL;
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return NULL;
+    PGresult *res = db_run(c, &q, 1, (const char *[]){id_or_alias}, err);
+    db_release(r->srv->db, c);
+    if (!res) return NULL;
+    char *id = PQntuples(res) ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    if (!id) hs_err_set(err, 404, "M_NOT_FOUND", "Room alias %s not found", id_or_alias);
+    return id;
+}
+
+static int room_known(hs_req *r, const char *room_id, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT 1 FROM rooms WHERE room_id = $1 AND current_state_group IS NOT NULL");
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    PGresult *res = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    db_release(r->srv->db, c);
+    if (!res) return -1;
+    int known = PQntuples(res) > 0;
+    PQclear(res);
+    return known ? 0 : hs_err_set(err, 404, "M_NOT_FOUND", "No known servers to join %s through", room_id);
+}
+
+/* Send target's membership, optionally with a reason, as the requester. */
+static int membership(hs_req *r, const char *room_id, const char *target, const char *m,
+                      hs_err *err) {
+    const json_t *reason = json_object_get(r->json, "reason");
+    if (reason && !json_is_string(reason))
+        return hs_err_set(err, 400, "M_BAD_JSON", "'reason' must be a string");
+    json_t *content = json_pack("{s:s}", "membership", m);
+    if (reason) json_object_set(content, "reason", (json_t *)reason);
+    room_event *ev = client_room_send_state(r->srv, room_id, r->user_id, "m.room.member", target,
+                                            content, err);
+    json_decref(content);
+    if (!ev) return -1;
+    room_event_free(ev);
+    return 0;
+}
+
+static int do_join(hs_req *r, const char *room_id, json_t **out, hs_err *err) {
+    if (room_known(r, room_id, err) < 0 || membership(r, room_id, r->user_id, "join", err) < 0)
+        return -1;
+    *out = json_pack("{s:s}", "room_id", room_id);
+    return 200;
+}
+
+static int post_room_join(hs_req *r, json_t **out, hs_err *err) {
+    return do_join(r, r->params[0], out, err);
+}
+
+static int post_join_alias(hs_req *r, json_t **out, hs_err *err) {
+    char *room_id = resolve_room(r, r->params[0], err);
+    if (!room_id) return -1;
+    int rc = do_join(r, room_id, out, err);
+    free(room_id);
+    return rc;
+}
+
+static int post_knock(hs_req *r, json_t **out, hs_err *err) {
+    char *room_id = resolve_room(r, r->params[0], err);
+    if (!room_id) return -1;
+    int rc = room_known(r, room_id, err) == 0 && membership(r, room_id, r->user_id, "knock", err) == 0
+                 ? 200
+                 : -1;
+    if (rc == 200) *out = json_pack("{s:s}", "room_id", room_id);
+    free(room_id);
+    return rc;
+}
+
+static int post_leave(hs_req *r, json_t **out, hs_err *err) {
+    if (membership(r, r->params[0], r->user_id, "leave", err) < 0) return -1;
+    *out = json_object();
+    return 200;
+}
+
+static const char *target_user(hs_req *r, hs_err *err) {
+    const char *u = json_string_value(json_object_get(r->json, "user_id"));
+    if (!u) return hs_err_set(err, 400, "M_MISSING_PARAM", "'user_id' is required"), NULL;
+    if (u[0] != '@' || !strchr(u, ':') || strlen(u) > 255)
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "'%s' is not a user ID", u), NULL;
+    return u;
+}
+
+/* invite, kick (leave), ban, unban (leave): the membership for the target. */
+static int target_action(hs_req *r, const char *m, json_t **out, hs_err *err) {
+    const char *target = target_user(r, err);
+    if (!target) return -1;
+    if (!strcmp(m, "unban")) {
+        db_conn *c = db_acquire(r->srv->db, err);
+        char cur[32];
+        const char *now = c ? client_membership(c, r->params[0], target, cur, sizeof cur, err) : NULL;
+        db_release(r->srv->db, c);
+        if (!now) return -1;
+        if (strcmp(now, "ban") != 0) /* unbanning someone not banned changes nothing */
+            return *out = json_object(), 200;
+        m = "leave";
+    }
+    if (membership(r, r->params[0], target, m, err) < 0) return -1;
+    *out = json_object();
+    return 200;
+}
+
+static int post_invite(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "invite", out, err); }
+static int post_kick(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "leave", out, err); }
+static int post_ban(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "ban", out, err); }
+static int post_unban(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "unban", out, err); }
+
+static int post_forget(hs_req *r, json_t **out, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO room_forgotten (user_id, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING");
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    char m[32];
+    int rc = -1;
+    if (!client_membership(c, r->params[0], r->user_id, m, sizeof m, err)) goto done;
+    if (!strcmp(m, "join") || !strcmp(m, "invite") || !strcmp(m, "knock")) {
+        hs_err_set(err, 400, "M_UNKNOWN", "User %s is in room %s: leave it first", r->user_id,
+                   r->params[0]);
+        goto done;
+    }
+    if (db_exec(c, &ins, 2, (const char *[]){r->user_id, r->params[0]}, err) < 0) goto done;
+    *out = json_object();
+    rc = 200;
+done:
+    db_release(r->srv->db, c);
+    return rc;
+}
+
+void client_room_membership_routes(hs_router *rt) {
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/join", post_room_join, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/join/{roomIdOrAlias}", post_join_alias, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/knock/{roomIdOrAlias}", post_knock, HS_AUTH);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/leave", post_leave, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/forget", post_forget, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/invite", post_invite, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/kick", post_kick, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/ban", post_ban, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/unban", post_unban, HS_AUTH | HS_R0);
+}

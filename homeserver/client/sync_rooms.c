@@ -1,0 +1,246 @@
+/* sync_rooms.c — what /sync says about each room.
+ *
+ * A joined room carries the timeline since the token (the newest events,
+ * `limited` when more happened) and the state the client lacks: everything
+ * up to the timeline's start on an initial sync, a newly joined room or
+ * full_state; after a gap, the state that changed between the token and the
+ * timeline's start. Invites and knocks carry stripped state; a room left since
+ * the token carries its timeline up to the leave. */
+#include "sync_rooms.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events_read.h"
+#include "rooms/rooms.h"
+
+typedef struct membership_row {
+    char *room_id, *membership, *event_id;
+    long long pos;
+    bool changed; /* the membership changed within (since, to] */
+} membership_row;
+
+static int load_memberships(db_conn *c, const sync_params *p, membership_row **out, size_t *n,
+                            hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT cs.room_id, cs.membership, cs.event_id, coalesce(e.stream_ordering, 0),"
+        "  EXISTS (SELECT 1 FROM events m WHERE m.type = 'm.room.member' AND m.state_key = $1"
+        "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
+        "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id)"
+        " FROM current_state cs JOIN events e USING (event_id)"
+        " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3");
+    char since[24], to[24];
+    snprintf(since, sizeof since, "%lld", p->since < 0 ? 0 : p->since);
+    snprintf(to, sizeof to, "%lld", p->to);
+    PGresult *r = db_run(c, &q, 3, (const char *[]){p->user_id, since, to}, err);
+    if (!r) return -1;
+    *n = 0;
+    *out = calloc((size_t)PQntuples(r) + 1, sizeof **out);
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (PQgetvalue(r, i, 5)[0] == 't' && strcmp(PQgetvalue(r, i, 1), "join") != 0) continue;
+        membership_row *m = &(*out)[(*n)++];
+        m->room_id = strdup(PQgetvalue(r, i, 0));
+        m->membership = strdup(PQgetvalue(r, i, 1));
+        m->event_id = strdup(PQgetvalue(r, i, 2));
+        m->pos = atoll(PQgetvalue(r, i, 3));
+        m->changed = PQgetvalue(r, i, 4)[0] == 't';
+    }
+    PQclear(r);
+    return 0;
+}
+
+static void free_memberships(membership_row *m, size_t n) {
+    for (size_t i = 0; i < n; i++) free(m[i].room_id), free(m[i].membership), free(m[i].event_id);
+    free(m);
+}
+
+/* State after the last accepted event at or before pos in the room. */
+static int state_at_pos(db_conn *c, const char *room_id, long long pos, room_state_map *out,
+                        hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT event_id FROM events WHERE room_id = $1 AND stream_ordering <= $2"
+        " AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed"
+        " ORDER BY stream_ordering DESC LIMIT 1");
+    char ps[24];
+    snprintf(ps, sizeof ps, "%lld", pos);
+    PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, ps}, err);
+    if (!r) return -1;
+    int rc = 0;
+    room_state_map_clear(out);
+    if (PQntuples(r)) rc = room_store_state_at(c, PQgetvalue(r, 0, 0), true, out, err);
+    PQclear(r);
+    return rc;
+}
+
+/* The IDs of `state` to send: all of it, or what differs from `known`;
+ * with lazy loading only the members the timeline needs (and the user). */
+static size_t pick_state(const room_state_map *state, const room_state_map *known,
+                         const sync_params *p, const json_t *timeline, const char **ids) {
+    size_t n = 0, it = 0;
+    const char *t, *k, *id;
+    while (room_state_map_next(state, &it, &t, &k, &id)) {
+        if (known) {
+            const char *had = room_state_map_get(known, t, k);
+            if (had && !strcmp(had, id)) continue;
+        }
+        if (p->lazy_load_members && !strcmp(t, "m.room.member") && strcmp(k, p->user_id) != 0) {
+            bool needed = false;
+            size_t i;
+            json_t *ev;
+            json_array_foreach(timeline, i, ev)
+                needed |= !strcmp(json_string_value(json_object_get(ev, "sender")), k);
+            if (!needed) continue;
+        }
+        ids[n++] = id;
+    }
+    return n;
+}
+
+/* Leave out of the state section what the timeline itself carries. */
+static void drop_timeline_ids(const char **ids, size_t *n, const json_t *timeline) {
+    size_t w = 0;
+    for (size_t i = 0; i < *n; i++) {
+        bool dup = false;
+        size_t k;
+        json_t *ev;
+        json_array_foreach(timeline, k, ev)
+            dup |= !strcmp(json_string_value(json_object_get(ev, "event_id")), ids[i]);
+        if (!dup) ids[w++] = ids[i];
+    }
+    *n = w;
+}
+
+static int room_summary(db_conn *c, const char *room_id, const char *user_id, json_t *room,
+                        hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT count(*) FILTER (WHERE membership = 'join'),"
+        " count(*) FILTER (WHERE membership = 'invite'),"
+        " (SELECT array_to_json(array(SELECT state_key FROM current_state h"
+        "   WHERE h.room_id = $1 AND h.type = 'm.room.member' AND h.state_key <> $2"
+        "   AND h.membership IN ('join', 'invite') ORDER BY h.state_key LIMIT 5)))::text"
+        " FROM current_state WHERE room_id = $1 AND type = 'm.room.member'");
+    PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, user_id}, err);
+    if (!r) return -1;
+    json_error_t je;
+    json_t *heroes = json_loads(PQgetvalue(r, 0, 2), 0, &je);
+    json_object_set_new(room, "summary",
+                        json_pack("{s:o, s:I, s:I}", "m.heroes", heroes ? heroes : json_array(),
+                                  "m.joined_member_count", (json_int_t)atoll(PQgetvalue(r, 0, 0)),
+                                  "m.invited_member_count", (json_int_t)atoll(PQgetvalue(r, 0, 1))));
+    PQclear(r);
+    return 0;
+}
+
+/* A joined or left room: timeline (since, upto] and the state around it. */
+static int timeline_room(db_conn *c, const sync_params *p, const membership_row *m, long long upto,
+                         bool full, json_t **out, hs_err *err) {
+    json_t *timeline = json_array();
+    bool more = false;
+    long long first = 0;
+    long long after = p->since < 0 ? 0 : p->since;
+    int rc = client_room_events(c, m->room_id, after, upto, p->timeline_limit, true, false,
+                                timeline, &more, &first, err);
+    room_state_map *state = room_state_map_new(), *known = NULL;
+    json_t *state_events = json_array();
+    if (rc < 0) goto done;
+    if (!full && !more && json_array_size(timeline) == 0 && !m->changed) {
+        *out = NULL; /* nothing new here */
+        goto done;
+    }
+    if (full || more || p->use_state_after) {
+        const char *first_id = json_string_value(json_object_get(json_array_get(timeline, 0), "event_id"));
+        if (p->use_state_after) rc = state_at_pos(c, m->room_id, upto, state, err);
+        else if (first_id) rc = room_store_state_at(c, first_id, false, state, err);
+        else rc = state_at_pos(c, m->room_id, upto, state, err);
+        if (rc == 0 && !full && p->since >= 0) {
+            known = room_state_map_new();
+            rc = state_at_pos(c, m->room_id, p->since, known, err);
+        }
+        if (rc < 0) goto done;
+        const char **ids = calloc(room_state_map_count(state) + 1, sizeof *ids);
+        size_t n = pick_state(state, known, p, timeline, ids);
+        if (!p->use_state_after) drop_timeline_ids(ids, &n, timeline);
+        rc = client_events_by_ids(c, ids, n, false, state_events, err);
+        free(ids);
+        if (rc < 0) goto done;
+    }
+    char prev[32];
+    snprintf(prev, sizeof prev, "t%lld", json_array_size(timeline) ? first - 1 : upto);
+    *out = json_pack("{s:{s:O, s:b, s:s}}", "timeline", "events", timeline, "limited", more,
+                     "prev_batch", prev);
+    json_object_set_new(*out, p->use_state_after ? "state_after" : "state",
+                        json_pack("{s:O}", "events", state_events));
+done:
+    json_decref(timeline);
+    json_decref(state_events);
+    room_state_map_free(state);
+    room_state_map_free(known);
+    return rc;
+}
+
+/* Stripped state for invites and knocks: what a client shows before joining. */
+static int stripped_state(db_conn *c, const membership_row *m, json_t **out, hs_err *err) {
+    static const char *const keep[] = {"m.room.create", "m.room.join_rules", "m.room.name",
+                                       "m.room.avatar", "m.room.canonical_alias",
+                                       "m.room.encryption", "m.room.topic", NULL};
+    room_state_map *state = room_state_map_new();
+    int rc = room_store_state_at(c, m->event_id, true, state, err);
+    const char *ids[16];
+    size_t n = 0;
+    for (const char *const *t = keep; *t && rc == 0; t++) {
+        const char *id = room_state_map_get(state, *t, "");
+        if (id) ids[n++] = id;
+    }
+    ids[n++] = m->event_id;
+    json_t *full = json_array(), *stripped = json_array();
+    if (rc == 0) rc = client_events_by_ids(c, ids, n, false, full, err);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(full, i, ev) {
+        json_t *s = json_pack("{s:O, s:O, s:O, s:O}", "type", json_object_get(ev, "type"),
+                              "state_key", json_object_get(ev, "state_key"), "content",
+                              json_object_get(ev, "content"), "sender", json_object_get(ev, "sender"));
+        json_array_append_new(stripped, s);
+    }
+    *out = stripped;
+    json_decref(full);
+    room_state_map_free(state);
+    return rc;
+}
+
+int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
+               size_t *n_joined, hs_err *err) {
+    membership_row *ms;
+    size_t n;
+    if (load_memberships(c, p, &ms, &n, err) < 0) return -1;
+    bool initial = p->since < 0;
+    *joined_out = calloc(n + 1, sizeof **joined_out);
+    *n_joined = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        membership_row *m = &ms[i];
+        const char *mem = m->membership;
+        json_t *entry = NULL;
+        if (!strcmp(mem, "join")) {
+            (*joined_out)[(*n_joined)++] = strdup(m->room_id);
+            bool full = initial || p->full_state || m->changed;
+            rc = timeline_room(c, p, m, p->to, full, &entry, err);
+            if (rc == 0 && entry) rc = room_summary(c, m->room_id, p->user_id, entry, err);
+            if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
+        } else if (!strcmp(mem, "invite") || !strcmp(mem, "knock")) {
+            if (!initial && !m->changed) continue;
+            json_t *st = NULL;
+            rc = stripped_state(c, m, &st, err);
+            bool inv = !strcmp(mem, "invite");
+            entry = json_pack("{s:{s:o}}", inv ? "invite_state" : "knock_state", "events", st);
+            json_object_set_new(json_object_get(rooms, inv ? "invite" : "knock"), m->room_id, entry);
+        } else if ((initial && p->include_leave) || (!initial && m->changed)) {
+            rc = timeline_room(c, p, m, m->pos, true, &entry, err);
+            if (entry) json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
+        }
+        if (entry) *any = true;
+    }
+    free_memberships(ms, n);
+    return rc;
+}

@@ -1,0 +1,28 @@
+/* sync_rooms.h — the "rooms" part of /sync: join, invite, knock, leave. */
+#ifndef CLIENT_SYNC_ROOMS_H
+#define CLIENT_SYNC_ROOMS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "homeserver/db/db.h"
+
+typedef struct sync_params {
+    const char *user_id;
+    const char *device_id;
+    long long since;          /* events position of the since token; -1: initial sync */
+    long long to;             /* events position of next_batch */
+    bool full_state;
+    bool use_state_after;     /* v1.16: "state_after" instead of "state" */
+    int timeline_limit;
+    bool lazy_load_members;
+    bool include_leave;
+} sync_params;
+
+/* Fill rooms ({"join":{}, "invite":{}, "knock":{}, "leave":{}}) and report
+ * whether anything was added. joined_out receives the joined room IDs (for
+ * the other sections and for waiting); the caller frees it. */
+int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
+               size_t *n_joined, hs_err *err);
+
+#endif

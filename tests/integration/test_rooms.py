@@ -1,0 +1,185 @@
+"""Rooms through the Client-Server API: createRoom, membership, sending,
+state, redaction, members — and the errors the spec names."""
+import pytest
+
+V3 = "/_matrix/client/v3"
+
+
+@pytest.fixture(scope="module")
+def users(server):
+    out = {}
+    for name in ("rm_alice", "rm_bob", "rm_carol"):
+        uid = server.add_user(name)
+        out[name] = (uid, server.login(name))
+    return out
+
+
+def create(server, token, **body):
+    r = server.request("POST", V3 + "/createRoom", body, token=token)
+    assert r.status == 200, r
+    return r.json["room_id"]
+
+
+def state(server, token, room, typ, key=""):
+    return server.request("GET", f"{V3}/rooms/{room}/state/{typ}/{key}", token=token)
+
+
+def test_create_room_presets_and_defaults(server, users):
+    a_id, a = users["rm_alice"]
+    room = create(server, a, name="Family", topic="hello", room_alias_name="rm-family")
+    assert room.startswith("!") and ":" not in room  # version 12: a hash, no server part
+    create_ev = state(server, a, room, "m.room.create").json
+    assert create_ev["room_version"] == "12" and "creator" not in create_ev
+    assert state(server, a, room, "m.room.join_rules").json == {"join_rule": "invite"}
+    assert state(server, a, room, "m.room.history_visibility").json == {"history_visibility": "shared"}
+    assert state(server, a, room, "m.room.guest_access").json == {"guest_access": "can_join"}
+    assert state(server, a, room, "m.room.name").json == {"name": "Family"}
+    assert state(server, a, room, "m.room.topic").json == {"topic": "hello"}
+    pl = state(server, a, room, "m.room.power_levels").json
+    assert a_id not in pl["users"] and pl["invite"] == 0 and pl["events"]["m.room.tombstone"] == 150
+    alias = state(server, a, room, "m.room.canonical_alias").json["alias"]
+    assert alias == f"#rm-family:{server.server_name}"
+    pub = create(server, a, preset="public_chat", room_version="10")
+    assert pub.endswith(":" + server.server_name)
+    assert state(server, a, pub, "m.room.join_rules").json == {"join_rule": "public"}
+    assert state(server, a, pub, "m.room.create").json["creator"] == a_id
+    assert state(server, a, pub, "m.room.power_levels").json["users"] == {a_id: 100}
+    assert state(server, a, pub, "m.room.guest_access").status == 404
+
+
+def test_create_room_errors(server, users):
+    _, a = users["rm_alice"]
+    r = server.request("POST", V3 + "/createRoom", {"room_version": "99"}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_UNSUPPORTED_ROOM_VERSION"
+    r = server.request("POST", V3 + "/createRoom", {"room_alias_name": "rm-family"}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_ROOM_IN_USE"
+    r = server.request("POST", V3 + "/createRoom", {"preset": "secret"}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON"
+    r = server.request("POST", V3 + "/createRoom", {"invite": ["not-a-user"]}, token=a)
+    assert r.status == 400
+    r = server.request("POST", V3 + "/createRoom", {})
+    assert r.status == 401 and r.json["errcode"] == "M_MISSING_TOKEN"
+    r = server.request("POST", V3 + "/createRoom", raw=b"{nope", token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_NOT_JSON"
+
+
+def test_trusted_private_chat_v12_additional_creators(server, users):
+    _, a = users["rm_alice"]
+    b_id, _ = users["rm_bob"]
+    room = create(server, a, preset="trusted_private_chat", invite=[b_id], is_direct=True)
+    assert state(server, a, room, "m.room.create").json["additional_creators"] == [b_id]
+    inv = state(server, a, room, "m.room.member", b_id).json
+    assert inv == {"membership": "invite", "is_direct": True}
+
+
+def test_membership_lifecycle(server, users):
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a)
+    r = server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
+    assert server.request("POST", f"{V3}/rooms/{room}/invite", {"user_id": b_id}, token=a).status == 200
+    r = server.request("POST", f"{V3}/join/{room}", {}, token=b)
+    assert r.status == 200 and r.json["room_id"] == room
+    joined = server.request("GET", f"{V3}/rooms/{room}/joined_members", token=b).json["joined"]
+    assert set(joined) == {a_id, b_id}
+    assert room in server.request("GET", V3 + "/joined_rooms", token=b).json["joined_rooms"]
+    # bob has power 0: he may not kick alice
+    r = server.request("POST", f"{V3}/rooms/{room}/kick", {"user_id": a_id}, token=b)
+    assert r.status == 403
+    assert server.request("POST", f"{V3}/rooms/{room}/kick", {"user_id": b_id, "reason": "bye"},
+                          token=a).status == 200
+    left = state(server, a, room, "m.room.member", b_id).json
+    assert left == {"membership": "leave", "reason": "bye"}
+    assert server.request("POST", f"{V3}/rooms/{room}/ban", {"user_id": b_id}, token=a).status == 200
+    server.request("POST", f"{V3}/rooms/{room}/invite", {"user_id": b_id}, token=a)
+    assert state(server, a, room, "m.room.member", b_id).json["membership"] == "ban"
+    assert server.request("POST", f"{V3}/rooms/{room}/unban", {"user_id": b_id}, token=a).status == 200
+    assert state(server, a, room, "m.room.member", b_id).json["membership"] == "leave"
+    r = server.request("POST", f"{V3}/rooms/{room}/invite", {}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_MISSING_PARAM"
+    # forget: only after leaving
+    r = server.request("POST", f"{V3}/rooms/{room}/forget", {}, token=a)
+    assert r.status == 400
+    assert server.request("POST", f"{V3}/rooms/{room}/forget", {}, token=b).status == 200
+
+
+def test_join_by_alias_and_unknown_rooms(server, users):
+    _, a = users["rm_alice"]
+    _, c = users["rm_carol"]
+    room = create(server, a, preset="public_chat", room_alias_name="rm-open")
+    r = server.request("POST", f"{V3}/join/%23rm-open:{server.server_name}", {}, token=c)
+    assert r.status == 200 and r.json["room_id"] == room
+    r = server.request("POST", f"{V3}/join/%23rm-none:{server.server_name}", {}, token=c)
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND"
+    r = server.request("POST", f"{V3}/rooms/!nope:{server.server_name}/join", {}, token=c)
+    assert r.status == 404
+
+
+def test_send_idempotent_state_and_redact(server, users):
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat")
+    server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b)
+    msg = {"msgtype": "m.text", "body": "hello"}
+    r1 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/txn1", msg, token=b)
+    r2 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/txn1", msg, token=b)
+    assert r1.status == 200 and r1.json == r2.json
+    r3 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/txn2", msg, token=b)
+    assert r3.json["event_id"] != r1.json["event_id"]
+    ev = server.request("GET", f"{V3}/rooms/{room}/event/{r1.json['event_id']}", token=a).json
+    assert ev["content"] == msg and ev["sender"] == b_id and ev["room_id"] == room
+    assert "auth_events" not in ev and "hashes" not in ev and ev["unsigned"]["age"] >= 0
+    # state: bob may not set the name (state_default 50), alice may
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.name", {"name": "x"}, token=b)
+    assert r.status == 403
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.name/", {"name": "Room"}, token=a)
+    assert r.status == 200
+    full = state(server, a, room, "m.room.name").json
+    assert full == {"name": "Room"}
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=event", token=a)
+    assert r.json["event_id"]
+    assert state(server, a, room, "m.room.nothing").status == 404
+    all_state = server.request("GET", f"{V3}/rooms/{room}/state", token=b).json
+    assert {e["type"] for e in all_state} >= {"m.room.create", "m.room.member", "m.room.name"}
+    # redaction: not someone else's without power; one's own yes; power levels yes
+    target = r3.json["event_id"]
+    r = server.request("PUT", f"{V3}/rooms/{room}/redact/{r1.json['event_id']}/x1", {}, token=b)
+    assert r.status == 200
+    carol_id, c = users["rm_carol"]
+    server.request("POST", f"{V3}/rooms/{room}/join", {}, token=c)
+    r = server.request("PUT", f"{V3}/rooms/{room}/redact/{target}/x2", {}, token=c)
+    assert r.status == 403
+    r = server.request("PUT", f"{V3}/rooms/{room}/redact/{target}/x3", {"reason": "spam"}, token=a)
+    assert r.status == 200
+    red = server.request("GET", f"{V3}/rooms/{room}/event/{target}", token=b).json
+    assert red["content"] == {} and red["unsigned"]["redacted_because"]["content"]["reason"] == "spam"
+
+
+def test_read_paths_need_membership(server, users):
+    _, a = users["rm_alice"]
+    _, c = users["rm_carol"]
+    room = create(server, a)
+    for path in ("state", "state/m.room.create", "members", "joined_members"):
+        r = server.request("GET", f"{V3}/rooms/{room}/{path}", token=c)
+        assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", path
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/t", {"body": "x"}, token=c)
+    assert r.status == 403
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/t", raw=b"[]", token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON"
+
+
+@pytest.mark.parametrize("version", ["1", "6", "9", "11"])
+def test_older_room_versions_work(server, users, version):
+    _, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a, room_version=version, preset="public_chat")
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).status == 200
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/v{version}",
+                       {"msgtype": "m.text", "body": "old"}, token=b)
+    assert r.status == 200
+    if version == "1":
+        assert r.json["event_id"].endswith(":" + server.server_name)
+    r = server.request("PUT", f"{V3}/rooms/{room}/redact/{r.json['event_id']}/rv{version}", {},
+                       token=a)
+    assert r.status == 200

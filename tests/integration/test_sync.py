@@ -1,0 +1,157 @@
+"""/sync as clients use it: initial and incremental, long-polling woken by
+what the user can see, invites, leaves, limited timelines."""
+import json
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+V3 = "/_matrix/client/v3"
+
+
+@pytest.fixture(scope="module")
+def users(server):
+    out = {}
+    for name in ("sy_alice", "sy_bob", "sy_eve"):
+        uid = server.add_user(name)
+        out[name] = (uid, server.login(name))
+    return out
+
+
+def sync(server, token, since=None, timeout=0, **extra):
+    q = {"timeout": str(timeout)}
+    if since:
+        q["since"] = since
+    q.update(extra)
+    r = server.request("GET", f"{V3}/sync?" + urllib.parse.urlencode(q), token=token,
+                       timeout=timeout / 1000 + 30)
+    assert r.status == 200, r
+    return r.json
+
+
+def send(server, token, room, body, txn):
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/{txn}",
+                       {"msgtype": "m.text", "body": body}, token=token)
+    assert r.status == 200, r
+    return r.json["event_id"]
+
+
+def test_initial_and_incremental(server, users):
+    a_id, a = users["sy_alice"]
+    room = server.request("POST", V3 + "/createRoom", {"name": "S"}, token=a).json["room_id"]
+    s1 = sync(server, a)
+    assert s1["next_batch"]
+    joined = s1["rooms"]["join"][room]
+    types = [e["type"] for e in joined["timeline"]["events"]]
+    assert types[0] == "m.room.create" and "m.room.name" in types
+    assert joined["timeline"]["limited"] is False
+    assert "room_id" not in joined["timeline"]["events"][0]
+    assert joined["summary"]["m.joined_member_count"] == 1
+    eid = send(server, a, room, "one", "s1")
+    s2 = sync(server, a, since=s1["next_batch"])
+    tl = s2["rooms"]["join"][room]["timeline"]
+    assert [e["event_id"] for e in tl["events"]] == [eid]
+    assert s2["rooms"]["join"][room]["state"]["events"] == []
+    s3 = sync(server, a, since=s2["next_batch"])
+    assert room not in s3["rooms"]["join"]
+
+
+def test_limited_timeline_and_gap_state(server, users):
+    _, a = users["sy_alice"]
+    room = server.request("POST", V3 + "/createRoom", {}, token=a).json["room_id"]
+    s1 = sync(server, a)
+    server.request("PUT", f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "gap"}, token=a)
+    for i in range(15):
+        send(server, a, room, f"m{i}", f"lim{i}")
+    s2 = sync(server, a, since=s1["next_batch"])
+    j = s2["rooms"]["join"][room]
+    assert j["timeline"]["limited"] is True and len(j["timeline"]["events"]) == 10
+    assert j["timeline"]["prev_batch"]
+    # the topic changed in the gap the timeline does not cover: it comes as state
+    assert [e["content"] for e in j["state"]["events"] if e["type"] == "m.room.topic"] == \
+        [{"topic": "gap"}]
+    s3 = sync(server, a, since=s1["next_batch"],
+              filter=json.dumps({"room": {"timeline": {"limit": 3}}}))
+    assert len(s3["rooms"]["join"][room]["timeline"]["events"]) == 3
+
+
+def test_long_poll_wakes_on_message(server, users):
+    a_id, a = users["sy_alice"]
+    b_id, b = users["sy_bob"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                          token=a).json["room_id"]
+    server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b)
+    since = sync(server, b)["next_batch"]
+    got = {}
+
+    def poll():
+        t0 = time.time()
+        got["resp"] = sync(server, b, since=since, timeout=20000)
+        got["dt"] = time.time() - t0
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    sent = time.time()
+    eid = send(server, a, room, "wake up", "lp1")
+    th.join(25)
+    assert not th.is_alive()
+    events = got["resp"]["rooms"]["join"][room]["timeline"]["events"]
+    assert [e["event_id"] for e in events] == [eid]
+    assert got["dt"] < 5 and time.time() - sent < 5
+
+
+def test_long_poll_times_out_empty_and_ignores_other_rooms(server, users):
+    _, a = users["sy_alice"]
+    _, e = users["sy_eve"]
+    other = server.request("POST", V3 + "/createRoom", {}, token=a).json["room_id"]
+    since = sync(server, e)["next_batch"]
+    got = {}
+
+    def poll():
+        t0 = time.time()
+        got["resp"] = sync(server, e, since=since, timeout=1500)
+        got["dt"] = time.time() - t0
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.3)
+    send(server, a, other, "eve can't see this", "lp2")  # must not wake eve
+    th.join(10)
+    assert got["dt"] >= 1.4
+    assert got["resp"]["rooms"]["join"] == {}
+
+
+def test_invite_and_leave_sections(server, users):
+    a_id, a = users["sy_alice"]
+    e_id, e = users["sy_eve"]
+    room = server.request("POST", V3 + "/createRoom", {"name": "Invite me"},
+                          token=a).json["room_id"]
+    since = sync(server, e)["next_batch"]
+    server.request("POST", f"{V3}/rooms/{room}/invite", {"user_id": e_id}, token=a)
+    s = sync(server, e, since=since, timeout=5000)
+    inv = s["rooms"]["invite"][room]["invite_state"]["events"]
+    kinds = {(x["type"], x.get("state_key")) for x in inv}
+    assert ("m.room.create", "") in kinds and ("m.room.name", "") in kinds
+    assert ("m.room.member", e_id) in kinds
+    assert all(set(x) == {"type", "state_key", "content", "sender"} for x in inv)
+    server.request("POST", f"{V3}/rooms/{room}/join", {}, token=e)
+    s2 = sync(server, e, since=s["next_batch"])
+    j = s2["rooms"]["join"][room]
+    assert any(x["type"] == "m.room.name" for x in j["state"]["events"] + j["timeline"]["events"])
+    server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=e)
+    s3 = sync(server, e, since=s2["next_batch"])
+    left = s3["rooms"]["leave"][room]["timeline"]["events"]
+    assert left[-1]["type"] == "m.room.member" and left[-1]["content"]["membership"] == "leave"
+    assert room not in s3["rooms"]["join"]
+
+
+def test_sync_errors_and_r0(server, users):
+    _, a = users["sy_alice"]
+    r = server.request("GET", V3 + "/sync?since=garbage", token=a)
+    assert r.status == 400
+    r = server.request("GET", V3 + "/sync")
+    assert r.status == 401
+    r = server.request("GET", "/_matrix/client/r0/sync?timeout=0", token=a)
+    assert r.status == 200 and "next_batch" in r.json
