@@ -62,9 +62,33 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     "  ORDER BY xe.stream_ordering LIMIT 1) rd ON true"
 #define ACCEPTED " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
 
-int client_room_events(db_conn *c, const char *room_id, long long after, long long upto,
-                       int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
-                       long long *edge, hs_err *err) {
+#define VISIBILITY_COLS \
+    ", (SELECT convert_from(h.json, 'UTF8')::json->'content'->>'history_visibility'" \
+    "   FROM events h WHERE h.room_id = e.room_id AND h.type = 'm.room.history_visibility'" \
+    "   AND h.state_key = '' AND h.stream_ordering < e.stream_ordering" \
+    "   AND h.rejected_reason IS NULL AND NOT h.soft_failed ORDER BY h.stream_ordering DESC LIMIT 1)," \
+    " (SELECT m.membership FROM (SELECT convert_from(x.json, 'UTF8')::json->'content'->>'membership'" \
+    "   AS membership, x.stream_ordering FROM events x WHERE x.room_id = e.room_id" \
+    "   AND x.type = 'm.room.member' AND x.state_key = $5 AND x.stream_ordering <= e.stream_ordering" \
+    "   AND x.rejected_reason IS NULL AND NOT x.soft_failed ORDER BY x.stream_ordering DESC LIMIT 1) m)," \
+    " (SELECT cs.membership FROM current_state cs WHERE cs.room_id = e.room_id" \
+    "   AND cs.type = 'm.room.member' AND cs.state_key = $5)"
+
+/* History visibility per the spec's rules, given the visibility in force at
+ * the event, the viewer's membership then, and their membership now. An
+ * event about the viewer's own membership is always theirs to see. */
+static bool visible(const char *hv, const char *then, const char *now) {
+    if (!hv || !*hv) hv = "shared";
+    if (!strcmp(hv, "world_readable")) return true;
+    bool joined_then = then && !strcmp(then, "join");
+    if (!strcmp(hv, "shared")) return joined_then || (now && !strcmp(now, "join"));
+    if (!strcmp(hv, "invited")) return joined_then || (then && !strcmp(then, "invite"));
+    return joined_then; /* "joined", and any unknown value */
+}
+
+static int room_events(db_conn *c, const char *viewer, const char *room_id, long long after,
+                       long long upto, int limit, bool backwards, bool with_room_id, json_t *out,
+                       bool *more, long long *edge, hs_err *err) {
     static db_stmt back = DB_STMT(
         "SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
@@ -73,12 +97,20 @@ int client_room_events(db_conn *c, const char *room_id, long long after, long lo
         "SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering ASC LIMIT $4");
+    static db_stmt vback = DB_STMT(
+        "SELECT " EVENT_COLS VISIBILITY_COLS ", e.sender, e.state_key, e.type FROM events e" EVENT_JOINS
+        " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
+        " ORDER BY e.stream_ordering DESC LIMIT $4");
+    static db_stmt vfwd = DB_STMT(
+        "SELECT " EVENT_COLS VISIBILITY_COLS ", e.sender, e.state_key, e.type FROM events e" EVENT_JOINS
+        " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
+        " ORDER BY e.stream_ordering ASC LIMIT $4");
     char a[24], u[24], l[16];
     snprintf(a, sizeof a, "%lld", after);
     snprintf(u, sizeof u, "%lld", upto);
     snprintf(l, sizeof l, "%d", limit + 1);
-    PGresult *r = db_run_ex(c, backwards ? &back : &fwd, 4, (const char *[]){room_id, a, u, l},
-                            NULL, NULL, 0, err);
+    db_stmt *st = viewer ? (backwards ? &vback : &vfwd) : (backwards ? &back : &fwd);
+    PGresult *r = db_run(c, st, viewer ? 5 : 4, (const char *[]){room_id, a, u, l, viewer}, err);
     if (!r) return -1;
     int n = PQntuples(r);
     *more = n > limit;
@@ -86,12 +118,34 @@ int client_room_events(db_conn *c, const char *room_id, long long after, long lo
     long long now = hs_now_ms();
     for (int k = 0; k < n; k++) {
         int i = backwards ? n - 1 - k : k; /* chronological order either way */
+        if (viewer) {
+            bool own = !strcmp(PQgetvalue(r, i, 11), "m.room.member") &&
+                       !strcmp(PQgetvalue(r, i, 10), viewer);
+            const char *hv = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
+            const char *then = PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7);
+            const char *cur = PQgetisnull(r, i, 8) ? NULL : PQgetvalue(r, i, 8);
+            if (!own && !visible(hv, then, cur)) continue;
+        }
         json_t *ev = row_event(r, i, with_room_id, now);
         if (ev) json_array_append_new(out, ev);
     }
     if (n > 0) *edge = atoll(PQgetvalue(r, n - 1, 2));
     PQclear(r);
     return 0;
+}
+
+int client_room_events(db_conn *c, const char *room_id, long long after, long long upto,
+                       int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
+                       long long *edge, hs_err *err) {
+    return room_events(c, NULL, room_id, after, upto, limit, backwards, with_room_id, out, more,
+                       edge, err);
+}
+
+int client_room_events_for(db_conn *c, const char *viewer, const char *room_id, long long after,
+                           long long upto, int limit, bool backwards, bool with_room_id,
+                           json_t *out, bool *more, long long *edge, hs_err *err) {
+    return room_events(c, viewer, room_id, after, upto, limit, backwards, with_room_id, out, more,
+                       edge, err);
 }
 
 json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, hs_err *err) {

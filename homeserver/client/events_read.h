@@ -26,6 +26,15 @@ int client_room_events(db_conn *c, const char *room_id, long long after, long lo
                        int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
                        long long *edge, hs_err *err);
 
+/* The same, keeping only what `viewer` may see under the room's history
+ * visibility: world_readable to all; shared to members and past members of
+ * that time; invited and joined from the viewer's invite or join on. The
+ * visibility and membership in force are those of the closest earlier
+ * events in stream order. *edge still moves over hidden events. */
+int client_room_events_for(db_conn *c, const char *viewer, const char *room_id, long long after,
+                           long long upto, int limit, bool backwards, bool with_room_id,
+                           json_t *out, bool *more, long long *edge, hs_err *err);
+
 /* One event by ID in client format, or NULL with 404 M_NOT_FOUND. */
 json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, hs_err *err);
 
