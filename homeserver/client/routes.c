@@ -10,4 +10,5 @@ void client_routes(hs_router *rt) {
     client_room_membership_routes(rt);
     client_room_events_routes(rt);
     client_sync_routes(rt);
+    client_messages_routes(rt);
 }
