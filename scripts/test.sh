@@ -35,12 +35,16 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 stage "unit tests (check, asan+ubsan)" ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
-# Differential scripts find their tools in $PVYHS_BUILD/bin (the sanitizer build).
+# Differential tests, with the tools of the sanitizer build: against Debian's
+# python3-canonicaljson/signedjson, and against Synapse's own event code.
 export PVYHS_BUILD=$root/build-asan
-for d in tests/diff/*.py; do
-  [ -e "$d" ] || continue
-  stage "differential: $(basename "$d" .py)" "$py" "$d"
-done
+stage "differential: canonical_diff" "$py" tests/diff/canonical_diff.py
+if synapse_py=$(scripts/synapse_venv.sh | tail -1); then
+  stage "differential: rooms_diff" "$synapse_py" tests/diff/rooms_diff.py \
+    --tool "$PVYHS_BUILD/bin/rooms_hash"
+else
+  stage "differential: rooms_diff (installing Synapse)" false
+fi
 
 # libFuzzer is chatty: keep its output in a log and show the end only on failure.
 fuzz_one() { # binary, seed corpus

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# synapse_venv.sh — a virtual environment with Synapse (PyPI matrix-synapse), for
+# the differential tests against Synapse's event code and, later, as a federation
+# peer. Idempotent; prints the environment's python on its last line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=tests/integration/.venv
+version=1.163.2
+if ! "$venv/bin/python" -c "import synapse" 2>/dev/null; then
+  echo "synapse_venv: installing matrix-synapse $version into $venv" >&2
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "matrix-synapse==$version" >&2
+fi
+echo "$PWD/$venv/bin/python"
