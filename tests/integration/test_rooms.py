@@ -183,3 +183,25 @@ def test_older_room_versions_work(server, users, version):
     r = server.request("PUT", f"{V3}/rooms/{room}/redact/{r.json['event_id']}/rv{version}", {},
                        token=a)
     assert r.status == 200
+
+
+def test_aliases(server, users):
+    a_id, a = users["rm_alice"]
+    _, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat")
+    alias = f"#rm-dir:{server.server_name}"
+    enc = alias.replace("#", "%23")
+    r = server.request("PUT", f"{V3}/directory/room/{enc}", {"room_id": room}, token=a)
+    assert r.status == 200
+    r = server.request("PUT", f"{V3}/directory/room/{enc}", {"room_id": room}, token=a)
+    assert r.status == 409
+    r = server.request("GET", f"{V3}/directory/room/{enc}")
+    assert r.json == {"room_id": room, "servers": [server.server_name]}
+    assert server.request("GET", f"{V3}/rooms/{room}/aliases", token=a).json["aliases"] == [alias]
+    r = server.request("PUT", f"{V3}/directory/room/%23x:elsewhere.org", {"room_id": room}, token=a)
+    assert r.status == 400
+    server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b)
+    r = server.request("DELETE", f"{V3}/directory/room/{enc}", token=b)
+    assert r.status == 403
+    assert server.request("DELETE", f"{V3}/directory/room/{enc}", token=a).status == 200
+    assert server.request("GET", f"{V3}/directory/room/{enc}").status == 404

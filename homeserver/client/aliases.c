@@ -1,0 +1,130 @@
+/* aliases.c — room aliases: /directory/room/{roomAlias} and /rooms/{roomId}/aliases.
+ *
+ * Only aliases of this server are stored here; resolving another server's
+ * alias is a federation query (not yet available: 404). Deleting needs the
+ * alias's creator, a server admin, or the power to change the room's
+ * canonical alias, as in Synapse. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "homeserver/core/clock.h"
+#include "room_access.h"
+#include "rooms/state_lookup.h"
+
+static int check_alias(hs_req *r, const char *alias, hs_err *err) {
+    const char *colon = strchr(alias, ':');
+    if (alias[0] != '#' || !colon || colon == alias + 1 || strlen(alias) > 255)
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "'%s' is not a room alias", alias);
+    if (strcmp(colon + 1, r->srv->cfg->server_name) != 0)
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "Room alias must be local");
+    return 0;
+}
+
+static int put_alias(hs_req *r, json_t **out, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO room_aliases (alias, room_id, creator, created_ts) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (alias) DO NOTHING");
+    const char *alias = r->params[0];
+    const char *room_id = json_string_value(json_object_get(r->json, "room_id"));
+    if (check_alias(r, alias, err) < 0) return -1;
+    if (!room_id) return hs_err_set(err, 400, "M_BAD_JSON", "'room_id' is required");
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    int rc = -1;
+    if (client_require_joined(c, room_id, r->user_id, err) == 0) {
+        char now[24];
+        snprintf(now, sizeof now, "%lld", hs_now_ms());
+        long n = db_exec(c, &ins, 4, (const char *[]){alias, room_id, r->user_id, now}, err);
+        if (n == 0) hs_err_set(err, 409, "M_UNKNOWN", "Room alias %s already exists", alias);
+        if (n == 1) *out = json_object(), rc = 200;
+    }
+    db_release(r->srv->db, c);
+    return rc;
+}
+
+static int get_alias(hs_req *r, json_t **out, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT room_id FROM room_aliases WHERE alias = $1");
+    const char *alias = r->params[0];
+    if (alias[0] != '#' || !strchr(alias, ':'))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "'%s' is not a room alias", alias);
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    PGresult *res = db_run(c, &q, 1, (const char *[]){alias}, err);
+    db_release(r->srv->db, c);
+    if (!res) return -1;
+    int rc = -1;
+    if (PQntuples(res)) {
+        *out = json_pack("{s:s, s:[s]}", "room_id", PQgetvalue(res, 0, 0), "servers",
+                         r->srv->cfg->server_name);
+        rc = 200;
+    } else {
+        hs_err_set(err, 404, "M_NOT_FOUND", "Room alias %s not found", alias);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* May the requester remove an alias of room_id created by creator? */
+static bool may_delete(hs_req *r, db_conn *c, const char *room_id, const char *creator) {
+    if (r->is_admin || !strcmp(creator, r->user_id)) return true;
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    const room_event *pl = room_lookup_get(&l, "m.room.power_levels", "");
+    const room_event *create = room_lookup_get(&l, "m.room.create", "");
+    bool ok = false;
+    if (create) {
+        json_t *ev = pl ? json_object_get(json_object_get(pl->content, "events"), "m.room.canonical_alias") : NULL;
+        json_t *sd = pl ? json_object_get(pl->content, "state_default") : NULL;
+        long long need = json_is_integer(ev) ? json_integer_value(ev)
+                         : json_is_integer(sd) ? json_integer_value(sd) : 50;
+        ok = room_user_power_level(create->ver, r->user_id, room_lookup_get, &l) >= need;
+    }
+    room_lookup_clear(&l);
+    return ok;
+}
+
+static int delete_alias(hs_req *r, json_t **out, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT room_id, creator FROM room_aliases WHERE alias = $1");
+    static db_stmt del = DB_STMT("DELETE FROM room_aliases WHERE alias = $1");
+    const char *alias = r->params[0];
+    if (check_alias(r, alias, err) < 0) return -1;
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    int rc = -1;
+    PGresult *res = db_run(c, &q, 1, (const char *[]){alias}, err);
+    if (res && PQntuples(res) == 0) {
+        hs_err_set(err, 404, "M_NOT_FOUND", "Room alias %s not found", alias);
+    } else if (res && !may_delete(r, c, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1))) {
+        hs_err_set(err, 403, "M_FORBIDDEN", "You may not delete this alias");
+    } else if (res && db_exec(c, &del, 1, (const char *[]){alias}, err) >= 0) {
+        *out = json_object();
+        rc = 200;
+    }
+    PQclear(res);
+    db_release(r->srv->db, c);
+    return rc;
+}
+
+static int get_room_aliases(hs_req *r, json_t **out, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT alias FROM room_aliases WHERE room_id = $1 ORDER BY alias");
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    PGresult *res = NULL;
+    if (client_require_joined(c, r->params[0], r->user_id, err) == 0)
+        res = db_run(c, &q, 1, (const char *[]){r->params[0]}, err);
+    db_release(r->srv->db, c);
+    if (!res) return -1;
+    json_t *arr = json_array();
+    for (int i = 0; i < PQntuples(res); i++) json_array_append_new(arr, json_string(PQgetvalue(res, i, 0)));
+    PQclear(res);
+    *out = json_pack("{s:o}", "aliases", arr);
+    return 200;
+}
+
+void client_aliases_routes(hs_router *rt) {
+    hs_route(rt, "PUT", "/_matrix/client/v3/directory/room/{roomAlias}", put_alias, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/directory/room/{roomAlias}", get_alias, HS_AUTH_OPTIONAL | HS_R0);
+    hs_route(rt, "DELETE", "/_matrix/client/v3/directory/room/{roomAlias}", delete_alias, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/aliases", get_room_aliases, HS_AUTH);
+}
