@@ -11,4 +11,5 @@ void client_routes(hs_router *rt) {
     client_room_events_routes(rt);
     client_sync_routes(rt);
     client_messages_routes(rt);
+    client_aliases_routes(rt);
 }
