@@ -31,9 +31,11 @@ static char *prefixed_copy(char sigil, const char *rest) {
     return s;
 }
 
-static int fill_ids(room_event *e, hs_err *err) {
+static int fill_ids(room_event *e, const char *known_id, hs_err *err) {
     const room_version *v = e->ver;
-    if (v->event_format == ROOM_EVFMT_V1)
+    if (known_id)
+        e->event_id = strdup(known_id);
+    else if (v->event_format == ROOM_EVFMT_V1)
         e->event_id = strdup(room_json_str(e->json, "event_id"));
     else if (!(e->event_id = room_event_compute_id(v, e->json, err)))
         return -1;
@@ -63,12 +65,12 @@ static void fill_fields(room_event *e) {
         e->redacts = room_json_str(e->ver->updated_redaction_rules ? e->content : j, "redacts");
 }
 
-room_event *room_event_parse(const room_version *v, json_t *json, hs_err *err) {
+static room_event *build(const room_version *v, json_t *json, const char *known_id, hs_err *err) {
     if (!v) {
         hs_err_set(err, 400, "M_UNSUPPORTED_ROOM_VERSION", "Unknown room version");
         return NULL;
     }
-    if (room_event_validate(v, json, err)) return NULL;
+    if (!known_id && room_event_validate(v, json, err)) return NULL;
     room_event *e = calloc(1, sizeof *e);
     if (!e) {
         hs_err_set(err, 500, "M_UNKNOWN", "Out of memory");
@@ -84,11 +86,20 @@ room_event *room_event_parse(const room_version *v, json_t *json, hs_err *err) {
         room_event_free(e);
         return NULL;
     }
-    if (fill_ids(e, err)) {
+    if (fill_ids(e, known_id, err)) {
         room_event_free(e);
         return NULL;
     }
     return e;
+}
+
+room_event *room_event_parse(const room_version *v, json_t *json, hs_err *err) {
+    return build(v, json, NULL, err);
+}
+
+room_event *room_event_parse_stored(const room_version *v, json_t *json, const char *event_id,
+                                    hs_err *err) {
+    return build(v, json, event_id, err);
 }
 
 void room_event_free(room_event *e) {

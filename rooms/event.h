@@ -44,6 +44,12 @@ typedef struct room_event {
 room_event *room_event_parse(const room_version *v, json_t *json, hs_err *err);
 void room_event_free(room_event *e);
 
+/* An event read back from our own database: it was validated when stored and
+ * its ID is known, so neither is done again (hashing every event of a large
+ * state resolution would dominate it). */
+room_event *room_event_parse_stored(const room_version *v, json_t *json, const char *event_id,
+                                    hs_err *err);
+
 /* The redacted copy of an event's JSON per v's redaction algorithm (new ref). */
 json_t *room_event_redact(const room_version *v, const json_t *event);
 

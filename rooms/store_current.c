@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "homeserver/core/json.h"
 #include "state_res.h"
 #include "store.h"
 #include "store_internal.h"
@@ -80,25 +81,107 @@ static int upsert_current(db_conn *c, const char *room_id, const char *type, con
     return db_exec(c, &up, 5, p, err) < 0 ? -1 : 0;
 }
 
-/* Fetching events for state resolution: from the database, each parsed once. */
+/* Fetching events for state resolution: a whole level of the algorithm's
+ * walks in one query (the prefetch hook), each event parsed once and kept in
+ * an open-addressing table by ID for the rest of the resolution. */
+typedef struct fetch_slot {
+    char *id;
+    room_event *ev; /* NULL: known to be absent */
+} fetch_slot;
+
 typedef struct fetch_ctx {
     db_conn *c;
-    room_event **evs;
-    size_t n, cap;
+    fetch_slot *slots;
+    size_t n, cap; /* cap is a power of two */
 } fetch_ctx;
+
+static size_t slot_hash(const char *s) {
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static fetch_slot *slot_find(fetch_ctx *f, const char *id) {
+    if (!f->cap) return NULL;
+    for (size_t i = slot_hash(id) & (f->cap - 1);; i = (i + 1) & (f->cap - 1)) {
+        if (!f->slots[i].id) return &f->slots[i];
+        if (!strcmp(f->slots[i].id, id)) return &f->slots[i];
+    }
+}
+
+static void slot_put(fetch_ctx *f, const char *id, room_event *ev) {
+    if ((f->n + 1) * 2 > f->cap) {
+        fetch_ctx bigger = {.c = f->c, .cap = f->cap ? f->cap * 2 : 256};
+        bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
+        for (size_t i = 0; i < f->cap; i++)
+            if (f->slots[i].id) *slot_find(&bigger, f->slots[i].id) = f->slots[i];
+        bigger.n = f->n;
+        free(f->slots);
+        *f = bigger;
+    }
+    fetch_slot *s = slot_find(f, id);
+    if (s->id) {
+        room_event_free(ev); /* already there */
+        return;
+    }
+    s->id = strdup(id);
+    s->ev = ev;
+    f->n++;
+}
+
+static void fetch_free(fetch_ctx *f) {
+    for (size_t i = 0; i < f->cap; i++)
+        if (f->slots[i].id) free(f->slots[i].id), room_event_free(f->slots[i].ev);
+    free(f->slots);
+}
+
+static int prefetch_events(void *arg, const char *const *ids, size_t n, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT e.event_id, convert_from(e.json, 'UTF8'), e.rejected_reason IS NOT NULL,"
+        " r.room_version FROM events e JOIN rooms r USING (room_id)"
+        " WHERE e.event_id = ANY($1::text[])");
+    fetch_ctx *f = arg;
+    const char **want = calloc(n ? n : 1, sizeof *want);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        fetch_slot *s = slot_find(f, ids[i]);
+        if (!s || !s->id) want[m++] = ids[i];
+    }
+    int rc = 0;
+    if (m) {
+        char *arr = db_text_array(want, m);
+        PGresult *r = db_run(f->c, &q, 1, (const char *[]){arr}, err);
+        free(arr);
+        if (!r) rc = -1;
+        for (int i = 0; r && i < PQntuples(r); i++) {
+            hs_err perr = {0};
+            json_t *j = hs_json_parse(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), &perr);
+            room_event *ev = j ? room_event_parse_stored(room_version_get(PQgetvalue(r, i, 3)), j,
+                                                         PQgetvalue(r, i, 0), &perr)
+                               : NULL;
+            json_decref(j);
+            if (ev) ev->rejected = PQgetvalue(r, i, 2)[0] == 't';
+            slot_put(f, PQgetvalue(r, i, 0), ev);
+        }
+        PQclear(r);
+        /* What the database does not have is remembered as absent. */
+        for (size_t i = 0; rc == 0 && i < m; i++) {
+            fetch_slot *s = slot_find(f, want[i]);
+            if (!s || !s->id) slot_put(f, want[i], NULL);
+        }
+    }
+    free(want);
+    return rc;
+}
 
 static int fetch_event(void *arg, const char *event_id, const room_event **out, hs_err *err) {
     fetch_ctx *f = arg;
-    hs_err miss = {0};
-    room_event *ev = room_store_get_event(f->c, event_id, &miss);
-    *out = NULL;
-    if (!ev) return miss.status == 404 ? 0 : (*err = miss, -1);
-    if (f->n == f->cap) {
-        f->cap = f->cap ? f->cap * 2 : 64;
-        f->evs = realloc(f->evs, f->cap * sizeof *f->evs);
+    fetch_slot *s = slot_find(f, event_id);
+    if (!s || !s->id) {
+        if (prefetch_events(f, &event_id, 1, err) < 0) return -1;
+        s = slot_find(f, event_id);
     }
-    f->evs[f->n++] = ev;
-    *out = ev;
+    *out = s ? s->ev : NULL;
     return 0;
 }
 
@@ -150,12 +233,12 @@ int room_store_state_after_events(db_conn *c, const room_version *v, const char 
             goto done;
         }
     }
-    rc = room_state_resolve(v, (const room_state_map *const *)maps, n, fetch_event, &f, out, err);
+    rc = room_state_resolve_batched(v, (const room_state_map *const *)maps, n, fetch_event,
+                                    prefetch_events, &f, out, err);
 done:
     for (size_t i = 0; i < loaded; i++) room_state_map_free(maps[i]);
     free(maps);
-    for (size_t i = 0; i < f.n; i++) room_event_free(f.evs[i]);
-    free(f.evs);
+    fetch_free(&f);
     return rc;
 }
 

@@ -193,7 +193,7 @@ room_event *room_store_get_event(db_conn *c, const char *event_id, hs_err *err) 
     } else {
         const room_version *v = room_version_get(PQgetvalue(r, 0, 2));
         json_t *j = hs_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err);
-        if (v && j) ev = room_event_parse(v, j, err);
+        if (v && j) ev = room_event_parse_stored(v, j, event_id, err);
         json_decref(j);
         if (ev) ev->rejected = PQgetvalue(r, 0, 1)[0] != 0; /* binary bool */
     }
