@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "admin.h"
 #include "federation/federation.h"
 #include "homeserver/client/client.h"
+#include "homeserver/client/notifier.h"
 #include "homeserver/core/log.h"
 #include "homeserver/http/http.h"
 
@@ -73,6 +75,18 @@ static int load_key(const cfg *c, hs_signing_key *k) {
     return 0;
 }
 
+/* Each waiting /sync holds a socket: take all the descriptors we may have. */
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) hs_warn("cannot raise the open-file limit");
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 12000)
+        hs_warn("the open-file limit is %llu: fewer than 10,000 clients can wait on /sync",
+                (unsigned long long)rl.rlim_cur);
+}
+
 static int run(cfg *c) {
     sigset_t sigs;
     sigemptyset(&sigs);
@@ -81,6 +95,7 @@ static int run(cfg *c) {
     /* Blocked before any thread exists, so only sigwait below sees them. */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     hs_server srv = {.cfg = c, .started_ts = hs_now_ms()};
     if (load_key(c, &srv.key) < 0) return EXIT_RUNTIME;
@@ -103,6 +118,9 @@ static int run(cfg *c) {
         }
         hs_info("received %s; stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         sd_notify_msg("STOPPING=1");
+        /* Parked long-polls answer now rather than hold the shutdown. */
+        atomic_store(&srv.stopping, true);
+        hs_notify_all();
         hs_http_stop(&srv, 10000);
     }
     hs_router_free(srv.router);

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,6 +110,20 @@ void hs_notify_users(const char *const *user_ids, size_t n) {
 }
 
 void hs_notify_room(const char *room_id) { fire(room_id); }
+
+void hs_notify_all(void) {
+    for (;;) {
+        const char *key = NULL;
+        char buf[512];
+        pthread_mutex_lock(&mu);
+        for (size_t b = 0; b < BUCKETS && !key; b++)
+            for (link *l = by_key[b]; l && !key; l = l->next)
+                if (!l->w->fired) snprintf(buf, sizeof buf, "%s", l->key), key = buf;
+        pthread_mutex_unlock(&mu);
+        if (!key) return;
+        fire(key);
+    }
+}
 
 size_t hs_waiters_count(void) {
     pthread_mutex_lock(&mu);

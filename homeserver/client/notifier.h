@@ -27,6 +27,9 @@ void hs_notify_users(const char *const *user_ids, size_t n);
  * waiter that is in the room. */
 void hs_notify_room(const char *room_id);
 
+/* Wake every waiter (shutdown). */
+void hs_notify_all(void);
+
 /* How many requests are waiting (for tests and metrics). */
 size_t hs_waiters_count(void);
 

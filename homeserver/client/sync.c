@@ -183,6 +183,7 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
             r->ctx_free = wait_free;
         }
         bool wait = !any && o.has_since && !o.p.full_state && w && t < w->deadline &&
+                    !atomic_load(&r->srv->stopping) &&
                     sync_token_equal(&now, &o.since);
         if (wait && park(r, w, rooms, n, &now)) {
             json_decref(resp);

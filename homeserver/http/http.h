@@ -32,6 +32,7 @@ typedef struct hs_server {
     hs_listener *listeners;
     size_t n_listeners;
     atomic_long inflight; /* requests being handled right now */
+    atomic_bool stopping; /* shutting down: long-polls answer at once */
     long long started_ts;
 } hs_server;
 

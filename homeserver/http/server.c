@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -275,6 +276,14 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     hs_debug("libmicrohttpd: %s", buf);
 }
 
+/* As many connections as descriptors allow (each waiting /sync holds one),
+ * keeping some for PostgreSQL, files and the listeners. */
+static unsigned connection_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY) return 20000;
+    return rl.rlim_cur > 1256 ? (unsigned)(rl.rlim_cur - 256) : 1000;
+}
+
 static int start_one(hs_server *srv, hs_listener *l, const cfg_listener *cl, const char *addr,
                      hs_err *err) {
     l->srv = srv;
@@ -301,7 +310,7 @@ static int start_one(hs_server *srv, hs_listener *l, const cfg_listener *cl, con
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(pool > 0 ? pool : 2),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
         MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)10000,
+        (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_ARRAY, cl->tls ? tls_opts : (struct MHD_OptionItem[]){{MHD_OPTION_END, 0, NULL}},
         MHD_OPTION_END);

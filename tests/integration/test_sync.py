@@ -155,3 +155,25 @@ def test_sync_errors_and_r0(server, users):
     assert r.status == 401
     r = server.request("GET", "/_matrix/client/r0/sync?timeout=0", token=a)
     assert r.status == 200 and "next_batch" in r.json
+
+
+def test_shutdown_answers_waiting_syncs():
+    from harness import Server
+    with Server() as s:
+        s.start()
+        s.add_user("sy_stop")
+        tok = s.login("sy_stop")
+        since = sync(s, tok)["next_batch"]
+        got = {}
+
+        def poll():
+            got["resp"] = sync(s, tok, since=since, timeout=60000)
+
+        th = threading.Thread(target=poll)
+        th.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        assert s.stop() == 0
+        th.join(10)
+        assert not th.is_alive() and time.time() - t0 < 10
+        assert got["resp"]["next_batch"]
