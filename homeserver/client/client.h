@@ -18,5 +18,11 @@ void client_room_events_routes(hs_router *rt);
 void client_sync_routes(hs_router *rt);
 void client_messages_routes(hs_router *rt);
 void client_aliases_routes(hs_router *rt);
+void client_account_data_routes(hs_router *rt);
+void client_tags_routes(hs_router *rt);
+void client_filters_routes(hs_router *rt);
+void client_receipts_routes(hs_router *rt);
+void client_typing_routes(hs_router *rt);
+void client_presence_routes(hs_router *rt);
 
 #endif

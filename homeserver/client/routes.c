@@ -12,4 +12,10 @@ void client_routes(hs_router *rt) {
     client_sync_routes(rt);
     client_messages_routes(rt);
     client_aliases_routes(rt);
+    client_account_data_routes(rt);
+    client_tags_routes(rt);
+    client_filters_routes(rt);
+    client_receipts_routes(rt);
+    client_typing_routes(rt);
+    client_presence_routes(rt);
 }
