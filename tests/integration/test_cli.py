@@ -193,3 +193,38 @@ def test_unwritable_data_dir_and_missing_postgres(tmp_path):
         r = subprocess.run([BIN, "serve", "--config", s.config], capture_output=True, text=True,
                            timeout=60, env=dict(os.environ, PVYHS_PG_BINDIR="/nonexistent"))
         assert r.returncode == 1 and "PostgreSQL server binaries not found" in r.stderr
+
+
+def test_tls_listener(tmp_path):
+    """A listener with tls: true serves HTTPS with the configured certificate."""
+    import ssl
+    import urllib.request
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                        "-keyout", str(key), "-out", str(cert)], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    extra = f"tls_certificate_path: {cert}\ntls_private_key_path: {key}\n"
+    with Server(extra_yaml=extra) as s:
+        with open(s.config) as f:
+            text = f.read()
+        with open(s.config, "w") as f:
+            f.write(text.replace("    type: http\n", "    type: http\n    tls: true\n"))
+        s.base = f"https://localhost:{s.port}"
+        s.log = open(s.log_path, "ab")
+        s.proc = subprocess.Popen([BIN, "serve", "--config", s.config], stdout=s.log, stderr=s.log)
+        ctx = ssl.create_default_context(cafile=str(cert))
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(s.base + "/_matrix/client/versions", context=ctx,
+                                            timeout=2) as resp:
+                    assert resp.status == 200
+                    break
+            except OSError:
+                assert time.time() < deadline and s.proc.poll() is None, s.read_log()
+                time.sleep(0.1)
+        # plain HTTP on the TLS port is refused
+        with pytest.raises(Exception):
+            urllib.request.urlopen(f"http://127.0.0.1:{s.port}/health", timeout=2).read()
+        assert s.stop() == 0
