@@ -8,6 +8,7 @@
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
 #include "notifier.h"
+#include "push_actions.h"
 
 typedef struct send_job {
     hs_server *srv;
@@ -65,6 +66,8 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
     j->out = room_send_local(c, j->v, j->room_id, j->proto, j->srv->cfg->server_name,
                              &j->srv->key, j->pos, err);
     if (!j->out) return -1;
+    /* Notification counts commit with the event, so /sync shows both at once. */
+    if (client_push_process_event(c, j->srv, j->out, err) < 0) return -1;
     return j->txn_id ? record_txn(c, j, err) : 0;
 }
 

@@ -1,0 +1,266 @@
+/* push_actions.c — evaluating push rules for a new room event, once per local
+ * recipient, inside the transaction that persists the event, so the counts
+ * /sync reports and the event itself appear together (as the spec requires).
+ *
+ * Cost per event: a handful of queries whatever the room's size (recipients
+ * with the member count, their rules, one batched insert); the members' display names
+ * are only loaded when the event has a body to look for them in, and power
+ * levels only when a rule asks about the sender's permission. */
+#include "push_actions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "homeserver/core/clock.h"
+#include "push_rules.h"
+#include "push_store.h"
+#include "rooms/state_lookup.h"
+
+#define THREAD_HOPS 3 /* the spec's advice: stop looking for a thread after 3 relations */
+
+typedef struct hook_job {
+    db_conn *c;
+    const room_event *ev;
+    room_lookup lookup;
+    bool lookup_used;
+} hook_job;
+
+static int load_power(void *arg, const json_t **pl, long long *sender_power) {
+    hook_job *h = arg;
+    h->lookup = (room_lookup){.c = h->c, .room_id = h->ev->room_id, .current = true};
+    h->lookup_used = true;
+    const room_event *e = room_lookup_get(&h->lookup, "m.room.power_levels", "");
+    *pl = e ? e->content : NULL;
+    *sender_power = room_user_power_level(h->ev->ver, h->ev->sender, room_lookup_get, &h->lookup);
+    return h->lookup.failed ? -1 : 0;
+}
+
+/* The content of a stored event of the room, or NULL. */
+static json_t *stored_content(db_conn *c, const char *room_id, const char *event_id, hs_err *err,
+                              bool *failed) {
+    static db_stmt q = DB_STMT("SELECT convert_from(json, 'UTF8') FROM events"
+                               " WHERE event_id = $1 AND room_id = $2");
+    PGresult *r = db_run(c, &q, 2, (const char *[]){event_id, room_id}, err);
+    if (!r) return *failed = true, NULL;
+    json_t *ev = PQntuples(r) ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
+    PQclear(r);
+    json_t *content = json_incref(json_object_get(ev, "content"));
+    json_decref(ev);
+    return content;
+}
+
+/* The thread an event belongs to: the root of its m.thread relation, or of
+ * the event it relates to (a reaction or edit in a thread), else "main". */
+static int thread_of(db_conn *c, const char *room_id, const json_t *content, char *out,
+                     size_t len, hs_err *err) {
+    snprintf(out, len, "main");
+    json_t *cur = json_incref((json_t *)content);
+    bool failed = false;
+    for (int hop = 0; hop < THREAD_HOPS && cur; hop++) {
+        const json_t *rel = json_object_get(cur, "m.relates_to");
+        const char *type = json_string_value(json_object_get(rel, "rel_type"));
+        const char *target = json_string_value(json_object_get(rel, "event_id"));
+        if (!type || !target) break;
+        if (!strcmp(type, "m.thread")) {
+            snprintf(out, len, "%s", target);
+            break;
+        }
+        json_t *next = stored_content(c, room_id, target, err, &failed);
+        json_decref(cur);
+        cur = next;
+    }
+    json_decref(cur);
+    return failed ? -1 : 0;
+}
+
+static bool is_local(const char *user_id, const char *server_name) {
+    const char *colon = user_id ? strchr(user_id, ':') : NULL;
+    return colon && !strcmp(colon + 1, server_name);
+}
+
+/* stream_ordering of a persisted event that may notify, or 0 (outlier,
+ * soft-failed, rejected, unknown), or -1. */
+static long long notifiable_position(db_conn *c, const room_event *ev, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT stream_ordering FROM events WHERE event_id = $1 AND NOT outlier"
+        " AND NOT soft_failed AND rejected_reason IS NULL AND stream_ordering IS NOT NULL");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){ev->event_id}, err);
+    if (!r) return -1;
+    long long pos = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    return pos;
+}
+
+/* Local joined members but the sender, and the invitee: user ID, when names
+ * is true their m.room.member event (for the display name), and the room's
+ * joined member count (every row the same). */
+static PGresult *recipients(db_conn *c, const room_event *ev, const char *invitee,
+                            const char *server_name, bool names, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT cs.state_key, CASE WHEN $5::bool THEN convert_from(e.json, 'UTF8') END,"
+        " (SELECT count(*) FROM current_state j WHERE j.room_id = $1"
+        "  AND j.type = 'm.room.member' AND j.membership = 'join')"
+        " FROM current_state cs JOIN events e ON e.event_id = cs.event_id"
+        " WHERE cs.room_id = $1 AND cs.type = 'm.room.member'"
+        " AND (cs.membership = 'join' OR cs.state_key = $2) AND cs.state_key <> $3"
+        " AND cs.state_key LIKE '%' || $4");
+    char suffix[300];
+    /* LIKE needs the server name's own % and _ escaped. */
+    size_t k = 0;
+    suffix[k++] = ':';
+    for (const char *p = server_name; *p && k < sizeof suffix - 3; p++) {
+        if (*p == '%' || *p == '_' || *p == '\\') suffix[k++] = '\\';
+        suffix[k++] = *p;
+    }
+    suffix[k] = 0;
+    const char *p[] = {ev->room_id, invitee, ev->sender, suffix, names ? "t" : "f"};
+    return db_run(c, &q, 5, p, err);
+}
+
+static const char *display_name(PGresult *r, int row, json_t **member) {
+    *member = PQgetisnull(r, row, 1) ? NULL : json_loads(PQgetvalue(r, row, 1), 0, NULL);
+    return json_string_value(json_object_get(json_object_get(*member, "content"), "displayname"));
+}
+
+/* Evaluate for each recipient; collect [{user_id, notify, highlight, actions}]. */
+static int evaluate_all(hook_job *h, PGresult *who, long long members, json_t *batch,
+                        hs_err *err) {
+    json_t *rules, *changes;
+    const char *invitee = h->ev->membership && !strcmp(h->ev->membership, "invite")
+                              ? h->ev->state_key : NULL;
+    if (push_store_load_room(h->c, h->ev->room_id, invitee, &rules, &changes, err) < 0) return -1;
+    push_ctx ctx = {.member_count = members, .load_power = load_power, .load_arg = h};
+    int rc = 0;
+    for (int i = 0; i < PQntuples(who) && rc == 0; i++) {
+        const char *user = PQgetvalue(who, i, 0);
+        json_t *member;
+        ctx.user_id = user;
+        ctx.display_name = display_name(who, i, &member);
+        push_result res;
+        rc = push_rules_evaluate(json_object_get(rules, user), json_object_get(changes, user),
+                                 h->ev->json, &ctx, &res);
+        if (rc == 0 && (res.notify || res.highlight))
+            json_array_append_new(batch, json_pack("{s:s, s:b, s:b, s:O}", "user_id", user, "notify",
+                                                   res.notify, "highlight", res.highlight,
+                                                   "actions", res.actions));
+        push_result_clear(&res);
+        json_decref(member);
+    }
+    if (rc < 0) {
+        if (h->lookup_used) *err = h->lookup.err;
+        else hs_err_set(err, 500, "M_UNKNOWN", "cannot load the room's power levels");
+    }
+    json_decref(rules);
+    json_decref(changes);
+    return rc;
+}
+
+static int store_batch(db_conn *c, const room_event *ev, long long pos, const char *thread,
+                       json_t *batch, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id,"
+        " notify, highlight, actions, ts)"
+        " SELECT x.user_id, $1, $2, $3::bigint, $4, x.notify, x.highlight, x.actions, $5::bigint"
+        " FROM jsonb_to_recordset($6::jsonb)"
+        "  AS x(user_id text, notify boolean, highlight boolean, actions jsonb)"
+        " ON CONFLICT (user_id, event_id) DO NOTHING");
+    char spos[24], now[24];
+    snprintf(spos, sizeof spos, "%lld", pos);
+    snprintf(now, sizeof now, "%lld", hs_now_ms());
+    char *rows = json_dumps(batch, JSON_COMPACT);
+    const char *p[] = {ev->room_id, ev->event_id, spos, thread, now, rows};
+    long n = db_exec(c, &ins, 6, p, err);
+    free(rows);
+    return n < 0 ? -1 : 0;
+}
+
+static int record_own_read(db_conn *c, const room_event *ev, long long pos, const char *thread,
+                           hs_err *err) {
+    static db_stmt up = DB_STMT(
+        "INSERT INTO push_sent_reads (user_id, room_id, thread_id, stream_ordering)"
+        " VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (user_id, room_id, thread_id)"
+        " DO UPDATE SET stream_ordering = greatest(push_sent_reads.stream_ordering,"
+        " EXCLUDED.stream_ordering)");
+    char spos[24];
+    snprintf(spos, sizeof spos, "%lld", pos);
+    return db_exec(c, &up, 4, (const char *[]){ev->sender, ev->room_id, thread, spos}, err) < 0
+               ? -1
+               : 0;
+}
+
+int client_push_process_event(db_conn *c, const hs_server *srv, const room_event *ev,
+                              hs_err *err) {
+    if (ev->rejected || !ev->room_id || !ev->sender) return 0;
+    const char *server_name = srv->cfg->server_name;
+    long long pos = notifiable_position(c, ev, err);
+    if (pos <= 0) return (int)pos;
+    char thread[300];
+    if (thread_of(c, ev->room_id, ev->content, thread, sizeof thread, err) < 0) return -1;
+    if (is_local(ev->sender, server_name) && record_own_read(c, ev, pos, thread, err) < 0) return -1;
+    const char *invitee = ev->membership && !strcmp(ev->membership, "invite") ? ev->state_key : NULL;
+    bool names = json_is_string(json_object_get(ev->content, "body"));
+    PGresult *who = recipients(c, ev, invitee, server_name, names, err);
+    if (!who) return -1;
+    int rc = 0;
+    if (PQntuples(who) > 0) {
+        long long members = atoll(PQgetvalue(who, 0, 2));
+        hook_job h = {.c = c, .ev = ev};
+        json_t *batch = json_array();
+        rc = evaluate_all(&h, who, members, batch, err);
+        if (rc == 0 && json_array_size(batch) > 0) rc = store_batch(c, ev, pos, thread, batch, err);
+        json_decref(batch);
+        if (h.lookup_used) room_lookup_clear(&h.lookup);
+    }
+    PQclear(who);
+    return rc;
+}
+
+/* ---- unread counts ---- */
+
+/* Read positions per thread ('' = unthreaded): receipts and own events. */
+#define READ_UPTO                                                                          \
+    "WITH r AS ("                                                                          \
+    " SELECT rc.thread_id, e.stream_ordering AS so FROM receipts rc"                       \
+    " JOIN events e ON e.event_id = rc.event_id"                                           \
+    " WHERE rc.room_id = $2 AND rc.user_id = $1"                                           \
+    " AND rc.receipt_type IN ('m.read', 'm.read.private')"                                 \
+    " UNION ALL SELECT s.thread_id, s.stream_ordering FROM push_sent_reads s"              \
+    " WHERE s.user_id = $1 AND s.room_id = $2),"                                           \
+    " m AS (SELECT thread_id, max(so) AS so FROM r GROUP BY thread_id) "
+
+int client_push_unread(db_conn *c, const char *user_id, const char *room_id,
+                       json_t **unread_notifications, json_t **unread_thread_notifications,
+                       hs_err *err) {
+    static db_stmt q = DB_STMT(
+        READ_UPTO
+        "SELECT a.thread_id, count(*) FILTER (WHERE a.notify),"
+        " count(*) FILTER (WHERE a.highlight) FROM event_push_actions a"
+        " WHERE a.user_id = $1 AND a.room_id = $2"
+        " AND a.stream_ordering > coalesce((SELECT so FROM m WHERE m.thread_id = ''), 0)"
+        " AND a.stream_ordering > coalesce((SELECT so FROM m WHERE m.thread_id = a.thread_id), 0)"
+        " GROUP BY a.thread_id");
+    *unread_notifications = NULL;
+    if (unread_thread_notifications) *unread_thread_notifications = NULL;
+    PGresult *r = db_run(c, &q, 2, (const char *[]){user_id, room_id}, err);
+    if (!r) return -1;
+    long long notif = 0, high = 0;
+    json_t *threads = json_object();
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *thread = PQgetvalue(r, i, 0);
+        long long n = atoll(PQgetvalue(r, i, 1)), h = atoll(PQgetvalue(r, i, 2));
+        bool main = !strcmp(thread, "main");
+        if (!unread_thread_notifications || main) notif += n, high += h;
+        else if (n || h)
+            json_object_set_new(threads, thread, json_pack("{s:I, s:I}", "notification_count",
+                                                           (json_int_t)n, "highlight_count",
+                                                           (json_int_t)h));
+    }
+    PQclear(r);
+    *unread_notifications = json_pack("{s:I, s:I}", "notification_count", (json_int_t)notif,
+                                      "highlight_count", (json_int_t)high);
+    if (unread_thread_notifications && json_object_size(threads) > 0)
+        *unread_thread_notifications = json_incref(threads);
+    json_decref(threads);
+    return 0;
+}
