@@ -107,8 +107,10 @@ static void fill_placeholders(json_t *o, const show_job *j) {
 
 static int show_rule(const rule_view *v, void *arg) {
     show_job *j = arg;
-    json_t *out = json_pack("{s:s, s:b, s:b, s:O}", "rule_id", v->rule_id, "default", v->is_default,
-                            "enabled", v->enabled, "actions", v->actions);
+    /* Copies: the defaults are shared by every thread and must stay untouched. */
+    json_t *out = json_pack("{s:s, s:b, s:b, s:o}", "rule_id", v->rule_id, "default", v->is_default,
+                            "enabled", v->enabled, "actions",
+                            v->actions ? json_deep_copy(v->actions) : json_array());
     if (v->kind == PUSH_OVERRIDE || v->kind == PUSH_UNDERRIDE) {
         json_t *conds = json_deep_copy(json_object_get(v->rule, "conditions"));
         if (!json_is_array(conds)) json_decref(conds), conds = json_array();

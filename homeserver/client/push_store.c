@@ -106,15 +106,16 @@ int push_store_load_room(db_conn *c, const char *room_id, const char *extra, jso
     return 0;
 }
 
-int client_push_rules_account_data(db_conn *c, const char *user_id, long long since,
+int client_push_rules_account_data(db_conn *c, const char *user_id, long long from, long long to,
                                    json_t **event, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT 1 FROM push_rules_stream WHERE user_id = $1"
-                               " AND stream_id > $2::bigint");
+                               " AND stream_id > $2::bigint AND stream_id <= $3::bigint");
     *event = NULL;
-    if (since > 0) {
-        char s[24];
-        snprintf(s, sizeof s, "%lld", since);
-        PGresult *r = db_run(c, &q, 2, (const char *[]){user_id, s}, err);
+    if (from > 0) {
+        char f[24], t[24];
+        snprintf(f, sizeof f, "%lld", from);
+        snprintf(t, sizeof t, "%lld", to);
+        PGresult *r = db_run(c, &q, 3, (const char *[]){user_id, f, t}, err);
         if (!r) return -1;
         bool changed = PQntuples(r) > 0;
         PQclear(r);

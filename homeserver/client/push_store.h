@@ -19,10 +19,11 @@ int push_store_load_room(db_conn *c, const char *room_id, const char *extra, jso
                          json_t **changes_by_user, hs_err *err);
 
 /* The user's whole rule set as the m.push_rules account data event
- * ({"type": "m.push_rules", "content": {"global": …}}), for /sync: given when
- * since is 0 (an initial sync) or the rules changed after stream position
- * since of the account data stream; *event is NULL otherwise. 0 or -1. */
-int client_push_rules_account_data(db_conn *c, const char *user_id, long long since,
+ * ({"type": "m.push_rules", "content": {"global": …}}), for /sync's global
+ * account_data: given when from is 0 (an initial sync) or the rules changed
+ * in account data stream positions (from, to] (a change after `to` shows in
+ * the next sync); *event is NULL otherwise. 0 or -1. */
+int client_push_rules_account_data(db_conn *c, const char *user_id, long long from, long long to,
                                    json_t **event, hs_err *err);
 
 #endif
