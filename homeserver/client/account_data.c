@@ -14,6 +14,8 @@
 #include "homeserver/db/streams.h"
 #include "jsonb.h"
 #include "notifier.h"
+#include "push_rules.h"
+#include "push_store.h"
 
 #define MAX_TYPE_BYTES 255
 
@@ -136,10 +138,25 @@ static int check_settable(const char *type, hs_err *err) {
     return 0;
 }
 
+/* m.push_rules is the server's: the rule set /pushrules manages, as in
+ * Synapse (which answers {} for the room kind it doesn't support). */
+static json_t *push_rules_content(db_conn *c, const char *user_id, const char *room_id,
+                                  hs_err *err) {
+    if (room_id) return json_object();
+    json_t *rules = NULL, *changes = NULL;
+    if (push_store_load(c, user_id, &rules, &changes, err) < 0) return NULL;
+    json_t *out = json_pack("{s:o}", "global", push_rules_ruleset(user_id, rules, changes));
+    json_decref(rules);
+    json_decref(changes);
+    return out;
+}
+
 static int get_data(hs_req *r, const char *room_id, json_t **out, hs_err *err) {
+    const char *type = r->params[room_id ? 2 : 1];
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
-    *out = client_account_data_get(c, r->user_id, room_id, r->params[room_id ? 2 : 1], err);
+    *out = !strcmp(type, "m.push_rules") ? push_rules_content(c, r->user_id, room_id, err)
+                                         : client_account_data_get(c, r->user_id, room_id, type, err);
     db_release(r->srv->db, c);
     return *out ? 200 : -1;
 }

@@ -219,3 +219,14 @@ def test_tags_survive_concurrent_writers(server, ad):
     assert res == [200] * len(tags)
     got = server.request("GET", tags_path(ad.alice, room), token=ad.at).json["tags"]
     assert sorted(got) == sorted(tags)
+
+
+def test_push_rules_read_as_account_data(server, ad):
+    """m.push_rules is the server's: readable here, set through /pushrules."""
+    r = server.request("GET", gpath(ad.alice, "m.push_rules"), token=ad.at)
+    assert r.status == 200, r
+    rules = r.json["global"]
+    assert any(rule["rule_id"] == ".m.rule.master" for rule in rules["override"])
+    assert "underride" in rules and "content" in rules
+    r = server.request("GET", rpath(ad.alice, ad.room, "m.push_rules"), token=ad.at)
+    assert r.status == 200 and r.json == {}
