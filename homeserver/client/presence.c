@@ -110,6 +110,12 @@ static void notify_presence(db_conn *c, const char *user_id) {
 
 /* ---- writes ---- */
 
+/* Presence commits on the caller's connection, so it must not be inside the
+ * caller's transaction (db_txn's or one begun by hand). */
+static bool in_transaction(db_conn *c) {
+    return c->in_txn || PQtransactionStatus(c->pg) != PQTRANS_IDLE;
+}
+
 static int load_row(db_conn *c, const char *user_id, pstate *p, PGresult **keep, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT state, status_msg, last_active_ts, last_sync_ts, currently_active, stream_id"
@@ -164,7 +170,7 @@ static int update_txn(db_conn *c, const char *user_id, upd_kind k, const char *s
 
 static int presence_update(db_conn *c, const char *user_id, upd_kind k, const char *state,
                            const char *msg, hs_err *err) {
-    if (c->in_txn)
+    if (in_transaction(c))
         return hs_err_set(err, 500, "M_UNKNOWN", "presence is written in its own transaction");
     if (db_script(c, "BEGIN", err) < 0) return -1;
     long long pos = 0;
@@ -208,7 +214,7 @@ static int presence_sweep(db_conn *c, const cfg *cf, hs_err *err) {
     static db_stmt due = DB_STMT("SELECT EXISTS (SELECT 1 FROM presence" SWEEP_WHERE ")");
     static atomic_llong last_sweep;
     long long now = hs_now_ms(), prev = atomic_load(&last_sweep);
-    if (c->in_txn || now - prev < SWEEP_EVERY_MS ||
+    if (in_transaction(c) || now - prev < SWEEP_EVERY_MS ||
         !atomic_compare_exchange_strong(&last_sweep, &prev, now))
         return 0;
     char t_sync[24], t_idle[24], t_active[24];
