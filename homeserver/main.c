@@ -14,6 +14,8 @@ static const char usage[] =
     "  config check --config FILE            validate a config, print every problem\n"
     "  user add --config FILE NAME [--password P | --password-file F] [--admin]\n"
     "                                        create a local user\n"
+    "  registration-token add|list|delete --config FILE [...]\n"
+    "                                        manage registration tokens\n"
     "\n"
     "`pvyhs COMMAND --help` tells more. Exit codes: 0 success, 1 runtime failure,\n"
     "2 bad usage or config.\n";
@@ -27,6 +29,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "init")) return admin_init(argc - 1, argv + 1);
     if (!strcmp(cmd, "config")) return admin_config(argc - 1, argv + 1);
     if (!strcmp(cmd, "user")) return admin_user(argc - 1, argv + 1);
+    if (!strcmp(cmd, "registration-token")) return admin_registration_token(argc - 1, argv + 1);
     fprintf(stderr, "pvyhs: unknown command '%s'\n\n", cmd);
     return admin_usage(usage, EXIT_USAGE);
 }

@@ -1,130 +1,153 @@
-/* login.c — GET/POST /login (m.login.password) and /logout.
+/* login.c — GET/POST /login (m.login.password, m.login.token), /logout,
+ * /logout/all, /refresh and /login/get_token.
  *
  * A login creates (or reuses) a device and issues a fresh access token for
- * it; only the token's hash is stored. */
-#include <sodium.h>
+ * it — with a refresh token when the client asks and the server allows —
+ * storing only their hashes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
+#include "devices.h"
 #include "homeserver/core/clock.h"
+#include "text.h"
+#include "tokens.h"
+#include "uia.h"
 #include "users.h"
 
 static int get_login(hs_req *r, json_t **out, hs_err *err) {
-    (void)r, (void)err;
-    *out = json_pack("{s:[{s:s}]}", "flows", "type", "m.login.password");
+    (void)err;
+    json_t *flows = json_pack("[{s:s}]", "type", "m.login.password");
+    /* Login tokens come only from /login/get_token; without it, no flow. */
+    if (r->srv->cfg->login_via_existing_session)
+        json_array_append_new(flows, json_pack("{s:s, s:b}", "type", "m.login.token",
+                                                "get_login_token", 1));
+    *out = json_pack("{s:o}", "flows", flows);
     return 200;
 }
 
-/* The user named by the request: identifier {type: m.id.user, user} or the
- * deprecated top-level "user". */
-static const char *login_user(const json_t *body, hs_err *err) {
-    const json_t *id = json_object_get(body, "identifier");
-    if (id) {
-        const char *type = json_string_value(json_object_get(id, "type"));
-        if (!json_is_object(id) || !type)
-            return hs_err_set(err, 400, "M_BAD_JSON", "'identifier' must be an object with 'type'"),
-                   NULL;
-        if (strcmp(type, "m.id.user") != 0)
-            return hs_err_set(err, 400, "M_UNKNOWN", "unsupported identifier type '%s'", type),
-                   NULL;
-        const char *u = json_string_value(json_object_get(id, "user"));
-        if (!u) hs_err_set(err, 400, "M_BAD_JSON", "'identifier.user' must be a string");
-        return u;
+/* The optional string members of a login body; 0 or -1 with 400. */
+static int login_options(const json_t *body, const char **device_id, const char **name,
+                         bool *refresh, hs_err *err) {
+    const json_t *dev = json_object_get(body, "device_id");
+    const json_t *dname = json_object_get(body, "initial_device_display_name");
+    const json_t *rt = json_object_get(body, "refresh_token");
+    if ((dev && !json_is_string(dev)) || (dname && !json_is_string(dname)))
+        return hs_err_set(err, 400, "M_BAD_JSON", "'device_id' and display name must be strings");
+    if (rt && !json_is_boolean(rt))
+        return hs_err_set(err, 400, "M_BAD_JSON", "'refresh_token' must be true or false");
+    *device_id = json_string_value(dev);
+    *name = json_string_value(dname);
+    *refresh = json_is_true(rt);
+    if (*device_id && (!**device_id || strlen(*device_id) > 255))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "'device_id' must be 1 to 255 bytes");
+    if (*name && client_utf8_chars(*name) > CLIENT_DEVICE_NAME_MAX)
+        return hs_err_set(err, 400, "M_TOO_LARGE", "Device display name is too long (max %d)",
+                          CLIENT_DEVICE_NAME_MAX);
+    return 0;
+}
+
+/* Who the body authenticates, by its login type. */
+static char *login_user(hs_req *r, db_conn *c, const char *type, hs_err *err) {
+    if (!strcmp(type, "m.login.password"))
+        return client_check_password_login(c, r->json, r->srv->cfg->server_name, err);
+    if (!strcmp(type, "m.login.token") && r->srv->cfg->login_via_existing_session) {
+        const char *token = json_string_value(json_object_get(r->json, "token"));
+        if (!token) return hs_err_set(err, 400, "M_MISSING_PARAM", "'token' is missing"), NULL;
+        return client_login_token_use(c, token, err);
     }
-    const char *u = json_string_value(json_object_get(body, "user"));
-    if (!u) hs_err_set(err, 400, "M_BAD_JSON", "'identifier' is missing");
-    return u;
-}
-
-/* Create the device if new, else keep it (its old tokens are revoked, as the
- * spec asks when a client logs in again with the same device ID). */
-static int upsert_device(db_conn *c, const char *user_id, const char *device_id,
-                         const char *display_name, hs_err *err) {
-    static db_stmt ins = DB_STMT(
-        "INSERT INTO devices (user_id, device_id, display_name, created_ts) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (user_id, device_id) DO NOTHING");
-    static db_stmt revoke = DB_STMT("DELETE FROM access_tokens WHERE user_id = $1 AND device_id = $2");
-    char now[24];
-    snprintf(now, sizeof now, "%lld", hs_now_ms());
-    if (db_exec(c, &revoke, 2, (const char *[]){user_id, device_id}, err) < 0) return -1;
-    return db_exec(c, &ins, 4, (const char *[]){user_id, device_id, display_name, now}, err) < 0
-               ? -1
-               : 0;
-}
-
-static void random_device_id(char out[11]) {
-    static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    for (int i = 0; i < 10; i++) out[i] = alpha[randombytes_uniform(26)];
-    out[10] = 0;
+    hs_err_set(err, 400, "M_UNKNOWN", "unknown login type '%s'", type);
+    return NULL;
 }
 
 static int post_login(hs_req *r, json_t **out, hs_err *err) {
     const char *type = json_string_value(json_object_get(r->json, "type"));
     if (!type) return hs_err_set(err, 400, "M_BAD_JSON", "'type' is missing");
-    if (strcmp(type, "m.login.password") != 0)
-        return hs_err_set(err, 400, "M_UNKNOWN", "unknown login type '%s'", type);
-    const char *name = login_user(r->json, err);
-    const char *password = json_string_value(json_object_get(r->json, "password"));
-    if (!name) return -1;
-    if (!password) return hs_err_set(err, 400, "M_BAD_JSON", "'password' must be a string");
-    const json_t *dev = json_object_get(r->json, "device_id");
-    const json_t *dname = json_object_get(r->json, "initial_device_display_name");
-    if ((dev && !json_is_string(dev)) || (dname && !json_is_string(dname)))
-        return hs_err_set(err, 400, "M_BAD_JSON", "'device_id' and display name must be strings");
-
-    hs_err ignored = {0};
-    char *user_id = hs_user_id_from_name(name, r->srv->cfg->server_name, &ignored);
-    db_conn *c = user_id ? db_acquire(r->srv->db, err) : NULL;
-    if (!user_id || (c && !hs_user_check_password(c, user_id, password, err))) {
-        db_release(r->srv->db, c);
-        free(user_id);
-        /* The same answer for an unknown user and a wrong password. */
-        return hs_err_set(err, 403, "M_FORBIDDEN", "Invalid username or password");
-    }
-    if (!c) return free(user_id), -1;
-    char gen[11];
-    const char *device_id = json_string_value(dev);
-    if (!device_id) random_device_id(gen), device_id = gen;
-    char *token = NULL;
-    int rc = -1;
-    if (db_script(c, "BEGIN", err) == 0 &&
-        upsert_device(c, user_id, device_id, json_string_value(dname), err) == 0 &&
-        (token = hs_auth_issue_token(c, user_id, device_id, 0, err)) &&
-        db_script(c, "COMMIT", err) == 0) {
-        *out = json_pack("{s:s, s:s, s:s, s:s}", "user_id", user_id, "access_token", token,
-                         "device_id", device_id, "home_server", r->srv->cfg->server_name);
-        rc = 200;
-    } else {
-        db_script(c, "ROLLBACK", NULL);
-    }
-    db_release(r->srv->db, c);
-    free(token);
-    free(user_id);
-    return rc;
-}
-
-static int post_logout(hs_req *r, json_t **out, hs_err *err) {
-    /* Logging out removes the device with its token, as Synapse does. */
-    static db_stmt del = DB_STMT("DELETE FROM devices WHERE user_id = $1 AND device_id = $2");
+    const char *device_id = NULL, *name = NULL;
+    bool refresh = false;
+    if (login_options(r->json, &device_id, &name, &refresh, err) < 0) return -1;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
-    long n = db_exec(c, &del, 2, (const char *[]){r->user_id, r->device_id}, err);
+    int rc = -1;
+    json_t *res = json_object();
+    /* One transaction: a login token is spent only if the login happens. */
+    if (db_script(c, "BEGIN", err) == 0) {
+        char *user_id = login_user(r, c, type, err);
+        if (user_id && client_session_start(r->srv, c, user_id, device_id, name, refresh, res, err) == 0 &&
+            db_script(c, "COMMIT", err) == 0)
+            rc = 200;
+        else
+            db_script(c, "ROLLBACK", NULL);
+        free(user_id);
+    }
     db_release(r->srv->db, c);
-    if (n < 0) return -1;
+    if (rc != 200) return json_decref(res), -1;
+    json_object_set_new(res, "well_known",
+                        json_pack("{s:{s:s}}", "m.homeserver", "base_url", r->srv->cfg->public_baseurl));
+    *out = res;
+    return 200;
+}
+
+static int delete_devices_of(hs_req *r, bool all, json_t **out, hs_err *err) {
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    const char *id = r->device_id;
+    /* Logging out removes the device with its tokens, as Synapse does. */
+    int rc = client_devices_delete(c, r->user_id, all ? NULL : &id, 1, NULL, err);
+    db_release(r->srv->db, c);
+    if (rc < 0) return -1;
     *out = json_object();
     return 200;
 }
 
+static int post_logout(hs_req *r, json_t **out, hs_err *err) {
+    return delete_devices_of(r, false, out, err);
+}
+
 static int post_logout_all(hs_req *r, json_t **out, hs_err *err) {
-    static db_stmt del = DB_STMT("DELETE FROM devices WHERE user_id = $1");
+    return delete_devices_of(r, true, out, err);
+}
+
+typedef struct refresh_job {
+    const cfg *cfg;
+    const char *token;
+    json_t *out;
+} refresh_job;
+
+static int refresh_txn(db_conn *c, void *arg, hs_err *err) {
+    refresh_job *j = arg;
+    json_object_clear(j->out);
+    return client_tokens_refresh(c, j->cfg, j->token, j->out, err);
+}
+
+static int post_refresh(hs_req *r, json_t **out, hs_err *err) {
+    const char *token = json_string_value(json_object_get(r->json, "refresh_token"));
+    if (!token) return hs_err_set(err, 400, "M_MISSING_PARAM", "'refresh_token' is missing");
+    refresh_job j = {.cfg = r->srv->cfg, .token = token, .out = json_object()};
+    if (db_txn(r->srv->db, refresh_txn, &j, err) < 0) return json_decref(j.out), -1;
+    *out = j.out;
+    return 200;
+}
+
+static int post_get_token(hs_req *r, json_t **out, hs_err *err) {
+    if (!r->srv->cfg->login_via_existing_session || r->is_guest)
+        return hs_err_set(err, 400, "M_FORBIDDEN",
+                          "Signing in other devices with a login token is not enabled here");
+    static const char *const password[] = {"m.login.password", NULL};
+    static const client_uia_flow flows[] = {password, NULL};
+    /* single_use: the spec wants the user asked again for every new device. */
+    client_uia_spec spec = {.flows = flows, .user_id = r->user_id, .single_use = true};
+    int rc = client_uia_check(r, &spec, NULL, out, err);
+    if (rc != 0) return rc;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
-    long n = db_exec(c, &del, 1, (const char *[]){r->user_id}, err);
+    long long life = r->srv->cfg->login_via_existing_token_timeout;
+    char *tok = client_login_token_new(c, r->user_id, life, err);
     db_release(r->srv->db, c);
-    if (n < 0) return -1;
-    *out = json_object();
+    if (!tok) return -1;
+    *out = json_pack("{s:s, s:I}", "login_token", tok, "expires_in_ms", (json_int_t)life);
+    free(tok);
     return 200;
 }
 
@@ -133,4 +156,6 @@ void client_login_routes(hs_router *rt) {
     hs_route(rt, "POST", "/_matrix/client/v3/login", post_login, HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/logout", post_logout, HS_AUTH | HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/logout/all", post_logout_all, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/refresh", post_refresh, 0);
+    hs_route(rt, "POST", "/_matrix/client/v1/login/get_token", post_get_token, HS_AUTH);
 }

@@ -6,6 +6,12 @@ void client_routes(hs_router *rt) {
     client_wellknown_routes(rt);
     client_account_routes(rt);
     client_login_routes(rt);
+    client_register_routes(rt);
+    client_devices_routes(rt);
+    client_profile_routes(rt);
+    client_capabilities_routes(rt);
+    client_voip_routes(rt);
+    client_user_directory_routes(rt);
     client_room_create_routes(rt);
     client_room_membership_routes(rt);
     client_room_events_routes(rt);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "homeserver/core/clock.h"
+#include "profile.h"
 
 int hs_localpart_check(const char *lp, const char *server_name, hs_err *err) {
     if (!*lp) return hs_err_set(err, 400, "M_INVALID_USERNAME", "the user name is empty");
@@ -63,7 +64,10 @@ int hs_user_create(db_conn *c, const char *user_id, const char *password, bool a
     sodium_memzero(hash, sizeof hash);
     if (n < 0) return -1;
     if (n == 0) return hs_err_set(err, 400, "M_USER_IN_USE", "the user ID %s is taken", user_id);
-    return 0;
+    /* Synapse's default display name is the localpart (profile.c). */
+    char lp[256];
+    snprintf(lp, sizeof lp, "%.*s", (int)(strchr(user_id, ':') - user_id - 1), user_id + 1);
+    return client_profile_init(c, user_id, lp, err);
 }
 
 bool hs_user_check_password(db_conn *c, const char *user_id, const char *password, hs_err *err) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth_seen.h"
 #include "homeserver/core/base64.h"
 #include "http.h"
 #include "http_internal.h"
@@ -29,8 +30,10 @@ static void token_hash_hex(const char *token, char out[2 + 64 + 1]) {
 
 int hs_auth_request(hs_req *r, hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT t.user_id, t.device_id, u.admin, u.is_guest, t.valid_until_ts"
+        "SELECT t.user_id, t.device_id, u.admin, u.is_guest, t.valid_until_ts,"
+        " t.revokes_refresh_id, d.last_seen_ts"
         " FROM access_tokens t JOIN users u USING (user_id)"
+        " LEFT JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id"
         " WHERE t.token_hash = $1::bytea AND NOT u.deactivated");
     const char *token = bearer(r);
     if (!token || !*token) return hs_err_set(err, 401, "M_MISSING_TOKEN", "Missing access token");
@@ -39,8 +42,7 @@ int hs_auth_request(hs_req *r, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     PGresult *res = db_run(c, &q, 1, (const char *[]){hex}, err);
-    db_release(r->srv->db, c);
-    if (!res) return -1;
+    if (!res) return db_release(r->srv->db, c), -1;
     int rc = 0;
     if (PQntuples(res) == 0) {
         rc = hs_err_set(err, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token");
@@ -51,7 +53,11 @@ int hs_auth_request(hs_req *r, hs_err *err) {
         r->device_id = strdup(PQgetvalue(res, 0, 1));
         r->is_admin = PQgetvalue(res, 0, 2)[0] == 't';
         r->is_guest = PQgetvalue(res, 0, 3)[0] == 't';
+        /* Device activity and refresh-token retirement (auth_seen.c). */
+        hs_auth_seen(r, c, hex, PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5),
+                     PQgetisnull(res, 0, 6) ? -1 : atoll(PQgetvalue(res, 0, 6)));
     }
+    db_release(r->srv->db, c);
     PQclear(res);
     return rc;
 }
