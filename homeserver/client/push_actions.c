@@ -92,9 +92,9 @@ static long long notifiable_position(db_conn *c, const room_event *ev, hs_err *e
     return pos;
 }
 
-/* Local joined members but the sender, and the invitee: user ID, when names
- * is true their m.room.member event (for the display name), and the room's
- * joined member count (every row the same). */
+/* Local joined members but the sender, and the invitee, unless they ignore
+ * the sender: user ID, when names is true their m.room.member event (for the
+ * display name), and the room's joined member count (every row the same). */
 static PGresult *recipients(db_conn *c, const room_event *ev, const char *invitee,
                             const char *server_name, bool names, hs_err *err) {
     static db_stmt q = DB_STMT(
@@ -104,7 +104,12 @@ static PGresult *recipients(db_conn *c, const room_event *ev, const char *invite
         " FROM current_state cs JOIN events e ON e.event_id = cs.event_id"
         " WHERE cs.room_id = $1 AND cs.type = 'm.room.member'"
         " AND (cs.membership = 'join' OR cs.state_key = $2) AND cs.state_key <> $3"
-        " AND cs.state_key LIKE '%' || $4");
+        " AND cs.state_key LIKE '%' || $4"
+        /* Nobody hears from a user they ignore (sql/006's account data). */
+        " AND NOT EXISTS (SELECT 1 FROM account_data ad WHERE ad.user_id = cs.state_key"
+        "  AND ad.room_id = '' AND ad.type = 'm.ignored_user_list'"
+        "  AND jsonb_typeof(ad.content->'ignored_users') = 'object'"
+        "  AND ad.content->'ignored_users' ? $3)");
     char suffix[300];
     /* LIKE needs the server name's own % and _ escaped. */
     size_t k = 0;

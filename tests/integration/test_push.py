@@ -226,6 +226,9 @@ def test_before_and_after(server, users):
             {"conditions": [], "actions": []}, token=tok)
     err(r, 400, "M_UNKNOWN")
     assert "f" not in mine() and "u" not in ids(rules(server, tok), "underride")
+    for rid in mine():
+        assert req(server, "DELETE", f"/pushrules/global/override/{rid}", token=tok).status == 200
+    assert mine() == []
 
 
 def test_put_errors(server, users):
@@ -616,6 +619,25 @@ def test_rules_change_what_notifies(server, users):
     assert got[urgent]["actions"] == ["notify", {"set_tweak": "highlight"}]
     assert {"set_tweak": "highlight"} in got[named]["actions"]
     req(server, "DELETE", "/pushrules/global/content/kw", token=b)
+
+
+def test_ignored_users_do_not_notify(server, users):
+    a_id, a = users["push_dave"]
+    b_id, b = users["push_carol"]
+    room = create_room(server, a, preset="private_chat", invite=[b_id])
+    assert req(server, "POST", f"/rooms/{q(room)}/join", {}, token=b).status == 200
+    heard = send(server, a, room, {"msgtype": "m.text", "body": "before"})
+    r = req(server, "PUT", f"/user/{q(b_id)}/account_data/m.ignored_user_list",
+            {"ignored_users": {a_id: {}}}, token=b)
+    assert r.status == 200, r
+    ignored = send(server, a, room, {"msgtype": "m.text", "body": "after"})
+    got = [x["event"]["event_id"] for x in notifications(server, b)["notifications"]
+           if x["room_id"] == room]
+    assert heard in got and ignored not in got
+    assert req(server, "PUT", f"/user/{q(b_id)}/account_data/m.ignored_user_list",
+               {"ignored_users": {}}, token=b).status == 200
+    again = send(server, a, room, {"msgtype": "m.text", "body": "again"})
+    assert again in [x["event"]["event_id"] for x in notifications(server, b)["notifications"]]
 
 
 def test_sync_reports_unread_counts(server, users):
