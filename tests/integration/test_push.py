@@ -621,6 +621,36 @@ def test_rules_change_what_notifies(server, users):
     req(server, "DELETE", "/pushrules/global/content/kw", token=b)
 
 
+def test_room_mentions_need_power(server, users):
+    a_id, a = users["push_alice"]
+    b_id, b = users["push_dave"]
+    c_id, c = users["push_carol"]
+    room = create_room(server, a, preset="private_chat", invite=[b_id, c_id])
+    for t in (b, c):
+        assert req(server, "POST", f"/rooms/{q(room)}/join", {}, token=t).status == 200
+    # the creator may notify the room (power 100 >= notifications.room 50) ...
+    by_a = send(server, a, room, {"msgtype": "m.text", "body": "all: lunch",
+                                  "m.mentions": {"room": True}})
+    legacy = send(server, a, room, {"msgtype": "m.text", "body": "@room lunch"})
+    # ... a member with power 0 may not: a plain message for the others
+    by_b = send(server, b, room, {"msgtype": "m.text", "body": "all: lunch?",
+                                  "m.mentions": {"room": True}})
+    got = {x["event"]["event_id"]: x["actions"] for x in notifications(server, c)["notifications"]
+           if x["room_id"] == room}
+    assert {"set_tweak": "highlight"} in got[by_a] and {"set_tweak": "highlight"} in got[legacy]
+    assert got[by_b] == ["notify"]
+    # the room's power levels decide: let everyone notify the room
+    pl = req(server, "GET", f"/rooms/{q(room)}/state/m.room.power_levels/", token=a).json
+    pl["notifications"] = {"room": 0}
+    assert req(server, "PUT", f"/rooms/{q(room)}/state/m.room.power_levels/", pl,
+               token=a).status == 200
+    by_b2 = send(server, b, room, {"msgtype": "m.text", "body": "all: now?",
+                                   "m.mentions": {"room": True}})
+    got = {x["event"]["event_id"]: x["actions"] for x in notifications(server, c)["notifications"]
+           if x["room_id"] == room}
+    assert {"set_tweak": "highlight"} in got[by_b2]
+
+
 def test_ignored_users_do_not_notify(server, users):
     a_id, a = users["push_dave"]
     b_id, b = users["push_carol"]
