@@ -27,6 +27,7 @@ void client_aliases_routes(hs_router *rt);
 void client_pushrules_routes(hs_router *rt);
 void client_pushers_routes(hs_router *rt);
 void client_notifications_routes(hs_router *rt);
+void client_e2ee_routes(hs_router *rt);
 void client_account_data_routes(hs_router *rt);
 void client_tags_routes(hs_router *rt);
 void client_filters_routes(hs_router *rt);

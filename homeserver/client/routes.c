@@ -21,6 +21,7 @@ void client_routes(hs_router *rt) {
     client_pushrules_routes(rt);
     client_pushers_routes(rt);
     client_notifications_routes(rt);
+    client_e2ee_routes(rt);
     client_account_data_routes(rt);
     client_tags_routes(rt);
     client_filters_routes(rt);

@@ -1,0 +1,88 @@
+/* e2ee.h — what other areas call of end-to-end encryption support: the
+ * /sync sections (to_device, device_lists, one-time key counts) and the
+ * hooks that keep device lists right when memberships and devices change.
+ *
+ * Stream positions: to-device messages live on DB_STREAM_TO_DEVICE, device
+ * list changes (keys, cross-signing keys, signatures, devices, memberships)
+ * on DB_STREAM_DEVICE_LISTS. The `since`/`from`/`to` arguments below are
+ * positions of those streams taken from sync tokens; `to` is what
+ * db_stream_current() gave when the sync started.
+ *
+ * All functions run their statements on the caller's connection c; the
+ * hooks that write (client_e2ee_on_membership, client_e2ee_devices_changed)
+ * need c outside a transaction, because their stream position may only be
+ * released after their own COMMIT. */
+#ifndef CLIENT_E2EE_H
+#define CLIENT_E2EE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "homeserver/core/err.h"
+#include "homeserver/db/db.h"
+
+/* The most to-device messages one /sync returns per device (Synapse's 100). */
+#define E2EE_TO_DEVICE_SYNC_LIMIT 100
+
+/* The to_device section for (user_id, device_id).
+ *
+ * Messages at positions <= since were delivered by the response that handed
+ * out the `since` token, so they are deleted now (at-least-once delivery: a
+ * client that retries with an older token gets them again). Appends messages
+ * with since < pos <= to, oldest first, at most E2EE_TO_DEVICE_SYNC_LIMIT, to
+ * `events` (an array of {"sender", "type", "content"}) and stores in *next
+ * the to-device position for the next sync token: `to`, or the position of
+ * the last message returned when the limit cut the queue (the rest follows
+ * in the next sync). since = 0 for an initial sync (nothing is deleted).
+ * 0, or -1 with err. */
+int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id,
+                          long long since, long long to, json_t *events, long long *next,
+                          hs_err *err);
+
+/* The device_lists section of an incremental sync (and /keys/changes) for
+ * positions from < pos <= to, appended to the arrays `changed` and `left`
+ * (no duplicates):
+ *  - changed: users sharing a joined room with user_id (and user_id itself)
+ *    whose devices, device keys or cross-signing keys changed; users who
+ *    joined, were invited to or knock on a room user_id is joined to; every
+ *    member of a room user_id joined; users whose master key user_id signed.
+ *  - left: users who left a room user_id is in, or were in a room user_id
+ *    left, and now share no joined room with it.
+ * A user in `left` is not also in `changed`. 0, or -1 with err. */
+int client_device_lists_sync(db_conn *c, const char *user_id, long long from, long long to,
+                             json_t *changed, json_t *left, hs_err *err);
+
+/* device_one_time_keys_count (*counts: {"signed_curve25519": n, …}, always
+ * with signed_curve25519 as Synapse does) and
+ * device_unused_fallback_key_types (*unused_fallback_types: ["…"]) for a
+ * device. New references; 0, or -1 with err (and nothing stored). */
+int client_otk_counts(db_conn *c, const char *user_id, const char *device_id, json_t **counts,
+                      json_t **unused_fallback_types, hs_err *err);
+
+/* Record that user_id's membership in room_id became `membership` ("join",
+ * "invite", "knock", "leave", "ban"), so the device_lists of everyone in the
+ * room (and of user_id) reflect it: joiners become `changed`, leavers `left`.
+ *
+ * Call it after the membership event has committed (current_state shows the
+ * new membership), for local and remote users alike, once per change of
+ * membership (calling it for a join → join profile change only costs a
+ * spurious `changed`). It reserves a DB_STREAM_DEVICE_LISTS position, writes
+ * in its own transaction on c, releases the position and wakes the room's
+ * waiting syncs and user_id's. c must not be inside a transaction (-1 with
+ * 500 otherwise). If the process dies between the event's COMMIT and this
+ * call, the device lists miss that one change: clients catch up on the next
+ * key change of that user. 0, or -1 with err. */
+int client_e2ee_on_membership(db_conn *c, const char *room_id, const char *user_id,
+                              const char *membership, hs_err *err);
+
+/* Local devices of user_id were created or deleted (login with a new device,
+ * logout, DELETE /devices, POST /delete_devices): record a device-list
+ * change per device so everyone sharing a room with user_id re-queries its
+ * keys, and wake them. Deleting the devices row already removed the
+ * device's keys, one-time and fallback keys and to-device inbox (007_e2ee.sql).
+ * Same rules as client_e2ee_on_membership: after the COMMIT, c outside a
+ * transaction. 0, or -1 with err. */
+int client_e2ee_devices_changed(db_conn *c, const char *user_id, const char *const *device_ids,
+                                size_t n, hs_err *err);
+
+#endif
