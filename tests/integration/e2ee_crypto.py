@@ -79,3 +79,16 @@ def forge(obj, user_id, key_id):
     o = copy.deepcopy(obj)
     o.setdefault("signatures", {}).setdefault(user_id, {})[key_id] = b64(os.urandom(64))
     return o
+
+
+def sync_has_e2ee(server, token):
+    """Whether /sync carries this area's sections yet: the integrator wires
+    client_otk_counts (which always reports signed_curve25519) together with
+    to_device and device_lists. Tests that need /sync skip, naming what is
+    missing, until then; once wired, any failure is a real one."""
+    r = server.request("GET", "/_matrix/client/v3/sync?timeout=0", token=token)
+    return r.status == 200 and "signed_curve25519" in r.json.get("device_one_time_keys_count", {})
+
+
+SYNC_MISSING = ("/sync does not call client_otk_counts / client_to_device_sync / "
+                "client_device_lists_sync (homeserver/client/e2ee.h) yet")

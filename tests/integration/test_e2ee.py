@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from e2ee_crypto import CrossSigningKey, Device, forge, random_key
+from e2ee_crypto import SYNC_MISSING, CrossSigningKey, Device, forge, random_key, sync_has_e2ee
 from harness import http
 
 V3 = "/_matrix/client/v3"
@@ -53,6 +53,11 @@ def user(server, name, device_id=None):
         server.add_user(name, PASSWORD)
         _made.add(name)
     return User(server, name, device_id)
+
+
+def need_sync(server, u):
+    if not sync_has_e2ee(server, u.token):
+        pytest.skip(SYNC_MISSING)
 
 
 def err(r, status, errcode):
@@ -369,6 +374,7 @@ def test_to_device_in_sync(server):
     them, at most 100 per response."""
     a = user(server, "e2_pat")
     b = user(server, "e2_quinn")
+    need_sync(server, b)
     first = b.sync()
     for i in range(130):
         body = {"messages": {b.user_id: {b.device_id: {"i": i}}}}
@@ -393,6 +399,7 @@ def test_keys_changes_and_sync_device_lists(server):
     a = user(server, "e2_rita")
     b = user(server, "e2_sam")
     c = user(server, "e2_tom")
+    need_sync(server, b)
     start = b.sync()["next_batch"]
     room = a.req("POST", "/createRoom", {"invite": [b.user_id]}).json["room_id"]
     assert b.req("POST", f"/rooms/{room}/join", {}).status == 200
@@ -428,6 +435,7 @@ def test_keys_changes_and_sync_device_lists(server):
 
 def test_otk_counts_in_sync(server):
     a = user(server, "e2_uma")
+    need_sync(server, a)
     a.upload(device_keys=a.device.device_keys(), one_time_keys=a.device.one_time_keys(3),
              fallback_keys=a.device.fallback_key())
     s = a.sync()

@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+from e2ee_crypto import SYNC_MISSING, sync_has_e2ee
+
 JS_DIR = os.path.join(os.path.dirname(__file__), "js")
 NODE = os.path.join(JS_DIR, "node_modules", ".bin", "node")
 PASSWORD = "correct horse"
@@ -20,6 +22,8 @@ PASSWORD = "correct horse"
 def test_js_sdk_two_users_devices_backup_and_sas(server):
     server.add_user("js_alice", PASSWORD)
     server.add_user("js_bob", PASSWORD)
+    if not sync_has_e2ee(server, server.login("js_alice", PASSWORD)):
+        pytest.skip(SYNC_MISSING)
     env = dict(os.environ, PVYHS_BASE=server.base, PVYHS_ALICE="js_alice", PVYHS_BOB="js_bob",
                PVYHS_PASSWORD=PASSWORD)
     p = subprocess.run([NODE, "e2ee_two_users.mjs"], cwd=JS_DIR, env=env, capture_output=True,
