@@ -3,6 +3,7 @@
  * Each sql/NNN_name.sql runs in its own transaction together with the row
  * that records it, so a crash leaves the schema at a whole migration. An
  * advisory lock serialises several pvyhs processes starting at once. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -23,6 +24,19 @@ static int current_version(db_conn *c, int *out, hs_err *err) {
     PGresult *r = db_run(c, &q, 0, NULL, err);
     if (!r) return -1;
     *out = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+/* Whether migration v was applied: numbers may land out of order, so every
+ * missing one is applied, not only those above the highest. */
+static int applied(db_conn *c, int v, bool *out, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT 1 FROM schema_version WHERE version = $1");
+    char vs[16];
+    snprintf(vs, sizeof vs, "%d", v);
+    PGresult *r = db_run(c, &q, 1, (const char *[]){vs}, err);
+    if (!r) return -1;
+    *out = PQntuples(r) > 0;
     PQclear(r);
     return 0;
 }
@@ -57,7 +71,9 @@ static int migrate_locked(db_conn *c, hs_err *err) {
                           "%d: run a newer pvyhs (downgrades are not supported)",
                           have, known);
     for (const db_migration *m = db_migrations; m->name; m++) {
-        if (m->version <= have) continue;
+        bool done;
+        if (applied(c, m->version, &done, err) < 0) return -1;
+        if (done) continue;
         if (apply(c, m, err) < 0) {
             char why[sizeof err->msg];
             snprintf(why, sizeof why, "%s", err->msg);
