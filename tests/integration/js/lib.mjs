@@ -2,6 +2,12 @@
 // end-to-end encryption tests: log in, start, wait for things, decrypt.
 import * as sdk from "matrix-js-sdk";
 
+// stdout carries only the JSON step reports the Python driver reads: the
+// SDK's own logging goes to stderr.
+for (const level of ["log", "info", "debug", "warn", "error", "trace"]) {
+  console[level] = (...args) => process.stderr.write(args.map(String).join(" ") + "\n");
+}
+
 export const BASE = process.env.PVYHS_BASE;
 export const PASSWORD = process.env.PVYHS_PASSWORD || "correct horse";
 
