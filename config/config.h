@@ -32,6 +32,18 @@ typedef struct cfg_ratelimit {
     int burst_count;
 } cfg_ratelimit;
 
+/* thumbnail_sizes: one size thumbnails are made at. */
+typedef struct cfg_thumbnail_size {
+    int width, height;
+    bool crop; /* method: crop (the exact size, cut to fit) or scale (fit inside) */
+} cfg_thumbnail_size;
+
+/* media_upload_limits: at most max_size bytes uploaded per user per time_period. */
+typedef struct cfg_upload_limit {
+    long long time_period; /* ms */
+    long long max_size;    /* bytes */
+} cfg_upload_limit;
+
 typedef struct cfg {
     char *path;                      /* absolute path of the file loaded */
     char *server_name;
@@ -86,6 +98,22 @@ typedef struct cfg {
     cfg_strlist federation_custom_ca_list;
     bool url_preview_enabled;                       /* false */
     long long max_upload_size;                      /* bytes; "50M" default */
+
+    /* Media (media/). */
+    char *media_encryption_key_path;                /* ours; default "<config dir>/media.key" */
+    bool enable_authenticated_media;                /* true: new media only to authenticated requests */
+    long long max_image_pixels;                     /* 32M: larger images get no thumbnail */
+    bool dynamic_thumbnails;                        /* false: only thumbnail_sizes are made */
+    cfg_thumbnail_size *thumbnail_sizes;            /* default: Synapse's five */
+    size_t n_thumbnail_sizes;
+    long long media_local_lifetime;                 /* media_retention.local_media_lifetime; 0: forever */
+    long long media_remote_lifetime;                /* media_retention.remote_media_lifetime; 0: forever */
+    cfg_upload_limit *media_upload_limits;          /* default none */
+    size_t n_media_upload_limits;
+    int max_pending_media_uploads;                  /* 5: created, not yet uploaded mxc URIs per user */
+    long long unused_expiration_time;               /* 24h: how long a created mxc URI waits */
+    cfg_strlist url_preview_ip_range_blacklist;     /* default: as ip_range_blacklist's default */
+    cfg_strlist url_preview_ip_range_whitelist;     /* [] */
     cfg_strlist ip_range_blacklist;                 /* default: private/loopback ranges */
     cfg_strlist ip_range_whitelist;
 

@@ -167,6 +167,12 @@ bool cfg_check_files(cfg_ctx *x, const cfg_node *v, const char *key, void *field
 bool cfg_parse_listeners(cfg_ctx *x, const cfg_node *v, const char *key, int line, void *base);
 void cfg_listeners_free(cfg *c);
 bool cfg_parse_database(cfg_ctx *x, const cfg_node *v, const char *key, int line, void *base);
+/* media.c: thumbnail_sizes and media_upload_limits (lists of mappings). */
+bool cfg_parse_thumbnail_sizes(cfg_ctx *x, const cfg_node *v, const char *key, int line,
+                               void *base);
+bool cfg_parse_media_upload_limits(cfg_ctx *x, const cfg_node *v, const char *key, int line,
+                                   void *base);
+void cfg_media_free(cfg *c);
 /* Append value to a libpq conninfo string as keyword='value' with libpq's
  * quoting (exposed for the tests through the DSN they produce). */
 int cfg_conninfo_add(char **dsn, const char *keyword, const char *value);

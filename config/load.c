@@ -148,6 +148,7 @@ void cfg_free(cfg *c) {
     if (!c) return;
     cfg_table_free(cfg_top_keys, c);
     cfg_listeners_free(c);
+    cfg_media_free(c);
     free(c->db_dsn);
     free(c->path);
     free(c);

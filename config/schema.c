@@ -81,6 +81,12 @@ static const cfg_key cfg_presence_keys[] = {
     {0},
 };
 
+static const cfg_key cfg_media_retention_keys[] = {
+    {.name = "local_media_lifetime", .type = CFG_T_DURATION, .off = OFF(media_local_lifetime)},
+    {.name = "remote_media_lifetime", .type = CFG_T_DURATION, .off = OFF(media_remote_lifetime)},
+    {0},
+};
+
 static const cfg_key cfg_rc_login_keys[] = {
     RATELIMIT("address", rc_login_address, 0.003, 5),
     RATELIMIT("account", rc_login_account, 0.003, 5),
@@ -145,8 +151,26 @@ const cfg_key cfg_top_keys[] = {
     BOOL("federation_verify_certificates", federation_verify_certificates, 1),
     PATHS("federation_custom_ca_list", federation_custom_ca_list, .check = cfg_check_files),
     BOOL("url_preview_enabled", url_preview_enabled, 0),
+    LIST("url_preview_ip_range_blacklist", url_preview_ip_range_blacklist,
+         .def_list = cfg_default_ip_blacklist, .check = cfg_check_cidrs),
+    LIST("url_preview_ip_range_blocklist", url_preview_ip_range_blacklist,
+         .alias_of = "url_preview_ip_range_blacklist", .check = cfg_check_cidrs),
+    LIST("url_preview_ip_range_whitelist", url_preview_ip_range_whitelist, .check = cfg_check_cidrs),
+    LIST("url_preview_ip_range_allowlist", url_preview_ip_range_whitelist,
+         .alias_of = "url_preview_ip_range_whitelist", .check = cfg_check_cidrs),
     {.name = "max_upload_size", .type = CFG_T_SIZE, .off = OFF(max_upload_size),
      .def_int = 50LL << 20, .min = 1},
+    PATH("media_encryption_key_path", media_encryption_key_path, .def_str = "media.key"),
+    BOOL("enable_authenticated_media", enable_authenticated_media, 1),
+    {.name = "max_image_pixels", .type = CFG_T_SIZE, .off = OFF(max_image_pixels),
+     .def_int = 32LL << 20, .min = 1},
+    BOOL("dynamic_thumbnails", dynamic_thumbnails, 0),
+    {.name = "thumbnail_sizes", .type = CFG_T_CUSTOM, .parse = cfg_parse_thumbnail_sizes},
+    SECTION("media_retention", cfg_media_retention_keys),
+    {.name = "media_upload_limits", .type = CFG_T_CUSTOM, .parse = cfg_parse_media_upload_limits},
+    {.name = "max_pending_media_uploads", .type = CFG_T_INT, .off = OFF(max_pending_media_uploads),
+     .def_int = 5, .min = 1, .max = 100000},
+    DURATION("unused_expiration_time", unused_expiration_time, 24 * 3600000LL),
     LIST("ip_range_blacklist", ip_range_blacklist, .def_list = cfg_default_ip_blacklist,
          .check = cfg_check_cidrs),
     LIST("ip_range_blocklist", ip_range_blacklist, .alias_of = "ip_range_blacklist",

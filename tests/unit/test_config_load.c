@@ -938,6 +938,79 @@ START_TEST(test_write_default_refuses) {
 }
 END_TEST
 
+/* The media keys: Synapse's shapes for thumbnail_sizes, media_retention and
+ * media_upload_limits, our media_encryption_key_path, and their errors. */
+START_TEST(test_media_keys) {
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    char *k = tpath("media.key");
+    ck_assert_str_eq(c->media_encryption_key_path, k);
+    free(k);
+    ck_assert(c->enable_authenticated_media && !c->dynamic_thumbnails);
+    ck_assert_int_eq(c->max_image_pixels, 32LL << 20);
+    ck_assert_uint_eq(c->n_thumbnail_sizes, 5);
+    ck_assert(c->thumbnail_sizes[0].width == 32 && c->thumbnail_sizes[0].crop);
+    ck_assert(c->thumbnail_sizes[4].width == 800 && c->thumbnail_sizes[4].height == 600 &&
+              !c->thumbnail_sizes[4].crop);
+    ck_assert_int_eq(c->media_local_lifetime, 0);
+    ck_assert_int_eq(c->media_remote_lifetime, 0);
+    ck_assert_uint_eq(c->n_media_upload_limits, 0);
+    ck_assert_int_eq(c->max_pending_media_uploads, 5);
+    ck_assert_int_eq(c->unused_expiration_time, 24LL * 3600000);
+    ck_assert_uint_eq(c->url_preview_ip_range_blacklist.n, 19);
+    ck_assert_uint_eq(c->url_preview_ip_range_whitelist.n, 0);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "media_encryption_key_path: keys/m.key\n"
+                  "enable_authenticated_media: false\n"
+                  "dynamic_thumbnails: true\n"
+                  "thumbnail_sizes:\n"
+                  "  - {width: 64, height: 48, method: scale}\n"
+                  "media_retention:\n"
+                  "  local_media_lifetime: 90d\n"
+                  "  remote_media_lifetime: 14d\n"
+                  "media_upload_limits:\n"
+                  "  - time_period: 1h\n"
+                  "    max_size: 100M\n"
+                  "url_preview_ip_range_blacklist: ['10.0.0.0/8']\n"
+                  "max_pending_media_uploads: 2\n"
+                  "unused_expiration_time: 10m\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    k = tpath("keys/m.key");
+    ck_assert_str_eq(c->media_encryption_key_path, k);
+    free(k);
+    ck_assert(!c->enable_authenticated_media && c->dynamic_thumbnails);
+    ck_assert_uint_eq(c->n_thumbnail_sizes, 1);
+    ck_assert(c->thumbnail_sizes[0].width == 64 && c->thumbnail_sizes[0].height == 48 &&
+              !c->thumbnail_sizes[0].crop);
+    ck_assert_int_eq(c->media_local_lifetime, 90LL * 86400000);
+    ck_assert_int_eq(c->media_remote_lifetime, 14LL * 86400000);
+    ck_assert_uint_eq(c->n_media_upload_limits, 1);
+    ck_assert_int_eq(c->media_upload_limits[0].time_period, 3600000);
+    ck_assert_int_eq(c->media_upload_limits[0].max_size, 100LL << 20);
+    ck_assert_uint_eq(c->url_preview_ip_range_blacklist.n, 1);
+    ck_assert_int_eq(c->max_pending_media_uploads, 2);
+    ck_assert_int_eq(c->unused_expiration_time, 600000);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"                           /* 1 */
+                  "thumbnail_sizes:\n"                                    /* 2 */
+                  "  - {width: 0, height: 32, method: crop}\n"            /* 3 */
+                  "  - {width: 32, height: 32, method: stretch}\n"        /* 4 */
+                  "  - {width: 32}\n"                                     /* 5 */
+                  "media_upload_limits: {time_period: 1d}\n"              /* 6 */
+                  "media_retention: {local_media_lifetime: soon}\n");     /* 7 */
+    ck_assert_ptr_null(c);
+    expect_diag(3, "error", "thumbnail_sizes[0].width", "");
+    expect_diag(4, "error", "thumbnail_sizes[1].method", "must be crop or scale, got 'stretch'");
+    expect_diag(5, "error", "thumbnail_sizes[2].height", "missing required key");
+    expect_diag(6, "error", "media_upload_limits", "expected a list");
+    expect_diag(7, "error", "media_retention.local_media_lifetime", "");
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("config_load");
     TCase *t = tcase_create("load");
@@ -964,6 +1037,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_example_file_loads_and_documents_every_key);
     tcase_add_test(t, test_write_default_round_trip);
     tcase_add_test(t, test_write_default_refuses);
+    tcase_add_test(t, test_media_keys);
     suite_add_tcase(s, t);
     return s;
 }
