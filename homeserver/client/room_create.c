@@ -13,6 +13,7 @@
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
 #include "notifier.h"
+#include "push_actions.h"
 #include "rooms/rooms.h"
 #include "users.h"
 
@@ -198,7 +199,10 @@ static int create_txn(db_conn *c, void *arg, hs_err *err) {
                                          j->srv->cfg->server_name, &j->srv->key, j->pos[i], err);
         if (!ev) return -1;
         if (i == 0) snprintf(j->room_id, sizeof j->room_id, "%s", ev->room_id);
+        /* Invites sent by createRoom (how a DM starts) must notify. */
+        int pushed = client_push_process_event(c, j->srv, ev, err);
         room_event_free(ev);
+        if (pushed < 0) return -1;
         /* The alias must be ours before the canonical alias event names it. */
         if (i == 0 && j->alias && claim_alias(c, j->alias, j->room_id, j->creator, err) < 0) return -1;
     }

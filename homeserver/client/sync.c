@@ -17,6 +17,13 @@
 #include "notifier.h"
 #include "sync_rooms.h"
 #include "sync_token.h"
+#include "account_data.h"
+#include "filters.h"
+#include "presence.h"
+#include "push_actions.h"
+#include "push_store.h"
+#include "receipts.h"
+#include "typing.h"
 
 #define MAX_TIMEOUT_MS (10LL * 60 * 1000)
 
@@ -76,21 +83,6 @@ typedef struct sync_opts {
     sync_params p;
 } sync_opts;
 
-/* Read the filter's parts /sync uses from an inline JSON filter. */
-static void apply_filter(const char *filter, sync_params *p) {
-    if (!filter || filter[0] != '{') return;
-    json_error_t je;
-    json_t *f = json_loads(filter, 0, &je);
-    json_t *room = json_object_get(f, "room");
-    json_t *limit = json_object_get(json_object_get(room, "timeline"), "limit");
-    if (json_is_integer(limit) && json_integer_value(limit) >= 0)
-        p->timeline_limit = (int)(json_integer_value(limit) > 1000 ? 1000 : json_integer_value(limit));
-    p->lazy_load_members =
-        json_is_true(json_object_get(json_object_get(room, "state"), "lazy_load_members"));
-    p->include_leave = json_is_true(json_object_get(room, "include_leave"));
-    json_decref(f);
-}
-
 static int parse_opts(hs_req *r, sync_opts *o, hs_err *err) {
     memset(o, 0, sizeof *o);
     const char *since = hs_req_query(r, "since");
@@ -110,7 +102,128 @@ static int parse_opts(hs_req *r, sync_opts *o, hs_err *err) {
     o->p.full_state = fs && !strcmp(fs, "true");
     o->p.use_state_after = usa && !strcmp(usa, "true");
     o->p.timeline_limit = 10;
-    apply_filter(hs_req_query(r, "filter"), &o->p);
+    return 0;
+}
+
+/* The filter's parts /sync uses, and the user's ignore list. */
+static int load_filter(db_conn *c, hs_req *r, sync_opts *o, client_filter **f, json_t **ignored,
+                       hs_err *err) {
+    *f = client_filter_load(c, r->user_id, hs_req_query(r, "filter"), err);
+    if (!*f) return -1;
+    o->p.filter = *f;
+    o->p.timeline_limit = client_filter_limit(&(*f)->timeline, 10, 1000);
+    o->p.lazy_load_members = (*f)->state.lazy_load_members;
+    o->p.include_leave = (*f)->include_leave;
+    hs_err none = {0};
+    json_t *ign = client_account_data_get(c, r->user_id, NULL, "m.ignored_user_list", &none);
+    *ignored = ign;
+    o->p.ignored = json_object_get(ign, "ignored_users");
+    return 0;
+}
+
+/* A joined room's entry, created empty when only ephemeral or account data
+ * brought it into the response. */
+static json_t *join_entry(json_t *join, const char *room_id, long long to) {
+    json_t *e = json_object_get(join, room_id);
+    if (e) return e;
+    char prev[32];
+    snprintf(prev, sizeof prev, "t%lld", to);
+    e = json_pack("{s:{s:[], s:b, s:s}, s:{s:[]}}", "timeline", "events", "limited", 0,
+                  "prev_batch", prev, "state", "events");
+    json_object_set_new(join, room_id, e);
+    return e;
+}
+
+static void append_events(json_t *entry, const char *section, json_t *ev) {
+    json_t *sec = json_object_get(entry, section);
+    if (!sec) json_object_set_new(entry, section, sec = json_pack("{s:[]}", "events"));
+    json_array_append(json_object_get(sec, "events"), ev);
+}
+
+static long long from_of(const sync_opts *o, db_stream s) { return o->has_since ? o->since.pos[s] : 0; }
+
+/* Ephemeral events, room account data and unread counts of joined rooms. */
+static int room_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now, json_t *rooms,
+                       char **joined, size_t n, bool *any, hs_err *err) {
+    json_t *join = json_object_get(rooms, "join");
+    json_t *receipts = json_object(), *radata = json_object();
+    int rc = client_receipts_sync(c, r->user_id, (const char *const *)joined, n,
+                                  from_of(o, DB_STREAM_RECEIPTS), now->pos[DB_STREAM_RECEIPTS],
+                                  receipts, err);
+    if (rc == 0)
+        rc = client_account_data_sync(c, r->user_id, from_of(o, DB_STREAM_ACCOUNT_DATA),
+                                      now->pos[DB_STREAM_ACCOUNT_DATA], NULL, radata, err);
+    const client_filter *f = o->p.filter;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (f && !client_filter_room_allowed(&f->room, joined[i])) continue;
+        json_t *typing = client_typing_sync(joined[i], from_of(o, DB_STREAM_TYPING),
+                                            now->pos[DB_STREAM_TYPING]);
+        json_t *rec = json_object_get(receipts, joined[i]);
+        json_t *ad = json_object_get(radata, joined[i]);
+        if (typing && (!f || client_filter_event_allowed(&f->ephemeral, typing)))
+            append_events(join_entry(join, joined[i], o->p.to), "ephemeral", typing), *any = true;
+        if (rec && (!f || client_filter_event_allowed(&f->ephemeral, rec)))
+            append_events(join_entry(join, joined[i], o->p.to), "ephemeral", rec), *any = true;
+        size_t k;
+        json_t *ev;
+        json_array_foreach(ad, k, ev) {
+            if (f && !client_filter_event_allowed(&f->room_account_data, ev)) continue;
+            append_events(join_entry(join, joined[i], o->p.to), "account_data", ev);
+            *any = true;
+        }
+        json_decref(typing);
+        json_t *entry = json_object_get(join, joined[i]);
+        if (!entry) continue;
+        json_t *unread = NULL, *threads = NULL;
+        bool per_thread = f && f->timeline.unread_thread_notifications;
+        rc = client_push_unread(c, r->user_id, joined[i], &unread, per_thread ? &threads : NULL, err);
+        if (unread) json_object_set_new(entry, "unread_notifications", unread);
+        if (threads) json_object_set_new(entry, "unread_thread_notifications", threads);
+    }
+    json_decref(receipts);
+    json_decref(radata);
+    return rc;
+}
+
+/* Global account data (with the push rules) and presence. */
+static int user_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now, json_t *resp,
+                       bool *any, hs_err *err) {
+    json_t *adata = json_array(), *presence = json_array(), *pr = NULL;
+    int rc = client_account_data_sync(c, r->user_id, from_of(o, DB_STREAM_ACCOUNT_DATA),
+                                      now->pos[DB_STREAM_ACCOUNT_DATA], adata, NULL, err);
+    /* Position 0 means "from the start" to it: on an incremental sync ask
+     * only when the account data stream moved. */
+    bool moved = !o->has_since ||
+                 o->since.pos[DB_STREAM_ACCOUNT_DATA] != now->pos[DB_STREAM_ACCOUNT_DATA];
+    if (rc == 0 && moved)
+        rc = client_push_rules_account_data(c, r->user_id, from_of(o, DB_STREAM_ACCOUNT_DATA),
+                                            now->pos[DB_STREAM_ACCOUNT_DATA], &pr, err);
+    if (pr) json_array_append_new(adata, pr);
+    if (rc == 0)
+        rc = client_presence_sync(c, r->user_id, from_of(o, DB_STREAM_PRESENCE),
+                                  now->pos[DB_STREAM_PRESENCE], presence, err);
+    const client_filter *f = o->p.filter;
+    for (size_t i = json_array_size(adata); f && i > 0; i--)
+        if (!client_filter_event_allowed(&f->account_data, json_array_get(adata, i - 1)))
+            json_array_remove(adata, i - 1);
+    for (size_t i = json_array_size(presence); f && i > 0; i--)
+        if (!client_filter_event_allowed(&f->presence, json_array_get(presence, i - 1)))
+            json_array_remove(presence, i - 1);
+    *any |= json_array_size(adata) > 0 || json_array_size(presence) > 0;
+    json_object_set_new(resp, "account_data", json_pack("{s:o}", "events", adata));
+    json_object_set_new(resp, "presence", json_pack("{s:o}", "events", presence));
+    return rc;
+}
+
+/* The device's to-device messages, device list changes and key counts.
+ * (E2EE support lands in homeserver/client/e2ee.h.) */
+static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now, json_t *resp,
+                     bool *any, hs_err *err) {
+    (void)c, (void)r, (void)o, (void)now, (void)any, (void)err;
+    json_object_set_new(resp, "to_device", json_pack("{s:[]}", "events"));
+    json_object_set_new(resp, "device_lists", json_pack("{s:[], s:[]}", "changed", "left"));
+    json_object_set_new(resp, "device_one_time_keys_count", json_object());
+    json_object_set_new(resp, "device_unused_fallback_key_types", json_array());
     return 0;
 }
 
@@ -120,19 +233,24 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     o->p.since = o->has_since ? o->since.pos[DB_STREAM_EVENTS] : -1;
     o->p.to = now->pos[DB_STREAM_EVENTS];
     json_t *roomsj = json_pack("{s:{}, s:{}, s:{}, s:{}}", "join", "invite", "knock", "leave");
-    db_conn *c = db_acquire(r->srv->db, err);
-    if (!c || sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, err) < 0) {
-        db_release(r->srv->db, c);
-        json_decref(roomsj);
-        return NULL;
-    }
-    db_release(r->srv->db, c);
     char tok[256];
     sync_token_format(now, tok, sizeof tok);
-    return json_pack("{s:s, s:o, s:{s:[]}, s:{s:[]}, s:{s:[]}, s:{s:[], s:[]}, s:{}, s:[]}",
-                     "next_batch", tok, "rooms", roomsj, "account_data", "events", "presence",
-                     "events", "to_device", "events", "device_lists", "changed", "left",
-                     "device_one_time_keys_count", "device_unused_fallback_key_types");
+    json_t *resp = json_pack("{s:s, s:O}", "next_batch", tok, "rooms", roomsj);
+    client_filter *f = NULL;
+    json_t *ignored = NULL;
+    db_conn *c = db_acquire(r->srv->db, err);
+    int rc = c ? load_filter(c, r, o, &f, &ignored, err) : -1;
+    if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, err);
+    if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, *n_rooms, any, err);
+    if (rc == 0) rc = user_extras(c, r, o, now, resp, any, err);
+    if (rc == 0) rc = sync_e2ee(c, r, o, now, resp, any, err);
+    db_release(r->srv->db, c);
+    client_filter_free(f);
+    json_decref(ignored);
+    json_decref(roomsj);
+    if (rc < 0) json_decref(resp), resp = NULL;
+    o->p.filter = NULL, o->p.ignored = NULL;
+    return resp;
 }
 
 static void free_rooms(char **rooms, size_t n) {
@@ -164,6 +282,12 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
     if (w) disarm(w); /* resumed */
     sync_opts o;
     if (parse_opts(r, &o, err) < 0) return -1;
+    if (!w) { /* the request's first run: set_presence says the user is around */
+        db_conn *c = db_acquire(r->srv->db, err);
+        int rc = c ? client_presence_set(c, r->srv, r->user_id, hs_req_query(r, "set_presence"), err) : -1;
+        db_release(r->srv->db, c);
+        if (rc < 0) return -1;
+    }
     for (;;) {
         sync_token now;
         sync_token_now(&now);

@@ -73,6 +73,17 @@ static int state_at_pos(db_conn *c, const char *room_id, long long pos, room_sta
     return rc;
 }
 
+/* Drop timeline events the filter or the user's ignore list hides. */
+static void filter_timeline(const sync_params *p, json_t *timeline) {
+    for (size_t i = json_array_size(timeline); i > 0; i--) {
+        json_t *ev = json_array_get(timeline, i - 1);
+        const char *sender = json_string_value(json_object_get(ev, "sender"));
+        bool hide = p->ignored && sender && json_object_get(p->ignored, sender);
+        if (p->filter) hide |= !client_filter_event_allowed(&p->filter->timeline, ev);
+        if (hide) json_array_remove(timeline, i - 1);
+    }
+}
+
 /* The IDs of `state` to send: all of it, or what differs from `known`;
  * with lazy loading only the members the timeline needs (and the user). */
 static size_t pick_state(const room_state_map *state, const room_state_map *known,
@@ -144,6 +155,7 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();
     if (rc < 0) goto done;
+    filter_timeline(p, timeline);
     if (!full && !more && json_array_size(timeline) == 0 && !m->changed) {
         *out = NULL; /* nothing new here */
         goto done;
@@ -222,6 +234,7 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         membership_row *m = &ms[i];
         const char *mem = m->membership;
         json_t *entry = NULL;
+        if (p->filter && !client_filter_room_allowed(&p->filter->room, m->room_id)) continue;
         if (!strcmp(mem, "join")) {
             (*joined_out)[(*n_joined)++] = strdup(m->room_id);
             bool full = initial || p->full_state || m->changed;

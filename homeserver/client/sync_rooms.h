@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "filters.h"
 #include "homeserver/db/db.h"
 
 typedef struct sync_params {
@@ -17,6 +18,8 @@ typedef struct sync_params {
     int timeline_limit;
     bool lazy_load_members;
     bool include_leave;
+    const client_filter *filter;   /* room / timeline filters (may be NULL) */
+    json_t *ignored;               /* m.ignored_user_list's ignored_users object, or NULL */
 } sync_params;
 
 /* Fill rooms ({"join":{}, "invite":{}, "knock":{}, "leave":{}}) and report
