@@ -37,8 +37,15 @@ static int claim_txn(db_conn *c, send_job *j, hs_err *err) {
     static db_stmt ins = DB_STMT(
         "INSERT INTO to_device_txns (user_id, device_id, event_type, txn_id, created_ts)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING");
-    char now[24];
+    /* A client retries within minutes; a day of transaction IDs is plenty
+     * (Synapse keeps them 30 minutes, in memory). */
+    static db_stmt old = DB_STMT(
+        "DELETE FROM to_device_txns WHERE user_id = $1 AND device_id = $2 AND created_ts < $3");
+    char now[24], day_ago[24];
     snprintf(now, sizeof now, "%lld", hs_now_ms());
+    snprintf(day_ago, sizeof day_ago, "%lld", hs_now_ms() - 24LL * 3600 * 1000);
+    if (db_exec(c, &old, 3, (const char *[]){j->r->user_id, j->r->device_id, day_ago}, err) < 0)
+        return -1;
     long n = db_exec(c, &ins, 5,
                      (const char *[]){j->r->user_id, j->r->device_id, j->type, j->txn, now}, err);
     if (n < 0) return -1;
