@@ -14,6 +14,7 @@
 #include "homeserver/db/streams.h"
 #include "notifier.h"
 #include "push_actions.h"
+#include "room_send.h"
 #include "rooms/rooms.h"
 #include "users.h"
 
@@ -213,6 +214,19 @@ static int create_txn(db_conn *c, void *arg, hs_err *err) {
                    err) < 0 ? -1 : 0;
 }
 
+/* Device lists of the creator and the invitees follow their memberships. */
+static void membership_hooks(hs_server *srv, const char *room_id, const char *creator,
+                             json_t *invites) {
+    room_event join = {.room_id = room_id, .state_key = creator, .membership = "join"};
+    client_room_membership_changed(srv, &join);
+    size_t i;
+    json_t *u;
+    json_array_foreach(invites, i, u) {
+        room_event inv = {.room_id = room_id, .state_key = json_string_value(u), .membership = "invite"};
+        client_room_membership_changed(srv, &inv);
+    }
+}
+
 static void random_room_id(char *out, size_t n, const char *server_name) {
     static const char alpha[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     char local[19];
@@ -289,6 +303,7 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     json_decref(list);
     if (rc == 0) {
         hs_notify_room(j.room_id);
+        membership_hooks(r->srv, j.room_id, r->user_id, invites);
         json_array_foreach(invites, i, p) {
             const char *u = json_string_value(p);
             hs_notify_users(&u, 1);

@@ -7,6 +7,8 @@
 
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
+#include "e2ee.h"
+#include "homeserver/core/log.h"
 #include "notifier.h"
 #include "push_actions.h"
 
@@ -83,7 +85,19 @@ static room_event *run(send_job *j, hs_err *err) {
     /* An invite (or kick, ban) reaches a user who is not waiting on the room. */
     if (out->membership && out->state_key && strcmp(out->state_key, out->sender) != 0)
         hs_notify_users((const char *const[]){out->state_key}, 1);
+    if (out->membership && out->state_key) client_room_membership_changed(j->srv, out);
     return out;
+}
+
+void client_room_membership_changed(hs_server *srv, const room_event *ev) {
+    /* Device lists follow membership; a failure here costs one stale list
+     * (the next key change repairs it), so it is logged, not returned. */
+    hs_err err = {0};
+    db_conn *c = db_acquire(srv->db, &err);
+    if (!c || client_e2ee_on_membership(c, ev->room_id, ev->state_key, ev->membership, &err) < 0)
+        hs_warn("device lists after %s's %s in %s: %s", ev->state_key, ev->membership,
+                ev->room_id, err.msg);
+    db_release(srv->db, c);
 }
 
 room_event *client_room_send_txn(hs_server *srv, const char *room_id, const json_t *proto,

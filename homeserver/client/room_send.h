@@ -27,4 +27,8 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
                                    const char *type, const char *state_key, json_t *content,
                                    hs_err *err);
 
+/* After a membership event committed: what follows from it outside the
+ * room (device lists for end-to-end encryption). */
+void client_room_membership_changed(hs_server *srv, const room_event *ev);
+
 #endif

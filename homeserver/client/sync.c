@@ -18,6 +18,7 @@
 #include "sync_rooms.h"
 #include "sync_token.h"
 #include "account_data.h"
+#include "e2ee.h"
 #include "filters.h"
 #include "presence.h"
 #include "push_actions.h"
@@ -216,15 +217,24 @@ static int user_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *no
 }
 
 /* The device's to-device messages, device list changes and key counts.
- * (E2EE support lands in homeserver/client/e2ee.h.) */
+ * A to-device backlog longer than one response leaves the token's to-device
+ * position at the last message sent (*next), so the rest comes next time. */
 static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now, json_t *resp,
-                     bool *any, hs_err *err) {
-    (void)c, (void)r, (void)o, (void)now, (void)any, (void)err;
-    json_object_set_new(resp, "to_device", json_pack("{s:[]}", "events"));
-    json_object_set_new(resp, "device_lists", json_pack("{s:[], s:[]}", "changed", "left"));
-    json_object_set_new(resp, "device_one_time_keys_count", json_object());
-    json_object_set_new(resp, "device_unused_fallback_key_types", json_array());
-    return 0;
+                     bool *any, long long *next, hs_err *err) {
+    json_t *td = json_array(), *changed = json_array(), *left = json_array();
+    json_t *counts = NULL, *fallback = NULL;
+    int rc = client_to_device_sync(c, r->user_id, r->device_id, from_of(o, DB_STREAM_TO_DEVICE),
+                                   now->pos[DB_STREAM_TO_DEVICE], td, next, err);
+    if (rc == 0 && o->has_since)
+        rc = client_device_lists_sync(c, r->user_id, o->since.pos[DB_STREAM_DEVICE_LISTS],
+                                      now->pos[DB_STREAM_DEVICE_LISTS], changed, left, err);
+    if (rc == 0) rc = client_otk_counts(c, r->user_id, r->device_id, &counts, &fallback, err);
+    *any |= json_array_size(td) || json_array_size(changed) || json_array_size(left);
+    json_object_set_new(resp, "to_device", json_pack("{s:o}", "events", td));
+    json_object_set_new(resp, "device_lists", json_pack("{s:o, s:o}", "changed", changed, "left", left));
+    json_object_set_new(resp, "device_one_time_keys_count", counts ? counts : json_object());
+    json_object_set_new(resp, "device_unused_fallback_key_types", fallback ? fallback : json_array());
+    return rc;
 }
 
 /* One pass: the response from since to now; *any says whether it has news. */
@@ -233,9 +243,8 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     o->p.since = o->has_since ? o->since.pos[DB_STREAM_EVENTS] : -1;
     o->p.to = now->pos[DB_STREAM_EVENTS];
     json_t *roomsj = json_pack("{s:{}, s:{}, s:{}, s:{}}", "join", "invite", "knock", "leave");
-    char tok[256];
-    sync_token_format(now, tok, sizeof tok);
-    json_t *resp = json_pack("{s:s, s:O}", "next_batch", tok, "rooms", roomsj);
+    json_t *resp = json_pack("{s:O}", "rooms", roomsj);
+    sync_token next = *now;
     client_filter *f = NULL;
     json_t *ignored = NULL;
     db_conn *c = db_acquire(r->srv->db, err);
@@ -243,7 +252,10 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, err);
     if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, *n_rooms, any, err);
     if (rc == 0) rc = user_extras(c, r, o, now, resp, any, err);
-    if (rc == 0) rc = sync_e2ee(c, r, o, now, resp, any, err);
+    if (rc == 0) rc = sync_e2ee(c, r, o, now, resp, any, &next.pos[DB_STREAM_TO_DEVICE], err);
+    char tok[256];
+    sync_token_format(&next, tok, sizeof tok);
+    json_object_set_new(resp, "next_batch", json_string(tok));
     db_release(r->srv->db, c);
     client_filter_free(f);
     json_decref(ignored);
