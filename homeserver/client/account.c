@@ -44,17 +44,20 @@ static int account_uia(hs_req *r, char **user_id, json_t **out, hs_err *err) {
 typedef struct password_job {
     const char *user_id, *hash, *keep_device;
     bool logout;
+    json_t *gone;  /* devices logged out */
 } password_job;
 
 static int password_txn(db_conn *c, void *arg, hs_err *err) {
     static db_stmt up = DB_STMT(
         "UPDATE users SET password_hash = $2 WHERE user_id = $1 AND NOT deactivated");
     password_job *j = arg;
+    json_array_clear(j->gone);
     long n = db_exec(c, &up, 2, (const char *[]){j->user_id, j->hash}, err);
     if (n < 0) return -1;
     if (n == 0) return hs_err_set(err, 403, "M_FORBIDDEN", "This account has been deactivated");
     /* The spec: the token of this request survives, every other session ends. */
-    return j->logout ? client_devices_delete(c, j->user_id, NULL, 0, j->keep_device, err) : 0;
+    return j->logout ? client_devices_delete(c, j->user_id, NULL, 0, j->keep_device, j->gone, err)
+                     : 0;
 }
 
 static int post_password(hs_req *r, json_t **out, hs_err *err) {
@@ -71,8 +74,10 @@ static int post_password(hs_req *r, json_t **out, hs_err *err) {
     if (rc != 0) return rc;
     char *hash = client_hash_password(json_string_value(np), err);
     password_job j = {.user_id = user_id, .hash = hash, .keep_device = r->device_id,
-                      .logout = !lo || json_is_true(lo)};
+                      .logout = !lo || json_is_true(lo), .gone = json_array()};
     rc = hash ? db_txn(r->srv->db, password_txn, &j, err) : -1;
+    if (rc == 0) client_devices_changed(r->srv, user_id, j.gone);
+    json_decref(j.gone);
     free(hash), free(user_id);
     if (rc < 0) return -1;
     *out = json_object();
@@ -84,6 +89,7 @@ static int post_password(hs_req *r, json_t **out, hs_err *err) {
 typedef struct deactivate_job {
     const char *user_id;
     bool erase;
+    json_t *gone;
 } deactivate_job;
 
 static int deactivate_txn(db_conn *c, void *arg, hs_err *err) {
@@ -92,12 +98,24 @@ static int deactivate_txn(db_conn *c, void *arg, hs_err *err) {
         " WHERE user_id = $1");
     static db_stmt login = DB_STMT("DELETE FROM login_tokens WHERE user_id = $1");
     static db_stmt openid = DB_STMT("DELETE FROM openid_tokens WHERE user_id = $1");
+    /* What Synapse purges too: settings and secrets nobody can use any more
+     * (pushers and device keys go with the devices). */
+    static db_stmt purge[] = {
+        DB_STMT("DELETE FROM account_data WHERE user_id = $1"),
+        DB_STMT("DELETE FROM user_filters WHERE user_id = $1"),
+        DB_STMT("DELETE FROM push_rules WHERE user_id = $1"),
+        DB_STMT("DELETE FROM push_rule_default_changes WHERE user_id = $1"),
+        DB_STMT("DELETE FROM e2e_room_keys_versions WHERE user_id = $1"),
+    };
     deactivate_job *j = arg;
     const char *u[] = {j->user_id};
+    json_array_clear(j->gone);
     if (db_exec(c, &up, 2, (const char *[]){j->user_id, j->erase ? "t" : "f"}, err) < 0 ||
         db_exec(c, &login, 1, u, err) < 0 || db_exec(c, &openid, 1, u, err) < 0 ||
-        client_devices_delete(c, j->user_id, NULL, 0, NULL, err) < 0)
+        client_devices_delete(c, j->user_id, NULL, 0, NULL, j->gone, err) < 0)
         return -1;
+    for (size_t i = 0; i < sizeof purge / sizeof *purge; i++)
+        if (db_exec(c, &purge[i], 1, u, err) < 0) return -1;
     return j->erase ? client_profile_erase(c, j->user_id, err) : 0;
 }
 
@@ -134,12 +152,14 @@ static int post_deactivate(hs_req *r, json_t **out, hs_err *err) {
     char *user_id = NULL;
     int rc = account_uia(r, &user_id, out, err);
     if (rc != 0) return rc;
-    deactivate_job j = {.user_id = user_id, .erase = json_is_true(erase)};
+    deactivate_job j = {.user_id = user_id, .erase = json_is_true(erase), .gone = json_array()};
     rc = db_txn(r->srv->db, deactivate_txn, &j, err);
     if (rc == 0) {
         hs_info("deactivated %s%s", user_id, j.erase ? " (erased)" : "");
+        client_devices_changed(r->srv, user_id, j.gone);
         part_rooms(r->srv, user_id);
     }
+    json_decref(j.gone);
     free(user_id);
     if (rc < 0) return -1;
     /* No 3PID was ever bound here, so there was nothing to unbind. */

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "client.h"
+#include "e2ee.h"
 #include "homeserver/core/clock.h"
+#include "homeserver/core/log.h"
 #include "text.h"
 #include "uia.h"
 
@@ -33,21 +35,43 @@ int client_device_upsert(db_conn *c, const char *user_id, const char *device_id,
     snprintf(now, sizeof now, "%lld", hs_now_ms());
     const char *p[] = {user_id, device_id};
     if (db_exec(c, &revoke_refresh, 2, p, err) < 0 || db_exec(c, &revoke, 2, p, err) < 0) return -1;
-    return db_exec(c, &ins, 4, (const char *[]){user_id, device_id, display_name, now}, err) < 0
-               ? -1
-               : 0;
+    long n = db_exec(c, &ins, 4, (const char *[]){user_id, device_id, display_name, now}, err);
+    return n < 0 ? -1 : n > 0;
+}
+
+static int collect(PGresult *r, json_t *deleted) {
+    if (!r) return -1;
+    for (int i = 0; deleted && i < PQntuples(r); i++)
+        json_array_append_new(deleted, json_string(PQgetvalue(r, i, 0)));
+    PQclear(r);
+    return 0;
 }
 
 int client_devices_delete(db_conn *c, const char *user_id, const char *const *ids, size_t n,
-                          const char *keep_device_id, hs_err *err) {
-    static db_stmt del = DB_STMT("DELETE FROM devices WHERE user_id = $1 AND device_id = $2");
+                          const char *keep_device_id, json_t *deleted, hs_err *err) {
+    static db_stmt del = DB_STMT(
+        "DELETE FROM devices WHERE user_id = $1 AND device_id = $2 RETURNING device_id");
     static db_stmt del_all = DB_STMT(
-        "DELETE FROM devices WHERE user_id = $1 AND device_id IS DISTINCT FROM $2");
+        "DELETE FROM devices WHERE user_id = $1 AND device_id IS DISTINCT FROM $2"
+        " RETURNING device_id");
     /* Tokens, keys, inboxes and pushers follow by ON DELETE CASCADE. */
-    if (!ids) return db_exec(c, &del_all, 2, (const char *[]){user_id, keep_device_id}, err) < 0 ? -1 : 0;
+    if (!ids) return collect(db_run(c, &del_all, 2, (const char *[]){user_id, keep_device_id}, err), deleted);
     for (size_t i = 0; i < n; i++)
-        if (db_exec(c, &del, 2, (const char *[]){user_id, ids[i]}, err) < 0) return -1;
+        if (collect(db_run(c, &del, 2, (const char *[]){user_id, ids[i]}, err), deleted) < 0) return -1;
     return 0;
+}
+
+void client_devices_changed(hs_server *srv, const char *user_id, const json_t *device_ids) {
+    size_t n = json_array_size(device_ids);
+    if (!n) return;
+    const char **ids = calloc(n, sizeof *ids);
+    for (size_t i = 0; i < n; i++) ids[i] = json_string_value(json_array_get(device_ids, i));
+    hs_err err = {0};
+    db_conn *c = db_acquire(srv->db, &err);
+    if (!c || client_e2ee_devices_changed(c, user_id, ids, n, &err) < 0)
+        hs_warn("device list change of %s: %s", user_id, err.msg);
+    db_release(srv->db, c);
+    free(ids);
 }
 
 /* ---- the API ---- */
@@ -122,15 +146,17 @@ static int delete_and_reply(hs_req *r, const char *const *ids, size_t n, json_t 
                             hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
+    json_t *gone = json_array();
     int rc = -1;
     if (db_script(c, "BEGIN", err) == 0 &&
-        client_devices_delete(c, r->user_id, ids, n, NULL, err) == 0 &&
+        client_devices_delete(c, r->user_id, ids, n, NULL, gone, err) == 0 &&
         db_script(c, "COMMIT", err) == 0)
         rc = 200;
     else
         db_script(c, "ROLLBACK", NULL);
     db_release(r->srv->db, c);
-    if (rc == 200) *out = json_object();
+    if (rc == 200) client_devices_changed(r->srv, r->user_id, gone), *out = json_object();
+    json_decref(gone);
     return rc;
 }
 

@@ -70,18 +70,26 @@ static int post_login(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     int rc = -1;
+    bool created = false;
     json_t *res = json_object();
+    char *user_id = NULL;
     /* One transaction: a login token is spent only if the login happens. */
     if (db_script(c, "BEGIN", err) == 0) {
-        char *user_id = login_user(r, c, type, err);
-        if (user_id && client_session_start(r->srv, c, user_id, device_id, name, refresh, res, err) == 0 &&
+        user_id = login_user(r, c, type, err);
+        if (user_id &&
+            client_session_start(r->srv, c, user_id, device_id, name, refresh, res, &created, err) == 0 &&
             db_script(c, "COMMIT", err) == 0)
             rc = 200;
         else
             db_script(c, "ROLLBACK", NULL);
-        free(user_id);
     }
     db_release(r->srv->db, c);
+    if (rc == 200 && created) {
+        json_t *ids = json_pack("[O]", json_object_get(res, "device_id"));
+        client_devices_changed(r->srv, user_id, ids);
+        json_decref(ids);
+    }
+    free(user_id);
     if (rc != 200) return json_decref(res), -1;
     json_object_set_new(res, "well_known",
                         json_pack("{s:{s:s}}", "m.homeserver", "base_url", r->srv->cfg->public_baseurl));
@@ -93,9 +101,12 @@ static int delete_devices_of(hs_req *r, bool all, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     const char *id = r->device_id;
+    json_t *gone = json_array();
     /* Logging out removes the device with its tokens, as Synapse does. */
-    int rc = client_devices_delete(c, r->user_id, all ? NULL : &id, 1, NULL, err);
+    int rc = client_devices_delete(c, r->user_id, all ? NULL : &id, 1, NULL, gone, err);
     db_release(r->srv->db, c);
+    if (rc == 0) client_devices_changed(r->srv, r->user_id, gone);
+    json_decref(gone);
     if (rc < 0) return -1;
     *out = json_object();
     return 200;

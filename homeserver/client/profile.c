@@ -103,7 +103,7 @@ static int get_profile(hs_req *r, json_t **out, hs_err *err) {
 
 /* The spec's keyName pattern:
  *   ^(avatar_url|displayname|m\.tz|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+)$ */
-static int check_key(const char *k, hs_err *err) {
+int client_profile_key_check(const char *k, hs_err *err) {
     if (strlen(k) > CLIENT_PROFILE_KEY_MAX)
         return hs_err_set(err, 400, "M_KEY_TOO_LARGE", "Profile key is longer than %d bytes",
                           CLIENT_PROFILE_KEY_MAX);
@@ -121,7 +121,7 @@ static int check_key(const char *k, hs_err *err) {
 
 static int get_field(hs_req *r, json_t **out, hs_err *err) {
     const char *key = r->params[1];
-    if (check_target(r, r->params[0], err) < 0 || check_key(key, err) < 0) return -1;
+    if (check_target(r, r->params[0], err) < 0 || client_profile_key_check(key, err) < 0) return -1;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     json_t *p = load_profile(c, r->params[0], err);
@@ -238,7 +238,7 @@ static int change_field(hs_req *r, json_t *value, json_t **out, hs_err *err) {
  * server admin's doing), guests only their display name. */
 static int check_write(hs_req *r, hs_err *err) {
     const char *user_id = r->params[0], *key = r->params[1];
-    if (check_key(key, err) < 0) return -1;
+    if (client_profile_key_check(key, err) < 0) return -1;
     if (strcmp(user_id, r->user_id) && !(r->is_admin && is_local(r, user_id)))
         return hs_err_set(err, 403, "M_FORBIDDEN", "Cannot change another user's profile");
     if (r->is_guest && strcmp(key, "displayname"))

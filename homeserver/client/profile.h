@@ -15,6 +15,10 @@
 #define CLIENT_DISPLAYNAME_MAX 256       /* characters, Synapse's limit */
 #define CLIENT_AVATAR_URL_MAX 1000       /* characters, Synapse's limit */
 
+/* Is key a valid profile field name (the spec's keyName pattern, at most
+ * 255 bytes)? 0, or -1 with 400 M_KEY_TOO_LARGE / M_INVALID_PARAM. */
+int client_profile_key_check(const char *key, hs_err *err);
+
 /* Give a new account its profile (displayname may be NULL). In the caller's
  * transaction. */
 int client_profile_init(db_conn *c, const char *user_id, const char *displayname, hs_err *err);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "devices.h"
 #include "homeserver/core/clock.h"
 #include "profile.h"
 #include "registration_tokens.h"
@@ -92,6 +93,12 @@ int client_account_create(db_conn *c, const char *user_id, const char *password_
     return client_profile_init(c, user_id, displayname ? displayname : lp, err);
 }
 
+void client_announce_device(hs_server *srv, const json_t *session) {
+    json_t *ids = json_pack("[O]", json_object_get(session, "device_id"));
+    client_devices_changed(srv, json_string_value(json_object_get(session, "user_id")), ids);
+    json_decref(ids);
+}
+
 /* ---- POST /register ---- */
 
 typedef struct reg_job {
@@ -101,6 +108,7 @@ typedef struct reg_job {
     const char *password_hash; /* hashed from this request's password, or NULL */
     bool refresh;
     json_t *out;
+    bool created;           /* a new device: tell the device lists after COMMIT */
 } reg_job;
 
 static int finish_txn(db_conn *c, void *arg, hs_err *err) {
@@ -111,6 +119,7 @@ static int finish_txn(db_conn *c, void *arg, hs_err *err) {
         "UPDATE uia_sessions SET registered_user_id = $2, password_hash = NULL WHERE session_id = $1");
     reg_job *j = arg;
     json_object_clear(j->out);
+    j->created = false;
     PGresult *s = db_run(c, &q, 1, (const char *[]){j->sid}, err);
     if (!s) return -1;
     int rc = -1;
@@ -147,7 +156,7 @@ static int finish_txn(db_conn *c, void *arg, hs_err *err) {
             rc = client_session_start(
                 j->srv, c, user_id, json_string_value(json_object_get(j->params, "device_id")),
                 json_string_value(json_object_get(j->params, "initial_device_display_name")),
-                j->refresh, j->out, err);
+                j->refresh, j->out, &j->created, err);
     }
     free(user_id);
     PQclear(s);
@@ -245,6 +254,7 @@ static int post_register(hs_req *r, json_t **out, hs_err *err) {
     if (hash) sodium_memzero(hash, strlen(hash)), free(hash);
     client_uia_result_free(&res);
     if (rc < 0) return json_decref(j.out), -1;
+    if (j.created) client_announce_device(r->srv, j.out);
     *out = j.out;
     return 200;
 }
@@ -253,15 +263,17 @@ typedef struct guest_job {
     hs_server *srv;
     const char *device_name;
     json_t *out;
+    bool created;
 } guest_job;
 
 static int guest_txn(db_conn *c, void *arg, hs_err *err) {
     guest_job *j = arg;
     json_object_clear(j->out);
+    j->created = false;
     char *user_id = generate_user_id(c, j->srv->cfg->server_name, err);
     int rc = user_id && client_account_create(c, user_id, NULL, false, true, NULL, err) == 0 &&
                      client_session_start(j->srv, c, user_id, NULL, j->device_name, false, j->out,
-                                          err) == 0
+                                          &j->created, err) == 0
                  ? 0
                  : -1;
     free(user_id);
@@ -276,6 +288,7 @@ static int register_guest(hs_req *r, json_t **out, hs_err *err) {
     const json_t *name = json_object_get(r->json, "initial_device_display_name");
     guest_job j = {.srv = r->srv, .device_name = json_string_value(name), .out = json_object()};
     if (db_txn(r->srv->db, guest_txn, &j, err) < 0) return json_decref(j.out), -1;
+    if (j.created) client_announce_device(r->srv, j.out);
     *out = j.out;
     return 200;
 }

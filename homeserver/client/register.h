@@ -23,6 +23,10 @@ int client_check_new_localpart(db_conn *c, const char *localpart, const char *se
 int client_account_create(db_conn *c, const char *user_id, const char *password_hash, bool admin,
                           bool guest, const char *displayname, hs_err *err);
 
+/* After a registration's COMMIT made a device: tell the device lists (session
+ * is the /register answer, with user_id and device_id). */
+void client_announce_device(hs_server *srv, const json_t *session);
+
 /* GET/POST /_synapse/admin/v1/register (register_admin.c). */
 void client_shared_secret_routes(hs_router *rt);
 

@@ -107,12 +107,14 @@ typedef struct admin_reg {
     const json_t *body;
     const char *user_id, *hash;
     json_t *out;
+    bool created;
 } admin_reg;
 
 static int admin_reg_txn(db_conn *c, void *arg, hs_err *err) {
     admin_reg *j = arg;
     const json_t *b = j->body;
     json_object_clear(j->out);
+    j->created = false;
     char lp[256];
     snprintf(lp, sizeof lp, "%.*s", (int)(strchr(j->user_id, ':') - j->user_id - 1), j->user_id + 1);
     bool admin = json_is_true(json_object_get(b, "admin"));
@@ -126,7 +128,8 @@ static int admin_reg_txn(db_conn *c, void *arg, hs_err *err) {
     return client_session_start(j->srv, c, j->user_id,
                                 json_string_value(json_object_get(b, "device_id")),
                                 json_string_value(json_object_get(b, "initial_device_display_name")),
-                                json_is_true(json_object_get(b, "refresh_token")), j->out, err);
+                                json_is_true(json_object_get(b, "refresh_token")), j->out,
+                                &j->created, err);
 }
 
 static int post_admin_register(hs_req *r, json_t **out, hs_err *err) {
@@ -158,6 +161,7 @@ static int post_admin_register(hs_req *r, json_t **out, hs_err *err) {
     int rc = hash ? db_txn(r->srv->db, admin_reg_txn, &j, err) : -1;
     free(user_id), free(hash);
     if (rc < 0) return json_decref(j.out), -1;
+    if (j.created) client_announce_device(r->srv, j.out);
     *out = j.out;
     return 200;
 }

@@ -130,12 +130,14 @@ int client_tokens_refresh(db_conn *c, const cfg *cfg, const char *refresh_token,
 }
 
 int client_session_start(hs_server *srv, db_conn *c, const char *user_id, const char *device_id,
-                         const char *device_name, bool refresh, json_t *out, hs_err *err) {
+                         const char *device_name, bool refresh, json_t *out, bool *created,
+                         hs_err *err) {
     char gen[11];
     if (!device_id) client_device_random_id(gen), device_id = gen;
-    if (client_device_upsert(c, user_id, device_id, device_name, err) < 0 ||
-        client_tokens_issue(c, srv->cfg, user_id, device_id, refresh, 0, out, err) < 0)
+    int fresh = client_device_upsert(c, user_id, device_id, device_name, err);
+    if (fresh < 0 || client_tokens_issue(c, srv->cfg, user_id, device_id, refresh, 0, out, err) < 0)
         return -1;
+    if (created) *created = fresh > 0;
     json_object_set_new(out, "user_id", json_string(user_id));
     json_object_set_new(out, "device_id", json_string(device_id));
     json_object_set_new(out, "home_server", json_string(srv->cfg->server_name));

@@ -33,9 +33,12 @@ int client_tokens_issue(db_conn *c, const cfg *cfg, const char *user_id, const c
 /* What a successful login or registration does, in the caller's
  * transaction: create (or take over) the device — device_id NULL makes a new
  * random one — and issue its tokens, filling out with user_id, device_id,
- * home_server, access_token [, refresh_token, expires_in_ms]. */
+ * home_server, access_token [, refresh_token, expires_in_ms]. *created (may
+ * be NULL) tells whether the device is new: then, after the COMMIT, pass it
+ * to client_devices_changed. 0 or -1 with err. */
 int client_session_start(hs_server *srv, db_conn *c, const char *user_id, const char *device_id,
-                         const char *device_name, bool refresh, json_t *out, hs_err *err);
+                         const char *device_name, bool refresh, json_t *out, bool *created,
+                         hs_err *err);
 
 /* POST /refresh's work, in the caller's transaction: check refresh_token
  * (401 M_UNKNOWN_TOKEN when unknown, superseded or expired), revoke the token

@@ -213,7 +213,8 @@ static bool offered(const client_uia_flow *flows, const char *type) {
 
 /* May type come next: is there a flow that starts with what is completed
  * and continues with type? */
-static bool expected_next(const client_uia_flow *flows, const json_t *completed, const char *type) {
+bool client_uia_stage_expected(const client_uia_flow *flows, const json_t *completed,
+                               const char *type) {
     size_t n = json_array_size(completed);
     for (; *flows; flows++) {
         size_t i = 0;
@@ -225,7 +226,7 @@ static bool expected_next(const client_uia_flow *flows, const json_t *completed,
     return false;
 }
 
-static bool flow_complete(const client_uia_flow *flows, const json_t *completed) {
+bool client_uia_flows_done(const client_uia_flow *flows, const json_t *completed) {
     for (; *flows; flows++) {
         bool all = true;
         for (const char *const *s = *flows; *s && all; s++) all = in_array(completed, *s);
@@ -275,7 +276,7 @@ static int try_stage(db_conn *c, uia_job *j, const char *type, hs_err *err) {
         hs_err_set(&j->stage_err, 401, "M_UNRECOGNIZED", "Stage '%s' is not offered here", type);
         return 0;
     }
-    if (!expected_next(j->spec->flows, j->completed, type)) {
+    if (!client_uia_stage_expected(j->spec->flows, j->completed, type)) {
         hs_err_set(&j->stage_err, 401, "M_FORBIDDEN",
                    "Stage '%s' is out of order: follow one of the flows", type);
         return 0;
@@ -300,7 +301,7 @@ static int uia_txn(db_conn *c, void *arg, hs_err *err) {
         if (ok < 0) return -1;
         if (ok) json_array_append_new(j->completed, json_string(type));
     }
-    j->done = flow_complete(j->spec->flows, j->completed);
+    j->done = client_uia_flows_done(j->spec->flows, j->completed);
     if (j->done && j->spec->single_use)
         return db_exec(c, &del, 1, (const char *[]){j->sid}, err) < 0 ? -1 : 0;
     return session_save(c, j, new_params, err);

@@ -82,6 +82,13 @@ int client_uia_check(hs_req *r, const client_uia_spec *spec, client_uia_result *
  * or -1 with err). */
 int client_uia_reauth(hs_req *r, const char *description, json_t **out, hs_err *err);
 
+/* The rules of flows (pure; for tests): may stage `type` come after the
+ * stages `completed` (a JSON array, in order) — is there a flow that starts
+ * with them and continues with type? And is some flow entirely completed? */
+bool client_uia_stage_expected(const client_uia_flow *flows, const json_t *completed,
+                               const char *type);
+bool client_uia_flows_done(const client_uia_flow *flows, const json_t *completed);
+
 /* The session a request names in auth.session (NULL if none). */
 const char *client_uia_session_of(const json_t *body);
 

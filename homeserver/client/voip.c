@@ -12,9 +12,15 @@
 
 #include "client.h"
 #include "homeserver/core/clock.h"
+#include "voip.h"
 
-static void padded_b64(const unsigned char *in, unsigned len, char *out) {
-    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+void client_turn_password(const char *secret, const char *username, char out[29]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    HMAC(EVP_sha1(), secret, (int)strlen(secret), (const unsigned char *)username,
+         strlen(username), md, &mdlen);
+    /* Padded standard base64, as coturn computes it: 20 bytes -> 28 chars. */
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
 static int get_turn_server(hs_req *r, json_t **out, hs_err *err) {
@@ -25,14 +31,10 @@ static int get_turn_server(hs_req *r, json_t **out, hs_err *err) {
     for (size_t i = 0; i < c->turn_uris.n; i++) json_array_append_new(uris, json_string(c->turn_uris.v[i]));
     json_int_t ttl = (json_int_t)(c->turn_user_lifetime / 1000);
     if (c->turn_uris.n && c->turn_shared_secret) {
-        char user[600], pass[64];
+        char user[600], pass[29];
         long long expiry = (hs_now_ms() + c->turn_user_lifetime) / 1000;
         snprintf(user, sizeof user, "%lld:%s", expiry, r->user_id);
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
-        HMAC(EVP_sha1(), c->turn_shared_secret, (int)strlen(c->turn_shared_secret),
-             (const unsigned char *)user, strlen(user), md, &mdlen);
-        padded_b64(md, mdlen, pass);
+        client_turn_password(c->turn_shared_secret, user, pass);
         *out = json_pack("{s:s, s:s, s:o, s:I}", "username", user, "password", pass, "uris", uris,
                          "ttl", ttl);
     } else if (c->turn_uris.n && c->turn_username && c->turn_password) {

@@ -252,6 +252,9 @@ def test_delete_device_with_uia(server):
     assert whoami(server, tb).json["errcode"] == "M_UNKNOWN_TOKEN"
     assert whoami(server, ta).status == 200
     assert server.psql("SELECT count(*) FROM devices WHERE user_id LIKE '@acct_del:%'") == "1"
+    # Both devices' arrival and GONE's departure reached the device lists (E2EE).
+    assert server.psql("SELECT string_agg(device_id, ',' ORDER BY stream_id) FROM "
+                       "e2e_device_list_changes WHERE user_id LIKE '@acct_del:%'") == "KEEP,GONE,GONE"
     # Deleting an unknown (or already deleted) device succeeds.
     r = with_uia(server, "DELETE", path, {}, ta, "acct_del")
     assert r.status == 200
@@ -326,6 +329,8 @@ def test_deactivate_account(server):
     assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=tok).status == 200
     r = server.request("POST", V3 + "/createRoom", {"invite": [uid]}, token=host)
     invited_room = r.json["room_id"]
+    assert server.request("PUT", f"{V3}/user/{uid}/account_data/org.example.acct",
+                          {"a": 1}, token=tok).status == 200
     r = server.request("POST", V3 + "/account/deactivate", {"erase": "yes"}, token=tok)
     assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON"
     r = with_uia(server, "POST", V3 + "/account/deactivate", {"erase": True}, tok, "acct_deact")
@@ -336,6 +341,8 @@ def test_deactivate_account(server):
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
     assert server.psql(f"SELECT deactivated, password_hash IS NULL, erased FROM users "
                        f"WHERE user_id = '{uid}'") == "t|t|t"
+    assert server.psql(f"SELECT count(*) FROM account_data WHERE user_id = '{uid}'") == "0"
+    assert server.psql(f"SELECT count(*) FROM devices WHERE user_id = '{uid}'") == "0"
     # Erased: the profile is gone.
     r = server.request("GET", f"{V3}/profile/{uid}")
     assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND"
