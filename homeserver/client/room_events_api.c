@@ -241,9 +241,11 @@ static int get_joined_members(hs_req *r, json_t **out, hs_err *err) {
     if (!res) return -1;
     json_t *joined = json_object();
     for (int i = 0; i < PQntuples(res); i++) {
-        json_t *u = json_object();
-        if (!PQgetisnull(res, i, 1)) json_object_set_new(u, "display_name", json_string(PQgetvalue(res, i, 1)));
-        if (!PQgetisnull(res, i, 2)) json_object_set_new(u, "avatar_url", json_string(PQgetvalue(res, i, 2)));
+        /* Unset values are null, as Synapse answers (nio requires both keys). */
+        json_t *u = json_pack("{s:o, s:o}", "display_name",
+                              PQgetisnull(res, i, 1) ? json_null() : json_string(PQgetvalue(res, i, 1)),
+                              "avatar_url",
+                              PQgetisnull(res, i, 2) ? json_null() : json_string(PQgetvalue(res, i, 2)));
         json_object_set_new(joined, PQgetvalue(res, i, 0), u);
     }
     PQclear(res);
