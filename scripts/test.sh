@@ -72,6 +72,8 @@ if command -v clang >/dev/null; then
   done
 fi
 
+stage "npm packages for the real-client tests" scripts/js_deps.sh
+
 export PVYHS_BIN=$root/build-asan/bin/pvyhs
 stage "integration tests (pytest)" "$py" -m pytest -q -p no:cacheprovider tests/integration
 
