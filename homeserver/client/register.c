@@ -20,6 +20,7 @@
 #include "homeserver/core/clock.h"
 #include "profile.h"
 #include "registration_tokens.h"
+#include "text.h"
 #include "tokens.h"
 #include "uia.h"
 #include "users.h"
@@ -202,6 +203,10 @@ static int register_precheck(hs_req *r, const char *sid, hs_err *err) {
         if (v && !json_is_string(v))
             return hs_err_set(err, 400, "M_BAD_JSON", "'%s' must be a string", *k);
     }
+    const char *dname = json_string_value(json_object_get(b, "initial_device_display_name"));
+    if (dname && client_utf8_chars(dname) > CLIENT_DEVICE_NAME_MAX)
+        return hs_err_set(err, 400, "M_TOO_LARGE", "Device display name is too long (max %d)",
+                          CLIENT_DEVICE_NAME_MAX);
     if (!name) return 0;
     char *lower = strdup(json_string_value(name));
     for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);

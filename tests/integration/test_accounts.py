@@ -754,6 +754,11 @@ def test_register_username_checks_come_first(tok_server):
     assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM"
     r = s.request("POST", V3 + "/register", {"username": "acct_ok", "refresh_token": "y"})
     assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON"
+    r = s.request("POST", V3 + "/register", {"username": "acct_ok",
+                                             "initial_device_display_name": "d" * 101})
+    assert r.status == 400 and r.json["errcode"] == "M_TOO_LARGE"
+    r = s.request("POST", V3 + "/register", {"username": "acct_ok", "device_id": 7})
+    assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON"
     r = s.request("POST", V3 + "/register", {"type": "m.login.application_service",
                                              "username": "acct_as"})
     assert r.status == 400
