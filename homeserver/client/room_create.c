@@ -13,6 +13,7 @@
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
 #include "notifier.h"
+#include "profile.h"
 #include "push_actions.h"
 #include "room_send.h"
 #include "rooms/rooms.h"
@@ -284,8 +285,12 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     if (!cc) return json_decref(invites), -1;
     json_t *list = json_array();
     json_array_append_new(list, proto("m.room.create", "", cc));
-    json_array_append_new(list, proto("m.room.member", r->user_id,
-                                      json_pack("{s:s}", "membership", "join")));
+    json_t *join = json_pack("{s:s}", "membership", "join");
+    db_conn *pc = db_acquire(r->srv->db, err);
+    int prc = pc ? client_profile_fill_member(pc, r->user_id, join, err) : -1;
+    db_release(r->srv->db, pc);
+    if (prc < 0) return json_decref(join), json_decref(list), json_decref(invites), -1;
+    json_array_append_new(list, proto("m.room.member", r->user_id, join));
     add_state_events(list, v, r->json, r->user_id, preset, *alias ? alias : NULL, invites);
     size_t i;
     json_t *p;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "profile.h"
 #include "room_access.h"
 #include "room_send.h"
 
@@ -44,6 +45,19 @@ static int room_known(hs_req *r, const char *room_id, hs_err *err) {
     return known ? 0 : hs_err_set(err, 404, "M_NOT_FOUND", "No known servers to join %s through", room_id);
 }
 
+/* A join carries the joiner's display name and avatar; an invite of a local
+ * user carries the invitee's, as Synapse sends them. */
+static int fill_profile(hs_req *r, const char *target, const char *m, json_t *content,
+                        hs_err *err) {
+    const char *colon = strchr(target, ':');
+    bool local = colon && !strcmp(colon + 1, r->srv->cfg->server_name);
+    if (!local || (strcmp(m, "join") && strcmp(m, "invite"))) return 0;
+    db_conn *c = db_acquire(r->srv->db, err);
+    int rc = c ? client_profile_fill_member(c, target, content, err) : -1;
+    db_release(r->srv->db, c);
+    return rc;
+}
+
 /* Send target's membership, optionally with a reason, as the requester. */
 static int membership(hs_req *r, const char *room_id, const char *target, const char *m,
                       hs_err *err) {
@@ -52,6 +66,7 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
         return hs_err_set(err, 400, "M_BAD_JSON", "'reason' must be a string");
     json_t *content = json_pack("{s:s}", "membership", m);
     if (reason) json_object_set(content, "reason", (json_t *)reason);
+    if (fill_profile(r, target, m, content, err) < 0) return json_decref(content), -1;
     room_event *ev = client_room_send_state(r->srv, room_id, r->user_id, "m.room.member", target,
                                             content, err);
     json_decref(content);
