@@ -6,7 +6,7 @@ set -euo pipefail
 build_pkgs=(cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev libpq-dev
             libsodium-dev libssl-dev libjansson-dev libyaml-dev libvips-dev check postgresql)
 test_pkgs=(python3 python3-pytest python3-venv python3-canonicaljson python3-signedjson
-           python3-nacl clang libclang-rt-14-dev wrk curl procps openssl
+           python3-nacl python3-pil clang libclang-rt-14-dev wrk curl procps openssl
            python3-matrix-nio python3-olm)
 
 want=("${build_pkgs[@]}")

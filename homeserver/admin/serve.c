@@ -20,6 +20,7 @@
 #include "homeserver/client/notifier.h"
 #include "homeserver/core/log.h"
 #include "homeserver/http/http.h"
+#include "media/media.h"
 
 static const char usage[] =
     "usage: pvyhs serve [--config FILE]\n"
@@ -106,6 +107,7 @@ static int run(cfg *c) {
     srv.router = hs_router_new();
     client_routes(srv.router);
     fed_routes(srv.router);
+    media_routes(srv.router);
     hs_err err = {0};
     if (hs_http_start(&srv, &err) < 0) {
         hs_error("%s", err.msg);

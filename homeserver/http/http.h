@@ -57,9 +57,21 @@ typedef struct hs_req {
      * with its ctx, which is freed with ctx_free when the request ends. */
     void *ctx;
     void (*ctx_free)(void *ctx);
+    /* Streamed bodies (routes flagged HS_STREAM_BODY, for uploads of any size
+     * in constant memory): the handler first runs with stream_begin set, once
+     * the headers are in (auth done) and before any of the body. It refuses
+     * with -1 and err (sent at once if the client asked "Expect: 100-continue",
+     * else after the rest of the body is read and dropped, so the client sees
+     * it), or accepts by setting on_chunk (and ctx/ctx_free) and returning
+     * HS_STREAM_ACCEPT. on_chunk gets each piece of the body as it arrives;
+     * -1 refuses the rest the same way. After the last piece the handler runs
+     * again, stream_begin false and r->body empty, and answers as usual. */
+    bool stream_begin;
+    int (*on_chunk)(struct hs_req *r, const char *data, size_t len, hs_err *err);
 } hs_req;
 
 #define HS_SUSPENDED 0 /* handler return value: parked, answer later */
+#define HS_STREAM_ACCEPT 100 /* handler return value with stream_begin: send the body */
 
 /* Returns the HTTP status and stores a new reference in *out, or -1 with err. */
 typedef int (*hs_handler)(hs_req *r, json_t **out, hs_err *err);
@@ -71,6 +83,7 @@ enum hs_route_flags {
     HS_RAW_BODY = 1 << 3,       /* the body is not JSON (uploads) */
     HS_FEDERATION = 1 << 4,     /* served on listeners with the federation resource */
     HS_ANY_LISTENER = 1 << 5,   /* served everywhere (/health, /.well-known) */
+    HS_STREAM_BODY = 1 << 6,    /* POST/PUT body handed over in pieces: see hs_req.on_chunk */
 };
 
 hs_router *hs_router_new(void);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -35,6 +36,11 @@ typedef struct req_state {
     char *buf;
     size_t len, cap;
     bool too_large;
+    /* HS_STREAM_BODY routes (see hs_req.on_chunk): */
+    hs_handler stream_h; /* set: the body streams to this handler */
+    bool refused;        /* the error in refusal goes out once the body is drained */
+    bool answered;       /* a response is queued already */
+    hs_err refusal;
 } req_state;
 
 static void add_cors(struct MHD_Response *resp) {
@@ -163,6 +169,53 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     return st;
 }
 
+/* Streaming (HS_STREAM_BODY): a POST or PUT is routed and authenticated as
+ * soon as its headers are in, so the handler can refuse it (413 from the
+ * Content-Length, 401, 403) before any of the body is read. Other routes are
+ * left to dispatch() once their body is buffered. */
+static enum MHD_Result stream_begin(hs_listener *l, struct MHD_Connection *c, req_state *st) {
+    hs_req *r = &st->r;
+    int flags = 0, status;
+    hs_handler h = hs_router_match(l->srv->router, r->method, r->path, l->resources, r, &flags,
+                                   &status);
+    if (h && !(flags & HS_STREAM_BODY)) { /* dispatch() matches again */
+        for (int i = 0; i < r->n_params; i++) free(r->params[i]), r->params[i] = NULL;
+        r->n_params = 0;
+    }
+    if (!h || !(flags & HS_STREAM_BODY)) return MHD_YES;
+    st->stream_h = h;
+    int code = -1;
+    if (!((flags & HS_AUTH) || ((flags & HS_AUTH_OPTIONAL) && hs_auth_has_token(r))) ||
+        hs_auth_request(r, &st->refusal) == 0) {
+        json_t *out = NULL;
+        r->stream_begin = true;
+        code = h(r, &out, &st->refusal);
+        r->stream_begin = false;
+        json_decref(out);
+    }
+    if (code == HS_STREAM_ACCEPT && r->on_chunk) return MHD_YES;
+    if (code != -1) hs_err_set(&st->refusal, 500, "M_UNKNOWN", "upload handler did not start");
+    st->refused = true;
+    const char *expect = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect");
+    if (!expect || strcasecmp(expect, "100-continue")) return MHD_YES; /* drain, then answer */
+    st->answered = true; /* the client waits for our word before sending the body */
+    return send_error(c, &st->refusal) == MHD_YES ? MHD_YES : MHD_NO;
+}
+
+static enum MHD_Result stream_chunk(req_state *st, const char *data, size_t n) {
+    if (st->refused || st->answered) return MHD_YES; /* dropped */
+    if (st->r.on_chunk(&st->r, data, n, &st->refusal) < 0) st->refused = true;
+    return MHD_YES;
+}
+
+static enum MHD_Result stream_end(struct MHD_Connection *c, req_state *st) {
+    if (st->answered) return MHD_YES;
+    st->answered = true;
+    if (st->refused) return send_error(c, &st->refusal) == MHD_YES ? MHD_YES : MHD_NO;
+    hs_err err = {0};
+    return run_handler(c, st, st->stream_h, &err) == MHD_YES ? MHD_YES : MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size, void **con_cls) {
@@ -173,11 +226,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!st->r.conn) {
         st->r.conn = c;
         st->r.method = method;
+        if (!strcmp(method, "POST") || !strcmp(method, "PUT")) return stream_begin(l, c, st);
         return MHD_YES;
     }
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
+        if (st->stream_h) return stream_chunk(st, upload, n);
         if (st->too_large || st->len + n > HS_MAX_JSON_BODY) {
             st->too_large = true; /* keep reading so the 413 reaches the client */
             return MHD_YES;
@@ -195,6 +250,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         hs_err err = {0};
         return run_handler(c, st, st->parked, &err) == MHD_YES ? MHD_YES : MHD_NO;
     }
+    if (st->stream_h) return stream_end(c, st);
     st->r.body = st->buf ? st->buf : "";
     st->r.body_len = st->len;
     return dispatch(l, c, st) == MHD_YES ? MHD_YES : MHD_NO;

@@ -1,0 +1,279 @@
+/* blob.c — encrypted files in the media store.
+ *
+ * A file is "PVYHSM1\n", a secretstream (XChaCha20-Poly1305) header, then the
+ * plaintext in sealed messages of MEDIA_CHUNK bytes, the last one tagged
+ * FINAL: a truncated, reordered or altered file fails to open rather than
+ * yielding wrong bytes. Each file has its own random key. Files are written
+ * to <store>/tmp first, while the content address (HMAC-SHA-256 under a key
+ * derived from the master key) is computed, and moved to
+ * <store>/blobs/ab/cd/<address> once the database says the content is new. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "media_internal.h"
+
+#define MAGIC "PVYHSM1\n"
+#define MAGIC_LEN 8
+#define HDR_LEN crypto_secretstream_xchacha20poly1305_HEADERBYTES
+#define SEALED_CHUNK (MEDIA_CHUNK + crypto_secretstream_xchacha20poly1305_ABYTES)
+
+struct media_writer {
+    int fd;
+    char *tmp_path, *final_path;
+    bool finished;
+    crypto_secretstream_xchacha20poly1305_state ss;
+    crypto_auth_hmacsha256_state mac;
+    unsigned char key[MEDIA_KEY_LEN];
+    unsigned char address[MEDIA_ADDR_LEN];
+    unsigned char *buf, *out; /* one message of plaintext; its sealed form */
+    size_t fill;
+    long long length;
+};
+
+static int write_all(int fd, const unsigned char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        p += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+static ssize_t read_all(int fd, unsigned char *p, size_t n) {
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -1;
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+int media_mkdirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0700) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+char *media_blob_path(const char *store, const unsigned char *address) {
+    char hex[MEDIA_ADDR_LEN * 2 + 1];
+    sodium_bin2hex(hex, sizeof hex, address, MEDIA_ADDR_LEN);
+    char *p;
+    if (asprintf(&p, "%s/blobs/%.2s/%.2s/%s", store, hex, hex + 2, hex) < 0) return NULL;
+    return p;
+}
+
+media_writer *media_writer_new(const char *store, const media_keys *k, hs_err *err) {
+    char *dir;
+    if (asprintf(&dir, "%s/tmp", store) < 0) return NULL;
+    media_writer *w = calloc(1, sizeof *w);
+    w->fd = -1;
+    if (media_mkdirs(dir) < 0 || asprintf(&w->tmp_path, "%s/up-XXXXXX", dir) < 0) {
+        hs_err_set(err, 500, "M_UNKNOWN", "cannot write to the media store");
+        free(dir), free(w);
+        return NULL;
+    }
+    free(dir);
+    w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+    w->buf = malloc(MEDIA_CHUNK);
+    w->out = malloc(SEALED_CHUNK);
+    unsigned char hdr[HDR_LEN];
+    crypto_secretstream_xchacha20poly1305_keygen(w->key);
+    crypto_secretstream_xchacha20poly1305_init_push(&w->ss, hdr, w->key);
+    crypto_auth_hmacsha256_init(&w->mac, k->addr, sizeof k->addr);
+    if (w->fd < 0 || write_all(w->fd, (const unsigned char *)MAGIC, MAGIC_LEN) < 0 ||
+        write_all(w->fd, hdr, HDR_LEN) < 0) {
+        hs_err_set(err, 500, "M_UNKNOWN", "cannot write to the media store: %s", strerror(errno));
+        media_writer_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static int seal(media_writer *w, unsigned char tag, hs_err *err) {
+    unsigned long long clen;
+    crypto_secretstream_xchacha20poly1305_push(&w->ss, w->out, &clen, w->buf, w->fill, NULL, 0,
+                                               tag);
+    w->fill = 0;
+    if (write_all(w->fd, w->out, (size_t)clen) < 0)
+        return hs_err_set(err, 500, "M_UNKNOWN", "cannot write to the media store: %s",
+                          strerror(errno));
+    return 0;
+}
+
+int media_writer_write(media_writer *w, const void *data, size_t n, hs_err *err) {
+    const unsigned char *p = data;
+    crypto_auth_hmacsha256_update(&w->mac, p, n);
+    w->length += (long long)n;
+    while (n) {
+        size_t take = MEDIA_CHUNK - w->fill;
+        if (take > n) take = n;
+        memcpy(w->buf + w->fill, p, take);
+        w->fill += take, p += take, n -= take;
+        /* A full message is sealed only once more data exists, so the FINAL
+         * tag always lands on the last one. */
+        if (w->fill == MEDIA_CHUNK && n && seal(w, 0, err) < 0) return -1;
+    }
+    return 0;
+}
+
+int media_writer_finish(media_writer *w, hs_err *err) {
+    if (w->finished) return 0;
+    if (seal(w, crypto_secretstream_xchacha20poly1305_TAG_FINAL, err) < 0) return -1;
+    if (fsync(w->fd) < 0)
+        return hs_err_set(err, 500, "M_UNKNOWN", "cannot flush the media store: %s",
+                          strerror(errno));
+    crypto_auth_hmacsha256_final(&w->mac, w->address);
+    w->finished = true;
+    return 0;
+}
+
+long long media_writer_length(const media_writer *w) { return w->length; }
+const unsigned char *media_writer_address(const media_writer *w) { return w->address; }
+const unsigned char *media_writer_key(const media_writer *w) { return w->key; }
+
+int media_writer_install(media_writer *w, const char *store, hs_err *err) {
+    if (w->final_path) {
+        /* Again, after a retried transaction: only fine if the file at the
+         * address is still ours (another upload may have placed its own). */
+        struct stat mine, there;
+        if (fstat(w->fd, &mine) == 0 && stat(w->final_path, &there) == 0 &&
+            mine.st_ino == there.st_ino && mine.st_dev == there.st_dev)
+            return 0;
+        return hs_err_set(err, 500, "M_UNKNOWN", "the file changed while it was stored; retry");
+    }
+    char *path = media_blob_path(store, w->address);
+    char *copy = strdup(path);
+    const char *dir = dirname(copy);
+    int rc = 0;
+    if (media_mkdirs(dir) < 0 || rename(w->tmp_path, path) < 0) {
+        rc = hs_err_set(err, 500, "M_UNKNOWN", "cannot store the file: %s", strerror(errno));
+        free(path);
+    } else {
+        /* The rename must survive a crash as much as the database row will. */
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) fsync(dfd), close(dfd);
+        w->final_path = path;
+    }
+    free(copy);
+    return rc;
+}
+
+void media_writer_free(media_writer *w) {
+    if (!w) return;
+    if (w->fd >= 0) close(w->fd);
+    if (!w->final_path && w->tmp_path) unlink(w->tmp_path);
+    sodium_memzero(w->key, sizeof w->key);
+    if (w->buf) sodium_memzero(w->buf, MEDIA_CHUNK);
+    free(w->buf), free(w->out);
+    free(w->tmp_path), free(w->final_path);
+    free(w);
+}
+
+struct media_reader {
+    int fd;
+    crypto_secretstream_xchacha20poly1305_state ss;
+    unsigned char *in, *buf;
+    size_t pos, fill;
+    bool done;
+};
+
+media_reader *media_reader_open(const char *store, const unsigned char *address,
+                                const unsigned char key[MEDIA_KEY_LEN], hs_err *err) {
+    char *path = media_blob_path(store, address);
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    free(path);
+    unsigned char head[MAGIC_LEN + HDR_LEN];
+    if (fd < 0 || read_all(fd, head, sizeof head) != (ssize_t)sizeof head ||
+        memcmp(head, MAGIC, MAGIC_LEN) != 0) {
+        hs_err_set(err, 500, "M_UNKNOWN", "the stored file is missing or damaged");
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    media_reader *r = calloc(1, sizeof *r);
+    r->fd = fd;
+    if (crypto_secretstream_xchacha20poly1305_init_pull(&r->ss, head + MAGIC_LEN, key) != 0) {
+        hs_err_set(err, 500, "M_UNKNOWN", "the stored file is damaged");
+        media_reader_free(r);
+        return NULL;
+    }
+    r->in = malloc(SEALED_CHUNK);
+    r->buf = malloc(MEDIA_CHUNK);
+    return r;
+}
+
+/* Open the next sealed message. 0, or -1 if it does not authenticate. */
+static int next_message(media_reader *r) {
+    ssize_t got = read_all(r->fd, r->in, SEALED_CHUNK);
+    unsigned long long n = 0;
+    unsigned char tag = 0;
+    if (got < (ssize_t)crypto_secretstream_xchacha20poly1305_ABYTES ||
+        crypto_secretstream_xchacha20poly1305_pull(&r->ss, r->buf, &n, &tag, r->in, (size_t)got,
+                                                   NULL, 0) != 0)
+        return -1;
+    r->pos = 0, r->fill = (size_t)n;
+    if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
+        unsigned char extra;
+        if (read_all(r->fd, &extra, 1) != 0) return -1; /* nothing may follow FINAL */
+        r->done = true;
+    } else if (got != SEALED_CHUNK) {
+        return -1; /* cut short */
+    }
+    return 0;
+}
+
+ssize_t media_reader_read(media_reader *r, void *out, size_t n) {
+    while (r->pos == r->fill) {
+        if (r->done) return 0;
+        if (next_message(r) < 0) return -1;
+    }
+    size_t take = r->fill - r->pos;
+    if (take > n) take = n;
+    memcpy(out, r->buf + r->pos, take);
+    r->pos += take;
+    return (ssize_t)take;
+}
+
+void media_reader_free(media_reader *r) {
+    if (!r) return;
+    if (r->fd >= 0) close(r->fd);
+    if (r->buf) sodium_memzero(r->buf, MEDIA_CHUNK);
+    free(r->in), free(r->buf);
+    sodium_memzero(&r->ss, sizeof r->ss);
+    free(r);
+}
+
+unsigned char *media_blob_slurp(const char *store, const unsigned char *address,
+                                const unsigned char key[MEDIA_KEY_LEN], size_t len, hs_err *err) {
+    media_reader *r = media_reader_open(store, address, key, err);
+    if (!r) return NULL;
+    unsigned char *buf = malloc(len ? len : 1);
+    size_t got = 0;
+    ssize_t n = 1;
+    while (buf && got < len && (n = media_reader_read(r, buf + got, len - got)) > 0)
+        got += (size_t)n;
+    unsigned char extra;
+    if (n >= 0 && got == len) n = media_reader_read(r, &extra, 1); /* must be the end */
+    media_reader_free(r);
+    if (!buf || n != 0 || got != len) {
+        free(buf);
+        hs_err_set(err, 500, "M_UNKNOWN", "the stored file is damaged");
+        return NULL;
+    }
+    return buf;
+}
