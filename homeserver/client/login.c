@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "homeserver/http/ratelimit.h"
 #include "devices.h"
 #include "homeserver/core/clock.h"
 #include "text.h"
@@ -67,6 +68,14 @@ static int post_login(hs_req *r, json_t **out, hs_err *err) {
     const char *device_id = NULL, *name = NULL;
     bool refresh = false;
     if (login_options(r->json, &device_id, &name, &refresh, err) < 0) return -1;
+    /* rc_login: per address always; failed attempts per address too (they
+     * are counted below); per account once the account is known. */
+    char ip[64];
+    hs_req_client_ip(r, ip, sizeof ip);
+    const cfg *conf = r->srv->cfg;
+    if (hs_ratelimit("login-ip", ip, &conf->rc_login_address, err) < 0 ||
+        hs_ratelimit_check("login-failed", ip, &conf->rc_login_failed_attempts, err) < 0)
+        return -1;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     int rc = -1;
@@ -76,7 +85,11 @@ static int post_login(hs_req *r, json_t **out, hs_err *err) {
     /* One transaction: a login token is spent only if the login happens. */
     if (db_script(c, "BEGIN", err) == 0) {
         user_id = login_user(r, c, type, err);
-        if (user_id &&
+        if (!user_id && err->status == 403) {
+            hs_err spent = {0};
+            hs_ratelimit("login-failed", ip, &conf->rc_login_failed_attempts, &spent);
+        }
+        if (user_id && hs_ratelimit("login-account", user_id, &conf->rc_login_account, err) == 0 &&
             client_session_start(r->srv, c, user_id, device_id, name, refresh, res, &created, err) == 0 &&
             db_script(c, "COMMIT", err) == 0)
             rc = 200;

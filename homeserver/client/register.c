@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "homeserver/http/ratelimit.h"
 #include "devices.h"
 #include "homeserver/core/clock.h"
 #include "profile.h"
@@ -225,6 +226,12 @@ static int register_precheck(hs_req *r, const char *sid, hs_err *err) {
 
 static int register_guest(hs_req *r, json_t **out, hs_err *err);
 
+static int limit_ip(hs_req *r, hs_err *err) {
+    char ip[64];
+    hs_req_client_ip(r, ip, sizeof ip);
+    return hs_ratelimit("register", ip, &r->srv->cfg->rc_registration, err);
+}
+
 static int post_register(hs_req *r, json_t **out, hs_err *err) {
     const char *kind = hs_req_query(r, "kind");
     if (kind && !strcmp(kind, "guest")) return register_guest(r, out, err);
@@ -236,6 +243,8 @@ static int post_register(hs_req *r, json_t **out, hs_err *err) {
                           "Application service registration is not available yet");
     if (!registration_open(r->srv->cfg))
         return hs_err_set(err, 403, "M_FORBIDDEN", "Registration has been disabled");
+    /* rc_registration: per client address, on requests that try to finish. */
+    if (json_object_get(r->json, "auth") && limit_ip(r, err) < 0) return -1;
     const char *sid = client_uia_session_of(r->json);
     if (register_precheck(r, sid, err) < 0) return -1;
 
@@ -290,6 +299,7 @@ static int guest_txn(db_conn *c, void *arg, hs_err *err) {
 static int register_guest(hs_req *r, json_t **out, hs_err *err) {
     if (!r->srv->cfg->allow_guest_access)
         return hs_err_set(err, 403, "M_FORBIDDEN", "Guest access is disabled");
+    if (limit_ip(r, err) < 0) return -1;
     const json_t *name = json_object_get(r->json, "initial_device_display_name");
     guest_job j = {.srv = r->srv, .device_name = json_string_value(name), .out = json_object()};
     if (db_txn(r->srv->db, guest_txn, &j, err) < 0) return json_decref(j.out), -1;

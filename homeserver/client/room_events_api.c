@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "homeserver/http/ratelimit.h"
 #include "events_read.h"
 #include "room_access.h"
 #include "room_send.h"
@@ -23,7 +24,12 @@ static int answer_event_id(room_event *ev, char *existing, json_t **out) {
     return 200;
 }
 
+static int limit_messages(hs_req *r, hs_err *err) {
+    return hs_ratelimit("message", r->user_id, &r->srv->cfg->rc_message, err);
+}
+
 static int put_send(hs_req *r, json_t **out, hs_err *err) {
+    if (limit_messages(r, err) < 0) return -1;
     json_t *p = proto_of(r, r->params[1], NULL, r->json);
     char *existing = NULL;
     room_event *ev = client_room_send_txn(r->srv, r->params[0], p, r->device_id, r->params[2],
@@ -34,6 +40,7 @@ static int put_send(hs_req *r, json_t **out, hs_err *err) {
 }
 
 static int put_state(hs_req *r, json_t **out, hs_err *err) {
+    if (limit_messages(r, err) < 0) return -1;
     const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
     json_t *p = proto_of(r, r->params[1], sk, r->json);
     room_event *ev = client_room_send(r->srv, NULL, r->params[0], p, err);
@@ -66,6 +73,13 @@ static int may_redact(hs_req *r, db_conn *c, const char *target_id, hs_err *err)
 
 static int put_redact(hs_req *r, json_t **out, hs_err *err) {
     const char *room_id = r->params[0], *target = r->params[1];
+    /* Admins redact under rc_admin_redaction when it is set (Synapse). */
+    const cfg_ratelimit *rl = r->is_admin && r->srv->cfg->rc_admin_redaction.per_second > 0
+                                  ? &r->srv->cfg->rc_admin_redaction
+                                  : &r->srv->cfg->rc_message;
+    if (hs_ratelimit(rl == &r->srv->cfg->rc_message ? "message" : "admin-redaction", r->user_id,
+                     rl, err) < 0)
+        return -1;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     const room_version *v = room_store_room_version(c, room_id, err);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "homeserver/http/ratelimit.h"
 #include "profile.h"
 #include "room_access.h"
 #include "room_send.h"
@@ -76,6 +77,7 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
 }
 
 static int do_join(hs_req *r, const char *room_id, json_t **out, hs_err *err) {
+    if (hs_ratelimit("join", r->user_id, &r->srv->cfg->rc_joins_local, err) < 0) return -1;
     if (room_known(r, room_id, err) < 0 || membership(r, room_id, r->user_id, "join", err) < 0)
         return -1;
     *out = json_pack("{s:s}", "room_id", room_id);
@@ -138,7 +140,13 @@ static int target_action(hs_req *r, const char *m, json_t **out, hs_err *err) {
     return 200;
 }
 
-static int post_invite(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "invite", out, err); }
+static int post_invite(hs_req *r, json_t **out, hs_err *err) {
+    const char *target = json_string_value(json_object_get(r->json, "user_id"));
+    if (hs_ratelimit("invite-room", r->params[0], &r->srv->cfg->rc_invites_per_room, err) < 0 ||
+        (target && hs_ratelimit("invite-user", target, &r->srv->cfg->rc_invites_per_user, err) < 0))
+        return -1;
+    return target_action(r, "invite", out, err);
+}
 static int post_kick(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "leave", out, err); }
 static int post_ban(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "ban", out, err); }
 static int post_unban(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "unban", out, err); }

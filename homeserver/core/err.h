@@ -10,6 +10,7 @@ typedef struct hs_err {
     int status;        /* HTTP status to answer with (400, 403, 500 …) */
     char errcode[48];  /* Matrix errcode, e.g. "M_BAD_JSON" */
     char msg[512];     /* human-readable, safe to show to the client */
+    long long retry_after_ms; /* with 429 M_LIMIT_EXCEEDED: when to try again */
 } hs_err;
 
 /* Fill e (if not NULL) and return -1, so callers can `return hs_err_set(...)`. */

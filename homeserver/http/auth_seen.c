@@ -21,28 +21,6 @@
 
 static atomic_llong last_sweep;
 
-/* The client's address: the first X-Forwarded-For hop when a listener trusts
- * its proxy (x_forwarded), else the peer. Only used with track_client_ips. */
-static void client_ip(hs_req *r, char *out, size_t n) {
-    out[0] = 0;
-    const cfg *c = r->srv->cfg;
-    bool trust = false;
-    for (size_t i = 0; i < c->n_listeners; i++) trust |= c->listeners[i].x_forwarded;
-    const char *xff = trust ? hs_req_header(r, "X-Forwarded-For") : NULL;
-    if (xff) {
-        size_t len = strcspn(xff, ", ");
-        snprintf(out, n, "%.*s", (int)(len < 64 ? len : 64), xff);
-        return;
-    }
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
-}
-
 static void sweep(hs_req *r, db_conn *c, long long now) {
     static db_stmt old = DB_STMT(
         "UPDATE devices SET last_seen_ip = NULL, last_seen_user_agent = NULL"
@@ -70,7 +48,7 @@ static void touch_device(hs_req *r, db_conn *c, long long now) {
     snprintf(ts, sizeof ts, "%lld", now);
     bool track = r->srv->cfg->track_client_ips;
     if (track) {
-        client_ip(r, ip, sizeof ip);
+        hs_req_client_ip(r, ip, sizeof ip);
         const char *h = hs_req_header(r, "User-Agent");
         snprintf(ua, sizeof ua, "%s", h ? h : "");
     }

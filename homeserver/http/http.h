@@ -41,6 +41,7 @@ typedef struct hs_req {
     struct MHD_Connection *conn;
     const char *method;
     const char *path;                /* as received, not decoded */
+    const char *uri;                 /* path and query as received (what X-Matrix signs) */
     char *params[HS_MAX_PARAMS];     /* percent-decoded {templates} of the route */
     int n_params;
     const char *body;                /* raw body (NUL-terminated), may be empty */
@@ -50,6 +51,8 @@ typedef struct hs_req {
     char *user_id;
     char *device_id;
     bool is_admin, is_guest;
+    /* Filled by X-Matrix auth on federation routes: the calling server. */
+    char *origin;
     /* A handler answering with something other than JSON sets this. */
     struct MHD_Response *custom;
     /* Long-polling: a handler may park the request (hs_req_suspend) and
@@ -84,7 +87,16 @@ enum hs_route_flags {
     HS_FEDERATION = 1 << 4,     /* served on listeners with the federation resource */
     HS_ANY_LISTENER = 1 << 5,   /* served everywhere (/health, /.well-known) */
     HS_STREAM_BODY = 1 << 6,    /* POST/PUT body handed over in pieces: see hs_req.on_chunk */
+    /* HS_FEDERATION routes require X-Matrix auth (the callback below) unless: */
+    HS_FED_NOAUTH = 1 << 7,        /* never authenticated (key server, openid) */
+    HS_FED_AUTH_OPTIONAL = 1 << 8, /* authenticated only when X-Matrix is sent */
 };
+
+/* X-Matrix authentication, provided by the federation layer (which the HTTP
+ * layer must not depend on): sets r->origin, or returns -1 with err. Without
+ * a callback, authenticated federation routes answer 401. */
+typedef int (*hs_fed_auth_fn)(hs_req *r, hs_err *err);
+void hs_http_set_federation_auth(hs_fed_auth_fn fn);
 
 hs_router *hs_router_new(void);
 void hs_router_free(hs_router *rt);
@@ -113,6 +125,10 @@ void hs_req_resume(hs_req *r);
 
 /* A query-string parameter of the request, or NULL. */
 const char *hs_req_query(hs_req *r, const char *key);
+/* The client's address (the first X-Forwarded-For hop behind a trusted
+ * proxy), "" when unknown. */
+void hs_req_client_ip(hs_req *r, char *out, size_t n);
+
 /* A request header, or NULL. */
 const char *hs_req_header(hs_req *r, const char *name);
 

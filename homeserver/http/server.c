@@ -33,6 +33,7 @@ typedef struct req_state {
     hs_req r;
     hs_handler parked;  /* the handler to run again on resume */
     char *raw_path; /* the path as sent, before libmicrohttpd decodes it */
+    char *raw_uri;  /* path and query as sent: X-Matrix signs it (federation) */
     char *buf;
     size_t len, cap;
     bool too_large;
@@ -70,12 +71,50 @@ json_t *hs_http_error_body(const hs_err *err) {
                           "error", err->msg);
     if (!strcmp(err->errcode, "M_UNKNOWN_TOKEN"))
         json_object_set_new(o, "soft_logout", json_boolean(strstr(err->msg, "expired") != NULL));
+    if (err->retry_after_ms > 0)
+        json_object_set_new(o, "retry_after_ms", json_integer(err->retry_after_ms));
     return o;
 }
 
 static int send_error(struct MHD_Connection *c, hs_err *err) {
     int status = err->status ? err->status : 500;
-    return hs_http_send_json(c, status, hs_http_error_body(err));
+    json_t *body = hs_http_error_body(err);
+    if (err->retry_after_ms <= 0) return hs_http_send_json(c, status, body);
+    /* v1.10: the Retry-After header (seconds) beside retry_after_ms. */
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    char secs[24];
+    snprintf(secs, sizeof secs, "%lld", (err->retry_after_ms + 999) / 1000);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Retry-After", secs);
+    add_cors(resp);
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* The client's address: the first X-Forwarded-For hop when a listener trusts
+ * its proxy (x_forwarded), else the peer. Kept in memory only (rate limits)
+ * unless the admin turns on track_client_ips. */
+void hs_req_client_ip(hs_req *r, char *out, size_t n) {
+    out[0] = 0;
+    const cfg *c = r->srv->cfg;
+    bool trust = false;
+    for (size_t i = 0; i < c->n_listeners; i++) trust |= c->listeners[i].x_forwarded;
+    const char *xff = trust ? hs_req_header(r, "X-Forwarded-For") : NULL;
+    if (xff) {
+        size_t len = strcspn(xff, ", ");
+        snprintf(out, n, "%.*s", (int)(len < 64 ? len : 64), xff);
+        return;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
 const char *hs_req_query(hs_req *r, const char *key) {
@@ -102,6 +141,24 @@ static int prepare_body(hs_req *r, int flags, hs_err *err) {
 
 static int run_handler(struct MHD_Connection *c, req_state *st, hs_handler h, hs_err *errp);
 
+/* ---- X-Matrix on federation routes (federation/xmatrix.c registers it) ----
+ * The federation layer sits above this one, so it hands us its
+ * authenticator. It runs after the body is parsed: the signature covers it. */
+static hs_fed_auth_fn fed_auth_cb;
+
+void hs_http_set_federation_auth(hs_fed_auth_fn fn) { fed_auth_cb = fn; }
+
+static bool fed_auth_needed(hs_req *r, int flags) {
+    if (!(flags & HS_FEDERATION) || (flags & HS_FED_NOAUTH)) return false;
+    return !(flags & HS_FED_AUTH_OPTIONAL) || hs_req_header(r, "Authorization") != NULL;
+}
+
+static int fed_authenticate(hs_req *r, hs_err *err) {
+    if (!fed_auth_cb) return hs_err_set(err, 401, "M_UNAUTHORIZED", "federation is not available");
+    return fed_auth_cb(r, err);
+}
+/* ---- end X-Matrix ---- */
+
 static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
     hs_req *r = &st->r;
     hs_err err = {0};
@@ -123,6 +180,7 @@ static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
         hs_auth_request(r, &err) < 0)
         return send_error(c, &err);
     if (prepare_body(r, flags, &err) < 0) return send_error(c, &err);
+    if (fed_auth_needed(r, flags) && fed_authenticate(r, &err) < 0) return send_error(c, &err);
     return run_handler(c, st, h, &err);
 }
 
@@ -163,6 +221,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
     hs_listener *l = cls;
     req_state *st = calloc(1, sizeof *st);
     st->raw_path = strndup(uri, strcspn(uri, "?"));
+    st->raw_uri = strdup(uri);
+    st->r.uri = st->raw_uri;
     st->r.srv = l->srv;
     st->r.path = st->raw_path;
     atomic_fetch_add(&l->srv->inflight, 1);
@@ -267,8 +327,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (st->r.ctx_free) st->r.ctx_free(st->r.ctx);
     free(st->r.user_id);
     free(st->r.device_id);
+    free(st->r.origin);
     free(st->buf);
     free(st->raw_path);
+    free(st->raw_uri);
     free(st);
     *con_cls = NULL;
     atomic_fetch_sub(&l->srv->inflight, 1);

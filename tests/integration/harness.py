@@ -65,7 +65,23 @@ def http(base, method, path, body=None, token=None, raw=None, headers=None, time
 class Server:
     """A pvyhs process with its own directory. Use as a context manager."""
 
-    def __init__(self, extra_yaml="", dsn_yaml=None, name="localhost"):
+    # Tests send far faster than people: lift the rc_* limits unless a test
+    # is about them (limits=True keeps Synapse's defaults).
+    NO_LIMITS = """rc_message: {per_second: 100000, burst_count: 100000}
+rc_registration: {per_second: 100000, burst_count: 100000}
+rc_login:
+  address: {per_second: 100000, burst_count: 100000}
+  account: {per_second: 100000, burst_count: 100000}
+  failed_attempts: {per_second: 100000, burst_count: 100000}
+rc_joins:
+  local: {per_second: 100000, burst_count: 100000}
+  remote: {per_second: 100000, burst_count: 100000}
+rc_invites:
+  per_room: {per_second: 100000, burst_count: 100000}
+  per_user: {per_second: 100000, burst_count: 100000}
+"""
+
+    def __init__(self, extra_yaml="", dsn_yaml=None, name="localhost", limits=False):
         self.dir = tempfile.mkdtemp(prefix="pvyhs-test-")
         os.chmod(self.dir, 0o755)  # the embedded cluster's user must reach it
         self.port = free_port()
@@ -89,6 +105,8 @@ listeners:
 """)
             if dsn_yaml:
                 f.write(dsn_yaml)
+            if not limits:
+                f.write(self.NO_LIMITS)
             f.write(extra_yaml)
 
     def start(self, wait=True, timeout=90):
