@@ -84,7 +84,7 @@ def forge(obj, user_id, key_id):
 def sync_has_e2ee(server, token):
     """Whether /sync carries this area's sections yet: the integrator wires
     client_otk_counts (which always reports signed_curve25519) together with
-    to_device and device_lists. Tests that need /sync skip, naming what is
+    to_device and device_lists. Tests that need /sync assert it, naming what is
     missing, until then; once wired, any failure is a real one."""
     r = server.request("GET", "/_matrix/client/v3/sync?timeout=0", token=token)
     return r.status == 200 and "signed_curve25519" in r.json.get("device_one_time_keys_count", {})

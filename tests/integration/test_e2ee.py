@@ -56,8 +56,7 @@ def user(server, name, device_id=None):
 
 
 def need_sync(server, u):
-    if not sync_has_e2ee(server, u.token):
-        pytest.skip(SYNC_MISSING)
+    assert sync_has_e2ee(server, u.token), SYNC_MISSING
 
 
 def err(r, status, errcode):

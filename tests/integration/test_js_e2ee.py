@@ -16,14 +16,12 @@ NODE = os.path.join(JS_DIR, "node_modules", ".bin", "node")
 PASSWORD = "correct horse"
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(JS_DIR, "node_modules", "matrix-js-sdk"))
-                    or not os.path.exists(NODE),
-                    reason="cd tests/integration/js && npm install --ignore-scripts")
 def test_js_sdk_two_users_devices_backup_and_sas(server):
+    assert os.path.isdir(os.path.join(JS_DIR, "node_modules", "matrix-js-sdk")) and \
+        os.path.exists(NODE), "scripts/js_deps.sh installs matrix-js-sdk and Node 22"
     server.add_user("js_alice", PASSWORD)
     server.add_user("js_bob", PASSWORD)
-    if not sync_has_e2ee(server, server.login("js_alice", PASSWORD)):
-        pytest.skip(SYNC_MISSING)
+    assert sync_has_e2ee(server, server.login("js_alice", PASSWORD)), SYNC_MISSING
     env = dict(os.environ, PVYHS_BASE=server.base, PVYHS_ALICE="js_alice", PVYHS_BOB="js_bob",
                PVYHS_PASSWORD=PASSWORD)
     p = subprocess.run([NODE, "e2ee_two_users.mjs"], cwd=JS_DIR, env=env, capture_output=True,
