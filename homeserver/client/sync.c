@@ -5,7 +5,6 @@
  * timer for the timeout; whichever fires first resumes it and the handler
  * runs again. A wake for something this filter hides parks it again until
  * the deadline. */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +12,10 @@
 
 #include "client.h"
 #include "homeserver/core/clock.h"
-#include "homeserver/http/timer.h"
 #include "notifier.h"
 #include "sync_rooms.h"
 #include "sync_token.h"
+#include "sync_wait.h"
 #include "account_data.h"
 #include "e2ee.h"
 #include "filters.h"
@@ -27,55 +26,6 @@
 #include "typing.h"
 
 #define MAX_TIMEOUT_MS (10LL * 60 * 1000)
-
-typedef struct sync_wait {
-    pthread_mutex_t mu;
-    atomic_int refs;       /* the request, the timer, the waiter registration */
-    hs_req *r;
-    hs_waiter *waiter;
-    hs_timer *timer;
-    bool parked, fired;
-    long long deadline;
-} sync_wait;
-
-static void wait_unref(sync_wait *w) {
-    if (atomic_fetch_sub(&w->refs, 1) == 1) {
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-    }
-}
-
-/* From the notifier or the timer: resume the request if it is parked. */
-static void wake(sync_wait *w) {
-    pthread_mutex_lock(&w->mu);
-    w->fired = true;
-    if (w->parked) {
-        w->parked = false;
-        hs_req_resume(w->r);
-    }
-    pthread_mutex_unlock(&w->mu);
-}
-
-static void on_notify(void *arg) { wake(arg); }
-
-static void on_timeout(void *arg) {
-    wake(arg);
-    wait_unref(arg); /* the timer's reference */
-}
-
-/* Stop listening: after this neither the notifier nor the timer can touch w. */
-static void disarm(sync_wait *w) {
-    hs_waiter_remove(w->waiter);
-    w->waiter = NULL;
-    if (w->timer && hs_timer_cancel(w->timer)) wait_unref(w); /* it will never run */
-    w->timer = NULL;
-}
-
-static void wait_free(void *arg) {
-    sync_wait *w = arg;
-    disarm(w);
-    wait_unref(w);
-}
 
 typedef struct sync_opts {
     sync_token since;
@@ -270,31 +220,12 @@ static void free_rooms(char **rooms, size_t n) {
     free(rooms);
 }
 
-/* Register with the notifier and the timer, then park unless something fired. */
-static bool park(hs_req *r, sync_wait *w, char **rooms, size_t n, const sync_token *seen) {
-    w->fired = false;
-    w->waiter = hs_waiter_add(r->user_id, (const char *const *)rooms, n, on_notify, w);
-    atomic_fetch_add(&w->refs, 1);
-    w->timer = hs_timer_add(w->deadline, on_timeout, w);
-    sync_token again;
-    sync_token_now(&again); /* a write that committed before we registered */
-    pthread_mutex_lock(&w->mu);
-    bool park = !w->fired && sync_token_equal(&again, seen);
-    if (park) {
-        w->parked = true;
-        hs_req_suspend(r);
-    }
-    pthread_mutex_unlock(&w->mu);
-    if (!park) disarm(w);
-    return park;
-}
-
 static int get_sync(hs_req *r, json_t **out, hs_err *err) {
-    sync_wait *w = r->ctx;
-    if (w) disarm(w); /* resumed */
     sync_opts o;
     if (parse_opts(r, &o, err) < 0) return -1;
-    if (!w) { /* the request's first run: set_presence says the user is around */
+    bool first = !r->ctx;
+    long long deadline = sync_wait_begin(r, o.timeout);
+    if (first) { /* the request's first run: set_presence says the user is around */
         db_conn *c = db_acquire(r->srv->db, err);
         int rc = c ? client_presence_set(c, r->srv, r->user_id, hs_req_query(r, "set_presence"), err) : -1;
         db_release(r->srv->db, c);
@@ -308,20 +239,9 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
         size_t n = 0;
         json_t *resp = build(r, &o, &now, &any, &rooms, &n, err);
         if (!resp) return -1;
-        long long t = hs_now_ms();
-        if (!w && o.timeout > 0) {
-            w = calloc(1, sizeof *w);
-            pthread_mutex_init(&w->mu, NULL);
-            atomic_init(&w->refs, 1);
-            w->r = r;
-            w->deadline = t + o.timeout;
-            r->ctx = w;
-            r->ctx_free = wait_free;
-        }
-        bool wait = !any && o.has_since && !o.p.full_state && w && t < w->deadline &&
-                    !atomic_load(&r->srv->stopping) &&
-                    sync_token_equal(&now, &o.since);
-        if (wait && park(r, w, rooms, n, &now)) {
+        bool wait = !any && o.has_since && !o.p.full_state && hs_now_ms() < deadline &&
+                    !atomic_load(&r->srv->stopping) && sync_token_equal(&now, &o.since);
+        if (wait && sync_wait_park(r, rooms, n, &now)) {
             json_decref(resp);
             free_rooms(rooms, n);
             return HS_SUSPENDED;
