@@ -148,7 +148,8 @@ static int store_txn(db_conn *c, void *arg, hs_err *err) {
         " length = $8, last_access_ts = $9,"
         " quarantined_by = (SELECT 'system' FROM media WHERE address = $7::bytea"
         "  AND quarantined_by IS NOT NULL LIMIT 1)"
-        " WHERE origin = $1 AND media_id = $2 AND address IS NULL");
+        " WHERE origin = $1 AND media_id = $2 AND remote = $3::boolean AND user_id = $4"
+        " AND address IS NULL");
     store_arg *a = arg;
     const media_new *n = a->n;
     char addr[2 + 2 * MEDIA_ADDR_LEN + 1], len[24], now[24];

@@ -142,6 +142,34 @@ typedef struct made {
     const char *type;
 } made;
 
+/* libvips crops an animation as one tall strip, so crop each frame here:
+ * scale until the frames cover the box (never up), then cut every frame's
+ * centre. */
+static int crop_animated(const unsigned char *src, size_t len, int w, int h, const thumb_req *t,
+                         VipsImage **out) {
+    double s = (double)t->width / w > (double)t->height / h ? (double)t->width / w
+                                                             : (double)t->height / h;
+    int sw = s >= 1 ? w : (int)(w * s + 0.999);
+    VipsImage *strip = NULL;
+    if (vips_thumbnail_buffer((void *)src, len, &strip, sw, "height", VIPS_MAX_COORD, "size",
+                              VIPS_SIZE_DOWN, "option_string", "n=-1", NULL) != 0)
+        return -1;
+    int ph = vips_image_get_page_height(strip), pages = strip->Ysize / ph;
+    int cw = t->width < strip->Xsize ? t->width : strip->Xsize, ch = t->height < ph ? t->height : ph;
+    VipsImage **frames = calloc((size_t)pages, sizeof *frames);
+    int rc = 0;
+    for (int i = 0; i < pages && rc == 0; i++)
+        rc = vips_extract_area(strip, &frames[i], (strip->Xsize - cw) / 2, i * ph + (ph - ch) / 2,
+                               cw, ch, NULL);
+    if (rc == 0) rc = vips_arrayjoin(frames, out, pages, "across", 1, NULL);
+    if (rc == 0) vips_image_set_int(*out, "page-height", ch);
+    for (int i = 0; i < pages; i++)
+        if (frames[i]) g_object_unref(frames[i]);
+    free(frames);
+    g_object_unref(strip);
+    return rc;
+}
+
 /* Decode and scale. 0, 1 when the original is already small enough, -1. */
 static int render(const cfg *cf, const media_info *m, const unsigned char *src, thumb_req *t,
                   made *out, hs_err *err) {
@@ -163,10 +191,14 @@ static int render(const cfg *cf, const media_info *m, const unsigned char *src, 
      * animated and the client did not ask for animation). */
     if (w <= t->width && h <= t->height && (pages == 1 || t->animated)) return 1;
     VipsImage *img = NULL;
-    if (vips_thumbnail_buffer((void *)src, (size_t)m->length, &img, t->width, "height", t->height,
-                              "size", VIPS_SIZE_DOWN, "crop",
-                              t->crop ? VIPS_INTERESTING_CENTRE : VIPS_INTERESTING_NONE,
-                              "option_string", t->animated ? "n=-1" : "", NULL) != 0) {
+    int vrc = t->animated && t->crop
+                   ? crop_animated(src, (size_t)m->length, w, h, t, &img)
+                   : vips_thumbnail_buffer((void *)src, (size_t)m->length, &img, t->width,
+                                           "height", t->height, "size", VIPS_SIZE_DOWN, "crop",
+                                           t->crop ? VIPS_INTERESTING_CENTRE
+                                                   : VIPS_INTERESTING_NONE,
+                                           "option_string", t->animated ? "n=-1" : "", NULL);
+    if (vrc != 0) {
         hs_warn("media: thumbnailing failed: %s", vips_error_buffer());
         vips_error_clear();
         return hs_err_set(err, 400, "M_UNKNOWN", "Cannot generate thumbnails for the requested "
