@@ -12,5 +12,6 @@ static int get_version(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void fed_version_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/federation/v1/version", get_version, HS_FEDERATION);
+    hs_route(rt, "GET", "/_matrix/federation/v1/version", get_version,
+             HS_FEDERATION | HS_FED_AUTH_OPTIONAL); /* signed requests are checked, as Synapse does */
 }
