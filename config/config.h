@@ -27,6 +27,16 @@ typedef struct cfg_listener {
     bool res_federation;       /* resources: names include "federation" (or "keys") */
 } cfg_listener;
 
+/* One entry of trusted_key_servers (Synapse's format): a notary we ask for
+ * other servers' signing keys. */
+typedef struct cfg_key_server {
+    char *server_name;
+    bool has_verify_keys;         /* verify_keys given: answers must carry its signature */
+    cfg_strlist key_ids;          /* verify_keys: "ed25519:abc" ... */
+    cfg_strlist keys;             /* ... and the unpadded base64 public key of each */
+    bool accept_keys_insecurely;  /* no verify_keys although certificates go unchecked */
+} cfg_key_server;
+
 typedef struct cfg_ratelimit {
     double per_second;
     int burst_count;
@@ -116,6 +126,10 @@ typedef struct cfg {
     cfg_strlist url_preview_ip_range_whitelist;     /* [] */
     cfg_strlist ip_range_blacklist;                 /* default: private/loopback ranges */
     cfg_strlist ip_range_whitelist;
+    /* Notaries for other servers' keys. Default: none (Synapse's default is
+     * matrix.org; we ask each server itself, which tells matrix.org nothing). */
+    cfg_key_server *trusted_key_servers;
+    size_t n_trusted_key_servers;
 
     /* rc_* rate limits, Synapse's names and defaults */
     cfg_ratelimit rc_message;                /* 0.2 / 10 */

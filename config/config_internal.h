@@ -167,6 +167,11 @@ bool cfg_check_files(cfg_ctx *x, const cfg_node *v, const char *key, void *field
 bool cfg_parse_listeners(cfg_ctx *x, const cfg_node *v, const char *key, int line, void *base);
 void cfg_listeners_free(cfg *c);
 bool cfg_parse_database(cfg_ctx *x, const cfg_node *v, const char *key, int line, void *base);
+bool cfg_parse_key_servers(cfg_ctx *x, const cfg_node *v, const char *key, int line, void *base);
+/* Notaries without verify_keys are trusted through TLS alone: refused when
+ * federation_verify_certificates is false (as Synapse does). */
+void cfg_check_key_servers(cfg_ctx *x, const cfg *c, const cfg_node *root);
+void cfg_key_servers_free(cfg *c);
 /* media.c: thumbnail_sizes and media_upload_limits (lists of mappings). */
 bool cfg_parse_thumbnail_sizes(cfg_ctx *x, const cfg_node *v, const char *key, int line,
                                void *base);

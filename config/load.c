@@ -132,6 +132,7 @@ cfg *cfg_load(const char *path, FILE *diag, int *n_errors, int *n_warnings) {
         cfg_derived_defaults(&x, c);
         cfg_cross_checks(&x, c, root);
         cfg_check_turn(&x, c, root);
+        cfg_check_key_servers(&x, c, root);
     }
     cfg_node_free(root);
     free(x.dir);
@@ -148,6 +149,7 @@ void cfg_free(cfg *c) {
     if (!c) return;
     cfg_table_free(cfg_top_keys, c);
     cfg_listeners_free(c);
+    cfg_key_servers_free(c);
     cfg_media_free(c);
     free(c->db_dsn);
     free(c->path);

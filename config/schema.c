@@ -178,6 +178,7 @@ const cfg_key cfg_top_keys[] = {
     LIST("ip_range_whitelist", ip_range_whitelist, .check = cfg_check_cidrs),
     LIST("ip_range_allowlist", ip_range_whitelist, .alias_of = "ip_range_whitelist",
          .check = cfg_check_cidrs),
+    {.name = "trusted_key_servers", .type = CFG_T_CUSTOM, .parse = cfg_parse_key_servers},
     RATELIMIT("rc_message", rc_message, 0.2, 10),
     RATELIMIT("rc_registration", rc_registration, 0.17, 3),
     SECTION("rc_login", cfg_rc_login_keys),
@@ -191,7 +192,6 @@ const cfg_key cfg_top_keys[] = {
     IGNORED("log_config"),
     IGNORED("macaroon_secret_key"),
     IGNORED("form_secret"),
-    IGNORED("trusted_key_servers"),
     IGNORED("suppress_key_server_warning"),
     {0},
 };

@@ -165,7 +165,7 @@ START_TEST(test_values_are_read) {
                        "rc_admin_redaction: {per_second: 2.5, burst_count: 50}\n"
                        "pid_file: /var/run/synapse.pid\n"
                        "report_stats: false\n"
-                       "trusted_key_servers: [{server_name: matrix.org}]\n");
+                       "trusted_key_servers: [{server_name: matrix.org, accept_keys_insecurely: true}]\n");
     ck_assert_msg(c, "%s", diag_text);
     ck_assert_int_eq(n_warn, 0);
     ck_assert_str_eq(c->server_name, "[::1]:8448");
@@ -778,6 +778,65 @@ START_TEST(test_presence_keys) {
 }
 END_TEST
 
+/* trusted_key_servers in Synapse's format; no notary by default (Synapse's
+ * default, matrix.org, would learn every server we federate with). */
+START_TEST(test_trusted_key_servers) {
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_uint_eq(c->n_trusted_key_servers, 0);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "trusted_key_servers:\n"
+                  "  - server_name: notary.example.org:8448\n"
+                  "    verify_keys:\n"
+                  "      \"ed25519:auto\": \"Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw\"\n"
+                  "  - server_name: other.example\n"
+                  "    accept_keys_insecurely: true\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    ck_assert_uint_eq(c->n_trusted_key_servers, 2);
+    cfg_key_server *k = &c->trusted_key_servers[0];
+    ck_assert_str_eq(k->server_name, "notary.example.org:8448");
+    ck_assert(k->has_verify_keys && !k->accept_keys_insecurely);
+    ck_assert_uint_eq(k->key_ids.n, 1);
+    ck_assert_str_eq(k->key_ids.v[0], "ed25519:auto");
+    ck_assert_str_eq(k->keys.v[0], "Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw");
+    k = &c->trusted_key_servers[1];
+    ck_assert(!k->has_verify_keys && k->accept_keys_insecurely);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "trusted_key_servers: matrix.org\n");
+    ck_assert_ptr_null(c);
+    expect_diag(2, "error", "trusted_key_servers", "expected a list");
+
+    c = load_text("server_name: example.org\n"
+                  "trusted_key_servers:\n"
+                  "  - matrix.org\n"
+                  "  - verify_keys: {}\n"
+                  "  - server_name: 'bad name'\n"
+                  "  - server_name: a.example\n"
+                  "    verify_keys: {\"rsa:1\": \"abc\", \"ed25519:1\": \"tooshort\"}\n"
+                  "    colour: blue\n");
+    ck_assert_ptr_null(c);
+    expect_diag(3, "error", "trusted_key_servers[0]", "expected a mapping");
+    expect_diag(4, "error", "trusted_key_servers[1]", "missing required key server_name");
+    expect_diag(5, "error", "trusted_key_servers[2].server_name", "'bad name' is not a valid server name");
+    expect_diag(7, "error", "trusted_key_servers[3].verify_keys.rsa:1", "unsupported key ID");
+    expect_diag(7, "error", "trusted_key_servers[3].verify_keys.ed25519:1", "expected the unpadded base64");
+    expect_diag(8, "warning", "trusted_key_servers[3].colour", "unknown key");
+
+    /* Without certificate checks a notary is only as good as its verify_keys. */
+    c = load_text("server_name: example.org\n"
+                  "federation_verify_certificates: false\n"
+                  "trusted_key_servers:\n"
+                  "  - server_name: notary.example.org\n");
+    ck_assert_ptr_null(c);
+    expect_diag(4, "error", "trusted_key_servers[0]", "with federation_verify_certificates: false");
+}
+END_TEST
+
 /* The shape `synapse --generate-config` writes, with PostgreSQL: it must load
  * with no warnings, the Synapse-only keys silently ignored. */
 START_TEST(test_synapse_config_carries_over) {
@@ -1033,6 +1092,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_registration_guard_and_checks);
     tcase_add_test(t, test_accounts_devices_voip_keys);
     tcase_add_test(t, test_presence_keys);
+    tcase_add_test(t, test_trusted_key_servers);
     tcase_add_test(t, test_synapse_config_carries_over);
     tcase_add_test(t, test_example_file_loads_and_documents_every_key);
     tcase_add_test(t, test_write_default_round_trip);
