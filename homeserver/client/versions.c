@@ -7,11 +7,19 @@
 
 static const char *const supported[] = {NULL};
 
+/* Unstable features that work here, as clients probe for them. */
+static const char *const unstable[] = {
+    "org.matrix.simplified_msc3575", /* sliding sync, which Element X requires */
+    "org.matrix.msc3814",            /* dehydrated devices */
+    NULL,
+};
+
 static int get_versions(hs_req *r, json_t **out, hs_err *err) {
     (void)r, (void)err;
-    json_t *v = json_array();
+    json_t *v = json_array(), *u = json_object();
     for (const char *const *s = supported; *s; s++) json_array_append_new(v, json_string(*s));
-    *out = json_pack("{s:o, s:{}}", "versions", v, "unstable_features");
+    for (const char *const *s = unstable; *s; s++) json_object_set_new(u, *s, json_true());
+    *out = json_pack("{s:o, s:o}", "versions", v, "unstable_features", u);
     return 200;
 }
 
