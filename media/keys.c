@@ -94,8 +94,10 @@ static int stored_check(db_conn *c, unsigned char out[32], bool *have, hs_err *e
 static int record_check(db_conn *c, const unsigned char check[32], hs_err *err) {
     static db_stmt ins = DB_STMT(
         "INSERT INTO media_key_check (check_value) VALUES ($1) ON CONFLICT DO NOTHING");
-    return db_run_ex(c, &ins, 1, (const char *[]){(const char *)check}, (int[]){32}, (int[]){1},
-                     0, err) ? 0 : -1;
+    PGresult *res = db_run_ex(c, &ins, 1, (const char *[]){(const char *)check}, (int[]){32},
+                              (int[]){1}, 0, err);
+    PQclear(res);
+    return res ? 0 : -1;
 }
 
 /* Load or create the key and match it against the database's check value. */

@@ -24,6 +24,7 @@ void client_room_events_routes(hs_router *rt);
 void client_sync_routes(hs_router *rt);
 void client_messages_routes(hs_router *rt);
 void client_aliases_routes(hs_router *rt);
+void client_sliding_sync_routes(hs_router *rt);
 void client_pushrules_routes(hs_router *rt);
 void client_pushers_routes(hs_router *rt);
 void client_notifications_routes(hs_router *rt);

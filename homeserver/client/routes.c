@@ -18,6 +18,7 @@ void client_routes(hs_router *rt) {
     client_sync_routes(rt);
     client_messages_routes(rt);
     client_aliases_routes(rt);
+    client_sliding_sync_routes(rt);
     client_pushrules_routes(rt);
     client_pushers_routes(rt);
     client_notifications_routes(rt);

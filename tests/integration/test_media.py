@@ -8,6 +8,7 @@ Encrypted attachments as matrix-js-sdk makes them (m.file with an
 EncryptedFile) are left to the end-to-end encryption suite (test_js_e2ee):
 to the server they are opaque application/octet-stream uploads, which
 test_octet_stream_is_never_decoded covers here."""
+import contextlib
 import glob
 import hashlib
 import http.client
@@ -106,6 +107,23 @@ def media_files(server):
 def rows(server, sql):
     out = server.psql(sql)
     return out.splitlines() if out else []
+
+
+@contextlib.contextmanager
+def own_server(extra_yaml=""):
+    """A server of this test's own (its config differs), checked like the
+    shared one: clean exit, no sanitizer report in its log."""
+    s = Server(extra_yaml=extra_yaml)
+    try:
+        s.start()
+        yield s
+        rc = s.stop()
+        log = s.read_log()
+        assert rc == 0, log
+        assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+    finally:
+        s.stop()
+        shutil.rmtree(s.dir, ignore_errors=True)
 
 
 # ---- upload and download -------------------------------------------------
@@ -339,8 +357,7 @@ def test_octet_stream_is_never_decoded(server, alice):
 
 
 def test_image_pixel_limit(tmp_path):
-    with Server(extra_yaml="max_image_pixels: 1000\n") as s:
-        s.start()
+    with own_server("max_image_pixels: 1000\n") as s:
         s.add_user("media_px")
         tok = s.login("media_px")
         sid = upload(s, tok, image_bytes("PNG", (100, 100)), "image/png")
@@ -422,8 +439,7 @@ def test_quota(small):
 # ---- the freeze ----------------------------------------------------------
 
 def test_legacy_endpoints_serve_only_media_from_before_the_freeze():
-    with Server(extra_yaml="enable_authenticated_media: false\n") as s:
-        s.start()
+    with own_server("enable_authenticated_media: false\n") as s:
         s.add_user("media_freeze")
         tok = s.login("media_freeze")
         png = image_bytes("PNG", (300, 300))
@@ -548,8 +564,7 @@ def scan(root, needles):
 
 
 def test_nothing_on_disk_or_in_the_database_equals_the_plaintext():
-    with Server() as s:
-        s.start()
+    with own_server() as s:
         s.add_user("media_secret")
         tok = s.login("media_secret")
         marker = b"PLAINTEXT-MARKER-" + os.urandom(8).hex().encode()
@@ -572,8 +587,7 @@ def test_nothing_on_disk_or_in_the_database_equals_the_plaintext():
 
 
 def test_the_store_needs_the_master_key():
-    with Server() as s:
-        s.start()
+    with own_server() as s:
         s.add_user("media_keyed")
         tok = s.login("media_keyed")
         data = os.urandom(100_000)
@@ -639,8 +653,7 @@ class RssWatch:
 def test_one_gigabyte_upload_and_download_in_constant_memory():
     size = 1 << 30
     block = os.urandom(1 << 20)
-    with Server(extra_yaml="max_upload_size: 2G\n") as s:
-        s.start()
+    with own_server("max_upload_size: 2G\n") as s:
         s.add_user("media_big")
         tok = s.login("media_big")
         upload(s, tok, b"warm up" * 1000)  # key, pool, vips-free paths all touched once

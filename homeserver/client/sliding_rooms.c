@@ -1,0 +1,266 @@
+/* sliding_rooms.c — the rooms of a sliding sync response.
+ *
+ * A room sent for the first time on a connection ("initial") carries its
+ * required state and its latest timeline; afterwards only what changed since
+ * the connection's position. Names, heroes and counts are computed the way
+ * Element X expects them from Synapse. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events_read.h"
+#include "push_actions.h"
+#include "rooms/rooms.h"
+#include "sliding_sync.h"
+
+void ss_rooms_free(ss_room *rooms, size_t n) {
+    for (size_t i = 0; i < n; i++) free(rooms[i].room_id), free(rooms[i].room_type);
+    free(rooms);
+}
+
+static bool in_direct(json_t *m_direct, const char *room_id) {
+    const char *k;
+    json_t *ids;
+    json_object_foreach(m_direct, k, ids) {
+        size_t i;
+        json_t *id;
+        json_array_foreach(ids, i, id) if (json_is_string(id) && !strcmp(json_string_value(id), room_id)) return true;
+    }
+    return false;
+}
+
+int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to, json_t *m_direct,
+                  ss_room **out, size_t *n, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT cs.room_id, cs.membership, e.stream_ordering,"
+        " CASE WHEN cs.membership = 'join' THEN (SELECT max(x.stream_ordering) FROM events x"
+        "   WHERE x.room_id = cs.room_id AND x.stream_ordering <= $3 AND NOT x.outlier"
+        "   AND x.rejected_reason IS NULL AND NOT x.soft_failed) ELSE e.stream_ordering END,"
+        " EXISTS (SELECT 1 FROM current_state enc WHERE enc.room_id = cs.room_id"
+        "   AND enc.type = 'm.room.encryption' AND enc.state_key = ''),"
+        " (SELECT convert_from(ce.json, 'UTF8')::json->'content'->>'type' FROM current_state cc"
+        "   JOIN events ce USING (event_id) WHERE cc.room_id = cs.room_id"
+        "   AND cc.type = 'm.room.create' AND cc.state_key = '')"
+        " FROM current_state cs JOIN events e USING (event_id)"
+        " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
+        " AND (cs.membership IN ('join', 'invite', 'knock') OR e.stream_ordering > $2)");
+    char s[24], t[24];
+    snprintf(s, sizeof s, "%lld", since < 0 ? (long long)1 << 62 : since);
+    snprintf(t, sizeof t, "%lld", to);
+    PGresult *r = db_run(c, &q, 3, (const char *[]){user_id, s, t}, err);
+    if (!r) return -1;
+    *n = (size_t)PQntuples(r);
+    *out = calloc(*n + 1, sizeof **out);
+    for (size_t i = 0; i < *n; i++) {
+        ss_room *x = &(*out)[i];
+        int row = (int)i;
+        x->room_id = strdup(PQgetvalue(r, row, 0));
+        snprintf(x->membership, sizeof x->membership, "%s", PQgetvalue(r, row, 1));
+        x->member_pos = atoll(PQgetvalue(r, row, 2));
+        x->bump_stamp = PQgetisnull(r, row, 3) ? x->member_pos : atoll(PQgetvalue(r, row, 3));
+        x->encrypted = PQgetvalue(r, row, 4)[0] == 't';
+        x->room_type = PQgetisnull(r, row, 5) ? NULL : strdup(PQgetvalue(r, row, 5));
+        x->is_dm = in_direct(m_direct, x->room_id);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Does (type, state_key) match a required_state entry? */
+static bool wanted(const json_t *req, const char *user_id, const char *type, const char *sk,
+                   bool *lazy_members) {
+    size_t i;
+    json_t *pair;
+    json_array_foreach(req, i, pair) {
+        const char *t = json_string_value(json_array_get(pair, 0));
+        const char *k = json_string_value(json_array_get(pair, 1));
+        if (!t || !k) continue;
+        if (strcmp(t, "*") && strcmp(t, type)) continue;
+        if (!strcmp(k, "$LAZY") && !strcmp(type, "m.room.member")) {
+            *lazy_members = true;
+            continue;
+        }
+        if (!strcmp(k, "*") || !strcmp(k, sk) || (!strcmp(k, "$ME") && !strcmp(sk, user_id)))
+            return true;
+    }
+    return false;
+}
+
+static bool timeline_sender(const json_t *timeline, const char *user) {
+    size_t i;
+    json_t *ev;
+    json_array_foreach(timeline, i, ev) if (!strcmp(json_string_value(json_object_get(ev, "sender")), user)) return true;
+    return false;
+}
+
+/* required_state: all matching state (initial), or matching state events
+ * that changed after since. */
+static int required_state(db_conn *c, const char *user_id, const ss_room *room,
+                          const ss_room_req *req, const json_t *timeline, long long since,
+                          json_t *out, hs_err *err) {
+    static db_stmt pos = DB_STMT(
+        "SELECT event_id FROM events WHERE event_id = ANY($1::text[]) AND stream_ordering > $2");
+    room_state_map *m = room_state_map_new();
+    bool joined = !strcmp(room->membership, "join");
+    int rc = joined ? room_store_current_state(c, room->room_id, m, err) : 0;
+    if (rc == 0 && !joined) {
+        static db_stmt me = DB_STMT(
+            "SELECT event_id FROM current_state WHERE room_id = $1 AND type = 'm.room.member'"
+            " AND state_key = $2");
+        PGresult *r = db_run(c, &me, 2, (const char *[]){room->room_id, user_id}, err);
+        if (!r) rc = -1;
+        else if (PQntuples(r)) rc = room_store_state_at(c, PQgetvalue(r, 0, 0), true, m, err);
+        PQclear(r);
+    }
+    size_t it = 0, n = 0;
+    const char *t, *k, *id;
+    const char **ids = calloc(room_state_map_count(m) + 1, sizeof *ids);
+    while (rc == 0 && room_state_map_next(m, &it, &t, &k, &id)) {
+        bool lazy = false;
+        if (wanted(req->required_state, user_id, t, k, &lazy) ||
+            (lazy && (!strcmp(k, user_id) || timeline_sender(timeline, k))))
+            ids[n++] = id;
+    }
+    if (rc == 0 && since >= 0 && n > 0) { /* only what changed since the last response */
+        char *arr = db_text_array(ids, n), ps[24];
+        snprintf(ps, sizeof ps, "%lld", since);
+        PGresult *r = db_run(c, &pos, 2, (const char *[]){arr, ps}, err);
+        free(arr);
+        n = 0;
+        if (!r) rc = -1;
+        for (int i = 0; r && i < PQntuples(r); i++) ids[n++] = PQgetvalue(r, i, 0);
+        if (rc == 0) rc = client_events_by_ids(c, ids, n, false, out, err);
+        PQclear(r);
+    } else if (rc == 0) {
+        rc = client_events_by_ids(c, ids, n, false, out, err);
+    }
+    free(ids);
+    room_state_map_free(m);
+    return rc;
+}
+
+/* name, avatar, heroes and member counts of a room. */
+static int room_meta(db_conn *c, const char *user_id, const char *room_id, json_t *o,
+                     hs_err *err) {
+    static db_stmt meta = DB_STMT(
+        "SELECT cs.type, convert_from(e.json, 'UTF8')::json->'content' FROM current_state cs"
+        " JOIN events e USING (event_id) WHERE cs.room_id = $1 AND cs.state_key = ''"
+        " AND cs.type IN ('m.room.name', 'm.room.avatar')");
+    static db_stmt members = DB_STMT(
+        "SELECT cs.state_key, cs.membership, convert_from(e.json, 'UTF8')::json->'content'"
+        " FROM current_state cs JOIN events e USING (event_id) WHERE cs.room_id = $1"
+        " AND cs.type = 'm.room.member' AND cs.membership IN ('join', 'invite')"
+        " ORDER BY e.stream_ordering");
+    PGresult *r = db_run(c, &meta, 1, (const char *[]){room_id}, err);
+    if (!r) return -1;
+    json_error_t je;
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *content = json_loads(PQgetvalue(r, i, 1), 0, &je);
+        bool name = !strcmp(PQgetvalue(r, i, 0), "m.room.name");
+        json_t *v = json_object_get(content, name ? "name" : "url");
+        if (json_is_string(v) && json_string_length(v)) json_object_set(o, name ? "name" : "avatar", v);
+        json_decref(content);
+    }
+    PQclear(r);
+    r = db_run(c, &members, 1, (const char *[]){room_id}, err);
+    if (!r) return -1;
+    long long joined = 0, invited = 0;
+    json_t *heroes = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *u = PQgetvalue(r, i, 0);
+        if (!strcmp(PQgetvalue(r, i, 1), "join")) joined++;
+        else invited++;
+        if (!strcmp(u, user_id) || json_array_size(heroes) >= 5) continue;
+        json_t *content = json_loads(PQgetvalue(r, i, 2), 0, &je);
+        json_t *h = json_pack("{s:s}", "user_id", u);
+        json_t *dn = json_object_get(content, "displayname"), *av = json_object_get(content, "avatar_url");
+        if (json_is_string(dn)) json_object_set(h, "displayname", dn);
+        if (json_is_string(av)) json_object_set(h, "avatar_url", av);
+        json_array_append_new(heroes, h);
+        json_decref(content);
+    }
+    PQclear(r);
+    if (json_array_size(heroes)) json_object_set_new(o, "heroes", heroes);
+    else json_decref(heroes);
+    json_object_set_new(o, "joined_count", json_integer(joined));
+    json_object_set_new(o, "invited_count", json_integer(invited));
+    return 0;
+}
+
+/* Stripped state for an invite or knock (what a client shows before joining). */
+static int invite_state(db_conn *c, const char *user_id, const ss_room *room, json_t *o,
+                        hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT cs.event_id FROM current_state cs WHERE cs.room_id = $1 AND ((cs.state_key = ''"
+        " AND cs.type IN ('m.room.create', 'm.room.join_rules', 'm.room.name', 'm.room.avatar',"
+        " 'm.room.canonical_alias', 'm.room.encryption', 'm.room.topic'))"
+        " OR (cs.type = 'm.room.member' AND cs.state_key = $2))");
+    PGresult *r = db_run(c, &q, 2, (const char *[]){room->room_id, user_id}, err);
+    if (!r) return -1;
+    const char *ids[16];
+    size_t n = 0;
+    for (int i = 0; i < PQntuples(r) && n < 16; i++) ids[n++] = PQgetvalue(r, i, 0);
+    json_t *full = json_array(), *stripped = json_array();
+    int rc = client_events_by_ids(c, ids, n, false, full, err);
+    PQclear(r);
+    size_t i;
+    json_t *ev;
+    json_array_foreach(full, i, ev)
+        json_array_append_new(stripped, json_pack("{s:O, s:O, s:O, s:O}", "type",
+                                                  json_object_get(ev, "type"), "state_key",
+                                                  json_object_get(ev, "state_key"), "content",
+                                                  json_object_get(ev, "content"), "sender",
+                                                  json_object_get(ev, "sender")));
+    json_decref(full);
+    json_object_set_new(o, "invite_state", stripped);
+    return rc;
+}
+
+int ss_room_object(db_conn *c, const char *user_id, const ss_room *room, const ss_room_req *req,
+                   long long since, long long to, bool initial, json_t **out, hs_err *err) {
+    *out = NULL;
+    bool joined_or_left = strcmp(room->membership, "invite") && strcmp(room->membership, "knock");
+    json_t *o = json_object();
+    int rc = 0;
+    if (!joined_or_left) {
+        if (!initial && room->member_pos <= since) return json_decref(o), 0;
+        rc = invite_state(c, user_id, room, o, err);
+    } else {
+        long long upto = !strcmp(room->membership, "join") ? to : room->member_pos;
+        long long after = initial || since < 0 ? 0 : since;
+        json_t *timeline = json_array(), *state = json_array();
+        bool more = false;
+        long long first = upto;
+        rc = client_room_events_for(c, user_id, room->room_id, after, upto, req->timeline_limit,
+                                    true, false, timeline, &more, &first, err);
+        if (rc == 0) rc = required_state(c, user_id, room, req, timeline, initial ? -1 : since,
+                                         state, err);
+        if (rc == 0 && !initial && !json_array_size(timeline) && !json_array_size(state)) {
+            json_decref(timeline), json_decref(state), json_decref(o);
+            return 0; /* nothing new in a room the client already has */
+        }
+        char prev[32];
+        snprintf(prev, sizeof prev, "t%lld", json_array_size(timeline) ? first - 1 : upto);
+        size_t live = initial ? 0 : json_array_size(timeline);
+        if (json_array_size(timeline)) json_object_set(o, "timeline", timeline);
+        if (json_array_size(state)) json_object_set(o, "required_state", state);
+        json_object_set_new(o, "limited", json_boolean(more));
+        json_object_set_new(o, "prev_batch", json_string(prev));
+        json_object_set_new(o, "num_live", json_integer((json_int_t)live));
+        json_decref(timeline), json_decref(state);
+        json_t *unread = NULL;
+        if (rc == 0) rc = client_push_unread(c, user_id, room->room_id, &unread, NULL, err);
+        json_object_set_new(o, "notification_count",
+                            json_integer(json_integer_value(json_object_get(unread, "notification_count"))));
+        json_object_set_new(o, "highlight_count",
+                            json_integer(json_integer_value(json_object_get(unread, "highlight_count"))));
+        json_decref(unread);
+    }
+    if (rc == 0) rc = room_meta(c, user_id, room->room_id, o, err);
+    json_object_set_new(o, "bump_stamp", json_integer(room->bump_stamp));
+    if (initial) json_object_set_new(o, "initial", json_true());
+    if (room->is_dm) json_object_set_new(o, "is_dm", json_true());
+    if (rc < 0) return json_decref(o), -1;
+    *out = o;
+    return 0;
+}

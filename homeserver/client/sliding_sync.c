@@ -1,0 +1,345 @@
+/* sliding_sync.c — POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync.
+ *
+ * `pos` is a /sync token. What a connection (user, device, conn_id) has been
+ * sent is remembered in memory, so a room is "initial" only the first time;
+ * after a restart an old pos answers 400 M_UNKNOWN_POS and the client starts
+ * over, which MSC4186 provides for. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account_data.h"
+#include "client.h"
+#include "e2ee.h"
+#include "homeserver/core/clock.h"
+#include "receipts.h"
+#include "sliding_sync.h"
+#include "sync_token.h"
+#include "sync_wait.h"
+#include "typing.h"
+
+#define MAX_CONNS 4096
+#define MAX_TIMELINE 100
+
+/* ---- connection state: which rooms each connection has had ---- */
+
+typedef struct conn {
+    char *key;          /* user \x1f device \x1f conn_id */
+    json_t *sent;       /* object: room_id -> true */
+    long long used;
+} conn;
+
+static conn conns[MAX_CONNS];
+static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static conn *conn_get(const char *key, bool create) {
+    conn *free_slot = NULL, *oldest = NULL;
+    for (int i = 0; i < MAX_CONNS; i++) {
+        if (conns[i].key && !strcmp(conns[i].key, key)) return &conns[i];
+        if (!conns[i].key && !free_slot) free_slot = &conns[i];
+        if (conns[i].key && (!oldest || conns[i].used < oldest->used)) oldest = &conns[i];
+    }
+    if (!create) return NULL;
+    conn *c = free_slot ? free_slot : oldest; /* evict the least recently used */
+    free(c->key);
+    json_decref(c->sent);
+    c->key = strdup(key);
+    c->sent = json_object();
+    return c;
+}
+
+/* ---- the request ---- */
+
+typedef struct ss_request {
+    json_t *body;
+    bool has_pos;
+    sync_token pos;
+    long long timeout;
+    char key[700];
+} ss_request;
+
+static int parse(hs_req *r, ss_request *q, hs_err *err) {
+    memset(q, 0, sizeof *q);
+    q->body = r->json;
+    const char *pos = hs_req_query(r, "pos"), *t = hs_req_query(r, "timeout");
+    if (pos) {
+        if (!sync_token_parse(pos, &q->pos))
+            return hs_err_set(err, 400, "M_INVALID_PARAM", "Malformed pos");
+        q->has_pos = true;
+    }
+    q->timeout = t ? atoll(t) : 0;
+    if (q->timeout < 0) q->timeout = 0;
+    if (q->timeout > 600000) q->timeout = 600000;
+    const json_t *lists = json_object_get(q->body, "lists"), *subs = json_object_get(q->body, "room_subscriptions");
+    if ((lists && !json_is_object(lists)) || (subs && !json_is_object(subs)))
+        return hs_err_set(err, 400, "M_BAD_JSON", "lists and room_subscriptions must be objects");
+    const char *cid = json_string_value(json_object_get(q->body, "conn_id"));
+    snprintf(q->key, sizeof q->key, "%s\x1f%s\x1f%s", r->user_id, r->device_id, cid ? cid : "");
+    return 0;
+}
+
+static int limit_of(const json_t *cfg) {
+    json_t *l = json_object_get(cfg, "timeline_limit");
+    long long v = json_is_integer(l) ? json_integer_value(l) : 0;
+    return (int)(v < 0 ? 0 : v > MAX_TIMELINE ? MAX_TIMELINE : v);
+}
+
+/* Merge a list's or subscription's wishes into the room's request. */
+static void want_room(json_t *reqs, const char *room_id, const json_t *cfg) {
+    json_t *r = json_object_get(reqs, room_id);
+    if (!r) json_object_set_new(reqs, room_id, r = json_pack("{s:[], s:i}", "required_state", "timeline_limit", 0));
+    json_array_extend(json_object_get(r, "required_state"), json_object_get(cfg, "required_state"));
+    if (limit_of(cfg) > json_integer_value(json_object_get(r, "timeline_limit")))
+        json_object_set_new(r, "timeline_limit", json_integer(limit_of(cfg)));
+}
+
+/* ---- lists: filter, sort by activity, cut the ranges ---- */
+
+static bool type_in(const json_t *types, const char *type) {
+    size_t i;
+    json_t *t;
+    json_array_foreach(types, i, t) {
+        if (json_is_null(t) && !type) return true;
+        if (json_is_string(t) && type && !strcmp(json_string_value(t), type)) return true;
+    }
+    return false;
+}
+
+static bool passes(const ss_room *x, const json_t *f) {
+    json_t *v;
+    if (!f) return true;
+    if ((v = json_object_get(f, "is_dm")) && json_is_boolean(v) && json_is_true(v) != x->is_dm) return false;
+    if ((v = json_object_get(f, "is_encrypted")) && json_is_boolean(v) && json_is_true(v) != x->encrypted)
+        return false;
+    bool invite = !strcmp(x->membership, "invite");
+    if ((v = json_object_get(f, "is_invite")) && json_is_boolean(v) && json_is_true(v) != invite) return false;
+    if ((v = json_object_get(f, "room_types")) && json_is_array(v) && !type_in(v, x->room_type)) return false;
+    if ((v = json_object_get(f, "not_room_types")) && json_is_array(v) && type_in(v, x->room_type)) return false;
+    return true;
+}
+
+static int by_bump(const void *a, const void *b) {
+    const ss_room *x = *(ss_room *const *)a, *y = *(ss_room *const *)b;
+    return x->bump_stamp < y->bump_stamp ? 1 : x->bump_stamp > y->bump_stamp ? -1 : strcmp(x->room_id, y->room_id);
+}
+
+static void apply_lists(const json_t *lists, ss_room *rooms, size_t n, json_t *reqs, json_t *out) {
+    const char *name;
+    json_t *cfg;
+    ss_room **sel = calloc(n + 1, sizeof *sel);
+    json_object_foreach((json_t *)lists, name, cfg) {
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (passes(&rooms[i], json_object_get(cfg, "filters"))) sel[m++] = &rooms[i];
+        qsort(sel, m, sizeof *sel, by_bump);
+        json_object_set_new(out, name, json_pack("{s:I}", "count", (json_int_t)m));
+        size_t k;
+        json_t *range;
+        json_array_foreach(json_object_get(cfg, "ranges"), k, range) {
+            json_int_t lo = json_integer_value(json_array_get(range, 0));
+            json_int_t hi = json_integer_value(json_array_get(range, 1));
+            for (json_int_t i = lo < 0 ? 0 : lo; i <= hi && i < (json_int_t)m; i++)
+                want_room(reqs, sel[i]->room_id, cfg);
+        }
+    }
+    free(sel);
+}
+
+static ss_room *find_room(ss_room *rooms, size_t n, const char *id) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rooms[i].room_id, id)) return &rooms[i];
+    return NULL;
+}
+
+/* ---- extensions ---- */
+
+static bool ext_on(const json_t *body, const char *name) {
+    return json_is_true(json_object_get(json_object_get(json_object_get(body, "extensions"), name), "enabled"));
+}
+
+/* Receipts and typing cover every room in the windows and subscriptions
+ * (reqs), not only the rooms with new events. */
+static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_token *now,
+                      json_t *reqs, json_t *ext, bool *any, hs_err *err) {
+    const json_t *b = q->body;
+    long long from_of[DB_STREAM_COUNT];
+    for (int s = 0; s < DB_STREAM_COUNT; s++) from_of[s] = q->has_pos ? q->pos.pos[s] : 0;
+    int rc = 0;
+    if (ext_on(b, "to_device")) {
+        const char *since = json_string_value(json_object_get(
+            json_object_get(json_object_get(b, "extensions"), "to_device"), "since"));
+        long long from = since ? atoll(since) : 0, next = now->pos[DB_STREAM_TO_DEVICE];
+        json_t *evs = json_array();
+        rc = client_to_device_sync(c, r->user_id, r->device_id, from, next, evs, &next, err);
+        char nb[24];
+        snprintf(nb, sizeof nb, "%lld", next);
+        *any |= json_array_size(evs) > 0;
+        json_object_set_new(ext, "to_device", json_pack("{s:s, s:o}", "next_batch", nb, "events", evs));
+    }
+    if (rc == 0 && ext_on(b, "e2ee")) {
+        json_t *changed = json_array(), *left = json_array(), *counts = NULL, *fb = NULL;
+        if (q->has_pos)
+            rc = client_device_lists_sync(c, r->user_id, from_of[DB_STREAM_DEVICE_LISTS],
+                                          now->pos[DB_STREAM_DEVICE_LISTS], changed, left, err);
+        if (rc == 0) rc = client_otk_counts(c, r->user_id, r->device_id, &counts, &fb, err);
+        *any |= json_array_size(changed) || json_array_size(left);
+        json_object_set_new(ext, "e2ee", json_pack("{s:{s:o, s:o}, s:o, s:o}", "device_lists", "changed",
+                                                   changed, "left", left, "device_one_time_keys_count",
+                                                   counts ? counts : json_object(),
+                                                   "device_unused_fallback_key_types", fb ? fb : json_array()));
+    }
+    if (rc == 0 && ext_on(b, "account_data")) {
+        json_t *global = json_array(), *rooms = json_object();
+        rc = client_account_data_sync(c, r->user_id, from_of[DB_STREAM_ACCOUNT_DATA],
+                                      now->pos[DB_STREAM_ACCOUNT_DATA], global, rooms, err);
+        *any |= json_array_size(global) || json_object_size(rooms);
+        json_object_set_new(ext, "account_data", json_pack("{s:o, s:o}", "global", global, "rooms", rooms));
+    }
+    size_t n = json_object_size(reqs), i = 0;
+    const char **ids = calloc(n + 1, sizeof *ids);
+    const char *k;
+    json_t *v;
+    json_object_foreach(reqs, k, v) ids[i++] = k;
+    if (rc == 0 && ext_on(b, "receipts")) {
+        json_t *by_room = json_object();
+        rc = client_receipts_sync(c, r->user_id, ids, n, from_of[DB_STREAM_RECEIPTS],
+                                  now->pos[DB_STREAM_RECEIPTS], by_room, err);
+        *any |= json_object_size(by_room) > 0;
+        json_object_set_new(ext, "receipts", json_pack("{s:o}", "rooms", by_room));
+    }
+    if (rc == 0 && ext_on(b, "typing")) {
+        json_t *by_room = json_object();
+        for (i = 0; i < n; i++) {
+            json_t *t = client_typing_sync(ids[i], from_of[DB_STREAM_TYPING], now->pos[DB_STREAM_TYPING]);
+            if (t) json_object_set_new(by_room, ids[i], t), *any = true;
+        }
+        json_object_set_new(ext, "typing", json_pack("{s:o}", "rooms", by_room));
+    }
+    free(ids);
+    return rc;
+}
+
+/* ---- one pass and the handler ---- */
+
+static json_t *sent_copy(const char *key, bool reset, bool *known) {
+    pthread_mutex_lock(&conns_mu);
+    conn *cn = conn_get(key, reset);
+    *known = cn != NULL;
+    json_t *sent = NULL;
+    if (cn) {
+        if (reset) json_object_clear(cn->sent);
+        cn->used = hs_now_ms();
+        sent = json_deep_copy(cn->sent);
+    }
+    pthread_mutex_unlock(&conns_mu);
+    return sent;
+}
+
+static void sent_merge(const char *key, json_t *now_sent) {
+    pthread_mutex_lock(&conns_mu);
+    conn *cn = conn_get(key, false);
+    if (cn) json_object_update(cn->sent, now_sent);
+    pthread_mutex_unlock(&conns_mu);
+}
+
+static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_token *now,
+                      json_t *sent, json_t *lists_out, json_t *rooms_out, json_t *reqs,
+                      char ***joined, size_t *n_joined, hs_err *err) {
+    hs_err none = {0};
+    json_t *direct = client_account_data_get(c, r->user_id, NULL, "m.direct", &none);
+    ss_room *rooms = NULL;
+    size_t n = 0;
+    long long since = q->has_pos ? q->pos.pos[DB_STREAM_EVENTS] : -1, to = now->pos[DB_STREAM_EVENTS];
+    int rc = ss_user_rooms(c, r->user_id, since, to, direct, &rooms, &n, err);
+    json_decref(direct);
+    if (rc < 0) return -1;
+    json_t *lists = json_object_get(q->body, "lists");
+    if (lists) apply_lists(lists, rooms, n, reqs, lists_out);
+    const char *id;
+    json_t *cfg;
+    json_object_foreach(json_object_get(q->body, "room_subscriptions"), id, cfg)
+        if (find_room(rooms, n, id)) want_room(reqs, id, cfg);
+    json_object_foreach(reqs, id, cfg) {
+        ss_room *room = find_room(rooms, n, id);
+        ss_room_req req = {.room_id = (char *)id, .required_state = json_object_get(cfg, "required_state"),
+                           .timeline_limit = (int)json_integer_value(json_object_get(cfg, "timeline_limit"))};
+        bool initial = !json_object_get(sent, id);
+        json_t *o = NULL;
+        if (room && (rc = ss_room_object(c, r->user_id, room, &req, since, to, initial, &o, err)) < 0) break;
+        if (o) json_object_set_new(rooms_out, id, o), json_object_set_new(sent, id, json_true());
+    }
+    *joined = calloc(n + 1, sizeof **joined);
+    *n_joined = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(rooms[i].membership, "join")) (*joined)[(*n_joined)++] = strdup(rooms[i].room_id);
+    ss_rooms_free(rooms, n);
+    return rc;
+}
+
+static json_t *build(hs_req *r, const ss_request *q, const sync_token *now, bool *any,
+                     char ***joined, size_t *n_joined, hs_err *err) {
+    bool known;
+    json_t *sent = sent_copy(q->key, !q->has_pos, &known);
+    if (!known) {
+        hs_err_set(err, 400, "M_UNKNOWN_POS", "Unknown position: start again without pos");
+        return NULL;
+    }
+    json_t *lists = json_object(), *rooms = json_object(), *ext = json_object(), *reqs = json_object();
+    db_conn *c = db_acquire(r->srv->db, err);
+    int rc = c ? rooms_part(c, r, q, now, sent, lists, rooms, reqs, joined, n_joined, err) : -1;
+    if (rc == 0) rc = extensions(c, r, q, now, reqs, ext, any, err);
+    db_release(r->srv->db, c);
+    json_decref(reqs);
+    *any |= json_object_size(rooms) > 0;
+    json_t *resp = NULL;
+    if (rc == 0) {
+        char tok[256];
+        sync_token_format(now, tok, sizeof tok);
+        resp = json_pack("{s:s, s:o, s:o, s:o}", "pos", tok, "lists", lists, "rooms", rooms,
+                         "extensions", ext);
+        sent_merge(q->key, sent);
+    } else {
+        json_decref(lists), json_decref(rooms), json_decref(ext);
+    }
+    json_decref(sent);
+    return resp;
+}
+
+static void free_ids(char **ids, size_t n) {
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids);
+}
+
+static int post_sliding_sync(hs_req *r, json_t **out, hs_err *err) {
+    ss_request q;
+    if (parse(r, &q, err) < 0) return -1;
+    long long deadline = sync_wait_begin(r, q.timeout);
+    for (;;) {
+        sync_token now;
+        sync_token_now(&now);
+        bool any = false;
+        char **joined = NULL;
+        size_t n = 0;
+        json_t *resp = build(r, &q, &now, &any, &joined, &n, err);
+        if (!resp) return free_ids(joined, n), -1;
+        bool wait = !any && q.has_pos && deadline && hs_now_ms() < deadline &&
+                    !atomic_load(&r->srv->stopping) && sync_token_equal(&now, &q.pos);
+        if (wait && sync_wait_park(r, joined, n, &now)) {
+            json_decref(resp);
+            free_ids(joined, n);
+            return HS_SUSPENDED;
+        }
+        free_ids(joined, n);
+        if (!wait) {
+            *out = resp;
+            return 200;
+        }
+        json_decref(resp);
+    }
+}
+
+void client_sliding_sync_routes(hs_router *rt) {
+    hs_route(rt, "POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
+             post_sliding_sync, HS_AUTH);
+}
