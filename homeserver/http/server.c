@@ -150,7 +150,8 @@ void hs_http_set_federation_auth(hs_fed_auth_fn fn) { fed_auth_cb = fn; }
 
 static bool fed_auth_needed(hs_req *r, int flags) {
     if (!(flags & HS_FEDERATION) || (flags & HS_FED_NOAUTH)) return false;
-    return !(flags & HS_FED_AUTH_OPTIONAL) || hs_req_header(r, "Authorization") != NULL;
+    const char *a = hs_req_header(r, "Authorization");
+    return !(flags & HS_FED_AUTH_OPTIONAL) || (a && !strncasecmp(a, "X-Matrix", 8));
 }
 
 static int fed_authenticate(hs_req *r, hs_err *err) {

@@ -161,7 +161,7 @@ def stop_clean(*servers):
         rc = s.stop()
         log = s.read_log()
         assert rc == 0, log[-3000:]
-        assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+        assert "Sanitizer" not in log and "runtime error:" not in log, log  # ASan, LSan, UBSan
 
 
 @pytest.fixture(scope="module")
@@ -320,9 +320,9 @@ def test_forged_and_tampered_requests_are_refused(fed, pki):
         assert r.status == 401, (what, r.status, r.raw)
         assert r.json["errcode"] == "M_UNAUTHORIZED", (what, r.raw)
     assert "Destination mismatch" in refused["destination mismatch"].json["error"]
-    # Another scheme is not X-Matrix at all.
-    r = send("Bearer something")
-    assert r.status == 401 and r.json["errcode"] == "M_UNAUTHORIZED"
+    # Another scheme is not X-Matrix at all: /version, where signing is
+    # optional, ignores it (as Synapse does).
+    assert send("Bearer something").status == 200
 
 
 def test_notary_serves_a_third_server(fed):
