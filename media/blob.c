@@ -4,12 +4,16 @@
  * plaintext in sealed messages of MEDIA_CHUNK bytes, the last one tagged
  * FINAL: a truncated, reordered or altered file fails to open rather than
  * yielding wrong bytes. Each file has its own random key. Files are written
- * to <store>/tmp first, while the content address (HMAC-SHA-256 under a key
- * derived from the master key) is computed, and moved to
+ * to <store>/tmp first, while the content address is computed (HMAC-SHA-256
+ * under a key derived from the master key; OpenSSL's, which uses the CPU's
+ * SHA instructions and is 2-4 times faster than libsodium's), and moved to
  * <store>/blobs/ab/cd/<address> once the database says the content is new. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +32,7 @@ struct media_writer {
     char *tmp_path, *final_path;
     bool finished;
     crypto_secretstream_xchacha20poly1305_state ss;
-    crypto_auth_hmacsha256_state mac;
+    EVP_MAC_CTX *mac;
     unsigned char key[MEDIA_KEY_LEN];
     unsigned char address[MEDIA_ADDR_LEN];
     unsigned char *buf, *out; /* one message of plaintext; its sealed form */
@@ -78,6 +82,23 @@ char *media_blob_path(const char *store, const unsigned char *address) {
     return p;
 }
 
+static EVP_MAC *hmac;
+static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
+static void fetch_hmac(void) { hmac = EVP_MAC_fetch(NULL, "HMAC", NULL); }
+
+/* HMAC-SHA-256 keyed by the address key. NULL if OpenSSL has none. */
+static EVP_MAC_CTX *address_mac(const media_keys *k) {
+    pthread_once(&hmac_once, fetch_hmac);
+    EVP_MAC_CTX *ctx = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+    OSSL_PARAM ps[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+                       OSSL_PARAM_construct_end()};
+    if (ctx && !EVP_MAC_init(ctx, k->addr, sizeof k->addr, ps)) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
 media_writer *media_writer_new(const char *store, const media_keys *k, hs_err *err) {
     char *dir;
     if (asprintf(&dir, "%s/tmp", store) < 0) return NULL;
@@ -95,8 +116,8 @@ media_writer *media_writer_new(const char *store, const media_keys *k, hs_err *e
     unsigned char hdr[HDR_LEN];
     crypto_secretstream_xchacha20poly1305_keygen(w->key);
     crypto_secretstream_xchacha20poly1305_init_push(&w->ss, hdr, w->key);
-    crypto_auth_hmacsha256_init(&w->mac, k->addr, sizeof k->addr);
-    if (w->fd < 0 || write_all(w->fd, (const unsigned char *)MAGIC, MAGIC_LEN) < 0 ||
+    w->mac = address_mac(k);
+    if (w->fd < 0 || !w->mac || write_all(w->fd, (const unsigned char *)MAGIC, MAGIC_LEN) < 0 ||
         write_all(w->fd, hdr, HDR_LEN) < 0) {
         hs_err_set(err, 500, "M_UNKNOWN", "cannot write to the media store: %s", strerror(errno));
         media_writer_free(w);
@@ -118,7 +139,8 @@ static int seal(media_writer *w, unsigned char tag, hs_err *err) {
 
 int media_writer_write(media_writer *w, const void *data, size_t n, hs_err *err) {
     const unsigned char *p = data;
-    crypto_auth_hmacsha256_update(&w->mac, p, n);
+    if (!EVP_MAC_update(w->mac, p, n))
+        return hs_err_set(err, 500, "M_UNKNOWN", "cannot hash the upload");
     w->length += (long long)n;
     while (n) {
         size_t take = MEDIA_CHUNK - w->fill;
@@ -138,7 +160,9 @@ int media_writer_finish(media_writer *w, hs_err *err) {
     if (fsync(w->fd) < 0)
         return hs_err_set(err, 500, "M_UNKNOWN", "cannot flush the media store: %s",
                           strerror(errno));
-    crypto_auth_hmacsha256_final(&w->mac, w->address);
+    size_t alen = 0;
+    if (!EVP_MAC_final(w->mac, w->address, &alen, sizeof w->address) || alen != MEDIA_ADDR_LEN)
+        return hs_err_set(err, 500, "M_UNKNOWN", "cannot hash the upload");
     w->finished = true;
     return 0;
 }
@@ -177,6 +201,7 @@ int media_writer_install(media_writer *w, const char *store, hs_err *err) {
 void media_writer_free(media_writer *w) {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
+    EVP_MAC_CTX_free(w->mac);
     if (!w->final_path && w->tmp_path) unlink(w->tmp_path);
     sodium_memzero(w->key, sizeof w->key);
     if (w->buf) sodium_memzero(w->buf, MEDIA_CHUNK);

@@ -34,8 +34,12 @@ static int too_large(long long max, hs_err *err) {
 static int on_chunk(hs_req *r, const char *data, size_t n, hs_err *err) {
     upload_ctx *u = r->ctx;
     u->got += (long long)n;
-    if (u->got > u->max) return too_large(u->max, err);
-    return media_writer_write(u->w, data, n, err);
+    int rc = u->got > u->max ? too_large(u->max, err) : media_writer_write(u->w, data, n, err);
+    if (rc < 0) { /* refused: the rest is dropped, and so is what we have */
+        media_writer_free(u->w);
+        u->w = NULL;
+    }
+    return rc;
 }
 
 static bool utf8_valid(const unsigned char *s) {
