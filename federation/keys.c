@@ -232,6 +232,16 @@ static int check_notary_sig(const cfg_key_server *ks, const json_t *entry, hs_er
     return 0;
 }
 
+int fed_notary_entry_check(const cfg_key_server *ks, const json_t *entry, const char *server_name,
+                           hs_err *err) {
+    const char *name = json_string_value(json_object_get(entry, "server_name"));
+    if (!name || strcmp(name, server_name))
+        return unauth(err, "notary answer about '%.200s', not %.200s", name ? name : "nobody",
+                      server_name);
+    if (ks->has_verify_keys && check_notary_sig(ks, entry, err) < 0) return -1;
+    return fed_key_response_check(entry, server_name, err);
+}
+
 static int fetch_notary(hs_server *srv, const cfg_key_server *ks, const char *server_name,
                         const char *key_id, long long min_valid, hs_err *err) {
     fed_request_opts o = {.timeout_ms = FED_KEY_FETCH_TIMEOUT_MS, .max_response = 1 << 20};
@@ -251,8 +261,7 @@ static int fetch_notary(hs_server *srv, const cfg_key_server *ks, const char *se
         hs_err e = {0};
         const char *name = json_string_value(json_object_get(entry, "server_name"));
         if (!name || strcmp(name, server_name)) continue; /* we asked about one server */
-        if ((ks->has_verify_keys && check_notary_sig(ks, entry, &e) < 0) ||
-            fed_key_response_check(entry, server_name, &e) < 0 ||
+        if (fed_notary_entry_check(ks, entry, server_name, &e) < 0 ||
             store_response(srv, entry, server_name, ks->server_name, &e) < 0) {
             hs_warn("federation: notary %s about %s: %s", ks->server_name, server_name, e.msg);
             *err = e;

@@ -144,6 +144,13 @@ json_t *fed_xmatrix_request_json(const char *method, const char *uri, const char
  * 401 M_UNAUTHORIZED. */
 int fed_key_response_check(const json_t *resp, const char *server_name, hs_err *err);
 
+/* One entry of a notary's answer about server_name: for that server,
+ * signed by the notary with a key trusted_key_servers gives for it (when it
+ * gives any; otherwise TLS vouches for the notary), and a good key response
+ * (fed_key_response_check). Pure: for tests. 0, or -1 with 401. */
+int fed_notary_entry_check(const cfg_key_server *ks, const json_t *entry, const char *server_name,
+                           hs_err *err);
+
 /* A stored response for server_name (the server's own signatures only), or
  * NULL when none; *fetched_ts / *valid_until_ts describe it. */
 json_t *fed_keys_stored_response(hs_server *srv, const char *server_name, long long *fetched_ts,

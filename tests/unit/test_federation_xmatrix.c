@@ -210,6 +210,46 @@ START_TEST(key_responses) {
 }
 END_TEST
 
+START_TEST(notary_answers) {
+    cfg cb, cn, cx;
+    hs_server b = make_server(&cb, "b.example", "b_k", 3);
+    hs_server n = make_server(&cn, "notary.example", "n_1", 4);
+    hs_server x = make_server(&cx, "notary.example", "n_1", 5); /* an impostor */
+    hs_err err = {0};
+    json_t *r = fed_own_server_keys(&b, &err);
+    json_t *vouched = json_deep_copy(r), *forged = json_deep_copy(r);
+    ck_assert_int_eq(hs_json_sign(vouched, "notary.example", &n.key, &err), 0);
+    ck_assert_int_eq(hs_json_sign(forged, "notary.example", &x.key, &err), 0);
+
+    char *pk = hs_signing_key_public_b64(&n.key);
+    char *ids[] = {"ed25519:n_1"}, *keys[] = {pk};
+    cfg_key_server with = {.server_name = "notary.example", .has_verify_keys = true,
+                           .key_ids = {ids, 1}, .keys = {keys, 1}};
+    cfg_key_server tls_only = {.server_name = "notary.example"};
+    ck_assert_int_eq(fed_notary_entry_check(&with, vouched, "b.example", &err), 0);
+    ck_assert_int_eq(fed_notary_entry_check(&with, forged, "b.example", &err), -1);
+    ck_assert_int_eq(err.status, 401);
+    ck_assert_int_eq(fed_notary_entry_check(&with, r, "b.example", &err), -1); /* unsigned by it */
+    ck_assert_msg(strstr(err.msg, "not signed with a key configured"), "%s", err.msg);
+    ck_assert_int_eq(fed_notary_entry_check(&with, vouched, "c.example", &err), -1);
+    /* Without verify_keys, TLS vouches for the notary; the server's own
+     * signature is still required. */
+    ck_assert_int_eq(fed_notary_entry_check(&tls_only, r, "b.example", &err), 0);
+    json_t *t = json_deep_copy(vouched);
+    json_object_set_new(t, "valid_until_ts", json_integer(1));
+    ck_assert_int_eq(fed_notary_entry_check(&tls_only, t, "b.example", &err), -1);
+    ck_assert_int_eq(fed_notary_entry_check(&with, t, "b.example", &err), -1);
+    json_decref(t);
+    free(pk);
+    json_decref(r);
+    json_decref(vouched);
+    json_decref(forged);
+    hs_signing_key_wipe(&b.key);
+    hs_signing_key_wipe(&n.key);
+    hs_signing_key_wipe(&x.key);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("federation_xmatrix");
     TCase *t = tcase_create("xmatrix");
@@ -218,6 +258,7 @@ int main(void) {
     tcase_add_test(t, malformed);
     tcase_add_test(t, sign_and_verify);
     tcase_add_test(t, key_responses);
+    tcase_add_test(t, notary_answers);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
