@@ -124,6 +124,7 @@ static int run(cfg *c) {
         atomic_store(&srv.stopping, true);
         hs_notify_all();
         hs_http_stop(&srv, 10000);
+        fed_shutdown(); /* the outbound HTTP thread, after the last request that used it */
     }
     hs_router_free(srv.router);
     admin_runtime_close(&rt);
