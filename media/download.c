@@ -105,9 +105,8 @@ static int wait_for_upload(hs_req *r, const media_info *m, hs_err *err) {
     return park(r, w) ? 0 : 1;
 }
 
-int media_find_for_request(hs_req *r, const media_keys *k, bool authenticated, media_info *m,
-                           hs_err *err) {
-    const char *server = r->params[0], *id = r->params[1];
+int media_find_for_request(hs_req *r, const media_keys *k, enum media_via via, const char *server,
+                           const char *id, media_info *m, hs_err *err) {
     if (r->ctx) disarm(r->ctx); /* resumed by the poll */
     if (!media_id_valid(id)) return hs_err_set(err, 404, "M_NOT_FOUND", "Not found");
     for (;;) {
@@ -117,13 +116,14 @@ int media_find_for_request(hs_req *r, const media_keys *k, bool authenticated, m
         if (found > 0 && m->uploaded && !m->quarantined) media_touch(c, server, id);
         db_release(r->srv->db, c);
         if (found < 0) return -1;
-        if (!found && !media_is_local(r->srv, server))
+        if (!found && !media_is_local(r->srv, server) && via != MEDIA_VIA_FEDERATION)
             return hs_err_set(err, 502, "M_UNKNOWN",
                               "Fetching media from other servers is not available yet");
         int rc = 1;
         if (!found || m->quarantined) /* quarantined media is refused to everyone */
             rc = hs_err_set(err, 404, "M_NOT_FOUND", "Not found");
-        else if (!authenticated && m->authenticated && r->srv->cfg->enable_authenticated_media)
+        else if (via == MEDIA_VIA_LEGACY && m->authenticated &&
+                 r->srv->cfg->enable_authenticated_media)
             rc = hs_err_set(err, 404, "M_NOT_FOUND", "Not found"); /* after the freeze */
         else if (!m->uploaded && (rc = wait_for_upload(r, m, err)) == 1) {
             media_info_clear(m);
@@ -145,6 +145,57 @@ static ssize_t read_cb(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void free_cb(void *cls) { media_reader_free(cls); }
 
+/* A federation answer: the frame's prefix, the file, the frame's suffix. */
+typedef struct framed {
+    media_reader *rd;
+    char *prefix, *suffix;
+    size_t plen, slen, pos; /* pos: within prefix, then (after the file) suffix */
+    bool in_file, in_suffix;
+} framed;
+
+static ssize_t framed_cb(void *cls, uint64_t at, char *buf, size_t max) {
+    (void)at;
+    framed *f = cls;
+    if (!f->in_file && !f->in_suffix) {
+        size_t n = f->plen - f->pos < max ? f->plen - f->pos : max;
+        memcpy(buf, f->prefix + f->pos, n);
+        if ((f->pos += n) == f->plen) f->in_file = true, f->pos = 0;
+        return (ssize_t)n;
+    }
+    if (f->in_file) {
+        ssize_t n = read_cb(f->rd, 0, buf, max);
+        if (n != MHD_CONTENT_READER_END_OF_STREAM) return n;
+        f->in_file = false, f->in_suffix = true;
+    }
+    if (f->pos == f->slen) return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = f->slen - f->pos < max ? f->slen - f->pos : max;
+    memcpy(buf, f->suffix + f->pos, n);
+    f->pos += n;
+    return (ssize_t)n;
+}
+
+static void framed_free(void *cls) {
+    framed *f = cls;
+    media_reader_free(f->rd);
+    free(f->prefix), free(f->suffix);
+    free(f);
+}
+
+void media_multipart_frame(const char *content_type, const char *disposition, char **prefix,
+                           char **suffix, char **outer_type) {
+    unsigned char rnd[16];
+    char b[33];
+    randombytes_buf(rnd, sizeof rnd);
+    sodium_bin2hex(b, sizeof b, rnd, sizeof rnd);
+    /* The spec's two parts: metadata (always {} so far), then the content. */
+    if (asprintf(prefix, "--%s\r\nContent-Type: application/json\r\n\r\n{}\r\n--%s\r\n"
+                 "Content-Type: %s\r\nContent-Disposition: %s\r\n\r\n", b, b, content_type,
+                 disposition) < 0)
+        *prefix = NULL;
+    if (asprintf(suffix, "\r\n--%s--\r\n", b) < 0) *suffix = NULL;
+    if (asprintf(outer_type, "multipart/mixed; boundary=%s", b) < 0) *outer_type = NULL;
+}
+
 /* Text types get a charset, as the spec allows and Synapse does. */
 static char *served_type(const char *t) {
     char *out;
@@ -156,37 +207,51 @@ static char *served_type(const char *t) {
     return strdup(t);
 }
 
-int media_respond_file(hs_req *r, const media_keys *k, const unsigned char *address,
-                       const unsigned char *key, long long length, const char *content_type,
-                       const char *disposition, hs_err *err) {
-    (void)k;
+int media_respond_file(hs_req *r, const unsigned char *address, const unsigned char *key,
+                       long long length, const char *content_type, const char *disposition,
+                       bool multipart, hs_err *err) {
     media_reader *rd = media_reader_open(r->srv->cfg->media_store_path, address, key, err);
     if (!rd) return -1;
-    struct MHD_Response *resp = MHD_create_response_from_callback(
-        (uint64_t)length, MEDIA_CHUNK, read_cb, rd, free_cb);
+    char *type = served_type(content_type), *outer = NULL;
+    struct MHD_Response *resp;
+    if (multipart) {
+        framed *f = calloc(1, sizeof *f);
+        f->rd = rd;
+        media_multipart_frame(type, disposition, &f->prefix, &f->suffix, &outer);
+        f->plen = strlen(f->prefix), f->slen = strlen(f->suffix);
+        resp = MHD_create_response_from_callback((uint64_t)length + f->plen + f->slen,
+                                                 MEDIA_CHUNK, framed_cb, f, framed_free);
+        if (!resp) framed_free(f);
+    } else {
+        resp = MHD_create_response_from_callback((uint64_t)length, MEDIA_CHUNK, read_cb, rd,
+                                                 free_cb);
+        if (!resp) media_reader_free(rd);
+    }
     if (!resp) {
-        media_reader_free(rd);
+        free(type), free(outer);
         return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
     }
-    char *type = served_type(content_type);
-    MHD_add_response_header(resp, "Content-Type", type);
-    MHD_add_response_header(resp, "Content-Disposition", disposition);
+    MHD_add_response_header(resp, "Content-Type", multipart ? outer : type);
+    if (!multipart) MHD_add_response_header(resp, "Content-Disposition", disposition);
     media_safe_headers(resp);
-    free(type);
+    free(type), free(outer);
     r->custom = resp;
     return 200;
 }
 
-static int download(hs_req *r, bool authenticated, hs_err *err) {
+static int download(hs_req *r, enum media_via via, const char *server, const char *id,
+                    hs_err *err) {
     const media_keys *k = media_keys_get(r->srv, err);
     if (!k) return -1;
     media_info m;
-    int rc = media_find_for_request(r, k, authenticated, &m, err);
+    int rc = media_find_for_request(r, k, via, server, id, &m, err);
     if (rc <= 0) return rc < 0 ? -1 : HS_SUSPENDED;
     /* A name in the path overrides the uploaded one (the spec's …/{fileName}). */
-    const char *name = r->n_params > 2 && *r->params[2] ? r->params[2] : m.upload_name;
+    const char *name = via != MEDIA_VIA_FEDERATION && r->n_params > 2 && *r->params[2]
+                           ? r->params[2] : m.upload_name;
     char *disp = media_disposition(media_inline_type(m.content_type), name);
-    rc = media_respond_file(r, k, m.address, m.key, m.length, m.content_type, disp, err);
+    rc = media_respond_file(r, m.address, m.key, m.length, m.content_type, disp,
+                            via == MEDIA_VIA_FEDERATION, err);
     free(disp);
     media_info_clear(&m);
     media_retention_tick(r->srv);
@@ -195,7 +260,7 @@ static int download(hs_req *r, bool authenticated, hs_err *err) {
 
 int media_download(hs_req *r, json_t **out, hs_err *err) {
     (void)out;
-    return download(r, true, err);
+    return download(r, MEDIA_VIA_CLIENT, r->params[0], r->params[1], err);
 }
 
 int media_download_legacy(hs_req *r, json_t **out, hs_err *err) {
@@ -203,5 +268,12 @@ int media_download_legacy(hs_req *r, json_t **out, hs_err *err) {
     const char *remote = hs_req_query(r, "allow_remote");
     if (remote && !strcmp(remote, "false") && !media_is_local(r->srv, r->params[0]))
         return hs_err_set(err, 404, "M_NOT_FOUND", "Not found");
-    return download(r, false, err);
+    return download(r, MEDIA_VIA_LEGACY, r->params[0], r->params[1], err);
+}
+
+/* GET /_matrix/federation/v1/media/download/{mediaId} (X-Matrix checked by
+ * the HTTP layer): our own media only, never our cache of others'. */
+int media_fed_download(hs_req *r, json_t **out, hs_err *err) {
+    (void)out;
+    return download(r, MEDIA_VIA_FEDERATION, r->srv->cfg->server_name, r->params[0], err);
 }

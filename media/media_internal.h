@@ -127,20 +127,33 @@ int media_mkdirs(const char *path);
 
 /* ---- download.c / thumbnail.c ---- */
 
-/* Find media for a download or thumbnail request: 1 with *m when it can be
- * served now, 0 when the request was parked to wait for an upload, -1 with
- * err (404, 504 M_NOT_YET_UPLOADED …). */
-int media_find_for_request(hs_req *r, const media_keys *k, bool authenticated, media_info *m,
-                           hs_err *err);
-/* Answer r with the file (streamed, decrypted as it goes). */
-int media_respond_file(hs_req *r, const media_keys *k, const unsigned char *address,
-                       const unsigned char *key, long long length, const char *content_type,
-                       const char *disposition, hs_err *err);
+/* Who asks: a client with a token, a client on the deprecated
+ * unauthenticated endpoints (only media from before the freeze), or another
+ * server (answered as multipart/mixed). */
+enum media_via { MEDIA_VIA_CLIENT, MEDIA_VIA_LEGACY, MEDIA_VIA_FEDERATION };
+
+/* Find server/id for a download or thumbnail request: 1 with *m when it can
+ * be served now, 0 when the request was parked to wait for an upload, -1
+ * with err (404, 504 M_NOT_YET_UPLOADED …). */
+int media_find_for_request(hs_req *r, const media_keys *k, enum media_via via, const char *server,
+                           const char *id, media_info *m, hs_err *err);
+/* Answer r with the file (streamed, decrypted as it goes), as the body or,
+ * for federation, as the second part of a multipart/mixed body. */
+int media_respond_file(hs_req *r, const unsigned char *address, const unsigned char *key,
+                       long long length, const char *content_type, const char *disposition,
+                       bool multipart, hs_err *err);
+/* The multipart/mixed frame around a federation answer's bytes: the
+ * metadata part and the headers of the content part (prefix), the closing
+ * boundary (suffix), and the response's Content-Type. malloc'd. */
+void media_multipart_frame(const char *content_type, const char *disposition, char **prefix,
+                           char **suffix, char **outer_type);
 
 int media_download(hs_req *r, json_t **out, hs_err *err);
 int media_download_legacy(hs_req *r, json_t **out, hs_err *err);
 int media_thumbnail(hs_req *r, json_t **out, hs_err *err);
 int media_thumbnail_legacy(hs_req *r, json_t **out, hs_err *err);
+int media_fed_download(hs_req *r, json_t **out, hs_err *err);
+int media_fed_thumbnail(hs_req *r, json_t **out, hs_err *err);
 int media_upload(hs_req *r, json_t **out, hs_err *err);
 int media_upload_to(hs_req *r, json_t **out, hs_err *err);
 int media_create(hs_req *r, json_t **out, hs_err *err);

@@ -37,6 +37,11 @@ void media_routes(hs_router *rt) {
     hs_route(rt, "PUT", "/_matrix/media/v3/upload/{serverName}/{mediaId}", media_upload_to,
              HS_AUTH | HS_STREAM_BODY);
     hs_route(rt, "POST", "/_matrix/media/v1/create", media_create, HS_AUTH);
+    /* Federation (v1.11): our media for other servers, X-Matrix signed. */
+    hs_route(rt, "GET", "/_matrix/federation/v1/media/download/{mediaId}", media_fed_download,
+             HS_FEDERATION);
+    hs_route(rt, "GET", "/_matrix/federation/v1/media/thumbnail/{mediaId}", media_fed_thumbnail,
+             HS_FEDERATION);
     /* Deprecated (v1.11): download and thumbnail without a token, only for
      * media from before the freeze; config and preview_url need one. */
     for (int i = 0; i < 2; i++) {

@@ -278,21 +278,37 @@ static void keep(hs_server *srv, const media_keys *k, const media_info *m, const
     media_writer_free(w);
 }
 
-static int respond_buffer(hs_req *r, made *th) {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(th->len, th->buf, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(resp, "Content-Type", th->type);
-    MHD_add_response_header(resp, "Content-Disposition",
-                            !strcmp(th->type, "image/png") ? "inline; filename=thumbnail.png"
-                            : !strcmp(th->type, "image/webp") ? "inline; filename=thumbnail.webp"
-                                                              : "inline; filename=thumbnail.jpg");
+static const char *thumb_disposition(const char *type) {
+    return !strcmp(type, "image/png")    ? "inline; filename=thumbnail.png"
+           : !strcmp(type, "image/webp") ? "inline; filename=thumbnail.webp"
+                                         : "inline; filename=thumbnail.jpg";
+}
+
+static int respond_buffer(hs_req *r, made *th, bool multipart) {
+    const char *disp = thumb_disposition(th->type);
+    struct MHD_Response *resp;
+    if (multipart) {
+        char *prefix, *suffix, *outer, *all;
+        media_multipart_frame(th->type, disp, &prefix, &suffix, &outer);
+        size_t pl = strlen(prefix), sl = strlen(suffix);
+        all = malloc(pl + th->len + sl);
+        memcpy(all, prefix, pl), memcpy(all + pl, th->buf, th->len);
+        memcpy(all + pl + th->len, suffix, sl);
+        resp = MHD_create_response_from_buffer(pl + th->len + sl, all, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, "Content-Type", outer);
+        free(prefix), free(suffix), free(outer);
+    } else {
+        resp = MHD_create_response_from_buffer(th->len, th->buf, MHD_RESPMEM_MUST_COPY);
+        MHD_add_response_header(resp, "Content-Type", th->type);
+        MHD_add_response_header(resp, "Content-Disposition", disp);
+    }
     media_safe_headers(resp);
     r->custom = resp;
     return 200;
 }
 
 static int make_thumbnail(hs_req *r, const media_keys *k, const media_info *m, thumb_req *t,
-                          hs_err *err) {
+                          bool multipart, hs_err *err) {
     const cfg *cf = r->srv->cfg;
     if (m->length > MAX_THUMB_SOURCE)
         return hs_err_set(err, 413, "M_TOO_LARGE", "Content is too large to thumbnail");
@@ -307,24 +323,26 @@ static int make_thumbnail(hs_req *r, const media_keys *k, const media_info *m, t
     free(src);
     if (rc == 1) { /* the original is the thumbnail */
         char *disp = media_disposition(true, NULL);
-        rc = media_respond_file(r, k, m->address, m->key, m->length, m->content_type, disp, err);
+        rc = media_respond_file(r, m->address, m->key, m->length, m->content_type, disp,
+                                multipart, err);
         free(disp);
         return rc;
     }
     if (rc < 0) return -1;
     keep(r->srv, k, m, t, &th);
-    rc = respond_buffer(r, &th);
+    rc = respond_buffer(r, &th, multipart);
     g_free(th.buf);
     return rc;
 }
 
-static int thumbnail(hs_req *r, bool authenticated, hs_err *err) {
+static int thumbnail(hs_req *r, enum media_via via, const char *server, const char *id,
+                     hs_err *err) {
     thumb_req t;
     if (parse_req(r, &t, err) < 0) return -1;
     const media_keys *k = media_keys_get(r->srv, err);
     if (!k) return -1;
     media_info m;
-    int rc = media_find_for_request(r, k, authenticated, &m, err);
+    int rc = media_find_for_request(r, k, via, server, id, &m, err);
     if (rc <= 0) return rc < 0 ? -1 : HS_SUSPENDED;
     const cfg *cf = r->srv->cfg;
     if (!thumbnailable(m.content_type)) {
@@ -346,13 +364,10 @@ static int thumbnail(hs_req *r, bool authenticated, hs_err *err) {
     rc = c ? cached(c, k, &m, &t, addr, key, &type, &len, err) : -1;
     db_release(r->srv->db, c);
     if (rc == 1) {
-        const char *name = !strcmp(type, "image/png") ? "thumbnail.png"
-                           : !strcmp(type, "image/webp") ? "thumbnail.webp" : "thumbnail.jpg";
-        char *disp = media_disposition(true, name);
-        rc = media_respond_file(r, k, addr, key, len, type, disp, err);
-        free(disp);
+        rc = media_respond_file(r, addr, key, len, type, thumb_disposition(type),
+                                via == MEDIA_VIA_FEDERATION, err);
     } else if (rc == 0) {
-        rc = make_thumbnail(r, k, &m, &t, err);
+        rc = make_thumbnail(r, k, &m, &t, via == MEDIA_VIA_FEDERATION, err);
     }
     free(type);
     sodium_memzero(key, sizeof key);
@@ -362,7 +377,7 @@ static int thumbnail(hs_req *r, bool authenticated, hs_err *err) {
 
 int media_thumbnail(hs_req *r, json_t **out, hs_err *err) {
     (void)out;
-    return thumbnail(r, true, err);
+    return thumbnail(r, MEDIA_VIA_CLIENT, r->params[0], r->params[1], err);
 }
 
 int media_thumbnail_legacy(hs_req *r, json_t **out, hs_err *err) {
@@ -370,5 +385,10 @@ int media_thumbnail_legacy(hs_req *r, json_t **out, hs_err *err) {
     const char *remote = hs_req_query(r, "allow_remote");
     if (remote && !strcmp(remote, "false") && !media_is_local(r->srv, r->params[0]))
         return hs_err_set(err, 404, "M_NOT_FOUND", "Not found");
-    return thumbnail(r, false, err);
+    return thumbnail(r, MEDIA_VIA_LEGACY, r->params[0], r->params[1], err);
+}
+
+int media_fed_thumbnail(hs_req *r, json_t **out, hs_err *err) {
+    (void)out;
+    return thumbnail(r, MEDIA_VIA_FEDERATION, r->srv->cfg->server_name, r->params[0], err);
 }
