@@ -1,0 +1,230 @@
+/* test_media_store.c — the media store's pure core: encrypted files that
+ * round-trip and refuse to open when cut, altered or under another key;
+ * file keys sealed to their address; the names and headers served. */
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "media/media_internal.h"
+
+static char store[] = "/tmp/pvyhs_media_XXXXXX";
+static media_keys keys, other_keys;
+
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static void setup(void) {
+    ck_assert_int_ge(sodium_init(), 0);
+    strcpy(store, "/tmp/pvyhs_media_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(store));
+    unsigned char master[32];
+    randombytes_buf(master, sizeof master);
+    media_keys_derive(master, &keys);
+    master[0] ^= 1;
+    media_keys_derive(master, &other_keys);
+}
+
+static void teardown(void) { nftw(store, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+/* Write n bytes (in odd-sized pieces) and install; returns the writer. */
+static media_writer *write_blob(const unsigned char *data, size_t n) {
+    hs_err err = {0};
+    media_writer *w = media_writer_new(store, &keys, &err);
+    ck_assert_msg(w, "%s", err.msg);
+    for (size_t off = 0; off < n;) {
+        size_t take = n - off < 7777 ? n - off : 7777;
+        ck_assert_int_eq(media_writer_write(w, data + off, take, &err), 0);
+        off += take;
+    }
+    ck_assert_int_eq(media_writer_finish(w, &err), 0);
+    ck_assert_int_eq(media_writer_install(w, store, &err), 0);
+    return w;
+}
+
+static ssize_t read_all(const unsigned char *addr, const unsigned char *key, unsigned char *out,
+                        size_t cap) {
+    hs_err err = {0};
+    media_reader *r = media_reader_open(store, addr, key, &err);
+    if (!r) return -1;
+    size_t got = 0;
+    ssize_t n;
+    while ((n = media_reader_read(r, out + got, cap - got)) > 0) got += (size_t)n;
+    media_reader_free(r);
+    return n < 0 ? -1 : (ssize_t)got;
+}
+
+START_TEST(test_round_trip_sizes) {
+    /* Empty, one byte, exactly one message, one more, several messages. */
+    const size_t sizes[] = {0, 1, MEDIA_CHUNK, MEDIA_CHUNK + 1, 3 * MEDIA_CHUNK + 123};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        size_t n = sizes[i];
+        unsigned char *data = malloc(n + 1), *back = malloc(n + 16);
+        randombytes_buf(data, n);
+        media_writer *w = write_blob(data, n);
+        ck_assert_int_eq(media_writer_length(w), (long long)n);
+        ck_assert_int_eq(read_all(media_writer_address(w), media_writer_key(w), back, n + 16),
+                         (ssize_t)n);
+        ck_assert(n == 0 || memcmp(data, back, n) == 0);
+        hs_err err = {0};
+        unsigned char *all = media_blob_slurp(store, media_writer_address(w), media_writer_key(w),
+                                              n, &err);
+        ck_assert_ptr_nonnull(all);
+        ck_assert(n == 0 || memcmp(all, data, n) == 0);
+        free(all);
+        media_writer_free(w);
+        free(data), free(back);
+    }
+}
+END_TEST
+
+START_TEST(test_address_is_keyed_and_dedups) {
+    unsigned char data[1000];
+    randombytes_buf(data, sizeof data);
+    media_writer *a = write_blob(data, sizeof data), *b = write_blob(data, sizeof data);
+    /* Same content, same address; each file still has its own key. */
+    ck_assert_mem_eq(media_writer_address(a), media_writer_address(b), MEDIA_ADDR_LEN);
+    ck_assert(memcmp(media_writer_key(a), media_writer_key(b), MEDIA_KEY_LEN) != 0);
+    /* Not the plain SHA-256 of the content. */
+    unsigned char sha[32];
+    crypto_hash_sha256(sha, data, sizeof data);
+    ck_assert(memcmp(sha, media_writer_address(a), 32) != 0);
+    media_writer_free(a), media_writer_free(b);
+}
+END_TEST
+
+/* Change the stored file with fn, then expect it to refuse to open. */
+static void expect_refused(void (*fn)(FILE *f, long size)) {
+    unsigned char data[3 * MEDIA_CHUNK], back[sizeof data + 16];
+    randombytes_buf(data, sizeof data);
+    media_writer *w = write_blob(data, sizeof data);
+    char *path = media_blob_path(store, media_writer_address(w));
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 0, SEEK_END);
+    fn(f, ftell(f));
+    fclose(f);
+    ck_assert_int_eq(read_all(media_writer_address(w), media_writer_key(w), back, sizeof back), -1);
+    free(path);
+    media_writer_free(w);
+}
+
+static void flip_a_bit(FILE *f, long size) {
+    fseek(f, size / 2, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, size / 2, SEEK_SET);
+    fputc(c ^ 0x10, f);
+}
+
+static void cut_last_message(FILE *f, long size) {
+    ck_assert_int_eq(ftruncate(fileno(f), size - 100), 0);
+}
+
+static void drop_final_message(FILE *f, long size) {
+    (void)size;
+    /* Magic, header, then the first two of four messages only. */
+    long keep = 8 + crypto_secretstream_xchacha20poly1305_HEADERBYTES +
+                2 * (MEDIA_CHUNK + crypto_secretstream_xchacha20poly1305_ABYTES);
+    ck_assert_int_eq(ftruncate(fileno(f), keep), 0);
+}
+
+static void append_garbage(FILE *f, long size) {
+    (void)size;
+    fseek(f, 0, SEEK_END);
+    fputs("more", f);
+}
+
+START_TEST(test_tampering_is_detected) {
+    expect_refused(flip_a_bit);
+    expect_refused(cut_last_message);
+    expect_refused(drop_final_message);
+    expect_refused(append_garbage);
+}
+END_TEST
+
+START_TEST(test_keys_are_sealed_to_their_address_and_master) {
+    unsigned char key[MEDIA_KEY_LEN], addr[MEDIA_ADDR_LEN], other[MEDIA_ADDR_LEN];
+    unsigned char wrapped[MEDIA_WRAPPED_LEN], out[MEDIA_KEY_LEN];
+    randombytes_buf(key, sizeof key);
+    randombytes_buf(addr, sizeof addr);
+    memcpy(other, addr, sizeof addr);
+    other[5] ^= 1;
+    media_wrap_key(&keys, key, addr, sizeof addr, wrapped);
+    ck_assert_int_eq(media_unwrap_key(&keys, wrapped, sizeof wrapped, addr, sizeof addr, out), 0);
+    ck_assert_mem_eq(out, key, sizeof key);
+    /* Moved to another blob, or opened under another master key: refused. */
+    ck_assert_int_ne(media_unwrap_key(&keys, wrapped, sizeof wrapped, other, sizeof other, out), 0);
+    ck_assert_int_ne(media_unwrap_key(&other_keys, wrapped, sizeof wrapped, addr, sizeof addr, out),
+                     0);
+    ck_assert(memmem(wrapped, sizeof wrapped, key, 8) == NULL);
+    size_t n;
+    unsigned char *sealed = media_seal_str(&keys, "secret plan.pdf", "name:a/b", &n);
+    ck_assert(memmem(sealed, n, "secret", 6) == NULL);
+    char *name = media_open_str(&keys, sealed, n, "name:a/b");
+    ck_assert_str_eq(name, "secret plan.pdf");
+    free(name);
+    ck_assert_ptr_null(media_open_str(&keys, sealed, n, "name:a/c"));
+    ck_assert_ptr_null(media_open_str(&other_keys, sealed, n, "name:a/b"));
+    free(sealed);
+}
+END_TEST
+
+START_TEST(test_names_and_headers) {
+    ck_assert(media_id_valid("abcXYZ019_-"));
+    ck_assert(!media_id_valid(""));
+    ck_assert(!media_id_valid("../etc"));
+    ck_assert(!media_id_valid("a.b"));
+    ck_assert(!media_id_valid("a/b"));
+    char id[MEDIA_ID_LEN + 1];
+    media_random_id(id);
+    ck_assert_int_eq(strlen(id), MEDIA_ID_LEN);
+    ck_assert(media_id_valid(id));
+    char *o, *m;
+    hs_err err;
+    ck_assert_int_eq(media_parse_mxc("mxc://example.org:8448/abc", &o, &m, &err), 0);
+    ck_assert_str_eq(o, "example.org:8448");
+    ck_assert_str_eq(m, "abc");
+    free(o), free(m);
+    ck_assert_int_eq(media_parse_mxc("[::1]:8448/x_y", &o, &m, &err), 0);
+    free(o), free(m);
+    ck_assert_int_eq(media_parse_mxc("mxc://example.org/../x", &o, &m, &err), -1);
+    ck_assert_int_eq(media_parse_mxc("mxc://exa mple/x", &o, &m, &err), -1);
+    ck_assert_int_eq(media_parse_mxc("nothing", &o, &m, &err), -1);
+    ck_assert(media_inline_type("image/png"));
+    ck_assert(media_inline_type("text/plain; charset=utf-8"));
+    ck_assert(media_inline_type("AUDIO/OGG"));
+    ck_assert(!media_inline_type("text/html"));
+    ck_assert(!media_inline_type("image/svg+xml"));
+    ck_assert(!media_inline_type("application/octet-stream"));
+    ck_assert(!media_inline_type(NULL));
+    char *d = media_disposition(true, "cat.png");
+    ck_assert_str_eq(d, "inline; filename=cat.png");
+    free(d);
+    d = media_disposition(false, NULL);
+    ck_assert_str_eq(d, "attachment");
+    free(d);
+    d = media_disposition(false, "a \"b\";c\r\n.txt");
+    ck_assert_str_eq(d, "attachment; filename*=utf-8''a%20%22b%22%3Bc%0D%0A.txt");
+    free(d);
+}
+END_TEST
+
+int main(void) {
+    Suite *s = suite_create("media_store");
+    TCase *t = tcase_create("store");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_add_test(t, test_round_trip_sizes);
+    tcase_add_test(t, test_address_is_keyed_and_dedups);
+    tcase_add_test(t, test_tampering_is_detected);
+    tcase_add_test(t, test_keys_are_sealed_to_their_address_and_master);
+    tcase_add_test(t, test_names_and_headers);
+    suite_add_tcase(s, t);
+    SRunner *r = srunner_create(s);
+    srunner_run_all(r, CK_NORMAL);
+    int failed = srunner_ntests_failed(r);
+    srunner_free(r);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
