@@ -35,5 +35,11 @@ void client_filters_routes(hs_router *rt);
 void client_receipts_routes(hs_router *rt);
 void client_typing_routes(hs_router *rt);
 void client_presence_routes(hs_router *rt);
+void client_relations_routes(hs_router *rt);
+void client_search_routes(hs_router *rt);
+void client_reports_routes(hs_router *rt);
+void client_whois_routes(hs_router *rt);
+void client_timestamp_routes(hs_router *rt);
+void client_room_upgrade_routes(hs_router *rt);
 
 #endif

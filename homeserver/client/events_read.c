@@ -7,6 +7,7 @@
 
 #include "homeserver/core/clock.h"
 #include "homeserver/core/json.h"
+#include "relations.h"
 
 /* Top-level PDU keys a client sees (the rest is federation's). */
 static const char *const client_keys[] = {"content", "origin_server_ts", "sender", "state_key",
@@ -62,17 +63,22 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     "  ORDER BY xe.stream_ordering LIMIT 1) rd ON true"
 #define ACCEPTED " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
 
-#define VISIBILITY_COLS \
+/* Columns 6-12 when a viewer is given: what visible() needs (V is the
+ * viewer's parameter), then sender, state_key, type, and whether the event
+ * has children to bundle (relations.h). */
+#define VISIBILITY_COLS(V) \
     ", (SELECT convert_from(h.json, 'UTF8')::json->'content'->>'history_visibility'" \
     "   FROM events h WHERE h.room_id = e.room_id AND h.type = 'm.room.history_visibility'" \
     "   AND h.state_key = '' AND h.stream_ordering < e.stream_ordering" \
     "   AND h.rejected_reason IS NULL AND NOT h.soft_failed ORDER BY h.stream_ordering DESC LIMIT 1)," \
     " (SELECT m.membership FROM (SELECT convert_from(x.json, 'UTF8')::json->'content'->>'membership'" \
     "   AS membership, x.stream_ordering FROM events x WHERE x.room_id = e.room_id" \
-    "   AND x.type = 'm.room.member' AND x.state_key = $5 AND x.stream_ordering <= e.stream_ordering" \
+    "   AND x.type = 'm.room.member' AND x.state_key = " V " AND x.stream_ordering <= e.stream_ordering" \
     "   AND x.rejected_reason IS NULL AND NOT x.soft_failed ORDER BY x.stream_ordering DESC LIMIT 1) m)," \
     " (SELECT cs.membership FROM current_state cs WHERE cs.room_id = e.room_id" \
-    "   AND cs.type = 'm.room.member' AND cs.state_key = $5)"
+    "   AND cs.type = 'm.room.member' AND cs.state_key = " V ")," \
+    " e.sender, e.state_key, e.type," \
+    " EXISTS (SELECT 1 FROM event_relations rl WHERE rl.relates_to_id = e.event_id)"
 
 /* History visibility per the spec's rules, given the visibility in force at
  * the event, the viewer's membership then, and their membership now. An
@@ -84,6 +90,37 @@ static bool visible(const char *hv, const char *then, const char *now) {
     if (!strcmp(hv, "shared")) return joined_then || (now && !strcmp(now, "join"));
     if (!strcmp(hv, "invited")) return joined_then || (then && !strcmp(then, "invite"));
     return joined_then; /* "joined", and any unknown value */
+}
+
+/* Rows with the viewer columns: may viewer see row i? */
+static bool row_visible(PGresult *r, int i, const char *viewer) {
+    bool own = !strcmp(PQgetvalue(r, i, 11), "m.room.member") &&
+               !strcmp(PQgetvalue(r, i, 10), viewer);
+    const char *hv = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
+    const char *then = PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7);
+    const char *cur = PQgetisnull(r, i, 8) ? NULL : PQgetvalue(r, i, 8);
+    return own || visible(hv, then, cur);
+}
+
+/* Append rows 0..n-1 (in reverse when backwards, so chronologically) in
+ * client format. With a viewer: only what they may see, with the bundled
+ * aggregations of those that have children (one batch for all of them). */
+static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const char *viewer,
+                       bool with_room_id, json_t *out, hs_err *err) {
+    long long now = hs_now_ms();
+    size_t first = json_array_size(out);
+    bool *children = calloc((size_t)n + 1, sizeof *children), any = false;
+    for (int k = 0; k < n; k++) {
+        int i = backwards ? n - 1 - k : k;
+        if (viewer && !row_visible(r, i, viewer)) continue;
+        json_t *ev = row_event(r, i, with_room_id, now);
+        if (!ev) continue;
+        if (viewer && PQgetvalue(r, i, 12)[0] == 't') children[json_array_size(out) - first] = any = true;
+        json_array_append_new(out, ev);
+    }
+    int rc = any ? client_relations_bundle(c, viewer, out, first, children, err) : 0;
+    free(children);
+    return rc;
 }
 
 static int room_events(db_conn *c, const char *viewer, const char *room_id, long long after,
@@ -98,11 +135,11 @@ static int room_events(db_conn *c, const char *viewer, const char *room_id, long
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering ASC LIMIT $4");
     static db_stmt vback = DB_STMT(
-        "SELECT " EVENT_COLS VISIBILITY_COLS ", e.sender, e.state_key, e.type FROM events e" EVENT_JOINS
+        "SELECT " EVENT_COLS VISIBILITY_COLS("$5") " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering DESC LIMIT $4");
     static db_stmt vfwd = DB_STMT(
-        "SELECT " EVENT_COLS VISIBILITY_COLS ", e.sender, e.state_key, e.type FROM events e" EVENT_JOINS
+        "SELECT " EVENT_COLS VISIBILITY_COLS("$5") " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering ASC LIMIT $4");
     char a[24], u[24], l[16];
@@ -115,23 +152,10 @@ static int room_events(db_conn *c, const char *viewer, const char *room_id, long
     int n = PQntuples(r);
     *more = n > limit;
     if (n > limit) n = limit;
-    long long now = hs_now_ms();
-    for (int k = 0; k < n; k++) {
-        int i = backwards ? n - 1 - k : k; /* chronological order either way */
-        if (viewer) {
-            bool own = !strcmp(PQgetvalue(r, i, 11), "m.room.member") &&
-                       !strcmp(PQgetvalue(r, i, 10), viewer);
-            const char *hv = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
-            const char *then = PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7);
-            const char *cur = PQgetisnull(r, i, 8) ? NULL : PQgetvalue(r, i, 8);
-            if (!own && !visible(hv, then, cur)) continue;
-        }
-        json_t *ev = row_event(r, i, with_room_id, now);
-        if (ev) json_array_append_new(out, ev);
-    }
+    int rc = append_rows(c, r, n, backwards, viewer, with_room_id, out, err);
     if (n > 0) *edge = atoll(PQgetvalue(r, n - 1, 2));
     PQclear(r);
-    return 0;
+    return rc;
 }
 
 int client_room_events(db_conn *c, const char *room_id, long long after, long long upto,
@@ -177,4 +201,19 @@ int client_events_by_ids(db_conn *c, const char *const *ids, size_t n, bool with
     }
     PQclear(r);
     return 0;
+}
+
+int client_events_by_ids_for(db_conn *c, const char *viewer, const char *const *ids, size_t n,
+                             bool with_room_id, json_t *out, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT " EVENT_COLS VISIBILITY_COLS("$2") " FROM events e" EVENT_JOINS
+                               " WHERE e.event_id = ANY($1::text[])" ACCEPTED
+                               " ORDER BY e.stream_ordering");
+    if (n == 0) return 0;
+    char *pgarr = db_text_array(ids, n);
+    PGresult *r = db_run(c, &q, 2, (const char *[]){pgarr, viewer}, err);
+    free(pgarr);
+    if (!r) return -1;
+    int rc = append_rows(c, r, PQntuples(r), false, viewer, with_room_id, out, err);
+    PQclear(r);
+    return rc;
 }

@@ -15,6 +15,8 @@
 #include "notifier.h"
 #include "profile.h"
 #include "push_actions.h"
+#include "relations.h"
+#include "room_create.h"
 #include "room_send.h"
 #include "rooms/rooms.h"
 #include "users.h"
@@ -203,6 +205,8 @@ static int create_txn(db_conn *c, void *arg, hs_err *err) {
         if (i == 0) snprintf(j->room_id, sizeof j->room_id, "%s", ev->room_id);
         /* Invites sent by createRoom (how a DM starts) must notify. */
         int pushed = client_push_process_event(c, j->srv, ev, err);
+        /* The name and topic become searchable (relations.h). */
+        if (pushed == 0) pushed = client_relations_on_event(c, ev, err);
         room_event_free(ev);
         if (pushed < 0) return -1;
         /* The alias must be ours before the canonical alias event names it. */
@@ -228,7 +232,7 @@ static void membership_hooks(hs_server *srv, const char *room_id, const char *cr
     }
 }
 
-static void random_room_id(char *out, size_t n, const char *server_name) {
+void client_room_random_id(char *out, size_t n, const char *server_name) {
     static const char alpha[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     char local[19];
     for (int i = 0; i < 18; i++) local[i] = alpha[randombytes_uniform(52)];
@@ -302,7 +306,7 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     const char *vis = json_string_value(json_object_get(r->json, "visibility"));
     create_job j = {.srv = r->srv, .v = v, .protos = list, .alias = *alias ? alias : NULL,
                     .creator = r->user_id, .publish = vis && !strcmp(vis, "public")};
-    if (!v->hydra) random_room_id(j.room_id, sizeof j.room_id, r->srv->cfg->server_name);
+    if (!v->hydra) client_room_random_id(j.room_id, sizeof j.room_id, r->srv->cfg->server_name);
     int rc = db_txn(r->srv->db, create_txn, &j, err);
     for (size_t k = 0; k < j.n_pos; k++) db_stream_done(DB_STREAM_EVENTS, j.pos[k]);
     json_decref(list);

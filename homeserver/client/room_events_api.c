@@ -7,6 +7,7 @@
 #include "client.h"
 #include "homeserver/http/ratelimit.h"
 #include "events_read.h"
+#include "relations.h"
 #include "room_access.h"
 #include "room_send.h"
 #include "rooms/state_lookup.h"
@@ -177,11 +178,17 @@ static int get_event(hs_req *r, json_t **out, hs_err *err) {
      * applied by the timeline paths). */
     if (readable_state(r, c, m, err) == 0) {
         json_t *ev = client_event_by_id(c, r->params[1], true, err);
-        if (ev && strcmp(json_string_value(json_object_get(ev, "room_id")), r->params[0]) != 0) {
+        const char *room = json_string_value(json_object_get(ev, "room_id"));
+        if (ev && (!room || strcmp(room, r->params[0]) != 0)) {
             json_decref(ev);
             ev = NULL;
             hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
         }
+        /* Bundled aggregations (relations.h), as the spec lists /event. */
+        json_t *one = ev ? json_pack("[O]", ev) : NULL;
+        if (one && client_relations_bundle(c, r->user_id, one, 0, NULL, err) < 0)
+            json_decref(ev), ev = NULL;
+        json_decref(one);
         if (ev) *out = ev, rc = 200;
     }
     room_state_map_free(m);

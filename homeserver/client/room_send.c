@@ -11,6 +11,7 @@
 #include "homeserver/core/log.h"
 #include "notifier.h"
 #include "push_actions.h"
+#include "relations.h"
 
 typedef struct send_job {
     hs_server *srv;
@@ -68,6 +69,11 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
     j->out = room_send_local(c, j->v, j->room_id, j->proto, j->srv->cfg->server_name,
                              &j->srv->key, j->pos, err);
     if (!j->out) return -1;
+    /* Relations are checked once the auth rules admitted the event (so a
+     * refusal tells outsiders nothing), and indexed with it. */
+    if (client_relations_check_local(c, j->out, err) < 0 ||
+        client_relations_on_event(c, j->out, err) < 0)
+        return -1;
     /* Notification counts commit with the event, so /sync shows both at once. */
     if (client_push_process_event(c, j->srv, j->out, err) < 0) return -1;
     return j->txn_id ? record_txn(c, j, err) : 0;

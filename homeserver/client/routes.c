@@ -29,4 +29,10 @@ void client_routes(hs_router *rt) {
     client_receipts_routes(rt);
     client_typing_routes(rt);
     client_presence_routes(rt);
+    client_relations_routes(rt);
+    client_search_routes(rt);
+    client_reports_routes(rt);
+    client_whois_routes(rt);
+    client_timestamp_routes(rt);
+    client_room_upgrade_routes(rt);
 }
