@@ -422,6 +422,22 @@ def test_413_while_streaming_a_chunked_body(small):
     assert download(small, small.tok, sid).raw == b"ab" * 1000
 
 
+def test_upload_cut_off_by_the_client_leaves_nothing(small):
+    s = socket.create_connection(("127.0.0.1", small.port), timeout=30)
+    s.sendall((f"POST {UPLOAD} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {small.tok}\r\n"
+               f"Content-Length: {900 * 1024}\r\n\r\n").encode() + b"\7" * (300 * 1024))
+    tmp = os.path.join(small.dir, "data", "media_store", "tmp")
+    deadline = time.time() + 10
+    while not os.listdir(tmp) and time.time() < deadline:  # the upload has begun
+        time.sleep(0.02)
+    assert os.listdir(tmp)
+    s.close()
+    while os.listdir(tmp) and time.time() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(tmp) == []
+    assert small.request("GET", "/health").status == 200
+
+
 def test_quota(small):
     small.add_user("media_quota")
     tok = small.login("media_quota")
