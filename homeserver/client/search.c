@@ -6,8 +6,8 @@
  * as Synapse) finds candidates; history visibility and the request's
  * RoomEventFilter then decide what the user gets, a page at a time as
  * Synapse does (twice the limit per round, at most five rounds).
- * next_batch is base64 of "group\nkey\nposition": recent order pages by
- * (origin_server_ts, stream ordering), rank order by offset. */
+ * next_batch is URL-safe base64 of "group\nkey\nposition": recent order
+ * pages by (origin_server_ts, stream ordering), rank order by offset. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,7 +133,7 @@ static int parse_batch(const char *batch, search_req *s, hs_err *err) {
     if (!batch) return 0;
     size_t len = strlen(batch), n = 0;
     unsigned char *raw = malloc(len + 1);
-    int ok = hs_b64_decode(batch, len, raw, len, &n, false) == 0;
+    int ok = hs_b64_decode(batch, len, raw, len, &n, true) == 0;
     raw[ok ? n : 0] = 0;
     char *nl1 = ok ? strchr((char *)raw, '\n') : NULL, *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
     if (nl2) {
@@ -161,7 +161,7 @@ static char *make_batch(const char *group, const char *key, const search_req *s,
     char buf[1024];
     if (s->recent) snprintf(buf, sizeof buf, "%s\n%s\n%lld,%lld", group, key, last->ts, last->stream);
     else snprintf(buf, sizeof buf, "%s\n%s\n%lld", group, key, last->offset);
-    return hs_b64_encode((const unsigned char *)buf, strlen(buf), false);
+    return hs_b64_encode((const unsigned char *)buf, strlen(buf), true);
 }
 
 /* ---- the queries ---- */

@@ -42,7 +42,8 @@ static int get_whois(hs_req *r, json_t **out, hs_err *err) {
         json_t *devs = json_object();
         for (int i = 0; i < PQntuples(d); i++) {
             json_t *conns = json_array();
-            if (!PQgetisnull(d, i, 1)) json_array_append_new(conns, connection(d, i));
+            if (!PQgetisnull(d, i, 1) || !PQgetisnull(d, i, 2) || !PQgetisnull(d, i, 3))
+                json_array_append_new(conns, connection(d, i));
             json_object_set_new(devs, PQgetvalue(d, i, 0),
                                 json_pack("{s:[{s:o}]}", "sessions", "connections", conns));
         }

@@ -156,6 +156,12 @@ def test_whois(server, users):
     assert conns and all("last_seen" in c for c in conns)
     # no addresses or user agents unless the admin turned tracking on
     assert all("ip" not in c and "user_agent" not in c for c in conns)
+    # with track_client_ips on, devices keep an address and agent: whois shows them
+    server.psql("UPDATE devices SET last_seen_ip = '192.0.2.7', last_seen_user_agent = 'ua/1'"
+                f" WHERE user_id = '{a_id}' AND device_id = 'RPWHOIS'")
+    r = server.request("GET", f"{V3}/admin/whois/{q(a_id)}", token=a)
+    conn = r.json["devices"]["RPWHOIS"]["sessions"][0]["connections"][0]
+    assert conn["ip"] == "192.0.2.7" and conn["user_agent"] == "ua/1"
     r = server.request("GET", f"{R0}/admin/whois/{q(a_id)}", token=admin)   # an admin, r0
     assert r.status == 200 and r.json["user_id"] == a_id
     r = server.request("GET", f"{V3}/admin/whois/{q(a_id)}", token=b)

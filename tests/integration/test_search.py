@@ -200,8 +200,8 @@ def test_errors(server, users):
     for body, code in cases:
         r = search(server, a, raw=body)
         assert r.status == 400 and r.json["errcode"] == code, (body, r)
-    for nb in ("!!!", base64.b64encode(b"nonsense").decode(),
-               base64.b64encode(b"all\n\nnot,numbers").decode().rstrip("=")):
+    for nb in ("!!!", base64.urlsafe_b64encode(b"nonsense").decode(),
+               base64.urlsafe_b64encode(b"all\n\nnot,numbers").decode().rstrip("=")):
         r = search(server, a, "x", order_by="recent", next_batch=nb)
         assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", nb
     # no room_events asked: nothing searched
