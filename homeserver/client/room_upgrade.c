@@ -285,6 +285,9 @@ static int post_upgrade(hs_req *r, json_t **out, hs_err *err) {
     if (rc < 0) return -1;
     hs_notify_room(j.old_id);
     hs_notify_room(j.new_id);
+    /* The upgrader's /sync waits on the rooms it knew: the new one is news. */
+    const char *me = r->user_id;
+    hs_notify_users(&me, 1);
     room_event join = {.room_id = j.new_id, .state_key = r->user_id, .membership = "join"};
     client_room_membership_changed(r->srv, &join);
     *out = json_pack("{s:s}", "replacement_room", j.new_id);
