@@ -159,6 +159,8 @@ int media_upload_to(hs_req *r, json_t **out, hs_err *err);
 int media_create(hs_req *r, json_t **out, hs_err *err);
 int media_config(hs_req *r, json_t **out, hs_err *err);
 int media_preview_url(hs_req *r, json_t **out, hs_err *err);
+/* thumbnail.c: width and height of an image (header only). 0, or -1. */
+int media_image_size(const void *buf, size_t len, int *w, int *h);
 
 /* retention.c: run media_retention's purge if it is due (cheap otherwise). */
 void media_retention_tick(hs_server *srv);

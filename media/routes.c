@@ -9,16 +9,6 @@ int media_config(hs_req *r, json_t **out, hs_err *err) {
     return 200;
 }
 
-/* Synapse registers no preview endpoint while previews are off, so clients
- * get 404 M_UNRECOGNIZED and show no preview. */
-int media_preview_url(hs_req *r, json_t **out, hs_err *err) {
-    (void)out;
-    if (!r->srv->cfg->url_preview_enabled)
-        return hs_err_set(err, 404, "M_UNRECOGNIZED", "URL previews are disabled on this server");
-    return hs_err_set(err, 404, "M_UNRECOGNIZED", "URL previews are not available in this "
-                      "version of pvyhs");
-}
-
 void media_routes(hs_router *rt) {
     /* Authenticated media (spec v1.11). */
     hs_route(rt, "GET", "/_matrix/client/v1/media/config", media_config, HS_AUTH);

@@ -38,6 +38,18 @@ static void start_vips(void) {
     if (!vips_ok) hs_error("media: libvips did not start: %s", vips_error_buffer());
 }
 
+int media_image_size(const void *buf, size_t len, int *w, int *h) {
+    pthread_once(&vips_once, start_vips);
+    VipsImage *img = vips_ok ? vips_image_new_from_buffer(buf, len, "", NULL) : NULL;
+    if (!img) {
+        vips_error_clear();
+        return -1;
+    }
+    *w = vips_image_get_width(img), *h = vips_image_get_height(img);
+    g_object_unref(img);
+    return 0;
+}
+
 static bool thumbnailable(const char *t) {
     static const char *const types[] = {"image/jpeg", "image/jpg", "image/png", "image/gif",
                                         "image/webp", NULL};

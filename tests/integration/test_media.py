@@ -704,3 +704,94 @@ def test_one_gigabyte_upload_and_download_in_constant_memory():
         print(f"RSS before {base / 1024:.1f} MB, peak {peak / 1024:.1f} MB, growth {growth_mb:.1f} MB")
         assert growth_mb < 20, growth_mb
         assert cli(s, "delete", sid).returncode == 0
+
+
+# ---- URL previews --------------------------------------------------------
+
+class _Site:
+    """A small web site on a loopback address, counting its requests."""
+
+    def __init__(self, host, pages):
+        import http.server
+
+        site = self
+        self.hits = []
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                site.hits.append(self.path)
+                status, ctype, body = pages.get(self.path, (404, "text/plain", b"no"))
+                self.send_response(status)
+                if status in (301, 302):
+                    self.send_header("Location", body.decode())
+                    body = b""
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), H)
+        self.base = f"http://{host}:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_url_previews_with_the_ssrf_guard():
+    png = image_bytes("PNG", (120, 80))
+    inner = _Site("127.0.0.2", {"/page.html": (200, "text/html", b"<title>inner</title>")})
+    page = (b"<html><head><title>Fallback &amp; title</title>"
+            b"<meta property='og:title' content='The &quot;Title&quot;'>"
+            b"<meta name=\"description\" content=\"A page about things\">"
+            b"<meta property=\"og:image\" content=\"/img.png\"></head><body>hi</body></html>")
+    site = _Site("127.0.0.1", {"/page.html": (200, "text/html; charset=utf-8", page),
+                               "/img.png": (200, "image/png", png),
+                               "/bare.html": (200, "text/html", b"<title>Just a title</title>"),
+                               "/away": (302, "text/plain", (inner.base + "/page.html").encode())})
+    try:
+        # 127.0.0.0/8 is in the default denylist; only 127.0.0.1 is let through.
+        with own_server("url_preview_enabled: true\n"
+                        "url_preview_ip_range_whitelist: ['127.0.0.1']\n") as s:
+            s.add_user("media_preview")
+            tok = s.login("media_preview")
+
+            def preview(url):
+                return s.request("GET", f"{V1}/preview_url?" + urllib.parse.urlencode({"url": url}),
+                                 token=tok)
+
+            r = preview(site.base + "/page.html")
+            assert r.status == 200, r
+            og = r.json
+            assert og["og:title"] == 'The "Title"'
+            assert og["og:description"] == "A page about things"
+            assert og["og:image"].startswith(f"mxc://{s.server_name}/")
+            assert og["og:image:type"] == "image/png" and og["matrix:image:size"] == len(png)
+            assert (og["og:image:width"], og["og:image:height"]) == (120, 80)
+            assert download(s, tok, og["og:image"][6:]).raw == png
+            r = preview(site.base + "/bare.html")
+            assert r.status == 200 and r.json == {"og:title": "Just a title"}
+            r = preview(site.base + "/img.png")  # an image is its own preview
+            assert r.status == 200 and r.json["og:image:type"] == "image/png"
+            # The legacy path works the same (with a token).
+            r = s.request("GET", "/_matrix/media/v3/preview_url?url=" +
+                          urllib.parse.quote(site.base + "/bare.html"), token=tok)
+            assert r.status == 200 and r.json["og:title"] == "Just a title"
+            # Denied addresses are never contacted, directly or by a redirect.
+            for url in (inner.base + "/page.html", site.base + "/away"):
+                r = preview(url)
+                assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", (url, r)
+            assert inner.hits == []
+            r = preview("file:///etc/passwd")
+            assert r.status == 400
+            r = s.request("GET", f"{V1}/preview_url", token=tok)
+            assert r.status == 400 and r.json["errcode"] == "M_MISSING_PARAM"
+            r = preview(site.base + "/missing")
+            assert r.status == 502
+    finally:
+        site.close()
+        inner.close()
