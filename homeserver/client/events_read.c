@@ -23,7 +23,16 @@ json_t *client_event_format(const char *event_id, const json_t *pdu, const room_
         if (val) json_object_set(o, *k, val);
     }
     json_object_set_new(o, "event_id", json_string(event_id));
-    if (with_room_id) json_object_set(o, "room_id", json_object_get(pdu, "room_id"));
+    json_t *rid = json_object_get(pdu, "room_id");
+    if (with_room_id && rid) {
+        json_object_set(o, "room_id", rid);
+    } else if (with_room_id && event_id[0] == '$') {
+        /* A v12 create event carries no room_id: its ID names the room. */
+        char *room = strdup(event_id);
+        room[0] = '!';
+        json_object_set_new(o, "room_id", json_string(room));
+        free(room);
+    }
     json_t *uns = json_object();
     long long ts = json_integer_value(json_object_get(pdu, "origin_server_ts"));
     json_object_set_new(uns, "age", json_integer(now > ts ? now - ts : 0));
