@@ -109,6 +109,7 @@ int media_find_for_request(hs_req *r, const media_keys *k, enum media_via via, c
                            const char *id, media_info *m, hs_err *err) {
     if (r->ctx) disarm(r->ctx); /* resumed by the poll */
     if (!media_id_valid(id)) return hs_err_set(err, 404, "M_NOT_FOUND", "Not found");
+    bool fetched = false;
     for (;;) {
         db_conn *c = db_acquire(r->srv->db, err);
         if (!c) return -1;
@@ -116,9 +117,13 @@ int media_find_for_request(hs_req *r, const media_keys *k, enum media_via via, c
         if (found > 0 && m->uploaded && !m->quarantined) media_touch(c, server, id);
         db_release(r->srv->db, c);
         if (found < 0) return -1;
-        if (!found && !media_is_local(r->srv, server) && via != MEDIA_VIA_FEDERATION)
-            return hs_err_set(err, 502, "M_UNKNOWN",
-                              "Fetching media from other servers is not available yet");
+        if (!found && !fetched && !media_is_local(r->srv, server) && via != MEDIA_VIA_FEDERATION) {
+            /* Another server's media, not cached yet: fetch it (this thread
+             * waits for the transfer), then look again. */
+            if (media_fetch_remote(r->srv, k, server, id, err) < 0) return -1;
+            fetched = true;
+            continue;
+        }
         int rc = 1;
         if (!found || m->quarantined) /* quarantined media is refused to everyone */
             rc = hs_err_set(err, 404, "M_NOT_FOUND", "Not found");

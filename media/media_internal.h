@@ -162,6 +162,11 @@ int media_preview_url(hs_req *r, json_t **out, hs_err *err);
 /* thumbnail.c: width and height of an image (header only). 0, or -1. */
 int media_image_size(const void *buf, size_t len, int *w, int *h);
 
+/* remote.c: fetch origin's media id over federation into the store and
+ * the database (a remote media row). 0, or -1 with err (404, 502 …). */
+int media_fetch_remote(hs_server *srv, const media_keys *k, const char *origin, const char *id,
+                       hs_err *err);
+
 /* retention.c: run media_retention's purge if it is due (cheap otherwise). */
 void media_retention_tick(hs_server *srv);
 /* Remove the stored files of blobs no row uses any more (inside c's

@@ -1,13 +1,12 @@
-"""Media over federation, the serving side: /_matrix/federation/v1/media/
-download and /thumbnail answer a signed request from another server with
-multipart/mixed (metadata, then the content), and nothing unsigned.
-
-Fetching other servers' media for local clients is not built yet (see
-media/download.c): the client endpoints answer 502 for an uncached remote
-mxc URI, which test_media.py checks."""
+"""Media over federation: /_matrix/federation/v1/media/download and
+/thumbnail answer a signed request from another server with multipart/mixed
+(metadata, then the content), and nothing unsigned; a local user's download
+of another server's mxc URI fetches it that way, caches it (encrypted like
+local media) and serves it, thumbnails included."""
 import email.parser
 import io
 import os
+import urllib.parse
 
 import pytest
 from PIL import Image
@@ -25,6 +24,8 @@ def pair(pki):  # noqa: F811
     b.start()
     b.add_user("medf_bob")
     b.tok = b.login("medf_bob")
+    a.add_user("medf_alice")
+    a.tok = a.login("medf_alice")
     yield a, b
     stop_clean(a, b)
     for s in (a, b):
@@ -46,7 +47,7 @@ def parts(resp):
 
 
 def upload(b, data, ctype, name=None):
-    q = f"?filename={name}" if name else ""
+    q = "?filename=" + urllib.parse.quote(name) if name else ""
     r = http(b.base, "POST", "/_matrix/media/v3/upload" + q, raw=data, token=b.tok,
              headers={"Content-Type": ctype})
     assert r.status == 200, r
@@ -91,3 +92,48 @@ def test_federation_media_needs_a_signature_and_existing_media(pair, pki):  # no
     assert b.cli("media", "quarantine", "--config", b.config, f"{b.server_name}/{mid}").returncode == 0
     r = signed_get(pki, a, b, f"/_matrix/federation/v1/media/download/{mid}")
     assert r.status == 404
+
+
+def test_remote_media_is_fetched_cached_and_served(pair, pki):  # noqa: F811
+    a, b = pair
+    data = os.urandom(700_000)  # several 64 KiB messages, several TLS records
+    mid = upload(b, data, "audio/ogg", "voice message.ogg")
+    path = f"/_matrix/client/v1/media/download/{b.server_name}/{mid}"
+    r = http(a.base, "GET", path, token=a.tok)
+    assert r.status == 200, r
+    assert r.raw == data
+    assert r.headers["Content-Type"] == "audio/ogg"
+    assert r.headers["Content-Disposition"] == "inline; filename*=utf-8''voice%20message.ogg"
+    row = a.psql(f"SELECT remote, authenticated, length FROM media WHERE media_id = '{mid}'")
+    assert row == f"t|t|{len(data)}"
+    # From the cache now: B no longer needs to be asked.
+    b.cli("media", "quarantine", "--config", b.config, f"{b.server_name}/{mid}")
+    r = http(a.base, "GET", path, token=a.tok)
+    assert r.status == 200 and r.raw == data
+    # A thumbnail of remote media is made from the cached original.
+    buf = io.BytesIO()
+    Image.effect_noise((500, 400), 40).convert("RGB").save(buf, "PNG")
+    pid = upload(b, buf.getvalue(), "image/png")
+    r = http(a.base, "GET", f"/_matrix/client/v1/media/thumbnail/{b.server_name}/{pid}"
+             "?width=32&height=32&method=crop", token=a.tok)
+    assert r.status == 200 and Image.open(io.BytesIO(r.raw)).size == (32, 32)
+    # Cached after the freeze: never served unauthenticated.
+    r = http(a.base, "GET", f"/_matrix/media/v3/download/{b.server_name}/{mid}")
+    assert r.status == 404
+
+
+def test_remote_media_errors(pair, pki):  # noqa: F811
+    a, b = pair
+    r = http(a.base, "GET", f"/_matrix/client/v1/media/download/{b.server_name}/NoSuchMedia",
+             token=a.tok)
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND"
+    mid = upload(b, b"quarantined", "text/plain")
+    b.cli("media", "quarantine", "--config", b.config, f"{b.server_name}/{mid}")
+    r = http(a.base, "GET", f"/_matrix/client/v1/media/download/{b.server_name}/{mid}", token=a.tok)
+    assert r.status == 404
+    # Legacy download with allow_remote=false never asks B.
+    r = http(a.base, "GET", f"/_matrix/media/v3/download/{b.server_name}/x?allow_remote=false")
+    assert r.status == 404
+    # A server that is not there: 502.
+    r = http(a.base, "GET", "/_matrix/client/v1/media/download/localhost:1/abc", token=a.tok)
+    assert r.status == 502, r
