@@ -7,10 +7,11 @@
  * so this file drives libcurl itself with the transport's public pieces:
  * discovery (fed_resolve_server), X-Matrix signing (fed_xmatrix_sign), the
  * domain whitelist and the outbound IP policy (fed_ip_allowed, checked on
- * every connection, the multipart Location redirect included). Servers that
- * predate federation media (404 M_UNRECOGNIZED) are asked on the deprecated
- * /_matrix/media/v3/download, as Synapse does. Larger than max_upload_size:
- * 502 M_TOO_LARGE, as the spec asks. */
+ * every connection, a Location given in the multipart answer included).
+ * Servers that predate federation media (404 M_UNRECOGNIZED) are asked on the
+ * deprecated /_matrix/media/v3/download, as Synapse does. Larger than
+ * max_upload_size: 502 M_TOO_LARGE, as the spec asks. The request's thread
+ * waits for the transfer (up to two minutes). */
 #include <curl/curl.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -316,6 +317,15 @@ int media_fetch_remote(hs_server *srv, const media_keys *k, const char *origin, 
     p.w = media_writer_new(srv->cfg->media_store_path, k, err);
     if (!p.w) return -1;
     long status = ask(&p, origin, id);
+    if (status >= 200 && status < 300 && p.multipart && p.st == MP_DONE && p.location &&
+        media_writer_length(p.w) == 0) {
+        /* The content is elsewhere (a CDN): an unsigned GET, same IP policy. */
+        char *loc = strdup(p.location), *disp = p.part_disp ? strdup(p.part_disp) : NULL;
+        pull_reset(&p);
+        status = transfer(&p, loc, NULL, NULL, NULL);
+        if (!p.disposition) p.disposition = disp, disp = NULL;
+        free(loc), free(disp);
+    }
     int rc = 0;
     if (p.too_large) rc = hs_err_set(err, 502, "M_TOO_LARGE", "Content is too large to serve");
     else if (p.blocked) rc = hs_err_set(err, 502, "M_UNKNOWN", "%s is on a blocked address", origin);
@@ -325,9 +335,6 @@ int media_fetch_remote(hs_server *srv, const media_keys *k, const char *origin, 
     else if (p.err.status) rc = hs_err_set(err, 500, "M_UNKNOWN", "%s", p.err.msg);
     else if (p.multipart && p.st != MP_DONE)
         rc = hs_err_set(err, 502, "M_UNKNOWN", "%s sent a malformed multipart answer", origin);
-    else if (p.multipart && p.location)
-        rc = hs_err_set(err, 502, "M_UNKNOWN", "%s redirected the download (not supported yet)",
-                        origin);
     if (rc == 0) {
         const char *type = p.multipart ? p.part_type : p.type;
         char *name = disposition_name(p.multipart ? p.part_disp : p.disposition);
