@@ -7,7 +7,7 @@ build_pkgs=(cmake gcc make pkg-config libmicrohttpd-dev libcurl4-openssl-dev lib
             libsodium-dev libssl-dev libjansson-dev libyaml-dev libvips-dev check postgresql)
 test_pkgs=(python3 python3-pytest python3-venv python3-canonicaljson python3-signedjson
            python3-nacl python3-pil clang libclang-rt-14-dev wrk curl procps openssl
-           python3-matrix-nio python3-olm)
+           python3-matrix-nio python3-olm chromium)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
