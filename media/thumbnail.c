@@ -1,4 +1,6 @@
-/* thumbnail.c — GET …/media/thumbnail/{serverName}/{mediaId} with libvips.
+/* thumbnail.c — GET …/media/thumbnail/{serverName}/{mediaId}, scaled by
+ * libvips in a separate process (pvyhs-thumbnail, media/thumbnailer/), so the
+ * server neither maps libvips' many libraries nor decodes hostile images.
  *
  * Only JPEG, PNG, GIF and WebP uploads are decoded; anything else (and so
  * every end-to-end encrypted attachment, which clients upload as
@@ -13,7 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <vips/vips.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "homeserver/core/clock.h"
 #include "homeserver/core/log.h"
@@ -21,33 +29,101 @@
 
 #define MAX_THUMB_SOURCE (100LL << 20) /* files larger than this are not decoded */
 #define MAX_DYNAMIC_SIDE 2000
+#define MAX_THUMB_OUTPUT (64 << 20)
+#define THUMB_TIMEOUT_MS 30000
 
 typedef struct thumb_req {
     int width, height;
     bool crop, animated;
 } thumb_req;
 
-static pthread_once_t vips_once = PTHREAD_ONCE_INIT;
-static bool vips_ok;
-
-static void start_vips(void) {
-    vips_ok = VIPS_INIT("pvyhs") == 0;
-    /* Decoded images are not worth keeping: every thumbnail is made once. */
-    vips_cache_set_max(0);
-    vips_cache_set_max_mem(0);
-    if (!vips_ok) hs_error("media: libvips did not start: %s", vips_error_buffer());
+/* Decoding happens in pvyhs-thumbnail (media/thumbnailer/): run it on src
+ * with argv, collect its stdout. 0 with *status its exit status, or -1. */
+static int run_tool(const char *const *args, const void *src, size_t len, unsigned char **out,
+                    size_t *out_len, int *status) {
+    char tool[4096];
+    const char *env = getenv("PVYHS_THUMBNAILER");
+    if (env && *env) {
+        snprintf(tool, sizeof tool, "%s", env);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", tool, sizeof tool - 32);
+        if (n <= 0) return -1;
+        tool[n] = 0;
+        char *slash = strrchr(tool, '/');
+        snprintf(slash ? slash + 1 : tool, 32, "pvyhs-thumbnail");
+    }
+    char *argv[12] = {tool};
+    for (int i = 0; args[i] && i < 10; i++) argv[i + 1] = (char *)args[i];
+    int in[2], outp[2];
+    if (pipe2(in, O_CLOEXEC) < 0) return -1;
+    if (pipe2(outp, O_CLOEXEC) < 0) return close(in[0]), close(in[1]), -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
+    pid_t pid;
+    extern char **environ;
+    int rc = posix_spawn(&pid, tool, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]), close(outp[1]);
+    if (rc != 0) {
+        close(in[1]), close(outp[0]);
+        hs_error("media: cannot run %s: %s", tool, strerror(rc));
+        return -1;
+    }
+    /* Feed the image and read the answer together, so neither pipe fills. */
+    size_t sent = 0, cap = 1 << 16, got = 0;
+    unsigned char *buf = malloc(cap);
+    long long deadline = hs_now_ms() + THUMB_TIMEOUT_MS;
+    bool in_open = true, ok = true;
+    while (ok) {
+        struct pollfd p[2] = {{outp[0], POLLIN, 0}, {in_open ? in[1] : -1, POLLOUT, 0}};
+        long long left = deadline - hs_now_ms();
+        if (left <= 0 || poll(p, 2, (int)left) <= 0) { ok = false; break; }
+        if (in_open && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = write(in[1], (const char *)src + sent, len - sent);
+            if (w > 0) sent += (size_t)w;
+            if (w <= 0 || sent == len) close(in[1]), in_open = false;
+        }
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (got == cap) buf = realloc(buf, cap *= 2);
+            ssize_t r = read(outp[0], buf + got, cap - got);
+            if (r <= 0) break; /* the tool closed its output: done */
+            got += (size_t)r;
+            if (got > MAX_THUMB_OUTPUT) ok = false;
+        }
+    }
+    if (in_open) close(in[1]);
+    close(outp[0]);
+    if (!ok) kill(pid, SIGKILL);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!ok || !WIFEXITED(st)) {
+        free(buf);
+        hs_warn("media: the thumbnailer %s", ok ? "crashed" : "timed out or wrote too much");
+        return -1;
+    }
+    *status = WEXITSTATUS(st);
+    *out = buf, *out_len = got;
+    return 0;
 }
 
 int media_image_size(const void *buf, size_t len, int *w, int *h) {
-    pthread_once(&vips_once, start_vips);
-    VipsImage *img = vips_ok ? vips_image_new_from_buffer(buf, len, "", NULL) : NULL;
-    if (!img) {
-        vips_error_clear();
-        return -1;
+    unsigned char *out = NULL;
+    size_t n = 0;
+    int status, pages = 0;
+    const char *args[] = {"size", NULL};
+    int rc = run_tool(args, buf, len, &out, &n, &status);
+    if (rc == 0 && status == 0) {
+        out = realloc(out, n + 1);
+        out[n] = 0;
+        rc = sscanf((char *)out, "%d %d %d", w, h, &pages) == 3 ? 0 : -1;
+    } else {
+        rc = -1;
     }
-    *w = vips_image_get_width(img), *h = vips_image_get_height(img);
-    g_object_unref(img);
-    return 0;
+    free(out);
+    return rc;
 }
 
 static bool thumbnailable(const char *t) {
@@ -58,10 +134,6 @@ static bool thumbnailable(const char *t) {
     for (const char *const *p = types; *p; p++)
         if (strlen(*p) == n && !strncasecmp(*p, t, n)) return true;
     return false;
-}
-
-static bool type_is(const char *t, const char *what) {
-    return t && !strncasecmp(t, what, strlen(what));
 }
 
 static int query_int(hs_req *r, const char *name, int *out, hs_err *err) {
@@ -149,90 +221,47 @@ static int cached(db_conn *c, const media_keys *k, const media_info *m, const th
 }
 
 typedef struct made {
-    void *buf;
+    void *buf;    /* malloc'd */
     size_t len;
     const char *type;
 } made;
 
-/* libvips crops an animation as one tall strip, so crop each frame here:
- * scale until the frames cover the box (never up), then cut every frame's
- * centre. */
-static int crop_animated(const unsigned char *src, size_t len, int w, int h, const thumb_req *t,
-                         VipsImage **out) {
-    double s = (double)t->width / w > (double)t->height / h ? (double)t->width / w
-                                                             : (double)t->height / h;
-    int sw = s >= 1 ? w : (int)(w * s + 0.999);
-    VipsImage *strip = NULL;
-    if (vips_thumbnail_buffer((void *)src, len, &strip, sw, "height", VIPS_MAX_COORD, "size",
-                              VIPS_SIZE_DOWN, "option_string", "n=-1", NULL) != 0)
-        return -1;
-    int ph = vips_image_get_page_height(strip), pages = strip->Ysize / ph;
-    int cw = t->width < strip->Xsize ? t->width : strip->Xsize, ch = t->height < ph ? t->height : ph;
-    VipsImage **frames = calloc((size_t)pages, sizeof *frames);
-    int rc = 0;
-    for (int i = 0; i < pages && rc == 0; i++)
-        rc = vips_extract_area(strip, &frames[i], (strip->Xsize - cw) / 2, i * ph + (ph - ch) / 2,
-                               cw, ch, NULL);
-    if (rc == 0) rc = vips_arrayjoin(frames, out, pages, "across", 1, NULL);
-    if (rc == 0) vips_image_set_int(*out, "page-height", ch);
-    for (int i = 0; i < pages; i++)
-        if (frames[i]) g_object_unref(frames[i]);
-    free(frames);
-    g_object_unref(strip);
-    return rc;
-}
-
-/* Decode and scale. 0, 1 when the original is already small enough, -1. */
+/* Decode and scale in the helper. 0, 1 when the original is already small
+ * enough, -1 with err. */
 static int render(const cfg *cf, const media_info *m, const unsigned char *src, thumb_req *t,
                   made *out, hs_err *err) {
-    VipsImage *hdr = vips_image_new_from_buffer(src, (size_t)m->length, "", NULL);
-    if (!hdr) {
-        vips_error_clear();
+    char w[16], h[16], px[24];
+    snprintf(w, sizeof w, "%d", t->width);
+    snprintf(h, sizeof h, "%d", t->height);
+    snprintf(px, sizeof px, "%lld", (long long)cf->max_image_pixels);
+    const char *args[] = {"render", w, h, t->crop ? "1" : "0", t->animated ? "1" : "0",
+                          m->content_type ? m->content_type : "", px, NULL};
+    unsigned char *res = NULL;
+    size_t n = 0;
+    int status;
+    if (run_tool(args, src, (size_t)m->length, &res, &n, &status) < 0)
+        return hs_err_set(err, 500, "M_UNKNOWN", "thumbnailing is unavailable");
+    unsigned char *nl = status == 0 ? memchr(res, '\n', n) : NULL;
+    if (status == 1) return free(res), 1;
+    if (status == 3 || (status == 0 && !nl)) {
+        free(res);
+        return status == 3 ? hs_err_set(err, 413, "M_TOO_LARGE", "Content is too large to thumbnail")
+                           : hs_err_set(err, 500, "M_UNKNOWN", "the thumbnailer answered nonsense");
+    }
+    if (status != 0) {
+        free(res);
         return hs_err_set(err, 400, "M_UNKNOWN", "Cannot generate thumbnails for the requested "
-                          "content (the image does not decode)");
+                          "content%s", status == 2 ? " (the image does not decode)" : "");
     }
-    int w = vips_image_get_width(hdr), h = vips_image_get_height(hdr);
-    int pages = vips_image_get_n_pages(hdr);
-    g_object_unref(hdr);
-    bool can_animate = pages > 1 && (type_is(m->content_type, "image/gif") ||
-                                     type_is(m->content_type, "image/webp"));
-    t->animated = t->animated && can_animate;
-    if ((long long)w * h * (t->animated ? pages : 1) > cf->max_image_pixels)
-        return hs_err_set(err, 413, "M_TOO_LARGE", "Content is too large to thumbnail");
-    /* Never upscale: a small enough original is the thumbnail (unless it is
-     * animated and the client did not ask for animation). */
-    if (w <= t->width && h <= t->height && (pages == 1 || t->animated)) return 1;
-    VipsImage *img = NULL;
-    int vrc = t->animated && t->crop
-                   ? crop_animated(src, (size_t)m->length, w, h, t, &img)
-                   : vips_thumbnail_buffer((void *)src, (size_t)m->length, &img, t->width,
-                                           "height", t->height, "size", VIPS_SIZE_DOWN, "crop",
-                                           t->crop ? VIPS_INTERESTING_CENTRE
-                                                   : VIPS_INTERESTING_NONE,
-                                           "option_string", t->animated ? "n=-1" : "", NULL);
-    if (vrc != 0) {
-        hs_warn("media: thumbnailing failed: %s", vips_error_buffer());
-        vips_error_clear();
-        return hs_err_set(err, 400, "M_UNKNOWN", "Cannot generate thumbnails for the requested "
-                          "content");
-    }
-    int rc;
-    if (t->animated) {
-        out->type = "image/webp";
-        rc = vips_webpsave_buffer(img, &out->buf, &out->len, "strip", TRUE, "Q", 80, NULL);
-    } else if (type_is(m->content_type, "image/png") || type_is(m->content_type, "image/gif")) {
-        out->type = "image/png";
-        rc = vips_pngsave_buffer(img, &out->buf, &out->len, "strip", TRUE, NULL);
-    } else {
-        out->type = "image/jpeg";
-        rc = vips_jpegsave_buffer(img, &out->buf, &out->len, "strip", TRUE, "Q", 80, NULL);
-    }
-    g_object_unref(img);
-    if (rc != 0) {
-        vips_error_clear();
-        return hs_err_set(err, 400, "M_UNKNOWN", "Cannot generate thumbnails for the requested "
-                          "content");
-    }
+    static const char *const types[] = {"image/webp", "image/png", "image/jpeg", NULL};
+    out->type = NULL;
+    for (const char *const *ty = types; *ty; ty++)
+        if ((size_t)(nl - res) == strlen(*ty) && !memcmp(res, *ty, strlen(*ty))) out->type = *ty;
+    if (!out->type) return free(res), hs_err_set(err, 500, "M_UNKNOWN", "unknown thumbnail type");
+    out->len = n - (size_t)(nl + 1 - res);
+    out->buf = malloc(out->len ? out->len : 1);
+    memcpy(out->buf, nl + 1, out->len);
+    free(res);
     return 0;
 }
 
@@ -324,8 +353,6 @@ static int make_thumbnail(hs_req *r, const media_keys *k, const media_info *m, t
     const cfg *cf = r->srv->cfg;
     if (m->length > MAX_THUMB_SOURCE)
         return hs_err_set(err, 413, "M_TOO_LARGE", "Content is too large to thumbnail");
-    pthread_once(&vips_once, start_vips);
-    if (!vips_ok) return hs_err_set(err, 500, "M_UNKNOWN", "thumbnailing is unavailable");
     unsigned char *src = media_blob_slurp(cf->media_store_path, m->address, m->key,
                                           (size_t)m->length, err);
     if (!src) return -1;
@@ -343,7 +370,7 @@ static int make_thumbnail(hs_req *r, const media_keys *k, const media_info *m, t
     if (rc < 0) return -1;
     keep(r->srv, k, m, t, &th);
     rc = respond_buffer(r, &th, multipart);
-    g_free(th.buf);
+    free(th.buf);
     return rc;
 }
 
