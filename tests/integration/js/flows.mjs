@@ -237,6 +237,21 @@ async function main() {
     await until("m.direct account data", () => alice.getAccountData("m.direct")?.getContent()[B()]);
   });
 
+  await step("invites carry the invitee's profile (createRoom and /invite)", async () => {
+    // Synapse fills displayname/avatar_url into invite events (its
+    // include_profile_data_on_invite, on by default); clients show the name.
+    const carolName = (await carol.getProfileInfo(Cu())).displayname;
+    check(carolName, "carol has a display name");
+    const { room_id: viaCreate } = await alice.createRoom({ preset: Preset.PrivateChat, invite: [Cu()] });
+    const { room_id: viaInvite } = await alice.createRoom({ preset: Preset.PrivateChat });
+    await alice.invite(viaInvite, Cu());
+    for (const [how, roomId] of [["/invite", viaInvite], ["createRoom", viaCreate]]) {
+      const ev = await until(`carol's invite via ${how}`, () => stateEvent(alice, roomId, "m.room.member", Cu()));
+      check(ev.getContent().displayname === carolName,
+        `the invite via ${how} names carol: ${JSON.stringify(ev.getContent())}`);
+    }
+  });
+
   await step("invite, join, reject, leave", async () => {
     const { room_id: roomId } = await alice.createRoom({ preset: Preset.PrivateChat, name: "flows members" });
     await refused(carol.joinRoom(roomId), 403, "M_FORBIDDEN", "joining an invite-only room uninvited");
