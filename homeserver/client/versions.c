@@ -1,11 +1,16 @@
 /* versions.c — GET /_matrix/client/versions.
  *
  * A spec version is listed only once everything it requires works here: a
- * client that sees "v1.x" relies on all of it. Until the Client-Server API is
- * complete the list stays empty rather than promising what isn't there. */
+ * client that sees "v1.x" relies on all of it (matrix-js-sdk, for one, turns
+ * threads and relations on by it). Versions after the last one listed wait
+ * for their requirements (room summaries, invite blocking, …). */
 #include "client.h"
 
-static const char *const supported[] = {NULL};
+static const char *const supported[] = {
+    "r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1",
+    "v1.1",   "v1.2",   "v1.3",   "v1.4",   "v1.5",   "v1.6",   "v1.7",   "v1.8",
+    "v1.9",   "v1.10",  "v1.11",  "v1.12",  NULL,
+};
 
 /* Unstable features that work here, as clients probe for them. */
 static const char *const unstable[] = {
