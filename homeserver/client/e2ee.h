@@ -16,6 +16,7 @@
 #define CLIENT_E2EE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "homeserver/core/err.h"
@@ -84,5 +85,22 @@ int client_e2ee_on_membership(db_conn *c, const char *room_id, const char *user_
  * transaction. 0, or -1 with err. */
 int client_e2ee_devices_changed(db_conn *c, const char *user_id, const char *const *device_ids,
                                 size_t n, hs_err *err);
+
+/* The /keys/query answer for local users (federation's /user/keys/query
+ * serves the same): users maps user IDs to device IDs ([]: all devices).
+ * Sets out's "device_keys" (every user asked appears, {} without keys),
+ * "master_keys", "self_signing_keys" and "user_signing_keys" (requester's
+ * own only). Signatures shown: the owner's own, and requester's on the
+ * owner's master key; requester NULL (another server asking) sees the
+ * owner's only. display_names: include each device's display name in
+ * "unsigned" (not for other servers, as Synapse by default). 0, or -1. */
+int client_keys_query_local(db_conn *c, const char *requester, const json_t *users,
+                            bool display_names, json_t *out, hs_err *err);
+
+/* Claim one-time keys (falling back to the fallback key) of local devices:
+ * otks maps user IDs to device IDs to algorithms; what was claimed goes to
+ * out[user][device]["<algorithm>:<key_id>"]. Users and devices with nothing
+ * are left out. 0, or -1 with err. */
+int client_keys_claim_local(db_conn *c, const json_t *otks, json_t *out, hs_err *err);
 
 #endif

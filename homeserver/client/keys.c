@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "e2ee_internal.h"
+#include "fed_outbound.h"
 #include "homeserver/core/clock.h"
 
 /* ---- validating an upload ------------------------------------------------ */
@@ -292,11 +293,11 @@ typedef struct query_out {
     json_t *device_keys, *failures, *master, *self_signing, *user_signing;
 } query_out;
 
-/* Local users' device keys with display names, filtered to the devices asked
- * for (an empty list: all of them). Every queried local user appears, even
- * with no keys, as Synapse does. */
-static int query_devices(db_conn *c, const json_t *asked, const char *arr, query_out *q,
-                         hs_err *err) {
+/* Local users' device keys (with display names for our own clients),
+ * filtered to the devices asked for (an empty list: all of them). Every
+ * queried local user appears, even with no keys, as Synapse does. */
+static int query_devices(db_conn *c, const json_t *asked, const char *arr, bool names,
+                         query_out *q, hs_err *err) {
     static db_stmt sel = DB_STMT(
         "SELECT k.user_id, k.device_id, k.key_json, d.display_name FROM e2e_device_keys k"
         " JOIN devices d USING (user_id, device_id) WHERE k.user_id = ANY($1::text[])");
@@ -312,7 +313,7 @@ static int query_devices(db_conn *c, const json_t *asked, const char *arr, query
         json_t *keys = wanted ? e2ee_parse_stored(PQgetvalue(res, i, 2)) : NULL;
         if (!keys) continue;
         json_t *uns = json_object();
-        if (!PQgetisnull(res, i, 3))
+        if (names && !PQgetisnull(res, i, 3))
             json_object_set_new(uns, "device_display_name", json_string(PQgetvalue(res, i, 3)));
         json_object_set_new(keys, "unsigned", uns);
         json_object_set_new(json_object_get(q->device_keys, uid), did, keys);
@@ -337,7 +338,7 @@ static int query_cross_signing(db_conn *c, const char *me, const char *arr, quer
     if (!res) return -1;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *uid = PQgetvalue(res, i, 0), *type = PQgetvalue(res, i, 1);
-        if (!strcmp(type, "user_signing") && strcmp(uid, me) != 0) continue;
+        if (!strcmp(type, "user_signing") && (!me || strcmp(uid, me) != 0)) continue;
         json_t *k = e2ee_parse_stored(PQgetvalue(res, i, 2));
         if (k) json_object_set_new(section_for(q, type), uid, k);
     }
@@ -400,45 +401,75 @@ static int check_query(const json_t *dk, hs_err *err) {
     return 0;
 }
 
+static void query_out_free(query_out *q) {
+    json_decref(q->device_keys), json_decref(q->failures), json_decref(q->master);
+    json_decref(q->self_signing), json_decref(q->user_signing);
+}
+
+int client_keys_query_local(db_conn *c, const char *requester, const json_t *users,
+                            bool display_names, json_t *out, hs_err *err) {
+    query_out q = {json_object(), NULL, json_object(), json_object(), json_object()};
+    size_t n = 0;
+    const char **ids = calloc(json_object_size(users) + 1, sizeof *ids);
+    const char *u;
+    json_t *v;
+    json_object_foreach((json_t *)users, u, v) {
+        ids[n++] = u;
+        json_object_set_new(q.device_keys, u, json_object());
+    }
+    char *arr = db_text_array(ids, n);
+    free(ids);
+    int rc = query_devices(c, users, arr, display_names, &q, err) == 0 &&
+                     query_cross_signing(c, requester, arr, &q, err) == 0 &&
+                     merge_signatures(c, requester, arr, &q, err) == 0
+                 ? 0
+                 : -1;
+    free(arr);
+    if (rc == 0) {
+        json_object_set(out, "device_keys", q.device_keys);
+        json_object_set(out, "master_keys", q.master);
+        json_object_set(out, "self_signing_keys", q.self_signing);
+        json_object_set(out, "user_signing_keys", q.user_signing);
+    }
+    query_out_free(&q);
+    return rc;
+}
+
+/* Local users are answered from our tables; remote ones are asked of their
+ * servers (through federation, all at once, within the request's timeout). */
 static int post_keys_query(hs_req *r, json_t **out, hs_err *err) {
     const json_t *dk = json_object_get(r->json, "device_keys");
     if (check_query(dk, err) < 0) return -1;
-    query_out q = {json_object(), json_object(), json_object(), json_object(), json_object()};
-    size_t n = 0, cap = json_object_size(dk);
-    const char **ids = calloc(cap + 1, sizeof *ids);
+    const json_t *t = json_object_get(r->json, "timeout");
+    long timeout = json_is_integer(t) && json_integer_value(t) > 0 ? (long)json_integer_value(t)
+                                                                   : 10000;
+    json_t *local = json_object(), *remote = json_object();
     const char *u;
     json_t *v;
     json_object_foreach((json_t *)dk, u, v) {
         const char *server = e2ee_user_server(u);
         if (!server) continue; /* an invalid user ID is a user without keys */
-        ids[n++] = u;
         if (e2ee_is_local(r, u)) {
-            json_object_set_new(q.device_keys, u, json_object());
-        } else if (!json_object_get(q.failures, server)) {
-            /* No federation yet: a remote server cannot be asked. */
-            json_object_set_new(q.failures, server,
-                                json_pack("{s:i, s:s}", "status", 503, "message",
-                                          "this server cannot query other servers yet"));
+            json_object_set(local, u, v);
+            continue;
         }
+        json_t *s = json_object_get(remote, server);
+        if (!s) json_object_set_new(remote, server, s = json_object());
+        json_object_set(s, u, v);
     }
-    char *arr = db_text_array(ids, n);
+    json_t *res = json_object();
     db_conn *c = db_acquire(r->srv->db, err);
-    int rc = c && query_devices(c, dk, arr, &q, err) == 0 &&
-                     query_cross_signing(c, r->user_id, arr, &q, err) == 0 &&
-                     merge_signatures(c, r->user_id, arr, &q, err) == 0
-                 ? 200
-                 : -1;
+    int rc = c && client_keys_query_local(c, r->user_id, local, true, res, err) == 0 ? 200 : -1;
     db_release(r->srv->db, c);
-    free(arr);
-    free(ids);
-    if (rc < 0) {
-        json_decref(q.device_keys), json_decref(q.failures), json_decref(q.master);
-        json_decref(q.self_signing), json_decref(q.user_signing);
-        return -1;
-    }
-    *out = json_pack("{s:o, s:o, s:o, s:o, s:o}", "device_keys", q.device_keys, "failures",
-                     q.failures, "master_keys", q.master, "self_signing_keys", q.self_signing,
-                     "user_signing_keys", q.user_signing);
+    json_t *failures = json_object();
+    if (rc == 200 && json_object_size(remote))
+        client_fed_keys_query(r->srv, remote, timeout, json_object_get(res, "device_keys"),
+                              json_object_get(res, "master_keys"),
+                              json_object_get(res, "self_signing_keys"), failures);
+    json_decref(local), json_decref(remote);
+    if (rc < 0) return json_decref(res), json_decref(failures), -1;
+    json_object_set_new(res, "failures", failures);
+    *out = res;
     return 200;
 }
 

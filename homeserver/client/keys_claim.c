@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "e2ee_internal.h"
+#include "fed_outbound.h"
 
 /* Claim one key of algorithm alg for (uid, did) into into["alg:key_id"].
  * Nothing (and 0) when the device has neither kind. */
@@ -58,43 +59,57 @@ static int check_claim(const json_t *otks, hs_err *err) {
     return 0;
 }
 
-static int post_keys_claim(hs_req *r, json_t **out, hs_err *err) {
-    const json_t *otks = json_object_get(r->json, "one_time_keys");
-    if (check_claim(otks, err) < 0) return -1;
-    db_conn *c = db_acquire(r->srv->db, err);
-    if (!c) return -1;
-    json_t *keys = json_object(), *failures = json_object();
+int client_keys_claim_local(db_conn *c, const json_t *otks, json_t *out, hs_err *err) {
     const char *u, *d;
     json_t *devs, *alg;
-    int rc = 200;
     json_object_foreach((json_t *)otks, u, devs) {
-        const char *server = e2ee_user_server(u);
-        if (!server) continue;
-        if (!e2ee_is_local(r, u)) {
-            /* No federation yet: remote one-time keys cannot be claimed. */
-            json_object_set_new(failures, server,
-                                json_pack("{s:i, s:s}", "status", 503, "message",
-                                          "this server cannot claim keys from other servers yet"));
-            continue;
-        }
         json_object_foreach(devs, d, alg) {
             json_t *got = json_object();
             if (claim_one(c, u, d, json_string_value(alg), got, err) < 0) {
                 json_decref(got);
-                rc = -1;
-                break;
+                return -1;
             }
             if (json_object_size(got) == 0) {
                 json_decref(got);
                 continue;
             }
-            json_t *ud = json_object_get(keys, u);
-            if (!ud) json_object_set_new(keys, u, ud = json_object());
+            json_t *ud = json_object_get(out, u);
+            if (!ud) json_object_set_new(out, u, ud = json_object());
             json_object_set_new(ud, d, got);
         }
-        if (rc < 0) break;
     }
+    return 0;
+}
+
+/* Local devices' keys from our tables; remote ones are claimed from their
+ * servers (through federation, all at once, within the request's timeout). */
+static int post_keys_claim(hs_req *r, json_t **out, hs_err *err) {
+    const json_t *otks = json_object_get(r->json, "one_time_keys");
+    if (check_claim(otks, err) < 0) return -1;
+    const json_t *t = json_object_get(r->json, "timeout");
+    long timeout = json_is_integer(t) && json_integer_value(t) > 0 ? (long)json_integer_value(t)
+                                                                   : 10000;
+    json_t *local = json_object(), *remote = json_object();
+    const char *u;
+    json_t *devs;
+    json_object_foreach((json_t *)otks, u, devs) {
+        const char *server = e2ee_user_server(u);
+        if (!server) continue;
+        if (e2ee_is_local(r, u)) {
+            json_object_set(local, u, devs);
+            continue;
+        }
+        json_t *s = json_object_get(remote, server);
+        if (!s) json_object_set_new(remote, server, s = json_object());
+        json_object_set(s, u, devs);
+    }
+    json_t *keys = json_object(), *failures = json_object();
+    db_conn *c = db_acquire(r->srv->db, err);
+    int rc = c && client_keys_claim_local(c, local, keys, err) == 0 ? 200 : -1;
     db_release(r->srv->db, c);
+    if (rc == 200 && json_object_size(remote))
+        client_fed_keys_claim(r->srv, remote, timeout, keys, failures);
+    json_decref(local), json_decref(remote);
     if (rc < 0) {
         json_decref(keys), json_decref(failures);
         return -1;

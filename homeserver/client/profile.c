@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "fed_outbound.h"
 #include "homeserver/core/json.h"
 #include "homeserver/core/log.h"
 #include "room_send.h"
@@ -57,9 +58,7 @@ static bool is_local(hs_req *r, const char *user_id) {
     return colon && !strcmp(colon + 1, r->srv->cfg->server_name);
 }
 
-/* The whole profile of a local user as JSON (new ref), NULL with 404 when
- * the user is unknown. */
-static json_t *load_profile(db_conn *c, const char *user_id, hs_err *err) {
+json_t *client_profile_load(db_conn *c, const char *user_id, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT p.displayname, p.avatar_url, p.fields::text FROM users u"
         " LEFT JOIN profiles p USING (user_id) WHERE u.user_id = $1");
@@ -79,20 +78,19 @@ static json_t *load_profile(db_conn *c, const char *user_id, hs_err *err) {
 }
 
 static int check_target(hs_req *r, const char *user_id, hs_err *err) {
+    (void)r;
     if (user_id[0] != '@' || !strchr(user_id, ':'))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid user id");
-    if (!is_local(r, user_id))
-        /* Federation's profile query will answer these; until then, nothing. */
-        return hs_err_set(err, 404, "M_NOT_FOUND",
-                          "Profiles of users on other servers are not available yet");
     return 0;
 }
 
 static int get_profile(hs_req *r, json_t **out, hs_err *err) {
     if (check_target(r, r->params[0], err) < 0) return -1;
+    if (!is_local(r, r->params[0])) /* their server answers (federation's profile query) */
+        return client_fed_profile(r->srv, r->params[0], NULL, out, err) < 0 ? -1 : 200;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
-    json_t *p = load_profile(c, r->params[0], err);
+    json_t *p = client_profile_load(c, r->params[0], err);
     db_release(r->srv->db, c);
     if (!p) return -1;
     if (json_object_size(p) == 0) /* Synapse: nothing set is "not found" */
@@ -122,9 +120,16 @@ int client_profile_key_check(const char *k, hs_err *err) {
 static int get_field(hs_req *r, json_t **out, hs_err *err) {
     const char *key = r->params[1];
     if (check_target(r, r->params[0], err) < 0 || client_profile_key_check(key, err) < 0) return -1;
+    if (!is_local(r, r->params[0])) {
+        json_t *p = NULL;
+        if (client_fed_profile(r->srv, r->params[0], key, &p, err) < 0) return -1;
+        if (json_object_get(p, key)) return *out = p, 200;
+        json_decref(p);
+        return hs_err_set(err, 404, "M_NOT_FOUND", "The user has no '%s'", key);
+    }
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
-    json_t *p = load_profile(c, r->params[0], err);
+    json_t *p = client_profile_load(c, r->params[0], err);
     db_release(r->srv->db, c);
     if (!p) return -1;
     json_t *v = json_object_get(p, key);
@@ -173,7 +178,7 @@ static int put_txn(db_conn *c, void *arg, hs_err *err) {
         " ELSE jsonb_set(fields, ARRAY[$2], $3::jsonb) END WHERE user_id = $1");
     put_job *j = arg;
     if (db_exec(c, &ensure, 1, (const char *[]){j->user_id}, err) < 0) return -1;
-    json_t *p = load_profile(c, j->user_id, err);
+    json_t *p = client_profile_load(c, j->user_id, err);
     if (!p) return -1;
     const json_t *old = json_object_get(p, j->key);
     bool classic = !strcmp(j->key, "displayname") || !strcmp(j->key, "avatar_url");

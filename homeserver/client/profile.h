@@ -1,8 +1,9 @@
 /* profile.h — local users' profiles (display name, avatar, v1.16 fields):
  * what other areas read of them. The endpoints are in profile.c.
  *
- * Remote users' profiles are not served yet: that needs federation's
- * profile query (GET /_matrix/federation/v1/query/profile). */
+ * Remote users' profiles are asked of their servers (federation's profile
+ * query, through fed_outbound.h); federation serves ours to them with
+ * client_profile_load. */
 #ifndef CLIENT_PROFILE_H
 #define CLIENT_PROFILE_H
 
@@ -18,6 +19,11 @@
 /* Is key a valid profile field name (the spec's keyName pattern, at most
  * 255 bytes)? 0, or -1 with 400 M_KEY_TOO_LARGE / M_INVALID_PARAM. */
 int client_profile_key_check(const char *key, hs_err *err);
+
+/* The whole profile of a local user (displayname, avatar_url and the other
+ * fields that are set) as a new object, or NULL with 404 M_NOT_FOUND when
+ * the user is unknown (500 on database errors). */
+json_t *client_profile_load(db_conn *c, const char *user_id, hs_err *err);
 
 /* Give a new account its profile (displayname may be NULL). In the caller's
  * transaction. */

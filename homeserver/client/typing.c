@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "fed_outbound.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
 #include "notifier.h"
@@ -204,6 +205,7 @@ static int put_typing(hs_req *r, json_t **out, hs_err *err) {
     if (rc < 0) return -1;
     client_typing_set(room_id, r->user_id, json_is_true(typing),
                       timeout ? json_integer_value(timeout) : DEFAULT_TIMEOUT_MS);
+    client_fed_typing(r->srv, room_id, r->user_id, json_is_true(typing)); /* other servers */
     *out = json_object();
     return 200;
 }
