@@ -22,6 +22,12 @@ json_t *client_event_format(const char *event_id, const json_t *pdu, const room_
         json_t *val = json_object_get(src, *k);
         if (val) json_object_set(o, *k, val);
     }
+    /* v11 moved "redacts" into content; clients still read it at the top
+     * level too, so copy it there as Synapse does. */
+    json_t *rd = json_object_get(json_object_get(src, "content"), "redacts");
+    if (!json_object_get(o, "redacts") && json_is_string(rd) &&
+        !strcmp(json_string_value(json_object_get(src, "type")), "m.room.redaction"))
+        json_object_set(o, "redacts", rd);
     json_object_set_new(o, "event_id", json_string(event_id));
     json_t *rid = json_object_get(pdu, "room_id");
     if (with_room_id && rid) {

@@ -69,7 +69,7 @@ def test_trusted_private_chat_v12_additional_creators(server, users):
     room = create(server, a, preset="trusted_private_chat", invite=[b_id], is_direct=True)
     assert state(server, a, room, "m.room.create").json["additional_creators"] == [b_id]
     inv = state(server, a, room, "m.room.member", b_id).json
-    assert inv == {"membership": "invite", "is_direct": True}
+    assert inv == {"membership": "invite", "is_direct": True, "displayname": "rm_bob"}
 
 
 def test_membership_lifecycle(server, users):
