@@ -91,17 +91,21 @@ static size_t pick_state(const room_state_map *state, const room_state_map *know
     size_t n = 0, it = 0;
     const char *t, *k, *id;
     while (room_state_map_next(state, &it, &t, &k, &id)) {
-        if (known) {
-            const char *had = room_state_map_get(known, t, k);
-            if (had && !strcmp(had, id)) continue;
-        }
-        if (p->lazy_load_members && !strcmp(t, "m.room.member") && strcmp(k, p->user_id) != 0) {
-            bool needed = false;
+        bool lazy_member = p->lazy_load_members && !strcmp(t, "m.room.member") &&
+                           strcmp(k, p->user_id) != 0;
+        bool needed = false;
+        if (lazy_member) {
             size_t i;
             json_t *ev;
             json_array_foreach(timeline, i, ev)
                 needed |= !strcmp(json_string_value(json_object_get(ev, "sender")), k);
             if (!needed) continue;
+        }
+        /* Lazy loading sends a sender's membership with their messages even
+         * if it did not change: we keep no record of what the client has. */
+        if (known && !needed) {
+            const char *had = room_state_map_get(known, t, k);
+            if (had && !strcmp(had, id)) continue;
         }
         ids[n++] = id;
     }
@@ -160,7 +164,8 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
         *out = NULL; /* nothing new here */
         goto done;
     }
-    if (full || more || p->use_state_after) {
+    if (full || more || p->use_state_after ||
+        (p->lazy_load_members && json_array_size(timeline) > 0)) {
         const char *first_id = json_string_value(json_object_get(json_array_get(timeline, 0), "event_id"));
         if (p->use_state_after) rc = state_at_pos(c, m->room_id, upto, state, err);
         else if (first_id) rc = room_store_state_at(c, first_id, false, state, err);
