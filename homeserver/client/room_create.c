@@ -278,6 +278,26 @@ static int check_body(hs_req *r, const char **preset, const room_version **v, ch
     return inv ? check_user_list(inv, err) : 0;
 }
 
+/* Invites of local users carry the invitee's display name and avatar, as
+ * Synapse sends them (clients show who was invited by name). */
+static void fill_invitee_profiles(hs_req *r, json_t *list) {
+    hs_err err = {0};
+    db_conn *c = db_acquire(r->srv->db, &err);
+    size_t i;
+    json_t *p;
+    json_array_foreach(list, i, p) {
+        json_t *content = json_object_get(p, "content");
+        const char *sk = json_string_value(json_object_get(p, "state_key"));
+        const char *colon = sk ? strchr(sk, ':') : NULL;
+        if (!c || !colon || strcmp(colon + 1, r->srv->cfg->server_name) ||
+            strcmp(json_string_value(json_object_get(p, "type")), "m.room.member") ||
+            strcmp(json_string_value(json_object_get(content, "membership")), "invite"))
+            continue;
+        client_profile_fill_member(c, sk, content, &err);
+    }
+    db_release(r->srv->db, c);
+}
+
 static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     const char *preset = NULL;
     const room_version *v = NULL;
@@ -296,6 +316,7 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     if (prc < 0) return json_decref(join), json_decref(list), json_decref(invites), -1;
     json_array_append_new(list, proto("m.room.member", r->user_id, join));
     add_state_events(list, v, r->json, r->user_id, preset, *alias ? alias : NULL, invites);
+    fill_invitee_profiles(r, list);
     size_t i;
     json_t *p;
     json_array_foreach(list, i, p) json_object_set_new(p, "sender", json_string(r->user_id));
