@@ -38,9 +38,9 @@ static struct {
     size_t n_pending, cap_pending;
     fed_http **active;  /* in the multi handle (touched by the curl thread only) */
     size_t n_active, cap_active;
-    /* federation_custom_ca_list, parsed once */
+    /* the system's CAs and federation_custom_ca_list, parsed once */
     bool cas_loaded;
-    STACK_OF(X509) *cas;
+    X509_STORE *store;
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -64,33 +64,41 @@ static void global_init(void) {
     curl_share_setopt(G.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 }
 
-/* ---- custom CAs ------------------------------------------------------------ */
+/* ---- trusted CAs ------------------------------------------------------------ */
 
+/* One certificate store for every connection. Left to itself curl reads and
+ * parses the whole system bundle for each new TLS connection (some 25 ms,
+ * on the one curl thread, so every other transfer waits); this store is
+ * built once and shared by reference. NULL if it cannot be built: curl
+ * then loads the system bundle itself, as before. */
 static void load_cas(const cfg *c) {
     if (G.cas_loaded) return;
     G.cas_loaded = true;
-    if (!c->federation_custom_ca_list.n) return;
-    G.cas = sk_X509_new_null();
+    X509_STORE *st = X509_STORE_new();
+    if (!st || X509_STORE_set_default_paths(st) != 1) {
+        hs_error("federation: cannot load the system's CA certificates");
+        X509_STORE_free(st);
+        return;
+    }
     for (size_t i = 0; i < c->federation_custom_ca_list.n; i++) {
         const char *path = c->federation_custom_ca_list.v[i];
         FILE *f = fopen(path, "r");
         int n = 0;
         X509 *x;
         while (f && (x = PEM_read_X509(f, NULL, NULL, NULL))) {
-            sk_X509_push(G.cas, x);
+            X509_STORE_add_cert(st, x); /* duplicates are harmless */
+            X509_free(x);
             n++;
         }
         if (f) fclose(f);
         if (!n) hs_error("federation_custom_ca_list: no PEM certificate in %s", path);
     }
+    G.store = st;
 }
 
-/* Adds the custom CAs to the system store curl already loaded. */
 static CURLcode ssl_ctx_cb(CURL *e, void *ssl_ctx, void *u) {
     (void)e, (void)u;
-    X509_STORE *st = SSL_CTX_get_cert_store((SSL_CTX *)ssl_ctx);
-    for (int i = 0; G.cas && i < sk_X509_num(G.cas); i++)
-        X509_STORE_add_cert(st, sk_X509_value(G.cas, i)); /* duplicates are harmless */
+    SSL_CTX_set1_cert_store((SSL_CTX *)ssl_ctx, G.store);
     return CURLE_OK;
 }
 
@@ -186,7 +194,11 @@ int fed_http_prepare(fed_http *h, const cfg *c, long timeout_ms, long max_body) 
     long verify = c->federation_verify_certificates ? 1L : 0L;
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, verify);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-    if (G.cas) curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+    if (G.store) { /* ours, instead of curl loading the bundle again */
+        curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+        curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+        curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+    }
     return 0;
 }
 
