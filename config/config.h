@@ -37,6 +37,16 @@ typedef struct cfg_key_server {
     bool accept_keys_insecurely;  /* no verify_keys although certificates go unchecked */
 } cfg_key_server;
 
+/* encryption_enabled_by_default_for_room_type: which presets get m.room.encryption. */
+enum { CFG_ENCRYPT_OFF = 0, CFG_ENCRYPT_INVITE = 1, CFG_ENCRYPT_ALL = 2 };
+
+/* One room_list_publication_rules entry (Synapse's format): globs matched
+ * against the publishing user, the room ID and the room's aliases. */
+typedef struct cfg_room_rule {
+    char *user_id, *room_id, *alias; /* "*" when not given */
+    bool allow;                      /* action: allow (default) | deny */
+} cfg_room_rule;
+
 typedef struct cfg_ratelimit {
     double per_second;
     int burst_count;
@@ -95,6 +105,17 @@ typedef struct cfg {
     long long presence_last_active_granularity;     /* presence.last_active_granularity, 1m */
     long long presence_sync_online_timeout;         /* presence.sync_online_timeout, 30s */
     long long presence_idle_timeout;                /* presence.idle_timeout, 5m */
+    /* Channels (homeserver/client): encryption of new rooms, the published
+     * room directory and who may read it. */
+    int encryption_default;                         /* CFG_ENCRYPT_*; ours: invite (Synapse: off) */
+    bool forbid_unencrypted_private_rooms;          /* ours, false */
+    bool enable_room_list_search;                   /* true */
+    bool has_room_list_publication_rules;           /* key given: the rules decide */
+    cfg_room_rule *room_list_publication_rules;     /* else: server admins and room moderators */
+    size_t n_room_list_publication_rules;
+    bool allow_public_rooms_without_auth;           /* false */
+    bool allow_public_rooms_over_federation;        /* false */
+    cfg_strlist public_rooms_federation_allowlist;  /* ours, []: servers allowed anyway */
     cfg_strlist turn_uris;                          /* [] */
     char *turn_shared_secret;                       /* NULL */
     char *turn_username, *turn_password;            /* NULL: static TURN credentials, if no secret */
@@ -142,6 +163,8 @@ typedef struct cfg {
     cfg_ratelimit rc_invites_per_room;       /* 0.3 / 10 */
     cfg_ratelimit rc_invites_per_user;       /* 0.003 / 5 */
     cfg_ratelimit rc_admin_redaction;        /* unset: per_second 0 means unlimited */
+    cfg_ratelimit rc_knocks_per_user;        /* ours: 0.1 / 10 */
+    cfg_ratelimit rc_knocks_per_room;        /* ours: 0.3 / 10 */
 } cfg;
 
 /* Load and validate path. Every problem goes to diag (may be NULL) as one line

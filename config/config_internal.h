@@ -172,6 +172,12 @@ bool cfg_parse_key_servers(cfg_ctx *x, const cfg_node *v, const char *key, int l
  * federation_verify_certificates is false (as Synapse does). */
 void cfg_check_key_servers(cfg_ctx *x, const cfg *c, const cfg_node *root);
 void cfg_key_servers_free(cfg *c);
+/* channels.c: encryption_enabled_by_default_for_room_type and
+ * room_list_publication_rules. */
+bool cfg_parse_encryption_default(cfg_ctx *x, const cfg_node *v, const char *key, int line,
+                                  void *base);
+bool cfg_parse_room_rules(cfg_ctx *x, const cfg_node *v, const char *key, int line, void *base);
+void cfg_channels_free(cfg *c);
 /* media.c: thumbnail_sizes and media_upload_limits (lists of mappings). */
 bool cfg_parse_thumbnail_sizes(cfg_ctx *x, const cfg_node *v, const char *key, int line,
                                void *base);

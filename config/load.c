@@ -151,6 +151,7 @@ void cfg_free(cfg *c) {
     cfg_listeners_free(c);
     cfg_key_servers_free(c);
     cfg_media_free(c);
+    cfg_channels_free(c);
     free(c->db_dsn);
     free(c->path);
     free(c);

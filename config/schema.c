@@ -106,6 +106,12 @@ static const cfg_key cfg_rc_invites_keys[] = {
     {0},
 };
 
+static const cfg_key cfg_rc_knocks_keys[] = {
+    RATELIMIT("per_user", rc_knocks_per_user, 0.1, 10),
+    RATELIMIT("per_room", rc_knocks_per_room, 0.3, 10),
+    {0},
+};
+
 #define STR(n, field, ...) {.name = n, .type = CFG_T_STR, .off = OFF(field), __VA_ARGS__}
 #define PATH(n, field, ...) {.name = n, .type = CFG_T_PATH, .off = OFF(field), __VA_ARGS__}
 #define BOOL(n, field, def) {.name = n, .type = CFG_T_BOOL, .off = OFF(field), .def_int = def}
@@ -138,6 +144,15 @@ const cfg_key cfg_top_keys[] = {
     DURATION("user_ips_max_age", user_ips_max_age, 28 * 86400000LL),
     SECTION("user_directory", cfg_user_directory_keys),
     SECTION("presence", cfg_presence_keys),
+    {.name = "encryption_enabled_by_default_for_room_type", .type = CFG_T_CUSTOM,
+     .parse = cfg_parse_encryption_default},
+    BOOL("forbid_unencrypted_private_rooms", forbid_unencrypted_private_rooms, 0),
+    BOOL("enable_room_list_search", enable_room_list_search, 1),
+    {.name = "room_list_publication_rules", .type = CFG_T_CUSTOM, .parse = cfg_parse_room_rules},
+    BOOL("allow_public_rooms_without_auth", allow_public_rooms_without_auth, 0),
+    BOOL("allow_public_rooms_over_federation", allow_public_rooms_over_federation, 0),
+    LIST("public_rooms_federation_allowlist", public_rooms_federation_allowlist,
+         .check = cfg_check_server_names),
     LIST("turn_uris", turn_uris, .check = cfg_check_turn_uris),
     STR("turn_shared_secret", turn_shared_secret, .check = cfg_check_nonempty),
     STR("turn_username", turn_username),
@@ -185,6 +200,7 @@ const cfg_key cfg_top_keys[] = {
     SECTION("rc_joins", cfg_rc_joins_keys),
     SECTION("rc_invites", cfg_rc_invites_keys),
     RATELIMIT("rc_admin_redaction", rc_admin_redaction, 0, 0),
+    SECTION("rc_knocks", cfg_rc_knocks_keys),
     /* Synapse keys with no meaning here; a config carried over from Synapse
      * should load without a wall of warnings. */
     IGNORED("report_stats"),

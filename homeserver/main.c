@@ -18,6 +18,8 @@ static const char usage[] =
     "                                        manage registration tokens\n"
     "  media quarantine|delete|purge-remote --config FILE [...]\n"
     "                                        quarantine or delete media\n"
+    "  channel create|requests|approve|deny --config FILE [...]\n"
+    "                                        make channels, answer requests to join\n"
     "  report list --config FILE [--json]    the reports users made of events, rooms, users\n"
     "\n"
     "`pvyhs COMMAND --help` tells more. Exit codes: 0 success, 1 runtime failure,\n"
@@ -34,6 +36,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "user")) return admin_user(argc - 1, argv + 1);
     if (!strcmp(cmd, "registration-token")) return admin_registration_token(argc - 1, argv + 1);
     if (!strcmp(cmd, "media")) return admin_media(argc - 1, argv + 1);
+    if (!strcmp(cmd, "channel")) return admin_channel(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return admin_report(argc - 1, argv + 1);
     fprintf(stderr, "pvyhs: unknown command '%s'\n\n", cmd);
     return admin_usage(usage, EXIT_USAGE);

@@ -17,6 +17,7 @@ int admin_config(int argc, char **argv);
 int admin_user(int argc, char **argv);
 int admin_registration_token(int argc, char **argv);
 int admin_media(int argc, char **argv);
+int admin_channel(int argc, char **argv);
 int admin_report(int argc, char **argv);
 
 /* What every command that touches the database opens: the config, the data

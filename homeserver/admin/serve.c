@@ -16,6 +16,7 @@
 
 #include "admin.h"
 #include "federation/federation.h"
+#include "homeserver/client/channels.h"
 #include "homeserver/client/client.h"
 #include "homeserver/client/notifier.h"
 #include "homeserver/core/log.h"
@@ -107,6 +108,8 @@ static int run(cfg *c) {
     srv.router = hs_router_new();
     client_routes(srv.router);
     fed_routes(srv.router);
+    /* Channels reach other servers' directories and spaces through it. */
+    client_channels_set_federation(fed_request);
     media_routes(srv.router);
     hs_err err = {0};
     if (hs_http_start(&srv, &err) < 0) {

@@ -35,6 +35,7 @@ void client_filters_routes(hs_router *rt);
 void client_receipts_routes(hs_router *rt);
 void client_typing_routes(hs_router *rt);
 void client_presence_routes(hs_router *rt);
+void client_channels_routes(hs_router *rt); /* directory, summary, hierarchy */
 void client_relations_routes(hs_router *rt);
 void client_search_routes(hs_router *rt);
 void client_reports_routes(hs_router *rt);

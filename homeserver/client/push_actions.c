@@ -36,6 +36,14 @@ static int load_power(void *arg, const json_t **pl, long long *sender_power) {
     return h->lookup.failed ? -1 : 0;
 }
 
+/* After load_power (the lookup is ready): a recipient's power level. */
+static int load_user_power(void *arg, const char *user_id, long long *power) {
+    hook_job *h = arg;
+    if (!h->lookup_used) return -1;
+    *power = room_user_power_level(h->ev->ver, user_id, room_lookup_get, &h->lookup);
+    return h->lookup.failed ? -1 : 0;
+}
+
 /* The content of a stored event of the room, or NULL. */
 static json_t *stored_content(db_conn *c, const char *room_id, const char *event_id, hs_err *err,
                               bool *failed) {
@@ -135,7 +143,8 @@ static int evaluate_all(hook_job *h, PGresult *who, long long members, json_t *b
     const char *invitee = h->ev->membership && !strcmp(h->ev->membership, "invite")
                               ? h->ev->state_key : NULL;
     if (push_store_load_room(h->c, h->ev->room_id, invitee, &rules, &changes, err) < 0) return -1;
-    push_ctx ctx = {.member_count = members, .load_power = load_power, .load_arg = h};
+    push_ctx ctx = {.member_count = members, .load_power = load_power, .load_arg = h,
+                    .load_user_power = load_user_power};
     int rc = 0;
     for (int i = 0; i < PQntuples(who) && rc == 0; i++) {
         const char *user = PQgetvalue(who, i, 0);

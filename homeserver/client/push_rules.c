@@ -266,6 +266,22 @@ static int sender_permission(const json_t *cond, push_ctx *ctx) {
     return ctx->sender_power >= need;
 }
 
+/* pvyhs: may the recipient do what the power level named by "key" allows
+ * (invite, kick …)? The knock rule uses it to reach only moderators. */
+static int recipient_permission(const json_t *cond, push_ctx *ctx) {
+    const char *key = json_string_value(json_object_get(cond, "key"));
+    if (!key || !ctx->load_user_power || !ctx->load_power) return 0;
+    if (!ctx->power_loaded &&
+        ctx->load_power(ctx->load_arg, &ctx->power_levels, &ctx->sender_power) < 0)
+        return -1;
+    ctx->power_loaded = true;
+    long long need = strcmp(key, "invite") ? 50 : 0, have; /* the spec's defaults */
+    const json_t *v = json_object_get(ctx->power_levels, key);
+    if (v && !level_of(v, &need)) return 0;
+    if (ctx->load_user_power(ctx->load_arg, ctx->user_id, &have) < 0) return -1;
+    return have >= need;
+}
+
 int push_condition_matches(const json_t *cond, const json_t *event, push_ctx *ctx) {
     const char *kind = json_string_value(json_object_get(cond, "kind"));
     if (!kind) return 0;
@@ -275,6 +291,7 @@ int push_condition_matches(const json_t *cond, const json_t *event, push_ctx *ct
     if (!strcmp(kind, "contains_display_name")) return display_name_match(event, ctx);
     if (!strcmp(kind, "room_member_count")) return member_count(cond, ctx);
     if (!strcmp(kind, "sender_notification_permission")) return sender_permission(cond, ctx);
+    if (!strcmp(kind, "org.pvyhs.recipient_permission")) return recipient_permission(cond, ctx);
     return 0;
 }
 

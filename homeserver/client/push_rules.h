@@ -51,6 +51,10 @@ typedef struct push_ctx {
     int (*load_power)(void *arg, const json_t **power_levels, long long *sender_power);
     void *load_arg;
     bool power_loaded;        /* set by the evaluator after load_power */
+    /* org.pvyhs.recipient_permission (pvyhs's knock rule): the power level of
+     * user_id, the recipient, in the same state; NULL: the condition never
+     * matches. Called after load_power. */
+    int (*load_user_power)(void *arg, const char *user_id, long long *power);
 } push_ctx;
 
 typedef struct push_result {

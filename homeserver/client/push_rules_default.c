@@ -6,7 +6,10 @@
  * .m.rule.contains_user_name), which Element's notification settings still
  * show and which clients that send no m.mentions (bots, older clients) need;
  * as v1.7 said, they are skipped for events that carry m.mentions. And
- * Synapse's .im.vector.jitsi, which Element's group calls rely on.
+ * Synapse's .im.vector.jitsi, which Element's group calls rely on. And one of
+ * pvyhs's own, .org.pvyhs.rule.knock before .m.rule.member_event: a request to
+ * join notifies the members who can answer it (condition kind
+ * org.pvyhs.recipient_permission, evaluated in push_rules.c).
  *
  * The user's ID and localpart are placeholders here ("pattern_type" /
  * "value_type": "user_id" | "user_localpart", as Synapse has them) and are
@@ -29,6 +32,14 @@ static const char defaults_json[] =
     " \"conditions\": [" MATCH("type", "m.room.member") ", " MATCH("content.membership", "invite") ","
     "  {\"kind\": \"event_match\", \"key\": \"state_key\", \"pattern_type\": \"user_id\"}],"
     " \"actions\": [\"notify\", " SOUND("default") "]},"
+    /* pvyhs: a knock notifies the moderators who can answer it (invite or kick),
+     * highlighted: it waits for them, and clients such as Element count only
+     * highlights from the server in encrypted rooms. */
+    "{\"rule_id\": \".org.pvyhs.rule.knock\", \"enabled\": true,"
+    " \"conditions\": [" MATCH("type", "m.room.member") ", " MATCH("content.membership", "knock") ","
+    "  {\"kind\": \"org.pvyhs.recipient_permission\", \"key\": \"invite\"},"
+    "  {\"kind\": \"org.pvyhs.recipient_permission\", \"key\": \"kick\"}],"
+    " \"actions\": [\"notify\", " SOUND("default") ", " HIGHLIGHT "]},"
     "{\"rule_id\": \".m.rule.member_event\", \"enabled\": true,"
     " \"conditions\": [" MATCH("type", "m.room.member") "], \"actions\": []},"
     "{\"rule_id\": \".m.rule.is_user_mention\", \"enabled\": true,"

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
 #include "client.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
@@ -29,7 +30,7 @@ typedef struct create_job {
     json_t *protos;        /* array of {type, state_key?, content, sender} */
     const char *alias;     /* "#name:server" or NULL */
     const char *creator;
-    bool publish;
+    bool publish, is_admin;
     char room_id[300];
     long long pos[MAX_CREATE_EVENTS];
     size_t n_pos;
@@ -215,7 +216,11 @@ static int create_txn(db_conn *c, void *arg, hs_err *err) {
     static db_stmt dir = DB_STMT(
         "INSERT INTO room_directory (room_id, visibility) VALUES ($1, $2)"
         " ON CONFLICT (room_id) DO UPDATE SET visibility = EXCLUDED.visibility");
-    return db_exec(c, &dir, 2, (const char *[]){j->room_id, j->publish ? "public" : "private"},
+    /* Refused by room_list_publication_rules: created, not published (Synapse). */
+    const char *aliases[] = {j->alias};
+    bool pub = j->publish && client_directory_rules_allow(j->srv->cfg, j->creator, j->is_admin,
+                                                          j->room_id, aliases, j->alias ? 1 : 0);
+    return db_exec(c, &dir, 2, (const char *[]){j->room_id, pub ? "public" : "private"},
                    err) < 0 ? -1 : 0;
 }
 
@@ -317,6 +322,9 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     json_array_append_new(list, proto("m.room.member", r->user_id, join));
     add_state_events(list, v, r->json, r->user_id, preset, *alias ? alias : NULL, invites);
     fill_invitee_profiles(r, list);
+    /* Encryption by default, invite blocking (channels.h). */
+    if (client_channel_create_hook(r->srv, preset, r->json, list, err) < 0)
+        return json_decref(list), json_decref(invites), -1;
     size_t i;
     json_t *p;
     json_array_foreach(list, i, p) json_object_set_new(p, "sender", json_string(r->user_id));
@@ -326,7 +334,8 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     }
     const char *vis = json_string_value(json_object_get(r->json, "visibility"));
     create_job j = {.srv = r->srv, .v = v, .protos = list, .alias = *alias ? alias : NULL,
-                    .creator = r->user_id, .publish = vis && !strcmp(vis, "public")};
+                    .creator = r->user_id, .publish = vis && !strcmp(vis, "public"),
+                    .is_admin = r->is_admin};
     if (!v->hydra) client_room_random_id(j.room_id, sizeof j.room_id, r->srv->cfg->server_name);
     int rc = db_txn(r->srv->db, create_txn, &j, err);
     for (size_t k = 0; k < j.n_pos; k++) db_stream_done(DB_STREAM_EVENTS, j.pos[k]);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
 #include "client.h"
 #include "homeserver/http/ratelimit.h"
 #include "profile.h"
@@ -68,6 +69,9 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
     json_t *content = json_pack("{s:s}", "membership", m);
     if (reason) json_object_set(content, "reason", (json_t *)reason);
     if (fill_profile(r, target, m, content, err) < 0) return json_decref(content), -1;
+    /* Restricted rooms: a local member authorises the join (channels.h). */
+    if (!strcmp(m, "join") && client_channel_join_content(r->srv, room_id, target, content, err) < 0)
+        return json_decref(content), -1;
     room_event *ev = client_room_send_state(r->srv, room_id, r->user_id, "m.room.member", target,
                                             content, err);
     json_decref(content);
@@ -99,7 +103,9 @@ static int post_join_alias(hs_req *r, json_t **out, hs_err *err) {
 static int post_knock(hs_req *r, json_t **out, hs_err *err) {
     char *room_id = resolve_room(r, r->params[0], err);
     if (!room_id) return -1;
-    int rc = room_known(r, room_id, err) == 0 && membership(r, room_id, r->user_id, "knock", err) == 0
+    int rc = room_known(r, room_id, err) == 0 &&
+                     client_channel_knock_ratelimit(r->srv, r->user_id, room_id, err) == 0 &&
+                     membership(r, room_id, r->user_id, "knock", err) == 0
                  ? 200
                  : -1;
     if (rc == 200) *out = json_pack("{s:s}", "room_id", room_id);

@@ -7,6 +7,7 @@
 
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
+#include "channels.h"
 #include "e2ee.h"
 #include "homeserver/core/log.h"
 #include "notifier.h"
@@ -66,6 +67,9 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
         if (claimed <= 0) return claimed;
     }
     if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
+    /* This server's own rules for its clients (channels.h): encryption stays on,
+     * invite blocking. */
+    if (client_channel_check_send(c, j->srv, j->room_id, j->proto, err) < 0) return -1;
     j->out = room_send_local(c, j->v, j->room_id, j->proto, j->srv->cfg->server_name,
                              &j->srv->key, j->pos, err);
     if (!j->out) return -1;

@@ -29,6 +29,7 @@ void client_routes(hs_router *rt) {
     client_receipts_routes(rt);
     client_typing_routes(rt);
     client_presence_routes(rt);
+    client_channels_routes(rt);
     client_relations_routes(rt);
     client_search_routes(rt);
     client_reports_routes(rt);

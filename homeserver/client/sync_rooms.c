@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
 #include "events_read.h"
 #include "rooms/rooms.h"
 
@@ -248,6 +249,12 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
         } else if (!strcmp(mem, "invite") || !strcmp(mem, "knock")) {
             if (!initial && !m->changed) continue;
+            /* Invites to a user who blocks them stay hidden (v1.18; channels.h). */
+            int blocked = !strcmp(mem, "invite") ? client_invites_blocked(c, p->user_id, err) : 0;
+            if (blocked) {
+                rc = blocked < 0 ? -1 : 0;
+                continue;
+            }
             json_t *st = NULL;
             rc = stripped_state(c, m, &st, err);
             bool inv = !strcmp(mem, "invite");

@@ -4,6 +4,7 @@
  * client that sees "v1.x" relies on all of it (matrix-js-sdk, for one, turns
  * threads and relations on by it). Versions after the last one listed wait
  * for their requirements (room summaries, invite blocking, …). */
+#include "channels.h"
 #include "client.h"
 
 static const char *const supported[] = {
@@ -20,10 +21,14 @@ static const char *const unstable[] = {
 };
 
 static int get_versions(hs_req *r, json_t **out, hs_err *err) {
-    (void)r, (void)err;
+    (void)err;
     json_t *v = json_array(), *u = json_object();
     for (const char *const *s = supported; *s; s++) json_array_append_new(v, json_string(*s));
     for (const char *const *s = unstable; *s; s++) json_object_set_new(u, *s, json_true());
+    /* Forced encryption per preset (Element reads it) and room summaries. */
+    json_t *ch = client_channel_unstable_features(r->srv->cfg);
+    json_object_update(u, ch);
+    json_decref(ch);
     *out = json_pack("{s:o, s:o}", "versions", v, "unstable_features", u);
     return 200;
 }

@@ -81,7 +81,12 @@ rc_invites:
   per_user: {per_second: 100000, burst_count: 100000}
 """
 
-    def __init__(self, extra_yaml="", dsn_yaml=None, name="localhost", limits=False):
+    # pvyhs encrypts new private rooms by default (issue 7), which clients
+    # without end-to-end encryption cannot write to. Tests about other things
+    # get Synapse's default, off; encryption_default=None keeps pvyhs's own
+    # (or lets extra_yaml set it).
+    def __init__(self, extra_yaml="", dsn_yaml=None, name="localhost", limits=False,
+                 encryption_default="off"):
         self.dir = tempfile.mkdtemp(prefix="pvyhs-test-")
         os.chmod(self.dir, 0o755)  # the embedded cluster's user must reach it
         self.port = free_port()
@@ -107,6 +112,8 @@ listeners:
                 f.write(dsn_yaml)
             if not limits:
                 f.write(self.NO_LIMITS)
+            if encryption_default:
+                f.write(f"encryption_enabled_by_default_for_room_type: {encryption_default}\n")
             f.write(extra_yaml)
 
     def start(self, wait=True, timeout=90):

@@ -11,7 +11,7 @@ V3 = "/_matrix/client/v3"
 R0 = "/_matrix/client/r0"
 
 OVERRIDE = [".m.rule.master", ".m.rule.suppress_notices", ".m.rule.invite_for_me",
-            ".m.rule.member_event", ".m.rule.is_user_mention", ".m.rule.contains_display_name",
+            ".org.pvyhs.rule.knock", ".m.rule.member_event", ".m.rule.is_user_mention", ".m.rule.contains_display_name",
             ".m.rule.is_room_mention", ".m.rule.roomnotif", ".m.rule.tombstone",
             ".m.rule.reaction", ".m.rule.room.server_acl", ".m.rule.suppress_edits"]
 UNDERRIDE = [".m.rule.call", ".m.rule.encrypted_room_one_to_one", ".m.rule.room_one_to_one",

@@ -317,6 +317,57 @@ static void expect(outcome o, const char *rule, bool notify, bool highlight, con
     ck_assert_str_eq(o.sound, sound);
 }
 
+/* pvyhs's knock rule: the recipient's own power against a named level. */
+static long long user_levels[2];
+static int fake_user_power(void *arg, const char *user_id, long long *power) {
+    (void)arg;
+    *power = !strcmp(user_id, ME) ? user_levels[0] : user_levels[1];
+    return user_levels[0] < 0 ? -1 : 0;
+}
+
+#define KNOCK "{\"type\": \"m.room.member\", \"state_key\": \"@k:example.org\"," \
+              " \"sender\": \"@k:example.org\", \"content\": {\"membership\": \"knock\"}}"
+
+START_TEST(cond_recipient_permission) {
+    const char *inv = "{\"kind\": \"org.pvyhs.recipient_permission\", \"key\": \"invite\"}";
+    const char *kick = "{\"kind\": \"org.pvyhs.recipient_permission\", \"key\": \"kick\"}";
+    json_t *pl = J("{\"invite\": 10, \"kick\": \"60\"}");
+    push_ctx x = {.user_id = ME, .member_count = 3, .load_power = fake_power, .load_arg = pl,
+                  .load_user_power = fake_user_power};
+    user_levels[0] = 60;
+    ck_assert_int_eq(cond(inv, KNOCK, &x), 1);
+    ck_assert_int_eq(cond(kick, KNOCK, &x), 1);
+    user_levels[0] = 59;
+    ck_assert_int_eq(cond(kick, KNOCK, &x), 0);
+    user_levels[0] = 9;
+    ck_assert_int_eq(cond(inv, KNOCK, &x), 0);
+    /* without power levels: invite 0, kick 50 (the spec's defaults) */
+    push_ctx y = {.user_id = ME, .member_count = 3, .load_power = fake_power, .load_arg = NULL,
+                  .load_user_power = fake_user_power};
+    user_levels[0] = 0;
+    ck_assert_int_eq(cond(inv, KNOCK, &y), 1);
+    ck_assert_int_eq(cond(kick, KNOCK, &y), 0);
+    user_levels[0] = 50;
+    ck_assert_int_eq(cond(kick, KNOCK, &y), 1);
+    /* no loader or no key: never matches; a failing loader is an error */
+    push_ctx z = ctx(3);
+    ck_assert_int_eq(cond(inv, KNOCK, &z), 0);
+    ck_assert_int_eq(cond("{\"kind\": \"org.pvyhs.recipient_permission\"}", KNOCK, &x), 0);
+    user_levels[0] = -1;
+    ck_assert_int_eq(cond(inv, KNOCK, &x), -1);
+    /* the default rule: moderators are notified (highlighted), others not */
+    user_levels[0] = 100;
+    push_ctx m = {.user_id = ME, .member_count = 3, .load_power = fake_power, .load_arg = NULL,
+                  .load_user_power = fake_user_power};
+    expect(eval_full(NULL, NULL, KNOCK, &m), ".org.pvyhs.rule.knock", true, true, "default");
+    user_levels[0] = 0;
+    push_ctx p = {.user_id = ME, .member_count = 3, .load_power = fake_power, .load_arg = NULL,
+                  .load_user_power = fake_user_power};
+    expect(eval_full(NULL, NULL, KNOCK, &p), ".m.rule.member_event", false, false, "");
+    json_decref(pl);
+}
+END_TEST
+
 START_TEST(default_override_rules) {
     /* .m.rule.master is off by default: a message still notifies */
     expect(eval(MSG("hello"), 3), ".m.rule.message", true, false, "");
@@ -408,11 +459,12 @@ START_TEST(ruleset_shape) {
     json_t *ov = json_object_get(set, "override");
     static const char *const order[] = {
         ".m.rule.master", ".m.rule.suppress_notices", ".m.rule.invite_for_me",
-        ".m.rule.member_event", ".m.rule.is_user_mention", ".m.rule.contains_display_name",
-        ".m.rule.is_room_mention", ".m.rule.roomnotif", ".m.rule.tombstone", ".m.rule.reaction",
-        ".m.rule.room.server_acl", ".m.rule.suppress_edits"};
-    ck_assert_uint_eq(json_array_size(ov), 12);
-    for (size_t i = 0; i < 12; i++) {
+        ".org.pvyhs.rule.knock", ".m.rule.member_event", ".m.rule.is_user_mention",
+        ".m.rule.contains_display_name", ".m.rule.is_room_mention", ".m.rule.roomnotif",
+        ".m.rule.tombstone", ".m.rule.reaction", ".m.rule.room.server_acl",
+        ".m.rule.suppress_edits"};
+    ck_assert_uint_eq(json_array_size(ov), 13);
+    for (size_t i = 0; i < 13; i++) {
         json_t *r = json_array_get(ov, i);
         ck_assert_str_eq(json_string_value(json_object_get(r, "rule_id")), order[i]);
         ck_assert(json_is_true(json_object_get(r, "default")));
@@ -425,7 +477,7 @@ START_TEST(ruleset_shape) {
     json_t *inv = json_array_get(json_object_get(json_array_get(ov, 2), "conditions"), 2);
     ck_assert_str_eq(json_string_value(json_object_get(inv, "pattern")), ME);
     ck_assert_ptr_null(json_object_get(inv, "pattern_type"));
-    json_t *men = json_array_get(json_object_get(json_array_get(ov, 4), "conditions"), 0);
+    json_t *men = json_array_get(json_object_get(json_array_get(ov, 5), "conditions"), 0);
     ck_assert_str_eq(json_string_value(json_object_get(men, "value")), ME);
     ck_assert_str_eq(json_string_value(json_object_get(men, "key")), "content.m\\.mentions.user_ids");
     json_t *cu = json_array_get(json_object_get(set, "content"), 0);
@@ -532,7 +584,7 @@ START_TEST(ruleset_merge) {
                    " \"underride\": {\".m.rule.call\": {\"actions\": [\"notify\"]}}}");
     json_t *set = push_rules_ruleset(ME, u, ch);
     json_t *ov = json_object_get(set, "override");
-    ck_assert_uint_eq(json_array_size(ov), 13);
+    ck_assert_uint_eq(json_array_size(ov), 14);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ov, 0), "rule_id")), ".m.rule.master");
     ck_assert(json_is_true(json_object_get(json_array_get(ov, 0), "enabled")));
     json_t *mine = json_array_get(ov, 1);
@@ -596,6 +648,7 @@ int main(void) {
     tcase_add_test(tc, cond_display_name);
     tcase_add_test(tc, cond_member_count);
     tcase_add_test(tc, cond_sender_permission);
+    tcase_add_test(tc, cond_recipient_permission);
     tcase_add_test(tc, cond_unknown);
     tcase_add_test(tc, default_override_rules);
     tcase_add_test(tc, default_room_mention_needs_power);

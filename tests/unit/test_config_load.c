@@ -1070,6 +1070,69 @@ START_TEST(test_media_keys) {
 }
 END_TEST
 
+START_TEST(test_channel_keys) {
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(c->encryption_default, CFG_ENCRYPT_INVITE);
+    ck_assert(!c->forbid_unencrypted_private_rooms && c->enable_room_list_search);
+    ck_assert(!c->has_room_list_publication_rules);
+    ck_assert_uint_eq(c->n_room_list_publication_rules, 0);
+    ck_assert(!c->allow_public_rooms_without_auth && !c->allow_public_rooms_over_federation);
+    ck_assert_uint_eq(c->public_rooms_federation_allowlist.n, 0);
+    ck_assert_double_eq_tol(c->rc_knocks_per_user.per_second, 0.1, 1e-9);
+    ck_assert_int_eq(c->rc_knocks_per_room.burst_count, 10);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "encryption_enabled_by_default_for_room_type: off\n"
+                  "forbid_unencrypted_private_rooms: true\n"
+                  "room_list_publication_rules:\n"
+                  "  - user_id: '@bot:*'\n"
+                  "    action: deny\n"
+                  "  - alias: '#*:example.org'\n"
+                  "allow_public_rooms_without_auth: true\n"
+                  "public_rooms_federation_allowlist: [friends.example.org]\n"
+                  "rc_knocks: {per_room: {per_second: 1, burst_count: 2}}\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    ck_assert_int_eq(c->encryption_default, CFG_ENCRYPT_OFF);
+    ck_assert(c->forbid_unencrypted_private_rooms && c->allow_public_rooms_without_auth);
+    ck_assert(c->has_room_list_publication_rules);
+    ck_assert_uint_eq(c->n_room_list_publication_rules, 2);
+    ck_assert_str_eq(c->room_list_publication_rules[0].user_id, "@bot:*");
+    ck_assert_str_eq(c->room_list_publication_rules[0].alias, "*");
+    ck_assert(!c->room_list_publication_rules[0].allow);
+    ck_assert_str_eq(c->room_list_publication_rules[1].alias, "#*:example.org");
+    ck_assert_str_eq(c->room_list_publication_rules[1].room_id, "*");
+    ck_assert(c->room_list_publication_rules[1].allow);
+    ck_assert_str_eq(c->public_rooms_federation_allowlist.v[0], "friends.example.org");
+    ck_assert_int_eq(c->rc_knocks_per_room.burst_count, 2);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "encryption_enabled_by_default_for_room_type: ALL\n"
+                  "room_list_publication_rules: []\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(c->encryption_default, CFG_ENCRYPT_ALL);
+    ck_assert(c->has_room_list_publication_rules);
+    ck_assert_uint_eq(c->n_room_list_publication_rules, 0);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"                                     /* 1 */
+                  "encryption_enabled_by_default_for_room_type: private\n"        /* 2 */
+                  "room_list_publication_rules:\n"                                /* 3 */
+                  "  - {action: maybe}\n"                                         /* 4 */
+                  "  - just a string\n"                                           /* 5 */
+                  "public_rooms_federation_allowlist: ['bad name!']\n");          /* 6 */
+    ck_assert_ptr_null(c);
+    expect_diag(2, "error", "encryption_enabled_by_default_for_room_type",
+                "expected all, invite or off, got 'private'");
+    expect_diag(4, "error", "room_list_publication_rules[0].action", "expected allow or deny");
+    expect_diag(5, "error", "room_list_publication_rules[1]", "expected a mapping");
+    expect_diag(6, "error", "public_rooms_federation_allowlist[0]", "'bad name!' is not a valid");
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("config_load");
     TCase *t = tcase_create("load");
@@ -1098,6 +1161,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_write_default_round_trip);
     tcase_add_test(t, test_write_default_refuses);
     tcase_add_test(t, test_media_keys);
+    tcase_add_test(t, test_channel_keys);
     suite_add_tcase(s, t);
     return s;
 }

@@ -1,0 +1,177 @@
+"""Channels across servers (issue 7): the directory visibility matrix for
+other servers — closed by default, open to public_rooms_federation_allowlist,
+or to all with allow_public_rooms_over_federation — seen by local users
+browsing through `?server=`; a space with rooms on two servers, browsed with
+/hierarchy from each (federation /hierarchy); room summaries of remote rooms
+through `via`.
+
+Three pvyhs servers with TLS federation listeners, as in
+test_federation_transport.py (whose test CA and server class this reuses):
+  A  publishes a channel; its directory is open to B only (allowlist)
+  B  allow_public_rooms_over_federation: true
+  C  a stranger to A's directory
+"""
+import urllib.parse
+
+import pytest
+
+from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401 (pki is a fixture)
+
+LIMITS = """rc_message: {per_second: 100000, burst_count: 100000}
+rc_joins:
+  local: {per_second: 100000, burst_count: 100000}
+  remote: {per_second: 100000, burst_count: 100000}
+"""
+
+
+def q(s):
+    return urllib.parse.quote(s, safe="")
+
+
+@pytest.fixture(scope="module")
+def net(pki):  # noqa: F811
+    b = FedServer(pki, prefix="chfb", extra=LIMITS + "allow_public_rooms_over_federation: true\n")
+    c = FedServer(pki, prefix="chfc", extra=LIMITS)
+    a = FedServer(pki, prefix="chfa",
+                  extra=LIMITS + f'public_rooms_federation_allowlist: ["{b.server_name}"]\n')
+    for s in (a, b, c):
+        s.start()
+    users = {}
+    for s, name in ((a, "chf_anna"), (b, "chf_ben"), (c, "chf_cleo")):
+        s.add_user(name)
+        users[name] = s.login(name)
+    yield {"a": a, "b": b, "c": c, "tok": users}
+    stop_clean(a, b, c)
+    for s in (a, b, c):
+        s.__exit__(None, None, None)
+
+
+def create(s, tok, body):
+    r = s.request("POST", "/_matrix/client/v3/createRoom", body, token=tok)
+    assert r.status == 200, r
+    return r.json["room_id"]
+
+
+def test_directory_matrix_across_servers(net):
+    a, b, c, tok = net["a"], net["b"], net["c"], net["tok"]
+    room = create(a, tok["chf_anna"], {"preset": "public_chat", "visibility": "public",
+                                        "name": "chf town hall", "room_alias_name": "chf-town"})
+    # B is on A's allowlist: its users browse A's directory through B.
+    r = b.request("GET", "/_matrix/client/v3/publicRooms?server=" + q(a.server_name), token=tok["chf_ben"])
+    assert r.status == 200, r
+    assert [x["room_id"] for x in r.json["chunk"]] == [room]
+    assert r.json["chunk"][0]["canonical_alias"] == f"#chf-town:{a.server_name}"
+    r = b.request("POST", "/_matrix/client/v3/publicRooms?server=" + q(a.server_name),
+                  {"limit": 5, "filter": {"generic_search_term": "town"}}, token=tok["chf_ben"])
+    assert r.status == 200 and [x["room_id"] for x in r.json["chunk"]] == [room], r
+    r = b.request("POST", "/_matrix/client/v3/publicRooms?server=" + q(a.server_name),
+                  {"filter": {"generic_search_term": "nothing-like-it"}}, token=tok["chf_ben"])
+    assert r.status == 200 and r.json["chunk"] == []
+    # C is not: A refuses it, and C's user hears so.
+    r = c.request("GET", "/_matrix/client/v3/publicRooms?server=" + q(a.server_name), token=tok["chf_cleo"])
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    # B is open to every server; A's user browses it (empty, but answered).
+    r = a.request("GET", "/_matrix/client/v3/publicRooms?server=" + q(b.server_name), token=tok["chf_anna"])
+    assert r.status == 200 and r.json["chunk"] == [], r
+    # C is closed (the default): nobody browses it.
+    r = a.request("GET", "/_matrix/client/v3/publicRooms?server=" + q(c.server_name), token=tok["chf_anna"])
+    assert r.status == 403, r
+    # Anonymous users never make us ask another server.
+    assert b.request("GET", "/_matrix/client/v3/publicRooms?server=" + q(a.server_name)).status == 401
+    # A server that does not exist: 502.
+    r = a.request("GET", "/_matrix/client/v3/publicRooms?server=nowhere.invalid", token=tok["chf_anna"])
+    assert r.status == 502, r
+
+
+def add_child(s, tok, space, child, via, **extra):
+    r = s.request("PUT", f"/_matrix/client/v3/rooms/{q(space)}/state/m.space.child/{q(child)}",
+                  {"via": via, **extra}, token=tok)
+    assert r.status == 200, r
+
+
+def test_space_across_two_servers(net):
+    a, b, tok = net["a"], net["b"], net["tok"]
+    ra = create(a, tok["chf_anna"], {"preset": "public_chat", "name": "chf a room"})
+    rb = create(b, tok["chf_ben"], {"preset": "public_chat", "name": "chf b room", "topic": "on b"})
+    rb_private = create(b, tok["chf_ben"], {"preset": "private_chat", "name": "chf b secret"})
+    sa = create(a, tok["chf_anna"], {"preset": "public_chat", "name": "chf space a",
+                                     "creation_content": {"type": "m.space"}})
+    sb = create(b, tok["chf_ben"], {"preset": "public_chat", "name": "chf space b",
+                                    "creation_content": {"type": "m.space"}})
+    add_child(a, tok["chf_anna"], sa, ra, [a.server_name], order="1")
+    add_child(a, tok["chf_anna"], sa, rb, [b.server_name], order="2")
+    add_child(a, tok["chf_anna"], sa, sb, [b.server_name], order="3")
+    add_child(b, tok["chf_ben"], sb, rb, [b.server_name])
+    add_child(b, tok["chf_ben"], sb, rb_private, [b.server_name])
+    add_child(b, tok["chf_ben"], sb, ra, [a.server_name])
+    # From A: its own room, B's room (through B's federation /hierarchy), and
+    # B's space with its children (B's private room left out).
+    r = a.request("GET", f"/_matrix/client/v1/rooms/{q(sa)}/hierarchy", token=tok["chf_anna"])
+    assert r.status == 200, r
+    ids = [x["room_id"] for x in r.json["rooms"]]
+    assert ids[:4] == [sa, ra, rb, sb] and rb_private not in ids, ids
+    remote = {x["room_id"]: x for x in r.json["rooms"]}[rb]
+    assert remote["name"] == "chf b room" and remote["topic"] == "on b" and remote["join_rule"] == "public"
+    space_b = {x["room_id"]: x for x in r.json["rooms"]}[sb]
+    assert space_b["room_type"] == "m.space"
+    assert {e["state_key"] for e in space_b["children_state"]} == {rb, rb_private, ra}
+    # From B: the mirror image.
+    r = b.request("GET", f"/_matrix/client/v1/rooms/{q(sb)}/hierarchy", token=tok["chf_ben"])
+    assert r.status == 200, r
+    ids = [x["room_id"] for x in r.json["rooms"]]
+    assert sb in ids and rb in ids and ra in ids and rb_private in ids     # Ben is in his own
+    assert {x["room_id"]: x for x in r.json["rooms"]}[ra]["name"] == "chf a room"
+    # max_depth keeps the remote space's children out.
+    r = a.request("GET", f"/_matrix/client/v1/rooms/{q(sa)}/hierarchy?max_depth=1", token=tok["chf_anna"])
+    assert [x["room_id"] for x in r.json["rooms"]] == [sa, ra, rb, sb]
+
+
+def test_federation_hierarchy_answers_for_the_asking_server(net):
+    a, b, c, tok = net["a"], net["b"], net["c"], net["tok"]
+    secret = create(a, tok["chf_anna"], {"preset": "private_chat", "name": "chf a secret",
+                                         "creation_content": {"type": "m.space"}})
+    inner = create(a, tok["chf_anna"], {"preset": "private_chat", "name": "chf inner"})
+    add_child(a, tok["chf_anna"], secret, inner, [a.server_name])
+    # B has nobody in the private space: A says it does not know it.
+    r = b.fed_request(a.server_name, f"/_matrix/federation/v1/hierarchy/{q(secret)}")
+    assert r.status == 200 and r.json["status"] == 404, r
+    assert r.json["body"]["errcode"] == "M_NOT_FOUND"
+    # Invite Ben: now B may see the space, but not its private child.
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(secret)}/invite",
+                  {"user_id": f"@chf_ben:{b.server_name}"}, token=tok["chf_anna"])
+    if r.status != 200:
+        pytest.skip(f"invites over federation not available: {r.status} {r.raw[:200]}")
+    r = b.fed_request(a.server_name, f"/_matrix/federation/v1/hierarchy/{q(secret)}")
+    assert r.status == 200 and r.json["status"] == 200, r
+    body = r.json["body"]
+    assert body["room"]["room_id"] == secret and body["children"] == []
+    assert body["inaccessible_children"] == [inner]
+
+
+def test_federation_public_rooms_policy(net):
+    a, b, c = net["a"], net["b"], net["c"]
+    # Straight from the servers: A answers B (allowlist), not C.
+    r = b.fed_request(a.server_name, "/_matrix/federation/v1/publicRooms?limit=5")
+    assert r.status == 200 and r.json["status"] == 200 and "chunk" in r.json["body"], r
+    r = c.fed_request(a.server_name, "/_matrix/federation/v1/publicRooms")
+    assert r.status == 200 and r.json["status"] == 403, r
+    assert r.json["body"]["errcode"] == "M_FORBIDDEN"
+    r = b.fed_request(a.server_name, "/_matrix/federation/v1/publicRooms", method="POST",
+                      content={"limit": 1, "filter": {"generic_search_term": "chf"}})
+    assert r.json["status"] == 200 and len(r.json["body"]["chunk"]) <= 1, r
+
+
+def test_room_summary_through_via(net):
+    a, b, tok = net["a"], net["b"], net["tok"]
+    rb = create(b, tok["chf_ben"], {"preset": "public_chat", "name": "chf summary room"})
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(rb)}?via={q(b.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 200, r
+    assert r.json["room_id"] == rb and r.json["name"] == "chf summary room"
+    assert r.json["membership"] == "leave" and "children_state" not in r.json
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(rb)}", token=tok["chf_anna"])
+    assert r.status == 404                                   # no via: we can't know it
+    private = create(b, tok["chf_ben"], {"preset": "private_chat"})
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(private)}?via={q(b.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404
