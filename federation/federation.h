@@ -180,4 +180,69 @@ int fed_verify_json_signed_by(hs_server *srv, const json_t *obj, const char *ser
  * miss. 0, or -1 with err (403 policy, 502 unreachable, 401 bad response). */
 int fed_fetch_server_keys_direct(hs_server *srv, const char *server_name, hs_err *err);
 
+/* ---- the sender: PDUs and EDUs to other servers (sender*.c, sql/014) ------------ */
+
+/* Start the sender's threads (serve does, once listening): it follows the
+ * local streams (room events, receipts, presence, device lists, to-device
+ * messages for remote users) and delivers them per destination in
+ * transactions of up to 50 PDUs and 100 EDUs, queued in PostgreSQL, with
+ * Synapse's back-off (10 minutes doubling to a day) and catch-up. What
+ * goes out: every accepted, non-outlier event sent by a local user, to the
+ * servers joined to the room (and, for a membership event, the target's
+ * server); m.typing, m.receipt (public read receipts), m.presence,
+ * m.device_list_update, m.signing_key_update and m.direct_to_device EDUs.
+ * Several processes: see sender.c (PVYHS_FEDERATION_SENDER_SHARD).
+ * 0, or -1 if the threads could not start. */
+int fed_sender_start(hs_server *srv);
+/* Stop them (fed_shutdown does): transactions in flight are cut off and
+ * stay queued for the next start. */
+void fed_sender_stop(void);
+
+/* Look at the streams now rather than within 100 ms (after a COMMIT). */
+void fed_sender_wake(void);
+
+/* Queue an event that a remote user's server asked us to pass on (Synapse's
+ * send_on_behalf_of: a join, leave or knock that came through our
+ * send_join / send_leave / send_knock), to the servers joined to the room
+ * but `except` (its origin), in the caller's transaction; then, after the
+ * COMMIT, fed_sender_wake(). Events of local users need no call: the sender
+ * reads them from the events stream. 0, or -1 with err. */
+int fed_sender_enqueue_pdu(db_conn *c, hs_server *srv, const char *event_id,
+                           const char *room_id, long long stream_ordering, const char *except,
+                           hs_err *err);
+
+/* A local user's typing notification for the servers in the room. */
+void fed_sender_typing(const char *room_id, const char *user_id, bool typing);
+
+/* server_name sent us an authenticated request: if we were backing off from
+ * it, it is evidently up, so its queue goes out now (as Synapse does). */
+void fed_sender_remote_up(const char *server_name);
+
+/* ---- queries: ours served to other servers, theirs asked for our clients ---- */
+
+/* GET /_matrix/federation/v1/query/profile,
+ * GET /_matrix/federation/v1/user/devices/{userId},
+ * POST /_matrix/federation/v1/user/keys/{query,claim},
+ * GET /_matrix/federation/v1/openid/userinfo. */
+void fed_query_routes(hs_router *rt);
+void fed_user_keys_routes(hs_router *rt);
+
+/* Install the hooks of homeserver/client/fed_outbound.h (fed_routes does):
+ * remote profiles and keys for our clients, sender wake-ups. */
+void fed_outbound_install(void);
+
+/* A remote user's profile (field NULL: all of it) from their server. 0 with
+ * *out, or -1: the remote's 4xx error as it sent it, 502 M_UNKNOWN when it
+ * could not be reached. */
+int fed_remote_profile(hs_server *srv, const char *user_id, const char *field, json_t **out,
+                       hs_err *err);
+/* /user/keys/query and /user/keys/claim to several servers at once (see
+ * fed_outbound.h for the shapes); answers for users not on the server
+ * asked are ignored. */
+void fed_remote_keys_query(hs_server *srv, const json_t *by_server, long timeout_ms,
+                           json_t *device_keys, json_t *master_keys, json_t *self_signing_keys,
+                           json_t *failures);
+void fed_remote_keys_claim(hs_server *srv, const json_t *by_server, long timeout_ms,
+                           json_t *one_time_keys, json_t *failures);
+
 #endif

@@ -19,8 +19,9 @@
 #include "rooms/event.h"
 
 typedef struct client_fed_outbound {
-    /* A local event committed: the sender picks it up from the events
-     * stream anyway; this only saves it the wait. Never blocks. */
+    /* A local event committed (ev may be NULL: several did): the sender
+     * picks them up from the events stream anyway; this only saves it the
+     * wait. Never blocks. */
     void (*event_committed)(hs_server *srv, const room_event *ev);
     /* A local user started or stopped typing (m.typing EDU). Never blocks. */
     void (*typing)(hs_server *srv, const char *room_id, const char *user_id, bool typing);
