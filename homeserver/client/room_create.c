@@ -11,6 +11,7 @@
 
 #include "channels.h"
 #include "client.h"
+#include "fed_outbound.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/db/streams.h"
 #include "notifier.h"
@@ -342,6 +343,7 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
     json_decref(list);
     if (rc == 0) {
         hs_notify_room(j.room_id);
+        client_fed_event_committed(r->srv, NULL); /* invitees on other servers */
         membership_hooks(r->srv, j.room_id, r->user_id, invites);
         json_array_foreach(invites, i, p) {
             const char *u = json_string_value(p);
