@@ -72,6 +72,11 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
     }
     room_lookup cur = {.c = c, .room_id = ev->room_id, .current = true};
     if (strcmp(ev->type, "m.room.create") == 0) return *v = ROOM_ACCEPTED, 0;
+    /* A room joined over federation has no current state until its first
+     * event (our join) is in: the state before that event is all we know. */
+    long long current = room_store_lock_room(c, ev->room_id, err);
+    if (current < 0) return -1;
+    if (current == 0) return *v = ROOM_ACCEPTED, 0;
     if (check(ev, &cur, &ok, why, why_len, err) < 0) return -1;
     *v = ok ? ROOM_ACCEPTED : ROOM_SOFT_FAILED;
     return 0;

@@ -125,3 +125,20 @@ done:
     json_decref(j);
     return ev;
 }
+
+json_t *room_event_template(db_conn *c, const room_version *v, const char *room_id,
+                            const json_t *proto, hs_err *err) {
+    if (!v && !(v = room_store_room_version(c, room_id, err))) return NULL;
+    json_t *j = skeleton(v, room_id, proto, false);
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    room_state_map *before = NULL;
+    long long before_group = 0;
+    if (fill_prev(c, v, room_id, j, 0, &before_group, &before, err) < 0 ||
+        fill_auth(c, v, j, &l, err) < 0) {
+        json_decref(j);
+        j = NULL;
+    }
+    room_lookup_clear(&l);
+    room_state_map_free(before);
+    return j;
+}

@@ -28,6 +28,15 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
                             const json_t *proto, const char *server_name,
                             const hs_signing_key *key, long long stream_ordering, hs_err *err);
 
+/* The unsigned template of an event another server will finish (make_join,
+ * make_leave, make_knock): proto (type, state_key, sender, content) with
+ * room_id, origin_server_ts, prev_events and depth from the forward
+ * extremities and auth_events from the current state, as room_send_local
+ * fills them; no hashes, signatures or event ID. v may be NULL (the room's).
+ * A new reference, or NULL with err (404 M_NOT_FOUND for an unknown room). */
+json_t *room_event_template(db_conn *c, const room_version *v, const char *room_id,
+                            const json_t *proto, hs_err *err);
+
 /* What happened to an incoming event (checks on receipt of a PDU). */
 typedef enum room_verdict {
     ROOM_ACCEPTED = 0,

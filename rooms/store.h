@@ -68,6 +68,12 @@ int room_store_state_at(db_conn *c, const char *event_id, bool after, room_state
 int room_store_state_after_events(db_conn *c, const room_version *v, const char *const *ids,
                                   size_t n, room_state_map *out, hs_err *err);
 
+/* Resolve states given as maps (per v) over the stored events they name:
+ * for states not all stored as groups, such as one another server sent. */
+int room_store_resolve_states(db_conn *c, const room_version *v,
+                              const room_state_map *const *states, size_t n,
+                              room_state_map *out, hs_err *err);
+
 /* The room's current state group (0 if none yet), locking the room's row
  * until the transaction ends so local events are built one at a time. */
 long long room_store_lock_room(db_conn *c, const char *room_id, hs_err *err);

@@ -242,6 +242,15 @@ done:
     return rc;
 }
 
+int room_store_resolve_states(db_conn *c, const room_version *v,
+                              const room_state_map *const *states, size_t n,
+                              room_state_map *out, hs_err *err) {
+    fetch_ctx f = {.c = c};
+    int rc = room_state_resolve_batched(v, states, n, fetch_event, prefetch_events, &f, out, err);
+    fetch_free(&f);
+    return rc;
+}
+
 long long room_store_lock_room(db_conn *c, const char *room_id, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT coalesce(current_state_group, 0) FROM rooms WHERE room_id = $1 FOR UPDATE");
@@ -300,7 +309,11 @@ int room_store_advance(db_conn *c, const room_event *ev, long long before, long 
     if (room_store_extremities(c, ev->room_id, &ext, &n, NULL, err) < 0) return -1;
     long long g;
     int rc = 0;
-    if (n == 1 && !strcmp(ext[0], ev->event_id) && (current == before || current == 0)) {
+    /* No current state yet: the create event starts from nothing; the first
+     * event of a room joined over federation brings a whole state with it,
+     * which the branch below writes to the table. */
+    bool first = current == 0 && ev->n_prev == 0;
+    if (n == 1 && !strcmp(ext[0], ev->event_id) && (current == before || first)) {
         /* The linear case: the state changes by this event alone, if at all. */
         g = after;
         if (ev->state_key && after != before)

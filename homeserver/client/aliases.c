@@ -1,9 +1,9 @@
 /* aliases.c — room aliases: /directory/room/{roomAlias} and /rooms/{roomId}/aliases.
  *
- * Only aliases of this server are stored here; resolving another server's
- * alias is a federation query (not yet available: 404). Deleting needs the
- * alias's creator, a server admin, or the power to change the room's
- * canonical alias, as in Synapse. */
+ * Only aliases of this server are stored here; another server's alias is
+ * asked of its directory over federation (room_membership_remote.h).
+ * Deleting needs the alias's creator, a server admin, or the power to
+ * change the room's canonical alias, as in Synapse. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +11,7 @@
 #include "client.h"
 #include "homeserver/core/clock.h"
 #include "room_access.h"
+#include "room_membership_remote.h"
 #include "rooms/state_lookup.h"
 
 static int check_alias(hs_req *r, const char *alias, hs_err *err) {
@@ -49,6 +50,15 @@ static int get_alias(hs_req *r, json_t **out, hs_err *err) {
     const char *alias = r->params[0];
     if (alias[0] != '#' || !strchr(alias, ':'))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "'%s' is not a room alias", alias);
+    if (strcmp(strchr(alias, ':') + 1, r->srv->cfg->server_name) != 0) {
+        /* Another server's alias: its directory answers (federation). */
+        json_t *servers;
+        char *room_id = client_room_resolve_remote_alias(r, alias, &servers, err);
+        if (!room_id) return -1;
+        *out = json_pack("{s:s, s:o}", "room_id", room_id, "servers", servers);
+        free(room_id);
+        return 200;
+    }
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     PGresult *res = db_run(c, &q, 1, (const char *[]){alias}, err);

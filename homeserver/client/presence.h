@@ -15,6 +15,7 @@
 #define CLIENT_PRESENCE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "homeserver/http/http.h"
 
@@ -45,5 +46,15 @@ int client_presence_bump_active(db_conn *c, hs_server *srv, const char *user_id,
  * presence.include_offline_users_on_sync. Nothing when presence is off. */
 int client_presence_sync(db_conn *c, const char *user_id, long long from, long long to,
                          json_t *events, hs_err *err);
+
+/* Presence of another server's user, from an m.presence EDU: stored as
+ * their server reports it (state, status_msg, last active that long ago,
+ * currently_active) with a presence stream position, waking the users who
+ * share a room with them. Their server refreshes it; without news for 30
+ * minutes (Synapse's federation time-out) the usual sweep takes them
+ * offline. Nothing when presence is off. Same connection rule as above. */
+int client_presence_set_remote(db_conn *c, hs_server *srv, const char *user_id,
+                               const char *state, const char *status_msg,
+                               long long last_active_ago, bool currently_active, hs_err *err);
 
 #endif

@@ -211,6 +211,29 @@ static int post_read_markers(hs_req *r, json_t **out, hs_err *err) {
     return 200;
 }
 
+/* ---- receipts of other servers' users ---- */
+
+int client_receipt_store_remote(hs_server *srv, const char *room_id, const char *type,
+                                const char *user_id, const char *event_id, const json_t *data,
+                                hs_err *err) {
+    if (strcmp(type, "m.read") != 0)
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "Only m.read receipts cross servers");
+    /* What we keep of data is what clients are shown: ts, and the thread. */
+    const json_t *ts = json_object_get(data, "ts");
+    const char *thread_id = json_string_value(json_object_get(data, "thread_id"));
+    json_t *kept = json_pack("{s:I}", "ts", (json_int_t)(json_is_integer(ts) ? json_integer_value(ts)
+                                                                             : hs_now_ms()));
+    if (thread_id && *thread_id) json_object_set_new(kept, "thread_id", json_string(thread_id));
+    else thread_id = NULL;
+    char *text = client_jsonb_dump(kept, err);
+    json_decref(kept);
+    if (!text) return -1;
+    receipt_job j = {room_id, type, user_id, thread_id ? thread_id : "", event_id, text, 0, 0};
+    int rc = store_receipt(srv, &j, err);
+    free(text);
+    return rc;
+}
+
 /* ---- /sync ---- */
 
 int client_receipts_sync(db_conn *c, const char *user_id, const char *const *room_ids, size_t n,

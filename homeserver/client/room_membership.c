@@ -2,9 +2,9 @@
  *
  * Each is an m.room.member event through client_room_send: the auth rules
  * decide what is allowed, and their refusal is the 403 the client sees.
- * Rooms this server is not in need federation's make_join/send_join (and
- * make_knock): until then joining one answers 404 as Synapse does when it
- * knows no server to join through. */
+ * Rooms no local user is joined to are joined, knocked on and left through
+ * another server (room_membership_remote.h: federation's make_ and send_
+ * handshakes); with no server to ask, 404 as Synapse answers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +14,23 @@
 #include "homeserver/http/ratelimit.h"
 #include "profile.h"
 #include "room_access.h"
+#include "room_membership_remote.h"
 #include "room_send.h"
 
-/* "!room" as is, "#alias:server" through the alias table. */
-static char *resolve_room(hs_req *r, const char *id_or_alias, hs_err *err) {
+/* "!room" as is, "#alias:server" through the alias table, or through its
+ * server's directory for another server's alias (*servers then names the
+ * servers to join through; NULL otherwise). */
+static char *resolve_room(hs_req *r, const char *id_or_alias, json_t **servers, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT room_id FROM room_aliases WHERE alias = $1");
+    *servers = NULL;
     if (id_or_alias[0] == '!') return strdup(id_or_alias);
-    if (id_or_alias[0] != '#' || !strchr(id_or_alias, ':'))
+    const char *colon = strchr(id_or_alias, ':');
+    if (id_or_alias[0] != '#' || !colon)
         return hs_err_set(err, 400, "M_INVALID_PARAM", "'%s' is neither a room ID nor an alias",
                           id_or_alias),
                NULL;
+    if (strcmp(colon + 1, r->srv->cfg->server_name) != 0)
+        return client_room_resolve_remote_alias(r, id_or_alias, servers, err);
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return NULL;
     PGresult *res = db_run(c, &q, 1, (const char *[]){id_or_alias}, err);
@@ -80,40 +87,59 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
     return 0;
 }
 
-static int do_join(hs_req *r, const char *room_id, json_t **out, hs_err *err) {
+/* A join or knock: ours to make when a local user is in the room, else
+ * another server's (room_membership_remote.h). */
+static int join_or_knock(hs_req *r, const char *room_id, const char *m, const json_t *servers,
+                         hs_err *err) {
+    int remote = client_room_local_or_remote(r, room_id, err);
+    if (remote < 0) return -1;
+    if (remote) return client_room_remote_membership(r, m, room_id, servers, err);
+    return room_known(r, room_id, err) < 0 ? -1 : membership(r, room_id, r->user_id, m, err);
+}
+
+static int do_join(hs_req *r, const char *room_id, const json_t *servers, json_t **out,
+                   hs_err *err) {
     if (hs_ratelimit("join", r->user_id, &r->srv->cfg->rc_joins_local, err) < 0) return -1;
-    if (room_known(r, room_id, err) < 0 || membership(r, room_id, r->user_id, "join", err) < 0)
-        return -1;
+    if (join_or_knock(r, room_id, "join", servers, err) < 0) return -1;
     *out = json_pack("{s:s}", "room_id", room_id);
     return 200;
 }
 
 static int post_room_join(hs_req *r, json_t **out, hs_err *err) {
-    return do_join(r, r->params[0], out, err);
+    return do_join(r, r->params[0], NULL, out, err);
 }
 
 static int post_join_alias(hs_req *r, json_t **out, hs_err *err) {
-    char *room_id = resolve_room(r, r->params[0], err);
+    json_t *servers;
+    char *room_id = resolve_room(r, r->params[0], &servers, err);
     if (!room_id) return -1;
-    int rc = do_join(r, room_id, out, err);
+    int rc = do_join(r, room_id, servers, out, err);
+    json_decref(servers);
     free(room_id);
     return rc;
 }
 
 static int post_knock(hs_req *r, json_t **out, hs_err *err) {
-    char *room_id = resolve_room(r, r->params[0], err);
+    json_t *servers;
+    char *room_id = resolve_room(r, r->params[0], &servers, err);
     if (!room_id) return -1;
-    int rc = room_known(r, room_id, err) == 0 &&
-                     client_channel_knock_ratelimit(r->srv, r->user_id, room_id, err) == 0 &&
-                     membership(r, room_id, r->user_id, "knock", err) == 0
+    int rc = client_channel_knock_ratelimit(r->srv, r->user_id, room_id, err) == 0 &&
+                     join_or_knock(r, room_id, "knock", servers, err) == 0
                  ? 200
                  : -1;
     if (rc == 200) *out = json_pack("{s:s}", "room_id", room_id);
+    json_decref(servers);
     free(room_id);
     return rc;
 }
 
 static int post_leave(hs_req *r, json_t **out, hs_err *err) {
+    /* An invite or knock of a room no local user is in is the room's
+     * servers' to end. */
+    int remote = client_room_local_or_remote(r, r->params[0], err);
+    int done = remote > 0 ? client_room_remote_leave(r, r->params[0], err) : remote;
+    if (done < 0) return -1;
+    if (done) return *out = json_object(), 200;
     if (membership(r, r->params[0], r->user_id, "leave", err) < 0) return -1;
     *out = json_object();
     return 200;

@@ -31,4 +31,16 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
  * room (device lists for end-to-end encryption). */
 void client_room_membership_changed(hs_server *srv, const room_event *ev);
 
+/* What every stored room event needs, local or received over federation,
+ * in the transaction that stored it (after room_send_local / room_receive):
+ * its relations and search text, and its push actions (which skip rejected
+ * and soft-failed events). 0, or -1 with err. */
+int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
+
+/* After that transaction committed (and its stream position was released),
+ * for an event that entered the room (accepted, not soft-failed): wake the
+ * room's waiting /sync requests and the target of a membership event, and
+ * run client_room_membership_changed. */
+void client_room_event_committed(hs_server *srv, const room_event *ev);
+
 #endif

@@ -14,23 +14,42 @@
 
 #include "channels.h"
 #include "events_read.h"
+#include "homeserver/core/clock.h"
+#include "homeserver/core/json.h"
 #include "rooms/rooms.h"
 
 typedef struct membership_row {
     char *room_id, *membership, *event_id;
     long long pos;
     bool changed; /* the membership changed within (since, to] */
+    /* A room this server is not in (an invite, knock or rejection kept by
+     * federation, sql/013): its stripped state and membership event. */
+    char *remote_state, *remote_event, *remote_version;
 } membership_row;
 
+/* Memberships from the room's current state, and those of rooms we are not
+ * in (fed_remote_memberships), whichever of a room's two is newer. */
 static int load_memberships(db_conn *c, const sync_params *p, membership_row **out, size_t *n,
                             hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT cs.room_id, cs.membership, cs.event_id, coalesce(e.stream_ordering, 0),"
         "  EXISTS (SELECT 1 FROM events m WHERE m.type = 'm.room.member' AND m.state_key = $1"
         "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
-        "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id)"
+        "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id),"
+        "  NULL, NULL, NULL"
         " FROM current_state cs JOIN events e USING (event_id)"
-        " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3");
+        " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
+        "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
+        "   AND x.user_id = $1 AND x.stream_ordering > e.stream_ordering AND x.stream_ordering <= $3)"
+        " UNION ALL"
+        " SELECT x.room_id, x.membership, x.event_id, x.stream_ordering,"
+        "  x.stream_ordering > $2,"
+        "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
+        "  x.stripped_state, x.event_json, x.room_version"
+        " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
+        "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
+        "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
+        "   AND e.stream_ordering >= x.stream_ordering)");
     char since[24], to[24];
     snprintf(since, sizeof since, "%lld", p->since < 0 ? 0 : p->since);
     snprintf(to, sizeof to, "%lld", p->to);
@@ -46,14 +65,37 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         m->event_id = strdup(PQgetvalue(r, i, 2));
         m->pos = atoll(PQgetvalue(r, i, 3));
         m->changed = PQgetvalue(r, i, 4)[0] == 't';
+        if (!PQgetisnull(r, i, 6)) {
+            m->remote_state = strdup(PQgetvalue(r, i, 6));
+            m->remote_event = strdup(PQgetvalue(r, i, 7));
+            m->remote_version = strdup(PQgetvalue(r, i, 8));
+        }
     }
     PQclear(r);
     return 0;
 }
 
 static void free_memberships(membership_row *m, size_t n) {
-    for (size_t i = 0; i < n; i++) free(m[i].room_id), free(m[i].membership), free(m[i].event_id);
+    for (size_t i = 0; i < n; i++) {
+        free(m[i].room_id), free(m[i].membership), free(m[i].event_id);
+        free(m[i].remote_state), free(m[i].remote_event), free(m[i].remote_version);
+    }
     free(m);
+}
+
+/* A room we are not in and have left (a rejected invite, a retracted
+ * knock): only the leave event is known. */
+static json_t *remote_leave_entry(const membership_row *m) {
+    hs_err err = {0};
+    json_t *pdu = hs_json_parse_object(m->remote_event, strlen(m->remote_event), &err);
+    const room_version *v = room_version_get(m->remote_version);
+    json_t *ev = pdu && v ? client_event_format(m->event_id, pdu, v, NULL, NULL, false, hs_now_ms())
+                          : NULL;
+    json_decref(pdu);
+    json_t *events = json_array();
+    if (ev) json_array_append_new(events, ev);
+    return json_pack("{s:{s:o, s:b}, s:{s:[]}}", "timeline", "events", events, "limited", 0,
+                     "state", "events");
 }
 
 /* State after the last accepted event at or before pos in the room. */
@@ -256,10 +298,15 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
                 continue;
             }
             json_t *st = NULL;
-            rc = stripped_state(c, m, &st, err);
+            if (m->remote_state) st = hs_json_parse(m->remote_state, strlen(m->remote_state), err);
+            else rc = stripped_state(c, m, &st, err);
+            if (!st) st = json_array();
             bool inv = !strcmp(mem, "invite");
             entry = json_pack("{s:{s:o}}", inv ? "invite_state" : "knock_state", "events", st);
             json_object_set_new(json_object_get(rooms, inv ? "invite" : "knock"), m->room_id, entry);
+        } else if (m->remote_event && ((initial && p->include_leave) || (!initial && m->changed))) {
+            entry = remote_leave_entry(m);
+            json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
         } else if ((initial && p->include_leave) || (!initial && m->changed)) {
             rc = timeline_room(c, p, m, m->pos, true, &entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);

@@ -1,0 +1,188 @@
+/* invite.c — invites across servers, both ways.
+ *
+ * PUT /_matrix/federation/v2/invite/{roomId}/{eventId}: another server
+ * invites one of our users. We check the event is what it claims (spec's
+ * list: an invite, from a user of the calling server, to a user of ours,
+ * properly signed), sign it, and — when we are not in the room — keep it
+ * with its stripped state so the user's /sync shows the invite. When we are
+ * in the room it arrives again by /send, as any event.
+ *
+ * Our invite of another server's user: the event is built and stored in
+ * the sending transaction (homeserver/client/room_send.c), then the
+ * invitee's server signs it here and the signed copy replaces the stored
+ * one before the commit; a refusal rolls the invite back and the inviting
+ * client gets the other server's answer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "homeserver/client/remote_rooms.h"
+#include "homeserver/core/json.h"
+#include "homeserver/core/log.h"
+#include "rooms_internal.h"
+
+/* ---- inbound ---- */
+
+static int check_invite(hs_req *r, const room_event *ev, hs_err *err) {
+    static db_stmt user = DB_STMT("SELECT 1 FROM users WHERE user_id = $1");
+    if (strcmp(ev->event_id, r->params[1]) != 0 || strcmp(ev->room_id, r->params[0]) != 0)
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "The event is not %s of %s", r->params[1],
+                          r->params[0]);
+    if (strcmp(ev->type, "m.room.member") != 0 || !ev->membership ||
+        strcmp(ev->membership, "invite"))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "Not an invite event");
+    if (!fed_user_of(ev->sender, r->origin))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "The sender is not a user of %s", r->origin);
+    if (!ev->state_key || !fed_user_of(ev->state_key, r->srv->cfg->server_name))
+        return hs_err_set(err, 400, "M_INVALID_PARAM",
+                          "The invite is not for a user of this server");
+    db_conn *c = db_acquire(r->srv->db, err);
+    PGresult *res = c ? db_run(c, &user, 1, (const char *[]){ev->state_key}, err) : NULL;
+    int known = res ? PQntuples(res) > 0 : -1;
+    int acl = known > 0 ? fed_acl_allows(c, ev->room_id, r->origin, err) : 1;
+    PQclear(res);
+    db_release(r->srv->db, c);
+    if (known < 0 || acl < 0) return -1;
+    if (!known) return hs_err_set(err, 404, "M_NOT_FOUND", "Unknown user %s", ev->state_key);
+    if (!acl)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
+                          r->origin, ev->room_id);
+    return 0;
+}
+
+/* Spec v1.16: the stripped state must hold the room's create event; for
+ * room version 12 (whose room ID is that event's hash) we hold servers to
+ * it, as the spec says servers SHOULD for versions after 11. */
+static int check_room_state(const room_version *v, const char *room_id, const json_t *st,
+                            hs_err *err) {
+    if (st && !json_is_array(st))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "invite_room_state must be an array");
+    if (!v->hydra) return 0;
+    size_t i;
+    json_t *e;
+    json_array_foreach(st, i, e) {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        if (!type || strcmp(type, "m.room.create")) continue;
+        hs_err perr = {0};
+        room_event *create = room_event_parse(v, e, &perr);
+        bool ok = create && !strcmp(create->room_id, room_id);
+        room_event_free(create);
+        if (ok) return 0;
+    }
+    return hs_err_set(err, 400, "M_MISSING_PARAM",
+                      "invite_room_state lacks the room's m.room.create");
+}
+
+static int put_invite(hs_req *r, json_t **out, hs_err *err) {
+    const char *ver = json_string_value(json_object_get(r->json, "room_version"));
+    const json_t *event = json_object_get(r->json, "event");
+    const json_t *st = json_object_get(r->json, "invite_room_state");
+    if (!ver || !json_is_object(event))
+        return hs_err_set(err, 400, "M_MISSING_PARAM", "room_version and event are required");
+    const room_version *v = room_version_get(ver);
+    if (!v) {
+        *out = json_pack("{s:s, s:s, s:s}", "errcode", "M_INCOMPATIBLE_ROOM_VERSION", "error",
+                         "This server does not support this room version", "room_version", ver);
+        return 400;
+    }
+    room_event *ev = fed_event_verify(r->srv, v, event, err);
+    if (!ev)
+        return err->status = 400, snprintf(err->errcode, sizeof err->errcode, "M_INVALID_PARAM"),
+               -1;
+    json_t *signed_ev = json_deep_copy(ev->json);
+    int rc = check_invite(r, ev, err) == 0 && check_room_state(v, ev->room_id, st, err) == 0 &&
+                     fed_event_sign(r->srv, v, signed_ev, err) == 0
+                 ? 0
+                 : -1;
+    room_event *stored = rc == 0 ? room_event_parse(v, signed_ev, err) : NULL;
+    db_conn *c = stored ? db_acquire(r->srv->db, err) : NULL;
+    int in = c ? client_room_has_local_member(c, r->srv, ev->room_id, err) : -1;
+    db_release(r->srv->db, c);
+    if (in == 0 && fed_remote_membership_store(r->srv, stored, ev->state_key, "invite", st,
+                                               r->origin, err) < 0)
+        in = -1;
+    if (in >= 0) *out = json_pack("{s:O}", "event", signed_ev);
+    room_event_free(stored);
+    room_event_free(ev);
+    json_decref(signed_ev);
+    return in >= 0 ? 200 : -1;
+}
+
+/* ---- outbound ---- */
+
+/* The stripped state we send: the room's description and the inviter's
+ * membership, as Synapse's room_prejoin_state. */
+static json_t *invite_state(db_conn *c, const room_event *ev, hs_err *err) {
+    room_state_map *st = room_state_map_new();
+    json_t *out = NULL;
+    if (st && room_store_current_state(c, ev->room_id, st, err) == 0 &&
+        (out = fed_stripped_state_pdus(c, st, err))) {
+        const char *me = room_state_map_get(st, "m.room.member", ev->sender);
+        if (me && fed_pdus_for_server(c, NULL, &me, 1, false, out, err) < 0)
+            json_decref(out), out = NULL;
+    }
+    room_state_map_free(st);
+    return out;
+}
+
+static int replace_stored(db_conn *c, const char *event_id, const json_t *json, hs_err *err) {
+    static db_stmt up = DB_STMT("UPDATE events SET json = $2 WHERE event_id = $1");
+    size_t len = 0;
+    char *text = hs_json_canonical_ex(json, (const char *const[]){"unsigned", NULL},
+                                      HS_JSON_CANON_ANY_INT, &len, err);
+    if (!text) return -1;
+    const char *p[] = {event_id, text};
+    int lens[] = {0, (int)len}, fmts[] = {0, 1};
+    PGresult *r = db_run_ex(c, &up, 2, p, lens, fmts, 0, err);
+    free(text);
+    if (!r) return -1;
+    PQclear(r);
+    return 0;
+}
+
+/* What the invitee's server sent back must be our event, signed by it. */
+static json_t *signed_copy(hs_server *srv, const room_event *ev, const char *dest, json_t *resp,
+                           hs_err *err) {
+    json_t *got = json_object_get(resp, "event");
+    hs_err perr = {0};
+    room_event *back = json_is_object(got) ? room_event_parse(ev->ver, got, &perr) : NULL;
+    if (!back || strcmp(back->event_id, ev->event_id) != 0) {
+        room_event_free(back);
+        return hs_err_set(err, 502, "M_UNKNOWN", "%s did not send our invite back", dest), NULL;
+    }
+    room_event_free(back);
+    json_t *red = room_event_redact(ev->ver, got);
+    int ok = red ? fed_verify_json_signed_by(srv, red, dest, 0, err) : -1;
+    json_decref(red);
+    if (ok < 0) return NULL;
+    /* Ours with their signatures added: nothing else of theirs is taken. */
+    json_t *mine = json_deep_copy(ev->json);
+    json_object_set(json_object_get(mine, "signatures"), dest,
+                    json_object_get(json_object_get(got, "signatures"), dest));
+    return mine;
+}
+
+int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+    const char *dest = fed_id_domain(ev->state_key);
+    json_t *st = invite_state(c, ev, err);
+    if (!st) return -1;
+    json_t *body = json_pack("{s:s, s:O, s:o}", "room_version", ev->ver->id, "event", ev->json,
+                             "invite_room_state", st);
+    char *path = fed_path2("/_matrix/federation/v2/invite", ev->room_id, ev->event_id);
+    long status;
+    json_t *resp = NULL;
+    int rc = path ? fed_request(srv, dest, "PUT", path, body, &status, &resp, err) : -1;
+    free(path);
+    json_decref(body);
+    json_t *mine = rc == 0 ? signed_copy(srv, ev, dest, resp, err) : NULL;
+    json_decref(resp);
+    if (!mine) return -1;
+    rc = replace_stored(c, ev->event_id, mine, err);
+    json_decref(mine);
+    return rc;
+}
+
+void fed_invite_routes(hs_router *rt) {
+    hs_route(rt, "PUT", "/_matrix/federation/v2/invite/{roomId}/{eventId}", put_invite,
+             HS_FEDERATION);
+}

@@ -1,0 +1,342 @@
+/* pdu_checks.c — a new event of a room we are in, pushed by another server
+ * (PUT /send) or pulled to fill a gap: checks on receipt, then into the room.
+ *
+ * The state before an event is the resolution of the states after its prev
+ * events. When some prev events are missing, a pushed event first asks its
+ * sender for them (get_missing_events, up to FED_MISSING_EVENTS_ASK events
+ * back from it, oldest first); an event so pulled whose own prev events are
+ * still missing takes the state after each missing one from the sender
+ * (/state_ids, then the events we lack). A pushed event whose prev events
+ * stay missing is refused, as Synapse refuses it: otherwise a server could
+ * make us adopt any state by citing events nobody can check. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "homeserver/client/room_send.h"
+#include "homeserver/core/log.h"
+#include "homeserver/db/streams.h"
+#include "rooms_internal.h"
+
+/* ---- persisting ---------------------------------------------------------- */
+
+typedef struct persist_job {
+    hs_server *srv;
+    const room_event *ev;
+    const room_state_map *before;
+    bool require_accepted;
+    const char *forward_except;
+    long long pos;
+    room_verdict verdict;
+    char why[400];
+} persist_job;
+
+static int persist_txn(db_conn *c, void *arg, hs_err *err) {
+    persist_job *j = arg;
+    /* One event of a room at a time: the soft-failure check reads the
+     * current state that this event may then change. */
+    if (room_store_lock_room(c, j->ev->room_id, err) < 0) return -1;
+    if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
+    if (room_receive(c, j->ev, j->before, j->pos, &j->verdict, j->why, sizeof j->why, err) < 0)
+        return -1;
+    if (j->require_accepted && j->verdict != ROOM_ACCEPTED)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "%s", j->why[0] ? j->why : "not allowed");
+    /* A membership another server asked us to make: we pass it on. */
+    if (j->forward_except && j->verdict == ROOM_ACCEPTED &&
+        fed_sender_enqueue_pdu(c, j->srv, j->ev->event_id, j->ev->room_id, j->pos,
+                               j->forward_except, err) < 0)
+        return -1;
+    return client_room_event_stored(c, j->srv, j->ev, err);
+}
+
+int fed_persist_event(hs_server *srv, const room_event *ev, const room_state_map *state_before,
+                      bool require_accepted, const char *forward_except, room_verdict *verdict,
+                      hs_err *err) {
+    persist_job j = {.srv = srv,
+                     .ev = ev,
+                     .before = state_before,
+                     .require_accepted = require_accepted,
+                     .forward_except = forward_except};
+    int rc = db_txn(srv->db, persist_txn, &j, err);
+    if (j.pos > 0) db_stream_done(DB_STREAM_EVENTS, j.pos);
+    if (rc < 0) return -1;
+    if (forward_except && j.verdict == ROOM_ACCEPTED) fed_sender_wake();
+    if (verdict) *verdict = j.verdict;
+    if (j.verdict == ROOM_ACCEPTED) client_room_event_committed(srv, ev);
+    else
+        hs_info("federation: %s %s: %s", ev->event_id,
+                j.verdict == ROOM_REJECTED ? "rejected" : "soft-failed", j.why);
+    return 0;
+}
+
+/* ---- what we have -------------------------------------------------------- */
+
+/* 1 when event_id is stored with its state (not an outlier), 0, -1. */
+static int have_in_timeline(hs_server *srv, const char *event_id, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT 1 FROM events WHERE event_id = $1 AND NOT outlier");
+    db_conn *c = db_acquire(srv->db, err);
+    if (!c) return -1;
+    PGresult *r = db_run(c, &q, 1, (const char *[]){event_id}, err);
+    db_release(srv->db, c);
+    if (!r) return -1;
+    int have = PQntuples(r) > 0;
+    PQclear(r);
+    return have;
+}
+
+/* The prev events of ev we lack (not stored, or only as outliers). */
+static int missing_prevs(hs_server *srv, const room_event *ev, char ***miss, size_t *n,
+                         hs_err *err) {
+    *n = 0;
+    *miss = calloc(ev->n_prev + 1, sizeof **miss);
+    if (!*miss) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    for (size_t i = 0; i < ev->n_prev; i++) {
+        int have = have_in_timeline(srv, ev->prev_events[i], err);
+        if (have < 0) return -1;
+        if (!have) (*miss)[(*n)++] = strdup(ev->prev_events[i]);
+    }
+    return 0;
+}
+
+/* ---- the state after an event another server has ------------------------ */
+
+static int map_from_ids(hs_server *srv, const json_t *ids, room_state_map *out, hs_err *err) {
+    static db_stmt q =
+        DB_STMT("SELECT type, state_key, event_id FROM events WHERE event_id = ANY($1::text[])"
+                " AND state_key IS NOT NULL");
+    size_t n = json_array_size(ids);
+    const char **v = calloc(n + 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++) v[i] = json_string_value(json_array_get(ids, i));
+    char *arr = v ? db_text_array(v, n) : NULL;
+    free(v);
+    db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
+    PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
+    db_release(srv->db, c);
+    free(arr);
+    if (!r) return -1;
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        rc = room_state_map_set(out, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    PQclear(r);
+    return rc;
+}
+
+/* All string members of an array (NULL when it is not one). */
+static const char **strings_of(const json_t *a, size_t *n) {
+    *n = 0;
+    if (!json_is_array(a)) return NULL;
+    const char **v = calloc(json_array_size(a) + 1, sizeof *v);
+    size_t i;
+    json_t *x;
+    json_array_foreach(a, i, x) if (v && json_is_string(x)) v[(*n)++] = json_string_value(x);
+    return v;
+}
+
+/* The state after prev_id per dest: /state_ids at it (the state before it),
+ * the events we lack fetched and stored as outliers, plus prev_id itself. */
+static int remote_state_after(hs_server *srv, const char *dest, const room_version *v,
+                              const char *room_id, const char *prev_id, room_state_map *out,
+                              hs_err *err) {
+    char *base = fed_path2("/_matrix/federation/v1/state_ids", room_id, NULL);
+    char *eid = fed_escape(prev_id), *path = NULL;
+    if (base && eid && asprintf(&path, "%s?event_id=%s", base, eid) < 0) path = NULL;
+    free(base), free(eid);
+    if (!path) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    long status;
+    json_t *resp = NULL;
+    int rc = fed_request(srv, dest, "GET", path, NULL, &status, &resp, err);
+    free(path);
+    size_t n_pdu = 0, n_auth = 0;
+    const char **pdu_ids = rc == 0 ? strings_of(json_object_get(resp, "pdu_ids"), &n_pdu) : NULL;
+    const char **auth_ids =
+        rc == 0 ? strings_of(json_object_get(resp, "auth_chain_ids"), &n_auth) : NULL;
+    if (rc == 0 && (!pdu_ids || !auth_ids))
+        rc = hs_err_set(err, 502, "M_UNKNOWN", "%s sent a bad /state_ids answer", dest);
+    /* Auth chain first, so the state's events find their auth events. */
+    if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, auth_ids, n_auth, err);
+    if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, pdu_ids, n_pdu, err);
+    if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, &prev_id, 1, err);
+    if (rc == 0) rc = map_from_ids(srv, json_object_get(resp, "pdu_ids"), out, err);
+    free(pdu_ids), free(auth_ids);
+    json_decref(resp);
+    if (rc < 0) return -1;
+    /* The prev event itself, when it is an accepted state event. */
+    db_conn *c = db_acquire(srv->db, err);
+    room_event *prev = c ? room_store_get_event(c, prev_id, err) : NULL;
+    db_release(srv->db, c);
+    if (!prev) return -1;
+    if (prev->state_key && !prev->rejected)
+        rc = room_state_map_set(out, prev->type, prev->state_key, prev->event_id);
+    room_event_free(prev);
+    return rc;
+}
+
+int fed_state_before(hs_server *srv, const char *origin, const room_event *ev, bool always,
+                     room_state_map **out, hs_err *err) {
+    *out = NULL;
+    char **miss;
+    size_t n_miss;
+    if (missing_prevs(srv, ev, &miss, &n_miss, err) < 0)
+        return room_store_free_ids(miss, n_miss), -1;
+    if (!n_miss && ev->n_prev == 1 && !always) return room_store_free_ids(miss, n_miss), 0;
+    room_state_map **maps = calloc(ev->n_prev + 1, sizeof *maps);
+    int rc = maps ? 0 : -1;
+    db_conn *c = NULL;
+    for (size_t i = 0; rc == 0 && i < ev->n_prev; i++) {
+        bool remote = false;
+        for (size_t k = 0; k < n_miss; k++) remote |= !strcmp(miss[k], ev->prev_events[i]);
+        if (!(maps[i] = room_state_map_new())) rc = -1;
+        else if (remote)
+            rc = remote_state_after(srv, origin, ev->ver, ev->room_id, ev->prev_events[i], maps[i],
+                                    err);
+        else if ((c = db_acquire(srv->db, err)))
+            rc = room_store_state_at(c, ev->prev_events[i], true, maps[i], err),
+            db_release(srv->db, c);
+        else rc = -1;
+    }
+    if (rc == 0 && (c = db_acquire(srv->db, err))) {
+        *out = room_state_map_new();
+        rc = room_store_resolve_states(c, ev->ver, (const room_state_map *const *)maps, ev->n_prev,
+                                       *out, err);
+        db_release(srv->db, c);
+    } else if (rc == 0) {
+        rc = -1;
+    }
+    for (size_t i = 0; maps && i < ev->n_prev; i++) room_state_map_free(maps[i]);
+    free(maps);
+    room_store_free_ids(miss, n_miss);
+    if (rc < 0) room_state_map_free(*out), *out = NULL;
+    return rc;
+}
+
+/* ---- pulled and pushed events -------------------------------------------- */
+
+/* Auth events, fetched from origin when we lack them; then the state
+ * before; then into the room. */
+static int receive_with_state(hs_server *srv, const char *origin, const room_event *ev,
+                              hs_err *err) {
+    if (fed_ensure_events(srv, origin, ev->ver, ev->room_id, ev->auth_events, ev->n_auth, err) < 0)
+        return -1;
+    room_state_map *before = NULL;
+    if (fed_state_before(srv, origin, ev, false, &before, err) < 0) return -1;
+    int rc = fed_persist_event(srv, ev, before, false, NULL, NULL, err);
+    room_state_map_free(before);
+    return rc;
+}
+
+static int by_depth(const void *a, const void *b) {
+    long long da = (*(room_event *const *)a)->depth, db = (*(room_event *const *)b)->depth;
+    return da < db ? -1 : da > db;
+}
+
+/* POST get_missing_events from origin: the events between our forward
+ * extremities and ev, received oldest first. */
+static int fill_gap(hs_server *srv, const char *origin, const room_event *ev, hs_err *err) {
+    char **ext = NULL;
+    size_t n_ext = 0;
+    db_conn *c = db_acquire(srv->db, err);
+    int rc = c ? room_store_extremities(c, ev->room_id, &ext, &n_ext, NULL, err) : -1;
+    db_release(srv->db, c);
+    if (rc < 0) return -1;
+    json_t *body = json_pack("{s:o, s:[s], s:i, s:i}", "earliest_events",
+                             fed_str_array((const char *const *)ext, n_ext), "latest_events",
+                             ev->event_id, "limit", FED_MISSING_EVENTS_ASK, "min_depth", 0);
+    room_store_free_ids(ext, n_ext);
+    char *path = fed_path2("/_matrix/federation/v1/get_missing_events", ev->room_id, NULL);
+    long status;
+    json_t *resp = NULL;
+    rc = path ? fed_request(srv, origin, "POST", path, body, &status, &resp, err) : -1;
+    free(path);
+    json_decref(body);
+    json_t *events = json_object_get(resp, "events");
+    size_t n = 0, i;
+    room_event **evs = rc == 0 ? calloc(json_array_size(events) + 1, sizeof *evs) : NULL;
+    json_t *pdu;
+    json_array_foreach(events, i, pdu) {
+        hs_err e = {0};
+        room_event *got =
+            evs && n < FED_MISSING_EVENTS_MAX ? fed_event_verify(srv, ev->ver, pdu, &e) : NULL;
+        if (got && !strcmp(got->room_id, ev->room_id)) evs[n++] = got;
+        else if (got) room_event_free(got);
+        else if (evs) hs_info("federation: a missing event from %s is unusable: %s", origin, e.msg);
+    }
+    json_decref(resp);
+    if (n) qsort(evs, n, sizeof *evs, by_depth);
+    for (i = 0; i < n; i++) {
+        hs_err e = {0};
+        int have = have_in_timeline(srv, evs[i]->event_id, &e);
+        if (have == 0 && receive_with_state(srv, origin, evs[i], &e) < 0)
+            hs_info("federation: missing event %s not stored: %s", evs[i]->event_id, e.msg);
+        room_event_free(evs[i]);
+    }
+    free(evs);
+    return rc;
+}
+
+/* The room of a PDU: its version (*v, NULL for a room we do not know), and
+ * whether we take PDUs of it from origin (0, or -1 with err). */
+static int room_for(hs_server *srv, const char *origin, const char *room_id, const room_version **v,
+                    hs_err *err) {
+    *v = NULL;
+    db_conn *c = db_acquire(srv->db, err);
+    if (!c) return -1;
+    hs_err e = {0};
+    *v = room_store_room_version(c, room_id, &e);
+    int in = *v ? fed_server_in_room(c, room_id, srv->cfg->server_name, err) : -1;
+    int acl = in > 0 ? fed_acl_allows(c, room_id, origin, err) : -1;
+    db_release(srv->db, c);
+    if (!*v)
+        return e.status == 404 ? hs_err_set(err, 404, "M_NOT_FOUND", "Unknown room %s", room_id)
+                               : (*err = e, -1);
+    if (in == 0)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "This server is not in room %s", room_id);
+    if (acl == 0)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
+                          origin, room_id);
+    return in > 0 && acl > 0 ? 0 : -1;
+}
+
+/* The event ID of a PDU before anything else is checked, to key its result. */
+static char *pdu_event_id(const room_version *v, const json_t *pdu) {
+    const char *id = json_string_value(json_object_get(pdu, "event_id"));
+    if (v && v->event_format != ROOM_EVFMT_V1) {
+        hs_err e = {0};
+        return room_event_compute_id(v, pdu, &e);
+    }
+    return id ? strdup(id) : NULL;
+}
+
+int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char **event_id,
+                    hs_err *err) {
+    *event_id = NULL;
+    const char *room_id = json_string_value(json_object_get(pdu, "room_id"));
+    if (!json_is_object(pdu) || !room_id)
+        return hs_err_set(err, 400, "M_BAD_JSON", "A PDU needs a room_id");
+    const room_version *v = NULL;
+    int ok = room_for(srv, origin, room_id, &v, err);
+    *event_id = pdu_event_id(v, pdu);
+    if (ok < 0) return -1;
+    room_event *ev = fed_event_verify(srv, v, pdu, err);
+    if (!ev) return -1;
+    int rc = have_in_timeline(srv, ev->event_id, err);
+    if (rc != 0) return room_event_free(ev), rc < 0 ? -1 : 0;
+    char **miss;
+    size_t n_miss;
+    rc = missing_prevs(srv, ev, &miss, &n_miss, err);
+    if (rc == 0 && n_miss) {
+        hs_err gap = {0};
+        if (fill_gap(srv, origin, ev, &gap) < 0)
+            hs_info("federation: get_missing_events for %s from %s: %s", ev->event_id, origin,
+                    gap.msg);
+        room_store_free_ids(miss, n_miss);
+        rc = missing_prevs(srv, ev, &miss, &n_miss, err);
+        if (rc == 0 && n_miss)
+            rc = hs_err_set(
+                err, 403, "M_FORBIDDEN",
+                "Your server isn't divulging details about prev_events referenced in this event.");
+    }
+    room_store_free_ids(miss, n_miss);
+    if (rc == 0) rc = receive_with_state(srv, origin, ev, err);
+    room_event_free(ev);
+    return rc;
+}

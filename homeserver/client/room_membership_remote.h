@@ -1,0 +1,31 @@
+/* room_membership_remote.h — membership changes another server makes for
+ * us (room_membership_remote.c), for room_membership.c and aliases.c. */
+#ifndef CLIENT_ROOM_MEMBERSHIP_REMOTE_H
+#define CLIENT_ROOM_MEMBERSHIP_REMOTE_H
+
+#include <jansson.h>
+
+#include "homeserver/http/http.h"
+
+/* Must a membership change in room_id go through another server (no local
+ * user is joined to it, and federation is there to ask)? 1 yes, 0 no, -1. */
+int client_room_local_or_remote(hs_req *r, const char *room_id, hs_err *err);
+
+/* Join ("join") or knock ("knock") r's user on room_id through another
+ * server: the client's ?via= / ?server_name=, then extra_servers (from an
+ * alias; may be NULL), then the inviter's and the room ID's servers. The
+ * request's "reason" goes into the event, and a join carries the user's
+ * display name and avatar. 0, or -1 with err (404 M_NOT_FOUND: no server to
+ * ask; else the last server's answer). */
+int client_room_remote_membership(hs_req *r, const char *membership, const char *room_id,
+                                  const json_t *extra_servers, hs_err *err);
+
+/* Reject a remote invite or retract a remote knock of r's user in room_id.
+ * 1 done, 0 when the user has no such membership (leave locally), -1. */
+int client_room_remote_leave(hs_req *r, const char *room_id, hs_err *err);
+
+/* #alias:other.server through that server's directory: the room ID
+ * (malloc'd) and *servers (new array), or NULL with err. */
+char *client_room_resolve_remote_alias(hs_req *r, const char *alias, json_t **servers, hs_err *err);
+
+#endif
