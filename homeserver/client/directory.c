@@ -18,6 +18,7 @@
  * canonical alias (Synapse's moderator test); configured rules must then
  * allow it too. Application-service network lists (third_party_instance_id)
  * are not kept here yet: every such network is empty. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "channels_internal.h"
 #include "client.h"
 #include "homeserver/core/base64.h"
+#include "homeserver/core/clock.h"
 #include "push_rules.h"
 #include "room_access.h"
 #include "rooms/state_lookup.h"
@@ -200,13 +202,67 @@ static PGresult *fetch_page(db_conn *c, const dir_query *q, hs_err *err) {
     return db_run(c, q->forward ? &fwd : &back, 7, p, err);
 }
 
+/* total_room_count_estimate: counting costs a scan of every published room
+ * (ten times the page itself with 10,000 of them), and the spec asks for an
+ * estimate, so a count is reused for a few seconds per filter. Changes made
+ * here (PUT /directory/list/room) start afresh. */
+#define COUNT_SLOTS 64
+#define COUNT_TTL_MS 5000
+static struct {
+    char *key;
+    long long n, at;
+} counts[COUNT_SLOTS];
+static pthread_mutex_t counts_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static char *count_key(const dir_query *q) {
+    size_t n = (q->search ? strlen(q->search) : 0) + (q->types ? strlen(q->types) : 0) + 16;
+    char *k = malloc(n);
+    snprintf(k, n, "%s\x1f%s\x1f%d%d", q->search ? q->search : "", q->types ? q->types : "",
+             q->null_type, q->federation);
+    return k;
+}
+
+static long long cached_count(const char *key, long long now) {
+    long long n = -1;
+    pthread_mutex_lock(&counts_mu);
+    for (int i = 0; i < COUNT_SLOTS && n < 0; i++)
+        if (counts[i].key && !strcmp(counts[i].key, key) && now - counts[i].at < COUNT_TTL_MS)
+            n = counts[i].n;
+    pthread_mutex_unlock(&counts_mu);
+    return n;
+}
+
+static void remember_count(char *key, long long n, long long now) {
+    pthread_mutex_lock(&counts_mu);
+    int slot = 0;
+    for (int i = 0; i < COUNT_SLOTS; i++) {
+        if (counts[i].key && !strcmp(counts[i].key, key)) { slot = i; break; }
+        if (!counts[i].key || counts[i].at < counts[slot].at) slot = i;
+    }
+    free(counts[slot].key);
+    counts[slot].key = key;
+    counts[slot].n = n;
+    counts[slot].at = now;
+    pthread_mutex_unlock(&counts_mu);
+}
+
+static void forget_counts(void) {
+    pthread_mutex_lock(&counts_mu);
+    for (int i = 0; i < COUNT_SLOTS; i++) free(counts[i].key), counts[i].key = NULL;
+    pthread_mutex_unlock(&counts_mu);
+}
+
 static long long count_rooms(db_conn *c, const dir_query *q, hs_err *err) {
     static db_stmt cnt = DB_STMT("SELECT count(*)" DIR_WHERE);
+    long long now = hs_now_ms(), n;
+    char *key = count_key(q);
+    if ((n = cached_count(key, now)) >= 0) return free(key), n;
     const char *p[] = {q->search, q->types, q->null_type ? "t" : "f", q->federation ? "t" : "f"};
     PGresult *r = db_run(c, &cnt, 4, p, err);
-    if (!r) return -1;
-    long long n = atoll(PQgetvalue(r, 0, 0));
+    if (!r) return free(key), -1;
+    n = atoll(PQgetvalue(r, 0, 0));
     PQclear(r);
+    remember_count(key, n, now);
     return n;
 }
 
@@ -507,6 +563,7 @@ static int put_listing(hs_req *r, json_t **out, hs_err *err) {
     if (room_exists(c, room_id, err) == 0 && may_edit_listing(r, c, room_id, err) == 0 &&
         (!pub || check_rules(r, c, room_id, err) == 0) &&
         db_exec(c, &up, 2, (const char *[]){room_id, vis}, err) >= 0) {
+        forget_counts();
         *out = json_object();
         rc = 200;
     }
