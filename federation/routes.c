@@ -1,6 +1,7 @@
 /* routes.c — the list of federation areas, and the X-Matrix hook into the
  * HTTP layer. */
 #include "federation.h"
+#include "rooms_internal.h"
 #include "transport_internal.h"
 
 void fed_routes(hs_router *rt) {
@@ -9,6 +10,7 @@ void fed_routes(hs_router *rt) {
     fed_key_query_routes(rt);
     fed_version_routes(rt);
     fed_admin_routes(rt);
+    fed_rooms_routes(rt);
 }
 
 void fed_shutdown(void) {

@@ -12,6 +12,7 @@
 #include "homeserver/core/log.h"
 #include "notifier.h"
 #include "push_actions.h"
+#include "remote_rooms.h"
 #include "relations.h"
 
 typedef struct send_job {
@@ -58,6 +59,13 @@ static int record_txn(db_conn *c, send_job *j, hs_err *err) {
     return db_exec(c, &up, 6, p, err) < 0 ? -1 : 0;
 }
 
+static bool remote_invite(const hs_server *srv, const room_event *ev) {
+    const char *colon = ev->state_key ? strchr(ev->state_key, ':') : NULL;
+    const client_remote_rooms *h = client_remote_rooms_get();
+    return h && h->invite && ev->membership && !strcmp(ev->membership, "invite") && colon &&
+           strcmp(colon + 1, srv->cfg->server_name) != 0;
+}
+
 static int send_txn(db_conn *c, void *arg, hs_err *err) {
     send_job *j = arg;
     room_event_free(j->out);
@@ -74,12 +82,14 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
                              &j->srv->key, j->pos, err);
     if (!j->out) return -1;
     /* Relations are checked once the auth rules admitted the event (so a
-     * refusal tells outsiders nothing), and indexed with it. */
+     * refusal tells outsiders nothing); then indexed with its push actions. */
     if (client_relations_check_local(c, j->out, err) < 0 ||
-        client_relations_on_event(c, j->out, err) < 0)
+        client_room_event_stored(c, j->srv, j->out, err) < 0)
         return -1;
-    /* Notification counts commit with the event, so /sync shows both at once. */
-    if (client_push_process_event(c, j->srv, j->out, err) < 0) return -1;
+    /* An invite of another server's user is signed by that server before it
+     * commits; its refusal is the inviter's answer (remote_rooms.h). */
+    if (remote_invite(j->srv, j->out) && client_remote_rooms_get()->invite(c, j->srv, j->out, err) < 0)
+        return -1;
     return j->txn_id ? record_txn(c, j, err) : 0;
 }
 
@@ -91,11 +101,7 @@ static room_event *run(send_job *j, hs_err *err) {
         return NULL;
     }
     room_event *out = j->out;
-    hs_notify_room(out->room_id);
-    /* An invite (or kick, ban) reaches a user who is not waiting on the room. */
-    if (out->membership && out->state_key && strcmp(out->state_key, out->sender) != 0)
-        hs_notify_users((const char *const[]){out->state_key}, 1);
-    if (out->membership && out->state_key) client_room_membership_changed(j->srv, out);
+    client_room_event_committed(j->srv, out);
     return out;
 }
 
