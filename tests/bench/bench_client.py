@@ -42,7 +42,9 @@ Workloads (--workloads, comma-separated, run in the order given):
             probe rooms: each wakes exactly --probe-conns waiting requests, and the
             send->wake latency is from writing the PUT to the complete /sync response
             that holds the message ("first wake": the earliest of the probe-conns).
-            Every response is followed at once by the next /sync, as a client does.
+            Each connection first asks GET /versions (a long-poll follows earlier
+            requests on a kept-alive connection), and every /sync response is
+            followed at once by the next /sync, as a client does.
             Reports the server's threads and RSS with all connections parked.
             Goal p99 <= 10 ms. Opening stops after --sync-open-limit seconds
             (Synapse parks 70-100 requests/s on this machine), and the log says so.
@@ -749,6 +751,7 @@ class SyncWait:
         self.port, self.timeout_ms = port, timeout_ms
         self.conns = []  # dicts: conn, token, since, user
         self.errors = {}
+        self.answers = 0  # 200 answers, woken by a probe or not
         self.expect = None  # (marker bytes, user, t0, latencies list, pending set, future)
         self.stopping = False
 
@@ -756,6 +759,9 @@ class SyncWait:
         path = (f"{CS}/sync?since={q(c['since'])}&timeout={self.timeout_ms}"
                 f"&set_presence=offline")
         c["conn"].request("GET", path, c["token"], None, lambda s, b, t: self.answered(c, s, b, t))
+
+    def failed(self, c, status):
+        self.errors[status] = self.errors.get(status, 0) + 1
 
     def answered(self, c, status, body, t):
         if status is None:
@@ -766,6 +772,7 @@ class SyncWait:
             if not self.stopping:
                 asyncio.get_event_loop().call_later(1, self.issue, c)
             return
+        self.answers += 1
         e = self.expect
         if e and c["user"] == e["user"] and id(c) in e["pending"] and e["marker"] in body:
             e["lat"].append((t - e["t0"]) * 1000)
@@ -784,7 +791,12 @@ class SyncWait:
             _, p = await loop.create_connection(lambda: RawConn(self.port), "127.0.0.1", self.port)
             c = {"conn": p, "token": u["token"], "since": u["since"], "user": u["name"]}
             self.conns.append(c)
-            self.issue(c)
+            # A client's long-poll follows its earlier requests on a kept-alive
+            # connection, and a server may keep more per connection after the
+            # first request (libmicrohttpd clears its whole per-connection pool),
+            # so each connection asks something cheap first.
+            p.request("GET", "/_matrix/client/versions", u["token"], None,
+                      lambda s, b, t: self.issue(c) if s == 200 else self.failed(c, s))
         for i in range(0, len(users), batch):
             if time.time() > deadline:
                 log(f"stopped opening /sync connections after {limit:.0f} s (--sync-open-limit)")
@@ -809,7 +821,9 @@ async def syncwait_async(t, a, res, probe_tok, probe_rooms, waiters):
         live = sum(1 for c in sw.conns if not c["conn"].closed)
         log(f"{t.name} syncwait: {len(sw.conns)} connections opened in {opened:.1f} s, "
             f"idle after {parked:.1f} s{'' if idle else ' (NOT idle)'}, {live} open, "
-            f"threads {threads}, RSS {rss:.1f} MiB, errors {sw.errors}")
+            f"threads {threads}, RSS {rss:.1f} MiB, {sw.answers} answered early, "
+            f"errors {sw.errors}")
+        early = sw.answers
         sender = RawConn(t.port)
         await loop.create_connection(lambda: sender, "127.0.0.1", t.port)
         lat, first, put_lat = [], [], []
@@ -855,7 +869,7 @@ async def syncwait_async(t, a, res, probe_tok, probe_rooms, waiters):
     log(f"{t.name} syncwait: wake p50 {res['wake_p50']:.1f} ms p99 {res['wake_p99']:.1f} ms "
         f"over {len(lat)} wake-ups, first of each message p50 {res['wake_first_p50']:.1f} ms "
         f"p99 {res['wake_first_p99']:.1f} ms, the PUTs themselves p50 {pct(put_lat, 50):.1f} ms, "
-        f"{timeouts} probes timed out, "
+        f"{timeouts} probes timed out, {sw.answers - early} answers in all, "
         f"RSS {rss_end:.1f} MiB at the end, peak {peak.rss:.1f} MiB, errors {sw.errors}")
 
 
@@ -968,7 +982,8 @@ def run_target(t, a, res):
                         w_initial(t, toks["init"], a, res)
                     elif w == "syncwait":
                         w_syncwait(t, toks, a, res)
-                log(f"{t.name} {w}: {time.time() - t0:.1f} s in all")
+                log(f"{t.name} {w}: {time.time() - t0:.1f} s in all, "
+                    f"RSS {proc_status(t.pid)[0]:.1f} MiB after it")
         wait_idle(t.pid, 60)
         time.sleep(1)
         res["rss_end"] = proc_status(t.pid)[0]
