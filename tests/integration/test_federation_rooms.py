@@ -1107,3 +1107,24 @@ def test_joining_a_room_of_f_checks_its_state(fed):
     assert set(r.json["joined"]) == {kim, host}, r.raw
     entry = sync_room(a, ktok, room_id)
     assert entry and any(e["type"] == "m.room.name" for e in entry["state"]["events"]), entry
+
+
+def test_invite_blocking_applies_to_other_servers(fed):
+    a, f = fed["a"], fed["f"]
+    uid, tok = user(a, "fedra_blocker")
+    r = a.request("PUT", f"/_matrix/client/v3/user/{q(uid)}/account_data/m.invite_permission_config",
+                  {"default_action": "block"}, token=tok)
+    assert r.status == 200, r.raw
+    host = f.user("host_blk")
+    now = int(time.time() * 1000)
+    create, c_id = finish({"type": "m.room.create", "state_key": "", "sender": host,
+                           "content": {"room_version": "12"}, "origin_server_ts": now, "depth": 1,
+                           "prev_events": [], "auth_events": []}, f.name, f.sk)
+    room = "!" + c_id[1:]
+    inv, inv_id = finish({"type": "m.room.member", "state_key": uid, "sender": host, "room_id": room,
+                          "content": {"membership": "invite"}, "origin_server_ts": now, "depth": 2,
+                          "prev_events": [c_id], "auth_events": []}, f.name, f.sk)
+    r = f.request(a, "PUT", f"/_matrix/federation/v2/invite/{q(room)}/{q(inv_id)}",
+                  {"room_version": "12", "event": inv, "invite_room_state": [create]})
+    assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r.raw
+    assert a.psql(f"SELECT count(*) FROM fed_remote_memberships WHERE user_id = '{uid}'") == "0"
