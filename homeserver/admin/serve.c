@@ -117,6 +117,7 @@ static int run(cfg *c) {
         rc = EXIT_RUNTIME;
     } else {
         hs_info("pvyhs serving %s", c->server_name);
+        fed_sender_start(&srv); /* queued PDUs and EDUs go out from now on */
         sd_notify_msg("READY=1");
         int sig = 0;
         while (sigwait(&sigs, &sig) != 0) {

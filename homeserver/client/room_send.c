@@ -9,6 +9,7 @@
 #include "homeserver/db/streams.h"
 #include "channels.h"
 #include "e2ee.h"
+#include "fed_outbound.h"
 #include "homeserver/core/log.h"
 #include "notifier.h"
 #include "push_actions.h"
@@ -102,6 +103,7 @@ static room_event *run(send_job *j, hs_err *err) {
     }
     room_event *out = j->out;
     client_room_event_committed(j->srv, out);
+    client_fed_event_committed(j->srv, out); /* other servers in the room */
     return out;
 }
 
