@@ -3,16 +3,22 @@
 how long a pvyhs takes to deliver N queued PDUs (default 10,000) to a
 server that was down while they were sent.
 
-A pvyhs (TLS federation listener, a test CA) and a receiving server played
-by Python (the Peer of tests/integration/test_federation_sender.py: it
-checks each transaction's X-Matrix signature and records it; connections
-are kept alive, as servers do). The receiver takes part in the room through a
-row of the sender's current_state. It is stopped, a user sends N messages
-into the room (queued in PostgreSQL), it comes back and tells the sender so
-with a signed request; the clock runs from that request until the
-receiver holds all N PDUs.
+A pvyhs (TLS federation listener, a test CA) and a receiving server:
+  --receiver python  (default) played by Python (the Peer of
+      tests/integration/test_federation_sender.py: it checks each
+      transaction's X-Matrix signature and records it; connections are kept
+      alive, as servers do); it takes part in the room through a row of the
+      sender's current_state. This measures the sender alone.
+  --receiver pvyhs   a second pvyhs whose user joined the room over
+      federation; its inbound /send checks, authorises and stores every PDU,
+      so this measures the pair.
+The receiver is stopped, a user sends N messages into the room (queued in
+PostgreSQL), the receiver comes back and tells the sender so with a signed
+request; the clock runs from that request until the receiver holds all N
+PDUs (for pvyhs: until its 200s emptied the sender's queue).
 
 usage: tests/bench/bench_fed_catchup.py [--bin build/bin/pvyhs] [--pdus 10000]
+                                        [--receiver python|pvyhs]
 Prints: the time to queue, the time to drain, PDUs per second, transactions
 and their sizes, the sender's peak RSS.
 """
@@ -56,6 +62,7 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("PVYHS_BIN"))
     ap.add_argument("--pdus", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--receiver", choices=["python", "pvyhs"], default="python")
     a = ap.parse_args()
     if a.bin:
         os.environ["PVYHS_BIN"] = a.bin
@@ -70,12 +77,30 @@ def main():
     make_pki(pki)
     hs = ft.FedServer(pki, prefix="bfc", extra=harness.Server.NO_LIMITS)
     hs.start()
+    hs2 = None
     try:
-        peer = fs.Peer(pki, {hs.server_name: fs.verify_key_of(pki, hs)}).start()
         alice = fs.User(hs, "bfc_alice")
-        room = alice.room()
-        fs.let_in(hs, room, peer)
-        peer.stop()
+        if a.receiver == "python":
+            peer = fs.Peer(pki, {hs.server_name: fs.verify_key_of(pki, hs)}).start()
+            room = alice.room()
+            fs.let_in(hs, room, peer)
+            dest = peer.server_name
+            down, up = peer.stop, peer.start
+        else:
+            hs2 = ft.FedServer(pki, prefix="bfc2", extra=harness.Server.NO_LIMITS)
+            hs2.start()
+            bob = fs.User(hs2, "bfc_bob")
+            room = alice.req("POST", "/createRoom", {"preset": "public_chat"}).json["room_id"]
+            r = bob.req("POST", f"/join/{fs.q(room)}?server_name={fs.q(hs.server_name)}", {})
+            assert r.status == 200, r
+            dest = hs2.server_name
+
+            def down():
+                assert hs2.stop() == 0
+
+            def up():
+                hs2.start()
+        down()
 
         t0 = time.perf_counter()
         per = a.pdus // a.threads
@@ -92,11 +117,9 @@ def main():
             t.start()
         for t in ths:
             t.join()
-        fs.wait_until(lambda: fs.queued(hs, peer.server_name) == a.pdus, timeout=600,
-                      what="the queue")
+        fs.wait_until(lambda: fs.queued(hs, dest) == a.pdus, timeout=600, what="the queue")
         t_queue = time.perf_counter() - t0
         rss_before = rss_kb(hs.proc.pid, "VmRSS")
-
         peak = [rss_before]
         done = threading.Event()
 
@@ -106,28 +129,43 @@ def main():
                 time.sleep(0.01)
         sampler = threading.Thread(target=sample)
         sampler.start()
-        peer.start()
+        up()
         t1 = time.perf_counter()
-        peer.signed_get(hs, "/_matrix/federation/v1/version")
-        fs.wait_until(lambda: len(peer.pdus()) >= a.pdus, timeout=3600, what="the drain")
+        if a.receiver == "python":
+            peer.signed_get(hs, "/_matrix/federation/v1/version")
+            fs.wait_until(lambda: len(peer.pdus()) >= a.pdus, timeout=3600, what="the drain")
+        else:
+            hs2.fed_request(hs.server_name, "/_matrix/federation/v1/version")
+            fs.wait_until(lambda: fs.queued(hs, dest) == 0, timeout=3600, what="the drain")
         t_drain = time.perf_counter() - t1
         done.set()
         sampler.join()
-        fs.wait_until(lambda: fs.queued(hs, peer.server_name) == 0, timeout=60, what="empty")
-        sizes = [len(b["pdus"]) for _, _, b in peer.txns]
-        bodies = peer.bodies()
-        assert len(bodies) == a.pdus and len(set(bodies)) == a.pdus, "lost or doubled PDUs"
+        fs.wait_until(lambda: fs.queued(hs, dest) == 0, timeout=60, what="empty")
+        if a.receiver == "python":
+            sizes = [len(b["pdus"]) for _, _, b in peer.txns]
+            bodies = peer.bodies()
+            assert len(bodies) == a.pdus and len(set(bodies)) == a.pdus, "lost or doubled PDUs"
+            txns = f"{len(sizes)} transactions (max {max(sizes)} PDUs, mean {sum(sizes) / len(sizes):.1f})"
+            who = "a Python receiver"
+        else:
+            got = int(hs2.psql(f"SELECT count(*) FROM events WHERE room_id = '{room}'"
+                               " AND type = 'm.room.message' AND rejected_reason IS NULL"))
+            assert got == a.pdus, f"hs2 stored {got} of {a.pdus} messages"
+            txns = f"{a.pdus // 50 + (a.pdus % 50 > 0)} transactions of up to 50 PDUs"
+            who = "a pvyhs receiver (inbound /send stores each PDU)"
         print(f"queue {a.pdus} PDUs (sent over the Client-Server API, {a.threads} clients): "
               f"{t_queue:.1f} s")
-        print(f"drain {a.pdus} queued PDUs to a Python receiver: {t_drain:.2f} s, "
-              f"{a.pdus / t_drain:.0f} PDUs/s, {len(sizes)} transactions "
-              f"(max {max(sizes)} PDUs, mean {sum(sizes) / len(sizes):.1f})")
+        print(f"drain {a.pdus} queued PDUs to {who}: {t_drain:.2f} s, "
+              f"{a.pdus / t_drain:.0f} PDUs/s, {txns}")
         print(f"sender RSS: {rss_before / 1024:.1f} MB before the drain, "
               f"{peak[0] / 1024:.1f} MB at most during it")
-        peer.stop()
+        if a.receiver == "python":
+            peer.stop()
     finally:
-        hs.stop()
-        hs.__exit__(None, None, None)
+        for s in (hs, hs2):
+            if s:
+                s.stop()
+                s.__exit__(None, None, None)
 
 
 if __name__ == "__main__":
