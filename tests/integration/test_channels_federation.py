@@ -221,9 +221,6 @@ def test_knock_from_another_server_through_the_queue(net):
     net["knock_users"] = users
 
 
-@pytest.mark.xfail(reason="C's leave event for a user of C (C is in the room through chf_k1) "
-                          "does not reach A yet: the federation sender does not pass it on "
-                          "(same as test_federation_rooms' send_join pass-on)", strict=False)
 def test_knock_withdrawn_from_another_server(net):
     a, c, tok = net["a"], net["c"], net["tok"]
     room, users = net.get("knock_room"), net.get("knock_users")
