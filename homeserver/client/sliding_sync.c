@@ -324,7 +324,7 @@ static int post_sliding_sync(hs_req *r, json_t **out, hs_err *err) {
         json_t *resp = build(r, &q, &now, &any, &joined, &n, err);
         if (!resp) return free_ids(joined, n), -1;
         bool wait = !any && q.has_pos && deadline && hs_now_ms() < deadline &&
-                    !atomic_load(&r->srv->stopping) && sync_token_equal(&now, &q.pos);
+                    !atomic_load(&r->srv->stopping);
         if (wait && sync_wait_park(r, joined, n, &now)) {
             json_decref(resp);
             free_ids(joined, n);

@@ -240,7 +240,7 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
         json_t *resp = build(r, &o, &now, &any, &rooms, &n, err);
         if (!resp) return -1;
         bool wait = !any && o.has_since && !o.p.full_state && hs_now_ms() < deadline &&
-                    !atomic_load(&r->srv->stopping) && sync_token_equal(&now, &o.since);
+                    !atomic_load(&r->srv->stopping);
         if (wait && sync_wait_park(r, rooms, n, &now)) {
             json_decref(resp);
             free_rooms(rooms, n);

@@ -107,6 +107,9 @@ def test_long_poll_times_out_empty_and_ignores_other_rooms(server, users):
     _, e = users["sy_eve"]
     other = server.request("POST", V3 + "/createRoom", {}, token=a).json["room_id"]
     since = sync(server, e)["next_batch"]
+    # A write eve cannot see between her syncs must not end her next wait at
+    # once with an empty answer (clients would spin).
+    send(server, a, other, "before eve's poll", "lp1")
     got = {}
 
     def poll():
