@@ -403,6 +403,19 @@ static unsigned connection_limit(void) {
     return rl.rlim_cur > 1256 ? (unsigned)(rl.rlim_cur - 256) : 1000;
 }
 
+/* Handlers block on PostgreSQL, so with one thread per core a slow query
+ * stalls every connection on that thread and at most ncpu transactions are in
+ * flight. Four per core keeps the cores and PostgreSQL busy; at most half the
+ * database pool, so a client and a federation listener together never hold
+ * every connection while one of them waits for another. */
+static unsigned worker_threads(const hs_server *srv) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long n = 4 * (ncpu > 0 ? ncpu : 2);
+    if (n > srv->cfg->db_cp_max / 2) n = srv->cfg->db_cp_max / 2;
+    if (n < 2) n = 2;
+    return n > 64 ? 64 : (unsigned)n;
+}
+
 static int start_one(hs_server *srv, hs_listener *l, const cfg_listener *cl, const char *addr,
                      hs_err *err) {
     l->srv = srv;
@@ -423,10 +436,13 @@ static int start_one(hs_server *srv, hs_listener *l, const cfg_listener *cl, con
         {MHD_OPTION_HTTPS_MEM_KEY, 0, l->tls_key},
         {MHD_OPTION_END, 0, NULL},
     };
-    long pool = sysconf(_SC_NPROCESSORS_ONLN);
     l->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(pool > 0 ? pool : 2),
+        MHD_OPTION_THREAD_POOL_SIZE, worker_threads(srv),
+        /* Headers and the read buffer of each connection: 16 KiB instead of
+         * libmicrohttpd's 32 KiB halves the memory of 10,000 parked /syncs
+         * (bodies are copied out as they arrive, so only headers need room). */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
