@@ -269,12 +269,40 @@ static int stripped_state(db_conn *c, const membership_row *m, json_t **out, hs_
     return rc;
 }
 
+/* The rooms with events in (since, to], so an incremental sync looks only at
+ * those instead of asking every joined room (one query each). NULL when the
+ * span is too long to be worth it: then every room is looked at. */
+#define ACTIVE_SCAN_MAX 20000 /* events; the LIMIT below is one more */
+static json_t *active_rooms(db_conn *c, const sync_params *p, hs_err *err, bool *failed) {
+    static db_stmt q = DB_STMT(
+        "WITH s AS (SELECT room_id FROM events WHERE stream_ordering > $1"
+        "  AND stream_ordering <= $2 LIMIT 20001)"
+        " SELECT room_id, (SELECT count(*) FROM s) FROM s GROUP BY room_id");
+    char since[24], to[24];
+    snprintf(since, sizeof since, "%lld", p->since);
+    snprintf(to, sizeof to, "%lld", p->to);
+    PGresult *r = db_run(c, &q, 2, (const char *[]){since, to}, err);
+    if (!r) return *failed = true, NULL;
+    json_t *set = NULL;
+    if (PQntuples(r) == 0 || atoll(PQgetvalue(r, 0, 1)) <= ACTIVE_SCAN_MAX) {
+        set = json_object();
+        for (int i = 0; i < PQntuples(r); i++) json_object_set_new(set, PQgetvalue(r, i, 0), json_true());
+    }
+    PQclear(r);
+    return set;
+}
+
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
                size_t *n_joined, hs_err *err) {
     membership_row *ms;
     size_t n;
     if (load_memberships(c, p, &ms, &n, err) < 0) return -1;
-    bool initial = p->since < 0;
+    bool initial = p->since < 0, failed = false;
+    json_t *active = initial || p->full_state ? NULL : active_rooms(c, p, err, &failed);
+    if (failed) {
+        free_memberships(ms, n);
+        return -1;
+    }
     *joined_out = calloc(n + 1, sizeof **joined_out);
     *n_joined = 0;
     int rc = 0;
@@ -286,6 +314,7 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         if (!strcmp(mem, "join")) {
             (*joined_out)[(*n_joined)++] = strdup(m->room_id);
             bool full = initial || p->full_state || m->changed;
+            if (!full && active && !json_object_get(active, m->room_id)) continue;
             rc = timeline_room(c, p, m, p->to, full, &entry, err);
             if (rc == 0 && entry) rc = room_summary(c, m->room_id, p->user_id, entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
@@ -314,5 +343,6 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         if (entry) *any = true;
     }
     free_memberships(ms, n);
+    json_decref(active);
     return rc;
 }
