@@ -80,7 +80,8 @@ static json_t *skeleton(const room_version *v, const char *room_id, const json_t
     json_t *ev = json_deep_copy(proto);
     json_object_del(ev, "event_id");
     json_object_del(ev, "unsigned");
-    json_object_set_new(ev, "origin_server_ts", json_integer(hs_now_ms()));
+    if (!json_is_integer(json_object_get(ev, "origin_server_ts")))
+        json_object_set_new(ev, "origin_server_ts", json_integer(hs_now_ms()));
     if (!(create && v->hydra)) json_object_set_new(ev, "room_id", json_string(room_id));
     return ev;
 }
@@ -108,6 +109,28 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     }
     if (room_event_finish(v, j, server_name, key, err) < 0 || !(ev = room_event_parse(v, j, err)))
         goto done;
+    /* A v12 room ID is the create event's hash: the same creator and content
+     * in the same millisecond (two createRoom calls at once) would make the
+     * same room. Claim the ID first and, as Synapse does, step the timestamp
+     * back until it is new. */
+    for (int tries = 0; create && v->hydra; tries++) {
+        int claimed = room_store_claim_room(c, ev, err);
+        if (claimed > 0) break;
+        room_event_free(ev);
+        ev = NULL;
+        if (claimed < 0) goto done;
+        if (tries == 100) {
+            hs_err_set(err, 500, "M_UNKNOWN", "could not find a free room ID");
+            goto done;
+        }
+        json_int_t ts = json_integer_value(json_object_get(j, "origin_server_ts"));
+        json_object_set_new(j, "origin_server_ts", json_integer(ts - 1));
+        json_object_del(j, "signatures");
+        json_object_del(j, "hashes");
+        if (room_event_finish(v, j, server_name, key, err) < 0 ||
+            !(ev = room_event_parse(v, j, err)))
+            goto done;
+    }
     /* Checked against the state it is built on; for a plain linear room that
      * is the current state, for a capped fork the resolved state. */
     room_lookup on = {.c = c, .room_id = ev->room_id, .map = before, .current = !before};

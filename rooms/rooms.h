@@ -18,7 +18,8 @@
  * caller's transaction. proto holds type, state_key (for state events),
  * sender and content; the rest comes from the room: prev_events (its forward
  * extremities), depth, auth_events (the auth events selection from its current
- * state), origin_server_ts, hashes and signature. For m.room.create, v is the
+ * state), origin_server_ts (unless proto sets it: an application service's
+ * `ts`), hashes and signature. For m.room.create, v is the
  * new room's version and room_id is ignored for v12 (derived from the event);
  * otherwise v may be NULL and comes from the room.
  * Returns the persisted event (caller frees) or NULL with err: 403 M_FORBIDDEN

@@ -51,6 +51,11 @@ typedef struct room_persist_item {
  * is skipped (an outlier being de-outliered is updated). */
 int room_store_persist(db_conn *c, const room_persist_item *items, size_t n, hs_err *err);
 
+/* Insert the rooms row of a create event: 1 when this transaction made it,
+ * 0 when the room exists already (waiting for a concurrent creator to commit
+ * or roll back, as the unique index does). */
+int room_store_claim_room(db_conn *c, const room_event *create, hs_err *err);
+
 /* The stored event, parsed (caller frees), ev->rejected set; NULL with
  * 404 M_NOT_FOUND when unknown. */
 room_event *room_store_get_event(db_conn *c, const char *event_id, hs_err *err);

@@ -29,14 +29,19 @@ static int stored_kind(db_conn *c, const char *event_id, long long *after, hs_er
     return kind;
 }
 
-static int ensure_room(db_conn *c, const room_event *ev, hs_err *err) {
+int room_store_claim_room(db_conn *c, const room_event *create, hs_err *err) {
     static db_stmt ins = DB_STMT(
         "INSERT INTO rooms (room_id, room_version, created_ts) VALUES ($1, $2, $3)"
         " ON CONFLICT (room_id) DO NOTHING");
-    if (strcmp(ev->type, "m.room.create") != 0 || !ev->state_key || *ev->state_key) return 0;
     char ts[24];
-    snprintf(ts, sizeof ts, "%lld", ev->origin_server_ts);
-    return db_exec(c, &ins, 3, (const char *[]){ev->room_id, ev->ver->id, ts}, err) < 0 ? -1 : 0;
+    snprintf(ts, sizeof ts, "%lld", create->origin_server_ts);
+    long n = db_exec(c, &ins, 3, (const char *[]){create->room_id, create->ver->id, ts}, err);
+    return n < 0 ? -1 : n > 0;
+}
+
+static int ensure_room(db_conn *c, const room_event *ev, hs_err *err) {
+    if (strcmp(ev->type, "m.room.create") != 0 || !ev->state_key || *ev->state_key) return 0;
+    return room_store_claim_room(c, ev, err) < 0 ? -1 : 0;
 }
 
 static int insert_edges(db_conn *c, const room_event *ev, hs_err *err) {

@@ -187,6 +187,34 @@ static const char *cur_id(const char *rid, const char *type, const char *sk) {
     return buf;
 }
 
+/* Two v12 createRoom calls by one user in the same millisecond build the same
+ * create event, hence the same room ID: the second steps its timestamp back. */
+START_TEST(create_same_millisecond) {
+    const room_version *v = room_version_get("12");
+    json_error_t je;
+    json_t *p = json_pack("{s:s, s:s, s:s, s:o, s:I}", "type", "m.room.create", "state_key", "",
+                          "sender", "@alice:example.org", "content",
+                          json_loads("{\"room_version\":\"12\"}", 0, &je), "origin_server_ts",
+                          (json_int_t)1700000000000);
+    hs_err err = {0};
+    room_event *ev[3];
+    for (int i = 0; i < 3; i++) {
+        db_script(c, "BEGIN", &err);
+        ev[i] = room_send_local(c, v, NULL, p, "example.org", &key, 0, &err);
+        ck_assert_msg(ev[i] != NULL, "create %d: %s", i, err.msg);
+        db_script(c, "COMMIT", &err);
+    }
+    ck_assert_int_eq(ev[0]->origin_server_ts, 1700000000000);
+    ck_assert_int_eq(ev[1]->origin_server_ts, 1699999999999);
+    ck_assert_int_eq(ev[2]->origin_server_ts, 1699999999998);
+    ck_assert_str_ne(ev[0]->room_id, ev[1]->room_id);
+    ck_assert_str_ne(ev[1]->room_id, ev[2]->room_id);
+    ck_assert_str_ne(ev[0]->room_id, ev[2]->room_id);
+    for (int i = 0; i < 3; i++) room_event_free(ev[i]);
+    json_decref(p);
+}
+END_TEST
+
 START_TEST(receive_verdicts) {
     const room_version *v = room_version_get("12");
     char *rid = make_room("12");
@@ -258,6 +286,7 @@ int main(void) {
     tcase_add_test(tc, local_v1);
     tcase_add_test(tc, local_v10);
     tcase_add_test(tc, local_v12);
+    tcase_add_test(tc, create_same_millisecond);
     tcase_add_test(tc, receive_verdicts);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
