@@ -246,7 +246,11 @@ static int spawn_postgres(db_embedded *e, hs_err *err) {
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         execl(postgres, postgres, "-D", e->datadir, "-c", "listen_addresses=", "-c", sockopt,
-              "-c", "unix_socket_permissions=0700", "-c", "logging_collector=off", NULL);
+              "-c", "unix_socket_permissions=0700", "-c", "logging_collector=off",
+              /* A new server's tables grow from empty: analyse them within
+               * seconds rather than a minute, or the planner keeps choosing
+               * plans made for empty tables (sequential scans) meanwhile. */
+              "-c", "autovacuum_naptime=5", NULL);
         _exit(127);
     }
     e->pid = pid;
