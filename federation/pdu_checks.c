@@ -35,7 +35,7 @@ static int persist_txn(db_conn *c, void *arg, hs_err *err) {
     persist_job *j = arg;
     /* One event of a room at a time: the soft-failure check reads the
      * current state that this event may then change. */
-    if (room_store_lock_room(c, j->ev->room_id, err) < 0) return -1;
+    if (room_store_lock_room(c, j->ev->room_id, NULL, err) < 0) return -1;
     if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
     if (room_receive(c, j->ev, j->before, j->pos, &j->verdict, j->why, sizeof j->why, err) < 0)
         return -1;

@@ -74,7 +74,7 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
     if (strcmp(ev->type, "m.room.create") == 0) return *v = ROOM_ACCEPTED, 0;
     /* A room joined over federation has no current state until its first
      * event (our join) is in: the state before that event is all we know. */
-    long long current = room_store_lock_room(c, ev->room_id, err);
+    long long current = room_store_lock_room(c, ev->room_id, NULL, err);
     if (current < 0) return -1;
     if (current == 0) return *v = ROOM_ACCEPTED, 0;
     if (check(ev, &cur, &ok, why, why_len, err) < 0) return -1;
@@ -99,6 +99,6 @@ int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_b
     for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
     room_persist_item it = {ev, false, *verdict == ROOM_SOFT_FAILED,
                             *verdict == ROOM_REJECTED ? (why && *why ? why : "rejected") : NULL,
-                            state_before, 0, stream_ordering};
+                            state_before, 0, stream_ordering, false};
     return room_store_persist(c, &it, 1, err);
 }

@@ -91,8 +91,8 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
                             const hs_signing_key *key, long long stream_ordering, hs_err *err) {
     const char *type = json_string_value(json_object_get(proto, "type"));
     bool create = type && !strcmp(type, "m.room.create");
-    if (!v && !(v = room_store_room_version(c, room_id, err))) return NULL;
-    long long current = create ? 0 : room_store_lock_room(c, room_id, err);
+    if (create && !v) return hs_err_set(err, 500, "M_UNKNOWN", "a new room needs a version"), NULL;
+    long long current = create ? 0 : room_store_lock_room(c, room_id, v ? NULL : &v, err);
     if (current < 0) return NULL;
     json_t *j = skeleton(v, room_id, proto, create);
     room_lookup l = {.c = c, .room_id = room_id, .current = true};
@@ -132,15 +132,21 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
             goto done;
     }
     /* Checked against the state it is built on; for a plain linear room that
-     * is the current state, for a capped fork the resolved state. */
-    room_lookup on = {.c = c, .room_id = ev->room_id, .map = before, .current = !before};
-    int ok = room_auth_check(ev, room_lookup_get, &on, err);
-    if (on.failed) *err = on.err, ok = -1;
-    room_lookup_clear(&on);
-    room_persist_item it = {ev, false, false, NULL, before, before_group, stream_ordering};
+     * is the current state (whose auth events fill_auth has just loaded), for
+     * a capped fork the resolved state. */
+    room_lookup fork = {.c = c, .room_id = ev->room_id, .map = before};
+    room_lookup *on = before ? &fork : &l;
+    if (create) on->room_id = ev->room_id, on->current = true;
+    int ok = room_auth_check(ev, room_lookup_get, on, err);
+    if (on->failed) *err = on->err, ok = -1;
+    room_lookup_clear(&fork);
+    room_persist_item it = {ev, false, false, NULL, before, before_group, stream_ordering,
+                            .extends_current = !create && current > 0 && before_group == current};
     if (ok < 0 || room_store_persist(c, &it, 1, err) < 0) {
         room_event_free(ev);
         ev = NULL;
+    } else {
+        ev->stream_ordering = stream_ordering;
     }
 done:
     room_lookup_clear(&l);

@@ -20,24 +20,6 @@ static const room_event *cached(room_lookup *l, const char *type, const char *sk
     return NULL;
 }
 
-static const char *current_id(room_lookup *l, const char *type, const char *sk, char *buf,
-                              size_t n) {
-    static db_stmt q = DB_STMT(
-        "SELECT event_id FROM current_state WHERE room_id = $1 AND type = $2 AND state_key = $3");
-    PGresult *r = db_run(l->c, &q, 3, (const char *[]){l->room_id, type, sk}, &l->err);
-    if (!r) {
-        l->failed = true;
-        return NULL;
-    }
-    const char *id = NULL;
-    if (PQntuples(r) == 1) {
-        snprintf(buf, n, "%s", PQgetvalue(r, 0, 0));
-        id = buf;
-    }
-    PQclear(r);
-    return id;
-}
-
 const room_event *room_lookup_get(void *ctx, const char *type, const char *sk) {
     room_lookup *l = ctx;
     if (l->set) {
@@ -50,16 +32,20 @@ const room_event *room_lookup_get(void *ctx, const char *type, const char *sk) {
     }
     const room_event *hit = cached(l, type, sk);
     if (hit) return hit;
+    hs_err err = {0};
+    if (!l->map && l->current) { /* the event with its current-state row, in one query */
+        room_event *ev = room_store_current_event(l->c, l->room_id, type, sk, &err);
+        if (!ev && err.status != 404) l->failed = true, l->err = err;
+        return ev ? remember(l, ev) : NULL;
+    }
     char buf[512];
     const char *id = NULL;
     if (l->map) id = room_state_map_get(l->map, type, sk);
-    else if (l->current) id = current_id(l, type, sk, buf, sizeof buf);
     else if (l->room_id && !strcmp(type, "m.room.create") && l->room_id[0] == '!') {
         snprintf(buf, sizeof buf, "$%s", l->room_id + 1);
         id = buf;
     }
     if (!id) return NULL;
-    hs_err err = {0};
     room_event *ev = room_store_get_event(l->c, id, &err);
     if (!ev) {
         if (err.status != 404) l->failed = true, l->err = err;

@@ -43,6 +43,11 @@ typedef struct room_persist_item {
     const room_state_map *state_before; /* NULL: the state after its single prev event */
     long long state_before_group;      /* > 0: this stored group is the state before */
     long long stream_ordering;         /* > 0: reserved with db_stream_reserve; 0: take one */
+    /* A new local event built on the whole current state: this transaction
+     * locked the room, its prev_events are all the forward extremities and
+     * state_before_group is the current group. Then it simply becomes the one
+     * extremity and the current state moves by it alone (no re-reads). */
+    bool extends_current;
 } room_persist_item;
 
 /* Persist events in order, in the caller's transaction: rows, DAG edges,
@@ -80,8 +85,15 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
                               room_state_map *out, hs_err *err);
 
 /* The room's current state group (0 if none yet), locking the room's row
- * until the transaction ends so local events are built one at a time. */
-long long room_store_lock_room(db_conn *c, const char *room_id, hs_err *err);
+ * until the transaction ends so local events are built one at a time; its
+ * version too when v is not NULL. */
+long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
+                               hs_err *err);
+
+/* The event at (type, state_key) in the room's current state, parsed (caller
+ * frees); NULL with err->status 404 when there is none. One query. */
+room_event *room_store_current_event(db_conn *c, const char *room_id, const char *type,
+                                     const char *state_key, hs_err *err);
 
 /* The room's current state. */
 int room_store_current_state(db_conn *c, const char *room_id, room_state_map *out, hs_err *err);

@@ -251,12 +251,15 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
     return rc;
 }
 
-long long room_store_lock_room(db_conn *c, const char *room_id, hs_err *err) {
+long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
+                               hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT coalesce(current_state_group, 0) FROM rooms WHERE room_id = $1 FOR UPDATE");
+        "SELECT coalesce(current_state_group, 0), room_version FROM rooms WHERE room_id = $1"
+        " FOR UPDATE");
     PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     long long g = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    if (g >= 0 && v && !(*v = room_version_get(PQgetvalue(r, 0, 1)))) g = -1;
     PQclear(r);
     if (g < 0) return hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", room_id);
     return g;
@@ -298,11 +301,30 @@ static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
     return db_exec(c, &ins, 2, (const char *[]){ev->room_id, ev->event_id}, err) < 0 ? -1 : 0;
 }
 
-int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,
-                       hs_err *err) {
+/* The room was locked and ev cites every extremity (room_persist_item's
+ * extends_current): ev is now the only one, and the state moves by ev alone. */
+static int advance_linear(db_conn *c, const room_event *ev, long long before, long long after,
+                          hs_err *err) {
+    static db_stmt ext = DB_STMT(
+        "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1)"
+        " INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)");
     static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
+    if (db_exec(c, &ext, 2, (const char *[]){ev->room_id, ev->event_id}, err) < 0) return -1;
+    if (after == before) return 0; /* not a state change: the current group stays */
+    if (upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id, ev->membership,
+                       err) < 0)
+        return -1;
+    char gs[24];
+    snprintf(gs, sizeof gs, "%lld", after);
+    return db_exec(c, &set, 2, (const char *[]){ev->room_id, gs}, err) < 0 ? -1 : 0;
+}
+
+int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,
+                       bool extends_current, hs_err *err) {
+    static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
+    if (extends_current) return advance_linear(c, ev, before, after, err);
     if (move_extremities(c, ev, err) < 0) return -1;
-    long long current = room_store_lock_room(c, ev->room_id, err);
+    long long current = room_store_lock_room(c, ev->room_id, NULL, err);
     if (current < 0) return -1;
     char **ext = NULL;
     size_t n = 0;

@@ -44,20 +44,22 @@ static int ensure_room(db_conn *c, const room_event *ev, hs_err *err) {
     return room_store_claim_room(c, ev, err) < 0 ? -1 : 0;
 }
 
+/* Both kinds of DAG edges in one statement. */
 static int insert_edges(db_conn *c, const room_event *ev, hs_err *err) {
-    static db_stmt edge = DB_STMT(
-        "INSERT INTO event_edges (event_id, prev_event_id, room_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT DO NOTHING");
-    static db_stmt auth = DB_STMT(
-        "INSERT INTO event_auth (event_id, auth_id) VALUES ($1, $2) ON CONFLICT DO NOTHING");
-    for (size_t i = 0; i < ev->n_prev; i++)
-        if (db_exec(c, &edge, 3, (const char *[]){ev->event_id, ev->prev_events[i], ev->room_id},
-                    err) < 0)
-            return -1;
-    for (size_t i = 0; i < ev->n_auth; i++)
-        if (db_exec(c, &auth, 2, (const char *[]){ev->event_id, ev->auth_events[i]}, err) < 0)
-            return -1;
-    return 0;
+    static db_stmt edges = DB_STMT(
+        "WITH a AS (INSERT INTO event_auth (event_id, auth_id)"
+        "  SELECT $1, unnest($3::text[]) ON CONFLICT DO NOTHING)"
+        " INSERT INTO event_edges (event_id, prev_event_id, room_id)"
+        "  SELECT $1, unnest($2::text[]), $4 ON CONFLICT DO NOTHING");
+    if (ev->n_prev == 0 && ev->n_auth == 0) return 0;
+    char *prev = db_text_array((const char *const *)ev->prev_events, ev->n_prev);
+    char *auth = db_text_array((const char *const *)ev->auth_events, ev->n_auth);
+    long n = prev && auth ? db_exec(c, &edges, 4, (const char *[]){ev->event_id, prev, auth,
+                                                                     ev->room_id}, err)
+                          : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    free(prev);
+    free(auth);
+    return n < 0 ? -1 : 0;
 }
 
 /* The state group before a non-outlier event. */
@@ -148,7 +150,9 @@ static int record_redaction(db_conn *c, const room_event *ev, hs_err *err) {
 
 static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
     const room_event *ev = it->ev;
-    int kind = stored_kind(c, ev->event_id, NULL, err);
+    /* A new local event (extends_current) cannot be stored yet: its ID hashes
+     * prev_events that only this transaction, holding the room, has seen. */
+    int kind = it->extends_current ? 0 : stored_kind(c, ev->event_id, NULL, err);
     if (kind < 0) return -1;
     if (kind == 2 || (kind == 1 && it->outlier)) return 0; /* already have it */
     if (ensure_room(c, ev, err) < 0) return -1;
@@ -166,7 +170,7 @@ static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
     if (insert_event(c, it, before, after, err) < 0 || insert_edges(c, ev, err) < 0) return -1;
     if (it->outlier || it->rejected_reason || it->soft_failed) return 0;
     if (record_redaction(c, ev, err) < 0) return -1;
-    return room_store_advance(c, ev, before, after, err);
+    return room_store_advance(c, ev, before, after, it->extends_current, err);
 }
 
 int room_store_persist(db_conn *c, const room_persist_item *items, size_t n, hs_err *err) {
@@ -186,22 +190,41 @@ const room_version *room_store_room_version(db_conn *c, const char *room_id, hs_
     return v;
 }
 
+/* One stored event from a binary result row: json, rejected, room_version,
+ * event_id (NULL: parse it as id). */
+static room_event *event_from_row(PGresult *r, const char *id, hs_err *err) {
+    const room_version *v = room_version_get(PQgetvalue(r, 0, 2));
+    json_t *j = hs_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err);
+    room_event *ev = v && j ? room_event_parse_stored(v, j, id ? id : PQgetvalue(r, 0, 3), err)
+                            : NULL;
+    json_decref(j);
+    if (ev) ev->rejected = PQgetvalue(r, 0, 1)[0] != 0; /* binary bool */
+    return ev;
+}
+
 room_event *room_store_get_event(db_conn *c, const char *event_id, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT e.json, e.rejected_reason IS NOT NULL, r.room_version"
         " FROM events e JOIN rooms r USING (room_id) WHERE e.event_id = $1");
     PGresult *r = db_run_ex(c, &q, 1, (const char *[]){event_id}, NULL, NULL, 1, err);
     if (!r) return NULL;
-    room_event *ev = NULL;
-    if (PQntuples(r) == 0) {
-        hs_err_set(err, 404, "M_NOT_FOUND", "unknown event %s", event_id);
-    } else {
-        const room_version *v = room_version_get(PQgetvalue(r, 0, 2));
-        json_t *j = hs_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err);
-        if (v && j) ev = room_event_parse_stored(v, j, event_id, err);
-        json_decref(j);
-        if (ev) ev->rejected = PQgetvalue(r, 0, 1)[0] != 0; /* binary bool */
-    }
+    room_event *ev = PQntuples(r) ? event_from_row(r, event_id, err) : NULL;
+    if (!PQntuples(r)) hs_err_set(err, 404, "M_NOT_FOUND", "unknown event %s", event_id);
+    PQclear(r);
+    return ev;
+}
+
+room_event *room_store_current_event(db_conn *c, const char *room_id, const char *type,
+                                     const char *state_key, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT e.json, e.rejected_reason IS NOT NULL, r.room_version, e.event_id"
+        " FROM current_state cs JOIN events e USING (event_id) JOIN rooms r ON r.room_id = cs.room_id"
+        " WHERE cs.room_id = $1 AND cs.type = $2 AND cs.state_key = $3");
+    PGresult *r = db_run_ex(c, &q, 3, (const char *[]){room_id, type, state_key}, NULL, NULL, 1,
+                            err);
+    if (!r) return NULL;
+    room_event *ev = PQntuples(r) ? event_from_row(r, NULL, err) : NULL;
+    if (!PQntuples(r)) hs_err_set(err, 404, "M_NOT_FOUND", "no %s/%s in %s", type, state_key, room_id);
     PQclear(r);
     return ev;
 }

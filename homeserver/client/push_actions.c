@@ -207,7 +207,8 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
                               hs_err *err) {
     if (ev->rejected || !ev->room_id || !ev->sender) return 0;
     const char *server_name = srv->cfg->server_name;
-    long long pos = notifiable_position(c, ev, err);
+    /* A local send knows where it stored the event; others ask. */
+    long long pos = ev->stream_ordering > 0 ? ev->stream_ordering : notifiable_position(c, ev, err);
     if (pos <= 0) return (int)pos;
     char thread[300];
     if (thread_of(c, ev->room_id, ev->content, thread, sizeof thread, err) < 0) return -1;
