@@ -93,15 +93,23 @@ static void append_events(json_t *entry, const char *section, json_t *ev) {
 
 static long long from_of(const sync_opts *o, db_stream s) { return o->has_since ? o->since.pos[s] : 0; }
 
+/* Whether stream s has anything since the token: a woken long-poll usually
+ * has news on one stream only, and skips the queries of the others. */
+static bool moved(const sync_opts *o, const sync_token *now, db_stream s) {
+    return !o->has_since || o->since.pos[s] != now->pos[s];
+}
+
 /* Ephemeral events, room account data and unread counts of joined rooms. */
 static int room_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now, json_t *rooms,
                        char **joined, size_t n, bool *any, hs_err *err) {
     json_t *join = json_object_get(rooms, "join");
     json_t *receipts = json_object(), *radata = json_object();
-    int rc = client_receipts_sync(c, r->user_id, (const char *const *)joined, n,
+    int rc = 0;
+    if (moved(o, now, DB_STREAM_RECEIPTS))
+        rc = client_receipts_sync(c, r->user_id, (const char *const *)joined, n,
                                   from_of(o, DB_STREAM_RECEIPTS), now->pos[DB_STREAM_RECEIPTS],
                                   receipts, err);
-    if (rc == 0)
+    if (rc == 0 && moved(o, now, DB_STREAM_ACCOUNT_DATA))
         rc = client_account_data_sync(c, r->user_id, from_of(o, DB_STREAM_ACCOUNT_DATA),
                                       now->pos[DB_STREAM_ACCOUNT_DATA], NULL, radata, err);
     const client_filter *f = o->p.filter;
@@ -140,17 +148,18 @@ static int room_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *no
 static int user_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now, json_t *resp,
                        bool *any, hs_err *err) {
     json_t *adata = json_array(), *presence = json_array(), *pr = NULL;
-    int rc = client_account_data_sync(c, r->user_id, from_of(o, DB_STREAM_ACCOUNT_DATA),
+    /* Position 0 means "from the start" to the push rules: on an incremental
+     * sync they are asked for only when the account data stream moved. */
+    bool ad_moved = moved(o, now, DB_STREAM_ACCOUNT_DATA);
+    int rc = 0;
+    if (ad_moved)
+        rc = client_account_data_sync(c, r->user_id, from_of(o, DB_STREAM_ACCOUNT_DATA),
                                       now->pos[DB_STREAM_ACCOUNT_DATA], adata, NULL, err);
-    /* Position 0 means "from the start" to it: on an incremental sync ask
-     * only when the account data stream moved. */
-    bool moved = !o->has_since ||
-                 o->since.pos[DB_STREAM_ACCOUNT_DATA] != now->pos[DB_STREAM_ACCOUNT_DATA];
-    if (rc == 0 && moved)
+    if (rc == 0 && ad_moved)
         rc = client_push_rules_account_data(c, r->user_id, from_of(o, DB_STREAM_ACCOUNT_DATA),
                                             now->pos[DB_STREAM_ACCOUNT_DATA], &pr, err);
     if (pr) json_array_append_new(adata, pr);
-    if (rc == 0)
+    if (rc == 0 && moved(o, now, DB_STREAM_PRESENCE))
         rc = client_presence_sync(c, r->user_id, from_of(o, DB_STREAM_PRESENCE),
                                   now->pos[DB_STREAM_PRESENCE], presence, err);
     const client_filter *f = o->p.filter;
@@ -173,6 +182,7 @@ static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now,
                      bool *any, long long *next, hs_err *err) {
     json_t *td = json_array(), *changed = json_array(), *left = json_array();
     json_t *counts = NULL, *fallback = NULL;
+    /* Always asked: it also deletes what the client acknowledged with since. */
     int rc = client_to_device_sync(c, r->user_id, r->device_id, from_of(o, DB_STREAM_TO_DEVICE),
                                    now->pos[DB_STREAM_TO_DEVICE], td, next, err);
     if (rc == 0 && o->has_since)

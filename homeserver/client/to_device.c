@@ -194,19 +194,18 @@ static int put_send_to_device(hs_req *r, json_t **out, hs_err *err) {
 int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id,
                           long long since, long long to, json_t *events, long long *next,
                           hs_err *err) {
-    static db_stmt del = DB_STMT(
-        "DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2 AND stream_id <= $3");
+    /* One round trip: the acknowledged messages go, the next ones come. */
     static db_stmt sel = DB_STMT(
-        "SELECT stream_id, message_json FROM device_inbox WHERE user_id = $1 AND device_id = $2"
+        "WITH d AS (DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2"
+        "  AND stream_id <= $3 AND $3::bigint > 0)"
+        " SELECT stream_id, message_json FROM device_inbox WHERE user_id = $1 AND device_id = $2"
         " AND stream_id > $3 AND stream_id <= $4 ORDER BY stream_id LIMIT $5");
     char s[24], t[24], lim[16];
     snprintf(s, sizeof s, "%lld", since);
     snprintf(t, sizeof t, "%lld", to);
     snprintf(lim, sizeof lim, "%d", E2EE_TO_DEVICE_SYNC_LIMIT);
-    /* The client presenting `since` has them: they were in the response that
-     * handed it out. */
-    if (since > 0 && db_exec(c, &del, 3, (const char *[]){user_id, device_id, s}, err) < 0)
-        return -1;
+    /* The client presenting `since` has the messages up to it: they were in
+     * the response that handed it out. */
     PGresult *r = db_run(c, &sel, 5, (const char *[]){user_id, device_id, s, t, lim}, err);
     if (!r) return -1;
     int n = PQntuples(r);
