@@ -5,9 +5,9 @@ admin's quarantine/delete, storage that holds no plaintext and needs the
 master key, and a 1 GB round trip in constant memory.
 
 Encrypted attachments as matrix-js-sdk makes them (m.file with an
-EncryptedFile) are left to the end-to-end encryption suite (test_js_e2ee):
-to the server they are opaque application/octet-stream uploads, which
-test_octet_stream_is_never_decoded covers here."""
+EncryptedFile) are in test_js_media; to the server they are opaque
+application/octet-stream uploads, which test_octet_stream_is_never_decoded
+covers here. HEAD and Range requests are in test_media_range."""
 import contextlib
 import glob
 import hashlib
