@@ -114,6 +114,24 @@ long long media_user_uploaded(db_conn *c, const char *user_id, long long since_m
 /* -1 with 403 M_FORBIDDEN if adding `more` bytes would break a limit. */
 int media_check_quota(hs_server *srv, const char *user_id, long long more, hs_err *err);
 
+/* ---- url_blacklist.c: url_preview_url_blacklist ---- */
+
+/* Split url into its urlsplit components (malloc'd; NULL where urlsplit
+ * gives None). 0, or -1 for what urlsplit refuses (a bad port). */
+int media_url_split(const char *url, char *parts[CFG_URL_NPARTS]);
+void media_url_parts_free(char *parts[CFG_URL_NPARTS]);
+/* 1 if an entry of the blacklist matches url, 0 if none, -1 if url does
+ * not parse. */
+int media_url_blocked(const cfg *cf, const char *url);
+
+/* ---- preview_cache.c: previews kept for an hour, sealed ---- */
+
+/* The preview of url fetched within the hour (a JSON object), or NULL. */
+json_t *media_preview_cached(hs_server *srv, const media_keys *k, const char *url, long long now);
+/* Keep og as url's preview until now + an hour; drops expired ones. */
+void media_preview_remember(hs_server *srv, const media_keys *k, const char *url, const json_t *og,
+                            long long now);
+
 /* ---- util.c ---- */
 
 bool media_id_valid(const char *id);

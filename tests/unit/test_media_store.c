@@ -264,6 +264,90 @@ START_TEST(test_range_headers) {
 }
 END_TEST
 
+/* The split as Python's urllib.parse.urlsplit gives it (the expectations
+ * are urlsplit's own output), so Synapse's blacklist entries mean the same. */
+START_TEST(test_url_split_like_urlsplit) {
+    static const struct {
+        const char *url;
+        const char *want[CFG_URL_NPARTS];
+    } cases[] = {
+        {"https://example.com/a/b?x=1#frag", {"https", "example.com", "/a/b", "x=1", "frag", NULL, NULL, "example.com", NULL}},
+        {"HTTP://User:Pa:ss@WWW.Example.COM:080/p", {"http", "User:Pa:ss@WWW.Example.COM:080", "/p", "", "", "User", "Pa:ss", "www.example.com", "80"}},
+        {"http://@host/", {"http", "@host", "/", "", "", "", NULL, "host", NULL}},
+        {"http://u@h:/x", {"http", "u@h:", "/x", "", "", "u", NULL, "h", NULL}},
+        {"http://[::1]:8448/x?y", {"http", "[::1]:8448", "/x", "y", "", NULL, NULL, "::1", "8448"}},
+        {"https://h?q@x/y#z?w", {"https", "h", "", "q@x/y", "z?w", NULL, NULL, "h", NULL}},
+        {"http://a#b?c/d", {"http", "a", "", "", "b?c/d", NULL, NULL, "a", NULL}},
+        {"http://example.com", {"http", "example.com", "", "", "", NULL, NULL, "example.com", NULL}},
+        {"https://user@example.com:443?only", {"https", "user@example.com:443", "", "only", "", "user", NULL, "example.com", "443"}},
+        {" \thttp://ex\nample.com/\r", {"http", "example.com", "/", "", "", NULL, NULL, "example.com", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *parts[CFG_URL_NPARTS];
+        ck_assert_int_eq(media_url_split(cases[i].url, parts), 0);
+        for (int p = 0; p < CFG_URL_NPARTS; p++) {
+            if (!cases[i].want[p])
+                ck_assert_msg(!parts[p], "%s: %s is '%s'", cases[i].url, cfg_url_parts[p], parts[p]);
+            else
+                ck_assert_msg(parts[p] && !strcmp(parts[p], cases[i].want[p]), "%s: %s is '%s'",
+                              cases[i].url, cfg_url_parts[p], parts[p] ? parts[p] : "(none)");
+        }
+        media_url_parts_free(parts);
+    }
+    char *parts[CFG_URL_NPARTS];
+    ck_assert_int_eq(media_url_split("http://h:99999/", parts), -1); /* urlsplit: ValueError */
+    ck_assert_int_eq(media_url_split("http://h:8a/", parts), -1);
+}
+END_TEST
+
+START_TEST(test_url_blacklist_semantics) {
+    /* Synapse's documented examples, plus a port and a regex on the path. */
+    cfg_url_rule rules[6] = {0};
+    rules[0].pattern[CFG_URL_USERNAME] = "*";
+    rules[1].pattern[CFG_URL_NETLOC] = "google.com";
+    rules[2].pattern[CFG_URL_NETLOC] = "*.google.com";
+    rules[3].pattern[CFG_URL_NETLOC] = "www.acme.com";
+    rules[3].pattern[CFG_URL_PATH] = "/foo";
+    rules[4].pattern[CFG_URL_NETLOC] = "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$";
+    rules[5].pattern[CFG_URL_PORT] = "8[0-9]*";
+    rules[5].pattern[CFG_URL_PATH] = "^/private(/|$)";
+    cfg cf = {0};
+    cf.url_preview_url_blacklist = rules;
+    cf.n_url_preview_url_blacklist = 6;
+    static const struct {
+        const char *url;
+        int blocked;
+    } cases[] = {
+        {"https://alice@example.com/", 1},     /* any user name */
+        {"https://@example.com/", 1},          /* an empty one is still one */
+        {"https://example.com/", 0},
+        {"https://google.com/search", 1},
+        {"https://mail.google.com/", 1},
+        {"https://notgoogle.com/", 0},
+        {"https://GOOGLE.com/", 0},             /* netloc keeps its case; globs are exact */
+        {"https://www.acme.com/foo", 1},
+        {"https://www.acme.com/foo/bar", 0},    /* a glob matches the whole path */
+        {"https://www.acme.com/bar", 0},
+        {"http://10.1.2.3/x", 1},
+        {"http://10.1.2.3:80/x", 0},            /* netloc includes the port */
+        {"http://example.com:8080/private", 1},
+        {"http://example.com:8080/private/x", 1},
+        {"http://example.com:8080/privately", 0},
+        {"http://example.com/private", 0},      /* no port: the entry cannot match */
+        {"http://example.com:99999/", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        ck_assert_msg(media_url_blocked(&cf, cases[i].url) == cases[i].blocked, "%s", cases[i].url);
+    cf.n_url_preview_url_blacklist = 0;
+    ck_assert_int_eq(media_url_blocked(&cf, "https://alice@example.com/"), 0);
+    /* An empty entry blocks everything. */
+    cfg_url_rule all = {0};
+    cf.url_preview_url_blacklist = &all;
+    cf.n_url_preview_url_blacklist = 1;
+    ck_assert_int_eq(media_url_blocked(&cf, "https://example.com/"), 1);
+}
+END_TEST
+
 START_TEST(test_keys_are_sealed_to_their_address_and_master) {
     unsigned char key[MEDIA_KEY_LEN], addr[MEDIA_ADDR_LEN], other[MEDIA_ADDR_LEN];
     unsigned char wrapped[MEDIA_WRAPPED_LEN], out[MEDIA_KEY_LEN];
@@ -340,6 +424,8 @@ int main(void) {
     tcase_add_test(t, test_tampering_is_detected);
     tcase_add_test(t, test_seek_lands_on_the_right_byte);
     tcase_add_test(t, test_range_headers);
+    tcase_add_test(t, test_url_split_like_urlsplit);
+    tcase_add_test(t, test_url_blacklist_semantics);
     tcase_add_test(t, test_keys_are_sealed_to_their_address_and_master);
     tcase_add_test(t, test_names_and_headers);
     suite_add_tcase(s, t);
