@@ -64,6 +64,19 @@ typedef struct cfg_upload_limit {
     long long max_size;    /* bytes */
 } cfg_upload_limit;
 
+/* url_preview_url_blacklist (Synapse's key): a URL is never previewed when,
+ * for one entry, every component the entry names matches its pattern -- a
+ * glob, or a POSIX extended regular expression when it starts with ^. The
+ * components are those of Python's urllib.parse.urlsplit. */
+enum {
+    CFG_URL_SCHEME, CFG_URL_NETLOC, CFG_URL_PATH, CFG_URL_QUERY, CFG_URL_FRAGMENT,
+    CFG_URL_USERNAME, CFG_URL_PASSWORD, CFG_URL_HOSTNAME, CFG_URL_PORT, CFG_URL_NPARTS
+};
+extern const char *const cfg_url_parts[CFG_URL_NPARTS]; /* "scheme", "netloc" … */
+typedef struct cfg_url_rule {
+    char *pattern[CFG_URL_NPARTS]; /* NULL: this component is not looked at */
+} cfg_url_rule;
+
 typedef struct cfg {
     char *path;                      /* absolute path of the file loaded */
     char *server_name;
@@ -145,6 +158,8 @@ typedef struct cfg {
     long long unused_expiration_time;               /* 24h: how long a created mxc URI waits */
     cfg_strlist url_preview_ip_range_blacklist;     /* default: as ip_range_blacklist's default */
     cfg_strlist url_preview_ip_range_whitelist;     /* [] */
+    cfg_url_rule *url_preview_url_blacklist;        /* default none */
+    size_t n_url_preview_url_blacklist;
     cfg_strlist ip_range_blacklist;                 /* default: private/loopback ranges */
     cfg_strlist ip_range_whitelist;
     /* Notaries for other servers' keys. Default: none (Synapse's default is

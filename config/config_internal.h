@@ -178,11 +178,14 @@ bool cfg_parse_encryption_default(cfg_ctx *x, const cfg_node *v, const char *key
                                   void *base);
 bool cfg_parse_room_rules(cfg_ctx *x, const cfg_node *v, const char *key, int line, void *base);
 void cfg_channels_free(cfg *c);
-/* media.c: thumbnail_sizes and media_upload_limits (lists of mappings). */
+/* media.c: thumbnail_sizes, media_upload_limits and url_preview_url_blacklist
+ * (lists of mappings). */
 bool cfg_parse_thumbnail_sizes(cfg_ctx *x, const cfg_node *v, const char *key, int line,
                                void *base);
 bool cfg_parse_media_upload_limits(cfg_ctx *x, const cfg_node *v, const char *key, int line,
                                    void *base);
+bool cfg_parse_url_blacklist(cfg_ctx *x, const cfg_node *v, const char *key, int line,
+                             void *base);
 void cfg_media_free(cfg *c);
 /* Append value to a libpq conninfo string as keyword='value' with libpq's
  * quoting (exposed for the tests through the DSN they produce). */

@@ -1,10 +1,12 @@
-/* media.c — the media keys that are lists of mappings: thumbnail_sizes and
- * media_upload_limits, in Synapse's shapes
+/* media.c — the media keys that are lists of mappings: thumbnail_sizes,
+ * media_upload_limits and url_preview_url_blacklist, in Synapse's shapes
  *   thumbnail_sizes: [{width: 32, height: 32, method: crop}, ...]
  *   media_upload_limits: [{time_period: 1d, max_size: 100M}, ...]
+ *   url_preview_url_blacklist: [{netloc: '*.example.com', path: '/foo*'}, ...]
  * Each item goes through a small key table, so every problem is reported with
  * its line like any other key. */
 #include <limits.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,7 +122,89 @@ bool cfg_parse_media_upload_limits(cfg_ctx *x, const cfg_node *v, const char *ke
     return ok;
 }
 
+const char *const cfg_url_parts[CFG_URL_NPARTS] = {
+    "scheme", "netloc", "path", "query", "fragment", "username", "password", "hostname", "port",
+};
+
+/* One entry: a mapping from components to patterns, each regex compiled
+ * once here so a bad one is reported with its line. */
+static bool parse_url_rule(cfg_ctx *x, const cfg_node *item, const char *key, cfg_url_rule *r) {
+    char ikey[CFG_PATH_MAX], buf[80];
+    if (item->kind != CFG_MAP) {
+        cfg_error(x, item->line, key, "expected a mapping such as {netloc: '*.example.com'}, got %s",
+                  cfg_node_what(item, buf, sizeof buf));
+        return false;
+    }
+    if (item->n == 0)
+        cfg_warning(x, item->line, key, "an empty entry matches every URL: nothing is previewed");
+    bool ok = true;
+    for (size_t i = 0; i < item->n; i++) {
+        const char *name = item->keys[i]->str;
+        cfg_path_key(ikey, sizeof ikey, key, name);
+        int part = -1;
+        for (int p = 0; p < CFG_URL_NPARTS; p++)
+            if (!strcmp(name, cfg_url_parts[p])) part = p;
+        if (part < 0) {
+            cfg_error(x, item->keys[i]->line, ikey, "not a URL component (scheme, netloc, path, "
+                      "query, fragment, username, password, hostname or port)");
+            ok = false;
+            continue;
+        }
+        const cfg_node *v = item->vals[i];
+        if (v->kind != CFG_SCALAR) {
+            cfg_error(x, v->line, ikey, "expected a pattern, got %s", cfg_node_what(v, buf, sizeof buf));
+            ok = false;
+            continue;
+        }
+        free(r->pattern[part]);
+        if (!(r->pattern[part] = strdup(v->str))) return cfg_oom(x, v->line, ikey), false;
+        regex_t re;
+        int rc = v->str[0] == '^' ? regcomp(&re, v->str, REG_EXTENDED | REG_NOSUB) : 0;
+        if (rc) {
+            char msg[128];
+            regerror(rc, &re, msg, sizeof msg);
+            cfg_error(x, v->line, ikey, "not a POSIX extended regular expression: %s", msg);
+            ok = false;
+        } else if (v->str[0] == '^') {
+            regfree(&re);
+        }
+    }
+    return ok;
+}
+
+static void url_rules_free(cfg_url_rule *rules, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        for (int p = 0; p < CFG_URL_NPARTS; p++) free(rules[i].pattern[p]);
+    free(rules);
+}
+
+bool cfg_parse_url_blacklist(cfg_ctx *x, const cfg_node *v, const char *key, int line,
+                             void *base) {
+    cfg *c = base;
+    char ikey[CFG_PATH_MAX];
+    (void)line;
+    if (!v || cfg_node_is_null(v)) return true; /* no patterns */
+    if (!cfg_expect_seq(x, v, key, "[{netloc: '*.example.com'}]")) return false;
+    cfg_url_rule *rules = calloc(v->n ? v->n : 1, sizeof *rules);
+    if (!rules) return cfg_oom(x, v->line, key), false;
+    bool ok = true;
+    for (size_t i = 0; i < v->n; i++) {
+        cfg_path_index(ikey, sizeof ikey, key, i);
+        ok &= parse_url_rule(x, v->vals[i], ikey, &rules[i]);
+    }
+    if (!ok) {
+        url_rules_free(rules, v->n);
+        return false;
+    }
+    c->url_preview_url_blacklist = rules;
+    c->n_url_preview_url_blacklist = v->n;
+    return true;
+}
+
 void cfg_media_free(cfg *c) {
+    url_rules_free(c->url_preview_url_blacklist, c->n_url_preview_url_blacklist);
+    c->url_preview_url_blacklist = NULL;
+    c->n_url_preview_url_blacklist = 0;
     free(c->thumbnail_sizes);
     c->thumbnail_sizes = NULL;
     free(c->media_upload_limits);

@@ -173,6 +173,7 @@ const cfg_key cfg_top_keys[] = {
     LIST("url_preview_ip_range_whitelist", url_preview_ip_range_whitelist, .check = cfg_check_cidrs),
     LIST("url_preview_ip_range_allowlist", url_preview_ip_range_whitelist,
          .alias_of = "url_preview_ip_range_whitelist", .check = cfg_check_cidrs),
+    {.name = "url_preview_url_blacklist", .type = CFG_T_CUSTOM, .parse = cfg_parse_url_blacklist},
     {.name = "max_upload_size", .type = CFG_T_SIZE, .off = OFF(max_upload_size),
      .def_int = 50LL << 20, .min = 1},
     PATH("media_encryption_key_path", media_encryption_key_path, .def_str = "media.key"),

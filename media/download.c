@@ -212,11 +212,40 @@ static char *served_type(const char *t) {
     return strdup(t);
 }
 
+/* 416 for a range past the end, saying how long the file is. */
+static int unsatisfiable(hs_req *r, long long length, hs_err *err) {
+    static const char body[] =
+        "{\"errcode\":\"M_UNKNOWN\",\"error\":\"Requested range not satisfiable\"}";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof body - 1, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    char cr[64];
+    snprintf(cr, sizeof cr, "bytes */%lld", length);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    MHD_add_response_header(resp, "Content-Range", cr);
+    MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    media_safe_headers(resp);
+    r->custom = resp;
+    return 416;
+}
+
 int media_respond_file(hs_req *r, const unsigned char *address, const unsigned char *key,
                        long long length, const char *content_type, const char *disposition,
-                       bool multipart, hs_err *err) {
+                       bool multipart, bool ranges, hs_err *err) {
+    long long first = 0, last = length - 1;
+    int ranged = 0;
+    /* If-Range names a version we never gave out (no ETag or Last-Modified
+     * here), so with it the answer is the whole file, as RFC 9110 asks. */
+    if (ranges && !multipart && !hs_req_header(r, "If-Range"))
+        ranged = media_parse_range(hs_req_header(r, "Range"), length, &first, &last);
+    if (ranged < 0) return unsatisfiable(r, length, err);
     media_reader *rd = media_reader_open(r->srv->cfg->media_store_path, address, key, err);
     if (!rd) return -1;
+    if (ranged && media_reader_seek(rd, first) < 0) {
+        media_reader_free(rd);
+        hs_error("media: a stored file does not decrypt (damaged or altered)");
+        return hs_err_set(err, 500, "M_UNKNOWN", "the stored file is damaged");
+    }
     char *type = served_type(content_type), *outer = NULL;
     struct MHD_Response *resp;
     if (multipart) {
@@ -228,8 +257,8 @@ int media_respond_file(hs_req *r, const unsigned char *address, const unsigned c
                                                  MEDIA_CHUNK, framed_cb, f, framed_free);
         if (!resp) framed_free(f);
     } else {
-        resp = MHD_create_response_from_callback((uint64_t)length, MEDIA_CHUNK, read_cb, rd,
-                                                 free_cb);
+        uint64_t size = ranged ? (uint64_t)(last - first + 1) : (uint64_t)length;
+        resp = MHD_create_response_from_callback(size, MEDIA_CHUNK, read_cb, rd, free_cb);
         if (!resp) media_reader_free(rd);
     }
     if (!resp) {
@@ -238,10 +267,16 @@ int media_respond_file(hs_req *r, const unsigned char *address, const unsigned c
     }
     MHD_add_response_header(resp, "Content-Type", multipart ? outer : type);
     if (!multipart) MHD_add_response_header(resp, "Content-Disposition", disposition);
+    if (ranges && !multipart) MHD_add_response_header(resp, "Accept-Ranges", "bytes");
+    if (ranged) {
+        char cr[96];
+        snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", first, last, length);
+        MHD_add_response_header(resp, "Content-Range", cr);
+    }
     media_safe_headers(resp);
     free(type), free(outer);
     r->custom = resp;
-    return 200;
+    return ranged ? 206 : 200;
 }
 
 static int download(hs_req *r, enum media_via via, const char *server, const char *id,
@@ -256,7 +291,7 @@ static int download(hs_req *r, enum media_via via, const char *server, const cha
                            ? r->params[2] : m.upload_name;
     char *disp = media_disposition(media_inline_type(m.content_type), name);
     rc = media_respond_file(r, m.address, m.key, m.length, m.content_type, disp,
-                            via == MEDIA_VIA_FEDERATION, err);
+                            via == MEDIA_VIA_FEDERATION, via != MEDIA_VIA_FEDERATION, err);
     free(disp);
     media_info_clear(&m);
     media_retention_tick(r->srv);

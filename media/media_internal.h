@@ -65,6 +65,12 @@ media_reader *media_reader_open(const char *store, const unsigned char *address,
 /* Up to n bytes of plaintext: > 0, 0 at the verified end, -1 when the file
  * is damaged, cut short or was tampered with. */
 ssize_t media_reader_read(media_reader *r, void *out, size_t n);
+/* Before the first read: position r at plaintext offset (at most the
+ * length), skipping the messages before it unread when fast-forwarding works
+ * (media_reader_fast_seek), else reading through them. 0, or -1 when the file
+ * is damaged or cut short. */
+int media_reader_seek(media_reader *r, long long offset);
+bool media_reader_fast_seek(void);
 void media_reader_free(media_reader *r);
 /* <store>/blobs/ab/cd/abcd… (malloc'd). */
 char *media_blob_path(const char *store, const unsigned char *address);
@@ -108,6 +114,24 @@ long long media_user_uploaded(db_conn *c, const char *user_id, long long since_m
 /* -1 with 403 M_FORBIDDEN if adding `more` bytes would break a limit. */
 int media_check_quota(hs_server *srv, const char *user_id, long long more, hs_err *err);
 
+/* ---- url_blacklist.c: url_preview_url_blacklist ---- */
+
+/* Split url into its urlsplit components (malloc'd; NULL where urlsplit
+ * gives None). 0, or -1 for what urlsplit refuses (a bad port). */
+int media_url_split(const char *url, char *parts[CFG_URL_NPARTS]);
+void media_url_parts_free(char *parts[CFG_URL_NPARTS]);
+/* 1 if an entry of the blacklist matches url, 0 if none, -1 if url does
+ * not parse. */
+int media_url_blocked(const cfg *cf, const char *url);
+
+/* ---- preview_cache.c: previews kept for an hour, sealed ---- */
+
+/* The preview of url fetched within the hour (a JSON object), or NULL. */
+json_t *media_preview_cached(hs_server *srv, const media_keys *k, const char *url, long long now);
+/* Keep og as url's preview until now + an hour; drops expired ones. */
+void media_preview_remember(hs_server *srv, const media_keys *k, const char *url, const json_t *og,
+                            long long now);
+
 /* ---- util.c ---- */
 
 bool media_id_valid(const char *id);
@@ -118,6 +142,11 @@ bool media_inline_type(const char *content_type);
 char *media_disposition(bool inline_ok, const char *filename);
 /* The headers every media response carries (CSP sandbox, nosniff, CORP). */
 void media_safe_headers(struct MHD_Response *resp);
+/* A Range header against a file of size bytes (RFC 9110 §14): 1 with the
+ * inclusive [*first, *last] for one satisfiable range; 0 when the header is
+ * absent, invalid, in another unit or asks for several ranges (the whole file
+ * is the answer); -1 when it cannot be satisfied (416). */
+int media_parse_range(const char *h, long long size, long long *first, long long *last);
 /* Parse an "mxc://server/id" or "server/id" into its parts (malloc'd). */
 int media_parse_mxc(const char *s, char **origin, char **media_id, hs_err *err);
 /* Whether origin is this server. */
@@ -139,9 +168,11 @@ int media_find_for_request(hs_req *r, const media_keys *k, enum media_via via, c
                            const char *id, media_info *m, hs_err *err);
 /* Answer r with the file (streamed, decrypted as it goes), as the body or,
  * for federation, as the second part of a multipart/mixed body. */
+/* With ranges (plain bodies only), a Range header is honoured: 206 with one
+ * range, read from the message that holds it, or 416. */
 int media_respond_file(hs_req *r, const unsigned char *address, const unsigned char *key,
                        long long length, const char *content_type, const char *disposition,
-                       bool multipart, hs_err *err);
+                       bool multipart, bool ranges, hs_err *err);
 /* The multipart/mixed frame around a federation answer's bytes: the
  * metadata part and the headers of the content part (prefix), the closing
  * boundary (suffix), and the response's Content-Type. malloc'd. */

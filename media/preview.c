@@ -9,7 +9,11 @@
  * right before it is made, whatever name resolved to the address: a link
  * cannot turn the server against its own network. Pages are read up to
  * 10 MB (Synapse's max_spider_size); the page's og:image is fetched the same
- * way and stored as media, so clients get an mxc:// URI. */
+ * way and stored as media, so clients get an mxc:// URI.
+ *
+ * url_preview_url_blacklist refuses URLs by their shape: the one asked for,
+ * every redirect (followed here one hop at a time so each can be checked)
+ * and the og:image. A preview is kept for an hour (preview_cache.c). */
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,11 +22,13 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "homeserver/core/clock.h"
 #include "homeserver/core/ip_range.h"
 #include "homeserver/core/log.h"
 #include "media_internal.h"
 
 #define MAX_SPIDER (10L << 20)
+#define MAX_REDIRECTS 5
 #define MAX_KEYS 64
 
 typedef struct fetch {
@@ -30,7 +36,7 @@ typedef struct fetch {
     char *body;
     size_t len;
     char *type;           /* Content-Type of the last response */
-    bool too_large, blocked;
+    bool too_large, blocked, url_blocked;
 } fetch;
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -79,19 +85,20 @@ static curl_socket_t on_socket(void *u, curlsocktype purpose, struct curl_sockad
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-/* GET url into f. 0, or -1 with err (403 blocked, 502 failed). */
+static int blocked_url(hs_err *err) {
+    return hs_err_set(err, 403, "M_UNKNOWN", "URL blocked by url pattern blocklist entry");
+}
+
+/* GET url into f, following redirects. 0, or -1 with err (403 blocked, 502
+ * failed). */
 static int get_url(const cfg *cf, const char *url, fetch *f, hs_err *err) {
     pthread_once(&curl_once, curl_init);
     memset(f, 0, sizeof *f);
     f->cf = cf;
     CURL *e = curl_easy_init();
     if (!e) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
-    curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L); /* each hop passes on_socket */
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
@@ -101,15 +108,35 @@ static int get_url(const cfg *cf, const char *url, fetch *f, hs_err *err) {
     curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_socket); /* every connection */
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
     struct curl_slist *h = curl_slist_append(NULL, "Accept-Language: en");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    CURLcode rc = curl_easy_perform(e);
+    CURLcode rc = CURLE_OK;
     long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    char *next = strdup(url);
+    for (int hop = 0; next && hop <= MAX_REDIRECTS; hop++) {
+        if (hop && media_url_blocked(cf, next) != 0) {
+            f->url_blocked = true;
+            break;
+        }
+        free(f->body), free(f->type); /* a redirect's own body is not the page */
+        f->body = f->type = NULL, f->len = 0;
+        curl_easy_setopt(e, CURLOPT_URL, next);
+        rc = curl_easy_perform(e);
+        free(next), next = NULL;
+        status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        char *loc = NULL;
+        if (rc == CURLE_OK && status >= 300 && status < 400 &&
+            curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+            next = strdup(loc); /* absolute, resolved by libcurl */
+    }
+    if (next) rc = CURLE_TOO_MANY_REDIRECTS;
+    free(next);
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
+    if (f->url_blocked) return blocked_url(err);
     if (f->blocked)
         return hs_err_set(err, 403, "M_FORBIDDEN", "The URL leads to an address that previews may "
                           "not reach (url_preview_ip_range_blacklist)");
@@ -260,8 +287,13 @@ int media_preview_url(hs_req *r, json_t **out, hs_err *err) {
     if (!url || !*url) return hs_err_set(err, 400, "M_MISSING_PARAM", "Missing string query parameter 'url'");
     if (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8))
         return hs_err_set(err, 400, "M_UNKNOWN", "URL scheme must be http or https");
+    int blocked = media_url_blocked(cf, url);
+    if (blocked < 0) return hs_err_set(err, 400, "M_UNKNOWN", "Invalid URL");
+    if (blocked) return blocked_url(err);
     const media_keys *k = media_keys_get(r->srv, err);
     if (!k) return -1;
+    long long now = hs_now_ms();
+    if ((*out = media_preview_cached(r->srv, k, url, now))) return 200;
     fetch page;
     if (get_url(cf, url, &page, err) < 0) {
         fetch_free(&page);
@@ -276,15 +308,19 @@ int media_preview_url(hs_req *r, json_t **out, hs_err *err) {
         const char *img_url = json_string_value(json_object_get(og, "og:image"));
         char *abs = img_url ? absolute(url, img_url) : NULL;
         json_object_del(og, "og:image"); /* replaced by an mxc URI, or dropped */
-        fetch img;
+        fetch img = {0};
         hs_err ierr = {0};
-        if (abs && get_url(cf, abs, &img, &ierr) == 0) store_image(r, k, &img, og);
+        /* The image is fetched like the page, blacklists included; without
+         * it the preview is still the page's text. */
+        if (abs && media_url_blocked(cf, abs) == 0 && get_url(cf, abs, &img, &ierr) == 0)
+            store_image(r, k, &img, og);
         if (abs) fetch_free(&img);
         free(abs);
     } else {
         og = json_object(); /* other documents: nothing to show */
     }
     fetch_free(&page);
+    media_preview_remember(r->srv, k, url, og, now);
     *out = og;
     return 200;
 }

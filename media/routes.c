@@ -12,8 +12,11 @@ int media_config(hs_req *r, json_t **out, hs_err *err) {
 void media_routes(hs_router *rt) {
     /* Authenticated media (spec v1.11). */
     hs_route(rt, "GET", "/_matrix/client/v1/media/config", media_config, HS_AUTH);
-    hs_route(rt, "GET", "/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?}",
-             media_download, HS_AUTH);
+    /* HEAD as GET: libmicrohttpd sends the same headers and no body. */
+    for (int i = 0; i < 2; i++)
+        hs_route(rt, i ? "HEAD" : "GET",
+                 "/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?}",
+                 media_download, HS_AUTH);
     hs_route(rt, "GET", "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}",
              media_thumbnail, HS_AUTH);
     hs_route(rt, "GET", "/_matrix/client/v1/media/preview_url", media_preview_url, HS_AUTH);
@@ -39,6 +42,7 @@ void media_routes(hs_router *rt) {
         char path[128];
         snprintf(path, sizeof path, "/_matrix/media/%s/download/{serverName}/{mediaId}/{fileName?}", v);
         hs_route(rt, "GET", path, media_download_legacy, 0);
+        hs_route(rt, "HEAD", path, media_download_legacy, 0);
         snprintf(path, sizeof path, "/_matrix/media/%s/thumbnail/{serverName}/{mediaId}", v);
         hs_route(rt, "GET", path, media_thumbnail_legacy, 0);
         snprintf(path, sizeof path, "/_matrix/media/%s/config", v);

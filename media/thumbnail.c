@@ -363,7 +363,7 @@ static int make_thumbnail(hs_req *r, const media_keys *k, const media_info *m, t
     if (rc == 1) { /* the original is the thumbnail */
         char *disp = media_disposition(true, NULL);
         rc = media_respond_file(r, m->address, m->key, m->length, m->content_type, disp,
-                                multipart, err);
+                                multipart, false, err);
         free(disp);
         return rc;
     }
@@ -404,7 +404,7 @@ static int thumbnail(hs_req *r, enum media_via via, const char *server, const ch
     db_release(r->srv->db, c);
     if (rc == 1) {
         rc = media_respond_file(r, addr, key, len, type, thumb_disposition(type),
-                                via == MEDIA_VIA_FEDERATION, err);
+                                via == MEDIA_VIA_FEDERATION, false, err);
     } else if (rc == 0) {
         rc = make_thumbnail(r, k, &m, &t, via == MEDIA_VIA_FEDERATION, err);
     }

@@ -1,6 +1,7 @@
 /* util.c — media IDs, mxc URIs, and the headers that make serving
  * user-supplied files safe for web clients. */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,4 +114,41 @@ void media_safe_headers(struct MHD_Response *resp) {
     /* Media never changes under its URI; "private" keeps shared caches from
      * handing authenticated media to anyone. */
     MHD_add_response_header(resp, "Cache-Control", "private, max-age=86400");
+}
+
+/* A non-negative decimal at *p, saturating at LLONG_MAX; false if none. */
+static bool range_number(const char **p, long long *out) {
+    if (!isdigit((unsigned char)**p)) return false;
+    long long v = 0;
+    for (; isdigit((unsigned char)**p); (*p)++) {
+        int d = **p - '0';
+        v = v > (LLONG_MAX - d) / 10 ? LLONG_MAX : v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+int media_parse_range(const char *h, long long size, long long *first, long long *last) {
+    if (!h || strncasecmp(h, "bytes", 5)) return 0; /* another unit: ignored */
+    const char *p = h + 5;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p++ != '=') return 0;
+    while (*p == ' ' || *p == '\t') p++;
+    if (strchr(p, ',')) return 0; /* several ranges: the whole file instead (RFC 9110 §14.2) */
+    long long a = -1, b = -1;
+    bool has_a = range_number(&p, &a);
+    if (*p++ != '-') return 0;
+    bool has_b = range_number(&p, &b);
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p || (!has_a && !has_b) || (has_a && has_b && b < a)) return 0; /* invalid: ignored */
+    if (!has_a) { /* the last b bytes */
+        if (b == 0 || size == 0) return -1;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return 1;
+    }
+    if (a >= size) return -1;
+    *first = a;
+    *last = !has_b || b >= size ? size - 1 : b;
+    return 1;
 }

@@ -5,9 +5,9 @@ admin's quarantine/delete, storage that holds no plaintext and needs the
 master key, and a 1 GB round trip in constant memory.
 
 Encrypted attachments as matrix-js-sdk makes them (m.file with an
-EncryptedFile) are left to the end-to-end encryption suite (test_js_e2ee):
-to the server they are opaque application/octet-stream uploads, which
-test_octet_stream_is_never_decoded covers here."""
+EncryptedFile) are in test_js_media; to the server they are opaque
+application/octet-stream uploads, which test_octet_stream_is_never_decoded
+covers here. HEAD and Range requests are in test_media_range."""
 import contextlib
 import glob
 import hashlib
@@ -792,3 +792,101 @@ def test_url_previews_with_the_ssrf_guard():
     finally:
         site.close()
         inner.close()
+
+
+def test_url_preview_url_blacklist_and_the_hour_long_cache():
+    png = image_bytes("PNG", (60, 40))
+    title = "Cached-" + os.urandom(6).hex()
+
+    def pages():
+        return {
+            "/count.html": (200, "text/html", f"<title>{title}</title>".encode()),
+            "/count.html?other": (200, "text/html", b"<title>other</title>"),
+            "/blocked/x.html": (200, "text/html", b"<title>should not be read</title>"),
+            "/blocked/img.png": (200, "image/png", png),
+            "/to-blocked": (302, "text/plain", (site.base + "/blocked/x.html").encode()),
+            "/img-blocked.html": (200, "text/html",
+                                  b"<title>T</title><meta property='og:image' "
+                                  b"content='/blocked/img.png'>"),
+            "/img-ok.html": (200, "text/html",
+                             b"<title>I</title><meta property='og:image' content='/img.png'>"),
+            "/img.png": (200, "image/png", png),
+        }
+
+    table = {}
+    site = _Site("127.0.0.1", table)
+    table.update(pages())  # now that the redirect's base URL is known
+    try:
+        with own_server("url_preview_enabled: true\n"
+                        "url_preview_ip_range_whitelist: ['127.0.0.1']\n"
+                        "url_preview_url_blacklist:\n"
+                        "  - path: '/blocked/*'\n"
+                        "  - username: '*'\n"
+                        "  - query: '^secret='\n"
+                        "  - scheme: http\n"
+                        "    hostname: 'example.invalid'\n") as s:
+            s.add_user("prev_a")
+            s.add_user("prev_b")
+            ta, tb = s.login("prev_a"), s.login("prev_b")
+
+            def preview(url, tok=ta):
+                return s.request("GET", f"{V1}/preview_url?" + urllib.parse.urlencode({"url": url}),
+                                 token=tok)
+
+            port = site.base.rsplit(":", 1)[1]
+            for url in (site.base + "/blocked/x.html", f"http://user@127.0.0.1:{port}/count.html",
+                        f"http://@127.0.0.1:{port}/count.html", site.base + "/count.html?secret=1",
+                        "http://example.invalid/", "http://EXAMPLE.invalid/x"):
+                r = preview(url)
+                assert r.status == 403 and r.json["errcode"] == "M_UNKNOWN", (url, r)
+                assert "blocklist" in r.json["error"]
+            assert site.hits == []  # never contacted
+            # https://example.invalid is not blocked by the http-only entry: it is tried.
+            assert preview("https://example.invalid/").status == 502
+            assert preview("http://127.0.0.1:99999/").status == 400
+            # A redirect into a blocked shape is not followed.
+            r = preview(site.base + "/to-blocked")
+            assert r.status == 403 and r.json["errcode"] == "M_UNKNOWN", r
+            assert site.hits == ["/to-blocked"]
+            # A blocked og:image is left out; the page is still previewed.
+            r = preview(site.base + "/img-blocked.html")
+            assert r.status == 200 and r.json == {"og:title": "T"}, r
+            assert "/blocked/img.png" not in site.hits
+            r = preview(site.base + "/img-ok.html")
+            assert r.status == 200 and r.json["og:image"].startswith("mxc://")
+
+            # The cache: the same URL within the hour is not fetched again,
+            # for any user, nor after a restart (it lives in PostgreSQL).
+            url = site.base + "/count.html"
+            first = preview(url)
+            assert first.status == 200 and first.json == {"og:title": title}
+            assert preview(url, tb).json == first.json
+            img = preview(site.base + "/img-ok.html", tb)
+            assert img.status == 200 and img.json["og:image"] == r.json["og:image"]
+            assert site.hits.count("/count.html") == 1 and site.hits.count("/img-ok.html") == 1
+            # Another URL is another entry.
+            assert preview(url + "?other").json == {"og:title": "other"}
+            assert site.hits.count("/count.html?other") == 1
+            assert s.stop() == 0
+            s.start()
+            ta = s.login("prev_a")
+            assert preview(url).json == first.json
+            assert site.hits.count("/count.html") == 1
+            # Neither the URL nor the preview is readable in the database.
+            rows_n = int(s.psql("SELECT count(*) FROM media_url_cache"))
+            assert rows_n == 4, rows_n
+            for needle in ("count.html", title, "127.0.0.1"):
+                assert s.psql("SELECT count(*) FROM media_url_cache WHERE position("
+                              f"convert_to('{needle}', 'UTF8') IN og) > 0 OR position("
+                              f"convert_to('{needle}', 'UTF8') IN url_hash) > 0") == "0"
+            want = hashlib.sha256(url.encode()).hexdigest()
+            assert s.psql(f"SELECT count(*) FROM media_url_cache WHERE encode(url_hash, 'hex') = "
+                          f"'{want}'") == "0"
+            # Once the hour is over the page is fetched again, and the expired
+            # rows go as new ones are kept.
+            s.psql("UPDATE media_url_cache SET expires_ts = 1")
+            assert preview(url).json == first.json
+            assert site.hits.count("/count.html") == 2
+            assert s.psql("SELECT count(*) FROM media_url_cache") == "1"
+    finally:
+        site.close()

@@ -1070,6 +1070,54 @@ START_TEST(test_media_keys) {
 }
 END_TEST
 
+/* url_preview_url_blacklist: Synapse's list of component -> pattern maps. */
+START_TEST(test_url_blacklist_key) {
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_uint_eq(c->n_url_preview_url_blacklist, 0);
+    cfg_free(c);
+    c = load_text("server_name: example.org\n"
+                  "url_preview_url_blacklist:\n"
+                  "  - username: '*'\n"
+                  "  - netloc: 'www.acme.com'\n"
+                  "    path: '/foo'\n"
+                  "  - netloc: '^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$'\n"
+                  "  - port: 8080\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    ck_assert_uint_eq(c->n_url_preview_url_blacklist, 4);
+    ck_assert_str_eq(c->url_preview_url_blacklist[0].pattern[CFG_URL_USERNAME], "*");
+    ck_assert_ptr_null(c->url_preview_url_blacklist[0].pattern[CFG_URL_NETLOC]);
+    ck_assert_str_eq(c->url_preview_url_blacklist[1].pattern[CFG_URL_NETLOC], "www.acme.com");
+    ck_assert_str_eq(c->url_preview_url_blacklist[1].pattern[CFG_URL_PATH], "/foo");
+    ck_assert_str_eq(c->url_preview_url_blacklist[2].pattern[CFG_URL_NETLOC],
+                     "^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$");
+    ck_assert_str_eq(c->url_preview_url_blacklist[3].pattern[CFG_URL_PORT], "8080");
+    cfg_free(c);
+    c = load_text("server_name: example.org\n"                      /* 1 */
+                  "url_preview_url_blacklist:\n"                     /* 2 */
+                  "  - host: example.com\n"                          /* 3 */
+                  "  - netloc: '^(unclosed'\n"                       /* 4 */
+                  "  - path: [a, b]\n"                               /* 5 */
+                  "  - just a string\n");                            /* 6 */
+    ck_assert_ptr_null(c);
+    expect_diag(3, "error", "url_preview_url_blacklist[0].host", "not a URL component");
+    expect_diag(4, "error", "url_preview_url_blacklist[1].netloc", "not a POSIX extended regular expression");
+    expect_diag(5, "error", "url_preview_url_blacklist[2].path", "expected a pattern");
+    expect_diag(6, "error", "url_preview_url_blacklist[3]", "expected a mapping");
+    c = load_text("server_name: example.org\n"
+                  "url_preview_url_blacklist:\n"
+                  "  - {}\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 1);
+    expect_diag(3, "warning", "url_preview_url_blacklist[0]", "an empty entry matches every URL");
+    cfg_free(c);
+    c = load_text("server_name: example.org\nurl_preview_url_blacklist: {netloc: x}\n");
+    ck_assert_ptr_null(c);
+    expect_diag(2, "error", "url_preview_url_blacklist", "expected a list");
+}
+END_TEST
+
 START_TEST(test_channel_keys) {
     cfg *c = load_text("server_name: example.org\n");
     ck_assert_msg(c, "%s", diag_text);
@@ -1161,6 +1209,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_write_default_round_trip);
     tcase_add_test(t, test_write_default_refuses);
     tcase_add_test(t, test_media_keys);
+    tcase_add_test(t, test_url_blacklist_key);
     tcase_add_test(t, test_channel_keys);
     suite_add_tcase(s, t);
     return s;
