@@ -84,18 +84,43 @@ static int have_in_timeline(hs_server *srv, const char *event_id, hs_err *err) {
     return have;
 }
 
-/* The prev events of ev we lack (not stored, or only as outliers). */
+/* Which of ids are stored with their state (not outliers): have[i]. One query. */
+static int in_timeline(hs_server *srv, const char *const *ids, size_t n, bool *have, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT event_id FROM events WHERE event_id = ANY($1::text[]) AND NOT outlier");
+    for (size_t i = 0; i < n; i++) have[i] = false;
+    if (n == 0) return 0;
+    char *arr = db_text_array(ids, n);
+    db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
+    PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
+    db_release(srv->db, c);
+    free(arr);
+    if (!r) return arr ? -1 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    for (int row = 0; row < PQntuples(r); row++)
+        for (size_t i = 0; i < n; i++) have[i] |= !strcmp(ids[i], PQgetvalue(r, row, 0));
+    PQclear(r);
+    return 0;
+}
+
+/* The prev events of ev we lack (not stored, or only as outliers); with
+ * *have_ev (when not NULL) whether ev itself is stored so, in the same query. */
 static int missing_prevs(hs_server *srv, const room_event *ev, char ***miss, size_t *n,
-                         hs_err *err) {
+                         bool *have_ev, hs_err *err) {
     *n = 0;
     *miss = calloc(ev->n_prev + 1, sizeof **miss);
-    if (!*miss) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
-    for (size_t i = 0; i < ev->n_prev; i++) {
-        int have = have_in_timeline(srv, ev->prev_events[i], err);
-        if (have < 0) return -1;
-        if (!have) (*miss)[(*n)++] = strdup(ev->prev_events[i]);
-    }
-    return 0;
+    const char **ids = calloc(ev->n_prev + 2, sizeof *ids);
+    bool *have = calloc(ev->n_prev + 2, sizeof *have);
+    int rc = *miss && ids && have ? 0 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; rc == 0 && i < ev->n_prev; i++) ids[k++] = ev->prev_events[i];
+    if (have_ev) ids[k++] = ev->event_id;
+    if (rc == 0) rc = in_timeline(srv, ids, k, have, err);
+    for (size_t i = 0; rc == 0 && i < ev->n_prev; i++)
+        if (!have[i]) (*miss)[(*n)++] = strdup(ev->prev_events[i]);
+    if (rc == 0 && have_ev) *have_ev = have[k - 1];
+    free(ids);
+    free(have);
+    return rc;
 }
 
 /* ---- the state after an event another server has ------------------------ */
@@ -176,7 +201,7 @@ int fed_state_before(hs_server *srv, const char *origin, const room_event *ev, b
     *out = NULL;
     char **miss;
     size_t n_miss;
-    if (missing_prevs(srv, ev, &miss, &n_miss, err) < 0)
+    if (missing_prevs(srv, ev, &miss, &n_miss, NULL, err) < 0)
         return room_store_free_ids(miss, n_miss), -1;
     if (!n_miss && ev->n_prev == 1 && !always) return room_store_free_ids(miss, n_miss), 0;
     room_state_map **maps = calloc(ev->n_prev + 1, sizeof *maps);
@@ -212,13 +237,16 @@ int fed_state_before(hs_server *srv, const char *origin, const room_event *ev, b
 /* ---- pulled and pushed events -------------------------------------------- */
 
 /* Auth events, fetched from origin when we lack them; then the state
- * before; then into the room. */
+ * before (none needed when the caller knows ev's one prev event is in the
+ * timeline: room_receive takes the state after it); then into the room. */
 static int receive_with_state(hs_server *srv, const char *origin, const room_event *ev,
-                              hs_err *err) {
+                              bool prevs_known, hs_err *err) {
     if (fed_ensure_events(srv, origin, ev->ver, ev->room_id, ev->auth_events, ev->n_auth, err) < 0)
         return -1;
     room_state_map *before = NULL;
-    if (fed_state_before(srv, origin, ev, false, &before, err) < 0) return -1;
+    if (!(prevs_known && ev->n_prev == 1) &&
+        fed_state_before(srv, origin, ev, false, &before, err) < 0)
+        return -1;
     int rc = fed_persist_event(srv, ev, before, false, NULL, NULL, err);
     room_state_map_free(before);
     return rc;
@@ -265,7 +293,7 @@ static int fill_gap(hs_server *srv, const char *origin, const room_event *ev, hs
     for (i = 0; i < n; i++) {
         hs_err e = {0};
         int have = have_in_timeline(srv, evs[i]->event_id, &e);
-        if (have == 0 && receive_with_state(srv, origin, evs[i], &e) < 0)
+        if (have == 0 && receive_with_state(srv, origin, evs[i], false, &e) < 0)
             hs_info("federation: missing event %s not stored: %s", evs[i]->event_id, e.msg);
         room_event_free(evs[i]);
     }
@@ -318,25 +346,29 @@ int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char 
     if (ok < 0) return -1;
     room_event *ev = fed_event_verify(srv, v, pdu, err);
     if (!ev) return -1;
-    int rc = have_in_timeline(srv, ev->event_id, err);
-    if (rc != 0) return room_event_free(ev), rc < 0 ? -1 : 0;
     char **miss;
     size_t n_miss;
-    rc = missing_prevs(srv, ev, &miss, &n_miss, err);
-    if (rc == 0 && n_miss) {
+    bool have = false;
+    int rc = missing_prevs(srv, ev, &miss, &n_miss, &have, err);
+    if (rc < 0 || have) {
+        room_store_free_ids(miss, n_miss);
+        room_event_free(ev);
+        return rc < 0 ? -1 : 0;
+    }
+    if (n_miss) {
         hs_err gap = {0};
         if (fill_gap(srv, origin, ev, &gap) < 0)
             hs_info("federation: get_missing_events for %s from %s: %s", ev->event_id, origin,
                     gap.msg);
         room_store_free_ids(miss, n_miss);
-        rc = missing_prevs(srv, ev, &miss, &n_miss, err);
+        rc = missing_prevs(srv, ev, &miss, &n_miss, NULL, err);
         if (rc == 0 && n_miss)
             rc = hs_err_set(
                 err, 403, "M_FORBIDDEN",
                 "Your server isn't divulging details about prev_events referenced in this event.");
     }
     room_store_free_ids(miss, n_miss);
-    if (rc == 0) rc = receive_with_state(srv, origin, ev, err);
+    if (rc == 0) rc = receive_with_state(srv, origin, ev, true, err);
     room_event_free(ev);
     return rc;
 }

@@ -15,17 +15,70 @@
 static int load_auth(db_conn *c, const room_event *ev, room_event **out, size_t *n,
                      hs_err *err) {
     *n = 0;
-    for (size_t i = 0; i < ev->n_auth; i++) {
-        room_event *a = room_store_get_event(c, ev->auth_events[i], err);
-        if (!a) {
-            if (err->status == 404)
-                hs_err_set(err, 404, "M_NOT_FOUND", "auth event %s of %s is not stored",
-                           ev->auth_events[i], ev->event_id);
-            return -1;
-        }
-        out[(*n)++] = a;
+    if (room_store_get_events(c, ev->auth_events, ev->n_auth, out, err) < 0) {
+        if (err->status == 404)
+            hs_err_set(err, 404, "M_NOT_FOUND", "an auth event of %s is not stored (%s)",
+                       ev->event_id, err->msg);
+        return -1;
     }
+    *n = ev->n_auth;
     return 0;
+}
+
+/* The common case of a room's life: ev's one prev event is the room's one
+ * forward extremity and the current state is the state after it, so the
+ * state before ev is the current state. 1 with *current (the group), 0, -1. */
+static int extends_current(db_conn *c, const room_event *ev, long long *current, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT f.event_id, e.state_after, r.current_state_group FROM forward_extremities f"
+        " JOIN events e USING (event_id) JOIN rooms r ON r.room_id = f.room_id"
+        " WHERE f.room_id = $1 LIMIT 2");
+    if (ev->n_prev != 1) return 0;
+    PGresult *r = db_run(c, &q, 1, (const char *[]){ev->room_id}, err);
+    if (!r) return -1;
+    int yes = PQntuples(r) == 1 && !strcmp(PQgetvalue(r, 0, 0), ev->prev_events[0]) &&
+              !PQgetisnull(r, 0, 1) && !PQgetisnull(r, 0, 2) &&
+              atoll(PQgetvalue(r, 0, 2)) > 0 && !strcmp(PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+    if (yes) *current = atoll(PQgetvalue(r, 0, 2));
+    PQclear(r);
+    return yes;
+}
+
+/* Whether the current state holds exactly ev's auth events at every key its
+ * auth events selection names (none where it cites none): then checking ev
+ * against the current state decides as its auth events did. 1, 0, -1. */
+static int auth_events_are_current(db_conn *c, const room_event *ev, room_event **auth,
+                                   size_t n_auth, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT cs.type, cs.state_key, cs.event_id FROM current_state cs"
+        " JOIN unnest($2::text[], $3::text[]) AS k(type, state_key)"
+        "  ON cs.type = k.type AND cs.state_key = k.state_key WHERE cs.room_id = $1");
+    room_state_key keys[16];
+    size_t nk = room_auth_types_for_event(ev->ver, ev->json, keys, 16);
+    const char *types[16], *sks[16];
+    for (size_t i = 0; i < nk; i++) types[i] = keys[i].type, sks[i] = keys[i].state_key;
+    char *ta = db_text_array(types, nk), *sa = db_text_array(sks, nk);
+    PGresult *r = ta && sa ? db_run(c, &q, 3, (const char *[]){ev->room_id, ta, sa}, err) : NULL;
+    free(ta);
+    free(sa);
+    if (!r) return ta && sa ? -1 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    /* Every current entry must be a cited event and every cited event current
+     * (all cited events are of the selection: room_auth_check_auth_events). */
+    int same = 1;
+    for (int row = 0; row < PQntuples(r) && same; row++) {
+        bool found = false;
+        for (size_t i = 0; i < n_auth && !found; i++)
+            found = !strcmp(auth[i]->event_id, PQgetvalue(r, row, 2));
+        same = found;
+    }
+    for (size_t i = 0; i < n_auth && same; i++) {
+        bool found = false;
+        for (int row = 0; row < PQntuples(r) && !found; row++)
+            found = !strcmp(auth[i]->event_id, PQgetvalue(r, row, 2));
+        same = found;
+    }
+    PQclear(r);
+    return same;
 }
 
 /* Check ev against a lookup; -1 on a database failure, else 0 with *ok. */
@@ -82,23 +135,54 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
     return 0;
 }
 
+/* The verdict when the state before ev is the current state: rejected or
+ * accepted (there is nothing to soft-fail against). */
+static int verdict_linear(db_conn *c, const room_event *ev, room_event **auth, size_t n_auth,
+                          room_verdict *v, char *why, size_t why_len, hs_err *err) {
+    hs_err deny = {0};
+    if (room_auth_check_auth_events(ev, (const room_event *const *)auth, n_auth, &deny) < 0) {
+        if (why) snprintf(why, why_len, "%s", deny.msg);
+        return *v = ROOM_REJECTED, 0;
+    }
+    bool ok;
+    room_lookup own = {.c = c, .room_id = ev->room_id, .set = (const room_event *const *)auth,
+                       .n_set = n_auth};
+    if (check(ev, &own, &ok, why, why_len, err) < 0) return -1;
+    if (!ok) return *v = ROOM_REJECTED, 0;
+    int same = auth_events_are_current(c, ev, auth, n_auth, err);
+    if (same < 0) return -1;
+    if (!same) {
+        room_lookup cur = {.c = c, .room_id = ev->room_id, .current = true};
+        if (check(ev, &cur, &ok, why, why_len, err) < 0) return -1;
+    }
+    *v = ok ? ROOM_ACCEPTED : ROOM_REJECTED;
+    return 0;
+}
+
 int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
                  long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
                  hs_err *err) {
     room_event *auth[32];
     size_t n_auth = 0;
+    long long current = 0;
+    int linear = 0;
     if (why && why_len) *why = 0;
     if (ev->n_auth > 32) {
         *verdict = ROOM_REJECTED;
         if (why) snprintf(why, why_len, "too many auth events");
     } else if (load_auth(c, ev, auth, &n_auth, err) < 0 ||
-               verdict_for(c, ev, state_before, auth, n_auth, verdict, why, why_len, err) < 0) {
+               (!state_before && strcmp(ev->type, "m.room.create") != 0 &&
+                (linear = extends_current(c, ev, &current, err)) < 0) ||
+               (linear ? verdict_linear(c, ev, auth, n_auth, verdict, why, why_len, err)
+                       : verdict_for(c, ev, state_before, auth, n_auth, verdict, why, why_len,
+                                     err)) < 0) {
         for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
         return -1;
     }
     for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
     room_persist_item it = {ev, false, *verdict == ROOM_SOFT_FAILED,
                             *verdict == ROOM_REJECTED ? (why && *why ? why : "rejected") : NULL,
-                            state_before, 0, stream_ordering, false};
+                            state_before, linear ? current : 0, stream_ordering,
+                            linear && *verdict == ROOM_ACCEPTED, false};
     return room_store_persist(c, &it, 1, err);
 }

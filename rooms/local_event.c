@@ -141,7 +141,8 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     if (on->failed) *err = on->err, ok = -1;
     room_lookup_clear(&fork);
     room_persist_item it = {ev, false, false, NULL, before, before_group, stream_ordering,
-                            .extends_current = !create && current > 0 && before_group == current};
+                            .extends_current = !create && current > 0 && before_group == current,
+                            .known_new = !create};
     if (ok < 0 || room_store_persist(c, &it, 1, err) < 0) {
         room_event_free(ev);
         ev = NULL;

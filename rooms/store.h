@@ -43,11 +43,12 @@ typedef struct room_persist_item {
     const room_state_map *state_before; /* NULL: the state after its single prev event */
     long long state_before_group;      /* > 0: this stored group is the state before */
     long long stream_ordering;         /* > 0: reserved with db_stream_reserve; 0: take one */
-    /* A new local event built on the whole current state: this transaction
-     * locked the room, its prev_events are all the forward extremities and
+    /* An event built on the whole current state: this transaction locked
+     * the room, its prev_events are all the forward extremities and
      * state_before_group is the current group. Then it simply becomes the one
      * extremity and the current state moves by it alone (no re-reads). */
     bool extends_current;
+    bool known_new; /* certainly not stored yet (a local event just built) */
 } room_persist_item;
 
 /* Persist events in order, in the caller's transaction: rows, DAG edges,
@@ -89,6 +90,12 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
  * version too when v is not NULL. */
 long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
                                hs_err *err);
+
+/* The stored events with these IDs, parsed, in the same order (out[i] for
+ * ids[i]; caller frees each), in one query; 404 M_NOT_FOUND naming the
+ * first one missing (then nothing is returned). */
+int room_store_get_events(db_conn *c, const char *const *ids, size_t n, room_event **out,
+                          hs_err *err);
 
 /* The event at (type, state_key) in the room's current state, parsed (caller
  * frees); NULL with err->status 404 when there is none. One query. */

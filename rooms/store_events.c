@@ -152,7 +152,7 @@ static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
     const room_event *ev = it->ev;
     /* A new local event (extends_current) cannot be stored yet: its ID hashes
      * prev_events that only this transaction, holding the room, has seen. */
-    int kind = it->extends_current ? 0 : stored_kind(c, ev->event_id, NULL, err);
+    int kind = it->known_new ? 0 : stored_kind(c, ev->event_id, NULL, err);
     if (kind < 0) return -1;
     if (kind == 2 || (kind == 1 && it->outlier)) return 0; /* already have it */
     if (ensure_room(c, ev, err) < 0) return -1;
@@ -191,15 +191,19 @@ const room_version *room_store_room_version(db_conn *c, const char *room_id, hs_
 }
 
 /* One stored event from a binary result row: json, rejected, room_version,
- * event_id (NULL: parse it as id). */
-static room_event *event_from_row(PGresult *r, const char *id, hs_err *err) {
-    const room_version *v = room_version_get(PQgetvalue(r, 0, 2));
-    json_t *j = hs_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), err);
-    room_event *ev = v && j ? room_event_parse_stored(v, j, id ? id : PQgetvalue(r, 0, 3), err)
+ * event_id (id NULL: the row's). */
+static room_event *event_from_row_at(PGresult *r, int row, const char *id, hs_err *err) {
+    const room_version *v = room_version_get(PQgetvalue(r, row, 2));
+    json_t *j = hs_json_parse(PQgetvalue(r, row, 0), (size_t)PQgetlength(r, row, 0), err);
+    room_event *ev = v && j ? room_event_parse_stored(v, j, id ? id : PQgetvalue(r, row, 3), err)
                             : NULL;
     json_decref(j);
-    if (ev) ev->rejected = PQgetvalue(r, 0, 1)[0] != 0; /* binary bool */
+    if (ev) ev->rejected = PQgetvalue(r, row, 1)[0] != 0; /* binary bool */
     return ev;
+}
+
+static room_event *event_from_row(PGresult *r, const char *id, hs_err *err) {
+    return event_from_row_at(r, 0, id, err);
 }
 
 room_event *room_store_get_event(db_conn *c, const char *event_id, hs_err *err) {
@@ -212,6 +216,36 @@ room_event *room_store_get_event(db_conn *c, const char *event_id, hs_err *err) 
     if (!PQntuples(r)) hs_err_set(err, 404, "M_NOT_FOUND", "unknown event %s", event_id);
     PQclear(r);
     return ev;
+}
+
+int room_store_get_events(db_conn *c, const char *const *ids, size_t n, room_event **out,
+                          hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT e.json, e.rejected_reason IS NOT NULL, r.room_version, e.event_id"
+        " FROM events e JOIN rooms r USING (room_id) WHERE e.event_id = ANY($1::text[])");
+    for (size_t i = 0; i < n; i++) out[i] = NULL;
+    if (n == 0) return 0;
+    char *arr = db_text_array(ids, n);
+    if (!arr) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    PGresult *r = db_run_ex(c, &q, 1, (const char *[]){arr}, NULL, NULL, 1, err);
+    free(arr);
+    if (!r) return -1;
+    int rc = 0;
+    for (int row = 0; row < PQntuples(r) && rc == 0; row++) {
+        /* A row answers every position naming it (an ID may repeat). */
+        const char *id = PQgetvalue(r, row, 3);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (out[i] || strcmp(ids[i], id) != 0) continue;
+            out[i] = event_from_row_at(r, row, ids[i], err);
+            if (!out[i]) rc = -1;
+        }
+    }
+    PQclear(r);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (!out[i]) rc = hs_err_set(err, 404, "M_NOT_FOUND", "unknown event %s", ids[i]);
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++) room_event_free(out[i]), out[i] = NULL;
+    return rc;
 }
 
 room_event *room_store_current_event(db_conn *c, const char *room_id, const char *type,
