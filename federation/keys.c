@@ -10,6 +10,7 @@
  * fetch (spec). A server is asked at most once per FED_KEY_REFETCH_MS, and
  * threads that need the same server's keys wait for one fetch. */
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,53 @@ static int store_response(hs_server *srv, const json_t *resp, const char *server
     return rc;
 }
 
+/* Keys read from the database, kept in memory for a few minutes: every PDU
+ * and every signed request of a busy peer asks for the same one or two keys.
+ * Only a key still good enough is taken from here (fed_get_server_key);
+ * every other path reads the database, which refreshes the entry. */
+#define KEY_CACHE_SLOTS 64
+#define KEY_CACHE_TTL_MS (5 * 60 * 1000LL)
+static struct {
+    char server_name[256], key_id[64];
+    unsigned char pk[32];
+    long long valid_until, cached_at;
+} key_cache[KEY_CACHE_SLOTS];
+static unsigned key_cache_next;
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int key_cache_find(const char *server_name, const char *key_id) {
+    for (int i = 0; i < KEY_CACHE_SLOTS; i++)
+        if (!strcmp(key_cache[i].server_name, server_name) && !strcmp(key_cache[i].key_id, key_id))
+            return i;
+    return -1;
+}
+
+static bool key_cache_get(const char *server_name, const char *key_id, unsigned char pk[32],
+                          long long *valid_until) {
+    pthread_mutex_lock(&key_cache_mu);
+    int i = key_cache_find(server_name, key_id);
+    bool hit = i >= 0 && hs_now_ms() - key_cache[i].cached_at < KEY_CACHE_TTL_MS;
+    if (hit) memcpy(pk, key_cache[i].pk, 32), *valid_until = key_cache[i].valid_until;
+    pthread_mutex_unlock(&key_cache_mu);
+    return hit;
+}
+
+static void key_cache_put(const char *server_name, const char *key_id, const unsigned char pk[32],
+                          long long valid_until) {
+    if (strlen(server_name) >= sizeof key_cache[0].server_name ||
+        strlen(key_id) >= sizeof key_cache[0].key_id)
+        return;
+    pthread_mutex_lock(&key_cache_mu);
+    int i = key_cache_find(server_name, key_id);
+    if (i < 0) i = (int)(key_cache_next++ % KEY_CACHE_SLOTS);
+    snprintf(key_cache[i].server_name, sizeof key_cache[i].server_name, "%s", server_name);
+    snprintf(key_cache[i].key_id, sizeof key_cache[i].key_id, "%s", key_id);
+    memcpy(key_cache[i].pk, pk, 32);
+    key_cache[i].valid_until = valid_until;
+    key_cache[i].cached_at = hs_now_ms();
+    pthread_mutex_unlock(&key_cache_mu);
+}
+
 /* 1 with the key, 0 when we have none, -1 on a database error. */
 static int lookup_key(hs_server *srv, const char *server_name, const char *key_id,
                       unsigned char pk[32], long long *valid_until, hs_err *err) {
@@ -174,6 +222,7 @@ static int lookup_key(hs_server *srv, const char *server_name, const char *key_i
     int rc = 0;
     if (PQntuples(res) == 1 && decode_key(PQgetvalue(res, 0, 0), pk) == 0) {
         *valid_until = atoll(PQgetvalue(res, 0, 1));
+        key_cache_put(server_name, key_id, pk, *valid_until);
         rc = 1;
     }
     PQclear(res);
@@ -366,6 +415,8 @@ int fed_get_server_key(hs_server *srv, const char *server_name, const char *key_
         return 0;
     }
     long long until = 0;
+    if (key_cache_get(server_name, key_id, pk, &until) && good_enough(until, min_valid_until_ts))
+        return 0;
     int got = lookup_key(srv, server_name, key_id, pk, &until, err);
     if (got < 0) return -1;
     if (got && good_enough(until, min_valid_until_ts)) return 0;
