@@ -63,6 +63,11 @@ def main():
     ap.add_argument("--pdus", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--receiver", choices=["python", "pvyhs"], default="python")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="perf record -g of the receiving pvyhs during the drain into FILE")
+    ap.add_argument("--pg-stats", action="store_true",
+                    help="print the receiving pvyhs's statements during the drain "
+                         "(pg_stat_statements: calls per PDU, time)")
     a = ap.parse_args()
     if a.bin:
         os.environ["PVYHS_BIN"] = a.bin
@@ -94,6 +99,9 @@ def main():
             r = bob.req("POST", f"/join/{fs.q(room)}?server_name={fs.q(hs.server_name)}", {})
             assert r.status == 200, r
             dest = hs2.server_name
+
+            if a.pg_stats:  # loaded when the receiver comes back
+                hs2.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
 
             def down():
                 assert hs2.stop() == 0
@@ -135,8 +143,23 @@ def main():
             peer.signed_get(hs, "/_matrix/federation/v1/version")
             fs.wait_until(lambda: len(peer.pdus()) >= a.pdus, timeout=3600, what="the drain")
         else:
+            prof = subprocess.Popen(["perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o", a.profile, "-p",
+                                     str(hs2.proc.pid)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL) if a.profile else None
+            if a.pg_stats:
+                hs2.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                hs2.psql("SELECT pg_stat_statements_reset()")
             hs2.fed_request(hs.server_name, "/_matrix/federation/v1/version")
             fs.wait_until(lambda: fs.queued(hs, dest) == 0, timeout=3600, what="the drain")
+            if prof:
+                prof.send_signal(2)
+                prof.wait()
+            if a.pg_stats:
+                print(hs2.psql(
+                    f"SELECT round(calls::numeric / {a.pdus}, 2) AS per_pdu,"
+                    " round(total_exec_time::numeric) AS ms,"
+                    " left(regexp_replace(query, '\\s+', ' ', 'g'), 110)"
+                    " FROM pg_stat_statements ORDER BY calls DESC LIMIT 40"))
         t_drain = time.perf_counter() - t1
         done.set()
         sampler.join()
