@@ -92,18 +92,25 @@ static int check(const room_event *ev, room_lookup *l, bool *ok, char *why, size
     return 0;
 }
 
-static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                       room_event **auth, size_t n_auth, room_verdict *v, char *why,
-                       size_t why_len, hs_err *err) {
+/* The first checks, against the event's own auth events: *ok false when
+ * they reject it (why says so). 0, or -1 on a database failure. */
+static int check_own(db_conn *c, const room_event *ev, room_event **auth, size_t n_auth,
+                     bool *ok, char *why, size_t why_len, hs_err *err) {
     hs_err deny = {0};
     if (room_auth_check_auth_events(ev, (const room_event *const *)auth, n_auth, &deny) < 0) {
         if (why) snprintf(why, why_len, "%s", deny.msg);
-        return *v = ROOM_REJECTED, 0;
+        return *ok = false, 0;
     }
-    bool ok;
     room_lookup own = {.c = c, .room_id = ev->room_id, .set = (const room_event *const *)auth,
                        .n_set = n_auth};
-    if (check(ev, &own, &ok, why, why_len, err) < 0) return -1;
+    return check(ev, &own, ok, why, why_len, err);
+}
+
+static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                       room_event **auth, size_t n_auth, room_verdict *v, char *why,
+                       size_t why_len, hs_err *err) {
+    bool ok;
+    if (check_own(c, ev, auth, n_auth, &ok, why, why_len, err) < 0) return -1;
     if (!ok) return *v = ROOM_REJECTED, 0;
     room_state_map *prev_state = NULL;
     if (!state_before && strcmp(ev->type, "m.room.create") != 0) {
@@ -139,15 +146,8 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
  * accepted (there is nothing to soft-fail against). */
 static int verdict_linear(db_conn *c, const room_event *ev, room_event **auth, size_t n_auth,
                           room_verdict *v, char *why, size_t why_len, hs_err *err) {
-    hs_err deny = {0};
-    if (room_auth_check_auth_events(ev, (const room_event *const *)auth, n_auth, &deny) < 0) {
-        if (why) snprintf(why, why_len, "%s", deny.msg);
-        return *v = ROOM_REJECTED, 0;
-    }
     bool ok;
-    room_lookup own = {.c = c, .room_id = ev->room_id, .set = (const room_event *const *)auth,
-                       .n_set = n_auth};
-    if (check(ev, &own, &ok, why, why_len, err) < 0) return -1;
+    if (check_own(c, ev, auth, n_auth, &ok, why, why_len, err) < 0) return -1;
     if (!ok) return *v = ROOM_REJECTED, 0;
     int same = auth_events_are_current(c, ev, auth, n_auth, err);
     if (same < 0) return -1;
