@@ -70,6 +70,7 @@ static struct {
     pthread_cond_t cv;        /* the dispatcher waits here */
     pthread_cond_t work_cv;   /* workers wait here */
     bool running, stop, kick;
+    bool data_kick; /* the kick came from new local data (fed_sender_wake) */
     hs_server *srv;
     pthread_t dispatcher, workers[N_WORKERS];
     bool has_dispatcher;
@@ -304,22 +305,38 @@ static int start_up(void) {
     return 0;
 }
 
-static void wait_round(long long due) {
+/* Wait for the next round; true when only new local data woke it. */
+static bool wait_round(long long due) {
     long long now = hs_now_ms(), until = now + POLL_MS;
     if (due && due < until) until = due > now ? due : now;
     struct timespec ts = {.tv_sec = until / 1000, .tv_nsec = (until % 1000) * 1000000L};
     if (!S.kick && !S.stop) pthread_cond_timedwait(&S.cv, &S.mu, &ts); /* CLOCK_REALTIME */
-    S.kick = false;
+    bool data_only = S.kick && S.data_kick;
+    S.kick = S.data_kick = false;
+    return data_only;
 }
+
+/* Rounds at most this often: under a stream of local sends each commit
+ * wakes the dispatcher, and a round (reading the new events and their rooms'
+ * servers, moving the position) per message cost more database work than
+ * the sends themselves. A few milliseconds gathers them into one round. */
+#define ROUND_MIN_INTERVAL_MS 5
 
 static void *dispatcher_main(void *arg) {
     (void)arg;
     bool started = start_up() == 0;
-    long long last_scan = 0;
+    long long last_scan = 0, last_round = 0;
+    bool data_only = false;
     pthread_mutex_lock(&S.mu);
     while (!S.stop) {
         pthread_mutex_unlock(&S.mu);
         long long now = hs_now_ms();
+        if (data_only && now - last_round < ROUND_MIN_INTERVAL_MS && now >= last_round) {
+            struct timespec pause = {0, (ROUND_MIN_INTERVAL_MS - (now - last_round)) * 1000000L};
+            nanosleep(&pause, NULL);
+            now = hs_now_ms();
+        }
+        last_round = now;
         if (!started) started = start_up() == 0;
         if (started) {
             bool full = now - last_scan >= RESCAN_MS;
@@ -327,7 +344,7 @@ static void *dispatcher_main(void *arg) {
             if (full) last_scan = now;
         }
         pthread_mutex_lock(&S.mu);
-        wait_round(started ? dispatch(hs_now_ms()) : 0);
+        data_only = wait_round(started ? dispatch(hs_now_ms()) : 0);
     }
     pthread_mutex_unlock(&S.mu);
     return NULL;
@@ -514,6 +531,7 @@ static void *worker_main(void *arg) {
 
 void fed_sender_wake(void) {
     pthread_mutex_lock(&S.mu);
+    if (!S.kick) S.data_kick = true; /* a kick already pending keeps its kind */
     S.kick = true;
     pthread_cond_signal(&S.cv);
     pthread_mutex_unlock(&S.mu);
@@ -532,7 +550,7 @@ void fed_sender_typing(const char *room_id, const char *user_id, bool typing) {
             S.typing = realloc(S.typing, S.cap_typing * sizeof *S.typing);
         }
         S.typing[S.n_typing++] = (typing_note){strdup(room_id), strdup(user_id), typing};
-        S.kick = true;
+        S.kick = true, S.data_kick = false; /* typing goes out at once */
         pthread_cond_signal(&S.cv);
     }
     pthread_mutex_unlock(&S.mu);
@@ -549,7 +567,7 @@ void fed_sender_remote_up(const char *server_name) {
         d->retry_until = 0;
         d->came_back = true;
         d->has_work = true;
-        S.kick = true;
+        S.kick = true, S.data_kick = false;
         pthread_cond_signal(&S.cv);
     }
     pthread_mutex_unlock(&S.mu);
