@@ -239,3 +239,37 @@ def test_knock_withdrawn_from_another_server(net):
         st = c.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(k3)}", token=t1)
         pytest.fail(f"A still lists the withdrawn knock; C's view of it: {st.status} {st.raw[:300]}")
 
+
+
+def test_invite_blocked_across_servers(net):
+    """v1.18 invite blocking (m.invite_permission_config): B's user blocks
+    invites; A's user invites them into a room on A. B refuses the federation
+    /invite with 403 M_INVITE_BLOCKED, A's user gets that error, and A keeps
+    no trace of the invite. Unblocked, the same invite goes through."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    bob, btok = b.add_user("chf_blocker"), b.login("chf_blocker")
+    r = b.request("PUT", f"/_matrix/client/v3/user/{q(bob)}/account_data/m.invite_permission_config",
+                  {"default_action": "block"}, token=btok)
+    assert r.status == 200, r
+    room = create(a, tok["chf_anna"], {"preset": "private_chat", "name": "chf blocked invite"})
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": bob},
+                  token=tok["chf_anna"])
+    assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r
+    r = a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(bob)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404, r
+    assert a.psql(f"SELECT count(*) FROM events WHERE room_id = '{room}' AND state_key = '{bob}'") == "0"
+    assert b.psql(f"SELECT count(*) FROM fed_remote_memberships WHERE user_id = '{bob}'") == "0"
+    # The same through the state endpoint.
+    r = a.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(bob)}",
+                  {"membership": "invite"}, token=tok["chf_anna"])
+    assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r
+    # Any other value lets invites through again.
+    r = b.request("PUT", f"/_matrix/client/v3/user/{q(bob)}/account_data/m.invite_permission_config",
+                  {"default_action": "allow"}, token=btok)
+    assert r.status == 200, r
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": bob},
+                  token=tok["chf_anna"])
+    assert r.status == 200, r
+    r = b.request("GET", "/_matrix/client/v3/sync?timeout=0", token=btok)
+    assert room in r.json["rooms"]["invite"], r
