@@ -273,3 +273,102 @@ def test_invite_blocked_across_servers(net):
     assert r.status == 200, r
     r = b.request("GET", "/_matrix/client/v3/sync?timeout=0", token=btok)
     assert room in r.json["rooms"]["invite"], r
+
+
+def ip_named(pki, prefix, extra):  # noqa: F811
+    """A FedServer named by its IP literal (127.0.0.1:port), so that a server
+    ACL can tell it from the localhost:port servers (ACLs ignore ports)."""
+    s = FedServer(pki, prefix=prefix, extra=extra)
+    old, s.server_name = s.server_name, f"127.0.0.1:{s.fed_port}"
+    with open(s.config) as f:
+        text = f.read()
+    with open(s.config, "w") as f:
+        f.write(text.replace(f'server_name: "{old}"', f'server_name: "{s.server_name}"'))
+    return s
+
+
+@pytest.fixture(scope="module")
+def acl_host(pki):  # noqa: F811
+    d = ip_named(pki, "chfd", LIMITS + "allow_public_rooms_over_federation: true\n")
+    d.start()
+    d.add_user("chf_dora")
+    yield d, d.login("chf_dora")
+    stop_clean(d)
+    d.__exit__(None, None, None)
+
+
+def test_server_acls_hide_rooms_from_denied_servers(net, acl_host):
+    """D (named 127.0.0.1:port) opens its directory to every server; one of its
+    rooms has a server ACL denying "localhost" (A, B and C here), another one
+    denying someone else. The denied servers don't see the first room in
+    D's federation /publicRooms (GET, POST, page by page), its federation
+    /hierarchy is 403 M_FORBIDDEN, its alias 403 over /query/directory, and
+    in a space it is an inaccessible child."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    d, dtok = acl_host
+    acl_deny = {"type": "m.room.server_acl", "state_key": "",
+                "content": {"allow": ["*"], "deny": ["localhost"], "allow_ip_literals": True}}
+    acl_other = {"type": "m.room.server_acl", "state_key": "",
+                 "content": {"allow": ["*"], "deny": ["evil.example"]}}
+    rooms = {}
+    for name, extra in (("open", []), ("banned", [acl_deny]), ("other", [acl_other])):
+        rooms[name] = create(d, dtok, {"preset": "public_chat", "visibility": "public",
+                                       "name": f"chf acl {name}", "room_alias_name": f"chf-acl-{name}",
+                                       "initial_state": extra})
+    # D's own user sees all three.
+    r = d.request("GET", "/_matrix/client/v3/publicRooms", token=dtok)
+    assert {x["room_id"] for x in r.json["chunk"]} == set(rooms.values()), r
+    # B (localhost:…) does not see the banned one, in one page …
+    r = b.fed_request(d.server_name, "/_matrix/federation/v1/publicRooms")
+    assert r.status == 200 and r.json["status"] == 200, r
+    assert {x["room_id"] for x in r.json["body"]["chunk"]} == {rooms["open"], rooms["other"]}, r.json
+    r = b.fed_request(d.server_name, "/_matrix/federation/v1/publicRooms", method="POST",
+                      content={"filter": {"generic_search_term": "chf acl"}})
+    assert {x["room_id"] for x in r.json["body"]["chunk"]} == {rooms["open"], rooms["other"]}, r.json
+    # … nor page by page (the tokens step over it), forwards then back.
+    seen, since, pages = [], None, []
+    for _ in range(5):
+        path = "/_matrix/federation/v1/publicRooms?limit=1" + (f"&since={q(since)}" if since else "")
+        body = b.fed_request(d.server_name, path).json["body"]
+        pages.append(body)
+        seen += [x["room_id"] for x in body["chunk"]]
+        since = body.get("next_batch")
+        if not since:
+            break
+    assert sorted(seen) == sorted([rooms["open"], rooms["other"]]), pages
+    prev = pages[-1].get("prev_batch")
+    assert prev, pages
+    body = b.fed_request(d.server_name, f"/_matrix/federation/v1/publicRooms?limit=1&since={q(prev)}").json["body"]
+    assert [x["room_id"] for x in body["chunk"]] == [seen[-2]], (body, seen)
+    # B's user browsing D through B: the same.
+    r = b.request("GET", "/_matrix/client/v3/publicRooms?server=" + q(d.server_name), token=tok["chf_ben"])
+    assert r.status == 200 and {x["room_id"] for x in r.json["chunk"]} == {rooms["open"], rooms["other"]}, r
+    # /hierarchy of the banned room: 403; of the others: answered.
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/hierarchy/{q(rooms['banned'])}")
+    assert r.json["status"] == 403 and r.json["body"]["errcode"] == "M_FORBIDDEN", r.json
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/hierarchy/{q(rooms['other'])}")
+    assert r.json["status"] == 200 and r.json["body"]["room"]["room_id"] == rooms["other"], r.json
+    # … and so A's user gets no summary of it through D.
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(rooms['banned'])}?via={q(d.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404, r
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(rooms['open'])}?via={q(d.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 200 and r.json["name"] == "chf acl open", r
+    # The alias of the banned room: 403 over /query/directory, and B's user hears so.
+    alias = f"#chf-acl-banned:{d.server_name}"
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/query/directory?room_alias={q(alias)}")
+    assert r.json["status"] == 403 and r.json["body"]["errcode"] == "M_FORBIDDEN", r.json
+    r = b.fed_request(d.server_name, "/_matrix/federation/v1/query/directory?room_alias="
+                      + q(f"#chf-acl-other:{d.server_name}"))
+    assert r.json["status"] == 200 and r.json["body"]["room_id"] == rooms["other"], r.json
+    # A space of D holding both: the banned room is an inaccessible child for B.
+    space = create(d, dtok, {"preset": "public_chat", "name": "chf acl space",
+                             "creation_content": {"type": "m.space"}})
+    add_child(d, dtok, space, rooms["banned"], [d.server_name])
+    add_child(d, dtok, space, rooms["open"], [d.server_name])
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/hierarchy/{q(space)}")
+    body = r.json["body"]
+    assert [x["room_id"] for x in body["children"]] == [rooms["open"]], body
+    assert body["inaccessible_children"] == [rooms["banned"]], body
+
