@@ -372,3 +372,34 @@ def test_server_acls_hide_rooms_from_denied_servers(net, acl_host):
     assert [x["room_id"] for x in body["children"]] == [rooms["open"]], body
     assert body["inaccessible_children"] == [rooms["banned"]], body
 
+
+def test_room_summary_of_a_remote_alias(net):
+    """room_summary/#alias:B from A: A asks B's directory (federation
+    /query/directory), then B's federation /hierarchy through the servers
+    the directory named; no `via` needed."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    rb = create(b, tok["chf_ben"], {"preset": "public_chat", "name": "chf aliased room",
+                                    "topic": "found by alias", "room_alias_name": "chf-aliased"})
+    alias = f"#chf-aliased:{b.server_name}"
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(alias)}", token=tok["chf_anna"])
+    assert r.status == 200, r
+    assert r.json["room_id"] == rb and r.json["name"] == "chf aliased room", r.json
+    assert r.json["topic"] == "found by alias" and r.json["membership"] == "leave", r.json
+    assert r.json["canonical_alias"] == alias and "children_state" not in r.json
+    # An alias B does not have: 404, B's answer.
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q('#chf-nothing:' + b.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+    # A private room's alias resolves, but its summary stays B's secret.
+    create(b, tok["chf_ben"], {"preset": "private_chat", "room_alias_name": "chf-aliased-secret"})
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q('#chf-aliased-secret:' + b.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404, r
+    # A server that does not exist: the directory can't be asked.
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q('#x:nowhere.invalid')}", token=tok["chf_anna"])
+    assert r.status == 502, r
+    # Once A is in the room, A answers from its own copy.
+    r = a.request("POST", f"/_matrix/client/v3/join/{q(alias)}", {}, token=tok["chf_anna"])
+    assert r.status == 200, r
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(alias)}", token=tok["chf_anna"])
+    assert r.status == 200 and r.json["membership"] == "join" and r.json["num_joined_members"] == 2, r
