@@ -264,6 +264,12 @@ def test_invite_blocked_across_servers(net):
     r = a.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(bob)}",
                   {"membership": "invite"}, token=tok["chf_anna"])
     assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r
+    # createRoom's invite list too: the room is not created.
+    before = a.psql("SELECT count(*) FROM rooms")
+    r = a.request("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat", "invite": [bob]},
+                  token=tok["chf_anna"])
+    assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r
+    assert a.psql("SELECT count(*) FROM rooms") == before
     # Any other value lets invites through again.
     r = b.request("PUT", f"/_matrix/client/v3/user/{q(bob)}/account_data/m.invite_permission_config",
                   {"default_action": "allow"}, token=btok)
@@ -403,3 +409,4 @@ def test_room_summary_of_a_remote_alias(net):
     assert r.status == 200, r
     r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(alias)}", token=tok["chf_anna"])
     assert r.status == 200 and r.json["membership"] == "join" and r.json["num_joined_members"] == 2, r
+
