@@ -410,3 +410,54 @@ def test_room_summary_of_a_remote_alias(net):
     r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(alias)}", token=tok["chf_anna"])
     assert r.status == 200 and r.json["membership"] == "join" and r.json["num_joined_members"] == 2, r
 
+
+SS = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+
+def ss(server, tok, body, pos=None):
+    r = server.request("POST", SS + "?timeout=0" + (f"&pos={q(pos)}" if pos else ""), body, token=tok)
+    assert r.status == 200, r
+    return r.json
+
+
+def test_sliding_sync_lists_invites_to_rooms_on_other_servers(net):
+    """B's user is invited to a room on A that B is not in: sliding sync
+    lists it (is_invite), with the stripped state A sent as invite_state, a
+    name from it and the encryption the create/encryption events say; the
+    rejection comes next as a leave; a blocked user's invites are hidden."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    bea, btok = b.add_user("chf_ss_bea"), b.login("chf_ss_bea")
+    room = create(a, tok["chf_anna"], {"preset": "private_chat", "name": "chf ss invite",
+                                        "topic": "for bea", "invite": [bea]})
+    body = {"conn_id": "remote", "lists": {
+        "invites": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_invite": True}},
+        "encrypted": {"ranges": [[0, 9]], "filters": {"is_encrypted": True}},
+        "all": {"ranges": [[0, 9]], "required_state": [["*", "*"]]}}}
+    first = ss(b, btok, body)
+    assert first["lists"]["invites"]["count"] == 1, first
+    assert first["lists"]["encrypted"]["count"] == 1, first       # private: encrypted by default
+    entry = first["rooms"][room]
+    assert entry["name"] == "chf ss invite" and entry["initial"] is True, entry
+    st = {(e["type"], e["state_key"]): e for e in entry["invite_state"]}
+    assert ("m.room.create", "") in st and ("m.room.topic", "") in st, entry
+    assert st[("m.room.member", bea)]["content"]["membership"] == "invite"
+    assert st[("m.room.member", bea)]["sender"] == f"@chf_anna:{a.server_name}"
+    assert all(set(e) <= {"type", "state_key", "content", "sender"} for e in entry["invite_state"])
+    # Nothing new: the room is not sent again.
+    again = ss(b, btok, body, pos=first["pos"])
+    assert room not in again.get("rooms", {}), again
+    # Rejected: it comes once more, as the leave, and leaves the invite list.
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=btok)
+    assert r.status == 200, r
+    after = ss(b, btok, body, pos=again["pos"])
+    assert after["lists"]["invites"]["count"] == 0, after
+    left = after["rooms"][room]
+    assert [e["content"]["membership"] for e in left["timeline"]] == ["leave"], left
+    # A user who blocks invites sees none, the remote ones included.
+    room2 = create(a, tok["chf_anna"], {"preset": "private_chat", "invite": [bea]})
+    assert room2 in ss(b, btok, {"conn_id": "fresh", "lists": body["lists"]})["rooms"]
+    r = b.request("PUT", f"/_matrix/client/v3/user/{q(bea)}/account_data/m.invite_permission_config",
+                  {"default_action": "block"}, token=btok)
+    assert r.status == 200, r
+    hidden = ss(b, btok, {"conn_id": "blocked", "lists": body["lists"]})
+    assert hidden["lists"]["invites"]["count"] == 0 and room2 not in hidden.get("rooms", {}), hidden
