@@ -74,7 +74,7 @@ static int check_room_state(const room_version *v, const char *room_id, const js
         room_event_free(create);
         if (ok) return 0;
     }
-    return hs_err_set(err, 400, "M_MISSING_PARAM",
+    return hs_err_set(err, 400, "M_INVALID_PARAM", /* the spec's SHOULD */
                       "invite_room_state lacks the room's m.room.create");
 }
 
