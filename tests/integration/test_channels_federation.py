@@ -196,6 +196,14 @@ def test_knock_from_another_server_through_the_queue(net):
                       {"reason": f"{n} asks"}, token=t)
         if r.status != 200:
             pytest.skip(f"knocks over federation not available: {r.status} {r.raw[:200]}")
+    # The knocker's sliding sync lists the room C is not in, with its stripped state.
+    k1_id, k1_tok = users["chf_k1"]
+    r = c.request("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?timeout=0",
+                  {"conn_id": "knock", "lists": {"all": {"ranges": [[0, 9]]}}}, token=k1_tok)
+    assert r.status == 200 and r.json["lists"]["all"]["count"] == 1, r
+    st = {(e["type"], e["state_key"]): e for e in r.json["rooms"][room]["invite_state"]}
+    assert st[("m.room.member", k1_id)]["content"]["membership"] == "knock", st
+    assert r.json["rooms"][room]["name"] == "chf knock club"
     r = a.request("GET", f"/_matrix/client/v3/sync?since={q(since)}&timeout=0", token=tok["chf_anna"])
     joined = r.json["rooms"]["join"][room]
     knocks = [e for e in joined["timeline"]["events"] if e["type"] == "m.room.member"
