@@ -140,6 +140,7 @@ typedef struct cfg {
     cfg_strlist federation_domain_whitelist;
     bool federation_verify_certificates;            /* true */
     cfg_strlist federation_custom_ca_list;
+    char *federation_sender_shard;                  /* ours, "i/n"; NULL: this process sends all */
     bool url_preview_enabled;                       /* false */
     long long max_upload_size;                      /* bytes; "50M" default */
 
@@ -189,6 +190,10 @@ typedef struct cfg {
 cfg *cfg_load(const char *path, FILE *diag, int *n_errors, int *n_warnings);
 
 void cfg_free(cfg *c);
+
+/* federation_sender_shard's "i/n" (0 <= i < n <= 1024) as its two numbers;
+ * false if s is anything else. */
+bool cfg_sender_shard_parse(const char *s, unsigned *i, unsigned *n);
 
 /* Write a fresh, commented homeserver.yaml for server_name with the given
  * data_dir and signing_key_path (absolute or relative to the config's folder),

@@ -161,6 +161,7 @@ bool cfg_check_cidrs(cfg_ctx *x, const cfg_node *v, const char *key, void *field
 bool cfg_check_server_names(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
 bool cfg_check_ip_literals(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
 bool cfg_check_files(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
+bool cfg_check_sender_shard(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
 
 /* ---- sections with their own code ---- */
 

@@ -165,6 +165,7 @@ const cfg_key cfg_top_keys[] = {
          .has_off = OFF(has_federation_domain_whitelist), .check = cfg_check_server_names),
     BOOL("federation_verify_certificates", federation_verify_certificates, 1),
     PATHS("federation_custom_ca_list", federation_custom_ca_list, .check = cfg_check_files),
+    STR("federation_sender_shard", federation_sender_shard, .check = cfg_check_sender_shard),
     BOOL("url_preview_enabled", url_preview_enabled, 0),
     LIST("url_preview_ip_range_blacklist", url_preview_ip_range_blacklist,
          .def_list = cfg_default_ip_blacklist, .check = cfg_check_cidrs),

@@ -2,6 +2,7 @@
  * Matrix server names, IP literals and CIDR ranges, URLs, log levels, files
  * that must exist. Each check names the key and line of the bad value. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -111,10 +112,30 @@ bool cfg_file_readable(cfg_ctx *x, int line, const char *key, const char *path) 
     return !dir;
 }
 
+bool cfg_sender_shard_parse(const char *s, unsigned *i, unsigned *n) {
+    char *end;
+    if (!s || !isdigit((unsigned char)s[0])) return false;
+    unsigned long a = strtoul(s, &end, 10);
+    if (*end != '/' || !isdigit((unsigned char)end[1])) return false;
+    unsigned long b = strtoul(end + 1, &end, 10);
+    if (*end || b == 0 || b > 1024 || a >= b) return false;
+    *i = (unsigned)a, *n = (unsigned)b;
+    return true;
+}
+
 bool cfg_check_server_name(cfg_ctx *x, const cfg_node *v, const char *key, void *field) {
     const char *why;
     if (cfg_server_name_valid(*(char **)field, &why)) return true;
     cfg_error(x, v->line, key, "'%s' is not a valid server name: %s", *(char **)field, why);
+    return false;
+}
+
+/* "i/n": this process is sender i of n (0 <= i < n). */
+bool cfg_check_sender_shard(cfg_ctx *x, const cfg_node *v, const char *key, void *field) {
+    unsigned i, n;
+    if (cfg_sender_shard_parse(*(char **)field, &i, &n)) return true;
+    cfg_error(x, v->line, key, "expected i/n with 0 <= i < n (such as 0/2), got '%s'",
+              *(char **)field);
     return false;
 }
 

@@ -2,7 +2,8 @@
  * /_matrix/federation/v1/query/directory?room_alias=… answers for our
  * aliases (the room and the servers to join it through, ours first, as
  * Synapse lists them), and fed_query_alias asks another server about its
- * own. */
+ * own. A server the room's server ACL denies gets 403 M_FORBIDDEN, as from
+ * the room endpoints: it could not use the answer anyway. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,11 @@ static int get_query_directory(hs_req *r, json_t **out, hs_err *err) {
     int rc = -1;
     if (res && PQntuples(res)) {
         const char *room_id = PQgetvalue(res, 0, 0);
-        json_t *in = fed_servers_in_room(c, room_id, err);
+        int acl = room_acl_allows(c, room_id, r->origin ? r->origin : "", err);
+        json_t *in = acl > 0 ? fed_servers_in_room(c, room_id, err) : NULL;
+        if (acl == 0)
+            hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
+                       r->origin ? r->origin : "", room_id);
         if (in) {
             json_t *servers = json_pack("[s]", r->srv->cfg->server_name);
             size_t i;

@@ -76,7 +76,7 @@ int fed_wellknown_parse(const char *body, size_t len, char *out, size_t outcap) 
     if (!o) return -1;
     const char *s = json_string_value(json_object_get(o, "m.server"));
     int rc = -1;
-    if (s && strlen(s) < outcap && fed_server_name_valid(s)) {
+    if (s && strlen(s) < outcap && hs_server_name_valid(s)) {
         strcpy(out, s);
         rc = 0;
     }
@@ -176,7 +176,7 @@ int fed_resolve_with(const fed_resolver_ops *ops, const char *server_name, fed_t
     int port, fam, dport, dfam;
     memset(t, 0, sizeof *t);
     *expires_ms = LLONG_MAX;
-    if (fed_parse_server_name(server_name, host, sizeof host, &port, &fam) < 0)
+    if (hs_server_name_parse(server_name, host, sizeof host, &port, &fam) < 0)
         return hs_err_set(err, 400, "M_INVALID_PARAM", "'%.300s' is not a valid server name",
                           server_name);
     if (fam || port) { /* steps 1 and 2 */
@@ -186,7 +186,7 @@ int fed_resolve_with(const fed_resolver_ops *ops, const char *server_name, fed_t
     long long wk_until = LLONG_MAX;
     int wk = ops->well_known(ops->ctx, host, deleg, sizeof deleg, &wk_until);
     *expires_ms = wk_until;
-    if (wk == 0 && fed_parse_server_name(deleg, dhost, sizeof dhost, &dport, &dfam) == 0) {
+    if (wk == 0 && hs_server_name_parse(deleg, dhost, sizeof dhost, &dport, &dfam) == 0) {
         if (dfam || dport) { /* 3.1 and 3.2: Host is the delegated name as given */
             set_target(t, dhost, dport ? dport : 8448, NULL, deleg);
             return 0;

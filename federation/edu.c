@@ -31,7 +31,7 @@ static bool may_act_in_room(hs_server *srv, const char *origin, const char *room
     hs_err err = {0};
     db_conn *c = db_acquire(srv->db, &err);
     PGresult *r = c ? db_run(c, &q, 2, (const char *[]){room_id, user_id}, &err) : NULL;
-    bool ok = r && PQntuples(r) > 0 && fed_acl_allows(c, room_id, origin, &err) == 1;
+    bool ok = r && PQntuples(r) > 0 && room_acl_allows(c, room_id, origin, &err) == 1;
     PQclear(r);
     db_release(srv->db, c);
     return ok;

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "homeserver/core/server_name.h"
 #include "homeserver/http/http.h"
 
 /* ---- routes ------------------------------------------------------------ */
@@ -74,9 +75,6 @@ bool fed_domain_allowed(const cfg *c, const char *server_name);
  * ip_range_whitelist. IPv4-mapped IPv6 addresses are judged as IPv4. */
 bool fed_ip_allowed(const cfg *c, const struct sockaddr *sa);
 
-/* Whether s is a valid server name per the spec's grammar (appendix): a DNS
- * name, IPv4 literal or [IPv6] literal, with an optional :port. */
-bool fed_server_name_valid(const char *s);
 
 /* ---- discovery --------------------------------------------------------------- */
 

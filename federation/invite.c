@@ -40,7 +40,7 @@ static int check_invite(hs_req *r, const room_event *ev, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     PGresult *res = c ? db_run(c, &user, 1, (const char *[]){ev->state_key}, err) : NULL;
     int known = res ? PQntuples(res) > 0 : -1;
-    int acl = known > 0 ? fed_acl_allows(c, ev->room_id, r->origin, err) : 1;
+    int acl = known > 0 ? room_acl_allows(c, ev->room_id, r->origin, err) : 1;
     int blocked = known > 0 && acl > 0 ? client_invites_blocked(c, ev->state_key, err) : 0;
     PQclear(res);
     db_release(r->srv->db, c);
@@ -74,7 +74,7 @@ static int check_room_state(const room_version *v, const char *room_id, const js
         room_event_free(create);
         if (ok) return 0;
     }
-    return hs_err_set(err, 400, "M_MISSING_PARAM",
+    return hs_err_set(err, 400, "M_INVALID_PARAM", /* the spec's SHOULD */
                       "invite_room_state lacks the room's m.room.create");
 }
 

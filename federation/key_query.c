@@ -44,7 +44,7 @@ static void lookup(hs_server *srv, const char *server_name, const json_t *key_id
         if (own) json_array_append_new(out, own);
         return;
     }
-    if (!fed_server_name_valid(server_name)) return;
+    if (!hs_server_name_valid(server_name)) return;
     long long now = hs_now_ms(), fetched = 0, valid = 0;
     json_t *resp = fed_keys_stored_response(srv, server_name, &fetched, &valid, &err);
     if (!fresh(resp, fetched, valid, key_ids, min_valid, now) &&

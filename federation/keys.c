@@ -422,7 +422,7 @@ int fed_get_server_key(hs_server *srv, const char *server_name, const char *key_
     if (got && good_enough(until, min_valid_until_ts)) return 0;
     if (!fed_domain_allowed(srv->cfg, server_name))
         return hs_err_set(err, 403, "M_FORBIDDEN", "Federation denied with %s.", server_name);
-    if (!fed_server_name_valid(server_name))
+    if (!hs_server_name_valid(server_name))
         return unauth(err, "'%.200s' is not a server name%s", server_name, "");
     if (begin_fetch(server_name)) {
         /* Another thread may have fetched it while we waited. */

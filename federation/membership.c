@@ -28,7 +28,7 @@ static const room_version *resident_room(db_conn *c, const hs_server *srv, const
         if (miss.status && miss.status != 404) return *err = miss, NULL;
         return hs_err_set(err, 404, "M_NOT_FOUND", "Unknown room %s", room_id), NULL;
     }
-    int ok = fed_acl_allows(c, room_id, origin, err);
+    int ok = room_acl_allows(c, room_id, origin, err);
     if (ok < 0) return NULL;
     if (!ok)
         return hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",

@@ -311,7 +311,7 @@ static int room_for(hs_server *srv, const char *origin, const char *room_id, con
     hs_err e = {0};
     *v = room_store_room_version(c, room_id, &e);
     int in = *v ? fed_server_in_room(c, room_id, srv->cfg->server_name, err) : -1;
-    int acl = in > 0 ? fed_acl_allows(c, room_id, origin, err) : -1;
+    int acl = in > 0 ? room_acl_allows(c, room_id, origin, err) : -1;
     db_release(srv->db, c);
     if (!*v)
         return e.status == 404 ? hs_err_set(err, 404, "M_NOT_FOUND", "Unknown room %s", room_id)

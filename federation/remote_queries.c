@@ -23,7 +23,7 @@
 
 static const char *server_of(const char *id) {
     const char *colon = id ? strchr(id, ':') : NULL;
-    return colon && fed_server_name_valid(colon + 1) ? colon + 1 : NULL;
+    return colon && hs_server_name_valid(colon + 1) ? colon + 1 : NULL;
 }
 
 /* A failed query as the Client-Server API shows it: the remote's 4xx as

@@ -138,7 +138,7 @@ int fed_request_ex(hs_server *srv, const char *destination, const char *method,
                    long *status, json_t **response, hs_err *err) {
     *status = 0;
     if (response) *response = NULL;
-    if (!fed_server_name_valid(destination))
+    if (!hs_server_name_valid(destination))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "'%.300s' is not a valid server name",
                           destination);
     if (!fed_domain_allowed(srv->cfg, destination))

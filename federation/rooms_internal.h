@@ -77,9 +77,6 @@ json_t *fed_str_array(const char *const *ids, size_t n);
 /* Does server have a joined member in room_id's current state? 1, 0, -1. */
 int fed_server_in_room(db_conn *c, const char *room_id, const char *server, hs_err *err);
 
-/* Does room_id's m.room.server_acl (current state) let server in? 1, 0, -1.
- * No ACL: yes. Globs match the host without its port, case-insensitively. */
-int fed_acl_allows(db_conn *c, const char *room_id, const char *server, hs_err *err);
 
 /* The checks of every room endpoint: the room is known (404 M_NOT_FOUND),
  * origin has a member joined to it (403 M_FORBIDDEN) and the room's ACL
@@ -89,11 +86,6 @@ int fed_check_origin(db_conn *c, const char *room_id, const char *origin, hs_err
 /* Servers with joined members in the current state (new array). */
 json_t *fed_servers_in_room(db_conn *c, const char *room_id, hs_err *err);
 
-/* The server part of a pure ACL glob match (for tests): host against a
- * glob of '*' and '?', case-insensitive. */
-bool fed_acl_glob(const char *glob, const char *host);
-/* The ACL decision for content (the m.room.server_acl content) and server. */
-bool fed_acl_content_allows(const json_t *content, const char *server);
 
 /* ---- event_verify.c ------------------------------------------------------ */
 

@@ -22,11 +22,11 @@
  * worthless a minute later, so a destination that is backing off does not
  * get them at all.
  *
- * Several processes: set PVYHS_FEDERATION_SENDER_SHARD=i/n (0 <= i < n) in
- * process i's environment; it then sends only to the destinations whose
- * name hashes to i (fed_sender_shard_of), leaving the rest of the shared
- * queue to the others. Queueing happens in whichever process writes a
- * stream (streams.h: one writer per stream). */
+ * Several processes: federation_sender_shard: "i/n" (0 <= i < n) in process
+ * i's config; it then sends only to the destinations whose name hashes to i
+ * (fed_sender_shard_of), leaving the rest of the shared queue to the others.
+ * Queueing happens in whichever process writes a stream (streams.h: one
+ * writer per stream). The environment variables read here are for tests. */
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -573,12 +573,15 @@ void fed_sender_remote_up(const char *server_name) {
     pthread_mutex_unlock(&S.mu);
 }
 
-/* PVYHS_FEDERATION_SENDER_SHARD=i/n, and the test settings. */
-static void read_env(void) {
+/* federation_sender_shard (checked when the config loaded), and the test
+ * settings: PVYHS_FEDERATION_SENDER_SHARD overrides the shard so that tests
+ * can run several senders on one config. */
+static void read_settings(const cfg *c) {
     S.shard_i = 0, S.shard_n = 1;
     const char *sh = getenv("PVYHS_FEDERATION_SENDER_SHARD");
     unsigned i, n;
-    if (sh && sscanf(sh, "%u/%u", &i, &n) == 2 && n > 0 && i < n) S.shard_i = i, S.shard_n = n;
+    if (!sh) sh = c->federation_sender_shard;
+    if (cfg_sender_shard_parse(sh, &i, &n)) S.shard_i = i, S.shard_n = n;
     else if (sh) hs_warn("PVYHS_FEDERATION_SENDER_SHARD=%s is not i/n; sending to every server", sh);
     /* For tests only: a first back-off of seconds, a small catch-up limit. */
     S.min_retry_ms = FED_RETRY_MIN_MS;
@@ -594,7 +597,7 @@ int fed_sender_start(hs_server *srv) {
     if (S.running) return pthread_mutex_unlock(&S.mu), 0;
     S.srv = srv;
     S.stop = false;
-    read_env();
+    read_settings(srv->cfg);
     S.started_ms = hs_now_ms();
     atomic_store(&S.next_txn, 1);
     int rc = pthread_create(&S.dispatcher, NULL, dispatcher_main, NULL);

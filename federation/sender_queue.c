@@ -42,7 +42,7 @@ int fed_queue_load_positions(db_conn *c, long long pos[FED_STREAM_N], hs_err *er
 static void add_hosts(hs_server *srv, PGresult *r, json_t *out) {
     for (int i = 0; i < PQntuples(r); i++) {
         const char *h = PQgetvalue(r, i, 0);
-        if (!strcmp(h, srv->cfg->server_name) || !fed_server_name_valid(h) ||
+        if (!strcmp(h, srv->cfg->server_name) || !hs_server_name_valid(h) ||
             !fed_domain_allowed(srv->cfg, h))
             continue;
         json_object_set_new(out, h, json_true());
@@ -128,7 +128,7 @@ static json_t *event_dests(db_conn *c, hs_server *srv, json_t *by_room, PGresult
     json_t *d = json_deep_copy(hosts);
     if (!strcmp(type, "m.room.member") && !PQgetisnull(r, i, 4)) {
         const char *colon = strchr(PQgetvalue(r, i, 4), ':');
-        if (colon && strcmp(colon + 1, srv->cfg->server_name) && fed_server_name_valid(colon + 1) &&
+        if (colon && strcmp(colon + 1, srv->cfg->server_name) && hs_server_name_valid(colon + 1) &&
             fed_domain_allowed(srv->cfg, colon + 1))
             json_object_set_new(d, colon + 1, json_true());
     }

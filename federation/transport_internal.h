@@ -11,22 +11,6 @@
 
 #include "federation.h"
 
-/* ---- policy.c ---- */
-
-typedef struct fed_cidr {
-    int family; /* AF_INET or AF_INET6 */
-    unsigned char addr[16];
-    int bits;
-} fed_cidr;
-
-/* "10.0.0.0/8", "::1/128" or a bare address. false if malformed. */
-bool fed_cidr_parse(const char *s, fed_cidr *out);
-bool fed_cidr_match(const fed_cidr *c, int family, const unsigned char *addr);
-
-/* Split a server name into host (IPv6 without brackets) and port (0 when
- * absent); *ip_family is 4 or 6 for IP literals, else 0. 0, or -1 if the
- * name breaks the grammar or host does not fit. */
-int fed_parse_server_name(const char *name, char *host, size_t hostcap, int *port, int *ip_family);
 
 /* ---- discovery.c (pure parts) ---- */
 

@@ -118,7 +118,7 @@ int fed_xmatrix_parse(const char *header, fed_xmatrix *out, hs_err *err) {
     }
     out->has_destination = seen[1];
     if (!seen[0] || !seen[2] || !seen[3]) return bad(err, "origin, key and sig are required");
-    if (!fed_server_name_valid(out->origin)) return bad(err, "origin is not a server name");
+    if (!hs_server_name_valid(out->origin)) return bad(err, "origin is not a server name");
     return 0;
 }
 

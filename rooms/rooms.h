@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "event.h"
 #include "room_version.h"
+#include "server_acl.h"
 #include "state_res.h"
 #include "store.h"
 

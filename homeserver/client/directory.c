@@ -12,7 +12,9 @@
  * allow_public_rooms_without_auth is set, and other servers only see it when
  * allow_public_rooms_over_federation is set or they are on
  * public_rooms_federation_allowlist (the federation route lives here too,
- * flagged HS_FEDERATION, because it is the same query).
+ * flagged HS_FEDERATION, because it is the same query). A server a room's
+ * m.room.server_acl denies does not see that room in the list (Synapse's
+ * rule: each page looks ten rooms further to make up for those).
  *
  * Who may publish: server admins, and members able to set the room's
  * canonical alias (Synapse's moderator test); configured rules must then
@@ -30,6 +32,7 @@
 #include "homeserver/core/clock.h"
 #include "push_rules.h"
 #include "room_access.h"
+#include "rooms/server_acl.h"
 #include "rooms/state_lookup.h"
 
 #define MAX_PUBLIC_ROOMS 100 /* per page, Synapse's cap */
@@ -44,6 +47,7 @@ typedef struct dir_query {
     char bound_room[300];
     bool no_network;      /* an application-service network: none are kept */
     bool federation;      /* leave out rooms with m.federate false */
+    const char *origin;   /* the asking server: rooms whose server ACL denies it are left out */
 } dir_query;
 
 static void query_free(dir_query *q) {
@@ -181,7 +185,15 @@ static int query_bool(hs_req *r, const char *name, json_t **out, hs_err *err) {
     " AND ($2::text[] IS NULL OR s.room_type = ANY($2::text[]) OR ($3::bool AND s.room_type IS NULL))"
 #define DIR_COLUMNS                                                                            \
     "SELECT s.room_id, s.name, s.topic, s.canonical_alias, s.joined_members, s.avatar_url,"    \
-    " s.history_visibility, s.guest_access, s.join_rule, s.room_type"
+    " s.history_visibility, s.guest_access, s.join_rule, s.room_type,"                        \
+    " $4::bool AND EXISTS (SELECT 1 FROM current_state a WHERE a.room_id = s.room_id"           \
+    "  AND a.type = 'm.room.server_acl' AND a.state_key = '')"
+
+/* Synapse looks this many rooms past a page for the rooms a server ACL leaves
+ * out of a federation request. */
+#define ACL_PROBE 10
+
+static long probe_limit(const dir_query *q) { return q->limit + 1 + (q->origin ? ACL_PROBE : 0); }
 
 static PGresult *fetch_page(db_conn *c, const dir_query *q, hs_err *err) {
     static db_stmt fwd = DB_STMT(
@@ -196,7 +208,7 @@ static PGresult *fetch_page(db_conn *c, const dir_query *q, hs_err *err) {
         " ORDER BY s.joined_members ASC, s.room_id ASC LIMIT $7::int");
     char bound[24], lim[24];
     snprintf(bound, sizeof bound, "%lld", q->bound_members);
-    snprintf(lim, sizeof lim, "%ld", q->limit + 1);
+    snprintf(lim, sizeof lim, "%ld", probe_limit(q));
     const char *p[] = {q->search, q->types, q->null_type ? "t" : "f", q->federation ? "t" : "f",
                        q->has_bound ? bound : NULL, q->has_bound ? q->bound_room : NULL, lim};
     return db_run(c, q->forward ? &fwd : &back, 7, p, err);
@@ -290,7 +302,16 @@ static void set_token(json_t *res, const char *key, bool forward, PGresult *r, i
     free(t);
 }
 
-/* One page in the order clients get it (largest first), with its tokens. */
+/* Whether the asking server may see row i: a room whose server ACL denies it
+ * is not shown to it (Synapse's rule). 1, 0, -1. */
+static int row_visible(db_conn *c, const dir_query *q, PGresult *r, int i, hs_err *err) {
+    if (!q->origin || PQgetvalue(r, i, 10)[0] != 't') return 1;
+    return room_acl_allows(c, PQgetvalue(r, i, 0), q->origin, err);
+}
+
+/* One page in the order clients get it (largest first), with its tokens.
+ * Rows come nearest-to-the-bound first (backwards: smallest first); the
+ * tokens name the first and last rows considered, shown or not. */
 static int list_rooms(db_conn *c, const dir_query *q, json_t **out, hs_err *err) {
     json_t *chunk = json_array();
     *out = json_pack("{s:o}", "chunk", chunk);
@@ -301,20 +322,33 @@ static int list_rooms(db_conn *c, const dir_query *q, json_t **out, hs_err *err)
     PGresult *r = fetch_page(c, q, err);
     long long total = r ? count_rooms(c, q, err) : -1;
     if (total < 0) return PQclear(r), json_decref(*out), *out = NULL, -1;
-    int n = PQntuples(r), shown = n > q->limit ? (int)q->limit : n;
-    bool more = n > q->limit;
-    /* Rows come nearest-to-the-bound first; backwards that is smallest first. */
-    for (int i = 0; i < shown; i++) {
-        int row = q->forward ? i : shown - 1 - i;
-        json_array_append_new(chunk, chunk_entry(r, row));
+    int n = PQntuples(r), near = -1, far = -1;
+    bool cut = false;
+    for (int i = 0; i < n; i++) {
+        if ((long)json_array_size(chunk) >= q->limit) {
+            cut = true;
+            break;
+        }
+        int vis = row_visible(c, q, r, i, err);
+        if (vis < 0) return PQclear(r), json_decref(*out), *out = NULL, -1;
+        if (near < 0) near = i;
+        far = i;
+        if (vis) json_array_append_new(chunk, chunk_entry(r, i));
     }
-    int first = q->forward ? 0 : shown - 1, last = q->forward ? shown - 1 : 0;
+    if (!q->forward) { /* largest first, as forwards */
+        for (size_t i = 0, k = json_array_size(chunk); i < k / 2; i++) {
+            json_t *x = json_incref(json_array_get(chunk, i));
+            json_array_set(chunk, i, json_array_get(chunk, k - 1 - i));
+            json_array_set_new(chunk, k - 1 - i, x);
+        }
+    }
+    bool more = cut || n == probe_limit(q);
     if (q->forward) {
-        if (more) set_token(*out, "next_batch", true, r, last, q);
-        if (q->has_bound) set_token(*out, "prev_batch", false, r, shown ? first : -1, q);
+        if (more) set_token(*out, "next_batch", true, r, far, q);
+        if (q->has_bound) set_token(*out, "prev_batch", false, r, near, q);
     } else {
-        set_token(*out, "next_batch", true, r, shown ? last : -1, q);
-        if (more) set_token(*out, "prev_batch", false, r, first, q);
+        set_token(*out, "next_batch", true, r, near, q);
+        if (more) set_token(*out, "prev_batch", false, r, far, q);
     }
     json_object_set_new(*out, "total_room_count_estimate", json_integer(total));
     PQclear(r);
@@ -432,7 +466,7 @@ static int fed_allowed(hs_req *r, hs_err *err) {
 
 static int fed_get_public_rooms(hs_req *r, json_t **out, hs_err *err) {
     if (fed_allowed(r, err) < 0) return -1;
-    dir_query q = {.federation = true};
+    dir_query q = {.federation = true, .origin = r->origin ? r->origin : ""};
     json_t *limit, *all;
     if (query_int(r, "limit", &limit, err) < 0) return -1;
     if (query_bool(r, "include_all_networks", &all, err) < 0) return json_decref(limit), -1;
@@ -450,7 +484,7 @@ static int fed_post_public_rooms(hs_req *r, json_t **out, hs_err *err) {
     const json_t *since = json_object_get(b, "since");
     if (since && !json_is_null(since) && !json_is_string(since))
         return hs_err_set(err, 400, "M_BAD_JSON", "'since' must be a string");
-    dir_query q = {.federation = true};
+    dir_query q = {.federation = true, .origin = r->origin ? r->origin : ""};
     if (parse_options(json_object_get(b, "limit"), json_string_value(since),
                       json_object_get(b, "include_all_networks"),
                       json_object_get(b, "third_party_instance_id"), &q, err) < 0 ||

@@ -20,6 +20,7 @@
 #include "channels_internal.h"
 #include "homeserver/core/base64.h"
 #include "homeserver/core/clock.h"
+#include "rooms/server_acl.h"
 
 #define MAX_ROOMS 50                    /* per page, Synapse's cap */
 #define SESSION_MS (5 * 60 * 1000LL)    /* how long a next_batch token lives */
@@ -337,12 +338,19 @@ static int get_hierarchy(hs_req *r, json_t **out, hs_err *err) {
 /* ---- federation: GET /_matrix/federation/v1/hierarchy/{roomId} --------------- */
 
 /* The space and its children we are in, as far as the asking server may see
- * them; no recursion (the asking server walks on). */
+ * them; no recursion (the asking server walks on). A space whose server ACL
+ * denies the asking server is 403 M_FORBIDDEN, as every room endpoint of
+ * federation answers such a server; a child that denies it is inaccessible. */
 static int fed_summary(hs_req *r, db_conn *c, bool suggested, json_t **out, hs_err *err) {
-    const char *room_id = r->params[0];
+    const char *room_id = r->params[0], *origin = r->origin ? r->origin : "";
     int ok = channel_host_joined(c, room_id, r->srv->cfg->server_name, err);
-    if (ok > 0) ok = channel_accessible_to_server(c, room_id, r->origin ? r->origin : "", err);
-    if (ok <= 0) return ok < 0 ? -1 : hs_err_set(err, 404, "M_NOT_FOUND", "Unknown room: %s", room_id);
+    int acl = ok > 0 ? room_acl_allows(c, room_id, origin, err) : 1;
+    if (ok > 0 && acl > 0) ok = channel_accessible_to_server(c, room_id, origin, err);
+    if (ok < 0 || acl < 0) return -1;
+    if (!acl)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
+                          origin, room_id);
+    if (!ok) return hs_err_set(err, 404, "M_NOT_FOUND", "Unknown room: %s", room_id);
     json_t *room = channel_summary(c, room_id, err);
     if (!room) return -1;
     const char *type = json_string_value(json_object_get(room, "room_type"));
@@ -358,7 +366,8 @@ static int fed_summary(hs_req *r, db_conn *c, bool suggested, json_t **out, hs_e
         const char *id = json_string_value(json_object_get(k, "state_key"));
         int here = channel_host_joined(c, id, r->srv->cfg->server_name, err);
         if (here <= 0) { rc = here; continue; } /* rooms we are not in: left out */
-        int acc = channel_accessible_to_server(c, id, r->origin ? r->origin : "", err);
+        int acc = room_acl_allows(c, id, origin, err); /* denied: inaccessible */
+        if (acc > 0) acc = channel_accessible_to_server(c, id, origin, err);
         json_t *s = acc > 0 ? channel_summary(c, id, err) : NULL;
         if (acc < 0) rc = -1;
         else if (s) json_array_append_new(children, s);

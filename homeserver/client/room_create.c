@@ -205,8 +205,11 @@ static int create_txn(db_conn *c, void *arg, hs_err *err) {
                                          j->srv->cfg->server_name, &j->srv->key, j->pos[i], err);
         if (!ev) return -1;
         if (i == 0) snprintf(j->room_id, sizeof j->room_id, "%s", ev->room_id);
-        /* Invites sent by createRoom (how a DM starts) must notify. */
-        int pushed = client_push_process_event(c, j->srv, ev, err);
+        /* Invites sent by createRoom (how a DM starts) must notify; one of
+         * another server's user is signed by that server first (room_send.h),
+         * and its refusal undoes the whole room. */
+        int pushed = client_room_invite_remote(c, j->srv, ev, err);
+        if (pushed == 0) pushed = client_push_process_event(c, j->srv, ev, err);
         /* The name and topic become searchable (relations.h). */
         if (pushed == 0) pushed = client_relations_on_event(c, ev, err);
         room_event_free(ev);
@@ -350,8 +353,9 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
             hs_notify_users(&u, 1);
         }
         *out = json_pack("{s:s}", "room_id", j.room_id);
-    } else if (err->status == 403) {
-        /* An event the auth rules refuse means the request asked for impossible state. */
+    } else if (err->status == 403 && strcmp(err->errcode, "M_INVITE_BLOCKED") != 0) {
+        /* An event the auth rules refuse means the request asked for impossible state
+         * (an invitee's server refusing an invite says so itself). */
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
         hs_err_set(err, 400, "M_INVALID_ROOM_STATE", "%s", why);

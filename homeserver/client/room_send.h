@@ -27,6 +27,12 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
                                    const char *type, const char *state_key, json_t *content,
                                    hs_err *err);
 
+/* ev, just stored in the caller's transaction: when it invites a user of
+ * another server, that server signs it (remote_rooms.h) before the commit.
+ * 0 (also for any other event), or -1 with the other server's refusal,
+ * which must roll the transaction back. */
+int client_room_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
+
 /* After a membership event committed: what follows from it outside the
  * room (device lists for end-to-end encryption). */
 void client_room_membership_changed(hs_server *srv, const room_event *ev);

@@ -11,7 +11,9 @@
  * Privacy: without a login a summary is only given when
  * allow_public_rooms_without_auth is set (the spec says servers MAY answer
  * anonymous requests). Rooms this server is not in come from the via
- * servers' federation /hierarchy, as Synapse gets them. */
+ * servers' federation /hierarchy, as Synapse gets them. Another server's
+ * alias is asked of its directory (federation /query/directory), whose
+ * servers are then asked first, before any via of the request. */
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "channels.h"
 #include "channels_internal.h"
 #include "client.h"
+#include "room_membership_remote.h"
 #include "rooms/rooms.h"
 
 const char *channel_membership(db_conn *c, const char *room_id, const char *user_id, char *buf,
@@ -160,8 +163,8 @@ json_t *channel_summary(db_conn *c, const char *room_id, hs_err *err) {
     return o;
 }
 
-/* The room ID of roomIdOrAlias (local aliases only: remote ones need a
- * federation directory query). */
+/* The room ID of roomIdOrAlias when it is a room ID or one of our aliases
+ * (remote_alias has asked about the others). */
 static char *resolve(db_conn *c, const char *s, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT room_id FROM room_aliases WHERE alias = $1");
     if (s[0] == '!') return strdup(s);
@@ -183,13 +186,29 @@ static enum MHD_Result collect_via(void *arg, enum MHD_ValueKind kind, const cha
     return MHD_YES;
 }
 
+/* Another server's alias (s, when it is one): its directory's room ID, with
+ * its servers appended to via. NULL with *asked false when s is not such an
+ * alias; NULL with *asked and err when the directory did not answer. */
+static char *remote_alias(hs_req *r, const char *s, json_t *via, bool *asked, hs_err *err) {
+    const char *colon = s[0] == '#' ? strchr(s, ':') : NULL;
+    *asked = colon && strcmp(colon + 1, r->srv->cfg->server_name) != 0;
+    if (!*asked) return NULL;
+    json_t *servers = NULL;
+    char *room_id = client_room_resolve_remote_alias(r, s, &servers, err);
+    if (room_id && room_id[0] != '!') {
+        free(room_id), room_id = NULL;
+        hs_err_set(err, 502, "M_UNKNOWN", "The directory of %s sent no room ID", colon + 1);
+    }
+    if (room_id) json_array_extend(via, servers);
+    json_decref(servers);
+    return room_id;
+}
+
 /* A room we are not in, from one of the via servers (the federation
  * /hierarchy of the room, as Synapse asks), if the user may see it. */
-static json_t *remote_summary(hs_req *r, db_conn *c, const char *room_id, hs_err *err) {
-    json_t *via = json_array();
-    if (r->conn) MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_via, via);
+static json_t *remote_summary(hs_req *r, db_conn *c, const char *room_id, const json_t *via,
+                              hs_err *err) {
     json_t *res = json_array_size(via) ? channel_fed_hierarchy(r->srv, room_id, via, true) : NULL;
-    json_decref(via);
     json_t *room = res ? json_deep_copy(json_object_get(res, "room")) : NULL;
     json_decref(res);
     if (room && (!json_is_string(json_object_get(room, "room_id")) ||
@@ -201,13 +220,14 @@ static json_t *remote_summary(hs_req *r, db_conn *c, const char *room_id, hs_err
     return room;
 }
 
-static int summary_for(hs_req *r, db_conn *c, const char *room_id, json_t **out, hs_err *err) {
+static int summary_for(hs_req *r, db_conn *c, const char *room_id, const json_t *via, json_t **out,
+                       hs_err *err) {
     int joined = channel_host_joined(c, room_id, r->srv->cfg->server_name, err);
     if (joined < 0) return -1;
     int ok = joined ? channel_accessible(c, room_id, r->user_id, err) : 1;
     if (ok < 0) return -1;
     if (!ok) return hs_err_set(err, 404, "M_NOT_FOUND", "Room not found or is not accessible");
-    json_t *s = joined ? channel_summary(c, room_id, err) : remote_summary(r, c, room_id, err);
+    json_t *s = joined ? channel_summary(c, room_id, err) : remote_summary(r, c, room_id, via, err);
     if (!s) return -1;
     if (r->user_id) {
         char m[32];
@@ -222,11 +242,15 @@ static int summary_for(hs_req *r, db_conn *c, const char *room_id, json_t **out,
 static int get_room_summary(hs_req *r, json_t **out, hs_err *err) {
     if (!r->user_id && !r->srv->cfg->allow_public_rooms_without_auth)
         return hs_err_set(err, 401, "M_MISSING_TOKEN", "Missing access token");
-    db_conn *c = db_acquire(r->srv->db, err);
-    if (!c) return -1;
-    char *room_id = resolve(c, r->params[0], err);
-    int rc = room_id ? summary_for(r, c, room_id, out, err) : -1;
+    json_t *via = json_array();
+    bool asked;
+    char *room_id = remote_alias(r, r->params[0], via, &asked, err);
+    if (r->conn) MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_via, via);
+    db_conn *c = asked && !room_id ? NULL : db_acquire(r->srv->db, err);
+    if (c && !room_id) room_id = resolve(c, r->params[0], err);
+    int rc = c && room_id ? summary_for(r, c, room_id, via, out, err) : -1;
     free(room_id);
+    json_decref(via);
     db_release(r->srv->db, c);
     return rc;
 }

@@ -8,14 +8,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channels.h"
 #include "events_read.h"
+#include "homeserver/core/clock.h"
+#include "homeserver/core/json.h"
 #include "push_actions.h"
 #include "rooms/rooms.h"
 #include "sliding_sync.h"
 
 void ss_rooms_free(ss_room *rooms, size_t n) {
-    for (size_t i = 0; i < n; i++) free(rooms[i].room_id), free(rooms[i].room_type);
+    for (size_t i = 0; i < n; i++) {
+        ss_room *x = &rooms[i];
+        free(x->room_id), free(x->room_type);
+        free(x->remote_state), free(x->remote_event), free(x->remote_version), free(x->event_id);
+    }
     free(rooms);
+}
+
+static char *opt_dup(PGresult *r, int row, int col) {
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
 }
 
 static bool in_direct(json_t *m_direct, const char *room_id) {
@@ -41,19 +52,37 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         " (SELECT convert_from(ce.json, 'UTF8')::json->'content'->>'type' FROM current_state cc"
         "   JOIN events ce USING (event_id) WHERE cc.room_id = cs.room_id"
         "   AND cc.type = 'm.room.create' AND cc.state_key = '')"
+        " , NULL, NULL, NULL, NULL"
         " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
-        " AND (cs.membership IN ('join', 'invite', 'knock') OR e.stream_ordering > $2)");
+        " AND (cs.membership IN ('join', 'invite', 'knock') OR e.stream_ordering > $2)"
+        /* A newer membership in a room we are not in replaces it (sync_rooms.c). */
+        " AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
+        "  AND x.user_id = $1 AND x.stream_ordering > e.stream_ordering AND x.stream_ordering <= $3)"
+        " UNION ALL"
+        " SELECT x.room_id, x.membership, x.stream_ordering, x.stream_ordering,"
+        "  EXISTS (SELECT 1 FROM json_array_elements(x.stripped_state::json) s"
+        "   WHERE s->>'type' = 'm.room.encryption' AND s->>'state_key' = ''),"
+        "  (SELECT s->'content'->>'type' FROM json_array_elements(x.stripped_state::json) s"
+        "   WHERE s->>'type' = 'm.room.create' AND s->>'state_key' = '' LIMIT 1),"
+        "  x.stripped_state, x.event_json, x.room_version, x.event_id"
+        " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
+        "  AND (x.membership IN ('invite', 'knock') OR x.stream_ordering > $2)"
+        "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
+        "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
+        "   AND e.stream_ordering >= x.stream_ordering)");
     char s[24], t[24];
     snprintf(s, sizeof s, "%lld", since < 0 ? (long long)1 << 62 : since);
     snprintf(t, sizeof t, "%lld", to);
     PGresult *r = db_run(c, &q, 3, (const char *[]){user_id, s, t}, err);
     if (!r) return -1;
-    *n = (size_t)PQntuples(r);
-    *out = calloc(*n + 1, sizeof **out);
-    for (size_t i = 0; i < *n; i++) {
-        ss_room *x = &(*out)[i];
-        int row = (int)i;
+    int blocked = client_invites_blocked(c, user_id, err);
+    if (blocked < 0) return PQclear(r), -1;
+    *n = 0;
+    *out = calloc((size_t)PQntuples(r) + 1, sizeof **out);
+    for (int row = 0; row < PQntuples(r); row++) {
+        if (blocked && !strcmp(PQgetvalue(r, row, 1), "invite")) continue; /* v1.18 */
+        ss_room *x = &(*out)[(*n)++];
         x->room_id = strdup(PQgetvalue(r, row, 0));
         snprintf(x->membership, sizeof x->membership, "%s", PQgetvalue(r, row, 1));
         x->member_pos = atoll(PQgetvalue(r, row, 2));
@@ -61,6 +90,10 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         x->encrypted = PQgetvalue(r, row, 4)[0] == 't';
         x->room_type = PQgetisnull(r, row, 5) ? NULL : strdup(PQgetvalue(r, row, 5));
         x->is_dm = in_direct(m_direct, x->room_id);
+        x->remote_state = opt_dup(r, row, 6);
+        x->remote_event = opt_dup(r, row, 7);
+        x->remote_version = opt_dup(r, row, 8);
+        x->event_id = opt_dup(r, row, 9);
     }
     PQclear(r);
     return 0;
@@ -216,9 +249,54 @@ static int invite_state(db_conn *c, const char *user_id, const ss_room *room, js
     return rc;
 }
 
+/* A room this server is not in: invite or knock with the stripped state its
+ * server sent (name and avatar taken from it), or the leave that ended one,
+ * as the room's only timeline event. */
+static json_t *remote_room_object(const ss_room *room) {
+    json_t *o = json_object();
+    hs_err perr = {0};
+    if (strcmp(room->membership, "leave")) {
+        json_t *st = hs_json_parse(room->remote_state, strlen(room->remote_state), &perr);
+        if (!json_is_array(st)) json_decref(st), st = json_array();
+        size_t i;
+        json_t *ev;
+        json_array_foreach(st, i, ev) {
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            const char *sk = json_string_value(json_object_get(ev, "state_key"));
+            if (!type || !sk || *sk) continue;
+            bool name = !strcmp(type, "m.room.name");
+            if (!name && strcmp(type, "m.room.avatar")) continue;
+            json_t *v = json_object_get(json_object_get(ev, "content"), name ? "name" : "url");
+            if (json_is_string(v) && json_string_length(v)) json_object_set(o, name ? "name" : "avatar", v);
+        }
+        json_object_set_new(o, "invite_state", st); /* knocks too, as Synapse */
+        return o;
+    }
+    json_t *pdu = hs_json_parse_object(room->remote_event, strlen(room->remote_event), &perr);
+    const room_version *v = room_version_get(room->remote_version);
+    json_t *ev = pdu && v ? client_event_format(room->event_id, pdu, v, NULL, NULL, false, hs_now_ms())
+                          : NULL;
+    json_decref(pdu);
+    json_t *timeline = json_array();
+    if (ev) json_array_append_new(timeline, ev);
+    json_object_set_new(o, "timeline", timeline);
+    json_object_set_new(o, "limited", json_false());
+    json_object_set_new(o, "num_live", json_integer(0));
+    return o;
+}
+
 int ss_room_object(db_conn *c, const char *user_id, const ss_room *room, const ss_room_req *req,
                    long long since, long long to, bool initial, json_t **out, hs_err *err) {
     *out = NULL;
+    if (room->remote_state) {
+        if (!initial && room->member_pos <= since) return 0;
+        json_t *o = remote_room_object(room);
+        json_object_set_new(o, "bump_stamp", json_integer(room->bump_stamp));
+        if (initial) json_object_set_new(o, "initial", json_true());
+        if (room->is_dm) json_object_set_new(o, "is_dm", json_true());
+        *out = o;
+        return 0;
+    }
     bool joined_or_left = strcmp(room->membership, "invite") && strcmp(room->membership, "knock");
     json_t *o = json_object();
     int rc = 0;

@@ -28,9 +28,15 @@ typedef struct ss_room {
     long long bump_stamp;   /* position of the room's latest event the user can see */
     bool encrypted, is_dm;
     char *room_type;        /* create event's content.type, or NULL */
+    /* A room this server is not in (an invite, knock or rejection kept by
+     * federation in fed_remote_memberships): the stripped state its server
+     * gave, the membership event and the room version; else NULL. */
+    char *remote_state, *remote_event, *remote_version, *event_id;
 } ss_room;
 
-/* The user's rooms (joined, invited, knocked; left or banned since `since`). */
+/* The user's rooms (joined, invited, knocked; left or banned since `since`),
+ * those this server is not in included, as /sync v2 lists them. Invites of
+ * a user who blocks invites (m.invite_permission_config) are left out. */
 int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to, json_t *m_direct,
                   ss_room **out, size_t *n, hs_err *err);
 void ss_rooms_free(ss_room *rooms, size_t n);

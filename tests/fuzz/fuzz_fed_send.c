@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t i;
         json_t *edu;
         json_array_foreach(e, i, edu)
-            fed_acl_content_allows(json_object_get(edu, "content"), "origin.example:8448");
+            room_acl_content_allows(json_object_get(edu, "content"), "origin.example:8448");
     }
     json_decref(body);
     char *uri = malloc(size + 2);

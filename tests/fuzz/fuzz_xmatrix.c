@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hs_err err;
     if (fed_xmatrix_parse(s, &x, &err) == 0) {
         if (strlen(x.origin) >= sizeof x.origin || strlen(x.key) >= sizeof x.key ||
-            strlen(x.sig) >= sizeof x.sig || !x.origin[0] || !fed_server_name_valid(x.origin))
+            strlen(x.sig) >= sizeof x.sig || !x.origin[0] || !hs_server_name_valid(x.origin))
             abort();
         json_t *o = fed_xmatrix_request_json("GET", "/_matrix/federation/v1/version", x.origin,
                                              x.has_destination ? x.destination : "me.example", NULL);

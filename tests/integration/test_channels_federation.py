@@ -196,6 +196,14 @@ def test_knock_from_another_server_through_the_queue(net):
                       {"reason": f"{n} asks"}, token=t)
         if r.status != 200:
             pytest.skip(f"knocks over federation not available: {r.status} {r.raw[:200]}")
+    # The knocker's sliding sync lists the room C is not in, with its stripped state.
+    k1_id, k1_tok = users["chf_k1"]
+    r = c.request("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?timeout=0",
+                  {"conn_id": "knock", "lists": {"all": {"ranges": [[0, 9]]}}}, token=k1_tok)
+    assert r.status == 200 and r.json["lists"]["all"]["count"] == 1, r
+    st = {(e["type"], e["state_key"]): e for e in r.json["rooms"][room]["invite_state"]}
+    assert st[("m.room.member", k1_id)]["content"]["membership"] == "knock", st
+    assert r.json["rooms"][room]["name"] == "chf knock club"
     r = a.request("GET", f"/_matrix/client/v3/sync?since={q(since)}&timeout=0", token=tok["chf_anna"])
     joined = r.json["rooms"]["join"][room]
     knocks = [e for e in joined["timeline"]["events"] if e["type"] == "m.room.member"
@@ -239,3 +247,225 @@ def test_knock_withdrawn_from_another_server(net):
         st = c.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(k3)}", token=t1)
         pytest.fail(f"A still lists the withdrawn knock; C's view of it: {st.status} {st.raw[:300]}")
 
+
+
+def test_invite_blocked_across_servers(net):
+    """v1.18 invite blocking (m.invite_permission_config): B's user blocks
+    invites; A's user invites them into a room on A. B refuses the federation
+    /invite with 403 M_INVITE_BLOCKED, A's user gets that error, and A keeps
+    no trace of the invite. Unblocked, the same invite goes through."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    bob, btok = b.add_user("chf_blocker"), b.login("chf_blocker")
+    r = b.request("PUT", f"/_matrix/client/v3/user/{q(bob)}/account_data/m.invite_permission_config",
+                  {"default_action": "block"}, token=btok)
+    assert r.status == 200, r
+    room = create(a, tok["chf_anna"], {"preset": "private_chat", "name": "chf blocked invite"})
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": bob},
+                  token=tok["chf_anna"])
+    assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r
+    r = a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(bob)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404, r
+    assert a.psql(f"SELECT count(*) FROM events WHERE room_id = '{room}' AND state_key = '{bob}'") == "0"
+    assert b.psql(f"SELECT count(*) FROM fed_remote_memberships WHERE user_id = '{bob}'") == "0"
+    # The same through the state endpoint.
+    r = a.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(bob)}",
+                  {"membership": "invite"}, token=tok["chf_anna"])
+    assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r
+    # createRoom's invite list too: the room is not created.
+    before = a.psql("SELECT count(*) FROM rooms")
+    r = a.request("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat", "invite": [bob]},
+                  token=tok["chf_anna"])
+    assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r
+    assert a.psql("SELECT count(*) FROM rooms") == before
+    # Any other value lets invites through again.
+    r = b.request("PUT", f"/_matrix/client/v3/user/{q(bob)}/account_data/m.invite_permission_config",
+                  {"default_action": "allow"}, token=btok)
+    assert r.status == 200, r
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": bob},
+                  token=tok["chf_anna"])
+    assert r.status == 200, r
+    r = b.request("GET", "/_matrix/client/v3/sync?timeout=0", token=btok)
+    assert room in r.json["rooms"]["invite"], r
+
+
+def ip_named(pki, prefix, extra):  # noqa: F811
+    """A FedServer named by its IP literal (127.0.0.1:port), so that a server
+    ACL can tell it from the localhost:port servers (ACLs ignore ports)."""
+    s = FedServer(pki, prefix=prefix, extra=extra)
+    old, s.server_name = s.server_name, f"127.0.0.1:{s.fed_port}"
+    with open(s.config) as f:
+        text = f.read()
+    with open(s.config, "w") as f:
+        f.write(text.replace(f'server_name: "{old}"', f'server_name: "{s.server_name}"'))
+    return s
+
+
+@pytest.fixture(scope="module")
+def acl_host(pki):  # noqa: F811
+    d = ip_named(pki, "chfd", LIMITS + "allow_public_rooms_over_federation: true\n")
+    d.start()
+    d.add_user("chf_dora")
+    yield d, d.login("chf_dora")
+    stop_clean(d)
+    d.__exit__(None, None, None)
+
+
+def test_server_acls_hide_rooms_from_denied_servers(net, acl_host):
+    """D (named 127.0.0.1:port) opens its directory to every server; one of its
+    rooms has a server ACL denying "localhost" (A, B and C here), another one
+    denying someone else. The denied servers don't see the first room in
+    D's federation /publicRooms (GET, POST, page by page), its federation
+    /hierarchy is 403 M_FORBIDDEN, its alias 403 over /query/directory, and
+    in a space it is an inaccessible child."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    d, dtok = acl_host
+    acl_deny = {"type": "m.room.server_acl", "state_key": "",
+                "content": {"allow": ["*"], "deny": ["localhost"], "allow_ip_literals": True}}
+    acl_other = {"type": "m.room.server_acl", "state_key": "",
+                 "content": {"allow": ["*"], "deny": ["evil.example"]}}
+    rooms = {}
+    for name, extra in (("open", []), ("banned", [acl_deny]), ("other", [acl_other])):
+        rooms[name] = create(d, dtok, {"preset": "public_chat", "visibility": "public",
+                                       "name": f"chf acl {name}", "room_alias_name": f"chf-acl-{name}",
+                                       "initial_state": extra})
+    # D's own user sees all three.
+    r = d.request("GET", "/_matrix/client/v3/publicRooms", token=dtok)
+    assert {x["room_id"] for x in r.json["chunk"]} == set(rooms.values()), r
+    # B (localhost:…) does not see the banned one, in one page …
+    r = b.fed_request(d.server_name, "/_matrix/federation/v1/publicRooms")
+    assert r.status == 200 and r.json["status"] == 200, r
+    assert {x["room_id"] for x in r.json["body"]["chunk"]} == {rooms["open"], rooms["other"]}, r.json
+    r = b.fed_request(d.server_name, "/_matrix/federation/v1/publicRooms", method="POST",
+                      content={"filter": {"generic_search_term": "chf acl"}})
+    assert {x["room_id"] for x in r.json["body"]["chunk"]} == {rooms["open"], rooms["other"]}, r.json
+    # … nor page by page (the tokens step over it), forwards then back.
+    seen, since, pages = [], None, []
+    for _ in range(5):
+        path = "/_matrix/federation/v1/publicRooms?limit=1" + (f"&since={q(since)}" if since else "")
+        body = b.fed_request(d.server_name, path).json["body"]
+        pages.append(body)
+        seen += [x["room_id"] for x in body["chunk"]]
+        since = body.get("next_batch")
+        if not since:
+            break
+    assert sorted(seen) == sorted([rooms["open"], rooms["other"]]), pages
+    prev = pages[-1].get("prev_batch")
+    assert prev, pages
+    body = b.fed_request(d.server_name, f"/_matrix/federation/v1/publicRooms?limit=1&since={q(prev)}").json["body"]
+    assert [x["room_id"] for x in body["chunk"]] == [seen[-2]], (body, seen)
+    # B's user browsing D through B: the same.
+    r = b.request("GET", "/_matrix/client/v3/publicRooms?server=" + q(d.server_name), token=tok["chf_ben"])
+    assert r.status == 200 and {x["room_id"] for x in r.json["chunk"]} == {rooms["open"], rooms["other"]}, r
+    # /hierarchy of the banned room: 403; of the others: answered.
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/hierarchy/{q(rooms['banned'])}")
+    assert r.json["status"] == 403 and r.json["body"]["errcode"] == "M_FORBIDDEN", r.json
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/hierarchy/{q(rooms['other'])}")
+    assert r.json["status"] == 200 and r.json["body"]["room"]["room_id"] == rooms["other"], r.json
+    # … and so A's user gets no summary of it through D.
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(rooms['banned'])}?via={q(d.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404, r
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(rooms['open'])}?via={q(d.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 200 and r.json["name"] == "chf acl open", r
+    # The alias of the banned room: 403 over /query/directory, and B's user hears so.
+    alias = f"#chf-acl-banned:{d.server_name}"
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/query/directory?room_alias={q(alias)}")
+    assert r.json["status"] == 403 and r.json["body"]["errcode"] == "M_FORBIDDEN", r.json
+    r = b.fed_request(d.server_name, "/_matrix/federation/v1/query/directory?room_alias="
+                      + q(f"#chf-acl-other:{d.server_name}"))
+    assert r.json["status"] == 200 and r.json["body"]["room_id"] == rooms["other"], r.json
+    # A space of D holding both: the banned room is an inaccessible child for B.
+    space = create(d, dtok, {"preset": "public_chat", "name": "chf acl space",
+                             "creation_content": {"type": "m.space"}})
+    add_child(d, dtok, space, rooms["banned"], [d.server_name])
+    add_child(d, dtok, space, rooms["open"], [d.server_name])
+    r = b.fed_request(d.server_name, f"/_matrix/federation/v1/hierarchy/{q(space)}")
+    body = r.json["body"]
+    assert [x["room_id"] for x in body["children"]] == [rooms["open"]], body
+    assert body["inaccessible_children"] == [rooms["banned"]], body
+
+
+def test_room_summary_of_a_remote_alias(net):
+    """room_summary/#alias:B from A: A asks B's directory (federation
+    /query/directory), then B's federation /hierarchy through the servers
+    the directory named; no `via` needed."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    rb = create(b, tok["chf_ben"], {"preset": "public_chat", "name": "chf aliased room",
+                                    "topic": "found by alias", "room_alias_name": "chf-aliased"})
+    alias = f"#chf-aliased:{b.server_name}"
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(alias)}", token=tok["chf_anna"])
+    assert r.status == 200, r
+    assert r.json["room_id"] == rb and r.json["name"] == "chf aliased room", r.json
+    assert r.json["topic"] == "found by alias" and r.json["membership"] == "leave", r.json
+    assert r.json["canonical_alias"] == alias and "children_state" not in r.json
+    # An alias B does not have: 404, B's answer.
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q('#chf-nothing:' + b.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+    # A private room's alias resolves, but its summary stays B's secret.
+    create(b, tok["chf_ben"], {"preset": "private_chat", "room_alias_name": "chf-aliased-secret"})
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q('#chf-aliased-secret:' + b.server_name)}",
+                  token=tok["chf_anna"])
+    assert r.status == 404, r
+    # A server that does not exist: the directory can't be asked.
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q('#x:nowhere.invalid')}", token=tok["chf_anna"])
+    assert r.status == 502, r
+    # Once A is in the room, A answers from its own copy.
+    r = a.request("POST", f"/_matrix/client/v3/join/{q(alias)}", {}, token=tok["chf_anna"])
+    assert r.status == 200, r
+    r = a.request("GET", f"/_matrix/client/v1/room_summary/{q(alias)}", token=tok["chf_anna"])
+    assert r.status == 200 and r.json["membership"] == "join" and r.json["num_joined_members"] == 2, r
+
+
+SS = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+
+def ss(server, tok, body, pos=None):
+    r = server.request("POST", SS + "?timeout=0" + (f"&pos={q(pos)}" if pos else ""), body, token=tok)
+    assert r.status == 200, r
+    return r.json
+
+
+def test_sliding_sync_lists_invites_to_rooms_on_other_servers(net):
+    """B's user is invited to a room on A that B is not in: sliding sync
+    lists it (is_invite), with the stripped state A sent as invite_state, a
+    name from it and the encryption the create/encryption events say; the
+    rejection comes next as a leave; a blocked user's invites are hidden."""
+    a, b, tok = net["a"], net["b"], net["tok"]
+    bea, btok = b.add_user("chf_ss_bea"), b.login("chf_ss_bea")
+    room = create(a, tok["chf_anna"], {"preset": "private_chat", "name": "chf ss invite",
+                                        "topic": "for bea", "invite": [bea]})
+    body = {"conn_id": "remote", "lists": {
+        "invites": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_invite": True}},
+        "encrypted": {"ranges": [[0, 9]], "filters": {"is_encrypted": True}},
+        "all": {"ranges": [[0, 9]], "required_state": [["*", "*"]]}}}
+    first = ss(b, btok, body)
+    assert first["lists"]["invites"]["count"] == 1, first
+    assert first["lists"]["encrypted"]["count"] == 1, first       # private: encrypted by default
+    entry = first["rooms"][room]
+    assert entry["name"] == "chf ss invite" and entry["initial"] is True, entry
+    st = {(e["type"], e["state_key"]): e for e in entry["invite_state"]}
+    assert ("m.room.create", "") in st and ("m.room.topic", "") in st, entry
+    assert st[("m.room.member", bea)]["content"]["membership"] == "invite"
+    assert st[("m.room.member", bea)]["sender"] == f"@chf_anna:{a.server_name}"
+    assert all(set(e) <= {"type", "state_key", "content", "sender"} for e in entry["invite_state"])
+    # Nothing new: the room is not sent again.
+    again = ss(b, btok, body, pos=first["pos"])
+    assert room not in again.get("rooms", {}), again
+    # Rejected: it comes once more, as the leave, and leaves the invite list.
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=btok)
+    assert r.status == 200, r
+    after = ss(b, btok, body, pos=again["pos"])
+    assert after["lists"]["invites"]["count"] == 0, after
+    left = after["rooms"][room]
+    assert [e["content"]["membership"] for e in left["timeline"]] == ["leave"], left
+    # A user who blocks invites sees none, the remote ones included.
+    room2 = create(a, tok["chf_anna"], {"preset": "private_chat", "invite": [bea]})
+    assert room2 in ss(b, btok, {"conn_id": "fresh", "lists": body["lists"]})["rooms"]
+    r = b.request("PUT", f"/_matrix/client/v3/user/{q(bea)}/account_data/m.invite_permission_config",
+                  {"default_action": "block"}, token=btok)
+    assert r.status == 200, r
+    hidden = ss(b, btok, {"conn_id": "blocked", "lists": body["lists"]})
+    assert hidden["lists"]["invites"]["count"] == 0 and room2 not in hidden.get("rooms", {}), hidden

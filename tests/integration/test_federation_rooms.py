@@ -945,7 +945,7 @@ def test_invite_from_f_to_a_room_a_is_not_in(fed):
     path = f"/_matrix/federation/v2/invite/{q(room)}/{q(inv_id)}"
     # Without the create event in the stripped state (room version 12): refused.
     r = f.request(a, "PUT", path, {"room_version": "12", "event": inv, "invite_room_state": [name]})
-    assert r.status == 400, r.raw
+    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r.raw
     r = f.request(a, "PUT", path, {"room_version": "99", "event": inv, "invite_room_state": [create]})
     assert r.status == 400 and r.json["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION", r.raw
     assert r.json["room_version"] == "99"

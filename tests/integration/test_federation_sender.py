@@ -692,3 +692,41 @@ def test_a_stopped_server_catches_up_with_nothing_lost(net):
         return any(e["type"] == "m.typing" and alice.user_id in e["content"]["user_ids"]
                    for e in ev.get("events", []))
     wait_until(bob_sees_typing, what="alice's typing on hs2")
+
+
+def fnv1a_shard(name, n):
+    """fed_sender_shard_of: FNV-1a of the server name, modulo n."""
+    h = 2166136261
+    for b in name.encode():
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h % n
+
+
+def test_sender_shard_from_the_config(net, peer, pki):  # noqa: F811
+    """federation_sender_shard: "i/n" — a process sends only to the servers
+    whose name hashes to i. Configured for the other shard, hs3 leaves the
+    peer's PDUs queued (for the process that owns it); restarted as the
+    peer's shard, it delivers them."""
+    mine = fnv1a_shard(peer.server_name, 2)
+    hs3 = FedServer(pki, prefix="fsq3", extra=Server.NO_LIMITS + f'federation_sender_shard: "{1 - mine}/2"\n')
+    try:
+        hs3.start()
+        net["trusted"][hs3.server_name] = verify_key_of(pki, hs3)  # the peer checks its signatures
+        alice = User(hs3, "fsq_shard")
+        room = alice.room()
+        let_in(hs3, room, peer)
+        alice.say(room, "for the other sender")
+        time.sleep(2)
+        assert peer.bodies() == [] and queued(hs3, peer.server_name) == 1
+        assert f"federation sender: instance {1 - mine} of 2" in hs3.read_log()
+        assert hs3.stop() == 0
+        with open(hs3.config) as f:
+            text = f.read()
+        with open(hs3.config, "w") as f:
+            f.write(text.replace(f'federation_sender_shard: "{1 - mine}/2"', f'federation_sender_shard: "{mine}/2"'))
+        hs3.start()
+        wait_until(lambda: peer.bodies() == ["for the other sender"], what="the owning shard to send")
+        wait_until(lambda: queued(hs3, peer.server_name) == 0, what="an empty queue")
+    finally:
+        stop_clean(hs3)
+        hs3.__exit__(None, None, None)

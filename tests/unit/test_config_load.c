@@ -1118,6 +1118,30 @@ START_TEST(test_url_blacklist_key) {
 }
 END_TEST
 
+START_TEST(test_federation_sender_shard) {
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_ptr_null(c->federation_sender_shard);
+    cfg_free(c);
+    c = load_text("server_name: example.org\nfederation_sender_shard: \"2/3\"\n");
+    ck_assert_msg(c, "%s", diag_text);
+    unsigned i = 9, n = 9;
+    ck_assert(cfg_sender_shard_parse(c->federation_sender_shard, &i, &n));
+    ck_assert_uint_eq(i, 2);
+    ck_assert_uint_eq(n, 3);
+    cfg_free(c);
+    const char *bad[] = {"3/3", "1/0", "1", "a/2", "1/2x", "-1/2", "1/ 2", "0/2000"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        char text[128];
+        snprintf(text, sizeof text, "server_name: example.org\nfederation_sender_shard: \"%s\"\n",
+                 bad[k]);
+        c = load_text(text);
+        ck_assert_msg(!c, "%s accepted", bad[k]);
+        expect_diag(2, "error", "federation_sender_shard", "expected i/n with 0 <= i < n");
+    }
+}
+END_TEST
+
 START_TEST(test_channel_keys) {
     cfg *c = load_text("server_name: example.org\n");
     ck_assert_msg(c, "%s", diag_text);
@@ -1211,6 +1235,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_media_keys);
     tcase_add_test(t, test_url_blacklist_key);
     tcase_add_test(t, test_channel_keys);
+    tcase_add_test(t, test_federation_sender_shard);
     suite_add_tcase(s, t);
     return s;
 }

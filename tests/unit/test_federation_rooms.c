@@ -19,47 +19,47 @@ static json_t *js(const char *text) {
 }
 
 START_TEST(acl_globs) {
-    ck_assert(fed_acl_glob("*", "anything.example"));
-    ck_assert(fed_acl_glob("*.example.org", "matrix.example.org"));
-    ck_assert(!fed_acl_glob("*.example.org", "example.org"));
-    ck_assert(fed_acl_glob("ma?rix.org", "matrix.org"));
-    ck_assert(!fed_acl_glob("ma?rix.org", "maatrix.org"));
-    ck_assert(fed_acl_glob("MATRIX.org", "matrix.ORG")); /* hosts know no case */
-    ck_assert(fed_acl_glob("a*b*c", "aXXbYYc"));
-    ck_assert(!fed_acl_glob("a*b*c", "aXXbYY"));
-    ck_assert(fed_acl_glob("[x]", "[x]")); /* brackets are not special */
-    ck_assert(fed_acl_glob("", ""));
-    ck_assert(!fed_acl_glob("", "a"));
+    ck_assert(room_acl_glob("*", "anything.example"));
+    ck_assert(room_acl_glob("*.example.org", "matrix.example.org"));
+    ck_assert(!room_acl_glob("*.example.org", "example.org"));
+    ck_assert(room_acl_glob("ma?rix.org", "matrix.org"));
+    ck_assert(!room_acl_glob("ma?rix.org", "maatrix.org"));
+    ck_assert(room_acl_glob("MATRIX.org", "matrix.ORG")); /* hosts know no case */
+    ck_assert(room_acl_glob("a*b*c", "aXXbYYc"));
+    ck_assert(!room_acl_glob("a*b*c", "aXXbYY"));
+    ck_assert(room_acl_glob("[x]", "[x]")); /* brackets are not special */
+    ck_assert(room_acl_glob("", ""));
+    ck_assert(!room_acl_glob("", "a"));
 }
 END_TEST
 
 START_TEST(acl_content) {
     json_t *acl = js("{\"allow\": [\"*\"], \"deny\": [\"evil.example\", \"*.bad.example\"]}");
-    ck_assert(fed_acl_content_allows(acl, "good.example"));
-    ck_assert(fed_acl_content_allows(acl, "good.example:8448")); /* the port does not count */
-    ck_assert(!fed_acl_content_allows(acl, "evil.example"));
-    ck_assert(!fed_acl_content_allows(acl, "evil.example:443"));
-    ck_assert(!fed_acl_content_allows(acl, "x.bad.example"));
-    ck_assert(fed_acl_content_allows(acl, "1.2.3.4")); /* IP literals allowed by default */
-    ck_assert(fed_acl_content_allows(acl, "[::1]:8448"));
-    ck_assert(!fed_acl_content_allows(acl, "not a name"));
+    ck_assert(room_acl_content_allows(acl, "good.example"));
+    ck_assert(room_acl_content_allows(acl, "good.example:8448")); /* the port does not count */
+    ck_assert(!room_acl_content_allows(acl, "evil.example"));
+    ck_assert(!room_acl_content_allows(acl, "evil.example:443"));
+    ck_assert(!room_acl_content_allows(acl, "x.bad.example"));
+    ck_assert(room_acl_content_allows(acl, "1.2.3.4")); /* IP literals allowed by default */
+    ck_assert(room_acl_content_allows(acl, "[::1]:8448"));
+    ck_assert(!room_acl_content_allows(acl, "not a name"));
     json_decref(acl);
     acl = js("{\"allow\": [\"*\"], \"allow_ip_literals\": false}");
-    ck_assert(!fed_acl_content_allows(acl, "1.2.3.4:8448"));
-    ck_assert(!fed_acl_content_allows(acl, "[2001:db8::1]"));
-    ck_assert(fed_acl_content_allows(acl, "example.org"));
+    ck_assert(!room_acl_content_allows(acl, "1.2.3.4:8448"));
+    ck_assert(!room_acl_content_allows(acl, "[2001:db8::1]"));
+    ck_assert(room_acl_content_allows(acl, "example.org"));
     json_decref(acl);
     /* No allow list: nobody; deny beats allow; IPv6 matched with brackets. */
     acl = js("{\"deny\": []}");
-    ck_assert(!fed_acl_content_allows(acl, "example.org"));
+    ck_assert(!room_acl_content_allows(acl, "example.org"));
     json_decref(acl);
     acl = js("{\"allow\": [\"example.org\", \"[::1]\"], \"deny\": [\"example.org\"]}");
-    ck_assert(!fed_acl_content_allows(acl, "example.org"));
-    ck_assert(fed_acl_content_allows(acl, "[::1]:1234"));
+    ck_assert(!room_acl_content_allows(acl, "example.org"));
+    ck_assert(room_acl_content_allows(acl, "[::1]:1234"));
     json_decref(acl);
     /* Non-string entries are skipped, not fatal. */
     acl = js("{\"allow\": [1, null, \"*\"], \"deny\": [{}]}");
-    ck_assert(fed_acl_content_allows(acl, "example.org"));
+    ck_assert(room_acl_content_allows(acl, "example.org"));
     json_decref(acl);
 }
 END_TEST
