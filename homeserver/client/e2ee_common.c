@@ -185,15 +185,21 @@ json_t *e2ee_otk_count_object(db_conn *c, const char *user_id, const char *devic
 
 int client_otk_counts(db_conn *c, const char *user_id, const char *device_id, json_t **counts,
                       json_t **unused_fallback_types, hs_err *err) {
+    /* Both in one round trip (every /sync asks): count rows are one-time key
+     * counts, NULL-count rows unused fallback key algorithms. */
     static db_stmt q = DB_STMT(
-        "SELECT algorithm FROM e2e_fallback_keys WHERE user_id = $1 AND device_id = $2"
-        " AND NOT used ORDER BY algorithm");
-    json_t *o = e2ee_otk_count_object(c, user_id, device_id, err);
-    if (!o) return -1;
+        "SELECT algorithm, count(*) FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2"
+        " GROUP BY algorithm"
+        " UNION ALL (SELECT algorithm, NULL FROM e2e_fallback_keys WHERE user_id = $1"
+        "  AND device_id = $2 AND NOT used ORDER BY algorithm)");
     PGresult *r = db_run(c, &q, 2, (const char *[]){user_id, device_id}, err);
-    if (!r) return json_decref(o), -1;
-    json_t *a = json_array();
-    for (int i = 0; i < PQntuples(r); i++) json_array_append_new(a, json_string(PQgetvalue(r, i, 0)));
+    if (!r) return -1;
+    /* Always a signed_curve25519 count, as e2ee_otk_count_object. */
+    json_t *o = json_pack("{s:i}", "signed_curve25519", 0), *a = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (PQgetisnull(r, i, 1)) json_array_append_new(a, json_string(PQgetvalue(r, i, 0)));
+        else json_object_set_new(o, PQgetvalue(r, i, 0), json_integer(atoll(PQgetvalue(r, i, 1))));
+    }
     PQclear(r);
     *counts = o;
     *unused_fallback_types = a;

@@ -17,8 +17,8 @@ int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, h
 
 void client_room_event_committed(hs_server *srv, const room_event *ev) {
     hs_notify_room(ev->room_id);
-    /* An invite (or kick, ban) reaches a user who is not waiting on the room. */
-    if (ev->membership && ev->state_key && strcmp(ev->state_key, ev->sender) != 0)
-        hs_notify_users((const char *const[]){ev->state_key}, 1);
+    /* A membership reaches its user, who is not waiting on the room yet (an
+     * invite, or their own join from another request) or no longer. */
+    if (ev->membership && ev->state_key) hs_notify_users((const char *const[]){ev->state_key}, 1);
     if (ev->membership && ev->state_key) client_room_membership_changed(srv, ev);
 }

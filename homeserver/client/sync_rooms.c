@@ -190,6 +190,22 @@ static int room_summary(db_conn *c, const char *room_id, const char *user_id, js
     return 0;
 }
 
+/* Whether a room's entry carries membership events: only then can its
+ * summary have changed (the spec lets an incremental sync omit an unchanged
+ * summary, as Synapse does). */
+static bool has_member_events(const json_t *entry) {
+    static const char *const sections[] = {"timeline", "state", "state_after"};
+    for (size_t s = 0; s < sizeof sections / sizeof *sections; s++) {
+        size_t i;
+        json_t *ev;
+        json_array_foreach(json_object_get(json_object_get(entry, sections[s]), "events"), i, ev) {
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            if (type && !strcmp(type, "m.room.member")) return true;
+        }
+    }
+    return false;
+}
+
 /* A joined or left room: timeline (since, upto] and the state around it. */
 static int timeline_room(db_conn *c, const sync_params *p, const membership_row *m, long long upto,
                          bool full, json_t **out, hs_err *err) {
@@ -316,7 +332,8 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             bool full = initial || p->full_state || m->changed;
             if (!full && active && !json_object_get(active, m->room_id)) continue;
             rc = timeline_room(c, p, m, p->to, full, &entry, err);
-            if (rc == 0 && entry) rc = room_summary(c, m->room_id, p->user_id, entry, err);
+            if (rc == 0 && entry && (full || has_member_events(entry)))
+                rc = room_summary(c, m->room_id, p->user_id, entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
         } else if (!strcmp(mem, "invite") || !strcmp(mem, "knock")) {
             if (!initial && !m->changed) continue;

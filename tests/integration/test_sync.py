@@ -53,8 +53,17 @@ def test_initial_and_incremental(server, users):
     tl = s2["rooms"]["join"][room]["timeline"]
     assert [e["event_id"] for e in tl["events"]] == [eid]
     assert s2["rooms"]["join"][room]["state"]["events"] == []
+    # An unchanged summary may be left out of an incremental sync (spec);
+    # after a membership change it comes with the new counts.
+    assert "summary" not in s2["rooms"]["join"][room]
     s3 = sync(server, a, since=s2["next_batch"])
     assert room not in s3["rooms"]["join"]
+    b_id, b = users["sy_bob"]
+    server.request("POST", f"{V3}/rooms/{room}/invite", {"user_id": b_id}, token=a)
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    s4 = sync(server, a, since=s3["next_batch"])
+    summary = s4["rooms"]["join"][room]["summary"]
+    assert summary["m.joined_member_count"] == 2 and summary["m.heroes"] == [b_id]
 
 
 def test_limited_timeline_and_gap_state(server, users):
@@ -124,6 +133,30 @@ def test_long_poll_times_out_empty_and_ignores_other_rooms(server, users):
     th.join(10)
     assert got["dt"] >= 1.4
     assert got["resp"]["rooms"]["join"] == {}
+
+
+def test_long_poll_wakes_on_own_join(server, users):
+    # A client's waiting /sync must see the room it joins from another request
+    # at once, though it was not waiting on that room.
+    a_id, a = users["sy_alice"]
+    _, b = users["sy_bob"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                          token=a).json["room_id"]
+    since = sync(server, b)["next_batch"]
+    got = {}
+
+    def poll():
+        t0 = time.time()
+        got["resp"] = sync(server, b, since=since, timeout=20000)
+        got["dt"] = time.time() - t0
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    th.join(30)
+    assert room in got["resp"]["rooms"]["join"]
+    assert got["dt"] < 5
 
 
 def test_invite_and_leave_sections(server, users):
