@@ -218,7 +218,6 @@ def test_encrypted_message_is_stored_only_as_ciphertext(server):
     assert marker not in server.psql("SELECT string_agg(convert_from(json, 'UTF8'), '') FROM events")
 
 
-@pytest.mark.skipif(not os.path.exists(NODE), reason="scripts/js_deps.sh installs matrix-js-sdk")
 def test_js_sdk_four_kinds_and_real_ciphertext(server):
     """matrix-js-sdk with its Rust crypto creates the four kinds as Element
     does and sends a real Megolm message; the database holds only ciphertext."""

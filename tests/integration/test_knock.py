@@ -211,7 +211,6 @@ def test_knock_wakes_the_moderator_quickly(server, channel):
     assert ms < 2000
 
 
-@pytest.mark.skipif(not os.path.exists(NODE), reason="scripts/js_deps.sh installs matrix-js-sdk")
 def test_js_moderator_sees_knock_and_cli_approves(server):
     mod = server.add_user("kn_js_mod")
     knocker = server.add_user("kn_js_knocker")
