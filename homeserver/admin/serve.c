@@ -4,6 +4,7 @@
  * (they need the database), then close the pool and stop PostgreSQL. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -119,9 +121,13 @@ static int run(cfg *c) {
         hs_info("pvyhs serving %s", c->server_name);
         fed_sender_start(&srv); /* queued PDUs and EDUs go out from now on */
         sd_notify_msg("READY=1");
-        int sig = 0;
-        while (sigwait(&sigs, &sig) != 0) {
-        }
+        /* Between signals, every half minute, give memory freed after a
+         * burst (a big initial sync, a load peak) back to the system: glibc
+         * keeps it in its per-thread arenas otherwise, and the idle server
+         * would stay at its peak size. */
+        int sig;
+        struct timespec half_minute = {30, 0};
+        while ((sig = sigtimedwait(&sigs, NULL, &half_minute)) < 0) malloc_trim(0);
         hs_info("received %s; stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         sd_notify_msg("STOPPING=1");
         /* Parked long-polls answer now rather than hold the shutdown. */
