@@ -14,6 +14,7 @@
 #include "homeserver/core/clock.h"
 #include "notifier.h"
 #include "sync_rooms.h"
+#include "sync_share.h"
 #include "sync_token.h"
 #include "sync_wait.h"
 #include "account_data.h"
@@ -225,6 +226,20 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     return resp;
 }
 
+/* What makes two incremental syncs the same request (sync_share.h). */
+static char *share_key(hs_req *r) {
+    const char *parts[] = {r->user_id, r->device_id ? r->device_id : "",
+                           hs_req_query(r, "since"), hs_req_query(r, "filter"),
+                           hs_req_query(r, "full_state"), hs_req_query(r, "use_state_after")};
+    size_t len = 1;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) len += (parts[i] ? strlen(parts[i]) : 0) + 2;
+    char *key = malloc(len), *p = key;
+    if (!key) return NULL;
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        p += sprintf(p, "%s%c%c", parts[i] ? parts[i] : "", parts[i] ? '=' : '-', 0x1f);
+    return key;
+}
+
 static void free_rooms(char **rooms, size_t n) {
     for (size_t i = 0; i < n; i++) free(rooms[i]);
     free(rooms);
@@ -241,23 +256,38 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
         db_release(r->srv->db, c);
         if (rc < 0) return -1;
     }
+    char *key = o.has_since ? share_key(r) : NULL;
     for (;;) {
+        bool owner = false;
+        sync_share *share = key ? sync_share_begin(key, &owner) : NULL;
+        if (share && !owner) {
+            json_t *shared = sync_share_wait(share);
+            if (shared) {
+                free(key);
+                *out = shared;
+                return 200;
+            }
+            share = NULL; /* nothing to share: look for ourselves */
+        }
         sync_token now;
         sync_token_now(&now);
         bool any = false;
         char **rooms = NULL;
         size_t n = 0;
         json_t *resp = build(r, &o, &now, &any, &rooms, &n, err);
-        if (!resp) return -1;
+        sync_share_end(share, any ? resp : NULL);
+        if (!resp) return free(key), -1;
         bool wait = !any && o.has_since && !o.p.full_state && hs_now_ms() < deadline &&
                     !atomic_load(&r->srv->stopping);
         if (wait && sync_wait_park(r, rooms, n, &now)) {
             json_decref(resp);
             free_rooms(rooms, n);
+            free(key);
             return HS_SUSPENDED;
         }
         free_rooms(rooms, n);
         if (!wait) {
+            free(key);
             *out = resp;
             return 200;
         }

@@ -135,6 +135,29 @@ def test_long_poll_times_out_empty_and_ignores_other_rooms(server, users):
     assert got["resp"]["rooms"]["join"] == {}
 
 
+def test_identical_waiting_syncs_share_one_answer(server, users):
+    # Several connections of one device waiting on the same token (or a
+    # client's retries) are woken by one message: all get the same answer.
+    _, a = users["sy_alice"]
+    room = server.request("POST", V3 + "/createRoom", {}, token=a).json["room_id"]
+    since = sync(server, a)["next_batch"]
+    got = [None] * 6
+
+    def poll(i):
+        got[i] = sync(server, a, since=since, timeout=20000)
+
+    ths = [threading.Thread(target=poll, args=(i,)) for i in range(6)]
+    for t in ths:
+        t.start()
+    time.sleep(0.5)
+    eid = send(server, a, room, "to all six", "share1")
+    for t in ths:
+        t.join(30)
+    for g in got:
+        assert [e["event_id"] for e in g["rooms"]["join"][room]["timeline"]["events"]] == [eid]
+        assert g["next_batch"] == got[0]["next_batch"]
+
+
 def test_long_poll_wakes_on_own_join(server, users):
     # A client's waiting /sync must see the room it joins from another request
     # at once, though it was not waiting on that room.
