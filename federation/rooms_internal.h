@@ -69,6 +69,10 @@ json_t *fed_transaction(const hs_server *srv, json_t *pdus);
 int fed_auth_chain(db_conn *c, const char *room_id, const char *const *ids, size_t n, char ***out,
                    size_t *n_out, hs_err *err);
 
+/* [200, body]: the answer of the v1 send_join, send_leave and invite, a
+ * historical mistake the spec keeps (body is stolen). */
+json_t *fed_v1_answer(json_t *body);
+
 /* A JSON array of n strings. */
 json_t *fed_str_array(const char *const *ids, size_t n);
 
