@@ -16,6 +16,7 @@
  *   send.c, edu.c     PUT /send and its EDUs
  *   state.c, event.c, backfill.c, missing_events.c, timestamp.c
  *                     the read endpoints
+ *   backfill_pull.c   asking another server for a room's history
  *   membership.c      the make_ and send_ handshakes join.c, leave.c and
  *                     knock.c share
  *   invite.c          PUT /invite/v2 and asking another server to sign ours
@@ -177,6 +178,14 @@ int fed_state_before(hs_server *srv, const char *origin, const room_event *ev, b
 int fed_persist_event(hs_server *srv, const room_event *ev, const room_state_map *state_before,
                       bool require_accepted, const char *forward_except, room_verdict *verdict,
                       hs_err *err);
+
+/* ---- backfill_pull.c ------------------------------------------------------- */
+
+/* Pull up to limit events of room_id's past from a server in it (GET
+ * /backfill from the backward extremities near the start of our timeline)
+ * and store them as history. Returns how many were stored (0: none to be
+ * had, or no server answered), or -1 with err for a database failure. */
+int fed_backfill_room(hs_server *srv, const char *room_id, int limit, hs_err *err);
 
 /* ---- send.c ---------------------------------------------------------------- */
 

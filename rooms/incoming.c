@@ -4,7 +4,8 @@
  * In the spec's order: against its own auth events (else rejected), against
  * the state before it (else rejected), against the current state (else soft
  * failed: stored, but it neither changes the current state nor becomes an
- * extremity, so nobody builds on it). */
+ * extremity, so nobody builds on it). History pulled by backfill skips the
+ * last check: it is older than the current state by construction. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +41,8 @@ static int check(const room_event *ev, room_lookup *l, bool *ok, char *why, size
 }
 
 static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                       room_event **auth, size_t n_auth, room_verdict *v, char *why,
-                       size_t why_len, hs_err *err) {
+                       room_event **auth, size_t n_auth, bool history, room_verdict *v,
+                       char *why, size_t why_len, hs_err *err) {
     hs_err deny = {0};
     if (room_auth_check_auth_events(ev, (const room_event *const *)auth, n_auth, &deny) < 0) {
         if (why) snprintf(why, why_len, "%s", deny.msg);
@@ -71,7 +72,8 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
         if (!ok) return *v = ROOM_REJECTED, 0;
     }
     room_lookup cur = {.c = c, .room_id = ev->room_id, .current = true};
-    if (strcmp(ev->type, "m.room.create") == 0) return *v = ROOM_ACCEPTED, 0;
+    /* The room's past is not judged by its present. */
+    if (history || strcmp(ev->type, "m.room.create") == 0) return *v = ROOM_ACCEPTED, 0;
     /* A room joined over federation has no current state until its first
      * event (our join) is in: the state before that event is all we know. */
     long long current = room_store_lock_room(c, ev->room_id, NULL, err);
@@ -82,9 +84,9 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
     return 0;
 }
 
-int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                 long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
-                 hs_err *err) {
+static int receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                   long long stream_ordering, bool history, room_verdict *verdict, char *why,
+                   size_t why_len, hs_err *err) {
     room_event *auth[32];
     size_t n_auth = 0;
     if (why && why_len) *why = 0;
@@ -92,13 +94,26 @@ int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_b
         *verdict = ROOM_REJECTED;
         if (why) snprintf(why, why_len, "too many auth events");
     } else if (load_auth(c, ev, auth, &n_auth, err) < 0 ||
-               verdict_for(c, ev, state_before, auth, n_auth, verdict, why, why_len, err) < 0) {
+               verdict_for(c, ev, state_before, auth, n_auth, history, verdict, why, why_len,
+                           err) < 0) {
         for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
         return -1;
     }
     for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
     room_persist_item it = {ev, false, *verdict == ROOM_SOFT_FAILED,
                             *verdict == ROOM_REJECTED ? (why && *why ? why : "rejected") : NULL,
-                            state_before, 0, stream_ordering, false};
+                            state_before, 0, stream_ordering, false, history};
     return room_store_persist(c, &it, 1, err);
+}
+
+int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                 long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
+                 hs_err *err) {
+    return receive(c, ev, state_before, stream_ordering, false, verdict, why, why_len, err);
+}
+
+int room_receive_history(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                         long long stream_ordering, room_verdict *verdict, char *why,
+                         size_t why_len, hs_err *err) {
+    return receive(c, ev, state_before, stream_ordering, true, verdict, why, why_len, err);
 }
