@@ -14,6 +14,7 @@
  *   pdu_checks.c      checks on receipt 4–6 of a room's new event: missing
  *                     prev events, the state before it, persisting
  *   send.c, edu.c     PUT /send and its EDUs
+ *   device_list_resync.c  device list updates in order, resyncs
  *   state.c, event.c, backfill.c, missing_events.c, timestamp.c
  *                     the read endpoints
  *   backfill_pull.c   asking another server for a room's history
@@ -202,6 +203,14 @@ int fed_txn_parse(const json_t *body, const char *origin, const json_t **pdus, c
 /* Handle one EDU from origin; unknown types and bad contents are ignored
  * (logged at debug), as the spec asks of EDUs. */
 void fed_handle_edu(hs_server *srv, const char *origin, const char *type, const json_t *content);
+
+/* ---- device_list_resync.c ---------------------------------------------------- */
+
+/* An m.device_list_update from origin, applied in order: after the last
+ * one we applied for the user, else the user's list is fetched again (GET
+ * /user/devices). 0 (also when ignored), or -1 with err. */
+int fed_device_list_update(hs_server *srv, const char *origin, const json_t *content,
+                           hs_err *err);
 
 /* ---- membership.c ---------------------------------------------------------- */
 
