@@ -106,6 +106,16 @@ def test_device_list_resync(fed, froom):
         r = send_txn(fed, [], [update(fred, "FSIX", 21, [20])])
         assert len(fetches) == 3
         assert set(keys_query(a, atok, fred)["device_keys"][fred]) == {"FONE", "FFOUR"}
+
+        # fred leaves A's room: his list is no longer followed (a return later
+        # fetches it again), and /keys/query asks F again.
+        fr = froom["fr"]
+        leave, leave_id = fr.build(fred, "m.room.member", {"membership": "leave"}, state_key=fred)
+        r = send_txn(fed, [leave])
+        assert r.status == 200 and r.json["pdus"][leave_id] == {}, r.raw
+        fr.advance(leave, leave_id)
+        assert a.psql(f"SELECT count(*) FROM fed_device_list_remote WHERE user_id = '{fred}'") == "0"
+        assert set(keys_query(a, atok, fred)["device_keys"][fred]) == {"FLIVE"}
     finally:
         f.routes.pop(path, None)
         f.routes.pop("/_matrix/federation/v1/user/keys/query", None)
