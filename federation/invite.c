@@ -191,10 +191,10 @@ static json_t *signed_copy(hs_server *srv, const room_event *ev, const char *des
     return mine;
 }
 
-int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+json_t *fed_invite_ask(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
     const char *dest = fed_id_domain(ev->state_key);
     json_t *st = invite_state(c, ev, err);
-    if (!st) return -1;
+    if (!st) return NULL;
     json_t *body = json_pack("{s:s, s:O, s:o}", "room_version", ev->ver->id, "event", ev->json,
                              "invite_room_state", st);
     char *path = fed_path2("/_matrix/federation/v2/invite", ev->room_id, ev->event_id);
@@ -205,8 +205,13 @@ int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *
     json_decref(body);
     json_t *mine = rc == 0 ? signed_copy(srv, ev, dest, resp, err) : NULL;
     json_decref(resp);
+    return mine;
+}
+
+int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+    json_t *mine = fed_invite_ask(c, srv, ev, err);
     if (!mine) return -1;
-    rc = replace_stored(c, ev->event_id, mine, err);
+    int rc = replace_stored(c, ev->event_id, mine, err);
     json_decref(mine);
     return rc;
 }

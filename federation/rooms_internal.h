@@ -21,6 +21,7 @@
  *   membership.c      the make_ and send_ handshakes join.c, leave.c and
  *                     knock.c share
  *   invite.c          PUT /invite/v2 and asking another server to sign ours
+ *   third_party_invite.c  PUT /exchange_third_party_invite
  *   remote_join.c     our users joining, knocking on and leaving rooms of
  *                     other servers
  *   directory.c       /query/directory and resolving remote aliases
@@ -260,6 +261,11 @@ int fed_remote_membership_store(hs_server *srv, const room_event *ev, const char
  * one. 0, or -1 with the other server's answer. */
 int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
 
+/* The invitee's server signs ev (PUT /v2/invite with the room's stripped
+ * state from c): ev with its signature added (new reference), or NULL
+ * with the other server's answer. */
+json_t *fed_invite_ask(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
+
 /* ---- directory.c ------------------------------------------------------------- */
 
 /* Resolve another server's alias through its directory (GET
@@ -283,6 +289,7 @@ void fed_join_routes(hs_router *rt);
 void fed_leave_routes(hs_router *rt);
 void fed_knock_routes(hs_router *rt);
 void fed_invite_routes(hs_router *rt);
+void fed_third_party_invite_routes(hs_router *rt);
 void fed_directory_routes(hs_router *rt);
 
 /* The hooks the Client-Server API calls (homeserver/client/remote_rooms.h). */
