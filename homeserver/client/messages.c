@@ -141,17 +141,20 @@ done:
     return rc;
 }
 
-/* Position and room of an event, for /context. */
-static long long event_pos(db_conn *c, const char *room_id, const char *event_id, hs_err *err) {
+/* Position of an event of the room, for /context (negative for history
+ * pulled by backfill). false with err when there is none. */
+static bool event_pos(db_conn *c, const char *room_id, const char *event_id, long long *pos,
+                      hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT stream_ordering FROM events WHERE event_id = $1 AND room_id = $2"
         " AND stream_ordering IS NOT NULL AND rejected_reason IS NULL");
     PGresult *r = db_run(c, &q, 2, (const char *[]){event_id, room_id}, err);
-    if (!r) return -2;
-    long long p = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    if (!r) return false;
+    bool found = PQntuples(r) > 0;
+    if (found) *pos = atoll(PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (p < 0) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
-    return p;
+    if (!found) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    return found;
 }
 
 static int get_context(hs_req *r, json_t **out, hs_err *err) {
@@ -162,8 +165,8 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
     int rc = -1;
     json_t *mid = json_array(), *before = json_array(), *after = json_array();
     long long horizon = read_horizon(c, r->params[0], r->user_id, err);
-    long long pos = horizon < 0 ? -1 : event_pos(c, r->params[0], r->params[1], err);
-    if (pos < 0) goto done;
+    long long pos = 0;
+    if (horizon < 0 || !event_pos(c, r->params[0], r->params[1], &pos, err)) goto done;
     bool more;
     long long e1 = pos, e2 = pos, ignored;
     /* The event itself, through the visibility filter like its neighbours. */
@@ -176,7 +179,8 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
         goto done;
     }
     int nb = limit / 2, na = limit - nb;
-    if (client_room_events_for(c, r->user_id, r->params[0], 0, pos - 1, nb, true, true, before,
+    if (client_room_events_for(c, r->user_id, r->params[0], SYNC_TOKEN_POS_MIN, pos - 1, nb, true,
+                               true, before,
                                &more, &e1, err) < 0 ||
         client_room_events_for(c, r->user_id, r->params[0], pos, horizon, na, false, true, after,
                                &more, &e2, err) < 0)

@@ -85,6 +85,14 @@ def test_backfill_shared_history(fed):
     assert visibility_kept(b, room) == "shared"
     assert "/_matrix/federation/v1/backfill/" in b.read_log()
 
+    # /context works inside the pulled history, both ways.
+    mid = next(e for e in events if e["content"].get("body") == "Shared 15")
+    r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/context/{q(mid['event_id'])}?limit=4",
+                  token=btok)
+    assert r.status == 200, r.raw
+    assert bodies(r.json["events_before"]) == ["Shared 14", "Shared 13"], r.json["events_before"]
+    assert bodies(r.json["events_after"]) == ["Shared 16", "Shared 17"], r.json["events_after"]
+
     # The current state is the room's present: the name set last, both members.
     r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.name", token=btok)
     assert r.status == 200 and r.json["name"] == "Shared", r.raw
