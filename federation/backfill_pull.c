@@ -15,12 +15,18 @@
  * sequence, each batch below the previous one, so /messages reaches it going
  * backwards and /sync never sees it — with the history visibility of its
  * own state (sql/016), and it moves neither the forward extremities nor the
- * current state. */
+ * current state.
+ *
+ * A client waits meanwhile, so each server has ASK_TIMEOUT_MS, at most
+ * MAX_SERVERS are tried, the first that answers is the only one asked, and
+ * a room none of them answered for is left alone for QUIET_MS. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "homeserver/client/relations.h"
+#include "homeserver/core/clock.h"
 #include "homeserver/core/log.h"
 #include "rooms/state_lookup.h"
 #include "rooms_internal.h"
@@ -29,6 +35,38 @@
  * how many of those are asked for at once. */
 #define BACKWARD_LOOK 50
 #define BACKWARD_MAX 20
+/* A client waits for this: each server gets a short time, a few are tried,
+ * and a room whose servers all failed is not asked again for a while. */
+#define ASK_TIMEOUT_MS 10000L
+#define MAX_SERVERS 3
+#define QUIET_MS 60000LL
+#define QUIET_SLOTS 64
+
+static struct {
+    pthread_mutex_t mu;
+    struct {
+        unsigned long hash;
+        long long until;
+    } slot[QUIET_SLOTS];
+} quiet = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static unsigned long room_hash(const char *s) {
+    unsigned long h = 5381;
+    for (; *s; s++) h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+/* Nobody answered for room_id lately (set: remember that now). */
+static bool quiet_room(const char *room_id, bool set) {
+    unsigned long h = room_hash(room_id);
+    size_t i = h % QUIET_SLOTS;
+    long long now = hs_now_ms();
+    pthread_mutex_lock(&quiet.mu);
+    bool q = quiet.slot[i].hash == h && quiet.slot[i].until > now;
+    if (set) quiet.slot[i].hash = h, quiet.slot[i].until = now + QUIET_MS;
+    pthread_mutex_unlock(&quiet.mu);
+    return q;
+}
 
 /* The backward extremities near the start of the room's timeline. */
 static int backward_extremities(db_conn *c, const char *room_id, char ***ids, size_t *n,
@@ -67,9 +105,10 @@ static json_t *ask(hs_server *srv, const char *dest, const char *room_id, char *
         if (e) w += (size_t)snprintf(full + w, len - w, "&v=%s", e);
         free(e);
     }
+    fed_request_opts o = {.timeout_ms = ASK_TIMEOUT_MS};
     long status;
     json_t *resp = NULL;
-    int rc = fed_request(srv, dest, "GET", full, NULL, &status, &resp, err);
+    int rc = fed_request_ex(srv, dest, "GET", full, NULL, &o, &status, &resp, err);
     free(full);
     json_t *pdus = rc == 0 ? json_incref(json_object_get(resp, "pdus")) : NULL;
     json_decref(resp);
@@ -195,10 +234,14 @@ static room_event **usable(hs_server *srv, const char *dest, const room_version 
     return evs;
 }
 
+/* Events stored from dest, or 0 (*answered false when it did not answer),
+ * or -1 for a database failure. */
 static int backfill_from(hs_server *srv, const char *dest, const room_version *v,
-                         const char *room_id, char **ext, size_t n_ext, int limit, hs_err *err) {
+                         const char *room_id, char **ext, size_t n_ext, int limit, bool *answered,
+                         hs_err *err) {
     hs_err e = {0};
     json_t *pdus = ask(srv, dest, room_id, ext, n_ext, limit, &e);
+    *answered = pdus != NULL;
     if (!pdus) {
         hs_info("federation: /backfill of %s from %s: %s", room_id, dest, e.msg);
         return 0;
@@ -222,6 +265,7 @@ static int backfill_from(hs_server *srv, const char *dest, const room_version *v
 
 int fed_backfill_room(hs_server *srv, const char *room_id, int limit, hs_err *err) {
     if (limit > FED_BACKFILL_MAX) limit = FED_BACKFILL_MAX;
+    if (quiet_room(room_id, false)) return 0;
     db_conn *c = db_acquire(srv->db, err);
     if (!c) return -1;
     hs_err miss = {0};
@@ -232,16 +276,21 @@ int fed_backfill_room(hs_server *srv, const char *room_id, int limit, hs_err *er
     int rc = v ? backward_extremities(c, room_id, &ext, &n_ext, err) : 0;
     if (rc == 0 && n_ext && !(servers = fed_servers_in_room(c, room_id, err))) rc = -1;
     db_release(srv->db, c);
-    size_t i;
+    size_t i, tried = 0;
     json_t *s;
     int stored = 0;
+    bool answered = false;
     json_array_foreach(servers, i, s) {
         const char *dest = json_string_value(s);
-        if (rc < 0 || stored || !strcmp(dest, srv->cfg->server_name)) continue;
-        int got = backfill_from(srv, dest, v, room_id, ext, n_ext, limit, err);
+        if (rc < 0 || stored || answered || tried == MAX_SERVERS ||
+            !strcmp(dest, srv->cfg->server_name))
+            continue;
+        tried++;
+        int got = backfill_from(srv, dest, v, room_id, ext, n_ext, limit, &answered, err);
         if (got < 0) rc = -1;
         else stored = got;
     }
+    if (rc == 0 && tried && !answered) quiet_room(room_id, true);
     json_decref(servers);
     room_store_free_ids(ext, n_ext);
     return rc < 0 ? -1 : stored;

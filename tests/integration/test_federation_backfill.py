@@ -145,3 +145,26 @@ def test_backfill_joined_history_stays_hidden(fed):
     # A's own member sees everything, as before.
     mine, _ = page_back(a, atok, room, limit=100)
     assert bodies(mine)[1:] == [f"Joined {i}" for i in reversed(range(30))]
+
+
+def test_backfill_when_nobody_answers(fed):
+    """The room's only other server is down: /messages answers with what B
+    holds, after one short try, and does not try again at once."""
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fedbf_alice")
+    dan, dtok = user(b, "fedbf_dan")
+    room = history_room(a, atok, "Down", "shared", n=5)
+    join_b(b, dtok, room, a)
+    a.stop()
+    try:
+        mark = f"/backfill of {room} from {a.server_name}"
+        t0 = time.time()
+        events, _ = page_back(b, dtok, room)
+        assert time.time() - t0 < 15
+        assert bodies(events) == []
+        assert any(e["type"] == "m.room.member" and e["state_key"] == dan for e in events)
+        assert b.read_log().count(mark) == 1
+        page_back(b, dtok, room)
+        assert b.read_log().count(mark) == 1  # left alone for a while
+    finally:
+        a.start()
