@@ -255,3 +255,32 @@ def test_device_lists_from_synapse(net):
         time.sleep(0.3)
     assert has_two(), b.read_log()[-4000:]
     print("resyncs:", b.read_log().count(f"device list of {sally} fetched again"), "first:", fetched)
+
+
+def test_backfill_from_synapse_joined_history(net):
+    """history_visibility joined: the history before the pvyhs user came stays hidden."""
+    syn, b = net["syn"], net["b"]
+    sally, stok = net["sally"]
+    st, j = syn.call("POST", "/_matrix/client/v3/createRoom", {
+        "preset": "public_chat", "initial_state": [
+            {"type": "m.room.history_visibility", "state_key": "",
+             "content": {"history_visibility": "joined"}}]}, stok)
+    assert st == 200, j
+    room = j["room_id"]
+    for i in range(12):
+        st, j = syn.call("PUT", f"/_matrix/client/v3/rooms/{q(room)}/send/m.room.message/j{i}",
+                         {"msgtype": "m.text", "body": f"hidden {i}"}, stok)
+        assert st == 200, j
+    carl, ctok = user(b, "synbf_carl")
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}?server_name={q(syn.server_name)}", {},
+                  token=ctok)
+    assert r.status == 200, r.raw
+    events = page_back(b, ctok, room)
+    assert bodies(events) == [], bodies(events)
+    assert any(e["type"] == "m.room.member" and e["state_key"] == carl for e in events)
+    # B did pull the history (Synapse sends it redacted), and keeps its visibility.
+    n = int(b.psql(f"SELECT count(*) FROM events WHERE room_id = '{room}' AND stream_ordering < 0"
+                   " AND type = 'm.room.message'"))
+    assert n == 12, n
+    assert b.psql(f"SELECT DISTINCT history_visibility_at FROM events WHERE room_id = '{room}'"
+                  " AND stream_ordering < 0 AND type = 'm.room.message'") == "joined"
