@@ -1,7 +1,8 @@
 /* edu.c — the EDUs of a /send transaction, each handed to the client area
  * that owns what it changes: m.typing (typing.h), m.receipt (receipts.h),
- * m.presence (presence.h), m.device_list_update, m.signing_key_update and
- * m.direct_to_device (e2ee_remote.h).
+ * m.presence (presence.h), m.device_list_update (in order:
+ * device_list_resync.c), m.signing_key_update and m.direct_to_device
+ * (e2ee_remote.h).
  *
  * A server speaks only for its own users: an EDU about a user of another
  * server is ignored, as are typing and receipts in rooms the user is not
@@ -133,7 +134,7 @@ void fed_handle_edu(hs_server *srv, const char *origin, const char *type, const 
     else if (!strcmp(type, "m.receipt")) receipts(srv, origin, content);
     else if (!strcmp(type, "m.presence")) presence(srv, origin, content);
     else if (!strcmp(type, "m.device_list_update"))
-        rc = client_e2ee_remote_device_update(srv, origin, content, &err);
+        rc = fed_device_list_update(srv, origin, content, &err);
     else if (!strcmp(type, "m.signing_key_update"))
         rc = client_e2ee_remote_signing_key_update(srv, origin, content, &err);
     else if (!strcmp(type, "m.direct_to_device"))

@@ -1,6 +1,7 @@
 /* invite.c — invites across servers, both ways.
  *
- * PUT /_matrix/federation/v2/invite/{roomId}/{eventId}: another server
+ * PUT /_matrix/federation/v2/invite/{roomId}/{eventId} (and the
+ * deprecated v1, for rooms of versions 1 and 2): another server
  * invites one of our users. We check the event is what it claims (spec's
  * list: an invite, from a user of the calling server, to a user of ours,
  * properly signed), sign it, and — when we are not in the room — keep it
@@ -78,18 +79,10 @@ static int check_room_state(const room_version *v, const char *room_id, const js
                       "invite_room_state lacks the room's m.room.create");
 }
 
-static int put_invite(hs_req *r, json_t **out, hs_err *err) {
-    const char *ver = json_string_value(json_object_get(r->json, "room_version"));
-    const json_t *event = json_object_get(r->json, "event");
-    const json_t *st = json_object_get(r->json, "invite_room_state");
-    if (!ver || !json_is_object(event))
-        return hs_err_set(err, 400, "M_MISSING_PARAM", "room_version and event are required");
-    const room_version *v = room_version_get(ver);
-    if (!v) {
-        *out = json_pack("{s:s, s:s, s:s}", "errcode", "M_INCOMPATIBLE_ROOM_VERSION", "error",
-                         "This server does not support this room version", "room_version", ver);
-        return 400;
-    }
+/* Both versions: check, sign and (when we are not in the room) keep the
+ * invite; *out becomes {"event": the signed event}. */
+static int take_invite(hs_req *r, const room_version *v, const json_t *event, const json_t *st,
+                       json_t **out, hs_err *err) {
     room_event *ev = fed_event_verify(r->srv, v, event, err);
     if (!ev)
         return err->status = 400, snprintf(err->errcode, sizeof err->errcode, "M_INVALID_PARAM"),
@@ -111,6 +104,37 @@ static int put_invite(hs_req *r, json_t **out, hs_err *err) {
     room_event_free(ev);
     json_decref(signed_ev);
     return in >= 0 ? 200 : -1;
+}
+
+static int put_invite(hs_req *r, json_t **out, hs_err *err) {
+    const char *ver = json_string_value(json_object_get(r->json, "room_version"));
+    const json_t *event = json_object_get(r->json, "event");
+    const json_t *st = json_object_get(r->json, "invite_room_state");
+    if (!ver || !json_is_object(event))
+        return hs_err_set(err, 400, "M_MISSING_PARAM", "room_version and event are required");
+    const room_version *v = room_version_get(ver);
+    if (!v) {
+        *out = json_pack("{s:s, s:s, s:s}", "errcode", "M_INCOMPATIBLE_ROOM_VERSION", "error",
+                         "This server does not support this room version", "room_version", ver);
+        return 400;
+    }
+    return take_invite(r, v, event, st, out, err);
+}
+
+/* v1 (deprecated, still in the spec): the body is the event itself, its
+ * stripped state in unsigned.invite_room_state, and no room version: the
+ * spec says to assume "1" or "2", which share their event format (they
+ * differ only in state resolution, which an invite does not use). The
+ * answer is [200, {"event": ...}]. */
+static int put_invite_v1(hs_req *r, json_t **out, hs_err *err) {
+    if (!json_is_object(r->json))
+        return hs_err_set(err, 400, "M_NOT_JSON", "The body must be the invite event");
+    const json_t *st = json_object_get(json_object_get(r->json, "unsigned"), "invite_room_state");
+    json_t *body = NULL;
+    int rc = take_invite(r, room_version_get("1"), r->json, st, &body, err);
+    if (rc == 200) *out = fed_v1_answer(body);
+    else json_decref(body);
+    return rc;
 }
 
 /* ---- outbound ---- */
@@ -167,10 +191,10 @@ static json_t *signed_copy(hs_server *srv, const room_event *ev, const char *des
     return mine;
 }
 
-int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+json_t *fed_invite_ask(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
     const char *dest = fed_id_domain(ev->state_key);
     json_t *st = invite_state(c, ev, err);
-    if (!st) return -1;
+    if (!st) return NULL;
     json_t *body = json_pack("{s:s, s:O, s:o}", "room_version", ev->ver->id, "event", ev->json,
                              "invite_room_state", st);
     char *path = fed_path2("/_matrix/federation/v2/invite", ev->room_id, ev->event_id);
@@ -181,13 +205,20 @@ int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *
     json_decref(body);
     json_t *mine = rc == 0 ? signed_copy(srv, ev, dest, resp, err) : NULL;
     json_decref(resp);
+    return mine;
+}
+
+int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+    json_t *mine = fed_invite_ask(c, srv, ev, err);
     if (!mine) return -1;
-    rc = replace_stored(c, ev->event_id, mine, err);
+    int rc = replace_stored(c, ev->event_id, mine, err);
     json_decref(mine);
     return rc;
 }
 
 void fed_invite_routes(hs_router *rt) {
+    hs_route(rt, "PUT", "/_matrix/federation/v1/invite/{roomId}/{eventId}", put_invite_v1,
+             HS_FEDERATION);
     hs_route(rt, "PUT", "/_matrix/federation/v2/invite/{roomId}/{eventId}", put_invite,
              HS_FEDERATION);
 }

@@ -1,5 +1,6 @@
 /* join.c — the resident side of joining: GET /v1/make_join/{roomId}/{userId}
- * ?ver=… and PUT /v2/send_join/{roomId}/{eventId}[?omit_members=true].
+ * ?ver=… and PUT /v2/send_join/{roomId}/{eventId}[?omit_members=true] (and
+ * the deprecated v1, whose answer is [200, {...}]).
  *
  * Restricted rooms (spec "Restricted rooms"): a user neither invited nor
  * joined may join when they are in one of the rooms the join rules allow;
@@ -210,9 +211,7 @@ static json_t *servers_in_state(db_conn *c, const room_state_map *st, hs_err *er
     return out;
 }
 
-static int put_send_join(hs_req *r, json_t **out, hs_err *err) {
-    const char *om = hs_req_query(r, "omit_members");
-    bool partial = om && !strcmp(om, "true");
+static int send_join(hs_req *r, bool partial, json_t **out, hs_err *err) {
     room_event *ev;
     room_state_map *before;
     if (fed_send_membership(r, "join", &ev, &before, err) < 0) return -1;
@@ -227,8 +226,26 @@ static int put_send_join(hs_req *r, json_t **out, hs_err *err) {
     return *out ? 200 : -1;
 }
 
+static int put_send_join(hs_req *r, json_t **out, hs_err *err) {
+    const char *om = hs_req_query(r, "omit_members");
+    return send_join(r, om && !strcmp(om, "true"), out, err);
+}
+
+/* v1 (still in the spec, deprecated): the same join, the whole state, the
+ * answer inside [200, {...}] with "origin", as it was first specified. */
+static int put_send_join_v1(hs_req *r, json_t **out, hs_err *err) {
+    json_t *body = NULL;
+    if (send_join(r, false, &body, err) < 0) return -1;
+    json_object_del(body, "members_omitted");
+    json_object_set_new(body, "origin", json_string(r->srv->cfg->server_name));
+    *out = fed_v1_answer(body);
+    return 200;
+}
+
 void fed_join_routes(hs_router *rt) {
     hs_route(rt, "GET", "/_matrix/federation/v1/make_join/{roomId}/{userId}", get_make_join,
+             HS_FEDERATION);
+    hs_route(rt, "PUT", "/_matrix/federation/v1/send_join/{roomId}/{eventId}", put_send_join_v1,
              HS_FEDERATION);
     hs_route(rt, "PUT", "/_matrix/federation/v2/send_join/{roomId}/{eventId}", put_send_join,
              HS_FEDERATION);

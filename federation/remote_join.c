@@ -335,12 +335,17 @@ static int hook_alias(hs_server *srv, const char *alias, char **room_id, json_t 
     return fed_query_alias(srv, alias, room_id, servers, err);
 }
 
+static int hook_backfill(hs_server *srv, const char *room_id, int limit, hs_err *err) {
+    return fed_backfill_room(srv, room_id, limit, err);
+}
+
 static const client_remote_rooms hooks = {
     .join = hook_join,
     .leave = hook_leave,
     .join_candidates = hook_candidates,
     .invite = hook_invite,
     .alias = hook_alias,
+    .backfill = hook_backfill,
 };
 
 void fed_install_client_hooks(void) { client_remote_rooms_set(&hooks); }

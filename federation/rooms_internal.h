@@ -14,11 +14,14 @@
  *   pdu_checks.c      checks on receipt 4–6 of a room's new event: missing
  *                     prev events, the state before it, persisting
  *   send.c, edu.c     PUT /send and its EDUs
+ *   device_list_resync.c  device list updates in order, resyncs
  *   state.c, event.c, backfill.c, missing_events.c, timestamp.c
  *                     the read endpoints
+ *   backfill_pull.c   asking another server for a room's history
  *   membership.c      the make_ and send_ handshakes join.c, leave.c and
  *                     knock.c share
  *   invite.c          PUT /invite/v2 and asking another server to sign ours
+ *   third_party_invite.c  PUT /exchange_third_party_invite
  *   remote_join.c     our users joining, knocking on and leaving rooms of
  *                     other servers
  *   directory.c       /query/directory and resolving remote aliases
@@ -68,6 +71,10 @@ json_t *fed_transaction(const hs_server *srv, json_t *pdus);
  * Synapse counts it). */
 int fed_auth_chain(db_conn *c, const char *room_id, const char *const *ids, size_t n, char ***out,
                    size_t *n_out, hs_err *err);
+
+/* [200, body]: the answer of the v1 send_join, send_leave and invite, a
+ * historical mistake the spec keeps (body is stolen). */
+json_t *fed_v1_answer(json_t *body);
 
 /* A JSON array of n strings. */
 json_t *fed_str_array(const char *const *ids, size_t n);
@@ -166,6 +173,14 @@ int fed_persist_event(hs_server *srv, const room_event *ev, const room_state_map
                       bool require_accepted, const char *forward_except, room_verdict *verdict,
                       hs_err *err);
 
+/* ---- backfill_pull.c ------------------------------------------------------- */
+
+/* Pull up to limit events of room_id's past from a server in it (GET
+ * /backfill from the backward extremities near the start of our timeline)
+ * and store them as history. Returns how many were stored (0: none to be
+ * had, or no server answered), or -1 with err for a database failure. */
+int fed_backfill_room(hs_server *srv, const char *room_id, int limit, hs_err *err);
+
 /* ---- send.c ---------------------------------------------------------------- */
 
 /* The parts of a /send body, checked: pdus (<= 50 entries) and edus (<= 100
@@ -181,6 +196,14 @@ int fed_txn_parse(const json_t *body, const char *origin, const json_t **pdus, c
 /* Handle one EDU from origin; unknown types and bad contents are ignored
  * (logged at debug), as the spec asks of EDUs. */
 void fed_handle_edu(hs_server *srv, const char *origin, const char *type, const json_t *content);
+
+/* ---- device_list_resync.c ---------------------------------------------------- */
+
+/* An m.device_list_update from origin, applied in order: after the last
+ * one we applied for the user, else the user's list is fetched again (GET
+ * /user/devices). 0 (also when ignored), or -1 with err. */
+int fed_device_list_update(hs_server *srv, const char *origin, const json_t *content,
+                           hs_err *err);
 
 /* ---- membership.c ---------------------------------------------------------- */
 
@@ -230,6 +253,11 @@ int fed_remote_membership_store(hs_server *srv, const room_event *ev, const char
  * one. 0, or -1 with the other server's answer. */
 int fed_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
 
+/* The invitee's server signs ev (PUT /v2/invite with the room's stripped
+ * state from c): ev with its signature added (new reference), or NULL
+ * with the other server's answer. */
+json_t *fed_invite_ask(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
+
 /* ---- directory.c ------------------------------------------------------------- */
 
 /* Resolve another server's alias through its directory (GET
@@ -253,6 +281,7 @@ void fed_join_routes(hs_router *rt);
 void fed_leave_routes(hs_router *rt);
 void fed_knock_routes(hs_router *rt);
 void fed_invite_routes(hs_router *rt);
+void fed_third_party_invite_routes(hs_router *rt);
 void fed_directory_routes(hs_router *rt);
 
 /* The hooks the Client-Server API calls (homeserver/client/remote_rooms.h). */

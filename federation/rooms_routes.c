@@ -13,6 +13,7 @@ void fed_rooms_routes(hs_router *rt) {
     fed_leave_routes(rt);
     fed_knock_routes(rt);
     fed_invite_routes(rt);
+    fed_third_party_invite_routes(rt);
     fed_directory_routes(rt);
     fed_install_client_hooks();
 }

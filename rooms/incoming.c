@@ -4,7 +4,8 @@
  * In the spec's order: against its own auth events (else rejected), against
  * the state before it (else rejected), against the current state (else soft
  * failed: stored, but it neither changes the current state nor becomes an
- * extremity, so nobody builds on it). */
+ * extremity, so nobody builds on it). History pulled by backfill skips the
+ * last check: it is older than the current state by construction. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +108,8 @@ static int check_own(db_conn *c, const room_event *ev, room_event **auth, size_t
 }
 
 static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                       room_event **auth, size_t n_auth, room_verdict *v, char *why,
-                       size_t why_len, hs_err *err) {
+                       room_event **auth, size_t n_auth, bool history, room_verdict *v,
+                       char *why, size_t why_len, hs_err *err) {
     bool ok;
     if (check_own(c, ev, auth, n_auth, &ok, why, why_len, err) < 0) return -1;
     if (!ok) return *v = ROOM_REJECTED, 0;
@@ -131,7 +132,8 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
         if (!ok) return *v = ROOM_REJECTED, 0;
     }
     room_lookup cur = {.c = c, .room_id = ev->room_id, .current = true};
-    if (strcmp(ev->type, "m.room.create") == 0) return *v = ROOM_ACCEPTED, 0;
+    /* The room's past is not judged by its present. */
+    if (history || strcmp(ev->type, "m.room.create") == 0) return *v = ROOM_ACCEPTED, 0;
     /* A room joined over federation has no current state until its first
      * event (our join) is in: the state before that event is all we know. */
     long long current = room_store_lock_room(c, ev->room_id, NULL, err);
@@ -159,9 +161,9 @@ static int verdict_linear(db_conn *c, const room_event *ev, room_event **auth, s
     return 0;
 }
 
-int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                 long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
-                 hs_err *err) {
+static int receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                   long long stream_ordering, bool history, room_verdict *verdict, char *why,
+                   size_t why_len, hs_err *err) {
     room_event *auth[32];
     size_t n_auth = 0;
     long long current = 0;
@@ -171,11 +173,11 @@ int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_b
         *verdict = ROOM_REJECTED;
         if (why) snprintf(why, why_len, "too many auth events");
     } else if (load_auth(c, ev, auth, &n_auth, err) < 0 ||
-               (!state_before && strcmp(ev->type, "m.room.create") != 0 &&
+               (!state_before && !history && strcmp(ev->type, "m.room.create") != 0 &&
                 (linear = extends_current(c, ev, &current, err)) < 0) ||
                (linear ? verdict_linear(c, ev, auth, n_auth, verdict, why, why_len, err)
-                       : verdict_for(c, ev, state_before, auth, n_auth, verdict, why, why_len,
-                                     err)) < 0) {
+                       : verdict_for(c, ev, state_before, auth, n_auth, history, verdict, why,
+                                     why_len, err)) < 0) {
         for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
         return -1;
     }
@@ -183,6 +185,18 @@ int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_b
     room_persist_item it = {ev, false, *verdict == ROOM_SOFT_FAILED,
                             *verdict == ROOM_REJECTED ? (why && *why ? why : "rejected") : NULL,
                             state_before, linear ? current : 0, stream_ordering,
-                            linear && *verdict == ROOM_ACCEPTED, false};
+                            linear && *verdict == ROOM_ACCEPTED, false, history};
     return room_store_persist(c, &it, 1, err);
+}
+
+int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                 long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
+                 hs_err *err) {
+    return receive(c, ev, state_before, stream_ordering, false, verdict, why, why_len, err);
+}
+
+int room_receive_history(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                         long long stream_ordering, room_verdict *verdict, char *why,
+                         size_t why_len, hs_err *err) {
+    return receive(c, ev, state_before, stream_ordering, true, verdict, why, why_len, err);
 }

@@ -56,4 +56,12 @@ int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_b
                  long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
                  hs_err *err);
 
+/* The same for an event of the room's past pulled by backfill: checked
+ * against its auth events and the state before it (rejected otherwise), but
+ * not against the current state, which it does not change (room_persist_item's
+ * history); stream_ordering is its (negative) backfill position. */
+int room_receive_history(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                         long long stream_ordering, room_verdict *verdict, char *why,
+                         size_t why_len, hs_err *err);
+
 #endif

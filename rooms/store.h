@@ -49,6 +49,11 @@ typedef struct room_persist_item {
      * extremity and the current state moves by it alone (no re-reads). */
     bool extends_current;
     bool known_new; /* certainly not stored yet (a local event just built) */
+    /* History pulled by backfill (stream_ordering < 0, from the backfill
+     * sequence): stored with its state, but it is older than the room's
+     * present, so it neither moves the forward extremities nor the current
+     * state. */
+    bool history;
 } room_persist_item;
 
 /* Persist events in order, in the caller's transaction: rows, DAG edges,

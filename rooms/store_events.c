@@ -95,7 +95,7 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
         "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
         " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7,"
-        "  CASE WHEN $8 THEN NULL WHEN $14::bigint > 0 THEN $14::bigint"
+        "  CASE WHEN $8 THEN NULL WHEN $14::bigint <> 0 THEN $14::bigint"
         "   ELSE nextval('events_stream_seq') END,"
         "  $8, $9, $10, $11, $12, $13)"
         " ON CONFLICT (event_id) DO UPDATE SET outlier = false,"
@@ -170,6 +170,7 @@ static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
     if (insert_event(c, it, before, after, err) < 0 || insert_edges(c, ev, err) < 0) return -1;
     if (it->outlier || it->rejected_reason || it->soft_failed) return 0;
     if (record_redaction(c, ev, err) < 0) return -1;
+    if (it->history) return 0;
     return room_store_advance(c, ev, before, after, it->extends_current, err);
 }
 

@@ -193,10 +193,20 @@ static int member_txn(db_conn *c, void *arg, hs_err *err) {
     static db_stmt ins = DB_STMT(
         "INSERT INTO e2e_device_list_memberships (stream_id, room_id, user_id, membership)"
         " VALUES ($1, $2, $3, $4)");
+    /* A remote user we share no room with any more: their device list is
+     * no longer followed (sql/017), so after a return it is fetched again
+     * rather than trusted with the updates missed meanwhile. */
+    static db_stmt unfollow = DB_STMT(
+        "DELETE FROM fed_device_list_remote WHERE user_id = $1 AND NOT EXISTS (SELECT 1"
+        " FROM current_state WHERE type = 'm.room.member' AND state_key = $1"
+        " AND membership = 'join')");
     member_job *j = arg;
     if (e2ee_dl_reserve(c, &j->pos, err) < 0) return -1;
     char p[24];
     snprintf(p, sizeof p, "%lld", j->pos);
+    if (strcmp(j->membership, "join") &&
+        db_exec(c, &unfollow, 1, (const char *[]){j->user_id}, err) < 0)
+        return -1;
     return db_exec(c, &ins, 4, (const char *[]){p, j->room_id, j->user_id, j->membership}, err) < 0
                ? -1
                : 0;

@@ -235,3 +235,141 @@ int client_e2ee_remote_to_device(hs_server *srv, const char *origin, const json_
     json_decref(j.woken);
     return rc;
 }
+
+/* ---- following remote device lists (sql/017) ---- */
+
+int client_e2ee_remote_device_state(hs_server *srv, const char *user_id, long long *stream_id,
+                                    hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT stream_id FROM fed_device_list_remote WHERE user_id = $1");
+    db_conn *c = db_acquire(srv->db, err);
+    int rc = c ? shared(c, user_id, err) : -1;
+    PGresult *r = rc > 0 ? db_run(c, &q, 1, (const char *[]){user_id}, err) : NULL;
+    if (rc > 0 && !r) rc = -1;
+    else if (r && PQntuples(r)) rc = 2, *stream_id = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    db_release(srv->db, c);
+    return rc;
+}
+
+int client_e2ee_remote_device_stream(hs_server *srv, const char *user_id, long long stream_id,
+                                     hs_err *err) {
+    static db_stmt up =
+        DB_STMT("UPDATE fed_device_list_remote SET stream_id = $2 WHERE user_id = $1");
+    char sid[24];
+    snprintf(sid, sizeof sid, "%lld", stream_id);
+    db_conn *c = db_acquire(srv->db, err);
+    long n = c ? db_exec(c, &up, 2, (const char *[]){user_id, sid}, err) : -1;
+    db_release(srv->db, c);
+    return n < 0 ? -1 : 0;
+}
+
+typedef struct resync_job {
+    const char *user_id;
+    const json_t *devices;
+    const json_t *keys[2]; /* master, self_signing */
+    long long stream_id, pos;
+} resync_job;
+
+/* One device of a /user/devices answer, checked: its ID, its keys when they
+ * are this device's (NULL otherwise), its display name. */
+static const char *resync_device(const json_t *d, const char *user_id, const json_t **keys,
+                                 const char **name) {
+    const char *id = json_string_value(json_object_get(d, "device_id"));
+    const json_t *k = json_object_get(d, "keys");
+    *name = json_string_value(json_object_get(d, "device_display_name"));
+    *keys = json_is_object(k) &&
+                    !strcmp(json_string_value(json_object_get(k, "user_id")) ?: "", user_id) &&
+                    id && !strcmp(json_string_value(json_object_get(k, "device_id")) ?: "", id)
+                ? k
+                : NULL;
+    return id && *id ? id : NULL;
+}
+
+static int resync_txn(db_conn *c, void *arg, hs_err *err) {
+    static db_stmt gone = DB_STMT(
+        "DELETE FROM e2e_device_keys WHERE user_id = $1 AND NOT device_id = ANY($2::text[])");
+    static db_stmt up =
+        DB_STMT("INSERT INTO e2e_device_keys (user_id, device_id, key_json, display_name, added_ts)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, device_id) DO UPDATE"
+                " SET key_json = EXCLUDED.key_json, display_name = EXCLUDED.display_name");
+    static db_stmt follow = DB_STMT(
+        "INSERT INTO fed_device_list_remote (user_id, stream_id, resynced_ts) VALUES ($1, $2, $3)"
+        " ON CONFLICT (user_id) DO UPDATE SET stream_id = $2, resynced_ts = $3");
+    resync_job *j = arg;
+    if (e2ee_dl_reserve(c, &j->pos, err) < 0) return -1;
+    char now[24], sid[24];
+    snprintf(now, sizeof now, "%lld", hs_now_ms());
+    snprintf(sid, sizeof sid, "%lld", j->stream_id);
+    size_t n = json_array_size(j->devices), k = 0, i;
+    const char **ids = calloc(n + 1, sizeof *ids);
+    if (!ids) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    int rc = 0;
+    json_t *d;
+    json_array_foreach(j->devices, i, d) {
+        const json_t *keys;
+        const char *name, *id = resync_device(d, j->user_id, &keys, &name);
+        if (!id) continue;
+        ids[k++] = id;
+        char *text = keys ? hs_json_canonical(keys, NULL, err) : NULL;
+        if (keys && !text) rc = -1;
+        else if (text && db_exec(c, &up, 5, (const char *[]){j->user_id, id, text, name, now},
+                                 err) < 0)
+            rc = -1;
+        free(text);
+        if (rc < 0) break;
+    }
+    char *arr = rc == 0 ? db_text_array(ids, k) : NULL;
+    free(ids);
+    if (rc < 0 || !arr ||
+        db_exec(c, &gone, 2, (const char *[]){j->user_id, arr}, err) < 0 ||
+        db_exec(c, &follow, 3, (const char *[]){j->user_id, sid, now}, err) < 0)
+        rc = -1;
+    free(arr);
+    if (rc < 0) return -1;
+    csk_job cj = {.user_id = j->user_id, .keys = {j->keys[0], j->keys[1]}, .pos = j->pos};
+    if ((cj.keys[0] || cj.keys[1]) && csk_txn(c, &cj, err) < 0) return -1;
+    return e2ee_dl_record(c, j->pos, j->user_id, NULL, NULL, err);
+}
+
+int client_e2ee_remote_devices_resynced(hs_server *srv, const char *user_id, const json_t *resp,
+                                        hs_err *err) {
+    const json_t *sid = json_object_get(resp, "stream_id");
+    resync_job j = {
+        .user_id = user_id,
+        .devices = json_object_get(resp, "devices"),
+        .keys = {cs_key(json_object_get(resp, "master_key"), user_id, "master"),
+                 cs_key(json_object_get(resp, "self_signing_key"), user_id, "self_signing")}};
+    if (!json_is_integer(sid) || json_integer_value(sid) < 0 || !json_is_array(j.devices))
+        return hs_err_set(err, 400, "M_BAD_JSON", "not a device list: stream_id, devices");
+    j.stream_id = json_integer_value(sid);
+    db_conn *c = db_acquire(srv->db, err);
+    int rc = c ? e2ee_txn(c, resync_txn, &j, err) : -1;
+    if (c) e2ee_dl_done(c, j.pos, user_id, NULL);
+    db_release(srv->db, c);
+    return rc < 0 ? -1 : 0;
+}
+
+json_t *client_e2ee_remote_followed(db_conn *c, json_t *users, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT f.user_id FROM fed_device_list_remote f WHERE f.user_id = ANY($1::text[])"
+        " AND EXISTS (SELECT 1 FROM current_state cs WHERE cs.type = 'm.room.member'"
+        "  AND cs.state_key = f.user_id AND cs.membership = 'join')");
+    size_t n = 0;
+    const char **ids = calloc(json_object_size(users) + 1, sizeof *ids);
+    const char *u;
+    json_t *v;
+    json_object_foreach(users, u, v) if (ids) ids[n++] = u;
+    char *arr = ids ? db_text_array(ids, n) : NULL;
+    free(ids);
+    PGresult *r = arr ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
+    free(arr);
+    if (!r) return NULL;
+    json_t *out = json_object();
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *uid = PQgetvalue(r, i, 0);
+        json_object_set(out, uid, json_object_get(users, uid));
+        json_object_del(users, uid);
+    }
+    PQclear(r);
+    return out;
+}

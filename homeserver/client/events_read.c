@@ -80,12 +80,16 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
 
 /* Columns 6-12 when a viewer is given: what visible() needs (V is the
  * viewer's parameter), then sender, state_key, type, and whether the event
- * has children to bundle (relations.h). */
+ * has children to bundle (relations.h). A backfilled event (negative
+ * position) carries the visibility of its own state: the visibility event
+ * may be older than anything pulled yet. */
 #define VISIBILITY_COLS(V) \
-    ", (SELECT convert_from(h.json, 'UTF8')::json->'content'->>'history_visibility'" \
+    ", CASE WHEN e.stream_ordering < 0 THEN e.history_visibility_at ELSE" \
+    "  (SELECT convert_from(h.json, 'UTF8')::json->'content'->>'history_visibility'" \
     "   FROM events h WHERE h.room_id = e.room_id AND h.type = 'm.room.history_visibility'" \
     "   AND h.state_key = '' AND h.stream_ordering < e.stream_ordering" \
-    "   AND h.rejected_reason IS NULL AND NOT h.soft_failed ORDER BY h.stream_ordering DESC LIMIT 1)," \
+    "   AND h.rejected_reason IS NULL AND NOT h.soft_failed ORDER BY h.stream_ordering DESC LIMIT 1)" \
+    "  END," \
     " (SELECT m.membership FROM (SELECT convert_from(x.json, 'UTF8')::json->'content'->>'membership'" \
     "   AS membership, x.stream_ordering FROM events x WHERE x.room_id = e.room_id" \
     "   AND x.type = 'm.room.member' AND x.state_key = " V " AND x.stream_ordering <= e.stream_ordering" \

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "e2ee_internal.h"
+#include "e2ee_remote.h"
 #include "fed_outbound.h"
 #include "homeserver/core/clock.h"
 
@@ -295,12 +296,16 @@ typedef struct query_out {
 
 /* Local users' device keys (with display names for our own clients),
  * filtered to the devices asked for (an empty list: all of them). Every
- * queried local user appears, even with no keys, as Synapse does. */
+ * queried local user appears, even with no keys, as Synapse does. Remote
+ * users whose device lists we follow (e2ee_remote.h) are answered the same
+ * way from what their server sent; a local device must still exist. */
 static int query_devices(db_conn *c, const json_t *asked, const char *arr, bool names,
                          query_out *q, hs_err *err) {
     static db_stmt sel = DB_STMT(
-        "SELECT k.user_id, k.device_id, k.key_json, d.display_name FROM e2e_device_keys k"
-        " JOIN devices d USING (user_id, device_id) WHERE k.user_id = ANY($1::text[])");
+        "SELECT k.user_id, k.device_id, k.key_json, coalesce(d.display_name, k.display_name)"
+        " FROM e2e_device_keys k LEFT JOIN devices d USING (user_id, device_id)"
+        " WHERE k.user_id = ANY($1::text[]) AND (d.device_id IS NOT NULL"
+        "  OR NOT EXISTS (SELECT 1 FROM users u WHERE u.user_id = k.user_id))");
     PGresult *res = db_run(c, &sel, 1, (const char *[]){arr}, err);
     if (!res) return -1;
     for (int i = 0; i < PQntuples(res); i++) {
@@ -435,8 +440,24 @@ int client_keys_query_local(db_conn *c, const char *requester, const json_t *use
     return rc;
 }
 
-/* Local users are answered from our tables; remote ones are asked of their
- * servers (through federation, all at once, within the request's timeout). */
+/* Remote users whose device lists we follow move from remote (by server)
+ * to local: answered from our tables, as Synapse answers from its cache. */
+static int answer_followed(db_conn *c, json_t *remote, json_t *local, hs_err *err) {
+    const char *server;
+    json_t *users, *tmp;
+    json_object_foreach_safe(remote, tmp, server, users) {
+        json_t *mine = client_e2ee_remote_followed(c, users, err);
+        if (!mine) return -1;
+        json_object_update(local, mine);
+        json_decref(mine);
+        if (!json_object_size(users)) json_object_del(remote, server);
+    }
+    return 0;
+}
+
+/* Local users are answered from our tables, and so are remote users whose
+ * device lists we follow; other remote ones are asked of their servers
+ * (through federation, all at once, within the request's timeout). */
 static int post_keys_query(hs_req *r, json_t **out, hs_err *err) {
     const json_t *dk = json_object_get(r->json, "device_keys");
     if (check_query(dk, err) < 0) return -1;
@@ -459,7 +480,10 @@ static int post_keys_query(hs_req *r, json_t **out, hs_err *err) {
     }
     json_t *res = json_object();
     db_conn *c = db_acquire(r->srv->db, err);
-    int rc = c && client_keys_query_local(c, r->user_id, local, true, res, err) == 0 ? 200 : -1;
+    int rc = c && answer_followed(c, remote, local, err) == 0 &&
+                     client_keys_query_local(c, r->user_id, local, true, res, err) == 0
+                 ? 200
+                 : -1;
     db_release(r->srv->db, c);
     json_t *failures = json_object();
     if (rc == 200 && json_object_size(remote))

@@ -3,14 +3,17 @@
  * Pagination tokens are stream positions ("t<pos>": the point just after
  * the event at pos); /sync's tokens are accepted too. A user sees the room up
  * to now while joined, up to their leave otherwise, and within that only
- * what the room's history visibility lets them see. */
+ * what the room's history visibility lets them see. History pulled from
+ * other servers (backfill) has negative positions ("t-12"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
 #include "events_read.h"
+#include "homeserver/core/log.h"
 #include "homeserver/db/streams.h"
+#include "remote_rooms.h"
 #include "sync_token.h"
 
 #define DEFAULT_LIMIT 10
@@ -56,6 +59,23 @@ static int parse_limit(hs_req *r, int *limit, hs_err *err) {
     return 0;
 }
 
+/* Going backwards past the oldest event stored of a room joined over
+ * federation: its history is pulled from a server in the room (as Synapse's
+ * _maybe_backfill does when a page comes up short), and the page is read
+ * again. The connection is let go meanwhile: that takes network round trips.
+ * Returns how many events came (0 when none could), -1 on a database error. */
+static int backfill_page(hs_req *r, db_conn **c, int limit, hs_err *err) {
+    const client_remote_rooms *ops = client_remote_rooms_get();
+    if (!ops || !ops->backfill) return 0;
+    db_release(r->srv->db, *c);
+    hs_err e = {0};
+    /* A few more than asked, as Synapse does: hidden events take room. */
+    int got = ops->backfill(r->srv, r->params[0], limit < 10 ? 20 : 2 * limit, &e);
+    if (got < 0) hs_warn("messages: backfill of %s: %s", r->params[0], e.msg);
+    *c = db_acquire(r->srv->db, err);
+    return *c ? (got > 0 ? got : 0) : -1;
+}
+
 static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     const char *dir = hs_req_query(r, "dir"), *from = hs_req_query(r, "from"),
                *to = hs_req_query(r, "to");
@@ -64,25 +84,41 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
         return hs_err_set(err, 400, "M_INVALID_PARAM", "dir must be 'b' or 'f'");
     if (parse_limit(r, &limit, err) < 0) return -1;
     bool back = dir[0] == 'b';
-    long long f = from ? sync_token_events_pos(from) : -1, t = to ? sync_token_events_pos(to) : -1;
-    if ((from && f < 0) || (to && t < 0))
+    long long f = SYNC_TOKEN_POS_MIN, t = SYNC_TOKEN_POS_MIN;
+    if ((from && !sync_token_pagination_pos(from, &f)) || (to && !sync_token_pagination_pos(to, &t)))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid pagination token");
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     long long horizon = read_horizon(c, r->params[0], r->user_id, err);
     int rc = -1;
     if (horizon < 0) goto done;
-    if (!from) f = back ? horizon : 0;
+    if (!from) f = back ? horizon : SYNC_TOKEN_POS_MIN;
     long long lo, hi;
-    if (back) hi = f < horizon ? f : horizon, lo = t >= 0 ? t : 0;
-    else lo = f, hi = t >= 0 && t < horizon ? t : horizon;
+    if (back) hi = f < horizon ? f : horizon, lo = t;
+    else lo = f, hi = to && t < horizon ? t : horizon;
     json_t *chunk = json_array();
-    bool more = false;
+    bool more = false, pulled = false;
     long long edge = back ? hi : lo;
     if (lo < hi && client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true,
                                           chunk, &more, &edge, err) < 0) {
         json_decref(chunk);
         goto done;
+    }
+    if (back && !more && !to && lo < hi && (int)json_array_size(chunk) < limit) {
+        int got = backfill_page(r, &c, limit, err);
+        if (got < 0) {
+            json_decref(chunk);
+            goto done;
+        }
+        if (got > 0) {
+            json_array_clear(chunk);
+            edge = hi, pulled = true;
+            if (client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true,
+                                       chunk, &more, &edge, err) < 0) {
+                json_decref(chunk);
+                goto done;
+            }
+        }
     }
     /* /messages lists dir=b newest first. */
     if (back) {
@@ -94,25 +130,31 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     char start[32], end[32];
     snprintf(start, sizeof start, "t%lld", back ? hi : lo);
     snprintf(end, sizeof end, "t%lld", back ? edge - 1 : edge);
+    /* After a backfill there may be older history still: the client asks
+     * again from the end (an empty page then ends the walk). */
+    bool any = json_array_size(chunk) > 0;
     *out = json_pack("{s:o, s:s}", "chunk", chunk, "start", start);
-    if (more) json_object_set_new(*out, "end", json_string(end));
+    if (more || (pulled && any)) json_object_set_new(*out, "end", json_string(end));
     rc = 200;
 done:
     db_release(r->srv->db, c);
     return rc;
 }
 
-/* Position and room of an event, for /context. */
-static long long event_pos(db_conn *c, const char *room_id, const char *event_id, hs_err *err) {
+/* Position of an event of the room, for /context (negative for history
+ * pulled by backfill). false with err when there is none. */
+static bool event_pos(db_conn *c, const char *room_id, const char *event_id, long long *pos,
+                      hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT stream_ordering FROM events WHERE event_id = $1 AND room_id = $2"
         " AND stream_ordering IS NOT NULL AND rejected_reason IS NULL");
     PGresult *r = db_run(c, &q, 2, (const char *[]){event_id, room_id}, err);
-    if (!r) return -2;
-    long long p = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    if (!r) return false;
+    bool found = PQntuples(r) > 0;
+    if (found) *pos = atoll(PQgetvalue(r, 0, 0));
     PQclear(r);
-    if (p < 0) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
-    return p;
+    if (!found) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    return found;
 }
 
 static int get_context(hs_req *r, json_t **out, hs_err *err) {
@@ -123,8 +165,8 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
     int rc = -1;
     json_t *mid = json_array(), *before = json_array(), *after = json_array();
     long long horizon = read_horizon(c, r->params[0], r->user_id, err);
-    long long pos = horizon < 0 ? -1 : event_pos(c, r->params[0], r->params[1], err);
-    if (pos < 0) goto done;
+    long long pos = 0;
+    if (horizon < 0 || !event_pos(c, r->params[0], r->params[1], &pos, err)) goto done;
     bool more;
     long long e1 = pos, e2 = pos, ignored;
     /* The event itself, through the visibility filter like its neighbours. */
@@ -137,7 +179,8 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
         goto done;
     }
     int nb = limit / 2, na = limit - nb;
-    if (client_room_events_for(c, r->user_id, r->params[0], 0, pos - 1, nb, true, true, before,
+    if (client_room_events_for(c, r->user_id, r->params[0], SYNC_TOKEN_POS_MIN, pos - 1, nb, true,
+                               true, before,
                                &more, &e1, err) < 0 ||
         client_room_events_for(c, r->user_id, r->params[0], pos, horizon, na, false, true, after,
                                &more, &e2, err) < 0)

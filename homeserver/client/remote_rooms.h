@@ -38,6 +38,12 @@ typedef struct client_remote_rooms {
     /* #alias:other.server → room ID (malloc'd) and the servers to join
      * through (new array), from that server's directory. */
     int (*alias)(hs_server *srv, const char *alias, char **room_id, json_t **servers, hs_err *err);
+    /* A room joined over federation whose timeline starts after its
+     * beginning: pull up to limit older events from a server in it (GET
+     * /backfill), stored as history (negative positions, current state
+     * untouched). Returns how many were stored (0: nothing older to be had
+     * or nobody answered), -1 with err for a database failure. */
+    int (*backfill)(hs_server *srv, const char *room_id, int limit, hs_err *err);
 } client_remote_rooms;
 
 void client_remote_rooms_set(const client_remote_rooms *ops);

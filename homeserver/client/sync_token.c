@@ -47,3 +47,14 @@ long long sync_token_events_pos(const char *s) {
     sync_token t;
     return sync_token_parse(s, &t) ? t.pos[DB_STREAM_EVENTS] : -1;
 }
+
+bool sync_token_pagination_pos(const char *s, long long *pos) {
+    if (s && s[0] == 't' && s[1] == '-') {
+        char *end;
+        long long v = strtoll(s + 1, &end, 10);
+        if (end == s + 2 || *end || v >= 0 || v <= SYNC_TOKEN_POS_MIN) return false;
+        return *pos = v, true;
+    }
+    *pos = sync_token_events_pos(s);
+    return *pos >= 0;
+}

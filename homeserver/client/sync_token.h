@@ -24,5 +24,10 @@ bool sync_token_equal(const sync_token *a, const sync_token *b);
 
 /* The events position of a sync ("s…") or pagination ("t…") token; -1 if invalid. */
 long long sync_token_events_pos(const char *s);
+/* The same, taking the negative positions of backfilled history ("t-12",
+ * /messages only); false if invalid. */
+bool sync_token_pagination_pos(const char *s, long long *pos);
+/* Below every position, backfilled or not. */
+#define SYNC_TOKEN_POS_MIN (-(1LL << 62))
 
 #endif

@@ -5,7 +5,8 @@
  * until when, and the typing stream position of its last change. Rooms stay
  * once seen (a room is a few dozen bytes) so a /sync that was away still
  * learns that someone stopped. One timer thread, started on first use,
- * sleeps until the earliest time-out. */
+ * sleeps until the earliest time-out; a local user's time-out is sent to
+ * the room's other servers as "stopped typing". */
 #include "typing.h"
 
 #include <pthread.h>
@@ -27,6 +28,7 @@
 typedef struct typer {
     char *user_id;
     long long until;
+    hs_server *srv; /* a local user's: other servers hear when it times out */
 } typer;
 
 typedef struct troom {
@@ -65,6 +67,12 @@ static void remove_typer(troom *r, size_t i) {
     r->t[i] = r->t[--r->n];
 }
 
+/* A local user's typing that timed out: told to other servers after mu. */
+typedef struct stopped {
+    char *room_id, *user_id;
+    hs_server *srv;
+} stopped;
+
 /* Under mu: the room changed; it gets a fresh position. Done at once, since
  * nothing is committed anywhere (db_stream_reserve needs no connection for
  * an in-memory stream). */
@@ -85,13 +93,22 @@ static long long earliest_until(void) {
     return min;
 }
 
-/* Under mu: drop every expired typer; the rooms that changed go to *woke. */
-static void expire(long long now, char ***woke, size_t *n) {
+/* Under mu: drop every expired typer; the rooms that changed go to *woke,
+ * local users who stopped to *stop. */
+static void expire(long long now, char ***woke, size_t *n, stopped **stop, size_t *n_stop) {
     for (size_t b = 0; b < N_BUCKETS; b++)
         for (troom *r = buckets[b]; r; r = r->next) {
             bool any = false;
-            for (size_t i = r->n; i-- > 0;)
-                if (r->t[i].until <= now) remove_typer(r, i), any = true;
+            for (size_t i = r->n; i-- > 0;) {
+                if (r->t[i].until > now) continue;
+                stopped *more = r->t[i].srv ? realloc(*stop, (*n_stop + 1) * sizeof **stop) : NULL;
+                if (more) {
+                    *stop = more;
+                    (*stop)[(*n_stop)++] = (stopped){strdup(r->room_id),
+                                                     strdup(r->t[i].user_id), r->t[i].srv};
+                }
+                remove_typer(r, i), any = true;
+            }
             if (!any) continue;
             changed(r);
             *woke = realloc(*woke, (*n + 1) * sizeof **woke);
@@ -114,14 +131,22 @@ static void *timer_main(void *arg) {
             continue;
         }
         char **woke = NULL;
-        size_t n = 0;
-        expire(now, &woke, &n);
+        size_t n = 0, n_stop = 0;
+        stopped *stop = NULL;
+        expire(now, &woke, &n, &stop, &n_stop);
         pthread_mutex_unlock(&mu);
         for (size_t i = 0; i < n; i++) {
             hs_notify_room(woke[i]);
             free(woke[i]);
         }
         free(woke);
+        /* A typing notification that times out ends for other servers too
+         * (Synapse's _stopped_typing): theirs would only time out later. */
+        for (size_t i = 0; i < n_stop; i++) {
+            client_fed_typing(stop[i].srv, stop[i].room_id, stop[i].user_id, false);
+            free(stop[i].room_id), free(stop[i].user_id);
+        }
+        free(stop);
         pthread_mutex_lock(&mu);
     }
     return NULL;
@@ -135,11 +160,11 @@ static void start_timer(void) {
 /* ---- setting and reading ---- */
 
 /* Under mu: apply the change; true when readers see a difference. */
-static bool apply(troom *r, const char *user_id, bool typing, long long until) {
+static bool apply(troom *r, const char *user_id, bool typing, long long until, hs_server *srv) {
     for (size_t i = 0; i < r->n; i++) {
         if (strcmp(r->t[i].user_id, user_id) != 0) continue;
         if (typing) {
-            r->t[i].until = until;
+            r->t[i].until = until, r->t[i].srv = srv;
             return false;
         }
         remove_typer(r, i);
@@ -150,22 +175,28 @@ static bool apply(troom *r, const char *user_id, bool typing, long long until) {
         r->cap = r->cap ? r->cap * 2 : 4;
         r->t = realloc(r->t, r->cap * sizeof *r->t);
     }
-    r->t[r->n++] = (typer){strdup(user_id), until};
+    r->t[r->n++] = (typer){strdup(user_id), until, srv};
     return true;
 }
 
-void client_typing_set(const char *room_id, const char *user_id, bool typing,
-                       long long timeout_ms) {
+/* srv: a local user, whose time-out other servers must hear of. */
+static void set_typing(const char *room_id, const char *user_id, bool typing, long long timeout_ms,
+                       hs_server *srv) {
     pthread_once(&timer_once, start_timer);
     if (timeout_ms > CLIENT_TYPING_MAX_TIMEOUT_MS) timeout_ms = CLIENT_TYPING_MAX_TIMEOUT_MS;
     if (timeout_ms < 0) timeout_ms = 0;
     pthread_mutex_lock(&mu);
     troom *r = find_room(room_id, typing);
-    bool news = r && apply(r, user_id, typing, hs_now_ms() + timeout_ms);
+    bool news = r && apply(r, user_id, typing, hs_now_ms() + timeout_ms, srv);
     if (news) changed(r);
     pthread_cond_signal(&cv); /* the earliest time-out may have moved */
     pthread_mutex_unlock(&mu);
     if (news) hs_notify_room(room_id);
+}
+
+void client_typing_set(const char *room_id, const char *user_id, bool typing,
+                       long long timeout_ms) {
+    set_typing(room_id, user_id, typing, timeout_ms, NULL);
 }
 
 json_t *client_typing_sync(const char *room_id, long long from, long long to) {
@@ -203,8 +234,8 @@ static int put_typing(hs_req *r, json_t **out, hs_err *err) {
         client_presence_bump_active(c, r->srv, r->user_id, &ignored);
     db_release(r->srv->db, c);
     if (rc < 0) return -1;
-    client_typing_set(room_id, r->user_id, json_is_true(typing),
-                      timeout ? json_integer_value(timeout) : DEFAULT_TIMEOUT_MS);
+    set_typing(room_id, r->user_id, json_is_true(typing),
+               timeout ? json_integer_value(timeout) : DEFAULT_TIMEOUT_MS, r->srv);
     client_fed_typing(r->srv, room_id, r->user_id, json_is_true(typing)); /* other servers */
     *out = json_object();
     return 200;

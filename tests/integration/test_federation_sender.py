@@ -418,6 +418,14 @@ def test_typing_receipts_and_presence(net, peer):
     alice.req("PUT", f"/rooms/{q(room)}/typing/{q(alice.user_id)}", {"typing": False})
     wait_until(lambda: len(peer.edus("m.typing")) == 2, what="typing stopped")
     assert peer.edus("m.typing")[1]["content"]["typing"] is False
+    # A time-out the client never ends is a stop for other servers too.
+    r = alice.req("PUT", f"/rooms/{q(room)}/typing/{q(alice.user_id)}",
+                  {"typing": True, "timeout": 1000})
+    assert r.status == 200
+    wait_until(lambda: len(peer.edus("m.typing")) == 4, what="typing timed out")
+    third, fourth = [e["content"] for e in peer.edus("m.typing")[2:]]
+    assert third["typing"] is True and fourth == {"room_id": room, "user_id": alice.user_id,
+                                                  "typing": False}
 
     assert alice.req("POST", f"/rooms/{q(room)}/receipt/m.read/{q(ev)}", {}).status == 200
     rec = wait_until(lambda: peer.edus("m.receipt"), what="m.receipt")

@@ -1,7 +1,8 @@
 /* test_rooms_pipeline.c — the two ways into a room, on a real PostgreSQL:
  * room_send_local (build, authorise, persist) in room versions 1, 10 and 12,
  * and room_receive's verdicts: accepted, rejected (by its auth events or the
- * state before it), soft failed (by the current state). */
+ * state before it), soft failed (by the current state), and history pulled
+ * by backfill (room_receive_history). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -278,6 +279,89 @@ START_TEST(receive_verdicts) {
 }
 END_TEST
 
+static room_verdict receive_history(const room_event *ev, long long pos, char *why) {
+    hs_err err = {0};
+    room_verdict v = ROOM_ACCEPTED;
+    db_script(c, "BEGIN", &err);
+    int rc = room_receive_history(c, ev, NULL, pos, &v, why, 256, &err);
+    db_script(c, rc == 0 ? "COMMIT" : "ROLLBACK", &err);
+    ck_assert_msg(rc == 0, "room_receive_history: %s", err.msg);
+    return v;
+}
+
+static long long stored_pos(const char *event_id) {
+    static db_stmt q = DB_STMT("SELECT stream_ordering FROM events WHERE event_id = $1");
+    hs_err err = {0};
+    PGresult *r = db_run(c, &q, 1, (const char *[]){event_id}, &err);
+    ck_assert_ptr_nonnull(r);
+    long long p = PQntuples(r) && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    return p;
+}
+
+/* History pulled by backfill: judged by its auth events and the state before
+ * it, never by the current state, stored at the position given, and moving
+ * neither the current state nor the forward extremities. */
+START_TEST(receive_history_leaves_the_present) {
+    const room_version *v = room_version_get("12");
+    char *rid = make_room("12");
+    room_event *jr = send(NULL, rid, "m.room.join_rules", "", "@alice:example.org",
+                          "{\"join_rule\":\"public\"}", NULL);
+    hs_err err = {0};
+    char **ext;
+    size_t n;
+    long long depth;
+    room_store_extremities(c, rid, &ext, &n, &depth, &err);
+    room_state_map *st = room_state_map_new();
+    room_store_current_state(c, rid, st, &err);
+    char *pl = strdup(room_state_map_get(st, "m.room.power_levels", ""));
+    char *alice = strdup(room_state_map_get(st, "m.room.member", "@alice:example.org"));
+    room_event *join = remote(v, rid, "m.room.member", "@carol:other.org", "@carol:other.org",
+                              "{\"membership\":\"join\"}", ext[0],
+                              (const char *[]){pl, jr->event_id}, 2, depth + 1);
+    int status;
+    char why[256];
+    ck_assert_int_eq(receive(join, &status, why), ROOM_ACCEPTED);
+    room_event *ban = send(NULL, rid, "m.room.member", "@carol:other.org", "@alice:example.org",
+                           "{\"membership\":\"ban\"}", NULL);
+    room_store_free_ids(ext, n);
+    room_store_extremities(c, rid, &ext, &n, NULL, &err);
+    ck_assert_int_eq(n, 1);
+    char *present = strdup(ext[0]);
+
+    /* carol's message of before the ban: soft-failed as news, accepted as history. */
+    room_event *old = remote(v, rid, "m.room.message", NULL, "@carol:other.org",
+                             "{\"msgtype\":\"m.text\",\"body\":\"old\"}", join->event_id,
+                             (const char *[]){pl, join->event_id}, 2, depth + 2);
+    ck_assert_int_eq(receive_history(old, -7, why), ROOM_ACCEPTED);
+    ck_assert_int_eq(stored_pos(old->event_id), -7);
+    /* A state change of the past: stored with its state, the present keeps its own. */
+    room_event *topic = remote(v, rid, "m.room.topic", "", "@alice:example.org",
+                               "{\"topic\":\"long ago\"}", old->event_id,
+                               (const char *[]){pl, alice}, 2, depth + 3);
+    ck_assert_int_eq(receive_history(topic, -6, why), ROOM_ACCEPTED);
+    ck_assert_str_eq(cur_id(rid, "m.room.topic", ""), "");
+    ck_assert_str_eq(membership(rid, "@carol:other.org"), "ban");
+    room_state_map *after = room_state_map_new();
+    ck_assert_int_eq(room_store_state_at(c, topic->event_id, true, after, &err), 0);
+    ck_assert_str_eq(room_state_map_get(after, "m.room.topic", ""), topic->event_id);
+    room_store_free_ids(ext, n);
+    room_store_extremities(c, rid, &ext, &n, NULL, &err);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(ext[0], present);
+    /* Still rejected when its own auth events say no. */
+    room_event *bad = remote(v, rid, "m.room.topic", "", "@mallory:other.org", "{\"topic\":\"x\"}",
+                             join->event_id, (const char *[]){pl}, 1, depth + 2);
+    ck_assert_int_eq(receive_history(bad, -5, why), ROOM_REJECTED);
+
+    room_store_free_ids(ext, n);
+    room_state_map_free(st), room_state_map_free(after);
+    room_event_free(bad), room_event_free(topic), room_event_free(old), room_event_free(ban);
+    room_event_free(join), room_event_free(jr);
+    free(present), free(pl), free(alice), free(rid);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("rooms_pipeline");
     TCase *tc = tcase_create("pipeline");
@@ -288,6 +372,7 @@ int main(void) {
     tcase_add_test(tc, local_v12);
     tcase_add_test(tc, create_same_millisecond);
     tcase_add_test(tc, receive_verdicts);
+    tcase_add_test(tc, receive_history_leaves_the_present);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

@@ -84,7 +84,7 @@ static room_event *make(room *r, const char *type, const char *sk, const char *s
 static void persist(const room_event *e, bool outlier, const char *rejected, bool soft,
                     const room_state_map *before) {
     hs_err err = {0};
-    room_persist_item it = {e, outlier, soft, rejected, before, 0, 0, false, false};
+    room_persist_item it = {e, outlier, soft, rejected, before, 0, 0, false, false, false};
     db_script(c, "BEGIN", &err);
     int rc = room_store_persist(c, &it, 1, &err);
     if (rc < 0) fprintf(stderr, "persist: %s\n", err.msg);
