@@ -1,8 +1,7 @@
-/* sync_share.c — a small table of builds in flight and answers just made.
- * An answer stays shareable for SHARE_KEEP_MS after it is made, for requests
- * woken a moment later by the same change; after that the next request
- * with the same key builds again (a client that sends the same token again
- * later, after a network error, may get news that came since). */
+/* sync_share.c — a small table of the builds in flight. A request joins a
+ * build only while it runs: one that comes after it finished builds anew,
+ * so a client that acts and then syncs again with the same token sees what
+ * it did. */
 #include "sync_share.h"
 
 #include <pthread.h>
@@ -13,15 +12,13 @@
 #include "homeserver/core/clock.h"
 
 #define SHARE_SLOTS 128
-#define SHARE_KEEP_MS 500
 #define SHARE_WAIT_MS 10000
 
 struct sync_share {
-    char *key;            /* NULL: free slot */
+    char *key;      /* NULL: free slot */
     bool done;
-    json_t *answer;       /* when done: the owner's answer with news, or NULL */
-    long long done_ms;
-    int users;            /* owner and waiters still holding the slot */
+    json_t *answer; /* when done: the owner's answer with news, or NULL */
+    int users;      /* owner and waiters still holding the slot */
 };
 
 static struct sync_share slots[SHARE_SLOTS];
@@ -30,32 +27,19 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
 static void release(sync_share *s) {
     if (--s->users > 0) return;
-    /* Nobody holds it; a done answer stays until it is too old to share. */
-    if (!s->done || !s->answer || hs_now_ms() - s->done_ms >= SHARE_KEEP_MS) {
-        free(s->key);
-        json_decref(s->answer);
-        memset(s, 0, sizeof *s);
-    }
-}
-
-static bool stale(const sync_share *s, long long now) {
-    return s->key && s->users == 0 && s->done && now - s->done_ms >= SHARE_KEEP_MS;
+    free(s->key);
+    json_decref(s->answer);
+    memset(s, 0, sizeof *s);
 }
 
 sync_share *sync_share_begin(const char *key, bool *owner) {
-    long long now = hs_now_ms();
     sync_share *s = NULL, *free_slot = NULL;
     pthread_mutex_lock(&mu);
-    for (int i = 0; i < SHARE_SLOTS; i++) {
+    for (int i = 0; i < SHARE_SLOTS && !s; i++) {
         sync_share *x = &slots[i];
-        if (stale(x, now)) {
-            free(x->key);
-            json_decref(x->answer);
-            memset(x, 0, sizeof *x);
-        }
         if (!x->key) {
             if (!free_slot) free_slot = x;
-        } else if (!strcmp(x->key, key) && (!x->done || x->answer)) {
+        } else if (!x->done && !strcmp(x->key, key)) {
             s = x;
         }
     }
@@ -75,7 +59,6 @@ void sync_share_end(sync_share *s, const json_t *resp) {
     pthread_mutex_lock(&mu);
     s->done = true;
     s->answer = copy;
-    s->done_ms = hs_now_ms();
     release(s);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);

@@ -4,9 +4,9 @@
  * A client's retries, and several connections of one device waiting on the
  * same token (woken together by the same message), would otherwise each
  * build the same response from the database. The first becomes the owner
- * and builds; the others wait for its answer and get a copy of it. Only
- * answers with news are shared (an empty one means the owner parks, and so
- * does each of the others on its own). */
+ * and builds; the others, arriving while it builds, wait for its answer and
+ * get a copy of it. Only answers with news are shared (an empty one means
+ * the owner parks, and so does each of the others on its own). */
 #ifndef CLIENT_SYNC_SHARE_H
 #define CLIENT_SYNC_SHARE_H
 
