@@ -205,8 +205,11 @@ static int create_txn(db_conn *c, void *arg, hs_err *err) {
                                          j->srv->cfg->server_name, &j->srv->key, j->pos[i], err);
         if (!ev) return -1;
         if (i == 0) snprintf(j->room_id, sizeof j->room_id, "%s", ev->room_id);
-        /* Invites sent by createRoom (how a DM starts) must notify. */
-        int pushed = client_push_process_event(c, j->srv, ev, err);
+        /* Invites sent by createRoom (how a DM starts) must notify; another
+         * server's user's invite is signed by that server first (the room
+         * is not created if it refuses, as for any other failure here). */
+        int pushed = client_room_invite_remote(c, j->srv, ev, err);
+        if (pushed == 0) pushed = client_push_process_event(c, j->srv, ev, err);
         /* The name and topic become searchable (relations.h). */
         if (pushed == 0) pushed = client_relations_on_event(c, ev, err);
         room_event_free(ev);

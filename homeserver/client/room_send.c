@@ -67,6 +67,10 @@ static bool remote_invite(const hs_server *srv, const room_event *ev) {
            strcmp(colon + 1, srv->cfg->server_name) != 0;
 }
 
+int client_room_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+    return remote_invite(srv, ev) ? client_remote_rooms_get()->invite(c, srv, ev, err) : 0;
+}
+
 static int send_txn(db_conn *c, void *arg, hs_err *err) {
     send_job *j = arg;
     room_event_free(j->out);
@@ -89,8 +93,7 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
         return -1;
     /* An invite of another server's user is signed by that server before it
      * commits; its refusal is the inviter's answer (remote_rooms.h). */
-    if (remote_invite(j->srv, j->out) && client_remote_rooms_get()->invite(c, j->srv, j->out, err) < 0)
-        return -1;
+    if (client_room_invite_remote(c, j->srv, j->out, err) < 0) return -1;
     return j->txn_id ? record_txn(c, j, err) : 0;
 }
 

@@ -37,6 +37,12 @@ void client_room_membership_changed(hs_server *srv, const room_event *ev);
  * and soft-failed events). 0, or -1 with err. */
 int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
 
+/* In the transaction that stored ev: when it invites another server's user,
+ * that server signs it (PUT /invite/v2, remote_rooms.h) and the signed copy
+ * replaces the stored one; its refusal is -1 with err, which rolls the
+ * invite back. 0 for every other event. */
+int client_room_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
+
 /* After that transaction committed (and its stream position was released),
  * for an event that entered the room (accepted, not soft-failed): wake the
  * room's waiting /sync requests and the target of a membership event, and

@@ -543,8 +543,12 @@ def test_profiles_across_servers(net):
     assert r.json["status"] == 200 and r.json["body"]["displayname"] == "Alice F", r.raw
     r = hs2.fed_request(hs1.server_name, path + "&field=m.tz")
     assert r.json["body"] == {"m.tz": "Europe/Paris"}, r.raw
+    # A field the user has not set: left out of a 200 (the spec; Synapse's answer).
     r = hs2.fed_request(hs1.server_name, path + "&field=avatar_url")
-    assert r.json["status"] == 404 and r.json["body"]["errcode"] == "M_NOT_FOUND"
+    assert r.json["status"] == 200 and r.json["body"] == {}, r.raw
+    r = hs2.fed_request(hs1.server_name, f"/_matrix/federation/v1/query/profile?user_id="
+                        f"{q('@nobody_fsq:' + hs1.server_name)}&field=displayname")
+    assert r.json["status"] == 404 and r.json["body"]["errcode"] == "M_NOT_FOUND", r.raw
     r = hs2.fed_request(hs1.server_name, f"/_matrix/federation/v1/query/profile?user_id="
                         f"{q(bob.user_id)}")
     assert r.json["status"] == 400, r.raw  # not hs1's user

@@ -1,0 +1,536 @@
+"""test_synapse_federation.py — pvyhs and a real Synapse 1.163 federating over
+TLS on loopback: joins both ways (by room ID with a via server and by alias),
+messages, invites to private rooms, typing and read receipts, profiles and
+device keys, leaves and kicks, room state, the public room directory and
+media fetched over authenticated federation.
+
+pvyhs is a FedServer (test_federation_transport.py: a test CA, server
+certificates for localhost, ip_range_whitelist 127.0.0.0/8). Synapse
+(synapse_peer.py, the venv of scripts/synapse_venv.sh: the module fails, not
+skips, without it) is named localhost:PORT with a TLS federation listener on
+that port using the same certificate, trusts the test CA through
+federation_custom_ca_list, and gets ip_range_whitelist for loopback. One of
+each for the whole module; every test uses its own users and rooms.
+"""
+import os
+import re
+import time
+import urllib.parse
+
+import pytest
+
+from harness import Server, free_port, http
+from e2ee_crypto import CrossSigningKey, Device
+from synapse_peer import Synapse
+from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401 (pki is a fixture)
+
+V3 = "/_matrix/client/v3"
+V1 = "/_matrix/client/v1"
+PASSWORD = "correct horse"
+KEEP = bool(os.environ.get("PVYHS_KEEP_LOGS"))  # keep both servers' directories, to read logs
+
+
+def q(s):
+    return urllib.parse.quote(s, safe="")
+
+
+def wait_until(pred, timeout=30, what="condition"):
+    deadline = time.time() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Client:
+    """A signed-in user of either server, over the client API."""
+
+    def __init__(self, base, user_id, token):
+        self.base, self.user_id, self.token = base, user_id, token
+        self.n = 0
+
+    def req(self, method, path, body=None, **kw):
+        return http(self.base, method, path if path.startswith("/_") else V3 + path, body,
+                    token=self.token, **kw)
+
+    def ok(self, method, path, body=None, **kw):
+        r = self.req(method, path, body, **kw)
+        assert r.status == 200, (self.user_id, method, path, r)
+        return r.json
+
+    def create(self, **body):
+        return self.ok("POST", "/createRoom", body)["room_id"]
+
+    def say(self, room, text):
+        self.n += 1
+        return self.ok("PUT", f"/rooms/{q(room)}/send/m.room.message/t{time.time()}.{self.n}",
+                       {"msgtype": "m.text", "body": text})["event_id"]
+
+    def messages(self, room):
+        """[(sender, body)] of the room's m.room.message events, oldest first."""
+        r = self.req("GET", f"/rooms/{q(room)}/messages?dir=b&limit=100")
+        if r.status != 200:
+            return []
+        return [(e["sender"], e["content"].get("body")) for e in reversed(r.json["chunk"])
+                if e["type"] == "m.room.message"]
+
+    def sees(self, room, sender, text, timeout=30):
+        wait_until(lambda: (sender, text) in self.messages(room), timeout,
+                   f"{self.user_id} to see {text!r} from {sender}")
+
+    def membership(self, room, user):
+        r = self.req("GET", f"/rooms/{q(room)}/state/m.room.member/{q(user)}")
+        return r.json.get("membership") if r.status == 200 else None
+
+    def state(self, room, typ, key=""):
+        r = self.req("GET", f"/rooms/{q(room)}/state/{typ}/{q(key)}")
+        return r.json if r.status == 200 else None
+
+    def sync(self, since=None, timeout=0):
+        path = f"/sync?timeout={timeout}" + (f"&since={q(since)}" if since else "")
+        return self.ok("GET", path)
+
+
+# ---- the two servers ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def net(pki):  # noqa: F811
+    hs = FedServer(pki, prefix="synp", extra=Server.NO_LIMITS + """allow_public_rooms_over_federation: true
+encryption_enabled_by_default_for_room_type: off
+""")
+    syn_port, syn_client = free_port(), free_port()
+    syn = Synapse(port=syn_port, client_port=syn_client, prefix="synapse-fed-", listeners=[
+        {"port": syn_port, "bind_addresses": ["127.0.0.1", "::1"], "type": "http", "tls": True,
+         "x_forwarded": False, "resources": [{"names": ["federation"], "compress": False}]},
+        {"port": syn_client, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
+         "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}]},
+    ], overrides={
+        "tls_certificate_path": str(pki / "server.pem"),
+        "tls_private_key_path": str(pki / "server.key"),
+        "federation_custom_ca_list": [str(pki / "ca.pem")],
+        "federation_verify_certificates": True,
+        # Synapse applies ip_range_blacklist (its private-range default) to
+        # federation too unless federation_ip_range_blacklist is set: the
+        # whitelist lets loopback through, both families (localhost may
+        # resolve to ::1).
+        "ip_range_whitelist": ["127.0.0.0/8", "::1/128"],
+        "enable_authenticated_media": True,
+        "allow_public_rooms_over_federation": True,
+        "room_list_publication_rules": [{"action": "allow"}],
+        "presence": {"enabled": False},
+    }, log_level="INFO", keep=KEEP)
+    hs.start()
+    try:
+        syn.start()
+    except Exception:
+        hs.stop()
+        raise
+    yield {"hs": hs, "syn": syn}
+    rc = syn.stop()
+    stop_clean(hs)
+    if KEEP:
+        print("kept:", hs.dir, syn.dir)
+    else:
+        hs.__exit__(None, None, None)
+    assert rc == 0, syn.read_log()[-3000:]
+    syn.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_report(net):
+    yield
+    log = net["hs"].read_log()
+    assert "Sanitizer" not in log and "runtime error:" not in log, log[-6000:]
+
+
+_n = [0]
+
+
+def pvyhs_user(net, name):
+    hs = net["hs"]
+    _n[0] += 1
+    local = f"synp_{name}_{_n[0]}"
+    user_id = hs.add_user(local, PASSWORD)
+    return Client(hs.base, user_id, hs.login(local, PASSWORD))
+
+
+def synapse_user(net, name):
+    syn = net["syn"]
+    _n[0] += 1
+    user_id, token = syn.register(f"syn_{name}_{_n[0]}", PASSWORD)
+    return Client(syn.base, user_id, token)
+
+
+# ---- rooms ---------------------------------------------------------------------------------
+
+
+def test_pvyhs_user_joins_a_synapse_room_by_id_and_by_alias(net):
+    syn = net["syn"]
+    sally = synapse_user(net, "sally")
+    alice = pvyhs_user(net, "alice")
+    bob = pvyhs_user(net, "bob")
+    alias_local = f"synroom{_n[0]}"
+    room = sally.create(preset="public_chat", room_alias_name=alias_local, name="On Synapse")
+
+    r = alice.req("POST", f"/join/{q(room)}?via={q(syn.server_name)}", {})
+    assert r.status == 200, r
+    assert r.json["room_id"] == room
+    alias = f"#{alias_local}:{syn.server_name}"
+    r = bob.req("POST", f"/join/{q(alias)}", {})
+    assert r.status == 200, r
+    assert r.json["room_id"] == room
+
+    # pvyhs has the room's state and history from the join.
+    assert alice.state(room, "m.room.name") == {"name": "On Synapse"}
+    # Both joins reached Synapse.
+    wait_until(lambda: sally.membership(room, alice.user_id) == "join"
+               and sally.membership(room, bob.user_id) == "join", what="the joins on Synapse")
+
+    alice.say(room, "hello from pvyhs")
+    sally.sees(room, alice.user_id, "hello from pvyhs")
+    sally.say(room, "and back")
+    alice.sees(room, sally.user_id, "and back")
+    bob.sees(room, sally.user_id, "and back")
+    bob.say(room, "bob too")
+    sally.sees(room, bob.user_id, "bob too")
+    # The same order on both sides.
+    wait_until(lambda: alice.messages(room) == sally.messages(room), what="the same timeline")
+
+
+def test_synapse_user_joins_a_pvyhs_room(net):
+    hs = net["hs"]
+    alice = pvyhs_user(net, "alice")
+    sally = synapse_user(net, "sally")
+    sam = synapse_user(net, "sam")
+    alias_local = f"pvroom{_n[0]}"
+    room = alice.create(preset="public_chat", room_alias_name=alias_local, topic="On pvyhs")
+    alice.say(room, "hello from pvyhs")  # before the join: Synapse backfills it
+
+    r = sally.req("POST", f"/join/{q(room)}?server_name={q(hs.server_name)}", {})
+    assert r.status == 200, r
+    r = sam.req("POST", f"/join/{q('#' + alias_local + ':' + hs.server_name)}", {})
+    assert r.status == 200, r
+    assert r.json["room_id"] == room
+    assert sally.state(room, "m.room.topic") == {"topic": "On pvyhs"}
+    sally.sees(room, alice.user_id, "hello from pvyhs")
+    wait_until(lambda: alice.membership(room, sally.user_id) == "join"
+               and alice.membership(room, sam.user_id) == "join", what="the joins on pvyhs")
+
+    sally.say(room, "hello from synapse")
+    alice.sees(room, sally.user_id, "hello from synapse")
+    sam.sees(room, sally.user_id, "hello from synapse")
+    alice.say(room, "welcome")
+    sally.sees(room, alice.user_id, "welcome")
+    sam.sees(room, alice.user_id, "welcome")
+    wait_until(lambda: alice.messages(room) == sally.messages(room), what="the same timeline")
+
+
+def joined_pair(net, creator_side="pvyhs", **create):
+    """A public room on one side with a user of the other side joined:
+    (owner, guest, room), owner on creator_side."""
+    if creator_side == "pvyhs":
+        owner, guest, server = pvyhs_user(net, "own"), synapse_user(net, "guest"), net["hs"]
+    else:
+        owner, guest, server = synapse_user(net, "own"), pvyhs_user(net, "guest"), net["syn"]
+    room = owner.create(preset="public_chat", **create)
+    r = guest.req("POST", f"/join/{q(room)}?server_name={q(server.server_name)}", {})
+    assert r.status == 200, r
+    wait_until(lambda: owner.membership(room, guest.user_id) == "join", what="the guest's join")
+    return owner, guest, room
+
+
+def invited_rooms(c):
+    return c.sync().get("rooms", {}).get("invite", {})
+
+
+def test_private_rooms_with_invites_both_ways(net):
+    hs, syn = net["hs"], net["syn"]
+    # pvyhs invites a Synapse user.
+    alice = pvyhs_user(net, "alice")
+    sally = synapse_user(net, "sally")
+    room = alice.create(preset="private_chat", name="pvyhs private", invite=[sally.user_id])
+    inv = wait_until(lambda: invited_rooms(sally).get(room), what="the invite on Synapse")
+    stripped = {e["type"]: e for e in inv["invite_state"]["events"]}
+    assert stripped["m.room.member"]["state_key"] == sally.user_id
+    assert stripped["m.room.member"]["content"]["membership"] == "invite"
+    assert stripped["m.room.name"]["content"]["name"] == "pvyhs private"
+    assert stripped["m.room.join_rules"]["content"]["join_rule"] == "invite"
+    # A Synapse user nobody invited cannot get in.
+    sam = synapse_user(net, "sam")
+    r = sam.req("POST", f"/join/{q(room)}?server_name={q(hs.server_name)}", {})
+    assert r.status == 403, r
+    assert sally.ok("POST", f"/join/{q(room)}", {})["room_id"] == room
+    wait_until(lambda: alice.membership(room, sally.user_id) == "join", what="sally's join")
+    sally.say(room, "thanks for the invite")
+    alice.sees(room, sally.user_id, "thanks for the invite")
+    alice.say(room, "you're welcome")
+    sally.sees(room, alice.user_id, "you're welcome")
+
+    # Synapse invites two pvyhs users: one accepts, one declines.
+    bob, carol = pvyhs_user(net, "bob"), pvyhs_user(net, "carol")
+    room2 = sally.create(preset="private_chat", name="synapse private")
+    for u in (bob, carol):
+        sally.ok("POST", f"/rooms/{q(room2)}/invite", {"user_id": u.user_id})
+    for u in (bob, carol):
+        inv = wait_until(lambda: invited_rooms(u).get(room2), what="the invite on pvyhs")
+        stripped = {e["type"]: e for e in inv["invite_state"]["events"]}
+        assert stripped["m.room.member"]["state_key"] == u.user_id
+        assert stripped["m.room.name"]["content"]["name"] == "synapse private"
+    assert bob.ok("POST", f"/join/{q(room2)}", {})["room_id"] == room2
+    r = carol.req("POST", f"/rooms/{q(room2)}/leave", {})
+    assert r.status == 200, r
+    wait_until(lambda: sally.membership(room2, bob.user_id) == "join", what="bob's join")
+    wait_until(lambda: sally.membership(room2, carol.user_id) == "leave", what="carol's decline")
+    assert room2 not in invited_rooms(carol)
+    bob.say(room2, "joined yours")
+    sally.sees(room2, bob.user_id, "joined yours")
+    sally.say(room2, "hi bob")
+    bob.sees(room2, sally.user_id, "hi bob")
+    del syn
+
+
+class Syncer:
+    """An incremental /sync loop that collects a room's ephemeral events."""
+
+    def __init__(self, c):
+        self.c = c
+        self.since = c.sync()["next_batch"]
+        self.ephemeral = []
+
+    def poll(self, room):
+        j = self.c.sync(self.since, timeout=500)
+        self.since = j["next_batch"]
+        self.ephemeral += j.get("rooms", {}).get("join", {}).get(room, {}).get("ephemeral", {}) \
+            .get("events", [])
+        return self.ephemeral
+
+    def typing(self, room, user):
+        return any(e["type"] == "m.typing" and user in e["content"]["user_ids"]
+                   for e in self.poll(room))
+
+    def receipt(self, room, user, event_id):
+        return any(e["type"] == "m.receipt" and
+                   user in e["content"].get(event_id, {}).get("m.read", {})
+                   for e in self.poll(room))
+
+
+def test_typing_and_read_receipts_both_ways(net):
+    for side in ("pvyhs", "synapse"):
+        owner, guest, room = joined_pair(net, side)
+        watch_owner, watch_guest = Syncer(owner), Syncer(guest)
+        for who, watcher in ((owner, watch_guest), (guest, watch_owner)):
+            r = who.req("PUT", f"/rooms/{q(room)}/typing/{q(who.user_id)}",
+                        {"typing": True, "timeout": 30000})
+            assert r.status == 200, r
+            wait_until(lambda: watcher.typing(room, who.user_id),
+                       what=f"{who.user_id} typing, seen across ({side} room)")
+        for who, other, watcher in ((owner, guest, watch_guest), (guest, owner, watch_owner)):
+            ev = other.say(room, f"read this, {who.user_id}")
+            who.sees(room, other.user_id, f"read this, {who.user_id}")
+            r = who.req("POST", f"/rooms/{q(room)}/receipt/m.read/{q(ev)}", {})
+            assert r.status == 200, r
+            wait_until(lambda: watcher.receipt(room, who.user_id, ev),
+                       what=f"{who.user_id}'s receipt, seen across ({side} room)")
+
+
+def test_profiles_across(net):
+    alice, sally = pvyhs_user(net, "alice"), synapse_user(net, "sally")
+    alice.ok("PUT", f"/profile/{q(alice.user_id)}/displayname", {"displayname": "Alice of pvyhs"})
+    sally.ok("PUT", f"/profile/{q(sally.user_id)}/displayname", {"displayname": "Sally of Synapse"})
+    assert alice.ok("GET", f"/profile/{q(sally.user_id)}")["displayname"] == "Sally of Synapse"
+    assert alice.ok("GET", f"/profile/{q(sally.user_id)}/displayname") == \
+        {"displayname": "Sally of Synapse"}
+    assert sally.ok("GET", f"/profile/{q(alice.user_id)}")["displayname"] == "Alice of pvyhs"
+    assert sally.ok("GET", f"/profile/{q(alice.user_id)}/displayname") == \
+        {"displayname": "Alice of pvyhs"}
+    # Unknown users are 404 on both sides.
+    r = alice.req("GET", f"/profile/{q('@nobody:' + net['syn'].server_name)}")
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+    r = sally.req("GET", f"/profile/{q('@nobody:' + net['hs'].server_name)}")
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+
+
+def upload_keys(c, device_id):
+    dev = Device(c.user_id, device_id)
+    otks = dev.one_time_keys(2)
+    c.ok("POST", "/keys/upload", {"device_keys": dev.device_keys(), "one_time_keys": otks})
+    master = CrossSigningKey(c.user_id, "master")
+    ssk = CrossSigningKey(c.user_id, "self_signing")
+    usk = CrossSigningKey(c.user_id, "user_signing")
+    body = {"master_key": master.key(), "self_signing_key": ssk.key(master),
+            "user_signing_key": usk.key(master)}
+    r = c.req("POST", "/keys/device_signing/upload", body)
+    if r.status == 401:  # Synapse asks for user-interactive auth
+        body["auth"] = {"type": "m.login.password", "session": r.json.get("session"),
+                        "identifier": {"type": "m.id.user", "user": c.user_id},
+                        "password": PASSWORD}
+        r = c.req("POST", "/keys/device_signing/upload", body)
+    assert r.status == 200, r
+    return dev, otks, master, ssk
+
+
+def test_device_keys_query_and_claim_across(net):
+    hs, syn = net["hs"], net["syn"]
+    alice = pvyhs_user(net, "alice")
+    sally = synapse_user(net, "sally")
+    # Devices of their own: pvyhs's login names one, Synapse's registration gave one.
+    a_dev_id = alice.ok("GET", "/account/whoami")["device_id"]
+    s_dev_id = sally.ok("GET", "/account/whoami")["device_id"]
+    a_dev, a_otks, a_master, a_ssk = upload_keys(alice, a_dev_id)
+    s_dev, s_otks, s_master, s_ssk = upload_keys(sally, s_dev_id)
+
+    for asker, owner, dev, otks, master, ssk in (
+            (alice, sally, s_dev, s_otks, s_master, s_ssk),
+            (sally, alice, a_dev, a_otks, a_master, a_ssk)):
+        r = asker.ok("POST", "/keys/query", {"device_keys": {owner.user_id: []}, "timeout": 10000})
+        assert r["failures"] == {}, r
+        got = dict(r["device_keys"][owner.user_id][dev.device_id])
+        got.pop("unsigned", None)
+        assert got == dev.device_keys()
+        assert r["master_keys"][owner.user_id]["keys"] == master.key()["keys"]
+        assert r["self_signing_keys"][owner.user_id]["keys"] == ssk.key(master)["keys"]
+        seen = set()
+        for _ in range(2):
+            r = asker.ok("POST", "/keys/claim",
+                         {"one_time_keys": {owner.user_id: {dev.device_id: "signed_curve25519"}}})
+            assert r["failures"] == {}, r
+            ((kid, key),) = r["one_time_keys"][owner.user_id][dev.device_id].items()
+            assert otks[kid] == key
+            seen.add(kid)
+        assert seen == set(otks)  # each one once
+    del hs, syn
+
+
+def test_leave_and_kick_across(net):
+    for side in ("pvyhs", "synapse"):
+        owner, guest, room = joined_pair(net, side)
+        other = pvyhs_user(net, "other") if side == "synapse" else synapse_user(net, "other")
+        server = net["hs"] if side == "pvyhs" else net["syn"]
+        r = other.req("POST", f"/join/{q(room)}?server_name={q(server.server_name)}", {})
+        assert r.status == 200, r
+        wait_until(lambda: owner.membership(room, other.user_id) == "join", what="the 2nd join")
+        # The owner kicks the remote guest; the guest's own server and the
+        # other remote user see it.
+        since = guest.sync()["next_batch"]
+        r = owner.req("POST", f"/rooms/{q(room)}/kick", {"user_id": guest.user_id,
+                                                         "reason": "test kick"})
+        assert r.status == 200, r
+
+        def kicked():
+            ev = other.state(room, "m.room.member", guest.user_id)
+            return ev and ev["membership"] == "leave" and ev.get("reason") == "test kick"
+        wait_until(kicked, what=f"the kick seen across ({side} room)")
+
+        def kick_in_sync():
+            left = guest.sync(since).get("rooms", {}).get("leave", {}).get(room)
+            return left and [e for e in left["timeline"]["events"]
+                             if e["type"] == "m.room.member" and e["state_key"] == guest.user_id]
+        (kick,) = wait_until(kick_in_sync, what="the kick in the guest's /sync")
+        assert kick["sender"] == owner.user_id and kick["content"]["membership"] == "leave"
+        r = guest.req("PUT", f"/rooms/{q(room)}/send/m.room.message/after-kick",
+                      {"msgtype": "m.text", "body": "still here?"})
+        assert r.status == 403, r
+        # The other remote user leaves by itself.
+        assert other.req("POST", f"/rooms/{q(room)}/leave", {}).status == 200
+        wait_until(lambda: owner.membership(room, other.user_id) == "leave",
+                   what=f"the leave seen across ({side} room)")
+        ev = owner.state(room, "m.room.member", other.user_id)
+        assert ev == {"membership": "leave"}, ev
+
+
+def test_room_name_and_topic_propagate(net):
+    for side in ("pvyhs", "synapse"):
+        owner, guest, room = joined_pair(net, side, name="first name")
+        assert guest.state(room, "m.room.name") == {"name": "first name"}
+        owner.ok("PUT", f"/rooms/{q(room)}/state/m.room.name/", {"name": "second name"})
+        owner.ok("PUT", f"/rooms/{q(room)}/state/m.room.topic/", {"topic": f"topic on {side}"})
+        wait_until(lambda: guest.state(room, "m.room.name") == {"name": "second name"},
+                   what=f"the new name across ({side} room)")
+        wait_until(lambda: guest.state(room, "m.room.topic") == {"topic": f"topic on {side}"},
+                   what=f"the new topic across ({side} room)")
+        # The guest may not change them (state_default 50): refused by its own server.
+        r = guest.req("PUT", f"/rooms/{q(room)}/state/m.room.name/", {"name": "hijacked"})
+        assert r.status == 403, r
+        # Power given across lets it.
+        pl = owner.state(room, "m.room.power_levels")
+        pl["users"][guest.user_id] = 50
+        owner.ok("PUT", f"/rooms/{q(room)}/state/m.room.power_levels/", pl)
+        wait_until(lambda: (guest.state(room, "m.room.power_levels") or {}).get("users", {})
+                   .get(guest.user_id) == 50, what="the power level across")
+        guest.ok("PUT", f"/rooms/{q(room)}/state/m.room.name/", {"name": "guest's name"})
+        wait_until(lambda: owner.state(room, "m.room.name") == {"name": "guest's name"},
+                   what=f"the guest's name change back ({side} room)")
+
+
+def test_public_room_directory_across(net):
+    hs, syn = net["hs"], net["syn"]
+    alice, sally = pvyhs_user(net, "alice"), synapse_user(net, "sally")
+    a_room = alice.create(preset="public_chat", visibility="public", name="pvyhs lobby",
+                          topic="listed on pvyhs")
+    s_room = sally.create(preset="public_chat", visibility="public", name="synapse lobby",
+                          topic="listed on synapse")
+    for asker, server, room, name in ((sally, hs, a_room, "pvyhs lobby"),
+                                      (alice, syn, s_room, "synapse lobby")):
+        j = asker.ok("GET", f"/publicRooms?server={q(server.server_name)}&limit=100")
+        entry = {c["room_id"]: c for c in j["chunk"]}.get(room)
+        assert entry, j
+        assert entry["name"] == name and entry["num_joined_members"] == 1
+        assert entry["world_readable"] is False and entry["guest_can_join"] is False
+        assert entry["join_rule"] == "public"
+        # The filtered POST form, answered by the other server.
+        j = asker.ok("POST", f"/publicRooms?server={q(server.server_name)}",
+                     {"limit": 10, "filter": {"generic_search_term": name}})
+        assert [c["room_id"] for c in j["chunk"]] == [room], j
+        j = asker.ok("POST", f"/publicRooms?server={q(server.server_name)}",
+                     {"limit": 10, "filter": {"generic_search_term": "no such room xyz"}})
+        assert j["chunk"] == [], j
+
+
+def png(w, h):
+    import io
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.effect_noise((w, h), 40).convert("RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_media_fetched_over_authenticated_federation_both_ways(net):
+    import io
+    from PIL import Image
+    alice, sally = pvyhs_user(net, "alice"), synapse_user(net, "sally")
+    for uploader, fetcher, server in ((sally, alice, net["syn"]), (alice, sally, net["hs"])):
+        data = os.urandom(600_000)
+        r = uploader.req("POST", "/_matrix/media/v3/upload?filename=voice%20note.ogg", raw=data,
+                         headers={"Content-Type": "audio/ogg"})
+        assert r.status == 200, r
+        mxc = r.json["content_uri"]
+        origin, media_id = re.fullmatch(r"mxc://([^/]+)/([^/]+)", mxc).groups()
+        assert origin == server.server_name
+        path = f"{V1}/media/download/{origin}/{media_id}"
+        r = fetcher.req("GET", path)
+        assert r.status == 200, r
+        assert r.raw == data  # byte-identical
+        assert r.headers["Content-Type"] == "audio/ogg"
+        assert "voice" in r.headers.get("Content-Disposition", ""), r.headers
+        # Again, from the fetcher's cache, and with a file name.
+        r = fetcher.req("GET", path + "/renamed.ogg")
+        assert r.status == 200 and r.raw == data
+        # Authenticated media: no token, no media.
+        r = http(fetcher.base, "GET", path)
+        assert r.status == 401 and r.json["errcode"] == "M_MISSING_TOKEN", r
+        # A thumbnail of the other server's picture.
+        r = uploader.req("POST", "/_matrix/media/v3/upload", raw=png(320, 240),
+                         headers={"Content-Type": "image/png"})
+        assert r.status == 200, r
+        pid = r.json["content_uri"].rsplit("/", 1)[1]
+        r = fetcher.req("GET", f"{V1}/media/thumbnail/{origin}/{pid}?width=32&height=32"
+                        "&method=crop")
+        assert r.status == 200, r
+        assert Image.open(io.BytesIO(r.raw)).size == (32, 32)
+        # Unknown media on the other server is a 404.
+        r = fetcher.req("GET", f"{V1}/media/download/{origin}/NoSuchMediaHere")
+        assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
