@@ -534,3 +534,41 @@ def test_media_fetched_over_authenticated_federation_both_ways(net):
         # Unknown media on the other server is a 404.
         r = fetcher.req("GET", f"{V1}/media/download/{origin}/NoSuchMediaHere")
         assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+
+
+# ---- what Synapse made of pvyhs ----------------------------------------------------------------
+
+# Synapse's WARNING lines that the tests above provoke on purpose, or that say
+# nothing about pvyhs. Anything else Synapse logs at WARNING or above (a bad
+# signature, a rejected event, a 4xx/5xx from pvyhs, an exception) fails.
+EXPECTED_SYNAPSE_WARNINGS = [
+    r"synapse\.config\.logger WARNING main ",  # the start-up banner
+    # An uninvited Synapse user tries to join a private pvyhs room: our 403.
+    r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/make_join/\S+"
+    r"%40syn_sam_\d+%3A.*'403: Forbidden'",
+    # Profiles and media that do not exist: our 404s.
+    r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/query/profile"
+    r"\?user_id=%40nobody%3A\S+: HttpResponseException\('404: Not Found'\)",
+    r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/media/download/"
+    r"NoSuchMediaHere\?\S+: HttpResponseException\('404: Not Found'\)",
+    r"HTTP error fetching remote media \S+/NoSuchMediaHere: b'\{\"errcode\":\"M_NOT_FOUND\"",
+    # Synapse refusing its own user's state change (test_room_name_and_topic_propagate).
+    r"Denying new event <Event .* type=m\.room\.name, .* user_level \(0\) < send_level \(50\)",
+    # A new device's m.device_list_update sent in the same transaction as the
+    # user's first join PDU: Synapse handles the EDU before it has persisted
+    # the join, drops it, and resyncs the device list when it sees the join.
+    r"Got device list update edu for '@synp_\w+:\S+'/'\w+', but don't share a room",
+]
+
+
+def test_synapse_logged_nothing_wrong_about_pvyhs(net):
+    lines = [ln for ln in net["syn"].read_log().splitlines()
+             if re.search(r" (WARNING|ERROR|CRITICAL) ", ln)]
+    unexpected = [ln for ln in lines
+                  if not any(re.search(p, ln) for p in EXPECTED_SYNAPSE_WARNINGS)]
+    assert unexpected == [], "\n".join(unexpected)
+    # Nothing pvyhs sent was refused: every transaction got a 200, no PDU an error.
+    log = net["syn"].read_log()
+    assert "got 200 response" in log
+    assert not re.search(r"TX \[\S+\] \{\S+\} got (?!200)\d+ response", log)
+    assert "Remote returned error" not in log and "Failed to send" not in log
