@@ -11,9 +11,15 @@ skips, without it) is named localhost:PORT with a TLS federation listener on
 that port using the same certificate, trusts the test CA through
 federation_custom_ca_list, and gets ip_range_whitelist for loopback. One of
 each for the whole module; every test uses its own users and rooms.
+The last test reads Synapse's log: what Synapse made of pvyhs.
+
+PVYHS_KEEP_LOGS=1 keeps both servers' directories (and prints them) to read
+their logs; PVYHS_JS_LOG=FILE saves the js-sdk clients' log.
 """
+import json
 import os
 import re
+import subprocess
 import time
 import urllib.parse
 
@@ -536,6 +542,35 @@ def test_media_fetched_over_authenticated_federation_both_ways(net):
         assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
 
 
+# ---- end-to-end encryption: matrix-js-sdk on both servers ----------------------------------
+
+JS_DIR = os.path.join(os.path.dirname(__file__), "js")
+NODE = os.path.join(JS_DIR, "node_modules", ".bin", "node")
+
+
+def test_megolm_across_servers_with_matrix_js_sdk(net):
+    """js/e2ee_federated.mjs: an encrypted room on each server with one
+    js-sdk client (Rust crypto) on each side, messages decrypted on the
+    other server, then SAS verification between the two devices."""
+    assert os.path.isdir(os.path.join(JS_DIR, "node_modules", "matrix-js-sdk")) and \
+        os.path.exists(NODE), "scripts/js_deps.sh installs matrix-js-sdk and Node 22"
+    hs, syn = net["hs"], net["syn"]
+    alice = pvyhs_user(net, "jsalice")
+    bob = synapse_user(net, "jsbob")
+    env = dict(os.environ, PVYHS_BASE=hs.base, PEER_BASE=syn.base,
+               PVYHS_ALICE=alice.user_id.split(":")[0][1:], PEER_BOB=bob.user_id.split(":")[0][1:],
+               PVYHS_PASSWORD=PASSWORD)
+    p = subprocess.run([NODE, "e2ee_federated.mjs"], cwd=JS_DIR, env=env, capture_output=True,
+                       text=True, timeout=300)
+    steps = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    if os.environ.get("PVYHS_JS_LOG"):
+        open(os.environ["PVYHS_JS_LOG"], "w").write(p.stderr)
+    assert p.returncode == 0, f"steps {steps}\n{p.stderr[-6000:]}"
+    assert [s.get("step") for s in steps if "step" in s] == \
+        ["room on pvyhs", "room on the peer", "sas"], steps
+    assert steps[-1] == {"ok": True}
+
+
 # ---- what Synapse made of pvyhs ----------------------------------------------------------------
 
 # Synapse's WARNING lines that the tests above provoke on purpose, or that say
@@ -572,3 +607,6 @@ def test_synapse_logged_nothing_wrong_about_pvyhs(net):
     assert "got 200 response" in log
     assert not re.search(r"TX \[\S+\] \{\S+\} got (?!200)\d+ response", log)
     assert "Remote returned error" not in log and "Failed to send" not in log
+    # pvyhs sends PDUs only to servers in the room: an invite goes by PUT
+    # /invite, never also by /send to the invitee's server.
+    assert "as we're not in the room" not in log and "Ignoring PDU for unknown room" not in log
