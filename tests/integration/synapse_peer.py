@@ -129,13 +129,28 @@ disable_existing_loggers: false
         self.pg = PgServer().start()
         self.pg.sql("CREATE DATABASE synapse OWNER synapse_user TEMPLATE template0 "
                     "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
-        cfg = self._config()
+        self.cfg = self._config()
+        self._launch(timeout)
+        return self
+
+    def _launch(self, timeout):
         self.stderr = open(os.path.join(self.dir, "stderr.log"), "ab")
-        self.proc = subprocess.Popen([self.py, "-m", "synapse.app.homeserver", "-c", cfg],
+        self.proc = subprocess.Popen([self.py, "-m", "synapse.app.homeserver", "-c", self.cfg],
                                      stdout=self.stderr, stderr=self.stderr, cwd=self.dir)
         self.pid = self.proc.pid
         self._wait_ready(timeout)
-        return self
+
+    def stop_process(self, timeout=60):
+        """SIGTERM to Synapse alone (its database stays up); its exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self.stderr.close()
+        self.proc = None
+        return rc
+
+    def start_process(self, timeout=120):
+        """Synapse again after stop_process, on the same database."""
+        self._launch(timeout)
 
     def _wait_ready(self, limit):
         deadline = time.time() + limit

@@ -249,8 +249,43 @@ def joined_pair(net, creator_side="pvyhs", **create):
     return owner, guest, room
 
 
-def invited_rooms(c):
-    return c.sync().get("rooms", {}).get("invite", {})
+class Syncer:
+    """An incremental /sync loop from now on, collecting what it sees:
+    `rooms[section][room_id]` (the latest entry of join/invite/knock/leave),
+    and each room's ephemeral and timeline events. Polling an initial /sync
+    instead would see stale answers: Synapse caches those for a while."""
+
+    def __init__(self, c):
+        self.c = c
+        self.since = c.sync()["next_batch"]
+        self.rooms = {"join": {}, "invite": {}, "knock": {}, "leave": {}}
+        self.ephemeral, self.timeline = {}, {}
+
+    def poll(self):
+        j = self.c.sync(self.since, timeout=500)
+        self.since = j["next_batch"]
+        for section, rooms in j.get("rooms", {}).items():
+            for room, entry in rooms.items():
+                for other in self.rooms.values():
+                    other.pop(room, None)
+                self.rooms[section][room] = entry
+                self.ephemeral.setdefault(room, []).extend(
+                    entry.get("ephemeral", {}).get("events", []))
+                self.timeline.setdefault(room, []).extend(
+                    entry.get("timeline", {}).get("events", []))
+        return self
+
+    def entry(self, section, room):
+        return self.poll().rooms[section].get(room)
+
+    def typing(self, room, user):
+        return any(e["type"] == "m.typing" and user in e["content"]["user_ids"]
+                   for e in self.poll().ephemeral.get(room, []))
+
+    def receipt(self, room, user, event_id):
+        return any(e["type"] == "m.receipt" and
+                   user in e["content"].get(event_id, {}).get("m.read", {})
+                   for e in self.poll().ephemeral.get(room, []))
 
 
 def test_private_rooms_with_invites_both_ways(net):
@@ -258,8 +293,9 @@ def test_private_rooms_with_invites_both_ways(net):
     # pvyhs invites a Synapse user.
     alice = pvyhs_user(net, "alice")
     sally = synapse_user(net, "sally")
+    sally_sync = Syncer(sally)
     room = alice.create(preset="private_chat", name="pvyhs private", invite=[sally.user_id])
-    inv = wait_until(lambda: invited_rooms(sally).get(room), what="the invite on Synapse")
+    inv = wait_until(lambda: sally_sync.entry("invite", room), what="the invite on Synapse")
     stripped = {e["type"]: e for e in inv["invite_state"]["events"]}
     assert stripped["m.room.member"]["state_key"] == sally.user_id
     assert stripped["m.room.member"]["content"]["membership"] == "invite"
@@ -278,11 +314,13 @@ def test_private_rooms_with_invites_both_ways(net):
 
     # Synapse invites two pvyhs users: one accepts, one declines.
     bob, carol = pvyhs_user(net, "bob"), pvyhs_user(net, "carol")
+    syncs = {u.user_id: Syncer(u) for u in (bob, carol)}
     room2 = sally.create(preset="private_chat", name="synapse private")
     for u in (bob, carol):
         sally.ok("POST", f"/rooms/{q(room2)}/invite", {"user_id": u.user_id})
     for u in (bob, carol):
-        inv = wait_until(lambda: invited_rooms(u).get(room2), what="the invite on pvyhs")
+        inv = wait_until(lambda: syncs[u.user_id].entry("invite", room2),
+                         what="the invite on pvyhs")
         stripped = {e["type"]: e for e in inv["invite_state"]["events"]}
         assert stripped["m.room.member"]["state_key"] == u.user_id
         assert stripped["m.room.name"]["content"]["name"] == "synapse private"
@@ -291,37 +329,12 @@ def test_private_rooms_with_invites_both_ways(net):
     assert r.status == 200, r
     wait_until(lambda: sally.membership(room2, bob.user_id) == "join", what="bob's join")
     wait_until(lambda: sally.membership(room2, carol.user_id) == "leave", what="carol's decline")
-    assert room2 not in invited_rooms(carol)
+    wait_until(lambda: syncs[carol.user_id].entry("leave", room2), what="carol's decline in /sync")
     bob.say(room2, "joined yours")
     sally.sees(room2, bob.user_id, "joined yours")
     sally.say(room2, "hi bob")
     bob.sees(room2, sally.user_id, "hi bob")
     del syn
-
-
-class Syncer:
-    """An incremental /sync loop that collects a room's ephemeral events."""
-
-    def __init__(self, c):
-        self.c = c
-        self.since = c.sync()["next_batch"]
-        self.ephemeral = []
-
-    def poll(self, room):
-        j = self.c.sync(self.since, timeout=500)
-        self.since = j["next_batch"]
-        self.ephemeral += j.get("rooms", {}).get("join", {}).get(room, {}).get("ephemeral", {}) \
-            .get("events", [])
-        return self.ephemeral
-
-    def typing(self, room, user):
-        return any(e["type"] == "m.typing" and user in e["content"]["user_ids"]
-                   for e in self.poll(room))
-
-    def receipt(self, room, user, event_id):
-        return any(e["type"] == "m.receipt" and
-                   user in e["content"].get(event_id, {}).get("m.read", {})
-                   for e in self.poll(room))
 
 
 def test_typing_and_read_receipts_both_ways(net):
@@ -421,7 +434,7 @@ def test_leave_and_kick_across(net):
         wait_until(lambda: owner.membership(room, other.user_id) == "join", what="the 2nd join")
         # The owner kicks the remote guest; the guest's own server and the
         # other remote user see it.
-        since = guest.sync()["next_batch"]
+        guest_sync = Syncer(guest)
         r = owner.req("POST", f"/rooms/{q(room)}/kick", {"user_id": guest.user_id,
                                                          "reason": "test kick"})
         assert r.status == 200, r
@@ -432,9 +445,9 @@ def test_leave_and_kick_across(net):
         wait_until(kicked, what=f"the kick seen across ({side} room)")
 
         def kick_in_sync():
-            left = guest.sync(since).get("rooms", {}).get("leave", {}).get(room)
-            return left and [e for e in left["timeline"]["events"]
-                             if e["type"] == "m.room.member" and e["state_key"] == guest.user_id]
+            return guest_sync.entry("leave", room) and [
+                e for e in guest_sync.timeline[room]
+                if e["type"] == "m.room.member" and e["state_key"] == guest.user_id]
         (kick,) = wait_until(kick_in_sync, what="the kick in the guest's /sync")
         assert kick["sender"] == owner.user_id and kick["content"]["membership"] == "leave"
         r = guest.req("PUT", f"/rooms/{q(room)}/send/m.room.message/after-kick",
@@ -542,6 +555,80 @@ def test_media_fetched_over_authenticated_federation_both_ways(net):
         assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
 
 
+KNOCK_RULES = {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}
+
+
+def test_knock_approved_across(net):
+    """A user of one server knocks on the other's knock room; its moderator
+    sees the request with its reason and lets them in with an invite."""
+    for side in ("synapse", "pvyhs"):
+        if side == "synapse":
+            mod, knocker, server = synapse_user(net, "mod"), pvyhs_user(net, "knocker"), net["syn"]
+        else:
+            mod, knocker, server = pvyhs_user(net, "mod"), synapse_user(net, "knocker"), net["hs"]
+        knocker_sync = Syncer(knocker)
+        room = mod.create(preset="private_chat", initial_state=[KNOCK_RULES], name="knock here")
+        r = knocker.req("POST", f"/knock/{q(room)}?via={q(server.server_name)}",
+                        {"reason": f"let me in ({side})"})
+        assert r.status == 200, r
+        assert r.json["room_id"] == room
+
+        def knocked():
+            ev = mod.state(room, "m.room.member", knocker.user_id)
+            return ev and ev["membership"] == "knock" and ev.get("reason") == f"let me in ({side})"
+        wait_until(knocked, what=f"the knock on the {side} room")
+        # The knocker's own server shows it as knocked, with the room's name.
+        knock = wait_until(lambda: knocker_sync.entry("knock", room),
+                           what="the knock in the knocker's /sync")
+        names = [e["content"].get("name") for e in knock["knock_state"]["events"]
+                 if e["type"] == "m.room.name"]
+        assert names == ["knock here"], knock
+        mod.ok("POST", f"/rooms/{q(room)}/invite", {"user_id": knocker.user_id})
+        wait_until(lambda: knocker_sync.entry("invite", room), what="the approval (an invite)")
+        assert knocker.ok("POST", f"/join/{q(room)}", {})["room_id"] == room
+        wait_until(lambda: mod.membership(room, knocker.user_id) == "join", what="the join")
+        knocker.say(room, "thanks for letting me in")
+        mod.sees(room, knocker.user_id, "thanks for letting me in")
+
+
+def test_a_stopped_server_catches_up(net):
+    """Each server in turn is stopped while the other keeps talking in a
+    shared room; once it is back (and has said something, which ends the
+    other's back-off) it has every message, in order."""
+    hs, syn = net["hs"], net["syn"]
+    alice, sally, room = joined_pair(net, "pvyhs")
+    alice.say(room, "before")
+    sally.sees(room, alice.user_id, "before")
+
+    assert syn.stop_process() == 0
+    sent = [f"while Synapse is down {i}" for i in range(5)]
+    for body in sent:
+        alice.say(room, body)
+    time.sleep(1)  # a failed attempt or two
+    syn.start_process()
+    sally.say(room, "Synapse is back")
+    alice.sees(room, sally.user_id, "Synapse is back")
+    wait_until(lambda: [b for s_, b in sally.messages(room) if s_ == alice.user_id]
+               == ["before"] + sent, timeout=60, what="Synapse to catch up")
+
+    assert hs.stop() == 0
+    sent = [f"while pvyhs is down {i}" for i in range(5)]
+    for body in sent:
+        sally.say(room, body)
+    time.sleep(1)
+    hs.start()
+    alice.say(room, "pvyhs is back")
+    sally.sees(room, alice.user_id, "pvyhs is back")
+    wait_until(lambda: [b for s_, b in alice.messages(room) if s_ == sally.user_id]
+               == ["Synapse is back"] + sent, timeout=60, what="pvyhs to catch up")
+    # The same messages on both sides. Not necessarily in the same order:
+    # what each server sent while the other was down forks the room's DAG,
+    # and Synapse's /messages orders a fork by depth, pvyhs's by arrival.
+    wait_until(lambda: sorted(alice.messages(room)) == sorted(sally.messages(room)),
+               what="the same messages on both sides")
+    assert len(alice.messages(room)) == 13
+
+
 # ---- end-to-end encryption: matrix-js-sdk on both servers ----------------------------------
 
 JS_DIR = os.path.join(os.path.dirname(__file__), "js")
@@ -593,6 +680,12 @@ EXPECTED_SYNAPSE_WARNINGS = [
     # user's first join PDU: Synapse handles the EDU before it has persisted
     # the join, drops it, and resyncs the device list when it sees the join.
     r"Got device list update edu for '@synp_\w+:\S+'/'\w+', but don't share a room",
+    # test_a_stopped_server_catches_up: Synapse reaching pvyhs while it is down,
+    # and PostgreSQL serialization conflicts inside Synapse, which it retries.
+    r"Request failed: PUT matrix-federation://\S+/_matrix/federation/v1/send/\S+: "
+    r"(ConnectError|ConnectingCancelledError|ResponseNeverReceived|RequestSendFailed)",
+    r"synapse\.storage\.txn WARNING .*\[TXN OPERROR\] \{persist_events-\d+\} could not "
+    r"serialize access due to concurrent update",
 ]
 
 
