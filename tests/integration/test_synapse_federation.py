@@ -127,7 +127,6 @@ encryption_enabled_by_default_for_room_type: off
         "enable_authenticated_media": True,
         "allow_public_rooms_over_federation": True,
         "room_list_publication_rules": [{"action": "allow"}],
-        "presence": {"enabled": False},
     }, log_level="INFO", keep=KEEP)
     hs.start()
     try:
@@ -260,10 +259,12 @@ class Syncer:
         self.since = c.sync()["next_batch"]
         self.rooms = {"join": {}, "invite": {}, "knock": {}, "leave": {}}
         self.ephemeral, self.timeline = {}, {}
+        self.device_lists_changed = set()
 
     def poll(self):
         j = self.c.sync(self.since, timeout=500)
         self.since = j["next_batch"]
+        self.device_lists_changed.update(j.get("device_lists", {}).get("changed", []))
         for section, rooms in j.get("rooms", {}).items():
             for room, entry in rooms.items():
                 for other in self.rooms.values():
@@ -356,6 +357,23 @@ def test_typing_and_read_receipts_both_ways(net):
                        what=f"{who.user_id}'s receipt, seen across ({side} room)")
 
 
+def test_presence_across(net):
+    """m.presence EDUs both ways between users who share a room."""
+    for side in ("pvyhs", "synapse"):
+        owner, guest, room = joined_pair(net, side)
+        for who, watcher in ((owner, guest), (guest, owner)):
+            msg = f"busy on {side} {who.user_id}"
+            r = who.req("PUT", f"/presence/{q(who.user_id)}/status",
+                        {"presence": "unavailable", "status_msg": msg})
+            assert r.status == 200, r
+
+            def seen():
+                r = watcher.req("GET", f"/presence/{q(who.user_id)}/status")
+                return r.status == 200 and r.json.get("status_msg") == msg and \
+                    r.json.get("presence") == "unavailable"
+            wait_until(seen, what=f"{who.user_id}'s presence on the other server")
+
+
 def test_profiles_across(net):
     alice, sally = pvyhs_user(net, "alice"), synapse_user(net, "sally")
     alice.ok("PUT", f"/profile/{q(alice.user_id)}/displayname", {"displayname": "Alice of pvyhs"})
@@ -422,6 +440,48 @@ def test_device_keys_query_and_claim_across(net):
             seen.add(kid)
         assert seen == set(otks)  # each one once
     del hs, syn
+
+
+def test_device_list_updates_across(net):
+    """A user with a member of the other server in a shared room: a new
+    device with keys, a device deleted and new cross-signing keys reach the
+    other server (m.device_list_update, m.signing_key_update): its users see
+    the user in device_lists.changed and /keys/query answers the new truth."""
+    for side in ("pvyhs", "synapse"):
+        watcher, owner, room = joined_pair(net, side)  # owner: the other server's user
+        w_sync = Syncer(watcher)
+        server = net["syn"] if side == "pvyhs" else net["hs"]
+        local = owner.user_id[1:].split(":")[0]
+        r = http(server.base, "POST", V3 + "/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": local},
+            "password": PASSWORD})
+        assert r.status == 200, r
+        second = Client(server.base, owner.user_id, r.json["access_token"])
+        dev_id = r.json["device_id"]
+        dev, _, master, _ = upload_keys(second, dev_id)
+
+        def changed():
+            w_sync.poll()
+            return owner.user_id in w_sync.device_lists_changed
+        wait_until(changed, what=f"device_lists.changed for the new device ({side} watcher)")
+
+        def query():
+            r = watcher.ok("POST", "/keys/query", {"device_keys": {owner.user_id: []}})
+            return r
+        wait_until(lambda: dev_id in query()["device_keys"].get(owner.user_id, {}),
+                   what="the new device in /keys/query")
+        got = dict(query()["device_keys"][owner.user_id][dev_id])
+        got.pop("unsigned", None)
+        assert got == dev.device_keys()
+        wait_until(lambda: query()["master_keys"].get(owner.user_id, {}).get("keys")
+                   == master.key()["keys"], what="the new master key in /keys/query")
+
+        # The device goes away (a logout deletes it): gone on the other side too.
+        w_sync.device_lists_changed.clear()
+        assert http(server.base, "POST", V3 + "/logout", {}, token=second.token).status == 200
+        wait_until(lambda: dev_id not in query()["device_keys"].get(owner.user_id, {}),
+                   what=f"the deleted device gone from /keys/query ({side} watcher)")
+        wait_until(changed, what="device_lists.changed for the deleted device")
 
 
 def test_leave_and_kick_across(net):
@@ -680,11 +740,12 @@ EXPECTED_SYNAPSE_WARNINGS = [
     # user's first join PDU: Synapse handles the EDU before it has persisted
     # the join, drops it, and resyncs the device list when it sees the join.
     r"Got device list update edu for '@synp_\w+:\S+'/'\w+', but don't share a room",
-    # test_a_stopped_server_catches_up: Synapse reaching pvyhs while it is down,
-    # and PostgreSQL serialization conflicts inside Synapse, which it retries.
+    # test_a_stopped_server_catches_up: Synapse reaching pvyhs while it is down.
     r"Request failed: PUT matrix-federation://\S+/_matrix/federation/v1/send/\S+: "
     r"(ConnectError|ConnectingCancelledError|ResponseNeverReceived|RequestSendFailed)",
-    r"synapse\.storage\.txn WARNING .*\[TXN OPERROR\] \{persist_events-\d+\} could not "
+    # PostgreSQL serialization conflicts between Synapse's own concurrent
+    # transactions (REPEATABLE READ), which it retries.
+    r"synapse\.storage\.txn WARNING .*\[TXN OPERROR\] \{[\w.]+-[0-9a-f]+\} could not "
     r"serialize access due to concurrent update",
 ]
 
