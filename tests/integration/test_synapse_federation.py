@@ -521,6 +521,56 @@ def test_leave_and_kick_across(net):
         assert ev == {"membership": "leave"}, ev
 
 
+def test_edits_reactions_redactions_and_bans_across(net):
+    for side in ("pvyhs", "synapse"):
+        owner, guest, room = joined_pair(net, side)
+        ev = guest.say(room, "tpyo")
+        owner.sees(room, guest.user_id, "tpyo")
+        # An edit and a reaction, each from the other side.
+        guest.ok("PUT", f"/rooms/{q(room)}/send/m.room.message/edit-{side}", {
+            "msgtype": "m.text", "body": "* typo", "m.new_content": {"msgtype": "m.text",
+                                                                    "body": "typo"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": ev}})
+        owner.ok("PUT", f"/rooms/{q(room)}/send/m.reaction/react-{side}", {
+            "m.relates_to": {"rel_type": "m.annotation", "event_id": ev, "key": "👍"}})
+
+        def relations(c, rel):
+            r = c.req("GET", f"/_matrix/client/v1/rooms/{q(room)}/relations/{q(ev)}/{rel}")
+            return r.json.get("chunk", []) if r.status == 200 else []
+        wait_until(lambda: [e["content"]["m.new_content"]["body"]
+                            for e in relations(owner, "m.replace")] == ["typo"],
+                   what=f"the edit across ({side} room)")
+        wait_until(lambda: [e["content"]["m.relates_to"]["key"]
+                            for e in relations(guest, "m.annotation")] == ["👍"],
+                   what=f"the reaction across ({side} room)")
+        # The sender redacts its message: gone on both sides.
+        guest.ok("PUT", f"/rooms/{q(room)}/redact/{q(ev)}/redact-{side}", {"reason": "oops"})
+
+        def redacted(c):
+            r = c.req("GET", f"/rooms/{q(room)}/event/{q(ev)}")
+            return r.status == 200 and r.json["content"] == {} and \
+                r.json["unsigned"].get("redacted_because", {}).get("sender") == guest.user_id
+        wait_until(lambda: redacted(owner), what=f"the redaction across ({side} room)")
+        assert redacted(guest)
+        # A ban: the guest's server learns it, and the guest cannot come back.
+        guest_sync = Syncer(guest)
+        owner.ok("POST", f"/rooms/{q(room)}/ban", {"user_id": guest.user_id, "reason": "spam"})
+
+        def banned():
+            return guest_sync.entry("leave", room) and [
+                e for e in guest_sync.timeline[room] if e["type"] == "m.room.member"
+                and e["state_key"] == guest.user_id and e["content"]["membership"] == "ban"]
+        wait_until(banned, what=f"the ban in the guest's /sync ({side} room)")
+        server = net["hs"] if side == "pvyhs" else net["syn"]
+
+        def refused():
+            r = guest.req("POST", f"/join/{q(room)}?server_name={q(server.server_name)}", {})
+            return r.status == 403 and r
+        r = wait_until(refused, what=f"the banned guest refused ({side} room)")
+        assert r.json["errcode"] == "M_FORBIDDEN", r
+        assert owner.membership(room, guest.user_id) == "ban"
+
+
 def test_room_name_and_topic_propagate(net):
     for side in ("pvyhs", "synapse"):
         owner, guest, room = joined_pair(net, side, name="first name")
@@ -728,6 +778,9 @@ EXPECTED_SYNAPSE_WARNINGS = [
     # An uninvited Synapse user tries to join a private pvyhs room: our 403.
     r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/make_join/\S+"
     r"%40syn_sam_\d+%3A.*'403: Forbidden'",
+    # A banned Synapse user tries to come back (test_edits_…_and_bans_across).
+    r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/make_join/\S+"
+    r"%40syn_guest_\d+%3A.*'403: Forbidden'",
     # Profiles and media that do not exist: our 404s.
     r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/query/profile"
     r"\?user_id=%40nobody%3A\S+: HttpResponseException\('404: Not Found'\)",
