@@ -814,6 +814,10 @@ def test_synapse_logged_nothing_wrong_about_pvyhs(net):
     assert "got 200 response" in log
     assert not re.search(r"TX \[\S+\] \{\S+\} got (?!200)\d+ response", log)
     assert "Remote returned error" not in log and "Failed to send" not in log
+    # Synapse's 404 M_NOT_FOUND for media is an answer: pvyhs does not ask the
+    # legacy unauthenticated endpoint after it (that is for servers that do not
+    # know the federation one).
+    assert "/_matrix/media/v3/download/" not in log
     # pvyhs sends PDUs only to servers in the room: an invite goes by PUT
     # /invite, never also by /send to the invitee's server.
     assert "as we're not in the room" not in log and "Ignoring PDU for unknown room" not in log
