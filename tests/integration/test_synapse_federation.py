@@ -701,6 +701,39 @@ def test_knock_approved_across(net):
         mod.sees(room, knocker.user_id, "thanks for letting me in")
 
 
+def test_restricted_join_authorised_across(net):
+    """A room open to the members of a space: a user of the other server who
+    joined the space gets in, the room's server authorising the join
+    (join_authorised_via_users_server); one who did not is refused."""
+    for side in ("synapse", "pvyhs"):
+        if side == "synapse":
+            owner, member, outsider, server = (synapse_user(net, "rown"), pvyhs_user(net, "rmem"),
+                                               pvyhs_user(net, "rout"), net["syn"])
+        else:
+            owner, member, outsider, server = (pvyhs_user(net, "rown"), synapse_user(net, "rmem"),
+                                               synapse_user(net, "rout"), net["hs"])
+        space = owner.create(preset="public_chat", creation_content={"type": "m.space"},
+                             name=f"space on {side}")
+        room = owner.create(preset="private_chat", room_version="10", initial_state=[{
+            "type": "m.room.join_rules", "state_key": "",
+            "content": {"join_rule": "restricted",
+                        "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+        via = f"?server_name={q(server.server_name)}"
+        r = outsider.req("POST", f"/join/{q(room)}{via}", {})
+        assert r.status == 403, r
+        assert member.req("POST", f"/join/{q(space)}{via}", {}).status == 200
+        wait_until(lambda: owner.membership(space, member.user_id) == "join", what="the space join")
+        r = member.req("POST", f"/join/{q(room)}{via}", {})
+        assert r.status == 200, r
+        ev = wait_until(lambda: (owner.state(room, "m.room.member", member.user_id) or {})
+                        .get("membership") == "join"
+                        and owner.state(room, "m.room.member", member.user_id),
+                        what=f"the restricted join ({side} room)")
+        assert ev["join_authorised_via_users_server"] == owner.user_id, ev
+        member.say(room, "in through the space")
+        owner.sees(room, member.user_id, "in through the space")
+
+
 def test_a_stopped_server_catches_up(net):
     """Each server in turn is stopped while the other keeps talking in a
     shared room; once it is back (and has said something, which ends the
@@ -775,12 +808,11 @@ def test_megolm_across_servers_with_matrix_js_sdk(net):
 # signature, a rejected event, a 4xx/5xx from pvyhs, an exception) fails.
 EXPECTED_SYNAPSE_WARNINGS = [
     r"synapse\.config\.logger WARNING main ",  # the start-up banner
-    # An uninvited Synapse user tries to join a private pvyhs room: our 403.
+    # Synapse users pvyhs must turn away, with 403 to make_join: one nobody
+    # invited to a private room (sam), one banned (guest), one outside the
+    # space of a restricted room (rout).
     r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/make_join/\S+"
-    r"%40syn_sam_\d+%3A.*'403: Forbidden'",
-    # A banned Synapse user tries to come back (test_edits_…_and_bans_across).
-    r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/make_join/\S+"
-    r"%40syn_guest_\d+%3A.*'403: Forbidden'",
+    r"%40syn_(sam|guest|rout)_\d+%3A.*'403: Forbidden'",
     # Profiles and media that do not exist: our 404s.
     r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/query/profile"
     r"\?user_id=%40nobody%3A\S+: HttpResponseException\('404: Not Found'\)",
