@@ -290,7 +290,7 @@ class Syncer:
 
 
 def test_private_rooms_with_invites_both_ways(net):
-    hs, syn = net["hs"], net["syn"]
+    hs = net["hs"]
     # pvyhs invites a Synapse user.
     alice = pvyhs_user(net, "alice")
     sally = synapse_user(net, "sally")
@@ -335,7 +335,6 @@ def test_private_rooms_with_invites_both_ways(net):
     sally.sees(room2, bob.user_id, "joined yours")
     sally.say(room2, "hi bob")
     bob.sees(room2, sally.user_id, "hi bob")
-    del syn
 
 
 def test_typing_and_read_receipts_both_ways(net):
@@ -411,7 +410,6 @@ def upload_keys(c, device_id):
 
 
 def test_device_keys_query_and_claim_across(net):
-    hs, syn = net["hs"], net["syn"]
     alice = pvyhs_user(net, "alice")
     sally = synapse_user(net, "sally")
     # Devices of their own: pvyhs's login names one, Synapse's registration gave one.
@@ -439,7 +437,6 @@ def test_device_keys_query_and_claim_across(net):
             assert otks[kid] == key
             seen.add(kid)
         assert seen == set(otks)  # each one once
-    del hs, syn
 
 
 def test_device_list_updates_across(net):
