@@ -362,6 +362,9 @@ def test_presence_across(net):
         owner, guest, room = joined_pair(net, side)
         for who, watcher in ((owner, guest), (guest, owner)):
             msg = f"busy on {side} {who.user_id}"
+            # A user who never syncs is soon taken offline by both servers'
+            # time-outs: sync once, as a client that stays unavailable would.
+            assert who.req("GET", "/sync?timeout=0&set_presence=unavailable").status == 200
             r = who.req("PUT", f"/presence/{q(who.user_id)}/status",
                         {"presence": "unavailable", "status_msg": msg})
             assert r.status == 200, r
