@@ -115,7 +115,11 @@ static int rows_insert(db_conn *c, pdu_rows *r, hs_err *err) {
 
 /* The destinations of one event: the servers joined to the room now (a
  * batch asks once per room), and for a membership event the target's
- * server (an invitee, or a member being kicked or banned). */
+ * server (a member being kicked or banned, who may have been its server's
+ * last, or an invite being rescinded). Not for an invite: PUT /invite
+ * already gave the invitee's server the event, and its server is not in
+ * the room, so a copy by /send is dropped ("not in the room") or, when it
+ * lands while that server is joining, soft-failed (Synapse logs both). */
 static json_t *event_dests(db_conn *c, hs_server *srv, json_t *by_room, PGresult *r, int i,
                            hs_err *err) {
     const char *room = PQgetvalue(r, i, 2), *type = PQgetvalue(r, i, 3);
@@ -126,7 +130,8 @@ static json_t *event_dests(db_conn *c, hs_server *srv, json_t *by_room, PGresult
         json_object_set_new(by_room, room, hosts);
     }
     json_t *d = json_deep_copy(hosts);
-    if (!strcmp(type, "m.room.member") && !PQgetisnull(r, i, 4)) {
+    if (!strcmp(type, "m.room.member") && !PQgetisnull(r, i, 4) &&
+        strcmp(PQgetvalue(r, i, 5), "invite") != 0) {
         const char *colon = strchr(PQgetvalue(r, i, 4), ':');
         if (colon && strcmp(colon + 1, srv->cfg->server_name) && hs_server_name_valid(colon + 1) &&
             fed_domain_allowed(srv->cfg, colon + 1))
@@ -140,7 +145,9 @@ static json_t *event_dests(db_conn *c, hs_server *srv, json_t *by_room, PGresult
 static int enqueue_events(db_conn *c, hs_server *srv, long long from, long long to, json_t *woken,
                           hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT stream_ordering, event_id, room_id, type, state_key FROM events"
+        "SELECT stream_ordering, event_id, room_id, type, state_key,"
+        "  CASE WHEN type = 'm.room.member'"
+        "   THEN convert_from(json, 'UTF8')::jsonb #>> '{content,membership}' END FROM events"
         " WHERE stream_ordering > $1 AND stream_ordering <= $2 AND NOT outlier"
         " AND NOT soft_failed AND rejected_reason IS NULL"
         " AND substr(sender, strpos(sender, ':') + 1) = $3"
@@ -342,6 +349,30 @@ static int build_pdus(db_conn *c, const char *dest, fed_txn *t, hs_err *err) {
     return 0;
 }
 
+/* How many of the first n to-device rows go in one transaction: they stop
+ * before a second message of the same sender. Synapse handles the EDUs of a
+ * transaction concurrently (up to ten at once), so two of one sender could
+ * reach the recipient in either order, and clients rely on a sender's order
+ * (a SAS verification's m.key.verification.mac then .done: the other way
+ * round, matrix-js-sdk times the verification out). One per transaction
+ * keeps their order, since a destination has one transaction in flight. */
+static int to_device_in_order(PGresult *rt, int n) {
+    json_t *senders = json_object();
+    int i = 0;
+    for (; i < n; i++) {
+        hs_err perr;
+        const char *text = PQgetvalue(rt, i, 1);
+        json_t *edu = hs_json_parse_object(text, strlen(text), &perr);
+        const char *sender = json_string_value(json_object_get(edu, "sender"));
+        bool again = sender && json_object_get(senders, sender);
+        if (sender && !again) json_object_set_new(senders, sender, json_true());
+        json_decref(edu);
+        if (again) break;
+    }
+    json_decref(senders);
+    return i;
+}
+
 /* Queued EDUs and to-device messages share the budget; when both have more
  * than fits, each gets at least half of it. */
 static int build_edus(db_conn *c, const char *dest, int budget, fed_txn *t, hs_err *err) {
@@ -357,7 +388,7 @@ static int build_edus(db_conn *c, const char *dest, int budget, fed_txn *t, hs_e
     PGresult *re = db_run(c, &qe, 2, (const char *[]){dest, lim}, err);
     PGresult *rt = re ? db_run(c, &qt, 2, (const char *[]){dest, lim}, err) : NULL;
     if (!rt) return PQclear(re), -1;
-    int ne = PQntuples(re), nt = PQntuples(rt);
+    int ne = PQntuples(re), nt = to_device_in_order(rt, PQntuples(rt));
     if (ne + nt > budget) {
         int half = budget / 2;
         ne = ne < half ? ne : (nt < budget - half ? budget - nt : budget - half);

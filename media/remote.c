@@ -46,6 +46,8 @@ typedef struct pull {
     size_t hlen;
     char *part_type, *part_disp, *location;
     long status;        /* of the response being received */
+    char errbody[512];  /* the start of an error answer, for its errcode */
+    size_t errlen;
     bool decided;       /* multipart or not, known from the first body byte */
     bool too_large, blocked;
     hs_err err;
@@ -130,7 +132,13 @@ static int mp_run(pull *p, bool final) {
 static size_t on_body(char *data, size_t size, size_t n, void *u) {
     pull *p = u;
     size_t len = size * n;
-    if (p->status < 200 || p->status >= 300) return len; /* an error answer: not content */
+    if (p->status < 200 || p->status >= 300) { /* an error answer: not content */
+        size_t room = sizeof p->errbody - 1 - p->errlen, k = len < room ? len : room;
+        memcpy(p->errbody + p->errlen, data, k);
+        p->errlen += k;
+        p->errbody[p->errlen] = 0;
+        return len;
+    }
     if (!p->decided) p->decided = true, start_multipart(p);
     if (!p->multipart) return emit(p, data, len) < 0 ? 0 : len;
     if (p->hlen + len > 1 << 20 && p->st != MP_BODY) return 0; /* headers without end */
@@ -239,6 +247,19 @@ static void pull_reset(pull *p) {
     p->type = p->disposition = p->hold = p->part_type = p->part_disp = p->location = NULL;
     p->delim = NULL;
     p->hlen = 0, p->part = 0, p->st = MP_PREAMBLE, p->multipart = p->decided = false;
+    p->errlen = 0, p->errbody[0] = 0;
+}
+
+/* The answer says the endpoint is unknown, not the media (Synapse's
+ * is_unknown_endpoint): 404 or 405 with M_UNRECOGNIZED or a body that is not
+ * JSON (older servers), or 400 M_UNRECOGNIZED (older Synapse). A 404
+ * M_NOT_FOUND is an answer about the media and ends the search. */
+static bool unknown_endpoint(const pull *p, long status) {
+    const char *b = p->errbody;
+    while (*b == ' ' || *b == '\t' || *b == '\r' || *b == '\n') b++;
+    bool unrecognized = strstr(b, "\"M_UNRECOGNIZED\"") != NULL;
+    if (status == 404 || status == 405) return *b != '{' || unrecognized;
+    return status == 400 && unrecognized;
 }
 
 /* Take the boundary from a multipart/mixed Content-Type. */
@@ -280,7 +301,7 @@ static char *disposition_name(const char *d) {
     return NULL;
 }
 
-/* Ask origin over federation; on 404 M_UNRECOGNIZED, on the old endpoint.
+/* Ask origin over federation; if it does not know the endpoint, on the old one.
  * Returns the final HTTP status, or -1 when no answer came. */
 static long ask(pull *p, const char *origin, const char *id) {
     fed_target t;
@@ -298,7 +319,7 @@ static long ask(pull *p, const char *origin, const char *id) {
     snprintf(url, sizeof url, "https://%s:%d%s", host, t.port, pq);
     long status = transfer(p, url, t.host_header, auth, connect_to[0] ? connect_to : NULL);
     free(auth);
-    if (status == 404 || status == 400 || status == 405) {
+    if (unknown_endpoint(p, status)) {
         /* An older server: the deprecated endpoint, unauthenticated. */
         pull_reset(p);
         snprintf(pq, sizeof pq, "/_matrix/media/v3/download/%s/%s?allow_remote=false", origin, id);

@@ -27,12 +27,6 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
                                    const char *type, const char *state_key, json_t *content,
                                    hs_err *err);
 
-/* ev, just stored in the caller's transaction: when it invites a user of
- * another server, that server signs it (remote_rooms.h) before the commit.
- * 0 (also for any other event), or -1 with the other server's refusal,
- * which must roll the transaction back. */
-int client_room_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
-
 /* After a membership event committed: what follows from it outside the
  * room (device lists for end-to-end encryption). */
 void client_room_membership_changed(hs_server *srv, const room_event *ev);
@@ -42,6 +36,12 @@ void client_room_membership_changed(hs_server *srv, const room_event *ev);
  * its relations and search text, and its push actions (which skip rejected
  * and soft-failed events). 0, or -1 with err. */
 int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
+
+/* In the transaction that stored ev: when it invites another server's user,
+ * that server signs it (PUT /invite/v2, remote_rooms.h) and the signed copy
+ * replaces the stored one; its refusal is -1 with err, which rolls the
+ * invite back. 0 for every other event. */
+int client_room_invite_remote(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
 
 /* After that transaction committed (and its stream position was released),
  * for an event that entered the room (accepted, not soft-failed): wake the

@@ -25,6 +25,10 @@ typedef struct membership_row {
     /* A room this server is not in (an invite, knock or rejection kept by
      * federation, sql/013): its stripped state and membership event. */
     char *remote_state, *remote_event, *remote_version;
+    /* Banned, or made to leave by someone else (kicked, invite withdrawn):
+     * an initial sync shows the room even without include_leave, as
+     * Synapse does, so a client learns why the room went away. */
+    bool removed;
 } membership_row;
 
 /* Memberships from the room's current state, and those of rooms we are not
@@ -36,7 +40,8 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         "  EXISTS (SELECT 1 FROM events m WHERE m.type = 'm.room.member' AND m.state_key = $1"
         "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
         "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id),"
-        "  NULL, NULL, NULL"
+        "  NULL, NULL, NULL,"
+        "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1)"
         " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
         "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
@@ -45,7 +50,8 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         " SELECT x.room_id, x.membership, x.event_id, x.stream_ordering,"
         "  x.stream_ordering > $2,"
         "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
-        "  x.stripped_state, x.event_json, x.room_version"
+        "  x.stripped_state, x.event_json, x.room_version,"
+        "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1)"
         " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
         "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
         "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
@@ -65,6 +71,7 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         m->event_id = strdup(PQgetvalue(r, i, 2));
         m->pos = atoll(PQgetvalue(r, i, 3));
         m->changed = PQgetvalue(r, i, 4)[0] == 't';
+        m->removed = PQgetvalue(r, i, 9)[0] == 't';
         if (!PQgetisnull(r, i, 6)) {
             m->remote_state = strdup(PQgetvalue(r, i, 6));
             m->remote_event = strdup(PQgetvalue(r, i, 7));
@@ -350,10 +357,11 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             bool inv = !strcmp(mem, "invite");
             entry = json_pack("{s:{s:o}}", inv ? "invite_state" : "knock_state", "events", st);
             json_object_set_new(json_object_get(rooms, inv ? "invite" : "knock"), m->room_id, entry);
-        } else if (m->remote_event && ((initial && p->include_leave) || (!initial && m->changed))) {
+        } else if (m->remote_event &&
+                   ((initial && (p->include_leave || m->removed)) || (!initial && m->changed))) {
             entry = remote_leave_entry(m);
             json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
-        } else if ((initial && p->include_leave) || (!initial && m->changed)) {
+        } else if ((initial && (p->include_leave || m->removed)) || (!initial && m->changed)) {
             rc = timeline_room(c, p, m, m->pos, true, &entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
         }

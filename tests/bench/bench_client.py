@@ -78,8 +78,6 @@ in count and in time, and the servers run one after the other, never together.
 import argparse
 import asyncio
 import concurrent.futures
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -99,6 +97,7 @@ import urllib.parse
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 from harness import ROOT, free_port  # noqa: E402
 from pgserver import PgServer, _bindir  # noqa: E402
+from synapse_peer import Synapse as SynapsePeer  # noqa: E402
 
 PASSWORD = "bench horse battery"
 CS = "/_matrix/client/v3"
@@ -375,74 +374,17 @@ listeners:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Synapse:
+class Synapse(SynapsePeer):
+    """Synapse on its own cluster (tests/integration/synapse_peer.py), with
+    what the workloads ask of a target."""
     name = "synapse"
     setup_workers = 4
 
     def __init__(self, keep):
-        self.keep = keep
-        self.py = subprocess.run([os.path.join(ROOT, "scripts", "synapse_venv.sh")],
-                                 capture_output=True, text=True, check=True).stdout.split()[-1]
-        self.dir = tempfile.mkdtemp(prefix="synapse-bench-")
-        os.chmod(self.dir, 0o755)
-        self.port = free_port()
-        self.secret = secrets.token_hex(16)
-        self.proc = self.pg = None
-
-    def _config(self):
-        import yaml
-        cfg = os.path.join(self.dir, "homeserver.yaml")
-        subprocess.run([self.py, "-m", "synapse.app.homeserver", "--generate-config",
-                        "-H", f"localhost:{self.port}", "--report-stats=no", "-c", cfg],
-                       cwd=self.dir, check=True, capture_output=True)
-        with open(cfg) as f:
-            c = yaml.safe_load(f)
-        logcfg = os.path.join(self.dir, "log.yaml")
-        with open(logcfg, "w") as f:
-            f.write(f"""version: 1
-formatters: {{precise: {{format: '%(asctime)s %(name)s %(levelname)s %(message)s'}}}}
-handlers:
-  file: {{class: logging.FileHandler, formatter: precise, filename: {self.dir}/synapse.log}}
-loggers: {{synapse.storage.SQL: {{level: WARNING}}}}
-root: {{level: WARNING, handlers: [file]}}
-disable_existing_loggers: false
-""")
-        big = {"per_second": 1000000, "burst_count": 1000000}
-        c.update({
-            "listeners": [{"port": self.port, "bind_addresses": ["127.0.0.1"], "type": "http",
-                           "tls": False, "x_forwarded": False,
-                           "resources": [{"names": ["client", "federation"], "compress": False}]}],
-            "database": {"name": "psycopg2", "args": {
-                "user": "synapse_user", "database": "synapse", "host": self.pg.dir,
-                "port": self.pg.port, "cp_min": 5, "cp_max": 10}},
-            "log_config": logcfg,
-            "registration_shared_secret": self.secret,
-            "bcrypt_rounds": 4,
-            "report_stats": False,
-            "enable_metrics": False,
-            "trusted_key_servers": [],
-            "suppress_key_server_warning": True,
-            "rc_message": big, "rc_registration": big, "rc_admin_redaction": big,
-            "rc_room_creation": big, "rc_reports": big, "rc_presence": {"per_user": big},
-            "rc_login": {"address": big, "account": big, "failed_attempts": big},
-            "rc_joins": {"local": big, "remote": big}, "rc_joins_per_room": big,
-            "rc_invites": {"per_room": big, "per_user": big, "per_issuer": big},
-            "rc_3pid_validation": big, "rc_media_create": big, "rc_delayed_event_mgmt": big,
-        })
-        with open(cfg, "w") as f:
-            yaml.safe_dump(c, f)
-        return cfg
+        super().__init__(prefix="synapse-bench-", keep=keep)
 
     def start(self):
-        self.pg = PgServer().start()
-        self.pg.sql("CREATE DATABASE synapse OWNER synapse_user TEMPLATE template0 "
-                    "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
-        cfg = self._config()
-        self.log = open(os.path.join(self.dir, "stderr.log"), "ab")
-        self.proc = subprocess.Popen([self.py, "-m", "synapse.app.homeserver", "-c", cfg],
-                                     stdout=self.log, stderr=self.log, cwd=self.dir)
-        wait_health(self.port, self.proc, 180)
-        self.pid = self.proc.pid
+        super().start(timeout=180)
 
     def pg_pids(self):
         return descendants(self.pg.proc.pid)
@@ -452,30 +394,12 @@ disable_existing_loggers: false
 
     def add_users(self, names):
         def reg(h, name):
-            nonce = h.call("GET", "/_synapse/admin/v1/register")["nonce"]
-            mac = hmac.new(self.secret.encode(), digestmod=hashlib.sha1)
-            mac.update(b"\x00".join([nonce.encode(), name.encode(), PASSWORD.encode(),
-                                     b"notadmin"]))
-            j = h.call("POST", "/_synapse/admin/v1/register", {
-                "nonce": nonce, "username": name, "password": PASSWORD, "admin": False,
-                "mac": mac.hexdigest()})
-            return name, j["access_token"]
+            return name, self.register(name, PASSWORD, call=h.call)[1]
         return dict(pmap(reg, names, self.setup_workers, self.port))
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-        if self.pg:
-            self.pg.stop()
-        if not self.keep:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        super().stop()
+        self.cleanup()
 
 
 def psql(conn):

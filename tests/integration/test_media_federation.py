@@ -6,12 +6,15 @@ local media) and serves it, thumbnails included."""
 import email.parser
 import io
 import os
+import ssl
+import threading
 import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from PIL import Image
 
-from harness import http
+from harness import free_port, http
 from test_federation_transport import (FedServer, https, pki, stop_clean,  # noqa: F401
                                        xmatrix_header)
 
@@ -137,3 +140,57 @@ def test_remote_media_errors(pair, pki):  # noqa: F811
     # A server that is not there: 502.
     r = http(a.base, "GET", "/_matrix/client/v1/media/download/localhost:1/abc", token=a.tok)
     assert r.status == 502, r
+
+
+def test_legacy_endpoint_only_for_servers_without_federation_media(pair, pki):  # noqa: F811
+    """A server that does not know /_matrix/federation/v1/media/download
+    (404 M_UNRECOGNIZED, or 404 without JSON, as older servers answer) is
+    asked on the legacy /_matrix/media/v3/download; a 404 M_NOT_FOUND is an
+    answer about the media, and the legacy endpoint is not asked."""
+    a, _ = pair
+    port = free_port()
+    name = f"localhost:{port}"
+    asked = []
+
+    class Old(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def send(self, status, body, ctype="application/json"):
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self):
+            path = self.path.split("?")[0]
+            asked.append(path)
+            mid = path.rsplit("/", 1)[1]
+            if path.startswith("/_matrix/federation/v1/media/download/"):
+                if mid == "plain404":
+                    return self.send(404, b"<html>Not Found</html>", "text/html")
+                if mid == "gone":
+                    return self.send(404, b'{"errcode":"M_NOT_FOUND","error":"Not found"}')
+                return self.send(404, b'{"errcode":"M_UNRECOGNIZED","error":"Unrecognized"}')
+            if path.startswith(f"/_matrix/media/v3/download/{name}/"):
+                return self.send(200, f"legacy bytes of {mid}".encode(), "text/plain")
+            self.send(404, b'{"errcode":"M_UNRECOGNIZED","error":"Unrecognized"}')
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), Old)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(pki / "server.pem"), str(pki / "server.key"))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        for mid in ("unrecognized", "plain404"):
+            r = http(a.base, "GET", f"/_matrix/client/v1/media/download/{name}/{mid}",
+                        token=a.tok)
+            assert r.status == 200 and r.raw == f"legacy bytes of {mid}".encode(), r
+        asked.clear()
+        r = http(a.base, "GET", f"/_matrix/client/v1/media/download/{name}/gone", token=a.tok)
+        assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+        assert asked == ["/_matrix/federation/v1/media/download/gone"]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

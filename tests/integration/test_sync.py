@@ -206,6 +206,36 @@ def test_invite_and_leave_sections(server, users):
     assert room not in s3["rooms"]["join"]
 
 
+def test_initial_sync_shows_rooms_one_was_removed_from(server, users):
+    """Without include_leave an initial sync leaves out the rooms one left,
+    but shows those one was kicked or banned from (Synapse's behaviour), so
+    a client that logs in again learns why the room went away."""
+    a_id, a = users["sy_alice"]
+    b_id, b = users["sy_bob"]
+    rooms = {}
+    for how in ("left", "kicked", "banned"):
+        room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                              token=a).json["room_id"]
+        assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).status == 200
+        if how == "left":
+            r = server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b)
+        else:
+            action = {"kicked": "kick", "banned": "ban"}[how]
+            r = server.request("POST", f"{V3}/rooms/{room}/{action}",
+                               {"user_id": b_id, "reason": how}, token=a)
+        assert r.status == 200, r
+        rooms[how] = room
+    left = sync(server, b)["rooms"]["leave"]
+    assert rooms["left"] not in left
+    for how, membership in (("kicked", "leave"), ("banned", "ban")):
+        ev = [e for e in left[rooms[how]]["timeline"]["events"] if e["type"] == "m.room.member"
+              and e["state_key"] == b_id][-1]
+        assert ev["content"]["membership"] == membership and ev["sender"] == a_id, ev
+        assert ev["content"]["reason"] == how
+    flt = json.dumps({"room": {"include_leave": True}})
+    assert rooms["left"] in sync(server, b, filter=flt)["rooms"]["leave"]
+
+
 def test_sync_errors_and_r0(server, users):
     _, a = users["sy_alice"]
     r = server.request("GET", V3 + "/sync?since=garbage", token=a)

@@ -20,8 +20,9 @@ export function report(obj) {
   process.stdout.write(JSON.stringify(obj) + "\n");
 }
 
-export async function rest(method, path, token, body) {
-  const r = await fetch(BASE + path, {
+// `base` defaults to PVYHS_BASE; the federation tests pass another server's.
+export async function rest(method, path, token, body, base = BASE) {
+  const r = await fetch(base + path, {
     method,
     headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
@@ -30,12 +31,12 @@ export async function rest(method, path, token, body) {
   return { status: r.status, json: text ? JSON.parse(text) : {} };
 }
 
-export async function login(user) {
+export async function login(user, base = BASE) {
   const r = await rest("POST", "/_matrix/client/v3/login", null, {
     type: "m.login.password",
     identifier: { type: "m.id.user", user },
     password: PASSWORD,
-  });
+  }, base);
   if (r.status !== 200) throw new Error(`login ${user}: ${r.status} ${JSON.stringify(r.json)}`);
   return { userId: r.json.user_id, accessToken: r.json.access_token, deviceId: r.json.device_id };
 }
@@ -43,9 +44,9 @@ export async function login(user) {
 let clients = 0;
 
 // A started client with Rust crypto, past its first sync.
-export async function start(user, cryptoCallbacks = {}) {
-  const creds = await login(user);
-  const client = sdk.createClient({ baseUrl: BASE, ...creds, cryptoCallbacks });
+export async function start(user, cryptoCallbacks = {}, base = BASE) {
+  const creds = await login(user, base);
+  const client = sdk.createClient({ baseUrl: base, ...creds, cryptoCallbacks });
   await client.initRustCrypto({ useIndexedDB: false, cryptoDatabasePrefix: `pvyhs-${clients++}` });
   const prepared = new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`${user}: no first sync in 60 s`)), 60000);

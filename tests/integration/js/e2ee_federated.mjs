@@ -1,0 +1,82 @@
+// e2ee_federated.mjs — end-to-end encryption across two servers, one
+// matrix-js-sdk client (Rust crypto) on each: device lists, one-time keys and
+// the Megolm room keys (to-device, Olm-encrypted) all cross federation.
+//  1. Alice (on PVYHS_BASE) creates an encrypted room and invites Bob (on
+//     PEER_BASE); both send, and each decrypts the other's message.
+//  2. The same in a room Bob creates on his server.
+//  3. Alice's device and Bob's verify each other with SAS emoji over
+//     to-device messages, and each then sees the other's device as verified.
+// Env: PVYHS_BASE, PEER_BASE, PVYHS_ALICE, PEER_BOB (user names on each),
+// PVYHS_PASSWORD. Exit code 0 and a last line {"ok": true} on success.
+import { VerificationPhase, VerifierEvent } from "matrix-js-sdk/lib/crypto-api/verification.js";
+import { CryptoEvent } from "matrix-js-sdk/lib/crypto-api/index.js";
+
+import { BASE, ENCRYPTION, decrypted, joined, log, report, start, stopAll, text, until } from "./lib.mjs";
+
+const PEER = process.env.PEER_BASE;
+
+async function exchange(owner, guest, tag) {
+  const me = owner.getUserId(), them = guest.getUserId();
+  const { room_id: room } = await owner.createRoom({ invite: [them], initial_state: [ENCRYPTION] });
+  await until(`${them}'s invite`, () => guest.getRoom(room)?.getMyMembership() === "invite");
+  await guest.joinRoom(room);
+  await joined(owner, room, them);
+  await owner.sendMessage(room, text(`${tag}: from the room's creator`));
+  await decrypted(guest, room, `${tag}: from the room's creator`);
+  await guest.sendMessage(room, text(`${tag}: from the invited user`));
+  await decrypted(owner, room, `${tag}: from the invited user`);
+  log("exchanged", { room, me, them });
+  return room;
+}
+
+async function sas(a, b) {
+  const incoming = new Promise((resolve) =>
+    b.on(CryptoEvent.VerificationRequestReceived, (req) => resolve(req)));
+  const reqA = await a.getCrypto().requestDeviceVerification(b.getUserId(), b.getDeviceId());
+  const reqB = await incoming;
+  await reqB.accept();
+  await until("the verification request to be ready", () => reqA.phase === VerificationPhase.Ready);
+  const verifierA = await reqA.startVerification("m.sas.v1");
+  const verifierB = await until("the other side of the verifier", () => reqB.verifier);
+  const emojis = {};
+  for (const [name, v] of [["a", verifierA], ["b", verifierB]]) {
+    v.on(VerifierEvent.ShowSas, async (s) => {
+      emojis[name] = s.sas.emoji.map((e) => e[1]).join(" ");
+      await s.confirm();
+    });
+  }
+  await Promise.all([verifierA.verify(), verifierB.verify()]);
+  if (!emojis.a || emojis.a !== emojis.b) throw new Error(`SAS mismatch: ${JSON.stringify(emojis)}`);
+  return emojis.a;
+}
+
+async function main() {
+  const alice = await start(process.env.PVYHS_ALICE, {}, BASE);
+  const bob = await start(process.env.PEER_BOB, {}, PEER);
+
+  await exchange(alice, bob, "pvyhs room");
+  report({ step: "room on pvyhs" });
+  await exchange(bob, alice, "peer room");
+  report({ step: "room on the peer" });
+
+  const emojis = await sas(alice, bob);
+  await until("Bob's device verified as Alice sees it", async () =>
+    (await alice.getCrypto().getDeviceVerificationStatus(bob.getUserId(), bob.getDeviceId()))
+      ?.isVerified());
+  await until("Alice's device verified as Bob sees it", async () =>
+    (await bob.getCrypto().getDeviceVerificationStatus(alice.getUserId(), alice.getDeviceId()))
+      ?.isVerified());
+  report({ step: "sas", emojis });
+
+  await stopAll(alice, bob);
+  report({ ok: true });
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    log("failed", { error: String(e), stack: e.stack });
+    report({ ok: false, error: String(e) });
+    process.exit(1);
+  },
+);
