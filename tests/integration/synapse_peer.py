@@ -237,3 +237,28 @@ disable_existing_loggers: false
     def cleanup(self):
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tls_peer(pki, prefix="synapse-fed-", overrides=None, log_level="INFO", keep=False):
+    """A Synapse federating over TLS with the test CA (test_federation_transport's
+    pki): named localhost:PORT with its federation listener on PORT (the test
+    server certificate) and the client API on a plain port of its own; it
+    trusts the test CA and may reach loopback. Not started."""
+    port, client = free_port(), free_port()
+    return Synapse(port=port, client_port=client, prefix=prefix, listeners=[
+        {"port": port, "bind_addresses": ["127.0.0.1", "::1"], "type": "http", "tls": True,
+         "x_forwarded": False, "resources": [{"names": ["federation"], "compress": False}]},
+        {"port": client, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
+         "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}]},
+    ], overrides={
+        "tls_certificate_path": str(pki / "server.pem"),
+        "tls_private_key_path": str(pki / "server.key"),
+        "federation_custom_ca_list": [str(pki / "ca.pem")],
+        "federation_verify_certificates": True,
+        # Synapse applies ip_range_blacklist (its private-range default) to
+        # federation too unless federation_ip_range_blacklist is set: the
+        # whitelist lets loopback through, both families (localhost may
+        # resolve to ::1).
+        "ip_range_whitelist": ["127.0.0.0/8", "::1/128"],
+        **(overrides or {}),
+    }, log_level=log_level, keep=keep)

@@ -5,146 +5,33 @@ room after its history was written and pages back through it; Synapse's
 device list updates are followed in order, fetched whole (/user/devices)
 when pvyhs holds none.
 """
-import hashlib
-import hmac
 import json
 import os
-import secrets
-import subprocess
-import tempfile
 import time
-import urllib.request
 
 import pytest
-import yaml
 
-from harness import free_port
-from pgserver import PgServer
+from synapse_peer import Synapse as SynapsePeer, tls_peer
 from test_federation_rooms import q, user  # noqa: F401
 from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+class Synapse(SynapsePeer):
+    """synapse_peer's TLS peer, with the (status, body) calls and the
+    (user, token, device) registrations these tests use."""
 
-
-class Synapse:
     def __init__(self, pki):
-        self.py = subprocess.run([os.path.join(ROOT, "scripts", "synapse_venv.sh")],
-                                 capture_output=True, text=True, check=True).stdout.split()[-1]
-        self.dir = tempfile.mkdtemp(prefix="synapse-fed-")
-        os.chmod(self.dir, 0o755)
-        self.port, self.fed_port = free_port(), free_port()
-        self.server_name = f"localhost:{self.fed_port}"
-        self.secret = secrets.token_hex(16)
-        self.pki = pki
-        self.proc = self.pg = None
-
-    def _config(self):
-        cfg = os.path.join(self.dir, "homeserver.yaml")
-        subprocess.run([self.py, "-m", "synapse.app.homeserver", "--generate-config",
-                        "-H", self.server_name, "--report-stats=no", "-c", cfg],
-                       cwd=self.dir, check=True, capture_output=True)
-        with open(cfg) as f:
-            c = yaml.safe_load(f)
-        logcfg = os.path.join(self.dir, "log.yaml")
-        with open(logcfg, "w") as f:
-            f.write(f"""version: 1
-formatters: {{precise: {{format: '%(asctime)s %(name)s %(levelname)s %(message)s'}}}}
-handlers:
-  file: {{class: logging.FileHandler, formatter: precise, filename: {self.dir}/synapse.log}}
-loggers: {{synapse.storage.SQL: {{level: WARNING}}}}
-root: {{level: INFO, handlers: [file]}}
-disable_existing_loggers: false
-""")
-        big = {"per_second": 1000000, "burst_count": 1000000}
-        c.update({
-            "listeners": [
-                {"port": self.port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
-                 "resources": [{"names": ["client"], "compress": False}]},
-                {"port": self.fed_port, "bind_addresses": ["127.0.0.1", "::1"], "type": "http",
-                 "tls": True, "resources": [{"names": ["federation"], "compress": False}]}],
-            "tls_certificate_path": str(self.pki / "server.pem"),
-            "tls_private_key_path": str(self.pki / "server.key"),
-            "federation_custom_ca_list": [str(self.pki / "ca.pem")],
-            "ip_range_whitelist": ["127.0.0.0/8", "::1/128"],
-            "database": {"name": "psycopg2", "args": {
-                "user": "synapse_user", "database": "synapse", "host": self.pg.dir,
-                "port": self.pg.port, "cp_min": 2, "cp_max": 5}},
-            "log_config": logcfg,
-            "registration_shared_secret": self.secret,
-            "bcrypt_rounds": 4,
-            "report_stats": False,
-            "enable_metrics": False,
-            "trusted_key_servers": [],
-            "suppress_key_server_warning": True,
-            "rc_message": big, "rc_registration": big, "rc_room_creation": big,
-            "rc_login": {"address": big, "account": big, "failed_attempts": big},
-            "rc_joins": {"local": big, "remote": big}, "rc_joins_per_room": big,
-            "rc_federation": {"window_size": 1000, "sleep_limit": 1000, "sleep_delay": 1,
-                              "reject_limit": 1000, "concurrent": 100},
-        })
-        with open(cfg, "w") as f:
-            yaml.safe_dump(c, f)
-        return cfg
-
-    def start(self):
-        self.pg = PgServer().start()
-        self.pg.sql("CREATE DATABASE synapse OWNER synapse_user TEMPLATE template0 "
-                    "ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
-        cfg = self._config()
-        self.log = open(os.path.join(self.dir, "stderr.log"), "ab")
-        env = dict(os.environ, SSL_CERT_FILE=str(self.pki / "ca.pem"))
-        self.proc = subprocess.Popen([self.py, "-m", "synapse.app.homeserver", "-c", cfg],
-                                     stdout=self.log, stderr=self.log, cwd=self.dir, env=env)
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.read_log()[-3000:]
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2)
-                return self
-            except Exception:
-                time.sleep(0.5)
-        raise AssertionError("Synapse did not start")
-
-    def read_log(self):
-        out = ""
-        for name in ("synapse.log", "stderr.log"):
-            p = os.path.join(self.dir, name)
-            if os.path.exists(p):
-                with open(p, errors="replace") as f:
-                    out += f.read()
-        return out
+        peer = tls_peer(pki, prefix="synapse-bf-")
+        self.__dict__.update(peer.__dict__)
 
     def call(self, method, path, body=None, token=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if token:
-            req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, json.loads(r.read() or b"{}")
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+        st, out = SynapsePeer.call(self, method, path, body, token, ok=None)
+        return st, json.loads(out or b"{}")
 
     def register(self, name, device_id=None):
-        _, n = self.call("GET", "/_synapse/admin/v1/register")
-        mac = hmac.new(self.secret.encode(), digestmod=hashlib.sha1)
-        mac.update(b"\x00".join([n["nonce"].encode(), name.encode(), b"pw", b"notadmin"]))
-        st, j = self.call("POST", "/_synapse/admin/v1/register", {
-            "nonce": n["nonce"], "username": name, "password": "pw", "admin": False,
-            "mac": mac.hexdigest()})
-        assert st == 200, j
-        return j["user_id"], j["access_token"], j["device_id"]
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        if self.pg:
-            self.pg.stop()
+        uid, tok = SynapsePeer.register(
+            self, name, "pw", call=lambda m, p, b=None: SynapsePeer.call(self, m, p, b))
+        _, me = self.call("GET", "/_matrix/client/v3/account/whoami", token=tok)
+        return uid, tok, me["device_id"]
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +49,7 @@ def net(pki):  # noqa: F811
             with open(os.path.join(keep, "synbf_b.log"), "w") as out:
                 out.write(b.read_log())
         syn.stop()
+        syn.cleanup()
         b.__exit__(None, None, None)
 
 

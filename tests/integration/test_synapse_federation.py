@@ -25,9 +25,9 @@ import urllib.parse
 
 import pytest
 
-from harness import Server, free_port, http
+from harness import Server, http
 from e2ee_crypto import CrossSigningKey, Device
-from synapse_peer import Synapse
+from synapse_peer import tls_peer
 from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401 (pki is a fixture)
 
 V3 = "/_matrix/client/v3"
@@ -108,26 +108,11 @@ def net(pki):  # noqa: F811
     hs = FedServer(pki, prefix="synp", extra=Server.NO_LIMITS + """allow_public_rooms_over_federation: true
 encryption_enabled_by_default_for_room_type: off
 """)
-    syn_port, syn_client = free_port(), free_port()
-    syn = Synapse(port=syn_port, client_port=syn_client, prefix="synapse-fed-", listeners=[
-        {"port": syn_port, "bind_addresses": ["127.0.0.1", "::1"], "type": "http", "tls": True,
-         "x_forwarded": False, "resources": [{"names": ["federation"], "compress": False}]},
-        {"port": syn_client, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
-         "x_forwarded": False, "resources": [{"names": ["client"], "compress": False}]},
-    ], overrides={
-        "tls_certificate_path": str(pki / "server.pem"),
-        "tls_private_key_path": str(pki / "server.key"),
-        "federation_custom_ca_list": [str(pki / "ca.pem")],
-        "federation_verify_certificates": True,
-        # Synapse applies ip_range_blacklist (its private-range default) to
-        # federation too unless federation_ip_range_blacklist is set: the
-        # whitelist lets loopback through, both families (localhost may
-        # resolve to ::1).
-        "ip_range_whitelist": ["127.0.0.0/8", "::1/128"],
+    syn = tls_peer(pki, overrides={
         "enable_authenticated_media": True,
         "allow_public_rooms_over_federation": True,
         "room_list_publication_rules": [{"action": "allow"}],
-    }, log_level="INFO", keep=KEEP)
+    }, keep=KEEP)
     hs.start()
     try:
         syn.start()
