@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import ssl
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -1128,3 +1129,25 @@ def test_invite_blocking_applies_to_other_servers(fed):
                   {"room_version": "12", "event": inv, "invite_room_state": [create]})
     assert r.status == 403 and r.json["errcode"] == "M_INVITE_BLOCKED", r.raw
     assert a.psql(f"SELECT count(*) FROM fed_remote_memberships WHERE user_id = '{uid}'") == "0"
+
+
+def test_megolm_and_sas_across_two_pvyhs_with_matrix_js_sdk(fed):
+    """js/e2ee_federated.mjs between the two pvyhs servers: one matrix-js-sdk
+    client (Rust crypto) on each, an encrypted room on each server whose
+    messages the other side decrypts (device lists, one-time keys and room
+    keys all cross federation), then SAS verification of the two devices."""
+    js_dir = os.path.join(os.path.dirname(__file__), "js")
+    node = os.path.join(js_dir, "node_modules", ".bin", "node")
+    assert os.path.exists(node), "scripts/js_deps.sh installs matrix-js-sdk and Node 22"
+    a, b = fed["a"], fed["b"]
+    user(a, "fedra_jsalice")
+    user(b, "fedrb_jsbob")
+    env = dict(os.environ, PVYHS_BASE=a.base, PEER_BASE=b.base, PVYHS_ALICE="fedra_jsalice",
+               PEER_BOB="fedrb_jsbob", PVYHS_PASSWORD="correct horse")
+    p = subprocess.run([node, "e2ee_federated.mjs"], cwd=js_dir, env=env, capture_output=True,
+                       text=True, timeout=300)
+    steps = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert p.returncode == 0, f"steps {steps}\n{p.stderr[-6000:]}"
+    assert [s.get("step") for s in steps if "step" in s] == \
+        ["room on pvyhs", "room on the peer", "sas"], steps
+    assert steps[-1] == {"ok": True}
