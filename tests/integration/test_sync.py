@@ -85,6 +85,24 @@ def test_limited_timeline_and_gap_state(server, users):
     assert len(s3["rooms"]["join"][room]["timeline"]["events"]) == 3
 
 
+class Poll:
+    """A long-polling /sync in a thread: .resp, and .dt the seconds it took."""
+
+    def __init__(self, server, token, since, timeout):
+        def run():
+            t0 = time.time()
+            self.resp = sync(server, token, since=since, timeout=timeout)
+            self.dt = time.time() - t0
+        self.resp = self.dt = None
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def join(self, limit):
+        self.thread.join(limit)
+        assert not self.thread.is_alive(), "the /sync did not answer"
+        return self.resp
+
+
 def test_long_poll_wakes_on_message(server, users):
     a_id, a = users["sy_alice"]
     b_id, b = users["sy_bob"]
@@ -92,23 +110,13 @@ def test_long_poll_wakes_on_message(server, users):
                           token=a).json["room_id"]
     server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b)
     since = sync(server, b)["next_batch"]
-    got = {}
-
-    def poll():
-        t0 = time.time()
-        got["resp"] = sync(server, b, since=since, timeout=20000)
-        got["dt"] = time.time() - t0
-
-    th = threading.Thread(target=poll)
-    th.start()
+    poll = Poll(server, b, since, 20000)
     time.sleep(0.5)
     sent = time.time()
     eid = send(server, a, room, "wake up", "lp1")
-    th.join(25)
-    assert not th.is_alive()
-    events = got["resp"]["rooms"]["join"][room]["timeline"]["events"]
+    events = poll.join(25)["rooms"]["join"][room]["timeline"]["events"]
     assert [e["event_id"] for e in events] == [eid]
-    assert got["dt"] < 5 and time.time() - sent < 5
+    assert poll.dt < 5 and time.time() - sent < 5
 
 
 def test_long_poll_times_out_empty_and_ignores_other_rooms(server, users):
@@ -119,20 +127,11 @@ def test_long_poll_times_out_empty_and_ignores_other_rooms(server, users):
     # A write eve cannot see between her syncs must not end her next wait at
     # once with an empty answer (clients would spin).
     send(server, a, other, "before eve's poll", "lp1")
-    got = {}
-
-    def poll():
-        t0 = time.time()
-        got["resp"] = sync(server, e, since=since, timeout=1500)
-        got["dt"] = time.time() - t0
-
-    th = threading.Thread(target=poll)
-    th.start()
+    poll = Poll(server, e, since, 1500)
     time.sleep(0.3)
     send(server, a, other, "eve can't see this", "lp2")  # must not wake eve
-    th.join(10)
-    assert got["dt"] >= 1.4
-    assert got["resp"]["rooms"]["join"] == {}
+    assert poll.join(10)["rooms"]["join"] == {}
+    assert poll.dt >= 1.4
 
 
 def test_identical_waiting_syncs_share_one_answer(server, users):
@@ -141,18 +140,10 @@ def test_identical_waiting_syncs_share_one_answer(server, users):
     _, a = users["sy_alice"]
     room = server.request("POST", V3 + "/createRoom", {}, token=a).json["room_id"]
     since = sync(server, a)["next_batch"]
-    got = [None] * 6
-
-    def poll(i):
-        got[i] = sync(server, a, since=since, timeout=20000)
-
-    ths = [threading.Thread(target=poll, args=(i,)) for i in range(6)]
-    for t in ths:
-        t.start()
+    polls = [Poll(server, a, since, 20000) for _ in range(6)]
     time.sleep(0.5)
     eid = send(server, a, room, "to all six", "share1")
-    for t in ths:
-        t.join(30)
+    got = [p.join(30) for p in polls]
     for g in got:
         assert [e["event_id"] for e in g["rooms"]["join"][room]["timeline"]["events"]] == [eid]
         assert g["next_batch"] == got[0]["next_batch"]
@@ -166,20 +157,11 @@ def test_long_poll_wakes_on_own_join(server, users):
     room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
                           token=a).json["room_id"]
     since = sync(server, b)["next_batch"]
-    got = {}
-
-    def poll():
-        t0 = time.time()
-        got["resp"] = sync(server, b, since=since, timeout=20000)
-        got["dt"] = time.time() - t0
-
-    th = threading.Thread(target=poll)
-    th.start()
+    poll = Poll(server, b, since, 20000)
     time.sleep(0.5)
     assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
-    th.join(30)
-    assert room in got["resp"]["rooms"]["join"]
-    assert got["dt"] < 5
+    assert room in poll.join(30)["rooms"]["join"]
+    assert poll.dt < 5
 
 
 def test_invite_and_leave_sections(server, users):
