@@ -60,6 +60,8 @@ static int fill_prev(db_conn *c, const room_version *v, const char *room_id, jso
 
 /* auth_events: the auth events selection, taken from the current state. */
 static int fill_auth(db_conn *c, const room_version *v, json_t *ev, room_lookup *l, hs_err *err) {
+    /* One query for every event the auth events and the auth check need. */
+    if (room_lookup_prefetch(l, v, ev) < 0) return *err = l->err, -1;
     room_state_key keys[16];
     size_t n = room_auth_types_for_event(v, ev, keys, 16);
     json_t *auth = json_array();

@@ -1,7 +1,11 @@
 /* state_lookup.c — auth-check lookups over stored state, loading lazily. */
 #include "state_lookup.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "event_internal.h"
 
 static const room_event *remember(room_lookup *l, room_event *ev) {
     if (l->n_loaded == sizeof l->loaded / sizeof l->loaded[0]) {
@@ -20,6 +24,39 @@ static const room_event *cached(room_lookup *l, const char *type, const char *sk
     return NULL;
 }
 
+int room_lookup_prefetch(room_lookup *l, const room_version *v, const json_t *ev) {
+    room_state_key keys[17];
+    size_t n = room_auth_types_for_event(v, ev, keys, 16);
+    bool has_create = false;
+    for (size_t i = 0; i < n; i++) has_create |= room_is_create(keys[i].type, keys[i].state_key);
+    if (!has_create) keys[n++] = (room_state_key){"m.room.create", ""};
+    const char *types[17], *sks[17];
+    room_event *got[17];
+    size_t want = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i].state_key && !cached(l, keys[i].type, keys[i].state_key))
+            types[want] = keys[i].type, sks[want++] = keys[i].state_key;
+    if (room_store_current_events(l->c, l->room_id, types, sks, want, got, &l->err) < 0)
+        return l->failed = true, -1;
+    for (size_t i = 0; i < want; i++) {
+        if (got[i]) {
+            remember(l, got[i]);
+        } else if (l->n_absent < sizeof l->absent / sizeof l->absent[0]) {
+            l->absent[l->n_absent][0] = strdup(types[i]);
+            l->absent[l->n_absent][1] = strdup(sks[i]);
+            if (l->absent[l->n_absent][0] && l->absent[l->n_absent][1]) l->n_absent++;
+            else free(l->absent[l->n_absent][0]), free(l->absent[l->n_absent][1]);
+        }
+    }
+    return 0;
+}
+
+static bool known_absent(const room_lookup *l, const char *type, const char *sk) {
+    for (size_t i = 0; i < l->n_absent; i++)
+        if (!strcmp(l->absent[i][0], type) && !strcmp(l->absent[i][1], sk)) return true;
+    return false;
+}
+
 const room_event *room_lookup_get(void *ctx, const char *type, const char *sk) {
     room_lookup *l = ctx;
     if (l->set) {
@@ -31,7 +68,7 @@ const room_event *room_lookup_get(void *ctx, const char *type, const char *sk) {
         /* v12: the create event is not among the auth events but named by the room ID. */
     }
     const room_event *hit = cached(l, type, sk);
-    if (hit) return hit;
+    if (hit || known_absent(l, type, sk)) return hit;
     hs_err err = {0};
     if (!l->map && l->current) { /* the event with its current-state row, in one query */
         room_event *ev = room_store_current_event(l->c, l->room_id, type, sk, &err);
@@ -57,4 +94,6 @@ const room_event *room_lookup_get(void *ctx, const char *type, const char *sk) {
 void room_lookup_clear(room_lookup *l) {
     for (size_t i = 0; i < l->n_loaded; i++) room_event_free(l->loaded[i]);
     l->n_loaded = 0;
+    for (size_t i = 0; i < l->n_absent; i++) free(l->absent[i][0]), free(l->absent[i][1]);
+    l->n_absent = 0;
 }

@@ -18,12 +18,20 @@ typedef struct room_lookup {
     bool current;                   /* … or in the room's current state */
     room_event *loaded[16];         /* events loaded (owned) */
     size_t n_loaded;
+    char *absent[17][2];            /* keys the prefetch found nothing at (owned) */
+    size_t n_absent;
     hs_err err;                     /* the first database error, if any */
     bool failed;
 } room_lookup;
 
 /* The callback for room_auth_check; ctx is a room_lookup. */
 const room_event *room_lookup_get(void *ctx, const char *type, const char *state_key);
+
+/* For a lookup of the current state (l->current) about to authorise ev: load
+ * the current events at every key ev's auth rules can ask for (its auth
+ * events selection and the create event) in one query, so the lookups that
+ * follow need none. 0, or -1 with l->failed and l->err. */
+int room_lookup_prefetch(room_lookup *l, const room_version *v, const json_t *ev);
 
 /* Free what the lookup loaded. */
 void room_lookup_clear(room_lookup *l);

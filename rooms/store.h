@@ -102,6 +102,12 @@ long long room_store_lock_room(db_conn *c, const char *room_id, const room_versi
 int room_store_get_events(db_conn *c, const char *const *ids, size_t n, room_event **out,
                           hs_err *err);
 
+/* The events at these (type, state_key) pairs of the room's current state,
+ * in one query: out[i] for pair i (caller frees), NULL where there is none. */
+int room_store_current_events(db_conn *c, const char *room_id, const char *const *types,
+                              const char *const *state_keys, size_t n, room_event **out,
+                              hs_err *err);
+
 /* The event at (type, state_key) in the room's current state, parsed (caller
  * frees); NULL with err->status 404 when there is none. One query. */
 room_event *room_store_current_event(db_conn *c, const char *room_id, const char *type,

@@ -249,6 +249,39 @@ int room_store_get_events(db_conn *c, const char *const *ids, size_t n, room_eve
     return rc;
 }
 
+int room_store_current_events(db_conn *c, const char *room_id, const char *const *types,
+                              const char *const *state_keys, size_t n, room_event **out,
+                              hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT e.json, e.rejected_reason IS NOT NULL, r.room_version, e.event_id, k.i"
+        " FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(type, state_key, i)"
+        " JOIN current_state cs ON cs.room_id = $1 AND cs.type = k.type"
+        "  AND cs.state_key = k.state_key"
+        " JOIN events e ON e.event_id = cs.event_id JOIN rooms r ON r.room_id = cs.room_id");
+    for (size_t i = 0; i < n; i++) out[i] = NULL;
+    if (n == 0) return 0;
+    char *ta = db_text_array(types, n), *sa = db_text_array(state_keys, n);
+    PGresult *r = ta && sa ? db_run_ex(c, &q, 3, (const char *[]){room_id, ta, sa}, NULL, NULL, 1,
+                                       err)
+                           : NULL;
+    free(ta);
+    free(sa);
+    if (!r) return ta && sa ? -1 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    int rc = 0;
+    for (int row = 0; row < PQntuples(r) && rc == 0; row++) {
+        /* binary int8: the 1-based position of the pair asked */
+        const unsigned char *b = (const unsigned char *)PQgetvalue(r, row, 4);
+        unsigned long long pos = 0;
+        for (int k = 0; k < 8; k++) pos = pos << 8 | b[k];
+        if (pos < 1 || pos > n || out[pos - 1]) continue;
+        if (!(out[pos - 1] = event_from_row_at(r, row, NULL, err))) rc = -1;
+    }
+    PQclear(r);
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++) room_event_free(out[i]), out[i] = NULL;
+    return rc;
+}
+
 room_event *room_store_current_event(db_conn *c, const char *room_id, const char *type,
                                      const char *state_key, hs_err *err) {
     static db_stmt q = DB_STMT(
