@@ -113,18 +113,37 @@ static int get_state(const resync *rs, const char *dest, bool ids, json_t **resp
     return rc;
 }
 
-/* How many of ids are not stored. */
-static long count_missing(hs_server *srv, const char *const *ids, size_t n, hs_err *err) {
-    static db_stmt q = DB_STMT("SELECT count(*) FROM events WHERE event_id = ANY($1::text[])");
+/* Those of ids that are not stored, as a set (object keyed by ID). */
+static json_t *missing_of(hs_server *srv, const char *const *ids, size_t n, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT id FROM unnest($1::text[]) id WHERE NOT EXISTS"
+        " (SELECT 1 FROM events e WHERE e.event_id = id)");
     char *arr = db_text_array(ids, n);
     db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
     PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
     db_release(srv->db, c);
     free(arr);
-    if (!r) return -1;
-    long have = atol(PQgetvalue(r, 0, 0));
+    if (!r) return NULL;
+    json_t *out = json_object();
+    for (int i = 0; i < PQntuples(r); i++) json_object_set_new(out, PQgetvalue(r, i, 0), json_true());
     PQclear(r);
-    return (long)n - have;
+    return out;
+}
+
+/* The PDUs of a /state answer that are missing: the rest need no second
+ * verification (a big room's non-member state came with the join). */
+static void add_missing_pdus(const room_version *v, const json_t *pdus, const json_t *missing,
+                             json_t *out) {
+    size_t i;
+    json_t *pdu;
+    json_array_foreach(pdus, i, pdu) {
+        hs_err e = {0};
+        const char *carried = json_string_value(json_object_get(pdu, "event_id"));
+        char *id = v->event_format == ROOM_EVFMT_V1 ? (carried ? strdup(carried) : NULL)
+                                                    : room_event_compute_id(v, pdu, &e);
+        if (!id || json_object_get(missing, id)) json_array_append(out, pdu);
+        free(id);
+    }
 }
 
 /* The state map of ids: those stored and not rejected. */
@@ -152,25 +171,26 @@ static int map_of(hs_server *srv, const char *const *ids, size_t n, room_state_m
  * missing, else one by one. */
 static int fetch_events(const resync *rs, const char *dest, const char *const *pdu_ids,
                         size_t n_pdu, const char *const *auth_ids, size_t n_auth, hs_err *err) {
-    long miss_pdu = count_missing(rs->srv, pdu_ids, n_pdu, err);
-    long miss_auth = miss_pdu >= 0 ? count_missing(rs->srv, auth_ids, n_auth, err) : -1;
-    if (miss_pdu < 0 || miss_auth < 0) return -1;
-    if (miss_pdu + miss_auth > MANY_MISSING) {
+    json_t *miss_pdu = missing_of(rs->srv, pdu_ids, n_pdu, err);
+    json_t *miss_auth = miss_pdu ? missing_of(rs->srv, auth_ids, n_auth, err) : NULL;
+    int rc = miss_auth ? 0 : -1;
+    if (rc == 0 && json_object_size(miss_pdu) + json_object_size(miss_auth) > MANY_MISSING) {
         json_t *resp = NULL;
-        if (get_state(rs, dest, false, &resp, err) < 0) return -1;
+        rc = get_state(rs, dest, false, &resp, err);
         const json_t *pdus = json_object_get(resp, "pdus"), *chain = json_object_get(resp, "auth_chain");
-        int rc = 0;
-        if (!json_is_array(pdus) || !json_is_array(chain)) {
+        if (rc == 0 && (!json_is_array(pdus) || !json_is_array(chain))) {
             rc = hs_err_set(err, 502, "M_UNKNOWN", "%s sent a bad /state answer", dest);
-        } else {
-            json_t *all = json_copy((json_t *)chain);
-            json_array_extend(all, (json_t *)pdus);
+        } else if (rc == 0) {
+            json_t *all = json_array();
+            add_missing_pdus(rs->v, chain, miss_auth, all);
+            add_missing_pdus(rs->v, pdus, miss_pdu, all);
             rc = fed_store_outliers(rs->srv, dest, rs->v, rs->room_id, all, err);
             json_decref(all);
         }
         json_decref(resp);
-        if (rc < 0) return -1;
     }
+    json_decref(miss_pdu), json_decref(miss_auth);
+    if (rc < 0) return -1;
     /* What is still missing (or everything, when few were), by ID. */
     if (fed_ensure_events(rs->srv, dest, rs->v, rs->room_id, auth_ids, n_auth, err) < 0) return -1;
     return fed_ensure_events(rs->srv, dest, rs->v, rs->room_id, pdu_ids, n_pdu, err);
