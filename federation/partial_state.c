@@ -19,6 +19,7 @@
  * state filled by their auth events (room_receive_ex), and /members and
  * /joined_members wait for the resync a while (fed_partial_state_await). */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,9 @@ static int resync_from(const resync *rs, const char *dest, hs_err *err) {
     room_state_map_free(full);
     free(pdu_ids), free(auth_ids);
     json_decref(resp);
+    /* A big room's state went through this thread's malloc arena: give it
+     * back rather than keep it beside the arenas of the request threads. */
+    malloc_trim(0);
     return rc;
 }
 

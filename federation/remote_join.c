@@ -12,6 +12,7 @@
  * the answer leaves the members out, the join goes in on the state we got
  * and partial_state.c fetches the rest in the background, so a join to a
  * room of thousands returns in about the time of a small one. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,6 +270,9 @@ static int try_server(hs_server *srv, const char *dest, const char *membership, 
     }
     json_decref(resp);
     room_event_free(ev);
+    /* A join answer may have been a big room's state: give the memory back
+     * (the resync thread is about to need as much in its own arena). */
+    if (!strcmp(membership, "join")) malloc_trim(0);
     return rc;
 }
 
