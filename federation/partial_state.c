@@ -3,7 +3,7 @@
  *
  * remote_join.c asks send_join to omit members; when the answer says it did,
  * the join is stored on the state we got and the room is marked here
- * (sql/016) with the servers that were in it, in the join's transaction, and
+ * (sql/018) with the servers that were in it, in the join's transaction, and
  * the client has its answer. One thread then works through the marked rooms,
  * oldest first, as Synapse's _sync_partial_state_room does: the state at our
  * join from one of those servers (/state_ids; the events we lack through

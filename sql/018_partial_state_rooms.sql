@@ -1,4 +1,4 @@
--- 016_partial_state_rooms: rooms joined with partial state (MSC3706,
+-- 018_partial_state_rooms: rooms joined with partial state (MSC3706,
 -- "faster joins"): send_join answered without most m.room.member events, so
 -- the state we hold for the room lacks them until a background resync
 -- (federation/partial_state.c) fetches the full state at our join and
