@@ -196,6 +196,11 @@ int fed_sender_start(hs_server *srv);
  * stay queued for the next start. */
 void fed_sender_stop(void);
 
+/* Start the thread that fetches the full state of rooms joined with
+ * partial state (serve does, with the sender): it resumes every resync a
+ * stop interrupted. fed_shutdown stops it. 0, or -1. */
+int fed_partial_state_start(hs_server *srv);
+
 /* Look at the streams now rather than within 100 ms (after a COMMIT). */
 void fed_sender_wake(void);
 

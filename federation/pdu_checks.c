@@ -24,49 +24,85 @@ typedef struct persist_job {
     hs_server *srv;
     const room_event *ev;
     const room_state_map *before;
-    bool require_accepted;
-    const char *forward_except;
+    const fed_persist_opts *o;
+    room_state_map *redone; /* the state before, worked out again after a resync */
     long long pos;
     room_verdict verdict;
     char why[400];
 } persist_job;
 
+/* The state before j->ev was worked out on a partial state that a resync
+ * has replaced since: work it out again from its prev events, when all are
+ * in the timeline (else the state another server gave stands). */
+static int redo_state_before(db_conn *c, persist_job *j, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT count(*) FROM events WHERE event_id = ANY($1::text[])"
+                               " AND NOT outlier AND state_after IS NOT NULL");
+    const room_event *ev = j->ev;
+    char *arr = db_text_array((const char *const *)ev->prev_events, ev->n_prev);
+    PGresult *r = arr ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
+    free(arr);
+    if (!r) return -1;
+    bool all = (size_t)atol(PQgetvalue(r, 0, 0)) == ev->n_prev && ev->n_prev > 0;
+    PQclear(r);
+    if (!all) return 0;
+    room_state_map_free(j->redone);
+    j->redone = room_state_map_new();
+    if (!j->redone ||
+        room_store_state_after_events(c, ev->ver, (const char *const *)ev->prev_events, ev->n_prev,
+                                      j->redone, err) < 0)
+        return -1;
+    j->before = j->redone;
+    return 0;
+}
+
 static int persist_txn(db_conn *c, void *arg, hs_err *err) {
     persist_job *j = arg;
+    const fed_persist_opts *o = j->o;
     /* One event of a room at a time: the soft-failure check reads the
      * current state that this event may then change. */
     if (room_store_lock_room(c, j->ev->room_id, NULL, err) < 0) return -1;
-    if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
-    if (room_receive(c, j->ev, j->before, j->pos, &j->verdict, j->why, sizeof j->why, err) < 0)
+    int partial = o->partial ? 1 : fed_room_is_partial(c, j->ev->room_id, err);
+    if (partial < 0) return -1;
+    if (!partial && o->state_from_partial && j->before && redo_state_before(c, j, err) < 0)
         return -1;
-    if (j->require_accepted && j->verdict != ROOM_ACCEPTED)
+    if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
+    if (room_receive_ex(c, j->ev, j->before, partial > 0, j->pos, &j->verdict, j->why,
+                        sizeof j->why, err) < 0)
+        return -1;
+    if (o->require_accepted && j->verdict != ROOM_ACCEPTED)
         return hs_err_set(err, 403, "M_FORBIDDEN", "%s", j->why[0] ? j->why : "not allowed");
     /* A membership another server asked us to make: we pass it on. */
-    if (j->forward_except && j->verdict == ROOM_ACCEPTED &&
+    if (o->forward_except && j->verdict == ROOM_ACCEPTED &&
         fed_sender_enqueue_pdu(c, j->srv, j->ev->event_id, j->ev->room_id, j->pos,
-                               j->forward_except, err) < 0)
+                               o->forward_except, err) < 0)
+        return -1;
+    if (o->also && j->verdict == ROOM_ACCEPTED && o->also(c, j->ev, o->also_arg, err) < 0)
         return -1;
     return client_room_event_stored(c, j->srv, j->ev, err);
 }
 
-int fed_persist_event(hs_server *srv, const room_event *ev, const room_state_map *state_before,
-                      bool require_accepted, const char *forward_except, room_verdict *verdict,
-                      hs_err *err) {
-    persist_job j = {.srv = srv,
-                     .ev = ev,
-                     .before = state_before,
-                     .require_accepted = require_accepted,
-                     .forward_except = forward_except};
+int fed_persist_event_opts(hs_server *srv, const room_event *ev,
+                           const room_state_map *state_before, const fed_persist_opts *o,
+                           room_verdict *verdict, hs_err *err) {
+    persist_job j = {.srv = srv, .ev = ev, .before = state_before, .o = o};
     int rc = db_txn(srv->db, persist_txn, &j, err);
+    room_state_map_free(j.redone);
     if (j.pos > 0) db_stream_done(DB_STREAM_EVENTS, j.pos);
     if (rc < 0) return -1;
-    if (forward_except && j.verdict == ROOM_ACCEPTED) fed_sender_wake();
+    if (o->forward_except && j.verdict == ROOM_ACCEPTED) fed_sender_wake();
     if (verdict) *verdict = j.verdict;
     if (j.verdict == ROOM_ACCEPTED) client_room_event_committed(srv, ev);
     else
         hs_info("federation: %s %s: %s", ev->event_id,
                 j.verdict == ROOM_REJECTED ? "rejected" : "soft-failed", j.why);
     return 0;
+}
+
+int fed_persist_event(hs_server *srv, const room_event *ev, const room_state_map *state_before,
+                      bool require_accepted, const char *forward_except, room_verdict *verdict,
+                      hs_err *err) {
+    fed_persist_opts o = {.require_accepted = require_accepted, .forward_except = forward_except};
+    return fed_persist_event_opts(srv, ev, state_before, &o, verdict, err);
 }
 
 /* ---- what we have -------------------------------------------------------- */
@@ -243,11 +279,16 @@ static int receive_with_state(hs_server *srv, const char *origin, const room_eve
                               bool prevs_known, hs_err *err) {
     if (fed_ensure_events(srv, origin, ev->ver, ev->room_id, ev->auth_events, ev->n_auth, err) < 0)
         return -1;
+    db_conn *c = db_acquire(srv->db, err);
+    int partial = c ? fed_room_is_partial(c, ev->room_id, err) : -1;
+    db_release(srv->db, c);
+    if (partial < 0) return -1;
     room_state_map *before = NULL;
     if (!(prevs_known && ev->n_prev == 1) &&
         fed_state_before(srv, origin, ev, false, &before, err) < 0)
         return -1;
-    int rc = fed_persist_event(srv, ev, before, false, NULL, NULL, err);
+    fed_persist_opts o = {.state_from_partial = partial > 0};
+    int rc = fed_persist_event_opts(srv, ev, before, &o, NULL, err);
     room_state_map_free(before);
     return rc;
 }

@@ -8,9 +8,11 @@
  * brings the room's whole state and auth chain: every event is verified and
  * stored as an outlier (auth-checked against its auth events), then our join
  * goes in on top of that state as the room's first timeline event, and the
- * room is ours like any other. This is a full-state join: we do not ask for
- * omit_members (partial state), so a join to a huge room takes as long as
- * storing its state. */
+ * room is ours like any other. A join asks for omit_members (MSC3706): when
+ * the answer leaves the members out, the join goes in on the state we got
+ * and partial_state.c fetches the rest in the background, so a join to a
+ * room of thousands returns in about the time of a small one. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include "homeserver/core/clock.h"
 #include "homeserver/core/json.h"
 #include "homeserver/core/log.h"
+#include "homeserver/core/server_name.h"
 #include "rooms_internal.h"
 
 /* "?ver=1&ver=2…" with every version we support. */
@@ -155,9 +158,41 @@ static void forget_remote_membership(hs_server *srv, const char *room_id, const 
     db_release(srv->db, c);
 }
 
+/* The servers to resync a partial-state room from: the one that answered
+ * first, then its servers_in_room, ours and duplicates left out. */
+static const char **resync_servers(hs_server *srv, const char *dest, const json_t *listed,
+                                   size_t *n) {
+    const char **out = calloc(json_array_size(listed) + 2, sizeof *out);
+    *n = 0;
+    if (!out) return NULL;
+    out[(*n)++] = dest;
+    size_t i;
+    json_t *x;
+    json_array_foreach(listed, i, x) {
+        const char *s = json_string_value(x);
+        if (!s || !strcmp(s, srv->cfg->server_name) || !hs_server_name_valid(s)) continue;
+        bool dup = false;
+        for (size_t k = 0; k < *n && !dup; k++) dup = !strcmp(out[k], s);
+        if (!dup) out[(*n)++] = s;
+    }
+    return out;
+}
+
+typedef struct mark_arg {
+    const char **servers;
+    size_t n;
+} mark_arg;
+
+static int mark_partial(db_conn *c, const room_event *ev, void *arg, hs_err *err) {
+    mark_arg *m = arg;
+    return fed_partial_state_mark(c, ev->room_id, ev->event_id, m->servers, m->n, err);
+}
+
 static int store_join(hs_server *srv, const char *dest, const room_event *ours, json_t *resp,
                       hs_err *err) {
     const room_version *v = ours->ver;
+    /* Only a server that says it left members out gave us a partial state. */
+    bool partial = json_is_true(json_object_get(resp, "members_omitted"));
     const json_t *state = json_object_get(resp, "state"),
                  *chain = json_object_get(resp, "auth_chain");
     if (!json_is_array(state) || !json_is_array(chain))
@@ -180,7 +215,18 @@ static int store_join(hs_server *srv, const char *dest, const room_event *ours, 
     const room_event *ev = join ? join : ours;
     if (rc == 0)
         rc = fed_ensure_events(srv, dest, v, ev->room_id, ev->auth_events, ev->n_auth, err);
-    if (rc == 0) rc = fed_persist_event(srv, ev, st, true, NULL, NULL, err);
+    mark_arg m = {0};
+    if (rc == 0 && partial)
+        m.servers = resync_servers(srv, dest, json_object_get(resp, "servers_in_room"), &m.n);
+    fed_persist_opts o = {.require_accepted = true, .partial = partial,
+                          .also = partial ? mark_partial : NULL, .also_arg = &m};
+    if (rc == 0) rc = fed_persist_event_opts(srv, ev, st, &o, NULL, err);
+    free(m.servers);
+    if (rc == 0 && partial) {
+        hs_info("federation: joined %s with partial state (%zu state events); resyncing",
+                ev->room_id, room_state_map_count(st));
+        fed_partial_state_wake();
+    }
     if (rc == 0) forget_remote_membership(srv, ev->room_id, ev->state_key);
     room_state_map_free(st);
     room_event_free(join);
@@ -194,7 +240,15 @@ static int send_event(hs_server *srv, const char *dest, const char *membership,
     char prefix[64];
     snprintf(prefix, sizeof prefix, "/_matrix/federation/%s/send_%s",
              strcmp(membership, "knock") ? "v2" : "v1", membership);
-    char *path = fed_path2(prefix, ev->room_id, ev->event_id);
+    char *path = fed_path2(prefix, ev->room_id, ev->event_id), *full = NULL;
+    /* Partial state unless PVYHS_FEDERATION_FULL_JOIN is set (for the
+     * benchmark's comparison only). */
+    const char *no_partial = getenv("PVYHS_FEDERATION_FULL_JOIN");
+    if (path && !strcmp(membership, "join") && !(no_partial && *no_partial)) {
+        if (asprintf(&full, "%s?omit_members=true", path) < 0) full = NULL;
+        free(path);
+        path = full;
+    }
     long status;
     /* A join answer is the room's whole state: give it time. */
     fed_request_opts o = {.timeout_ms = strcmp(membership, "join") ? 60000 : 600000};
@@ -217,6 +271,9 @@ static int try_server(hs_server *srv, const char *dest, const char *membership, 
     }
     json_decref(resp);
     room_event_free(ev);
+    /* A join answer may have been a big room's state: give the memory back
+     * (the resync thread is about to need as much in its own arena). */
+    if (!strcmp(membership, "join")) malloc_trim(0);
     return rc;
 }
 
@@ -339,7 +396,13 @@ static int hook_backfill(hs_server *srv, const char *room_id, int limit, hs_err 
     return fed_backfill_room(srv, room_id, limit, err);
 }
 
+static int hook_await(hs_server *srv, const char *room_id, long timeout_ms) {
+    return fed_partial_state_await(srv, room_id, timeout_ms);
+}
+
 static const client_remote_rooms hooks = {
+    .await_full_state = hook_await,
+    .is_partial = fed_room_is_partial,
     .join = hook_join,
     .leave = hook_leave,
     .join_candidates = hook_candidates,

@@ -9,9 +9,13 @@
 #include "transport_internal.h"
 
 int fed_server_in_room(db_conn *c, const char *room_id, const char *server, hs_err *err) {
+    /* A partial-state room: the servers its join answer listed count as in
+     * it until the full state says who is. */
     static db_stmt q = DB_STMT(
         "SELECT 1 FROM current_state WHERE room_id = $1 AND type = 'm.room.member'"
-        " AND membership = 'join' AND substr(state_key, strpos(state_key, ':') + 1) = $2 LIMIT 1");
+        " AND membership = 'join' AND substr(state_key, strpos(state_key, ':') + 1) = $2"
+        " UNION ALL SELECT 1 FROM fed_partial_state_rooms WHERE room_id = $1"
+        " AND $2 = ANY(servers) LIMIT 1");
     PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, server}, err);
     if (!r) return -1;
     int in = PQntuples(r) > 0;
@@ -21,8 +25,9 @@ int fed_server_in_room(db_conn *c, const char *room_id, const char *server, hs_e
 
 json_t *fed_servers_in_room(db_conn *c, const char *room_id, hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT DISTINCT substr(state_key, strpos(state_key, ':') + 1) FROM current_state"
-        " WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join' ORDER BY 1");
+        "SELECT substr(state_key, strpos(state_key, ':') + 1) FROM current_state"
+        " WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'"
+        " UNION SELECT unnest(servers) FROM fed_partial_state_rooms WHERE room_id = $1 ORDER BY 1");
     PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
     if (!r) return NULL;
     json_t *out = json_array();

@@ -24,6 +24,8 @@
  *   third_party_invite.c  PUT /exchange_third_party_invite
  *   remote_join.c     our users joining, knocking on and leaving rooms of
  *                     other servers
+ *   partial_state.c   rooms joined with partial state, resynced in the
+ *                     background
  *   directory.c       /query/directory and resolving remote aliases
  */
 #ifndef FED_ROOMS_INTERNAL_H
@@ -180,6 +182,46 @@ int fed_persist_event(hs_server *srv, const room_event *ev, const room_state_map
  * and store them as history. Returns how many were stored (0: none to be
  * had, or no server answered), or -1 with err for a database failure. */
 int fed_backfill_room(hs_server *srv, const char *room_id, int limit, hs_err *err);
+
+/* fed_persist_event with more to say. */
+typedef struct fed_persist_opts {
+    bool require_accepted;
+    const char *forward_except;
+    /* state_before was worked out while the room's state was partial: if
+     * the resync committed since, it is worked out again in the
+     * transaction (from the prev events' new state). */
+    bool state_from_partial;
+    /* The event is checked as in a partial-state room (room_receive_ex)
+     * even if the room is not marked yet: the join that makes it one. */
+    bool partial;
+    /* Run in the same transaction after an accepted event. */
+    int (*also)(db_conn *c, const room_event *ev, void *arg, hs_err *err);
+    void *also_arg;
+} fed_persist_opts;
+int fed_persist_event_opts(hs_server *srv, const room_event *ev,
+                           const room_state_map *state_before, const fed_persist_opts *o,
+                           room_verdict *verdict, hs_err *err);
+
+/* ---- partial_state.c ------------------------------------------------------- */
+
+/* Mark room_id as joined with partial state at our join join_event_id, with
+ * the servers to resync from (the one that answered the join first, then
+ * its servers_in_room), in the caller's transaction; fed_partial_state_wake
+ * after the COMMIT. */
+int fed_partial_state_mark(db_conn *c, const char *room_id, const char *join_event_id,
+                           const char *const *servers, size_t n, hs_err *err);
+
+/* Is room_id's state partial (the resync has not finished)? 1, 0, -1. */
+int fed_room_is_partial(db_conn *c, const char *room_id, hs_err *err);
+
+/* The resync thread (fed_partial_state_start in federation.h), stopped
+ * first by fed_shutdown; woken when a room is marked. */
+void fed_partial_state_stop(void);
+void fed_partial_state_wake(void);
+
+/* Wait up to timeout_ms for room_id's full state: 1 when it is there (or
+ * was never partial), 0 on timeout or shutdown, -1 on a database error. */
+int fed_partial_state_await(hs_server *srv, const char *room_id, long timeout_ms);
 
 /* ---- send.c ---------------------------------------------------------------- */
 

@@ -25,6 +25,7 @@ void fed_routes(hs_router *rt) {
 }
 
 void fed_shutdown(void) {
+    fed_partial_state_stop(); /* first: it stops the HTTP thread until it is gone */
     fed_sender_stop(); /* before the HTTP thread: its workers use it */
     fed_http_shutdown();
     fed_discovery_reset();

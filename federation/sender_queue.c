@@ -50,9 +50,12 @@ static void add_hosts(hs_server *srv, PGresult *r, json_t *out) {
 }
 
 int fed_room_hosts(db_conn *c, hs_server *srv, const char *room_id, json_t *out, hs_err *err) {
+    /* While the room's state is partial, its members' servers are mostly
+     * unknown: the servers the join answer listed stand in for them. */
     static db_stmt q = DB_STMT(
         "SELECT DISTINCT substr(state_key, strpos(state_key, ':') + 1) FROM current_state"
-        " WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'");
+        " WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'"
+        " UNION SELECT unnest(servers) FROM fed_partial_state_rooms WHERE room_id = $1");
     PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     add_hosts(srv, r, out);
@@ -65,7 +68,11 @@ int fed_user_hosts(db_conn *c, hs_server *srv, const char *user_id, json_t *out,
         "SELECT DISTINCT substr(o.state_key, strpos(o.state_key, ':') + 1)"
         " FROM current_state m JOIN current_state o ON o.room_id = m.room_id"
         "  AND o.type = 'm.room.member' AND o.membership = 'join'"
-        " WHERE m.type = 'm.room.member' AND m.state_key = $1 AND m.membership = 'join'");
+        " WHERE m.type = 'm.room.member' AND m.state_key = $1 AND m.membership = 'join'"
+        /* rooms joined with partial state: the servers their join listed */
+        " UNION SELECT unnest(p.servers) FROM current_state m JOIN fed_partial_state_rooms p"
+        "  USING (room_id) WHERE m.type = 'm.room.member' AND m.state_key = $1"
+        "  AND m.membership = 'join'");
     PGresult *r = db_run(c, &q, 1, (const char *[]){user_id}, err);
     if (!r) return -1;
     add_hosts(srv, r, out);

@@ -93,6 +93,39 @@ static int check(const room_event *ev, room_lookup *l, bool *ok, char *why, size
     return 0;
 }
 
+/* A partial-state room (a join with omit_members whose full state has not
+ * arrived) lacks most member events: a state there is completed with the
+ * event's own auth events for the keys it lacks, so a sender whose
+ * membership we have not seen yet is judged by the membership its event
+ * cites (which passed the auth-events check), not refused for a gap of
+ * ours. Keys the state has are judged by the state as usual. NULL on OOM. */
+static room_state_map *with_auth_events(const room_state_map *state, room_event **auth,
+                                        size_t n_auth) {
+    room_state_map *m = state ? room_state_map_copy(state) : room_state_map_new();
+    for (size_t i = 0; m && i < n_auth; i++)
+        if (auth[i]->state_key && !room_state_map_get(m, auth[i]->type, auth[i]->state_key) &&
+            room_state_map_set(m, auth[i]->type, auth[i]->state_key, auth[i]->event_id) < 0)
+            room_state_map_free(m), m = NULL;
+    return m;
+}
+
+/* The soft-failure check of a partial-state room: the current state
+ * completed with the auth events (with_auth_events). */
+static int check_partial_current(db_conn *c, const room_event *ev, room_event **auth,
+                                 size_t n_auth, bool *ok, char *why, size_t why_len, hs_err *err) {
+    room_state_map *cur = room_state_map_new(), *aug = NULL;
+    if (!cur || room_store_current_state(c, ev->room_id, cur, err) < 0 ||
+        !(aug = with_auth_events(cur, auth, n_auth))) {
+        room_state_map_free(cur);
+        return err->status ? -1 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    }
+    room_lookup l = {.c = c, .room_id = ev->room_id, .map = aug};
+    int rc = check(ev, &l, ok, why, why_len, err);
+    room_state_map_free(aug);
+    room_state_map_free(cur);
+    return rc;
+}
+
 /* The first checks, against the event's own auth events: *ok false when
  * they reject it (why says so). 0, or -1 on a database failure. */
 static int check_own(db_conn *c, const room_event *ev, room_event **auth, size_t n_auth,
@@ -108,8 +141,8 @@ static int check_own(db_conn *c, const room_event *ev, room_event **auth, size_t
 }
 
 static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                       room_event **auth, size_t n_auth, bool history, room_verdict *v,
-                       char *why, size_t why_len, hs_err *err) {
+                       bool partial, room_event **auth, size_t n_auth, bool history,
+                       room_verdict *v, char *why, size_t why_len, hs_err *err) {
     bool ok;
     if (check_own(c, ev, auth, n_auth, &ok, why, why_len, err) < 0) return -1;
     if (!ok) return *v = ROOM_REJECTED, 0;
@@ -125,8 +158,14 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
         state_before = prev_state;
     }
     if (state_before) {
-        room_lookup st = {.c = c, .room_id = ev->room_id, .map = state_before};
+        room_state_map *aug = partial ? with_auth_events(state_before, auth, n_auth) : NULL;
+        if (partial && !aug) {
+            room_state_map_free(prev_state);
+            return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+        }
+        room_lookup st = {.c = c, .room_id = ev->room_id, .map = aug ? aug : state_before};
         int rc = check(ev, &st, &ok, why, why_len, err);
+        room_state_map_free(aug);
         room_state_map_free(prev_state);
         if (rc < 0) return -1;
         if (!ok) return *v = ROOM_REJECTED, 0;
@@ -139,7 +178,11 @@ static int verdict_for(db_conn *c, const room_event *ev, const room_state_map *s
     long long current = room_store_lock_room(c, ev->room_id, NULL, err);
     if (current < 0) return -1;
     if (current == 0) return *v = ROOM_ACCEPTED, 0;
-    if (check(ev, &cur, &ok, why, why_len, err) < 0) return -1;
+    if (partial) {
+        if (check_partial_current(c, ev, auth, n_auth, &ok, why, why_len, err) < 0) return -1;
+    } else if (check(ev, &cur, &ok, why, why_len, err) < 0) {
+        return -1;
+    }
     *v = ok ? ROOM_ACCEPTED : ROOM_SOFT_FAILED;
     return 0;
 }
@@ -162,8 +205,8 @@ static int verdict_linear(db_conn *c, const room_event *ev, room_event **auth, s
 }
 
 static int receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
-                   long long stream_ordering, bool history, room_verdict *verdict, char *why,
-                   size_t why_len, hs_err *err) {
+                   bool partial, long long stream_ordering, bool history,
+                   room_verdict *verdict, char *why, size_t why_len, hs_err *err) {
     room_event *auth[32];
     size_t n_auth = 0;
     long long current = 0;
@@ -173,11 +216,13 @@ static int receive(db_conn *c, const room_event *ev, const room_state_map *state
         *verdict = ROOM_REJECTED;
         if (why) snprintf(why, why_len, "too many auth events");
     } else if (load_auth(c, ev, auth, &n_auth, err) < 0 ||
-               (!state_before && !history && strcmp(ev->type, "m.room.create") != 0 &&
+               /* A partial state lacks entries the fast path would read as
+                * absent: partial rooms take the general path. */
+               (!state_before && !history && !partial && strcmp(ev->type, "m.room.create") != 0 &&
                 (linear = extends_current(c, ev, &current, err)) < 0) ||
                (linear ? verdict_linear(c, ev, auth, n_auth, verdict, why, why_len, err)
-                       : verdict_for(c, ev, state_before, auth, n_auth, history, verdict, why,
-                                     why_len, err)) < 0) {
+                       : verdict_for(c, ev, state_before, partial, auth, n_auth, history, verdict,
+                                     why, why_len, err)) < 0) {
         for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
         return -1;
     }
@@ -192,11 +237,18 @@ static int receive(db_conn *c, const room_event *ev, const room_state_map *state
 int room_receive(db_conn *c, const room_event *ev, const room_state_map *state_before,
                  long long stream_ordering, room_verdict *verdict, char *why, size_t why_len,
                  hs_err *err) {
-    return receive(c, ev, state_before, stream_ordering, false, verdict, why, why_len, err);
+    return receive(c, ev, state_before, false, stream_ordering, false, verdict, why, why_len, err);
+}
+
+int room_receive_ex(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                    bool partial, long long stream_ordering, room_verdict *verdict, char *why,
+                    size_t why_len, hs_err *err) {
+    return receive(c, ev, state_before, partial, stream_ordering, false, verdict, why, why_len,
+                   err);
 }
 
 int room_receive_history(db_conn *c, const room_event *ev, const room_state_map *state_before,
                          long long stream_ordering, room_verdict *verdict, char *why,
                          size_t why_len, hs_err *err) {
-    return receive(c, ev, state_before, stream_ordering, true, verdict, why, why_len, err);
+    return receive(c, ev, state_before, false, stream_ordering, true, verdict, why, why_len, err);
 }

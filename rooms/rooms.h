@@ -64,4 +64,14 @@ int room_receive_history(db_conn *c, const room_event *ev, const room_state_map 
                          long long stream_ordering, room_verdict *verdict, char *why,
                          size_t why_len, hs_err *err);
 
+/* room_receive for a room whose state may be partial (a partial-state join,
+ * MSC3706): with partial, the checks against the state before the event and
+ * against the current state fill the keys those states lack from the
+ * event's own auth events (which it must pass strictly, as always), so an
+ * event is not rejected or soft-failed for member events we have not
+ * fetched yet. */
+int room_receive_ex(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                    bool partial, long long stream_ordering, room_verdict *verdict, char *why,
+                    size_t why_len, hs_err *err);
+
 #endif

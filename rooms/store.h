@@ -128,4 +128,13 @@ int room_store_auth_chain(db_conn *c, const char *const *ids, size_t n, char ***
 
 void room_store_free_ids(char **ids, size_t n);
 
+/* A room joined with partial state (state_rebase.c): full_before is the
+ * complete state before our join join_event_id, which replaces the partial
+ * one; every timeline event after the join gets its state groups again (in
+ * stream order, from its prev events), and the current state is recomputed
+ * over the forward extremities. Verdicts are kept. Locks the room; run it
+ * in the caller's transaction. 0, or -1 with err. */
+int room_store_rebase_state(db_conn *c, const char *join_event_id,
+                            const room_state_map *full_before, hs_err *err);
+
 #endif

@@ -120,6 +120,7 @@ static int run(cfg *c) {
     } else {
         hs_info("pvyhs serving %s", c->server_name);
         fed_sender_start(&srv); /* queued PDUs and EDUs go out from now on */
+        fed_partial_state_start(&srv); /* rooms joined with partial state get the rest */
         sd_notify_msg("READY=1");
         /* Between signals, every half minute, give memory freed after a
          * burst (a big initial sync, a load peak) back to the system: glibc

@@ -44,7 +44,23 @@ typedef struct client_remote_rooms {
      * untouched). Returns how many were stored (0: nothing older to be had
      * or nobody answered), -1 with err for a database failure. */
     int (*backfill)(hs_server *srv, const char *room_id, int limit, hs_err *err);
+    /* A room joined with partial state (its member list still being
+     * fetched): wait up to timeout_ms for the full state. 1 it is there (or
+     * never was partial), 0 timed out, -1 database error. */
+    int (*await_full_state)(hs_server *srv, const char *room_id, long timeout_ms);
+    /* Is room_id's state partial? 1, 0, -1. */
+    int (*is_partial)(db_conn *c, const char *room_id, hs_err *err);
 } client_remote_rooms;
+
+/* How long /members and /joined_members wait for a partial-state room's
+ * full state before answering with the members known so far (Synapse waits
+ * without limit; a client's request and our thread pool are not endless). */
+#define CLIENT_PARTIAL_STATE_WAIT_MS 10000L
+
+/* Wait for room_id's full state as above (no-op without the hooks). */
+void client_await_full_state(hs_server *srv, const char *room_id);
+/* Is room_id's state partial (0 without the hooks)? 1, 0, -1. */
+int client_room_is_partial(db_conn *c, const char *room_id, hs_err *err);
 
 void client_remote_rooms_set(const client_remote_rooms *ops);
 /* The installed hooks, or NULL. */

@@ -8,6 +8,7 @@
 #include "homeserver/http/ratelimit.h"
 #include "events_read.h"
 #include "relations.h"
+#include "remote_rooms.h"
 #include "room_access.h"
 #include "room_send.h"
 #include "rooms/state_lookup.h"
@@ -214,6 +215,7 @@ static int get_joined_rooms(hs_req *r, json_t **out, hs_err *err) {
 /* /members: member events of the readable state, filtered by membership. */
 static int get_members(hs_req *r, json_t **out, hs_err *err) {
     const char *only = hs_req_query(r, "membership"), *not = hs_req_query(r, "not_membership");
+    client_await_full_state(r->srv, r->params[0]); /* before taking a connection */
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
@@ -253,6 +255,7 @@ static int get_joined_members(hs_req *r, json_t **out, hs_err *err) {
         " convert_from(e.json, 'UTF8')::json->'content'->>'avatar_url'"
         " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.room_id = $1 AND cs.type = 'm.room.member' AND cs.membership = 'join'");
+    client_await_full_state(r->srv, r->params[0]);
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     PGresult *res = NULL;

@@ -22,6 +22,7 @@
 #include "channels.h"
 #include "channels_internal.h"
 #include "client.h"
+#include "remote_rooms.h"
 #include "room_membership_remote.h"
 #include "rooms/rooms.h"
 
@@ -248,6 +249,14 @@ static int get_room_summary(hs_req *r, json_t **out, hs_err *err) {
     if (r->conn) MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_via, via);
     db_conn *c = asked && !room_id ? NULL : db_acquire(r->srv->db, err);
     if (c && !room_id) room_id = resolve(c, r->params[0], err);
+    hs_err e = {0};
+    if (c && room_id && client_room_is_partial(c, room_id, &e) > 0) {
+        /* Joined with partial state: its member count comes with the full
+         * state, as for /members (without holding a connection meanwhile). */
+        db_release(r->srv->db, c);
+        client_await_full_state(r->srv, room_id);
+        c = db_acquire(r->srv->db, err);
+    }
     int rc = c && room_id ? summary_for(r, c, room_id, via, out, err) : -1;
     free(room_id);
     json_decref(via);

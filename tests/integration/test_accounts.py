@@ -793,6 +793,16 @@ def test_guest_registration(tok_server):
     assert r.status == 403 and r.json["errcode"] == "M_GUEST_ACCESS_FORBIDDEN"
     # Guests get TURN credentials (turn_allow_guests defaults to true).
     assert "username" in s.request("GET", V3 + "/voip/turnServer", token=g["access_token"]).json
+    # Guests join only rooms whose m.room.guest_access is can_join.
+    s.add_user("acct_host")
+    host = s.login("acct_host")
+    closed = s.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=host).json["room_id"]
+    r = s.request("POST", f"{V3}/join/{closed}", {}, token=g["access_token"])
+    assert r.status == 403 and r.json["errcode"] == "M_GUEST_ACCESS_FORBIDDEN", r
+    open_room = s.request("POST", V3 + "/createRoom", {"preset": "public_chat", "initial_state": [
+        {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "can_join"}}]},
+        token=host).json["room_id"]
+    assert s.request("POST", f"{V3}/join/{open_room}", {}, token=g["access_token"]).status == 200
 
 
 def shared_secret_register(s, username, password, admin=False, secret="shared-secret-for-tests",

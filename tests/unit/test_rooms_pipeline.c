@@ -362,6 +362,101 @@ START_TEST(receive_history_leaves_the_present) {
 }
 END_TEST
 
+static room_verdict receive_partial(const room_event *ev, const room_state_map *before,
+                                    bool partial, char *why) {
+    hs_err err = {0};
+    room_verdict v = ROOM_ACCEPTED;
+    db_script(c, "BEGIN", &err);
+    int rc = room_receive_ex(c, ev, before, partial, 0, &v, why, 256, &err);
+    ck_assert_msg(rc == 0, "%s", err.msg);
+    db_script(c, "ROLLBACK", &err); /* judged, not kept */
+    return v;
+}
+
+/* A room joined with partial state: an event whose sender's membership the
+ * state lacks is judged by its auth events (partial), not rejected; a
+ * membership the state has still wins; and the rebase gives the join and
+ * the events after it the full state. */
+START_TEST(partial_state) {
+    const room_version *v = room_version_get("12");
+    char *rid = make_room("12");
+    room_event *jr = send(NULL, rid, "m.room.join_rules", "", "@alice:example.org",
+                          "{\"join_rule\":\"public\"}", NULL);
+    hs_err err = {0};
+    char **ext;
+    size_t n;
+    long long depth;
+    room_store_extremities(c, rid, &ext, &n, &depth, &err);
+    room_state_map *st = room_state_map_new();
+    room_store_current_state(c, rid, st, &err);
+    char *pl = strdup(room_state_map_get(st, "m.room.power_levels", ""));
+    room_event *join = remote(v, rid, "m.room.member", "@carol:other.org", "@carol:other.org",
+                              "{\"membership\":\"join\"}", ext[0],
+                              (const char *[]){pl, jr->event_id}, 2, depth + 1);
+    int status;
+    char why[256];
+    ck_assert_int_eq(receive(join, &status, why), ROOM_ACCEPTED);
+    /* dave of other.org joined too, but we hold his join as an outlier only. */
+    room_event *dave = remote(v, rid, "m.room.member", "@dave:other.org", "@dave:other.org",
+                              "{\"membership\":\"join\"}", ext[0],
+                              (const char *[]){pl, jr->event_id}, 2, depth + 1);
+    room_persist_item it = {.ev = dave, .outlier = true};
+    db_script(c, "BEGIN", &err);
+    ck_assert_int_eq(room_store_persist(c, &it, 1, &err), 0);
+    db_script(c, "COMMIT", &err);
+
+    /* The state we know lacks carol's membership. */
+    room_state_map *known = room_state_map_new();
+    room_store_state_at(c, join->event_id, true, known, &err);
+    room_state_map_remove(known, "m.room.member", "@carol:other.org");
+    room_event *msg = remote(v, rid, "m.room.message", NULL, "@carol:other.org",
+                             "{\"msgtype\":\"m.text\",\"body\":\"hi\"}", join->event_id,
+                             (const char *[]){pl, join->event_id}, 2, depth + 2);
+    ck_assert_int_eq(receive_partial(msg, known, false, why), ROOM_REJECTED);
+    ck_assert_int_eq(receive_partial(msg, known, true, why), ROOM_ACCEPTED);
+    /* Known to be banned in that state: partial or not, refused. */
+    room_event *ban = remote(v, rid, "m.room.member", "@carol:other.org", "@alice:example.org",
+                             "{\"membership\":\"ban\"}", join->event_id,
+                             (const char *[]){pl, join->event_id}, 2, depth + 2);
+    room_state_map_set(known, "m.room.member", "@carol:other.org", ban->event_id);
+    db_script(c, "BEGIN", &err);
+    it = (room_persist_item){.ev = ban, .outlier = true};
+    ck_assert_int_eq(room_store_persist(c, &it, 1, &err), 0);
+    db_script(c, "COMMIT", &err);
+    ck_assert_int_eq(receive_partial(msg, known, true, why), ROOM_REJECTED);
+    /* Someone with neither state nor auth events for them: refused. */
+    room_event *mal = remote(v, rid, "m.room.message", NULL, "@mallory:other.org",
+                             "{\"msgtype\":\"m.text\",\"body\":\"x\"}", join->event_id,
+                             (const char *[]){pl}, 1, depth + 2);
+    ck_assert_int_eq(receive_partial(mal, NULL, true, why), ROOM_REJECTED);
+
+    /* Store the message, then rebase carol's join on a state with dave. */
+    ck_assert_int_eq(receive(msg, &status, why), ROOM_ACCEPTED);
+    room_state_map *full = room_state_map_new();
+    room_store_state_at(c, join->event_id, false, full, &err);
+    room_state_map_set(full, "m.room.member", "@dave:other.org", dave->event_id);
+    ck_assert_str_eq(cur_id(rid, "m.room.member", "@dave:other.org"), "");
+    db_script(c, "BEGIN", &err);
+    ck_assert_msg(room_store_rebase_state(c, join->event_id, full, &err) == 0, "%s", err.msg);
+    db_script(c, "COMMIT", &err);
+    ck_assert_str_eq(cur_id(rid, "m.room.member", "@dave:other.org"), dave->event_id);
+    ck_assert_str_eq(cur_id(rid, "m.room.member", "@carol:other.org"), join->event_id);
+    room_state_map *at = room_state_map_new();
+    ck_assert_int_eq(room_store_state_at(c, msg->event_id, false, at, &err), 0);
+    ck_assert_str_eq(room_state_map_get(at, "m.room.member", "@dave:other.org"), dave->event_id);
+    ck_assert_str_eq(room_state_map_get(at, "m.room.member", "@carol:other.org"), join->event_id);
+    ck_assert_str_eq(room_state_map_get(at, "m.room.join_rules", ""), jr->event_id);
+
+    room_state_map_free(at), room_state_map_free(full), room_state_map_free(known);
+    room_state_map_free(st);
+    room_store_free_ids(ext, n);
+    room_event_free(mal), room_event_free(ban), room_event_free(msg), room_event_free(dave);
+    room_event_free(join), room_event_free(jr);
+    free(pl);
+    free(rid);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("rooms_pipeline");
     TCase *tc = tcase_create("pipeline");
@@ -372,6 +467,7 @@ int main(void) {
     tcase_add_test(tc, local_v12);
     tcase_add_test(tc, create_same_millisecond);
     tcase_add_test(tc, receive_verdicts);
+    tcase_add_test(tc, partial_state);
     tcase_add_test(tc, receive_history_leaves_the_present);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -1,0 +1,212 @@
+"""test_federation_partial_join.py — joins with partial state ("faster joins",
+MSC3706): B joins a room of A with many members; send_join answers without
+the members, the join returns at once with the room marked partial, and B
+fetches the full state in the background.
+
+Two pvyhs over TLS (test_federation_transport.py's FedServer and test CA).
+A's room gets its many members through the Client-Server API: guests
+(POST /register?kind=guest, no password to hash) who each POST /join, a few
+threads at a time. B holds its resync back a few seconds
+(PVYHS_PARTIAL_STATE_RESYNC_DELAY_MS, a test-only knob) so the tests can
+watch the room while it is partial.
+"""
+import concurrent.futures
+import json
+import time
+import urllib.parse
+
+import pytest
+
+from harness import Server
+from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401
+
+V3 = "/_matrix/client/v3"
+GUESTS = 200
+DELAY_MS = 6000
+
+
+def q(x):
+    return urllib.parse.quote(x, safe="")
+
+
+def wait_for(fn, timeout=60, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def populate(s, room, n, threads=8, prefix=""):
+    """n guests of s joined to room (which lets guests in); their user IDs
+    and tokens."""
+    def one(_):
+        for attempt in range(5):
+            r = s.request("POST", f"{V3}/register?kind=guest", {}, timeout=120)
+            if r.status == 200:
+                break
+            time.sleep(0.5)
+        assert r.status == 200, r
+        uid, tok = r.json["user_id"], r.json["access_token"]
+        r = s.request("POST", f"{V3}/join/{q(room)}", {}, token=tok, timeout=120)
+        assert r.status == 200, r
+        return uid, tok
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        return list(ex.map(one, range(n)))
+
+
+def user(s, name):
+    cache = s.__dict__.setdefault("_users", {})
+    if name not in cache:
+        uid = s.add_user(name)
+        cache[name] = (uid, s.login(name))
+    return cache[name]
+
+
+def big_room(a, atok, n, name):
+    r = a.request("POST", f"{V3}/createRoom", {"preset": "public_chat", "name": name},
+                  token=atok)
+    assert r.status == 200, r
+    room = r.json["room_id"]
+    r = a.request("PUT", f"{V3}/rooms/{q(room)}/state/m.room.guest_access/",
+                  {"guest_access": "can_join"}, token=atok)
+    assert r.status == 200, r
+    guests = populate(a, room, n)
+    return room, guests
+
+
+def send_text(s, tok, room, text):
+    r = s.request("PUT", f"{V3}/rooms/{q(room)}/send/m.room.message/{q(text)}{time.time()}",
+                  {"msgtype": "m.text", "body": text}, token=tok)
+    assert r.status == 200, r
+    return r.json["event_id"]
+
+
+def bodies(s, tok, room):
+    r = s.request("GET", f"{V3}/rooms/{q(room)}/messages?dir=b&limit=50", token=tok)
+    assert r.status == 200, r
+    return [e["content"].get("body") for e in r.json["chunk"] if e["type"] == "m.room.message"]
+
+
+def partial_rows(s, room):
+    return int(s.psql(f"SELECT count(*) FROM fed_partial_state_rooms WHERE room_id = '{room}'"))
+
+
+@pytest.fixture(scope="module")
+def fed(pki):  # noqa: F811
+    extra = Server.NO_LIMITS + "allow_guest_access: true\n"
+    a = FedServer(pki, prefix="fpja", extra=extra)
+    b = FedServer(pki, prefix="fpjb", extra=extra,
+                  env={"PVYHS_PARTIAL_STATE_RESYNC_DELAY_MS": str(DELAY_MS)})
+    a.start()
+    b.start()
+    yield {"a": a, "b": b}
+    try:
+        stop_clean(a, b)
+    finally:
+        for s in (a, b):
+            s.__exit__(None, None, None)
+
+
+def test_partial_join_and_resync(fed):
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fpja_alice")
+    bob, btok = user(b, "fpjb_bob")
+    room, guests = big_room(a, atok, GUESTS, "Crowd")
+    everyone = {alice, bob} | {g for g, _ in guests}
+
+    t0 = time.time()
+    r = b.request("POST", f"{V3}/join/{q(room)}?via={q(a.server_name)}", {}, token=btok)
+    took = time.time() - t0
+    assert r.status == 200, r
+    # Marked partial, with the servers A listed; only a few members known.
+    assert partial_rows(b, room) == 1
+    assert b.psql(f"SELECT servers FROM fed_partial_state_rooms WHERE room_id = '{room}'") \
+        == "{" + a.server_name + "}"
+    known = int(b.psql(f"SELECT count(*) FROM current_state WHERE room_id = '{room}'"
+                       " AND type = 'm.room.member'"))
+    assert known < 10, known
+    assert took < DELAY_MS / 1000, took
+    assert "with partial state" in b.read_log()
+
+    # Messages both ways during the resync: a guest B has never seen a
+    # member event of (its event is judged by its auth events), and bob (our
+    # event goes to the servers the join answer listed).
+    g_uid, g_tok = guests[17]
+    send_text(a, g_tok, room, "from a guest")
+    wait_for(lambda: "from a guest" in bodies(b, btok, room), what="the guest's message on B")
+    send_text(b, btok, room, "from bob while partial")
+    wait_for(lambda: "from bob while partial" in bodies(a, atok, room), what="bob's message on A")
+    assert partial_rows(b, room) == 1, "the resync ran before the test could look"
+
+    # A lazy-loading /sync: the guest's member event comes with its message
+    # (from the event's auth events), and the counts are not claimed.
+    filt = json.dumps({"room": {"state": {"lazy_load_members": True}}})
+    r = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=btok)
+    assert r.status == 200, r
+    entry = r.json["rooms"]["join"][room]
+    assert "m.joined_member_count" not in entry.get("summary", {}), entry.get("summary")
+    members = {e["state_key"] for e in entry["state"]["events"] if e["type"] == "m.room.member"}
+    assert g_uid in members, members
+
+    # /members waits for the resync, then lists everybody.
+    r = b.request("GET", f"{V3}/rooms/{q(room)}/members", token=btok, timeout=60)
+    assert r.status == 200, r
+    got = {e["state_key"] for e in r.json["chunk"] if e["content"]["membership"] == "join"}
+    assert got == everyone, (len(got), len(everyone))
+    assert partial_rows(b, room) == 0
+    r = b.request("GET", f"{V3}/rooms/{q(room)}/joined_members", token=btok)
+    assert set(r.json["joined"]) == everyone
+    # The event received while partial has the full state now: A asks B
+    # for the state at it.
+    ev = b.psql(f"SELECT event_id FROM events WHERE room_id = '{room}' AND sender = '{g_uid}'"
+                " AND type = 'm.room.message'")
+    r = a.fed_request(b.server_name, f"/_matrix/federation/v1/state_ids/{q(room)}?event_id={q(ev)}")
+    assert r.status == 200 and r.json["status"] == 200, r
+    n_state = len(r.json["body"]["pdu_ids"])
+    assert n_state >= len(everyone), n_state
+    # The counts are back in /sync.
+    r = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=btok)
+    summary = r.json["rooms"]["join"][room]["summary"]
+    assert summary["m.joined_member_count"] == len(everyone), summary
+    # And messages still flow.
+    send_text(b, btok, room, "from bob after")
+    wait_for(lambda: "from bob after" in bodies(a, atok, room), what="bob's later message on A")
+    send_text(a, guests[3][1], room, "guest after")
+    wait_for(lambda: "guest after" in bodies(b, btok, room), what="a later guest message on B")
+
+
+def test_resync_resumes_after_a_restart(fed):
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fpja_alice")
+    carol, ctok = user(b, "fpjb_carol")
+    room, guests = big_room(a, atok, GUESTS // 2, "Restart")
+    r = b.request("POST", f"{V3}/join/{q(room)}?via={q(a.server_name)}", {}, token=ctok)
+    assert r.status == 200, r
+    assert partial_rows(b, room) == 1
+    # Stop B while the room is partial; the mark survives.
+    assert b.stop() == 0
+    b.start()
+    assert partial_rows(b, room) == 1
+    wait_for(lambda: partial_rows(b, room) == 0, timeout=90, what="the resumed resync")
+    r = b.request("GET", f"{V3}/rooms/{q(room)}/joined_members", token=ctok)
+    assert r.status == 200, r
+    assert set(r.json["joined"]) == {alice, carol} | {g for g, _ in guests}
+    send_text(b, ctok, room, "carol after the restart")
+    wait_for(lambda: "carol after the restart" in bodies(a, atok, room), what="carol's message")
+
+
+def test_small_room_resyncs_at_once(fed):
+    """Without the test delay (A), the resync follows the join at once."""
+    a, b = fed["a"], fed["b"]
+    dave, dtok = user(b, "fpjb_dave")
+    erin, etok = user(a, "fpja_erin")
+    r = b.request("POST", f"{V3}/createRoom", {"preset": "public_chat"}, token=dtok)
+    room = r.json["room_id"]
+    r = a.request("POST", f"{V3}/join/{q(room)}?via={q(b.server_name)}", {}, token=etok)
+    assert r.status == 200, r
+    wait_for(lambda: partial_rows(a, room) == 0, what="A's resync")
+    r = a.request("GET", f"{V3}/rooms/{q(room)}/joined_members", token=etok)
+    assert set(r.json["joined"]) == {dave, erin}
