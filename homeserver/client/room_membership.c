@@ -13,6 +13,7 @@
 #include "client.h"
 #include "homeserver/http/ratelimit.h"
 #include "profile.h"
+#include "remote_rooms.h"
 #include "room_access.h"
 #include "room_membership_remote.h"
 #include "room_send.h"
@@ -67,6 +68,18 @@ static int fill_profile(hs_req *r, const char *target, const char *m, json_t *co
     return rc;
 }
 
+/* A room joined with partial state lacks most member events, and a
+ * membership change is judged by the target's current membership (an invite
+ * we only heard of through /invite, say): wait for the full state first, as
+ * /members does. */
+static void await_members(hs_req *r, const char *room_id) {
+    hs_err e = {0};
+    db_conn *c = db_acquire(r->srv->db, &e);
+    int partial = c ? client_room_is_partial(c, room_id, &e) : 0;
+    db_release(r->srv->db, c);
+    if (partial > 0) client_await_full_state(r->srv, room_id);
+}
+
 /* Send target's membership, optionally with a reason, as the requester. */
 static int membership(hs_req *r, const char *room_id, const char *target, const char *m,
                       hs_err *err) {
@@ -76,6 +89,7 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
     json_t *content = json_pack("{s:s}", "membership", m);
     if (reason) json_object_set(content, "reason", (json_t *)reason);
     if (fill_profile(r, target, m, content, err) < 0) return json_decref(content), -1;
+    await_members(r, room_id);
     /* Restricted rooms: a local member authorises the join (channels.h). */
     if (!strcmp(m, "join") && client_channel_join_content(r->srv, room_id, target, content, err) < 0)
         return json_decref(content), -1;

@@ -18,6 +18,11 @@ Measured:
             PVYHS_FEDERATION_FULL_JOIN=1 (a knob for this comparison only):
             send_join without omit_members, the whole state stored before
             the call returns; C's peak RSS.
+  synapse   (--synapse) the same join by a user of a Synapse (synapse_peer's
+            TLS peer, the venv of scripts/synapse_venv.sh, on its own
+            PostgreSQL): /join time (Synapse also joins with partial state
+            when the resident offers it), then the time until Synapse's
+            /joined_members lists every member, and Synapse's peak RSS.
 Both joiners' /joined_members are checked to list every member at the end.
 
 usage: tests/bench/bench_fed_join.py [--bin build/bin/pvyhs] [--members 5000]
@@ -32,6 +37,7 @@ Measured on the shared 2-core build machine (RelWithDebInfo, log_level debug):
 """
 import argparse
 import concurrent.futures
+import json
 import os
 import pathlib
 import sys
@@ -70,12 +76,42 @@ class Peak:
         return self.peak / 1024
 
 
+def synapse_join(pki, room, sa, members):
+    """A Synapse user joins the room on A: /join time, time until Synapse lists
+    every member, Synapse's peak RSS (its process only, not its PostgreSQL)."""
+    from synapse_peer import tls_peer
+    syn = tls_peer(pki, prefix="bench-fed-join-syn-", log_level="WARNING").start()
+    try:
+        uid, tok = syn.register("bfjs_sam", "pw")
+        peak = Peak(syn.proc.pid)
+        t0 = time.perf_counter()
+        syn.call("POST", f"{V3}/join/{q(room)}?server_name={q(sa.server_name)}", {}, token=tok,
+                 timeout=1800)
+        t_join = time.perf_counter() - t0
+        n = 0
+        while time.perf_counter() - t0 < 1800:
+            st, out = syn.call("GET", f"{V3}/rooms/{q(room)}/joined_members", token=tok, ok=None,
+                               timeout=600)
+            n = len(json.loads(out).get("joined", {})) if st == 200 else 0
+            if n >= members:
+                break
+            time.sleep(0.1)
+        t_all = time.perf_counter() - t0
+        rss = peak.stop()
+        print(f"Synapse joining the same room: /join answered in {t_join:.2f} s, all {n} members "
+              f"listed after {t_all:.2f} s; Synapse peak RSS {rss:.0f} MB")
+    finally:
+        syn.stop()
+        syn.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.environ.get("PVYHS_BIN"))
     ap.add_argument("--members", type=int, default=5000)
     ap.add_argument("--extra-state", type=int, default=0)
     ap.add_argument("--threads", type=int, default=16)
+    ap.add_argument("--synapse", action="store_true", help="also time a Synapse joining")
     a = ap.parse_args()
     if a.bin:
         os.environ["PVYHS_BIN"] = a.bin
@@ -152,6 +188,8 @@ def main():
               f"{t_resync:.2f} s; B peak RSS {b_rss:.0f} MB")
         print(f"full-state join (PVYHS_FEDERATION_FULL_JOIN=1): /join answered in {t_full:.2f} s; "
               f"C peak RSS {c_rss:.0f} MB")
+        if a.synapse:
+            synapse_join(pki, room, sa, len(everyone) - 1)
     finally:
         for s in servers:
             s.stop()
