@@ -34,6 +34,10 @@ Measured on the shared 2-core build machine (RelWithDebInfo, log_level debug):
   5,000 members + 15,000    partial /join 7.6 s (the non-member state is
   other state events:       all stored first), full state after 12.5 s,
                             118 MB; full join 12.1 s, 123 MB
+  5,000 members, quiet machine, RelWithDebInfo (--synapse): partial /join
+  0.11 s, full state after 4.13 s, 46 MB; full join 4.35 s, 44 MB; Synapse
+  1.163.2 joining the same room: /join 0.17 s, every member listed after
+  3.64 s, 170 MB
 """
 import argparse
 import concurrent.futures
