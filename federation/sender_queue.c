@@ -115,9 +115,9 @@ static int rows_insert(db_conn *c, pdu_rows *r, hs_err *err) {
     if (!r->n) return 0;
     char *a[4] = {db_text_array(r->dest, r->n), db_text_array((const char **)r->so, r->n),
                   db_text_array(r->event_id, r->n), db_text_array(r->room_id, r->n)};
-    long n = db_exec(c, &ins, 4, (const char *const *)a, err);
+    int n = db_defer(c, &ins, 4, (const char *const *)a, NULL, NULL, err);
     for (int i = 0; i < 4; i++) free(a[i]);
-    return n < 0 ? -1 : 0;
+    return n;
 }
 
 /* The destinations of one event: the servers joined to the room now (a
@@ -249,7 +249,7 @@ static int enq_txn(db_conn *c, void *arg, hs_err *err) {
     }
     char p[24];
     snprintf(p, sizeof p, "%lld", to);
-    if (rc < 0 || db_exec(c, &set, 2, (const char *[]){name, p}, err) < 0) return -1;
+    if (rc < 0 || db_defer(c, &set, 2, (const char *[]){name, p}, NULL, NULL, err) < 0) return -1;
     j->newpos = to;
     return 0;
 }

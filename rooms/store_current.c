@@ -78,7 +78,7 @@ static int upsert_current(db_conn *c, const char *room_id, const char *type, con
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, type, state_key)"
         " DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership");
     const char *p[] = {room_id, type, sk, event_id, membership};
-    return db_exec(c, &up, 5, p, err) < 0 ? -1 : 0;
+    return db_defer(c, &up, 5, p, NULL, NULL, err);
 }
 
 /* Fetching events for state resolution: a whole level of the algorithm's
@@ -296,9 +296,10 @@ static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
         "   WHERE e.prev_event_id = $2 AND NOT x.outlier AND x.rejected_reason IS NULL"
         "   AND NOT x.soft_failed) ON CONFLICT DO NOTHING");
     for (size_t i = 0; i < ev->n_prev; i++)
-        if (db_exec(c, &del, 2, (const char *[]){ev->room_id, ev->prev_events[i]}, err) < 0)
+        if (db_defer(c, &del, 2, (const char *[]){ev->room_id, ev->prev_events[i]}, NULL, NULL,
+                     err) < 0)
             return -1;
-    return db_exec(c, &ins, 2, (const char *[]){ev->room_id, ev->event_id}, err) < 0 ? -1 : 0;
+    return db_defer(c, &ins, 2, (const char *[]){ev->room_id, ev->event_id}, NULL, NULL, err);
 }
 
 /* The room was locked and ev cites every extremity (room_persist_item's
@@ -309,14 +310,15 @@ static int advance_linear(db_conn *c, const room_event *ev, long long before, lo
         "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1)"
         " INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)");
     static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
-    if (db_exec(c, &ext, 2, (const char *[]){ev->room_id, ev->event_id}, err) < 0) return -1;
+    if (db_defer(c, &ext, 2, (const char *[]){ev->room_id, ev->event_id}, NULL, NULL, err) < 0)
+        return -1;
     if (after == before) return 0; /* not a state change: the current group stays */
     if (upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id, ev->membership,
                        err) < 0)
         return -1;
     char gs[24];
     snprintf(gs, sizeof gs, "%lld", after);
-    return db_exec(c, &set, 2, (const char *[]){ev->room_id, gs}, err) < 0 ? -1 : 0;
+    return db_defer(c, &set, 2, (const char *[]){ev->room_id, gs}, NULL, NULL, err);
 }
 
 int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,

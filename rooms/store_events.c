@@ -54,8 +54,8 @@ static int insert_edges(db_conn *c, const room_event *ev, hs_err *err) {
     if (ev->n_prev == 0 && ev->n_auth == 0) return 0;
     char *prev = db_text_array((const char *const *)ev->prev_events, ev->n_prev);
     char *auth = db_text_array((const char *const *)ev->auth_events, ev->n_auth);
-    long n = prev && auth ? db_exec(c, &edges, 4, (const char *[]){ev->event_id, prev, auth,
-                                                                     ev->room_id}, err)
+    long n = prev && auth ? db_defer(c, &edges, 4, (const char *[]){ev->event_id, prev, auth,
+                                                                      ev->room_id}, NULL, NULL, err)
                           : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
     free(prev);
     free(auth);
@@ -118,11 +118,9 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
     int lens[14] = {0};
     int fmts[14] = {0};
     lens[12] = (int)len, fmts[12] = 1;
-    long n = -1;
-    PGresult *r = db_run_ex(c, &ins, 14, p, lens, fmts, 0, err);
-    if (r) n = 0, PQclear(r);
+    int n = db_defer(c, &ins, 14, p, lens, fmts, err);
     free(json);
-    return (int)n;
+    return n;
 }
 
 /* Served copies of a redacted event are redacted: remember which event

@@ -184,9 +184,9 @@ static int store_batch(db_conn *c, const room_event *ev, long long pos, const ch
     snprintf(now, sizeof now, "%lld", hs_now_ms());
     char *rows = json_dumps(batch, JSON_COMPACT);
     const char *p[] = {ev->room_id, ev->event_id, spos, thread, now, rows};
-    long n = db_exec(c, &ins, 6, p, err);
+    int n = db_defer(c, &ins, 6, p, NULL, NULL, err);
     free(rows);
-    return n < 0 ? -1 : 0;
+    return n;
 }
 
 static int record_own_read(db_conn *c, const room_event *ev, long long pos, const char *thread,
@@ -198,9 +198,8 @@ static int record_own_read(db_conn *c, const room_event *ev, long long pos, cons
         " EXCLUDED.stream_ordering)");
     char spos[24];
     snprintf(spos, sizeof spos, "%lld", pos);
-    return db_exec(c, &up, 4, (const char *[]){ev->sender, ev->room_id, thread, spos}, err) < 0
-               ? -1
-               : 0;
+    return db_defer(c, &up, 4, (const char *[]){ev->sender, ev->room_id, thread, spos}, NULL, NULL,
+                    err);
 }
 
 int client_push_process_event(db_conn *c, const hs_server *srv, const room_event *ev,

@@ -56,7 +56,7 @@ static int index_search(db_conn *c, const room_event *ev, hs_err *err) {
     const char *key = NULL, *text = search_text(ev, &key);
     if (!text) return 0;
     const char *p[] = {ev->event_id, ev->room_id, key, text};
-    return db_exec(c, &ins, 4, p, err) < 0 ? -1 : 0;
+    return db_defer(c, &ins, 4, p, NULL, NULL, err);
 }
 
 int client_relations_on_event(db_conn *c, const room_event *ev, hs_err *err) {

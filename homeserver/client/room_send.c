@@ -27,37 +27,36 @@ typedef struct send_job {
     char *existing;
 } send_job;
 
-/* Claim the transaction ID; 1 if claimed, 0 if an earlier request holds it
- * (its event ID then goes to j->existing), -1 on error. A concurrent
- * duplicate blocks on the row until the first commits. */
-static int claim_txn(db_conn *c, send_job *j, hs_err *err) {
+/* Transaction IDs: the first request of a (user, device, room, txn) records
+ * its event with it, as a write that travels with the COMMIT. A repeat finds
+ * that row once its own send failed (find_txn), whatever made it fail: the
+ * row's key (a concurrent duplicate waits on it, then fails at COMMIT), or a
+ * change since (the sender left the room). So the common case, a new txn ID,
+ * costs no round trip. */
+static int record_txn(db_conn *c, send_job *j, hs_err *err) {
     static db_stmt ins = DB_STMT(
         "INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)"
-        " VALUES ($1, $2, $3, $4, '', 0) ON CONFLICT DO NOTHING");
+        " VALUES ($1, $2, $3, $4, $5, $6)");
+    char now[24];
+    snprintf(now, sizeof now, "%lld", hs_now_ms());
+    const char *sender = json_string_value(json_object_get(j->proto, "sender"));
+    const char *p[] = {sender, j->device_id, j->txn_id, j->room_id, j->out->event_id, now};
+    return db_defer(c, &ins, 6, p, NULL, NULL, err);
+}
+
+static char *find_txn(send_job *j) {
     static db_stmt get = DB_STMT(
         "SELECT event_id FROM event_txn_ids"
         " WHERE user_id = $1 AND device_id = $2 AND txn_id = $3 AND room_id = $4");
     const char *sender = json_string_value(json_object_get(j->proto, "sender"));
     const char *p[] = {sender, j->device_id, j->txn_id, j->room_id};
-    long n = db_exec(c, &ins, 4, p, err);
-    if (n != 0) return n < 0 ? -1 : 1;
-    PGresult *r = db_run(c, &get, 4, p, err);
-    if (!r) return -1;
-    free(j->existing);
-    j->existing = PQntuples(r) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    return 0;
-}
-
-static int record_txn(db_conn *c, send_job *j, hs_err *err) {
-    static db_stmt up = DB_STMT(
-        "UPDATE event_txn_ids SET event_id = $5, created_ts = $6"
-        " WHERE user_id = $1 AND device_id = $2 AND txn_id = $3 AND room_id = $4");
-    char now[24];
-    snprintf(now, sizeof now, "%lld", hs_now_ms());
-    const char *sender = json_string_value(json_object_get(j->proto, "sender"));
-    const char *p[] = {sender, j->device_id, j->txn_id, j->room_id, j->out->event_id, now};
-    return db_exec(c, &up, 6, p, err) < 0 ? -1 : 0;
+    hs_err err = {0};
+    db_conn *c = db_acquire(j->srv->db, &err);
+    PGresult *r = c ? db_run(c, &get, 4, p, &err) : NULL;
+    char *found = r && PQntuples(r) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+    if (r) PQclear(r);
+    db_release(j->srv->db, c);
+    return found;
 }
 
 static bool remote_invite(const hs_server *srv, const room_event *ev) {
@@ -75,10 +74,6 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
     send_job *j = arg;
     room_event_free(j->out);
     j->out = NULL;
-    if (j->txn_id) {
-        int claimed = claim_txn(c, j, err);
-        if (claimed <= 0) return claimed;
-    }
     if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
     /* This server's own rules for its clients (channels.h): encryption stays on,
      * invite blocking. */
@@ -102,6 +97,8 @@ static room_event *run(send_job *j, hs_err *err) {
     if (j->pos > 0) db_stream_done(DB_STREAM_EVENTS, j->pos);
     if (rc < 0 || !j->out) {
         room_event_free(j->out);
+        j->out = NULL;
+        if (rc < 0 && j->txn_id) j->existing = find_txn(j);
         return NULL;
     }
     room_event *out = j->out;

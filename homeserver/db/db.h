@@ -21,10 +21,17 @@ typedef struct db_stmt {
 } db_stmt;
 #define DB_STMT(sql_) {(sql_), 0}
 
+#define DB_MAX_PIPELINE 64
+
 typedef struct db_conn {
     PGconn *pg;
     unsigned char prepared[DB_MAX_STMTS / 8];
     bool in_txn;
+    /* Statements sent in libpq's pipeline mode whose results are not read yet
+     * (db_defer, and the BEGIN of db_txn); for each, the id of the statement
+     * it prepares, or 0 when it runs one. */
+    int n_pending;
+    int pending_prepare[DB_MAX_PIPELINE];
 } db_conn;
 
 typedef struct db_pool db_pool;
@@ -47,6 +54,15 @@ PGresult *db_run(db_conn *c, db_stmt *st, int n, const char *const *params, hs_e
  * NULL for all-text) and a binary result (result_format 1), for bytea. */
 PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
                     const int *lengths, const int *formats, int result_format, hs_err *err);
+
+/* Send a write whose result the caller does not need without waiting for it:
+ * it travels with the next statement (db_run, db_exec) or the COMMIT of
+ * db_txn, so a run of such writes costs one round trip instead of one each
+ * (libpq's pipeline mode). Its error, if any, fails that next statement or the
+ * COMMIT instead, so use it only inside db_txn, where that rolls everything
+ * back. Returns 0, or -1 when it could not be sent. */
+int db_defer(db_conn *c, db_stmt *st, int n, const char *const *params, const int *lengths,
+             const int *formats, hs_err *err);
 
 /* Same, discarding the result; returns the number of rows affected or -1. */
 long db_exec(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);

@@ -25,6 +25,8 @@ struct db_pool {
 
 static atomic_int next_stmt_id = 1;
 
+static void discard_pending(db_conn *c);
+
 static void quiet_notices(void *arg, const char *msg) { (void)arg, (void)msg; }
 
 static db_conn *conn_open(const char *conninfo, hs_err *err) {
@@ -115,6 +117,7 @@ db_conn *db_acquire(db_pool *p, hs_err *err) {
 
 void db_release(db_pool *p, db_conn *c) {
     if (!c) return;
+    discard_pending(c);
     if (c->in_txn) {
         PQclear(PQexec(c->pg, "ROLLBACK"));
         c->in_txn = false;
@@ -153,20 +156,136 @@ static void fill_db_error(PGresult *r, db_conn *c, hs_err *err) {
     hs_err_set(err, 500, "M_UNKNOWN", "database error %s: %s", state ? state : "", msg);
 }
 
+static bool is_prepared(const db_conn *c, int id) {
+    return c->prepared[id / 8] & (1u << (id % 8));
+}
+
+static void set_prepared(db_conn *c, int id, bool on) {
+    if (on) c->prepared[id / 8] |= (unsigned char)(1u << (id % 8));
+    else c->prepared[id / 8] &= (unsigned char)~(1u << (id % 8));
+}
+
+static int name_of(db_stmt *st, char name[16], hs_err *err) {
+    int id = stmt_id(st);
+    if (id >= DB_MAX_STMTS) return hs_err_set(err, 500, "M_UNKNOWN", "too many prepared statements");
+    snprintf(name, 16, "s%d", id);
+    return id;
+}
+
+/* --- pipeline mode: statements sent now, their results read later --------- */
+
+static int pipeline_note(db_conn *c, int ok, int prepare_id, hs_err *err) {
+    if (!ok) {
+        fill_db_error(NULL, c, err);
+        return -1;
+    }
+    c->pending_prepare[c->n_pending++] = prepare_id;
+    return 0;
+}
+
+static int pipeline_read(db_conn *c, bool want_last, PGresult **last, hs_err *err);
+
+/* Send st (or the parameterless sql) into the pipeline, preparing st first on
+ * this connection if needed. */
+static int pipeline_send(db_conn *c, db_stmt *st, const char *sql, int n, const char *const *params,
+                         const int *lengths, const int *formats, int result_format, hs_err *err) {
+    /* Room for a prepare and the statement; a longer run is read back first. */
+    if (c->n_pending + 2 > DB_MAX_PIPELINE && pipeline_read(c, false, NULL, err) < 0) return -1;
+    if (c->n_pending == 0 && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
+        !PQenterPipelineMode(c->pg)) {
+        fill_db_error(NULL, c, err);
+        return -1;
+    }
+    if (!st)
+        return pipeline_note(c, PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0), 0, err);
+    char name[16];
+    int id = name_of(st, name, err);
+    if (id < 0) return -1;
+    if (!is_prepared(c, id)) {
+        if (pipeline_note(c, PQsendPrepare(c->pg, name, st->sql, 0, NULL), id, err) < 0) return -1;
+        set_prepared(c, id, true); /* undone by pipeline_read if the prepare fails */
+    }
+    return pipeline_note(c, PQsendQueryPrepared(c->pg, name, n, params, lengths, formats,
+                                                result_format), 0, err);
+}
+
+/* Read the results of everything sent into the pipeline and leave pipeline
+ * mode. The first error is reported (what followed it was skipped by the
+ * server); with want_last the last statement's result is handed back. */
+static int pipeline_read(db_conn *c, bool want_last, PGresult **last, hs_err *err) {
+    int rc = 0, n = c->n_pending;
+    c->n_pending = 0;
+    if (last) *last = NULL;
+    if (!PQpipelineSync(c->pg)) {
+        fill_db_error(NULL, c, err);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        PGresult *r = PQgetResult(c->pg);
+        if (!r) { /* the connection broke */
+            if (rc == 0) fill_db_error(NULL, c, err);
+            rc = -1;
+            for (int k = i; k < n; k++)
+                if (c->pending_prepare[k]) set_prepared(c, c->pending_prepare[k], false);
+            return rc;
+        }
+        bool ok = result_ok(r);
+        if (!ok && c->pending_prepare[i]) set_prepared(c, c->pending_prepare[i], false);
+        if (!ok && rc == 0 && PQresultStatus(r) != PGRES_PIPELINE_ABORTED) {
+            fill_db_error(r, c, err);
+            rc = -1;
+        }
+        if (ok && want_last && i == n - 1 && rc == 0) *last = r;
+        else PQclear(r);
+        PGresult *end; /* each statement's results end with a NULL */
+        while ((end = PQgetResult(c->pg)) != NULL) PQclear(end);
+    }
+    PGresult *r;
+    while ((r = PQgetResult(c->pg)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+        PQclear(r);
+        if (s == PGRES_PIPELINE_SYNC) break;
+    }
+    if (!PQexitPipelineMode(c->pg) && rc == 0) {
+        fill_db_error(NULL, c, err);
+        rc = -1;
+    }
+    if (rc < 0 && last && *last) PQclear(*last), *last = NULL;
+    return rc;
+}
+
+int db_defer(db_conn *c, db_stmt *st, int n, const char *const *params, const int *lengths,
+             const int *formats, hs_err *err) {
+    /* Outside a transaction a deferred write would commit unseen: run it. */
+    if (c->n_pending == 0 && !c->in_txn && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+        PGresult *r = db_run_ex(c, st, n, params, lengths, formats, 0, err);
+        if (r) PQclear(r);
+        return r ? 0 : -1;
+    }
+    return pipeline_send(c, st, NULL, n, params, lengths, formats, 0, err);
+}
+
+/* --- statements ------------------------------------------------------------ */
+
 PGresult *db_run(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err) {
     return db_run_ex(c, st, n, params, NULL, NULL, 0, err);
 }
 
 PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
                     const int *lengths, const int *formats, int result_format, hs_err *err) {
-    int id = stmt_id(st);
-    if (id >= DB_MAX_STMTS) {
-        hs_err_set(err, 500, "M_UNKNOWN", "too many prepared statements");
-        return NULL;
+    if (c->n_pending > 0) { /* ride along with what was deferred: one round trip */
+        PGresult *r = NULL;
+        if (pipeline_send(c, st, NULL, n, params, lengths, formats, result_format, err) < 0) {
+            hs_err ignored = {0};
+            pipeline_read(c, false, NULL, &ignored);
+            return NULL;
+        }
+        return pipeline_read(c, true, &r, err) < 0 ? NULL : r;
     }
     char name[16];
-    snprintf(name, sizeof name, "s%d", id);
-    if (!(c->prepared[id / 8] & (1u << (id % 8)))) {
+    int id = name_of(st, name, err);
+    if (id < 0) return NULL;
+    if (!is_prepared(c, id)) {
         PGresult *pr = PQprepare(c->pg, name, st->sql, 0, NULL);
         if (!result_ok(pr)) {
             fill_db_error(pr, c, err);
@@ -174,7 +293,7 @@ PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
             return NULL;
         }
         PQclear(pr);
-        c->prepared[id / 8] |= (unsigned char)(1u << (id % 8));
+        set_prepared(c, id, true);
     }
     PGresult *r = PQexecPrepared(c->pg, name, n, params, lengths, formats, result_format);
     if (!result_ok(r)) {
@@ -193,7 +312,11 @@ long db_exec(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *
     return rows;
 }
 
+/* Anything deferred is read first (a script may hold several statements,
+ * which the pipeline cannot carry), or dropped before a ROLLBACK. */
 int db_script(db_conn *c, const char *sql, hs_err *err) {
+    if (c->n_pending > 0 && !strcmp(sql, "ROLLBACK")) discard_pending(c);
+    if (c->n_pending > 0 && pipeline_read(c, false, NULL, err) < 0) return -1;
     PGresult *r = PQexec(c->pg, sql);
     if (!result_ok(r)) {
         fill_db_error(r, c, err);
@@ -202,6 +325,27 @@ int db_script(db_conn *c, const char *sql, hs_err *err) {
     }
     PQclear(r);
     return 0;
+}
+
+/* COMMIT together with what was deferred, in one round trip. */
+static int commit(db_conn *c, hs_err *err) {
+    if (c->n_pending == 0) return db_script(c, "COMMIT", err);
+    PGresult *r = NULL;
+    if (pipeline_send(c, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, err) < 0) {
+        hs_err ignored = {0};
+        pipeline_read(c, false, NULL, &ignored);
+        return -1;
+    }
+    if (pipeline_read(c, true, &r, err) < 0) return -1;
+    PQclear(r);
+    return 0;
+}
+
+/* Drop what was deferred (before a ROLLBACK). */
+static void discard_pending(db_conn *c) {
+    if (c->n_pending == 0) return;
+    hs_err ignored = {0};
+    pipeline_read(c, false, NULL, &ignored);
 }
 
 /* 40001 serialization_failure, 40P01 deadlock_detected: the transaction did
@@ -215,14 +359,17 @@ int db_txn(db_pool *p, db_txn_fn fn, void *arg, hs_err *err) {
     if (!c) return -1;
     int rc = -1;
     for (int attempt = 0; attempt < 5; attempt++) {
-        if (db_script(c, "BEGIN", err) < 0) break;
+        /* BEGIN travels with the transaction's first statement. */
+        if (pipeline_send(c, NULL, "BEGIN", 0, NULL, NULL, NULL, 0, err) < 0) break;
         c->in_txn = true;
         rc = fn(c, arg, err);
-        if (rc == 0) rc = db_script(c, "COMMIT", err);
-        else db_script(c, "ROLLBACK", NULL);
+        if (rc == 0) rc = commit(c, err);
+        else discard_pending(c);
+        /* A COMMIT skipped because a deferred write failed leaves the
+         * transaction open, as a failing fn does. */
+        if (rc != 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE) db_script(c, "ROLLBACK", NULL);
         c->in_txn = false;
         if (rc == 0 || !retryable(err)) break;
-        if (rc != 0 && PQtransactionStatus(c->pg) != PQTRANS_IDLE) db_script(c, "ROLLBACK", NULL);
         struct timespec ts = {0, (long)(1000000L * (5 + rand() % 20) * (attempt + 1))};
         nanosleep(&ts, NULL);
     }

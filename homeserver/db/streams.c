@@ -5,11 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Positions are taken from the sequence RESERVE_BLOCK at a time, so a writer
+ * rarely waits for a round trip under the lock: positions reserved but not
+ * yet handed out count as in flight (a reader is never told past them). */
+#define RESERVE_BLOCK 64
+
 typedef struct tracker {
     const char *seq;       /* NULL: an in-memory counter */
     long long done_max;    /* highest position ever done */
     long long *inflight;
     size_t n, cap;
+    long long block[RESERVE_BLOCK]; /* taken from the sequence, ascending */
+    int block_next, block_len;      /* block[block_next..block_len) not handed out */
 } tracker;
 
 static tracker streams[DB_STREAM_COUNT] = {
@@ -44,6 +51,24 @@ int db_streams_init(db_pool *p, hs_err *err) {
     return rc;
 }
 
+/* Another process (the CLI) may take values between ours: the block need not
+ * be contiguous, only ascending. */
+static int refill(db_conn *c, tracker *t, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT nextval($1::regclass) AS v FROM generate_series(1, $2::int) ORDER BY v");
+    char n[16];
+    snprintf(n, sizeof n, "%d", RESERVE_BLOCK);
+    PGresult *r = db_run(c, &q, 2, (const char *[]){t->seq, n}, err);
+    if (!r) return -1;
+    int got = PQntuples(r);
+    for (int i = 0; i < got && i < RESERVE_BLOCK; i++) t->block[i] = atoll(PQgetvalue(r, i, 0));
+    PQclear(r);
+    if (got < 1) return hs_err_set(err, 500, "M_UNKNOWN", "%s gave no value", t->seq);
+    t->block_next = 0;
+    t->block_len = got < RESERVE_BLOCK ? got : RESERVE_BLOCK;
+    return 0;
+}
+
 long long db_stream_reserve(db_conn *c, db_stream s, hs_err *err) {
     tracker *t = &streams[s];
     /* nextval and registering it happen under one lock, so no reader can see
@@ -51,17 +76,11 @@ long long db_stream_reserve(db_conn *c, db_stream s, hs_err *err) {
     pthread_mutex_lock(&mu);
     long long pos;
     if (t->seq) {
-        char sql[96];
-        snprintf(sql, sizeof sql, "SELECT nextval('%s')", t->seq);
-        PGresult *r = PQexec(c->pg, sql);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            hs_err_set(err, 500, "M_UNKNOWN", "nextval: %s", PQerrorMessage(c->pg));
-            PQclear(r);
+        if (t->block_next == t->block_len && refill(c, t, err) < 0) {
             pthread_mutex_unlock(&mu);
             return -1;
         }
-        pos = atoll(PQgetvalue(r, 0, 0));
-        PQclear(r);
+        pos = t->block[t->block_next++];
     } else {
         pos = t->done_max + (long long)t->n + 1;
         for (size_t i = 0; i < t->n; i++)
@@ -94,6 +113,8 @@ long long db_stream_current(db_stream s) {
     long long cur = t->done_max;
     for (size_t i = 0; i < t->n; i++)
         if (t->inflight[i] - 1 < cur) cur = t->inflight[i] - 1;
+    if (t->block_next < t->block_len && t->block[t->block_next] - 1 < cur)
+        cur = t->block[t->block_next] - 1;
     pthread_mutex_unlock(&mu);
     return cur;
 }
