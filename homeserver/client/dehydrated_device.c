@@ -14,6 +14,7 @@
 
 #include "e2ee_internal.h"
 #include "homeserver/core/clock.h"
+#include "homeserver/http/auth_cache.h"
 #include "homeserver/db/streams.h"
 
 #define MSC3814 "/_matrix/client/unstable/org.matrix.msc3814.v1"
@@ -53,6 +54,7 @@ static int put_txn(db_conn *c, void *arg, hs_err *err) {
     PQclear(res);
     free(j->old);
     if (!(j->old = current_device(c, uid, NULL, err)) && err->status) return -1;
+    if (j->old) hs_auth_cache_forget_all();
     if (j->old && db_exec(c, &del, 2, (const char *[]){uid, j->old}, err) < 0) return -1;
     /* Never take over a device the user logs in with. */
     if (!(res = db_run(c, &taken, 2, (const char *[]){uid, j->device_id}, err))) return -1;
@@ -120,6 +122,7 @@ static int delete_dehydrated(hs_req *r, json_t **out, hs_err *err) {
         " AND d.user_id = h.user_id AND d.device_id = h.device_id RETURNING d.device_id");
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
+    hs_auth_cache_forget_all();
     PGresult *res = db_run(c, &del, 1, (const char *[]){r->user_id}, err);
     char *id = res && PQntuples(res) ? strdup(PQgetvalue(res, 0, 0)) : NULL;
     PQclear(res);

@@ -13,6 +13,7 @@
 #include "client.h"
 #include "e2ee.h"
 #include "homeserver/core/clock.h"
+#include "homeserver/http/auth_cache.h"
 #include "homeserver/core/log.h"
 #include "text.h"
 #include "uia.h"
@@ -35,6 +36,7 @@ int client_device_upsert(db_conn *c, const char *user_id, const char *device_id,
     snprintf(now, sizeof now, "%lld", hs_now_ms());
     const char *p[] = {user_id, device_id};
     if (db_exec(c, &revoke_refresh, 2, p, err) < 0 || db_exec(c, &revoke, 2, p, err) < 0) return -1;
+    hs_auth_cache_forget_all();
     long n = db_exec(c, &ins, 4, (const char *[]){user_id, device_id, display_name, now}, err);
     return n < 0 ? -1 : n > 0;
 }
@@ -55,6 +57,7 @@ int client_devices_delete(db_conn *c, const char *user_id, const char *const *id
         "DELETE FROM devices WHERE user_id = $1 AND device_id IS DISTINCT FROM $2"
         " RETURNING device_id");
     /* Tokens, keys, inboxes and pushers follow by ON DELETE CASCADE. */
+    hs_auth_cache_forget_all();
     if (!ids) return collect(db_run(c, &del_all, 2, (const char *[]){user_id, keep_device_id}, err), deleted);
     for (size_t i = 0; i < n; i++)
         if (collect(db_run(c, &del, 2, (const char *[]){user_id, ids[i]}, err), deleted) < 0) return -1;

@@ -9,6 +9,7 @@
 #include "homeserver/core/base64.h"
 #include "devices.h"
 #include "homeserver/core/clock.h"
+#include "homeserver/http/auth_cache.h"
 
 char *client_token_new(const char *prefix) {
     unsigned char raw[32];
@@ -121,7 +122,8 @@ int client_tokens_refresh(db_conn *c, const cfg *cfg, const char *refresh_token,
          * evidently lost: retire that. */
         if ((PQgetisnull(r, 0, 4) ||
              db_exec(c, &del_prev, 1, (const char *[]){PQgetvalue(r, 0, 4)}, err) >= 0) &&
-            db_exec(c, &del_next, 1, (const char *[]){id}, err) >= 0)
+            db_exec(c, &del_next, 1, (const char *[]){id}, err) >= 0 &&
+            (hs_auth_cache_forget_all(), 1))
             rc = client_tokens_issue(c, cfg, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), true,
                                      atoll(id), out, err);
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth_cache.h"
 #include "auth_seen.h"
 #include "homeserver/core/base64.h"
 #include "http.h"
@@ -21,11 +22,46 @@ static const char *bearer(hs_req *r) {
 
 bool hs_auth_has_token(hs_req *r) { return bearer(r) != NULL; }
 
-static void token_hash_hex(const char *token, char out[2 + 64 + 1]) {
-    unsigned char h[crypto_hash_sha256_BYTES];
+static void token_hash(const char *token, unsigned char h[crypto_hash_sha256_BYTES],
+                       char hex[2 + 64 + 1]) {
     crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
-    out[0] = '\\', out[1] = 'x';
-    sodium_bin2hex(out + 2, 65, h, sizeof h);
+    hex[0] = '\\', hex[1] = 'x';
+    sodium_bin2hex(hex + 2, 65, h, crypto_hash_sha256_BYTES);
+}
+
+#define SEEN_GRANULARITY_MS 60000LL /* as auth_seen.c writes last_seen_ts */
+
+/* A cached token whose device activity needs no write: no database at all. */
+static bool from_cache(hs_req *r, const unsigned char h[32], hs_err *err, int *rc) {
+    hs_auth_entry e;
+    if (!hs_auth_cache_get(h, &e)) return false;
+    long long now = hs_now_ms();
+    if (e.last_seen_ts < 0 || now - e.last_seen_ts >= SEEN_GRANULARITY_MS) return false;
+    if (e.valid_until_ts && e.valid_until_ts < now) {
+        *rc = hs_err_set(err, 401, "M_UNKNOWN_TOKEN", "Access token has expired");
+        return true;
+    }
+    r->user_id = strdup(e.user_id);
+    r->device_id = strdup(e.device_id);
+    r->is_admin = e.admin;
+    r->is_guest = e.guest;
+    *rc = 0;
+    return true;
+}
+
+static void to_cache(const unsigned char h[32], PGresult *res, long long last_seen,
+                     unsigned long gen) {
+    hs_auth_entry e = {.admin = PQgetvalue(res, 0, 2)[0] == 't',
+                       .guest = PQgetvalue(res, 0, 3)[0] == 't',
+                       .valid_until_ts = PQgetisnull(res, 0, 4) ? 0 : atoll(PQgetvalue(res, 0, 4))};
+    if (strlen(PQgetvalue(res, 0, 0)) >= sizeof e.user_id ||
+        strlen(PQgetvalue(res, 0, 1)) >= sizeof e.device_id)
+        return;
+    strcpy(e.user_id, PQgetvalue(res, 0, 0));
+    strcpy(e.device_id, PQgetvalue(res, 0, 1));
+    long long now = hs_now_ms();
+    e.last_seen_ts = last_seen < 0 || now - last_seen >= SEEN_GRANULARITY_MS ? now : last_seen;
+    hs_auth_cache_put(h, &e, gen);
 }
 
 int hs_auth_request(hs_req *r, hs_err *err) {
@@ -37,13 +73,16 @@ int hs_auth_request(hs_req *r, hs_err *err) {
         " WHERE t.token_hash = $1::bytea AND NOT u.deactivated");
     const char *token = bearer(r);
     if (!token || !*token) return hs_err_set(err, 401, "M_MISSING_TOKEN", "Missing access token");
+    unsigned char h[crypto_hash_sha256_BYTES];
     char hex[2 + 64 + 1];
-    token_hash_hex(token, hex);
+    token_hash(token, h, hex);
+    int rc = 0;
+    if (from_cache(r, h, err, &rc)) return rc;
+    unsigned long gen = hs_auth_cache_generation();
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     PGresult *res = db_run(c, &q, 1, (const char *[]){hex}, err);
     if (!res) return db_release(r->srv->db, c), -1;
-    int rc = 0;
     if (PQntuples(res) == 0) {
         rc = hs_err_set(err, 401, "M_UNKNOWN_TOKEN", "Unrecognised access token");
     } else if (!PQgetisnull(res, 0, 4) && atoll(PQgetvalue(res, 0, 4)) < hs_now_ms()) {
@@ -54,8 +93,12 @@ int hs_auth_request(hs_req *r, hs_err *err) {
         r->is_admin = PQgetvalue(res, 0, 2)[0] == 't';
         r->is_guest = PQgetvalue(res, 0, 3)[0] == 't';
         /* Device activity and refresh-token retirement (auth_seen.c). */
-        hs_auth_seen(r, c, hex, PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5),
-                     PQgetisnull(res, 0, 6) ? -1 : atoll(PQgetvalue(res, 0, 6)));
+        const char *revokes = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5);
+        long long seen = PQgetisnull(res, 0, 6) ? -1 : atoll(PQgetvalue(res, 0, 6));
+        hs_auth_seen(r, c, hex, revokes, seen);
+        /* A token whose first use retires a refresh token, or one without a
+         * device row (seen = -1), always takes the database path. */
+        if (!revokes && seen >= 0) to_cache(h, res, seen, gen);
     }
     db_release(r->srv->db, c);
     PQclear(res);
@@ -75,8 +118,9 @@ char *hs_auth_issue_token(db_conn *c, const char *user_id, const char *device_id
     char *token = malloc(n);
     snprintf(token, n, "pvy_%s", b64);
     free(b64);
+    unsigned char h[crypto_hash_sha256_BYTES];
     char hex[2 + 64 + 1], now[24], until[24];
-    token_hash_hex(token, hex);
+    token_hash(token, h, hex);
     snprintf(now, sizeof now, "%lld", hs_now_ms());
     snprintf(until, sizeof until, "%lld", valid_until_ts);
     const char *p[] = {hex, user_id, device_id, now, valid_until_ts > 0 ? until : NULL};

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "auth_cache.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/log.h"
 
@@ -68,6 +69,8 @@ void hs_auth_seen(hs_req *r, db_conn *c, const char *token_hex, const char *revo
         (db_exec(c, &retire, 1, (const char *[]){revokes_refresh_id}, &err) < 0 ||
          db_exec(c, &clear, 1, (const char *[]){token_hex}, &err) < 0))
         hs_warn("retiring a refresh token: %s", err.msg);
+    /* That took the previous access token with it (ON DELETE CASCADE). */
+    if (revokes_refresh_id) hs_auth_cache_forget_all();
     long long now = hs_now_ms();
     if (last_seen_ts < 0 || now - last_seen_ts >= SEEN_GRANULARITY_MS) touch_device(r, c, now);
     sweep(r, c, now);

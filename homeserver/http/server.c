@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth_cache.h"
 #include "homeserver/core/json.h"
 #include "homeserver/core/log.h"
 #include "http.h"
@@ -193,7 +194,12 @@ static int run_handler(struct MHD_Connection *c, req_state *st, hs_handler h, hs
     hs_req *r = &st->r;
     hs_err err = *errp;
     json_t *out = NULL;
+    unsigned long auth_gen = hs_auth_cache_generation();
     int code = h(r, &out, &err);
+    /* A handler that ended tokens forgot the cache inside its transaction;
+     * forgetting again now that it committed drops whatever a concurrent
+     * request cached from the rows as they were before. */
+    if (hs_auth_cache_generation() != auth_gen) hs_auth_cache_forget_all();
     if (code == HS_SUSPENDED) {
         st->parked = h;
         return MHD_YES;

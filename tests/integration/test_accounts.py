@@ -998,3 +998,44 @@ def test_turning_ip_tracking_off_forgets_addresses(open_server):
     assert whoami(s, tok).status == 200
     assert s.psql("SELECT count(*) FROM devices WHERE last_seen_ip IS NOT NULL "
                   "OR last_seen_user_agent IS NOT NULL") == "0"
+
+
+def warm(srv, tok):
+    """Use a token until the server answers it from its in-memory cache (the
+    second authenticated request caches it; the third is served from it)."""
+    for _ in range(3):
+        assert whoami(srv, tok).status == 200
+
+
+def test_revocation_reaches_cached_tokens_at_once(server):
+    # Every way a token ends, after it was served from the cache.
+    server.add_user("acct_cache")
+    a, b, c = (server.login("acct_cache", device_id=d) for d in ("CA", "CB", "CC"))
+    for t in (a, b, c):
+        warm(server, t)
+    assert server.request("POST", V3 + "/logout", {}, token=c).status == 200
+    assert whoami(server, c).json["errcode"] == "M_UNKNOWN_TOKEN"
+    r = with_uia(server, "DELETE", V3 + "/devices/CB", {}, a, "acct_cache")
+    assert r.status == 200 and whoami(server, b).status == 401
+    # Logging in again with a device ID ends that device's previous token.
+    d1 = server.login("acct_cache", device_id="CD")
+    warm(server, d1)
+    d2 = server.login("acct_cache", device_id="CD")
+    assert whoami(server, d1).status == 401 and whoami(server, d2).status == 200
+    # Refresh: using the new access token retires the old one.
+    r = server.request("POST", LOGIN, login_body("acct_cache", refresh_token=True))
+    old, rt = r.json["access_token"], r.json["refresh_token"]
+    warm(server, old)
+    r = server.request("POST", V3 + "/refresh", {"refresh_token": rt})
+    new = r.json["access_token"]
+    assert whoami(server, new).status == 200
+    assert whoami(server, old).status == 401
+    # Password change with logout_devices, then deactivation.
+    warm(server, d2)
+    r = with_uia(server, "POST", V3 + "/account/password", {"new_password": "p2"}, a, "acct_cache")
+    assert r.status == 200
+    assert whoami(server, d2).status == 401 and whoami(server, new).status == 401
+    warm(server, a)
+    r = with_uia(server, "POST", V3 + "/account/deactivate", {}, a, "acct_cache", "p2")
+    assert r.status == 200
+    assert whoami(server, a).json["errcode"] == "M_UNKNOWN_TOKEN"

@@ -1,0 +1,38 @@
+/* auth_cache.h — accepted access tokens, kept in memory for a short while so
+ * that most requests authenticate without a database round trip.
+ *
+ * An entry is used only while it is younger than HS_AUTH_CACHE_TTL_MS and no
+ * token, device or account changed since it was made: every write that can
+ * end a token (logout, device deletion, refresh, password change,
+ * deactivation, guest upgrade) calls hs_auth_cache_forget_all. Other
+ * processes sharing the database (federation sender shards, the CLI) do not
+ * serve clients' tokens; one that did would see another's revocation within
+ * the TTL. */
+#ifndef HS_AUTH_CACHE_H
+#define HS_AUTH_CACHE_H
+
+#include <stdbool.h>
+
+#define HS_AUTH_CACHE_TTL_MS 30000LL
+
+typedef struct hs_auth_entry {
+    char user_id[256], device_id[256];
+    bool admin, guest;
+    long long valid_until_ts; /* 0: no expiry */
+    long long last_seen_ts;   /* the device's, as last written */
+} hs_auth_entry;
+
+/* The entry of a token hash (SHA-256, 32 bytes), if cached and still valid. */
+bool hs_auth_cache_get(const unsigned char hash[32], hs_auth_entry *out);
+
+/* Cache e, read from the database after hs_auth_cache_generation() gave gen:
+ * dropped if anything was forgotten since (the read may predate it). */
+void hs_auth_cache_put(const unsigned char hash[32], const hs_auth_entry *e, unsigned long gen);
+unsigned long hs_auth_cache_generation(void);
+
+/* Drop every entry: a token, device or account changed. Call it where the
+ * change is made; the HTTP server calls it again once the handler that made
+ * it returned (its transaction committed). */
+void hs_auth_cache_forget_all(void);
+
+#endif
