@@ -9,6 +9,7 @@
  * every request into a write. */
 #include "presence.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,59 @@ static void notify_presence(db_conn *c, const char *user_id) {
     free(rooms);
 }
 
+/* ---- what this process last wrote ---- */
+
+/* The state and last_sync_ts of recently written rows, so a /sync that
+ * would change nothing (the common case: a client syncing again within
+ * SILENT_WRITE_MS with the same set_presence) skips its transaction. Only
+ * this process writes its users' rows (presence_update and the sweep, which
+ * forgets the rows it changes); a slot collision just forgets the older user. */
+#define KNOWN_SLOTS 1024
+
+typedef struct known_row {
+    char user_id[256];
+    char state[16];
+    long long last_sync;
+} known_row;
+
+static known_row known[KNOWN_SLOTS];
+static pthread_mutex_t known_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static known_row *known_slot(const char *user_id) {
+    unsigned long h = 5381;
+    for (const unsigned char *p = (const unsigned char *)user_id; *p; p++) h = h * 33 + *p;
+    return &known[h % KNOWN_SLOTS];
+}
+
+static void remember_row(const char *user_id, const pstate *p) {
+    if (strlen(user_id) >= sizeof known[0].user_id) return;
+    pthread_mutex_lock(&known_mu);
+    known_row *k = known_slot(user_id);
+    strcpy(k->user_id, user_id);
+    snprintf(k->state, sizeof k->state, "%s", p->state);
+    k->last_sync = p->last_sync;
+    pthread_mutex_unlock(&known_mu);
+}
+
+static void forget_row(const char *user_id) {
+    pthread_mutex_lock(&known_mu);
+    known_row *k = known_slot(user_id);
+    if (!strcmp(k->user_id, user_id)) k->user_id[0] = 0;
+    pthread_mutex_unlock(&known_mu);
+}
+
+/* Whether a /sync with this set_presence would write nothing (next_state's
+ * NO_WRITE), judged from the remembered row. */
+static bool sync_changes_nothing(const char *user_id, const char *state, long long now) {
+    if (!strcmp(state, "offline")) return true;
+    pthread_mutex_lock(&known_mu);
+    const known_row *k = known_slot(user_id);
+    bool same = !strcmp(k->user_id, user_id) && !strcmp(k->state, state) &&
+                now - k->last_sync < SILENT_WRITE_MS;
+    pthread_mutex_unlock(&known_mu);
+    return same;
+}
+
 /* ---- writes ---- */
 
 /* Presence commits on the caller's connection, so it must not be inside the
@@ -164,12 +218,15 @@ static int update_txn(db_conn *c, const char *user_id, upd_kind k, const char *s
     if (*ch == VISIBLE && (*pos = nw.stream_id = db_stream_reserve(c, DB_STREAM_PRESENCE, err)) < 0)
         rc = -1, *pos = 0;
     if (rc == 0 && *ch != NO_WRITE) rc = save_row(c, user_id, &nw, err);
+    /* Remembered before COMMIT: a failed COMMIT forgets it again. */
+    if (rc == 0) remember_row(user_id, &nw);
     PQclear(row);
     return rc;
 }
 
 static int presence_update(db_conn *c, const char *user_id, upd_kind k, const char *state,
                            const char *msg, hs_err *err) {
+    if (k == UPD_SYNC && sync_changes_nothing(user_id, state, hs_now_ms())) return 0;
     if (in_transaction(c))
         return hs_err_set(err, 500, "M_UNKNOWN", "presence is written in its own transaction");
     if (db_script(c, "BEGIN", err) < 0) return -1;
@@ -178,6 +235,7 @@ static int presence_update(db_conn *c, const char *user_id, upd_kind k, const ch
     int rc = update_txn(c, user_id, k, state, msg, &pos, &ch, err);
     if (rc == 0) rc = db_script(c, "COMMIT", err);
     else db_script(c, "ROLLBACK", NULL);
+    if (rc != 0) forget_row(user_id);
     if (pos > 0) db_stream_done(DB_STREAM_PRESENCE, pos);
     if (rc == 0 && ch == VISIBLE) notify_presence(c, user_id);
     return rc;
@@ -236,6 +294,7 @@ static int presence_sweep(db_conn *c, const cfg *cf, hs_err *err) {
     else db_script(c, "ROLLBACK", NULL);
     if (pos > 0) db_stream_done(DB_STREAM_PRESENCE, pos);
     for (size_t i = 0; i < n; i++) {
+        forget_row(users[i]);
         if (rc == 0) notify_presence(c, users[i]);
         free(users[i]);
     }
