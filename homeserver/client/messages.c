@@ -201,6 +201,6 @@ done:
 }
 
 void client_messages_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/messages", get_messages, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/context/{eventId}", get_context, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/messages", get_messages, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/context/{eventId}", get_context, HS_AUTH | HS_R0 | HS_GUEST);
 }

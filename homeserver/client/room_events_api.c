@@ -278,13 +278,13 @@ static int get_joined_members(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_room_events_routes(hs_router *rt) {
-    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}", put_send, HS_AUTH | HS_R0);
-    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", put_state, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", get_state_one, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state", get_state_all, HS_AUTH | HS_R0);
+    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}", put_send, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", put_state, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", get_state_one, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state", get_state_all, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}", put_redact, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/event/{eventId}", get_event, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/joined_rooms", get_joined_rooms, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/members", get_members, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/event/{eventId}", get_event, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/joined_rooms", get_joined_rooms, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/members", get_members, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/joined_members", get_joined_members, HS_AUTH | HS_R0);
 }

@@ -62,6 +62,14 @@ int hs_auth_request(hs_req *r, hs_err *err) {
     return rc;
 }
 
+int hs_auth_route(hs_req *r, int flags, hs_err *err) {
+    if (!(flags & HS_AUTH) && !((flags & HS_AUTH_OPTIONAL) && hs_auth_has_token(r))) return 0;
+    if (hs_auth_request(r, err) < 0) return -1;
+    if (r->is_guest && !(flags & HS_GUEST))
+        return hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
+    return 0;
+}
+
 char *hs_auth_issue_token(db_conn *c, const char *user_id, const char *device_id,
                           long long valid_until_ts, hs_err *err) {
     static db_stmt ins = DB_STMT(

@@ -90,6 +90,10 @@ enum hs_route_flags {
     /* HS_FEDERATION routes require X-Matrix auth (the callback below) unless: */
     HS_FED_NOAUTH = 1 << 7,        /* never authenticated (key server, openid) */
     HS_FED_AUTH_OPTIONAL = 1 << 8, /* authenticated only when X-Matrix is sent */
+    /* Guest accounts may call it (the spec's Guest Access module, and what
+     * Synapse allows with allow_guest=True). Every other authenticated
+     * route answers a guest's token with 403 M_GUEST_ACCESS_FORBIDDEN. */
+    HS_GUEST = 1 << 9,
 };
 
 /* X-Matrix authentication, provided by the federation layer (which the HTTP
