@@ -70,6 +70,21 @@ int hs_auth_route(hs_req *r, int flags, hs_err *err) {
     return 0;
 }
 
+char *hs_auth_guest_of_token(db_conn *c, const char *token, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT t.user_id FROM access_tokens t JOIN users u USING (user_id)"
+        " WHERE t.token_hash = $1::bytea AND u.is_guest AND NOT u.deactivated"
+        " AND (t.valid_until_ts IS NULL OR t.valid_until_ts >= $2)");
+    char hex[2 + 64 + 1], now[24];
+    token_hash_hex(token, hex);
+    snprintf(now, sizeof now, "%lld", hs_now_ms());
+    PGresult *res = db_run(c, &q, 2, (const char *[]){hex, now}, err);
+    if (!res) return NULL;
+    char *user_id = PQntuples(res) ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    return user_id;
+}
+
 char *hs_auth_issue_token(db_conn *c, const char *user_id, const char *device_id,
                           long long valid_until_ts, hs_err *err) {
     static db_stmt ins = DB_STMT(

@@ -141,6 +141,11 @@ const char *hs_req_header(hs_req *r, const char *name);
  * M_UNKNOWN_TOKEN. */
 int hs_auth_request(hs_req *r, hs_err *err);
 
+/* The user an access token authenticates, if it is a guest's (a live
+ * token of a guest account that is not deactivated): the user ID (malloc'd),
+ * NULL when it is not (err untouched), NULL with err on a database error. */
+char *hs_auth_guest_of_token(db_conn *c, const char *token, hs_err *err);
+
 /* Create a fresh access token for (user_id, device_id): returns the token
  * (malloc'd) and stores only its hash. Runs on the caller's connection. */
 char *hs_auth_issue_token(db_conn *c, const char *user_id, const char *device_id,
