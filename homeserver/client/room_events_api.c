@@ -108,19 +108,40 @@ static int put_redact(hs_req *r, json_t **out, hs_err *err) {
     return answer_event_id(ev, existing, out);
 }
 
+/* Is the room's current history visibility world_readable? */
+static int world_readable(db_conn *c, const char *room_id, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT 1 FROM current_state cs JOIN events e USING (event_id) WHERE cs.room_id = $1"
+        " AND cs.type = 'm.room.history_visibility' AND cs.state_key = ''"
+        " AND convert_from(e.json, 'UTF8')::json->'content'->>'history_visibility' = 'world_readable'");
+    PGresult *res = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    if (!res) return -1;
+    int yes = PQntuples(res) > 0;
+    PQclear(res);
+    return yes;
+}
+
 /* The state a user may read: the current state while joined, the state
- * when they left otherwise (if they were ever in the room). */
-static int readable_state(hs_req *r, db_conn *c, room_state_map *out, hs_err *err) {
+ * when they left otherwise (if they were ever in the room), and the current
+ * state of a world_readable room to anyone else (peeking, as guests and
+ * room previews do; *peeking says so). */
+static int readable_state(hs_req *r, db_conn *c, room_state_map *out, bool *peeking, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT event_id, membership FROM current_state"
         " WHERE room_id = $1 AND type = 'm.room.member' AND state_key = $2");
     PGresult *res = db_run(c, &q, 2, (const char *[]){r->params[0], r->user_id}, err);
     if (!res) return -1;
     int rc;
+    if (peeking) *peeking = false;
     if (PQntuples(res) == 0 || !strcmp(PQgetvalue(res, 0, 1), "invite") ||
-        !strcmp(PQgetvalue(res, 0, 1), "knock"))
-        rc = hs_err_set(err, 403, "M_FORBIDDEN", "User %s not in room %s", r->user_id, r->params[0]);
-    else if (!strcmp(PQgetvalue(res, 0, 1), "join"))
+        !strcmp(PQgetvalue(res, 0, 1), "knock")) {
+        int wr = world_readable(c, r->params[0], err);
+        if (wr == 1 && peeking) *peeking = true;
+        rc = wr < 0 ? -1
+             : wr   ? room_store_current_state(c, r->params[0], out, err)
+                    : hs_err_set(err, 403, "M_FORBIDDEN", "User %s not in room %s, and room "
+                                 "previews are disabled", r->user_id, r->params[0]);
+    } else if (!strcmp(PQgetvalue(res, 0, 1), "join"))
         rc = room_store_current_state(c, r->params[0], out, err);
     else
         rc = room_store_state_at(c, PQgetvalue(res, 0, 0), true, out, err);
@@ -133,7 +154,7 @@ static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
-    if (readable_state(r, c, m, err) == 0) {
+    if (readable_state(r, c, m, NULL, err) == 0) {
         size_t n = room_state_map_count(m), i = 0, it = 0;
         const char **ids = calloc(n ? n : 1, sizeof *ids);
         const char *id;
@@ -153,7 +174,7 @@ static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
-    if (readable_state(r, c, m, err) == 0) {
+    if (readable_state(r, c, m, NULL, err) == 0) {
         const char *id = room_state_map_get(m, r->params[1], sk);
         json_t *ev = id ? client_event_by_id(c, id, true, err) : NULL;
         if (!id) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
@@ -170,15 +191,32 @@ static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     return rc;
 }
 
+/* An event as one peeking may see it (history visibility applied), or NULL
+ * with 404. */
+static json_t *peeked_event(db_conn *c, const char *viewer, const char *event_id, hs_err *err) {
+    json_t *arr = json_array();
+    const char *ids[] = {event_id};
+    json_t *ev = NULL;
+    if (client_events_by_ids_for(c, viewer, ids, 1, true, arr, err) == 0) {
+        ev = json_incref(json_array_get(arr, 0));
+        if (!ev) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    }
+    json_decref(arr);
+    return ev;
+}
+
 static int get_event(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
     /* Readable if the user is or was in the room (history visibility is
-     * applied by the timeline paths). */
-    if (readable_state(r, c, m, err) == 0) {
-        json_t *ev = client_event_by_id(c, r->params[1], true, err);
+     * applied by the timeline paths); one peeking into a world-readable room
+     * sees only what was world-readable when it was sent. */
+    bool peeking = false;
+    if (readable_state(r, c, m, &peeking, err) == 0) {
+        json_t *ev = peeking ? peeked_event(c, r->user_id, r->params[1], err)
+                             : client_event_by_id(c, r->params[1], true, err);
         const char *room = json_string_value(json_object_get(ev, "room_id"));
         if (ev && (!room || strcmp(room, r->params[0]) != 0)) {
             json_decref(ev);
@@ -220,7 +258,7 @@ static int get_members(hs_req *r, json_t **out, hs_err *err) {
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
-    if (readable_state(r, c, m, err) == 0) {
+    if (readable_state(r, c, m, NULL, err) == 0) {
         size_t n = 0, it = 0;
         const char **ids = calloc(room_state_map_count(m) + 1, sizeof *ids);
         const char *type, *id;
