@@ -108,45 +108,15 @@ static int put_redact(hs_req *r, json_t **out, hs_err *err) {
     return answer_event_id(ev, existing, out);
 }
 
-/* Is the room's current history visibility world_readable? */
-static int world_readable(db_conn *c, const char *room_id, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT 1 FROM current_state cs JOIN events e USING (event_id) WHERE cs.room_id = $1"
-        " AND cs.type = 'm.room.history_visibility' AND cs.state_key = ''"
-        " AND convert_from(e.json, 'UTF8')::json->'content'->>'history_visibility' = 'world_readable'");
-    PGresult *res = db_run(c, &q, 1, (const char *[]){room_id}, err);
-    if (!res) return -1;
-    int yes = PQntuples(res) > 0;
-    PQclear(res);
-    return yes;
-}
-
-/* The state a user may read: the current state while joined, the state
- * when they left otherwise (if they were ever in the room), and the current
- * state of a world_readable room to anyone else (peeking, as guests and
- * room previews do; *peeking says so). */
+/* The state a user may read (room_access.h): the current state while
+ * joined, the state when they left otherwise (if they were ever in the
+ * room), and the current state of a world_readable room to anyone else
+ * (peeking, as guests and room previews do; *peeking says so). */
 static int readable_state(hs_req *r, db_conn *c, room_state_map *out, bool *peeking, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT event_id, membership FROM current_state"
-        " WHERE room_id = $1 AND type = 'm.room.member' AND state_key = $2");
-    PGresult *res = db_run(c, &q, 2, (const char *[]){r->params[0], r->user_id}, err);
-    if (!res) return -1;
-    int rc;
-    if (peeking) *peeking = false;
-    if (PQntuples(res) == 0 || !strcmp(PQgetvalue(res, 0, 1), "invite") ||
-        !strcmp(PQgetvalue(res, 0, 1), "knock")) {
-        int wr = world_readable(c, r->params[0], err);
-        if (wr == 1 && peeking) *peeking = true;
-        rc = wr < 0 ? -1
-             : wr   ? room_store_current_state(c, r->params[0], out, err)
-                    : hs_err_set(err, 403, "M_FORBIDDEN", "User %s not in room %s, and room "
-                                 "previews are disabled", r->user_id, r->params[0]);
-    } else if (!strcmp(PQgetvalue(res, 0, 1), "join"))
-        rc = room_store_current_state(c, r->params[0], out, err);
-    else
-        rc = room_store_state_at(c, PQgetvalue(res, 0, 0), true, out, err);
-    PQclear(res);
-    return rc;
+    client_room_view v;
+    if (client_room_view_of(c, r->params[0], r->user_id, &v, err) < 0) return -1;
+    if (peeking) *peeking = v.peeking;
+    return client_room_view_state(c, r->params[0], &v, out, err);
 }
 
 static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
