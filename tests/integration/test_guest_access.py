@@ -417,3 +417,127 @@ def test_guests_leave_when_the_room_closes_to_them(srv, host):
                                      token=g["access_token"]).json["joined_rooms"]
         r = s.request("POST", f"{V3}/join/{q(room)}", {}, token=g["access_token"])
         assert r.status == 403 and r.json["errcode"] == FORBIDDEN
+
+
+def test_room_initial_sync(srv, host):
+    s, (huid, htok) = srv, host
+    room = create_room(s, htok, name="Snapshot", visibility="public",
+                       initial_state=[{"type": "m.room.history_visibility",
+                                       "content": {"history_visibility": "world_readable"}}])
+    for i in range(5):
+        send(s, htok, room, f"m{i}", f"is{i}")
+    assert s.request("PUT", f"{V3}/user/{q(huid)}/rooms/{q(room)}/tags/u.work", {"order": 0.5},
+                     token=htok).status == 200
+    closed = create_room(s, htok)
+    g = new_guest(s)
+    gtok = g["access_token"]
+
+    # A member: membership, the latest messages, state, visibility, tags.
+    r = s.request("GET", f"{V3}/rooms/{q(room)}/initialSync?limit=3", token=htok)
+    assert r.status == 200, r
+    b = r.json
+    assert b["room_id"] == room and b["membership"] == "join" and b["visibility"] == "public"
+    assert [e["content"]["body"] for e in b["messages"]["chunk"]] == ["m2", "m3", "m4"]
+    assert {"m.room.create", "m.room.name", "m.room.member"} <= {e["type"] for e in b["state"]}
+    assert {"type": "m.tag", "content": {"tags": {"u.work": {"order": 0.5}}}} in b["account_data"]
+    # start pages further back through /messages.
+    older = s.request("GET", f"{V3}/rooms/{q(room)}/messages?dir=b&limit=2&from="
+                             f"{q(b['messages']['start'])}", token=htok).json["chunk"]
+    assert [e["content"]["body"] for e in older] == ["m1", "m0"]
+
+    # A guest peeking: no membership, no account data of the host's.
+    r = s.request("GET", f"{V3}/rooms/{q(room)}/initialSync?limit=2", token=gtok)
+    assert r.status == 200, r
+    assert "membership" not in r.json and r.json["account_data"] == []
+    assert [e["content"]["body"] for e in r.json["messages"]["chunk"]] == ["m3", "m4"]
+    r = s.request("GET", f"{V3}/rooms/{q(closed)}/initialSync", token=gtok)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    assert s.request("GET", f"{V3}/rooms/{q(closed)}/initialSync?limit=x",
+                     token=htok).status == 400
+
+    # A former member: what was there when they left.
+    s.add_user("ga_leaver")
+    ltok = s.login("ga_leaver")
+    assert s.request("POST", f"{V3}/join/{q(closed)}", {}, token=ltok).status == 200
+    send(s, htok, closed, "while in", "c1")
+    assert s.request("POST", f"{V3}/rooms/{q(closed)}/leave", {}, token=ltok).status == 200
+    send(s, htok, closed, "after leaving", "c2")
+    b = s.request("GET", f"{V3}/rooms/{q(closed)}/initialSync", token=ltok).json
+    assert b["membership"] == "leave" and b["visibility"] == "private"
+    bodies = [e["content"].get("body") for e in b["messages"]["chunk"]]
+    assert "while in" in bodies and "after leaving" not in bodies
+
+
+def test_peek_event_stream(srv, host):
+    import threading
+    import time
+    s, (huid, htok) = srv, host
+    room = create_room(s, htok, initial_state=[{"type": "m.room.history_visibility",
+                                                 "content": {"history_visibility":
+                                                             "world_readable"}}])
+    closed = create_room(s, htok)
+    gtok = new_guest(s)["access_token"]
+    end = s.request("GET", f"{V3}/rooms/{q(room)}/initialSync", token=gtok).json["messages"]["end"]
+
+    def events(frm, timeout, room_id=room):
+        return s.request("GET", f"{V3}/events?room_id={q(room_id)}&from={q(frm)}"
+                                f"&timeout={timeout}", token=gtok, timeout=60)
+
+    r = events(end, 0)
+    assert r.status == 200 and r.json["chunk"] == [] and r.json["start"] == end, r
+    # A long poll wakes for the room's next event.
+    box = {}
+
+    def poll():
+        t0 = time.time()
+        box["r"] = events(end, 20000)
+        box["dt"] = time.time() - t0
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    send(s, htok, room, "live", "ev1")
+    th.join(30)
+    r = box["r"]
+    assert r.status == 200, r
+    assert [e["content"]["body"] for e in r.json["chunk"]] == ["live"] and box["dt"] < 10
+    assert r.json["chunk"][0]["room_id"] == room
+    # The end token continues after it.
+    send(s, htok, room, "next", "ev2")
+    r2 = events(r.json["end"], 0)
+    assert [e["content"]["body"] for e in r2.json["chunk"]] == ["next"]
+    # Without from: nothing yet, and the token to go on with.
+    r3 = s.request("GET", f"{V3}/events?room_id={q(room)}", token=gtok)
+    assert r3.status == 200 and r3.json["chunk"] == [] and r3.json["end"] == r2.json["end"]
+    # Rooms that are not world readable, and the all-rooms stream, are not served.
+    r = events(end, 0, closed)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    r = s.request("GET", f"{V3}/events?timeout=0", token=gtok)
+    assert r.status == 400 and r.json["errcode"] == "M_MISSING_PARAM", r
+
+
+def test_js_sdk_guest(srv, host):
+    """matrix-js-sdk as Element Web drives a guest (tests/integration/js/guest.mjs)."""
+    import json
+    import os
+    import subprocess
+    s, (huid, htok) = srv, host
+    js_dir = os.path.join(os.path.dirname(__file__), "js")
+    node = os.path.join(js_dir, "node_modules", ".bin", "node")
+    peek = create_room(s, htok, name="Window", initial_state=[
+        {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}])
+    send(s, htok, peek, "said before", "b1")
+    room = guest_room(s, htok)
+    env = dict(os.environ, PVYHS_BASE=s.base, PVYHS_HOST_TOKEN=htok, PVYHS_PEEK_ROOM=peek,
+               PVYHS_ROOM=room)
+    p = subprocess.run([node, "guest.mjs"], cwd=js_dir, env=env, capture_output=True, text=True,
+                       timeout=300)
+    steps = {x.get("step"): x for x in
+             (json.loads(line) for line in p.stdout.splitlines() if line.startswith("{"))}
+    assert p.returncode == 0, f"steps {steps}\n{p.stderr[-6000:]}"
+    guid = steps["started"]["user_id"]
+    assert "said before" in steps["peeked"]["first"] and steps["peeked"]["name"] == "Window"
+    assert steps["createRoom"]["refused"] == {"status": 403, "errcode": FORBIDDEN}
+    assert steps["upgraded"] == {"step": "upgraded", "user_id": guid, "is_guest": False}
+    msgs = s.request("GET", f"{V3}/rooms/{q(room)}/messages?dir=b&limit=20", token=htok).json
+    assert any(e["sender"] == guid and e["content"].get("body") == "hello from a js guest"
+               for e in msgs["chunk"])
