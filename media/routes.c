@@ -16,9 +16,9 @@ void media_routes(hs_router *rt) {
     for (int i = 0; i < 2; i++)
         hs_route(rt, i ? "HEAD" : "GET",
                  "/_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName?}",
-                 media_download, HS_AUTH);
+                 media_download, HS_AUTH | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}",
-             media_thumbnail, HS_AUTH);
+             media_thumbnail, HS_AUTH | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v1/media/preview_url", media_preview_url, HS_AUTH);
     /* Uploads keep their /_matrix/media paths; r0 and v1 as Synapse serves them. */
     static const char *const versions[] = {"v3", "r0", "v1"};

@@ -68,7 +68,6 @@ static int post_password(hs_req *r, json_t **out, hs_err *err) {
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid new_password");
     if (lo && !json_is_boolean(lo))
         return hs_err_set(err, 400, "M_BAD_JSON", "'logout_devices' must be true or false");
-    if (r->is_guest) return hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guests have no password");
     char *user_id = NULL;
     int rc = account_uia(r, &user_id, out, err);
     if (rc != 0) return rc;
@@ -240,7 +239,7 @@ static int post_openid_token(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_account_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/account/whoami", get_whoami, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/account/whoami", get_whoami, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "POST", "/_matrix/client/v3/account/password", post_password,
              HS_AUTH_OPTIONAL | HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/account/deactivate", post_deactivate,
@@ -259,7 +258,7 @@ void client_account_routes(hs_router *rt) {
              post_password_request_token, HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/account/password/msisdn/requestToken",
              post_password_request_token, HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/thirdparty/protocols", get_protocols, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/thirdparty/protocols", get_protocols, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "POST", "/_matrix/client/v3/user/{userId}/openid/request_token", post_openid_token,
              HS_AUTH | HS_R0);
 }

@@ -29,5 +29,5 @@ static int get_capabilities(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_capabilities_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/capabilities", get_capabilities, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/capabilities", get_capabilities, HS_AUTH | HS_R0 | HS_GUEST);
 }

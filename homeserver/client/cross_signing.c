@@ -397,5 +397,5 @@ void e2ee_cross_signing_routes(hs_router *rt) {
     hs_route(rt, "POST", "/_matrix/client/v3/keys/device_signing/upload",
              post_device_signing_upload, HS_AUTH);
     hs_route(rt, "POST", "/_matrix/client/v3/keys/signatures/upload", post_signatures_upload,
-             HS_AUTH | HS_R0);
+             HS_AUTH | HS_R0 | HS_GUEST);
 }

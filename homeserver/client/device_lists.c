@@ -179,7 +179,7 @@ static int get_keys_changes(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void e2ee_device_lists_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/keys/changes", get_keys_changes, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/keys/changes", get_keys_changes, HS_AUTH | HS_R0 | HS_GUEST);
 }
 
 /* ---- hooks for other areas ----------------------------------------------- */

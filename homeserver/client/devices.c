@@ -188,9 +188,9 @@ static int post_delete_devices(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_devices_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/devices", get_devices, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/devices/{deviceId}", get_device, HS_AUTH | HS_R0);
-    hs_route(rt, "PUT", "/_matrix/client/v3/devices/{deviceId}", put_device, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/devices", get_devices, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/devices/{deviceId}", get_device, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "PUT", "/_matrix/client/v3/devices/{deviceId}", put_device, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "DELETE", "/_matrix/client/v3/devices/{deviceId}", delete_device, HS_AUTH | HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/delete_devices", post_delete_devices, HS_AUTH | HS_R0);
 }

@@ -588,7 +588,6 @@ static int put_listing(hs_req *r, json_t **out, hs_err *err) {
     const char *vis = vj ? json_string_value(vj) : "public"; /* the spec's default */
     if (!vis || (strcmp(vis, "public") && strcmp(vis, "private")))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "'visibility' must be public or private");
-    if (r->is_guest) return hs_err_set(err, 403, "M_FORBIDDEN", "Guests cannot edit the room list");
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     const char *room_id = r->params[0];
@@ -606,8 +605,8 @@ static int put_listing(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_channels_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/publicRooms", get_public_rooms, HS_AUTH_OPTIONAL | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/publicRooms", post_public_rooms, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/publicRooms", get_public_rooms, HS_AUTH_OPTIONAL | HS_R0 | HS_GUEST);
+    hs_route(rt, "POST", "/_matrix/client/v3/publicRooms", post_public_rooms, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/directory/list/room/{roomId}", get_listing, HS_R0);
     hs_route(rt, "PUT", "/_matrix/client/v3/directory/list/room/{roomId}", put_listing,
              HS_AUTH | HS_R0);

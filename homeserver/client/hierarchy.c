@@ -391,6 +391,6 @@ static int fed_get_hierarchy(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void channel_hierarchy_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/hierarchy", get_hierarchy, HS_AUTH);
+    hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/hierarchy", get_hierarchy, HS_AUTH | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/federation/v1/hierarchy/{roomId}", fed_get_hierarchy, HS_FEDERATION);
 }

@@ -498,6 +498,6 @@ static int post_keys_query(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void e2ee_keys_routes(hs_router *rt) {
-    hs_route(rt, "POST", "/_matrix/client/v3/keys/upload", post_keys_upload, HS_AUTH | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/keys/query", post_keys_query, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/keys/upload", post_keys_upload, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "POST", "/_matrix/client/v3/keys/query", post_keys_query, HS_AUTH | HS_R0 | HS_GUEST);
 }

@@ -119,5 +119,5 @@ static int post_keys_claim(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void e2ee_claim_routes(hs_router *rt) {
-    hs_route(rt, "POST", "/_matrix/client/v3/keys/claim", post_keys_claim, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/keys/claim", post_keys_claim, HS_AUTH | HS_R0 | HS_GUEST);
 }

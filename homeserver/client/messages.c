@@ -14,38 +14,21 @@
 #include "homeserver/core/log.h"
 #include "homeserver/db/streams.h"
 #include "remote_rooms.h"
+#include "room_access.h"
 #include "sync_token.h"
 
 #define DEFAULT_LIMIT 10
 #define MAX_LIMIT 1000
 
-/* The highest position the user may read: now while joined, their last
- * membership event otherwise (-1: never in the room). */
+/* The highest position the user may read (room_access.h): now while
+ * joined or peeking into a world-readable room, their last membership event
+ * otherwise; -2 with err when none. */
 static long long read_horizon(db_conn *c, const char *room_id, const char *user_id, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT cs.membership, e.stream_ordering FROM current_state cs JOIN events e USING (event_id)"
-        " WHERE cs.room_id = $1 AND cs.type = 'm.room.member' AND cs.state_key = $2");
-    static db_stmt wr = DB_STMT(
-        "SELECT 1 FROM current_state cs JOIN events e USING (event_id) WHERE cs.room_id = $1"
-        " AND cs.type = 'm.room.history_visibility' AND convert_from(e.json, 'UTF8')::json"
-        "->'content'->>'history_visibility' = 'world_readable'");
-    PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, user_id}, err);
-    if (!r) return -2;
-    long long h = -1;
-    if (PQntuples(r)) {
-        const char *m = PQgetvalue(r, 0, 0);
-        if (!strcmp(m, "join")) h = db_stream_current(DB_STREAM_EVENTS);
-        else if (strcmp(m, "invite") && strcmp(m, "knock")) h = atoll(PQgetvalue(r, 0, 1));
-    }
-    PQclear(r);
-    if (h < 0) { /* peeking into a world-readable room */
-        PGresult *w = db_run(c, &wr, 1, (const char *[]){room_id}, err);
-        if (!w) return -2;
-        if (PQntuples(w)) h = db_stream_current(DB_STREAM_EVENTS);
-        PQclear(w);
-    }
-    if (h < 0) hs_err_set(err, 403, "M_FORBIDDEN", "User %s not in room %s", user_id, room_id);
-    return h;
+    client_room_view v;
+    if (client_room_view_of(c, room_id, user_id, &v, err) < 0) return -2;
+    if (v.horizon < 0) /* left at an event pulled by backfill: nothing of ours to read */
+        return hs_err_set(err, 403, "M_FORBIDDEN", "User %s not in room %s", user_id, room_id), -2;
+    return v.horizon;
 }
 
 static int parse_limit(hs_req *r, int *limit, hs_err *err) {
@@ -201,6 +184,6 @@ done:
 }
 
 void client_messages_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/messages", get_messages, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/context/{eventId}", get_context, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/messages", get_messages, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/context/{eventId}", get_context, HS_AUTH | HS_R0 | HS_GUEST);
 }

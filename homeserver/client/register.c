@@ -6,7 +6,8 @@
  * (flow [m.login.registration_token]), even if enable_registration is off;
  * else with enable_registration (which the config only allows together with
  * enable_registration_without_verification), anyone (flow [m.login.dummy]);
- * else nobody: 403. Guests need allow_guest_access. */
+ * else nobody: 403. Guests need allow_guest_access (register_guest.c, which
+ * also holds the upgrade of a guest through this same POST /register). */
 #include "register.h"
 
 #include <ctype.h>
@@ -47,35 +48,17 @@ int client_check_new_localpart(db_conn *c, const char *lp, const char *server_na
     if (hs_localpart_check(lp, server_name, err) < 0) return -1;
     if (lp[0] == '_')
         return hs_err_set(err, 400, "M_INVALID_USERNAME", "User ID may not begin with _");
-    if (strspn(lp, "0123456789") == strlen(lp))
-        return hs_err_set(err, 400, "M_INVALID_USERNAME",
-                          "Numeric user IDs are reserved for generated accounts");
     char id[512];
     snprintf(id, sizeof id, "@%s:%s", lp, server_name);
     if (allow_existing && !strcmp(allow_existing, id)) return 0;
+    if (strspn(lp, "0123456789") == strlen(lp))
+        return hs_err_set(err, 400, "M_INVALID_USERNAME",
+                          "Numeric user IDs are reserved for generated accounts");
     PGresult *r = db_run(c, &q, 1, (const char *[]){id}, err);
     if (!r) return -1;
     int taken = PQntuples(r);
     PQclear(r);
     return taken ? hs_err_set(err, 400, "M_USER_IN_USE", "User ID already taken.") : 0;
-}
-
-/* A free numeric localpart from user_localpart_seq (Synapse's scheme). */
-static char *generate_user_id(db_conn *c, const char *server_name, hs_err *err) {
-    static db_stmt next = DB_STMT(
-        "SELECT n FROM (SELECT nextval('user_localpart_seq') AS n) s"
-        " WHERE NOT EXISTS (SELECT 1 FROM users WHERE user_id = '@' || s.n || ':' || $1)");
-    for (int tries = 0; tries < 100; tries++) {
-        PGresult *r = db_run(c, &next, 1, (const char *[]){server_name}, err);
-        if (!r) return NULL;
-        char *id = NULL;
-        if (PQntuples(r) == 1 && asprintf(&id, "@%s:%s", PQgetvalue(r, 0, 0), server_name) < 0)
-            id = NULL;
-        PQclear(r);
-        if (id) return id;
-    }
-    hs_err_set(err, 500, "M_UNKNOWN", "could not find a free user ID");
-    return NULL;
 }
 
 int client_account_create(db_conn *c, const char *user_id, const char *password_hash, bool admin,
@@ -108,6 +91,7 @@ typedef struct reg_job {
     const char *sid;
     const json_t *params;   /* the request's (or the session's) parameters */
     const char *password_hash; /* hashed from this request's password, or NULL */
+    const char *guest;      /* the guest this request upgrades (its guest_access_token), or NULL */
     bool refresh;
     json_t *out;
     bool created;           /* a new device: tell the device lists after COMMIT */
@@ -115,8 +99,8 @@ typedef struct reg_job {
 
 static int finish_txn(db_conn *c, void *arg, hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT password_hash, registration_token, registered_user_id FROM uia_sessions"
-        " WHERE session_id = $1 FOR UPDATE");
+        "SELECT password_hash, registration_token, registered_user_id, upgrades_guest"
+        " FROM uia_sessions WHERE session_id = $1 FOR UPDATE");
     static db_stmt mark = DB_STMT(
         "UPDATE uia_sessions SET registered_user_id = $2, password_hash = NULL WHERE session_id = $1");
     reg_job *j = arg;
@@ -137,16 +121,21 @@ static int finish_txn(db_conn *c, void *arg, hs_err *err) {
         hs_err_set(err, 400, "M_MISSING_PARAM", "Missing params: password");
     } else {
         if (!hash) hash = PQgetvalue(s, 0, 0);
-        const char *name = json_string_value(json_object_get(j->params, "username"));
+        const char *guest = j->guest ? j->guest : PQgetisnull(s, 0, 3) ? NULL : PQgetvalue(s, 0, 3);
+        const char *name = guest ? NULL : json_string_value(json_object_get(j->params, "username"));
         char *lower = name ? strdup(name) : NULL;
         for (char *p = lower; p && *p; p++) *p = (char)tolower((unsigned char)*p);
         const char *sn = j->srv->cfg->server_name;
         if (lower && client_check_new_localpart(c, lower, sn, NULL, err) == 0)
             user_id = hs_user_id_from_name(lower, sn, err);
-        else if (!lower)
-            user_id = generate_user_id(c, sn, err);
+        else if (guest && client_guest_name_matches(guest, j->params, err) == 0)
+            user_id = strdup(guest);
+        else if (!lower && !guest)
+            user_id = client_generate_user_id(c, sn, err);
         free(lower);
-        if (user_id && client_account_create(c, user_id, hash, false, false, NULL, err) == 0 &&
+        if (user_id &&
+            (guest ? client_guest_upgrade(c, user_id, hash, err)
+                   : client_account_create(c, user_id, hash, false, false, NULL, err)) == 0 &&
             db_exec(c, &mark, 2, (const char *[]){j->sid, user_id}, err) >= 0 &&
             (PQgetisnull(s, 0, 1) || client_regtoken_complete(c, PQgetvalue(s, 0, 1), err) == 0))
             rc = 0;
@@ -166,17 +155,21 @@ static int finish_txn(db_conn *c, void *arg, hs_err *err) {
 }
 
 /* Keep the chosen password's hash in the session, so the client need not
- * send it again with the next stage. Hashed once per session. */
-static void remember_password(hs_req *r, const json_t *challenge, const char *password) {
+ * send it again with the next stage (hashed once per session), and the guest
+ * it upgrades (whose token the session must not keep). */
+static void remember_password(hs_req *r, const json_t *challenge, const char *password,
+                              const char *guest) {
     static db_stmt set = DB_STMT(
         "UPDATE uia_sessions SET password_hash = $2 WHERE session_id = $1 AND password_hash IS NULL");
     static db_stmt has = DB_STMT(
         "SELECT 1 FROM uia_sessions WHERE session_id = $1 AND password_hash IS NULL");
+    static db_stmt set_guest = DB_STMT("UPDATE uia_sessions SET upgrades_guest = $2 WHERE session_id = $1");
     const char *sid = json_string_value(json_object_get(challenge, "session"));
     hs_err err = {0};
-    db_conn *c = sid && password ? db_acquire(r->srv->db, &err) : NULL;
+    db_conn *c = sid && (password || guest) ? db_acquire(r->srv->db, &err) : NULL;
     if (!c) return;
-    PGresult *q = db_run(c, &has, 1, (const char *[]){sid}, &err);
+    if (guest) db_exec(c, &set_guest, 2, (const char *[]){sid, guest}, &err);
+    PGresult *q = password ? db_run(c, &has, 1, (const char *[]){sid}, &err) : NULL;
     if (q && PQntuples(q) == 1) {
         char *h = client_hash_password(password, &err);
         if (h) db_exec(c, &set, 2, (const char *[]){sid, h}, &err);
@@ -187,7 +180,7 @@ static void remember_password(hs_req *r, const json_t *challenge, const char *pa
 }
 
 /* The checks the spec wants before any UIA: request shape, then the name. */
-static int register_precheck(hs_req *r, const char *sid, hs_err *err) {
+static int register_precheck(hs_req *r, const char *sid, const char *guest, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT registered_user_id FROM uia_sessions WHERE session_id = $1");
     const json_t *b = r->json;
     const json_t *name = json_object_get(b, "username"), *pw = json_object_get(b, "password");
@@ -216,7 +209,9 @@ static int register_precheck(hs_req *r, const char *sid, hs_err *err) {
     if (c) {
         PGresult *s = sid ? db_run(c, &q, 1, (const char *[]){sid}, err) : NULL;
         const char *mine = s && PQntuples(s) && !PQgetisnull(s, 0, 0) ? PQgetvalue(s, 0, 0) : NULL;
-        if (!sid || s) rc = client_check_new_localpart(c, lower, r->srv->cfg->server_name, mine, err);
+        if (!sid || s)
+            rc = client_check_new_localpart(c, lower, r->srv->cfg->server_name, mine ? mine : guest,
+                                            err);
         PQclear(s);
         db_release(r->srv->db, c);
     }
@@ -224,7 +219,6 @@ static int register_precheck(hs_req *r, const char *sid, hs_err *err) {
     return rc;
 }
 
-static int register_guest(hs_req *r, json_t **out, hs_err *err);
 
 static int limit_ip(hs_req *r, hs_err *err) {
     char ip[64];
@@ -234,7 +228,7 @@ static int limit_ip(hs_req *r, hs_err *err) {
 
 static int post_register(hs_req *r, json_t **out, hs_err *err) {
     const char *kind = hs_req_query(r, "kind");
-    if (kind && !strcmp(kind, "guest")) return register_guest(r, out, err);
+    if (kind && !strcmp(kind, "guest")) return client_register_guest(r, out, err);
     if (kind && strcmp(kind, "user"))
         return hs_err_set(err, 400, "M_UNRECOGNIZED", "Do not understand membership kind: %s", kind);
     const char *type = json_string_value(json_object_get(r->json, "type"));
@@ -246,7 +240,10 @@ static int post_register(hs_req *r, json_t **out, hs_err *err) {
     /* rc_registration: per client address, on requests that try to finish. */
     if (json_object_get(r->json, "auth") && limit_ip(r, err) < 0) return -1;
     const char *sid = client_uia_session_of(r->json);
-    if (register_precheck(r, sid, err) < 0) return -1;
+    char *guest = NULL;
+    if (client_guest_to_upgrade(r, &guest, err) < 0) return -1;
+    int rc = register_precheck(r, sid, guest, err);
+    if (rc < 0) return free(guest), -1;
 
     static const char *const token[] = {"m.login.registration_token", NULL};
     static const char *const dummy[] = {"m.login.dummy", NULL};
@@ -256,53 +253,20 @@ static int post_register(hs_req *r, json_t **out, hs_err *err) {
     json_t *challenge = NULL;
     const char *password = json_string_value(json_object_get(r->json, "password"));
     if (password && !*password) password = NULL;
-    int rc = client_uia_check(r, &spec, &res, &challenge, err);
-    if (rc == 401) remember_password(r, challenge, password);
-    if (rc != 0) return *out = challenge, rc;
+    rc = client_uia_check(r, &spec, &res, &challenge, err);
+    if (rc == 401) remember_password(r, challenge, password, guest);
+    if (rc != 0) return free(guest), *out = challenge, rc;
 
     char *hash = password ? client_hash_password(password, err) : NULL;
     reg_job j = {.srv = r->srv, .sid = res.session_id, .params = res.params, .password_hash = hash,
+                 .guest = guest,
                  .refresh = json_is_true(json_object_get(res.params, "refresh_token")),
                  .out = json_object()};
     rc = (!password || hash) ? db_txn(r->srv->db, finish_txn, &j, err) : -1;
     if (hash) sodium_memzero(hash, strlen(hash)), free(hash);
     client_uia_result_free(&res);
+    free(guest);
     if (rc < 0) return json_decref(j.out), -1;
-    if (j.created) client_announce_device(r->srv, j.out);
-    *out = j.out;
-    return 200;
-}
-
-typedef struct guest_job {
-    hs_server *srv;
-    const char *device_name;
-    json_t *out;
-    bool created;
-} guest_job;
-
-static int guest_txn(db_conn *c, void *arg, hs_err *err) {
-    guest_job *j = arg;
-    json_object_clear(j->out);
-    j->created = false;
-    char *user_id = generate_user_id(c, j->srv->cfg->server_name, err);
-    int rc = user_id && client_account_create(c, user_id, NULL, false, true, NULL, err) == 0 &&
-                     client_session_start(j->srv, c, user_id, NULL, j->device_name, false, j->out,
-                                          &j->created, err) == 0
-                 ? 0
-                 : -1;
-    free(user_id);
-    return rc;
-}
-
-/* Guests get no UIA, and the spec has the server ignore every parameter but
- * the device's display name. */
-static int register_guest(hs_req *r, json_t **out, hs_err *err) {
-    if (!r->srv->cfg->allow_guest_access)
-        return hs_err_set(err, 403, "M_FORBIDDEN", "Guest access is disabled");
-    if (limit_ip(r, err) < 0) return -1;
-    const json_t *name = json_object_get(r->json, "initial_device_display_name");
-    guest_job j = {.srv = r->srv, .device_name = json_string_value(name), .out = json_object()};
-    if (db_txn(r->srv->db, guest_txn, &j, err) < 0) return json_decref(j.out), -1;
     if (j.created) client_announce_device(r->srv, j.out);
     *out = j.out;
     return 200;

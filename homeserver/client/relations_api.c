@@ -285,9 +285,9 @@ done:
 }
 
 void client_relations_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}", get_relations, HS_AUTH);
-    hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}", get_relations, HS_AUTH);
+    hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}", get_relations, HS_AUTH | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}", get_relations, HS_AUTH | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}/{eventType}",
-             get_relations, HS_AUTH);
+             get_relations, HS_AUTH | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v1/rooms/{roomId}/threads", get_threads, HS_AUTH);
 }

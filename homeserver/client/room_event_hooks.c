@@ -4,6 +4,7 @@
  * two steps, one inside the storing transaction and one after its commit. */
 #include <string.h>
 
+#include "guest_rooms.h"
 #include "notifier.h"
 #include "push_actions.h"
 #include "relations.h"
@@ -21,4 +22,6 @@ void client_room_event_committed(hs_server *srv, const room_event *ev) {
      * invite, or their own join from another request) or no longer. */
     if (ev->membership && ev->state_key) hs_notify_users((const char *const[]){ev->state_key}, 1);
     if (ev->membership && ev->state_key) client_room_membership_changed(srv, ev);
+    /* A room closed to guests: its local guests leave (guest_rooms.h). */
+    if (!strcmp(ev->type, "m.room.guest_access")) client_guests_leave_if_closed(srv, ev);
 }

@@ -108,24 +108,15 @@ static int put_redact(hs_req *r, json_t **out, hs_err *err) {
     return answer_event_id(ev, existing, out);
 }
 
-/* The state a user may read: the current state while joined, the state
- * when they left otherwise (if they were ever in the room). */
-static int readable_state(hs_req *r, db_conn *c, room_state_map *out, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT event_id, membership FROM current_state"
-        " WHERE room_id = $1 AND type = 'm.room.member' AND state_key = $2");
-    PGresult *res = db_run(c, &q, 2, (const char *[]){r->params[0], r->user_id}, err);
-    if (!res) return -1;
-    int rc;
-    if (PQntuples(res) == 0 || !strcmp(PQgetvalue(res, 0, 1), "invite") ||
-        !strcmp(PQgetvalue(res, 0, 1), "knock"))
-        rc = hs_err_set(err, 403, "M_FORBIDDEN", "User %s not in room %s", r->user_id, r->params[0]);
-    else if (!strcmp(PQgetvalue(res, 0, 1), "join"))
-        rc = room_store_current_state(c, r->params[0], out, err);
-    else
-        rc = room_store_state_at(c, PQgetvalue(res, 0, 0), true, out, err);
-    PQclear(res);
-    return rc;
+/* The state a user may read (room_access.h): the current state while
+ * joined, the state when they left otherwise (if they were ever in the
+ * room), and the current state of a world_readable room to anyone else
+ * (peeking, as guests and room previews do; *peeking says so). */
+static int readable_state(hs_req *r, db_conn *c, room_state_map *out, bool *peeking, hs_err *err) {
+    client_room_view v;
+    if (client_room_view_of(c, r->params[0], r->user_id, &v, err) < 0) return -1;
+    if (peeking) *peeking = v.peeking;
+    return client_room_view_state(c, r->params[0], &v, out, err);
 }
 
 static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
@@ -133,7 +124,7 @@ static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
-    if (readable_state(r, c, m, err) == 0) {
+    if (readable_state(r, c, m, NULL, err) == 0) {
         size_t n = room_state_map_count(m), i = 0, it = 0;
         const char **ids = calloc(n ? n : 1, sizeof *ids);
         const char *id;
@@ -153,7 +144,7 @@ static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
-    if (readable_state(r, c, m, err) == 0) {
+    if (readable_state(r, c, m, NULL, err) == 0) {
         const char *id = room_state_map_get(m, r->params[1], sk);
         json_t *ev = id ? client_event_by_id(c, id, true, err) : NULL;
         if (!id) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
@@ -170,15 +161,32 @@ static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     return rc;
 }
 
+/* An event as one peeking may see it (history visibility applied), or NULL
+ * with 404. */
+static json_t *peeked_event(db_conn *c, const char *viewer, const char *event_id, hs_err *err) {
+    json_t *arr = json_array();
+    const char *ids[] = {event_id};
+    json_t *ev = NULL;
+    if (client_events_by_ids_for(c, viewer, ids, 1, true, arr, err) == 0) {
+        ev = json_incref(json_array_get(arr, 0));
+        if (!ev) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    }
+    json_decref(arr);
+    return ev;
+}
+
 static int get_event(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
     /* Readable if the user is or was in the room (history visibility is
-     * applied by the timeline paths). */
-    if (readable_state(r, c, m, err) == 0) {
-        json_t *ev = client_event_by_id(c, r->params[1], true, err);
+     * applied by the timeline paths); one peeking into a world-readable room
+     * sees only what was world-readable when it was sent. */
+    bool peeking = false;
+    if (readable_state(r, c, m, &peeking, err) == 0) {
+        json_t *ev = peeking ? peeked_event(c, r->user_id, r->params[1], err)
+                             : client_event_by_id(c, r->params[1], true, err);
         const char *room = json_string_value(json_object_get(ev, "room_id"));
         if (ev && (!room || strcmp(room, r->params[0]) != 0)) {
             json_decref(ev);
@@ -220,7 +228,7 @@ static int get_members(hs_req *r, json_t **out, hs_err *err) {
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
-    if (readable_state(r, c, m, err) == 0) {
+    if (readable_state(r, c, m, NULL, err) == 0) {
         size_t n = 0, it = 0;
         const char **ids = calloc(room_state_map_count(m) + 1, sizeof *ids);
         const char *type, *id;
@@ -278,13 +286,13 @@ static int get_joined_members(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_room_events_routes(hs_router *rt) {
-    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}", put_send, HS_AUTH | HS_R0);
-    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", put_state, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", get_state_one, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state", get_state_all, HS_AUTH | HS_R0);
+    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}", put_send, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", put_state, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", get_state_one, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state", get_state_all, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}", put_redact, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/event/{eventId}", get_event, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/joined_rooms", get_joined_rooms, HS_AUTH | HS_R0);
-    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/members", get_members, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/event/{eventId}", get_event, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/joined_rooms", get_joined_rooms, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/members", get_members, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/joined_members", get_joined_members, HS_AUTH | HS_R0);
 }

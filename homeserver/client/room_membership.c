@@ -11,6 +11,7 @@
 
 #include "channels.h"
 #include "client.h"
+#include "guest_rooms.h"
 #include "homeserver/http/ratelimit.h"
 #include "profile.h"
 #include "remote_rooms.h"
@@ -101,21 +102,6 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
     return 0;
 }
 
-/* Guests join only rooms whose m.room.guest_access is can_join (the spec's
- * guest access module; Synapse answers M_GUEST_ACCESS_FORBIDDEN too). */
-static int guest_may_join(hs_req *r, const char *room_id, hs_err *err) {
-    db_conn *c = db_acquire(r->srv->db, err);
-    if (!c) return -1;
-    hs_err none = {0};
-    room_event *ga = room_store_current_event(c, room_id, "m.room.guest_access", "", &none);
-    db_release(r->srv->db, c);
-    if (!ga && none.status != 404) return *err = none, -1;
-    const char *v = ga ? json_string_value(json_object_get(ga->content, "guest_access")) : NULL;
-    bool ok = v && !strcmp(v, "can_join");
-    room_event_free(ga);
-    return ok ? 0 : hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
-}
-
 /* A join or knock: ours to make when a local user is in the room, else
  * another server's (room_membership_remote.h). */
 static int join_or_knock(hs_req *r, const char *room_id, const char *m, const json_t *servers,
@@ -124,7 +110,7 @@ static int join_or_knock(hs_req *r, const char *room_id, const char *m, const js
     if (remote < 0) return -1;
     if (remote) return client_room_remote_membership(r, m, room_id, servers, err);
     if (room_known(r, room_id, err) < 0) return -1;
-    if (r->is_guest && guest_may_join(r, room_id, err) < 0) return -1;
+    if (r->is_guest && client_guest_may_join(r->srv, room_id, err) < 0) return -1;
     return membership(r, room_id, r->user_id, m, err);
 }
 
@@ -236,10 +222,10 @@ done:
 }
 
 void client_room_membership_routes(hs_router *rt) {
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/join", post_room_join, HS_AUTH | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/join/{roomIdOrAlias}", post_join_alias, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/join", post_room_join, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "POST", "/_matrix/client/v3/join/{roomIdOrAlias}", post_join_alias, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "POST", "/_matrix/client/v3/knock/{roomIdOrAlias}", post_knock, HS_AUTH);
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/leave", post_leave, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/leave", post_leave, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/forget", post_forget, HS_AUTH | HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/invite", post_invite, HS_AUTH | HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/kick", post_kick, HS_AUTH | HS_R0);

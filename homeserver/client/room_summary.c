@@ -266,5 +266,5 @@ static int get_room_summary(hs_req *r, json_t **out, hs_err *err) {
 
 void channel_summary_routes(hs_router *rt) {
     hs_route(rt, "GET", "/_matrix/client/v1/room_summary/{roomIdOrAlias}", get_room_summary,
-             HS_AUTH_OPTIONAL);
+             HS_AUTH_OPTIONAL | HS_GUEST);
 }

@@ -341,5 +341,5 @@ static int post_sliding_sync(hs_req *r, json_t **out, hs_err *err) {
 
 void client_sliding_sync_routes(hs_router *rt) {
     hs_route(rt, "POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
-             post_sliding_sync, HS_AUTH);
+             post_sliding_sync, HS_AUTH | HS_GUEST);
 }

@@ -296,5 +296,5 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_sync_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/sync", get_sync, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/sync", get_sync, HS_AUTH | HS_R0 | HS_GUEST);
 }

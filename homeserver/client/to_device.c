@@ -223,5 +223,5 @@ int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id
 
 void e2ee_to_device_routes(hs_router *rt) {
     hs_route(rt, "PUT", "/_matrix/client/v3/sendToDevice/{eventType}/{txnId}", put_send_to_device,
-             HS_AUTH | HS_R0);
+             HS_AUTH | HS_R0 | HS_GUEST);
 }

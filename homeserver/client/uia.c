@@ -120,11 +120,12 @@ static void job_reset(uia_job *j) {
     j->done = false;
 }
 
-/* Params as the session keeps them: never a password. */
+/* Params as the session keeps them: never a password or an access token. */
 static json_t *storable(const json_t *params) {
     json_t *p = json_deep_copy(params);
     json_object_del(p, "password");
     json_object_del(p, "new_password");
+    json_object_del(p, "guest_access_token");
     return p;
 }
 

@@ -48,5 +48,5 @@ static int get_turn_server(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_voip_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/v3/voip/turnServer", get_turn_server, HS_AUTH | HS_R0);
+    hs_route(rt, "GET", "/_matrix/client/v3/voip/turnServer", get_turn_server, HS_AUTH | HS_R0 | HS_GUEST);
 }

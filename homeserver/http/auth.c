@@ -105,6 +105,30 @@ int hs_auth_request(hs_req *r, hs_err *err) {
     return rc;
 }
 
+int hs_auth_route(hs_req *r, int flags, hs_err *err) {
+    if (!(flags & HS_AUTH) && !((flags & HS_AUTH_OPTIONAL) && hs_auth_has_token(r))) return 0;
+    if (hs_auth_request(r, err) < 0) return -1;
+    if (r->is_guest && !(flags & HS_GUEST))
+        return hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
+    return 0;
+}
+
+char *hs_auth_guest_of_token(db_conn *c, const char *token, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT t.user_id FROM access_tokens t JOIN users u USING (user_id)"
+        " WHERE t.token_hash = $1::bytea AND u.is_guest AND NOT u.deactivated"
+        " AND (t.valid_until_ts IS NULL OR t.valid_until_ts >= $2)");
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char hex[2 + 64 + 1], now[24];
+    token_hash(token, h, hex);
+    snprintf(now, sizeof now, "%lld", hs_now_ms());
+    PGresult *res = db_run(c, &q, 2, (const char *[]){hex, now}, err);
+    if (!res) return NULL;
+    char *user_id = PQntuples(res) ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    return user_id;
+}
+
 char *hs_auth_issue_token(db_conn *c, const char *user_id, const char *device_id,
                           long long valid_until_ts, hs_err *err) {
     static db_stmt ins = DB_STMT(

@@ -90,6 +90,10 @@ enum hs_route_flags {
     /* HS_FEDERATION routes require X-Matrix auth (the callback below) unless: */
     HS_FED_NOAUTH = 1 << 7,        /* never authenticated (key server, openid) */
     HS_FED_AUTH_OPTIONAL = 1 << 8, /* authenticated only when X-Matrix is sent */
+    /* Guest accounts may call it (the spec's Guest Access module, and what
+     * Synapse allows with allow_guest=True). Every other authenticated
+     * route answers a guest's token with 403 M_GUEST_ACCESS_FORBIDDEN. */
+    HS_GUEST = 1 << 9,
 };
 
 /* X-Matrix authentication, provided by the federation layer (which the HTTP
@@ -136,6 +140,11 @@ const char *hs_req_header(hs_req *r, const char *name);
  * legacy access_token query parameter). 0, or -1 with 401 M_MISSING_TOKEN /
  * M_UNKNOWN_TOKEN. */
 int hs_auth_request(hs_req *r, hs_err *err);
+
+/* The user an access token authenticates, if it is a guest's (a live
+ * token of a guest account that is not deactivated): the user ID (malloc'd),
+ * NULL when it is not (err untouched), NULL with err on a database error. */
+char *hs_auth_guest_of_token(db_conn *c, const char *token, hs_err *err);
 
 /* Create a fresh access token for (user_id, device_id): returns the token
  * (malloc'd) and stores only its hash. Runs on the caller's connection. */

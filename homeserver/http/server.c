@@ -178,9 +178,7 @@ static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
                    HS_MAX_JSON_BODY);
         return send_error(c, &err);
     }
-    if (((flags & HS_AUTH) || ((flags & HS_AUTH_OPTIONAL) && hs_auth_has_token(r))) &&
-        hs_auth_request(r, &err) < 0)
-        return send_error(c, &err);
+    if (hs_auth_route(r, flags, &err) < 0) return send_error(c, &err);
     if (prepare_body(r, flags, &err) < 0) return send_error(c, &err);
     if (fed_auth_needed(r, flags) && fed_authenticate(r, &err) < 0) return send_error(c, &err);
     return run_handler(c, st, h, &err);
@@ -252,8 +250,7 @@ static enum MHD_Result stream_begin(hs_listener *l, struct MHD_Connection *c, re
     if (!h || !(flags & HS_STREAM_BODY)) return MHD_YES;
     st->stream_h = h;
     int code = -1;
-    if (!((flags & HS_AUTH) || ((flags & HS_AUTH_OPTIONAL) && hs_auth_has_token(r))) ||
-        hs_auth_request(r, &st->refusal) == 0) {
+    if (hs_auth_route(r, flags, &st->refusal) == 0) {
         json_t *out = NULL;
         r->stream_begin = true;
         code = h(r, &out, &st->refusal);
