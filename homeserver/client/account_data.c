@@ -65,12 +65,19 @@ int client_account_data_put(hs_server *srv, const char *user_id, const char *roo
     return n < 0 ? -1 : 0;
 }
 
+static db_stmt get_one = DB_STMT(
+    "SELECT content::text FROM account_data WHERE user_id = $1 AND room_id = $2 AND type = $3");
+
+void client_account_data_prefetch(db_conn *c, const char *user_id, const char *room_id,
+                                  const char *type) {
+    hs_err ignored = {0};
+    db_prefetch(c, &get_one, 3, (const char *[]){user_id, room_id ? room_id : "", type}, &ignored);
+}
+
 json_t *client_account_data_get(db_conn *c, const char *user_id, const char *room_id,
                                 const char *type, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT content::text FROM account_data WHERE user_id = $1 AND room_id = $2"
-        " AND type = $3");
-    PGresult *r = db_run(c, &q, 3, (const char *[]){user_id, room_id ? room_id : "", type}, err);
+    PGresult *r = db_run(c, &get_one, 3, (const char *[]){user_id, room_id ? room_id : "", type},
+                         err);
     if (!r) return NULL;
     json_t *v = PQntuples(r) ? client_jsonb_load(PQgetvalue(r, 0, 0)) : NULL;
     PQclear(r);

@@ -17,6 +17,10 @@
 json_t *client_account_data_get(db_conn *c, const char *user_id, const char *room_id,
                                 const char *type, hs_err *err);
 
+/* Send client_account_data_get's read ahead (db_prefetch). */
+void client_account_data_prefetch(db_conn *c, const char *user_id, const char *room_id,
+                                  const char *type);
+
 /* Store content (an object) as the user's account data of this type, commit,
  * and wake the user's /sync. No check of who may set which type: the
  * endpoints do that (m.fully_read and m.push_rules are the server's). */

@@ -40,6 +40,10 @@ int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id
                           long long since, long long to, json_t *events, long long *next,
                           hs_err *err);
 
+/* Send client_to_device_sync's statement ahead (db_prefetch). */
+void client_to_device_prefetch(db_conn *c, const char *user_id, const char *device_id,
+                               long long since, long long to);
+
 /* The device_lists section of an incremental sync (and /keys/changes) for
  * positions from < pos <= to, appended to the arrays `changed` and `left`
  * (no duplicates):
@@ -59,6 +63,9 @@ int client_device_lists_sync(db_conn *c, const char *user_id, long long from, lo
  * device. New references; 0, or -1 with err (and nothing stored). */
 int client_otk_counts(db_conn *c, const char *user_id, const char *device_id, json_t **counts,
                       json_t **unused_fallback_types, hs_err *err);
+
+/* Send client_otk_counts's read ahead (db_prefetch). */
+void client_otk_counts_prefetch(db_conn *c, const char *user_id, const char *device_id);
 
 /* Record that user_id's membership in room_id became `membership` ("join",
  * "invite", "knock", "leave", "ban"), so the device_lists of everyone in the

@@ -183,16 +183,22 @@ json_t *e2ee_otk_count_object(db_conn *c, const char *user_id, const char *devic
     return o;
 }
 
+/* Both in one round trip (every /sync asks): count rows are one-time key
+ * counts, NULL-count rows unused fallback key algorithms. */
+static db_stmt key_counts = DB_STMT(
+    "SELECT algorithm, count(*) FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2"
+    " GROUP BY algorithm"
+    " UNION ALL (SELECT algorithm, NULL FROM e2e_fallback_keys WHERE user_id = $1"
+    "  AND device_id = $2 AND NOT used ORDER BY algorithm)");
+
+void client_otk_counts_prefetch(db_conn *c, const char *user_id, const char *device_id) {
+    hs_err ignored = {0};
+    db_prefetch(c, &key_counts, 2, (const char *[]){user_id, device_id}, &ignored);
+}
+
 int client_otk_counts(db_conn *c, const char *user_id, const char *device_id, json_t **counts,
                       json_t **unused_fallback_types, hs_err *err) {
-    /* Both in one round trip (every /sync asks): count rows are one-time key
-     * counts, NULL-count rows unused fallback key algorithms. */
-    static db_stmt q = DB_STMT(
-        "SELECT algorithm, count(*) FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2"
-        " GROUP BY algorithm"
-        " UNION ALL (SELECT algorithm, NULL FROM e2e_fallback_keys WHERE user_id = $1"
-        "  AND device_id = $2 AND NOT used ORDER BY algorithm)");
-    PGresult *r = db_run(c, &q, 2, (const char *[]){user_id, device_id}, err);
+    PGresult *r = db_run(c, &key_counts, 2, (const char *[]){user_id, device_id}, err);
     if (!r) return -1;
     /* Always a signed_curve25519 count, as e2ee_otk_count_object. */
     json_t *o = json_pack("{s:i}", "signed_curve25519", 0), *a = json_array();

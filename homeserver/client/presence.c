@@ -150,6 +150,12 @@ static void forget_row(const char *user_id) {
     pthread_mutex_unlock(&known_mu);
 }
 
+void client_presence_forget_known(void) {
+    pthread_mutex_lock(&known_mu);
+    for (size_t i = 0; i < KNOWN_SLOTS; i++) known[i].user_id[0] = 0;
+    pthread_mutex_unlock(&known_mu);
+}
+
 /* Whether a /sync with this set_presence would write nothing (next_state's
  * NO_WRITE), judged from the remembered row. */
 static bool sync_changes_nothing(const char *user_id, const char *state, long long now) {

@@ -34,6 +34,11 @@
 int client_presence_set(db_conn *c, hs_server *srv, const char *user_id, const char *state,
                         hs_err *err);
 
+/* Forget the presence rows this process remembers writing (presence.c skips
+ * a /sync's write that would change nothing): for a database replaced under
+ * a running process, as the unit tests do. */
+void client_presence_forget_known(void);
+
 /* The user did something (sent an event, a receipt, typed): they are online,
  * currently active, and last active now. Same connection rule as above. */
 int client_presence_bump_active(db_conn *c, hs_server *srv, const char *user_id, hs_err *err);

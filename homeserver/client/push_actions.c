@@ -214,6 +214,8 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
     if (is_local(ev->sender, server_name) && record_own_read(c, ev, pos, thread, err) < 0) return -1;
     const char *invitee = ev->membership && !strcmp(ev->membership, "invite") ? ev->state_key : NULL;
     bool names = json_is_string(json_object_get(ev->content, "body"));
+    /* The recipients' rules come in the same round trip as the recipients. */
+    push_store_prefetch_room(c, ev->room_id, invitee);
     PGresult *who = recipients(c, ev, invitee, server_name, names, err);
     if (!who) return -1;
     int rc = 0;

@@ -79,22 +79,33 @@ static json_t *sub(json_t *by_user, const char *user_id) {
     return o;
 }
 
+static db_stmt room_rules = DB_STMT("SELECT p.user_id, " RULE_COLS " FROM push_rules p"
+                                    " WHERE p.user_id IN " ROOM_USERS
+                                    " ORDER BY p.user_id, p.kind, p.priority DESC");
+static db_stmt room_changes = DB_STMT("SELECT d.user_id, " CHANGE_COLS
+                                      " FROM push_rule_default_changes d WHERE d.user_id IN "
+                                      ROOM_USERS);
+
+void push_store_prefetch_room(db_conn *c, const char *room_id, const char *extra) {
+    const char *p[] = {room_id, extra};
+    hs_err ignored = {0};
+    if (db_prefetch(c, &room_rules, 2, p, &ignored) == 0)
+        db_prefetch(c, &room_changes, 2, p, &ignored);
+}
+
 int push_store_load_room(db_conn *c, const char *room_id, const char *extra, json_t **rules_by_user,
                          json_t **changes_by_user, hs_err *err) {
-    static db_stmt qr = DB_STMT("SELECT p.user_id, " RULE_COLS " FROM push_rules p"
-                                " WHERE p.user_id IN " ROOM_USERS
-                                " ORDER BY p.user_id, p.kind, p.priority DESC");
-    static db_stmt qd = DB_STMT("SELECT d.user_id, " CHANGE_COLS " FROM push_rule_default_changes d"
-                                " WHERE d.user_id IN " ROOM_USERS);
+    db_stmt *qr = &room_rules, *qd = &room_changes;
     const char *p[] = {room_id, extra};
     *rules_by_user = *changes_by_user = NULL;
-    PGresult *r = db_run(c, &qr, 2, p, err);
+    push_store_prefetch_room(c, room_id, extra); /* both in one round trip */
+    PGresult *r = db_run(c, qr, 2, p, err);
     if (!r) return -1;
     *rules_by_user = json_object();
     for (int i = 0; i < PQntuples(r); i++)
         add_rule(sub(*rules_by_user, PQgetvalue(r, i, 0)), r, i, 1);
     PQclear(r);
-    if (!(r = db_run(c, &qd, 2, p, err))) {
+    if (!(r = db_run(c, qd, 2, p, err))) {
         json_decref(*rules_by_user);
         *rules_by_user = NULL;
         return -1;

@@ -18,6 +18,10 @@ int push_store_load(db_conn *c, const char *user_id, json_t **user_rules, json_t
 int push_store_load_room(db_conn *c, const char *room_id, const char *extra, json_t **rules_by_user,
                          json_t **changes_by_user, hs_err *err);
 
+/* Send push_store_load_room's reads ahead (db_prefetch), so they travel with
+ * the caller's next statement. */
+void push_store_prefetch_room(db_conn *c, const char *room_id, const char *extra);
+
 /* The user's whole rule set as the m.push_rules account data event
  * ({"type": "m.push_rules", "content": {"global": …}}), for /sync's global
  * account_data: given when from is 0 (an initial sync) or the rules changed

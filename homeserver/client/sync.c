@@ -209,6 +209,13 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     client_filter *f = NULL;
     json_t *ignored = NULL;
     db_conn *c = db_acquire(r->srv->db, err);
+    if (c) { /* independent reads of this pass, in one round trip */
+        sync_rooms_prefetch(c, &o->p);
+        client_account_data_prefetch(c, r->user_id, NULL, "m.ignored_user_list");
+        client_to_device_prefetch(c, r->user_id, r->device_id, from_of(o, DB_STREAM_TO_DEVICE),
+                                  now->pos[DB_STREAM_TO_DEVICE]);
+        client_otk_counts_prefetch(c, r->user_id, r->device_id);
+    }
     int rc = c ? load_filter(c, r, o, &f, &ignored, err) : -1;
     if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, err);
     if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, *n_rooms, any, err);

@@ -34,33 +34,38 @@ typedef struct membership_row {
 
 /* Memberships from the room's current state, and those of rooms we are not
  * in (fed_remote_memberships), whichever of a room's two is newer. */
+static db_stmt memberships_q = DB_STMT(
+    "SELECT cs.room_id, cs.membership, cs.event_id, coalesce(e.stream_ordering, 0),"
+    "  EXISTS (SELECT 1 FROM events m WHERE m.type = 'm.room.member' AND m.state_key = $1"
+    "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
+    "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id),"
+    "  NULL, NULL, NULL,"
+    "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1)"
+    " FROM current_state cs JOIN events e USING (event_id)"
+    " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
+    "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
+    "   AND x.user_id = $1 AND x.stream_ordering > e.stream_ordering AND x.stream_ordering <= $3)"
+    " UNION ALL"
+    " SELECT x.room_id, x.membership, x.event_id, x.stream_ordering,"
+    "  x.stream_ordering > $2,"
+    "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
+    "  x.stripped_state, x.event_json, x.room_version,"
+    "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1)"
+    " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
+    "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
+    "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
+    "   AND e.stream_ordering >= x.stream_ordering)");
+
+static void memberships_params(const sync_params *p, char since[24], char to[24]) {
+    snprintf(since, 24, "%lld", p->since < 0 ? 0 : p->since);
+    snprintf(to, 24, "%lld", p->to);
+}
+
 static int load_memberships(db_conn *c, const sync_params *p, membership_row **out, size_t *n,
                             hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT cs.room_id, cs.membership, cs.event_id, coalesce(e.stream_ordering, 0),"
-        "  EXISTS (SELECT 1 FROM events m WHERE m.type = 'm.room.member' AND m.state_key = $1"
-        "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
-        "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id),"
-        "  NULL, NULL, NULL,"
-        "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1)"
-        " FROM current_state cs JOIN events e USING (event_id)"
-        " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
-        "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
-        "   AND x.user_id = $1 AND x.stream_ordering > e.stream_ordering AND x.stream_ordering <= $3)"
-        " UNION ALL"
-        " SELECT x.room_id, x.membership, x.event_id, x.stream_ordering,"
-        "  x.stream_ordering > $2,"
-        "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
-        "  x.stripped_state, x.event_json, x.room_version,"
-        "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1)"
-        " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
-        "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
-        "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
-        "   AND e.stream_ordering >= x.stream_ordering)");
     char since[24], to[24];
-    snprintf(since, sizeof since, "%lld", p->since < 0 ? 0 : p->since);
-    snprintf(to, sizeof to, "%lld", p->to);
-    PGresult *r = db_run(c, &q, 3, (const char *[]){p->user_id, since, to}, err);
+    memberships_params(p, since, to);
+    PGresult *r = db_run(c, &memberships_q, 3, (const char *[]){p->user_id, since, to}, err);
     if (!r) return -1;
     *n = 0;
     *out = calloc((size_t)PQntuples(r) + 1, sizeof **out);
@@ -347,15 +352,16 @@ static int stripped_state(db_conn *c, const membership_row *m, json_t **out, hs_
  * those instead of asking every joined room (one query each). NULL when the
  * span is too long to be worth it: then every room is looked at. */
 #define ACTIVE_SCAN_MAX 20000 /* events; the LIMIT below is one more */
+static db_stmt active_q = DB_STMT(
+    "WITH s AS (SELECT room_id FROM events WHERE stream_ordering > $1"
+    "  AND stream_ordering <= $2 LIMIT 20001)"
+    " SELECT room_id, (SELECT count(*) FROM s) FROM s GROUP BY room_id");
+
 static json_t *active_rooms(db_conn *c, const sync_params *p, hs_err *err, bool *failed) {
-    static db_stmt q = DB_STMT(
-        "WITH s AS (SELECT room_id FROM events WHERE stream_ordering > $1"
-        "  AND stream_ordering <= $2 LIMIT 20001)"
-        " SELECT room_id, (SELECT count(*) FROM s) FROM s GROUP BY room_id");
     char since[24], to[24];
     snprintf(since, sizeof since, "%lld", p->since);
     snprintf(to, sizeof to, "%lld", p->to);
-    PGresult *r = db_run(c, &q, 2, (const char *[]){since, to}, err);
+    PGresult *r = db_run(c, &active_q, 2, (const char *[]){since, to}, err);
     if (!r) return *failed = true, NULL;
     json_t *set = NULL;
     if (PQntuples(r) == 0 || atoll(PQgetvalue(r, 0, 1)) <= ACTIVE_SCAN_MAX) {
@@ -364,6 +370,16 @@ static json_t *active_rooms(db_conn *c, const sync_params *p, hs_err *err, bool 
     }
     PQclear(r);
     return set;
+}
+
+void sync_rooms_prefetch(db_conn *c, const sync_params *p) {
+    char since[24], to[24];
+    memberships_params(p, since, to);
+    hs_err ignored = {0};
+    db_prefetch(c, &memberships_q, 3, (const char *[]){p->user_id, since, to}, &ignored);
+    if (p->since < 0 || p->full_state) return;
+    snprintf(since, sizeof since, "%lld", p->since);
+    db_prefetch(c, &active_q, 2, (const char *[]){since, to}, &ignored);
 }
 
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,

@@ -28,4 +28,8 @@ typedef struct sync_params {
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
                size_t *n_joined, hs_err *err);
 
+/* Send sync_rooms's first reads ahead (db_prefetch): p's user, since, to
+ * and full_state must be set. */
+void sync_rooms_prefetch(db_conn *c, const sync_params *p);
+
 #endif

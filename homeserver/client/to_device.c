@@ -191,22 +191,41 @@ static int put_send_to_device(hs_req *r, json_t **out, hs_err *err) {
 
 /* ---- the to_device section of /sync -------------------------------------- */
 
+/* One round trip: the acknowledged messages go, the next ones come. The
+ * client presenting `since` has the messages up to it: they were in the
+ * response that handed it out. */
+static db_stmt inbox = DB_STMT(
+    "WITH d AS (DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2"
+    "  AND stream_id <= $3 AND $3::bigint > 0)"
+    " SELECT stream_id, message_json FROM device_inbox WHERE user_id = $1 AND device_id = $2"
+    " AND stream_id > $3 AND stream_id <= $4 ORDER BY stream_id LIMIT $5");
+
+typedef struct inbox_params {
+    char since[24], to[24], limit[16];
+} inbox_params;
+
+static void inbox_params_of(long long since, long long to, inbox_params *ip) {
+    snprintf(ip->since, sizeof ip->since, "%lld", since);
+    snprintf(ip->to, sizeof ip->to, "%lld", to);
+    snprintf(ip->limit, sizeof ip->limit, "%d", E2EE_TO_DEVICE_SYNC_LIMIT);
+}
+
+void client_to_device_prefetch(db_conn *c, const char *user_id, const char *device_id,
+                               long long since, long long to) {
+    inbox_params ip;
+    inbox_params_of(since, to, &ip);
+    hs_err ignored = {0};
+    db_prefetch(c, &inbox, 5, (const char *[]){user_id, device_id, ip.since, ip.to, ip.limit},
+                &ignored);
+}
+
 int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id,
                           long long since, long long to, json_t *events, long long *next,
                           hs_err *err) {
-    /* One round trip: the acknowledged messages go, the next ones come. */
-    static db_stmt sel = DB_STMT(
-        "WITH d AS (DELETE FROM device_inbox WHERE user_id = $1 AND device_id = $2"
-        "  AND stream_id <= $3 AND $3::bigint > 0)"
-        " SELECT stream_id, message_json FROM device_inbox WHERE user_id = $1 AND device_id = $2"
-        " AND stream_id > $3 AND stream_id <= $4 ORDER BY stream_id LIMIT $5");
-    char s[24], t[24], lim[16];
-    snprintf(s, sizeof s, "%lld", since);
-    snprintf(t, sizeof t, "%lld", to);
-    snprintf(lim, sizeof lim, "%d", E2EE_TO_DEVICE_SYNC_LIMIT);
-    /* The client presenting `since` has the messages up to it: they were in
-     * the response that handed it out. */
-    PGresult *r = db_run(c, &sel, 5, (const char *[]){user_id, device_id, s, t, lim}, err);
+    inbox_params ip;
+    inbox_params_of(since, to, &ip);
+    PGresult *r = db_run(c, &inbox, 5, (const char *[]){user_id, device_id, ip.since, ip.to,
+                                                       ip.limit}, err);
     if (!r) return -1;
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {

@@ -22,16 +22,22 @@ typedef struct db_stmt {
 #define DB_STMT(sql_) {(sql_), 0}
 
 #define DB_MAX_PIPELINE 64
+#define DB_MAX_PREFETCH 8
+
+typedef struct db_prefetched db_prefetched;
 
 typedef struct db_conn {
     PGconn *pg;
     unsigned char prepared[DB_MAX_STMTS / 8];
     bool in_txn;
     /* Statements sent in libpq's pipeline mode whose results are not read yet
-     * (db_defer, and the BEGIN of db_txn); for each, the id of the statement
-     * it prepares, or 0 when it runs one. */
+     * (db_defer, db_prefetch, and the BEGIN of db_txn); for each, the id of
+     * the statement it prepares (0 when it runs one) and the prefetch entry
+     * its result goes to (-1: none). */
     int n_pending;
     int pending_prepare[DB_MAX_PIPELINE];
+    int pending_prefetch[DB_MAX_PIPELINE];
+    db_prefetched *prefetched; /* DB_MAX_PREFETCH entries, allocated on first use */
 } db_conn;
 
 typedef struct db_pool db_pool;
@@ -63,6 +69,16 @@ PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
  * back. Returns 0, or -1 when it could not be sent. */
 int db_defer(db_conn *c, db_stmt *st, int n, const char *const *params, const int *lengths,
              const int *formats, hs_err *err);
+
+/* Send a read now whose result the caller will ask for soon with db_run (same
+ * statement, same text parameters, text result) on this connection: several
+ * independent reads announced together cost one round trip, and the code
+ * that runs them stays as it is. The answer is as of when it was sent
+ * (statements run in order). A result nobody asks for is dropped at
+ * db_release. An error fails the statement that reads it back (as db_defer).
+ * Returns 0, or -1 when it could not be sent (then it is simply not
+ * prefetched: db_run runs the statement as usual). */
+int db_prefetch(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);
 
 /* Same, discarding the result; returns the number of rows affected or -1. */
 long db_exec(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);

@@ -26,6 +26,7 @@ struct db_pool {
 static atomic_int next_stmt_id = 1;
 
 static void discard_pending(db_conn *c);
+static void prefetch_drop_all(db_conn *c);
 
 static void quiet_notices(void *arg, const char *msg) { (void)arg, (void)msg; }
 
@@ -46,6 +47,8 @@ static db_conn *conn_open(const char *conninfo, hs_err *err) {
 
 static void conn_close(db_conn *c) {
     if (!c) return;
+    prefetch_drop_all(c);
+    free(c->prefetched);
     PQfinish(c->pg);
     free(c);
 }
@@ -118,6 +121,7 @@ db_conn *db_acquire(db_pool *p, hs_err *err) {
 void db_release(db_pool *p, db_conn *c) {
     if (!c) return;
     discard_pending(c);
+    prefetch_drop_all(c);
     if (c->in_txn) {
         PQclear(PQexec(c->pg, "ROLLBACK"));
         c->in_txn = false;
@@ -174,11 +178,45 @@ static int name_of(db_stmt *st, char name[16], hs_err *err) {
 
 /* --- pipeline mode: statements sent now, their results read later --------- */
 
-static int pipeline_note(db_conn *c, int ok, int prepare_id, hs_err *err) {
+struct db_prefetched {
+    int id, n; /* id 0: a free entry */
+    char **params;
+    PGresult *res;
+    enum { PF_PENDING, PF_READY, PF_FAILED } state;
+};
+
+static void prefetch_drop(db_prefetched *e) {
+    for (int i = 0; i < e->n; i++) free(e->params[i]);
+    free(e->params);
+    PQclear(e->res);
+    *e = (db_prefetched){0};
+}
+
+static void prefetch_drop_all(db_conn *c) {
+    for (int i = 0; c->prefetched && i < DB_MAX_PREFETCH; i++)
+        if (c->prefetched[i].id) prefetch_drop(&c->prefetched[i]);
+}
+
+/* The entry holding st with these text parameters, or -1. */
+static int prefetch_find(db_conn *c, int id, int n, const char *const *params) {
+    for (int i = 0; c->prefetched && i < DB_MAX_PREFETCH; i++) {
+        db_prefetched *e = &c->prefetched[i];
+        if (e->id != id || e->n != n) continue;
+        int k = 0;
+        while (k < n && ((!params[k] && !e->params[k]) ||
+                         (params[k] && e->params[k] && !strcmp(params[k], e->params[k]))))
+            k++;
+        if (k == n) return i;
+    }
+    return -1;
+}
+
+static int pipeline_note(db_conn *c, int ok, int prepare_id, int prefetch, hs_err *err) {
     if (!ok) {
         fill_db_error(NULL, c, err);
         return -1;
     }
+    c->pending_prefetch[c->n_pending] = prefetch;
     c->pending_prepare[c->n_pending++] = prepare_id;
     return 0;
 }
@@ -188,7 +226,8 @@ static int pipeline_read(db_conn *c, bool want_last, PGresult **last, hs_err *er
 /* Send st (or the parameterless sql) into the pipeline, preparing st first on
  * this connection if needed. */
 static int pipeline_send(db_conn *c, db_stmt *st, const char *sql, int n, const char *const *params,
-                         const int *lengths, const int *formats, int result_format, hs_err *err) {
+                         const int *lengths, const int *formats, int result_format, int prefetch,
+                         hs_err *err) {
     /* Room for a prepare and the statement; a longer run is read back first. */
     if (c->n_pending + 2 > DB_MAX_PIPELINE && pipeline_read(c, false, NULL, err) < 0) return -1;
     if (c->n_pending == 0 && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF &&
@@ -197,16 +236,18 @@ static int pipeline_send(db_conn *c, db_stmt *st, const char *sql, int n, const 
         return -1;
     }
     if (!st)
-        return pipeline_note(c, PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0), 0, err);
+        return pipeline_note(c, PQsendQueryParams(c->pg, sql, 0, NULL, NULL, NULL, NULL, 0), 0, -1,
+                             err);
     char name[16];
     int id = name_of(st, name, err);
     if (id < 0) return -1;
     if (!is_prepared(c, id)) {
-        if (pipeline_note(c, PQsendPrepare(c->pg, name, st->sql, 0, NULL), id, err) < 0) return -1;
+        if (pipeline_note(c, PQsendPrepare(c->pg, name, st->sql, 0, NULL), id, -1, err) < 0)
+            return -1;
         set_prepared(c, id, true); /* undone by pipeline_read if the prepare fails */
     }
     return pipeline_note(c, PQsendQueryPrepared(c->pg, name, n, params, lengths, formats,
-                                                result_format), 0, err);
+                                                result_format), 0, prefetch, err);
 }
 
 /* Read the results of everything sent into the pipeline and leave pipeline
@@ -225,8 +266,11 @@ static int pipeline_read(db_conn *c, bool want_last, PGresult **last, hs_err *er
         if (!r) { /* the connection broke */
             if (rc == 0) fill_db_error(NULL, c, err);
             rc = -1;
-            for (int k = i; k < n; k++)
+            for (int k = i; k < n; k++) {
                 if (c->pending_prepare[k]) set_prepared(c, c->pending_prepare[k], false);
+                if (c->pending_prefetch[k] >= 0)
+                    c->prefetched[c->pending_prefetch[k]].state = PF_FAILED;
+            }
             return rc;
         }
         bool ok = result_ok(r);
@@ -235,8 +279,16 @@ static int pipeline_read(db_conn *c, bool want_last, PGresult **last, hs_err *er
             fill_db_error(r, c, err);
             rc = -1;
         }
-        if (ok && want_last && i == n - 1 && rc == 0) *last = r;
-        else PQclear(r);
+        int pf = c->pending_prefetch[i];
+        if (pf >= 0) {
+            c->prefetched[pf].state = ok ? PF_READY : PF_FAILED;
+            c->prefetched[pf].res = ok ? r : NULL;
+            if (!ok) PQclear(r);
+        } else if (ok && want_last && i == n - 1 && rc == 0) {
+            *last = r;
+        } else {
+            PQclear(r);
+        }
         PGresult *end; /* each statement's results end with a NULL */
         while ((end = PQgetResult(c->pg)) != NULL) PQclear(end);
     }
@@ -254,6 +306,45 @@ static int pipeline_read(db_conn *c, bool want_last, PGresult **last, hs_err *er
     return rc;
 }
 
+int db_prefetch(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err) {
+    if (!c->prefetched && !(c->prefetched = calloc(DB_MAX_PREFETCH, sizeof *c->prefetched)))
+        return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    int id = stmt_id(st);
+    if (id >= DB_MAX_STMTS || prefetch_find(c, id, n, params) >= 0) return 0;
+    int slot = -1;
+    for (int i = 0; i < DB_MAX_PREFETCH && slot < 0; i++)
+        if (!c->prefetched[i].id) slot = i;
+    if (slot < 0) return 0; /* full: the statement just runs when asked */
+    db_prefetched *e = &c->prefetched[slot];
+    *e = (db_prefetched){.id = id, .n = n, .params = calloc((size_t)n + 1, sizeof *e->params)};
+    for (int i = 0; i < n; i++) e->params[i] = params[i] ? strdup(params[i]) : NULL;
+    if (pipeline_send(c, st, NULL, n, params, NULL, NULL, 0, slot, err) < 0) {
+        prefetch_drop(e);
+        return -1;
+    }
+    return 0;
+}
+
+/* A prefetched result for this statement, read from the pipeline if need be.
+ * NULL with *taken false: not prefetched (or the prefetch failed), run it. */
+static PGresult *prefetch_take(db_conn *c, int id, int n, const char *const *params,
+                               bool *taken, hs_err *err) {
+    *taken = false;
+    int i = prefetch_find(c, id, n, params);
+    if (i < 0) return NULL;
+    db_prefetched *e = &c->prefetched[i];
+    if (e->state == PF_PENDING && pipeline_read(c, false, NULL, err) < 0) {
+        prefetch_drop(e);
+        *taken = true; /* the pipeline's error is this statement's */
+        return NULL;
+    }
+    PGresult *r = e->state == PF_READY ? e->res : NULL;
+    e->res = NULL;
+    prefetch_drop(e);
+    *taken = r != NULL;
+    return r;
+}
+
 int db_defer(db_conn *c, db_stmt *st, int n, const char *const *params, const int *lengths,
              const int *formats, hs_err *err) {
     /* Outside a transaction a deferred write would commit unseen: run it. */
@@ -262,7 +353,7 @@ int db_defer(db_conn *c, db_stmt *st, int n, const char *const *params, const in
         if (r) PQclear(r);
         return r ? 0 : -1;
     }
-    return pipeline_send(c, st, NULL, n, params, lengths, formats, 0, err);
+    return pipeline_send(c, st, NULL, n, params, lengths, formats, 0, -1, err);
 }
 
 /* --- statements ------------------------------------------------------------ */
@@ -273,9 +364,14 @@ PGresult *db_run(db_conn *c, db_stmt *st, int n, const char *const *params, hs_e
 
 PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
                     const int *lengths, const int *formats, int result_format, hs_err *err) {
+    if (c->prefetched && !lengths && !formats && !result_format) {
+        bool taken;
+        PGresult *r = prefetch_take(c, stmt_id(st), n, params, &taken, err);
+        if (taken) return r;
+    }
     if (c->n_pending > 0) { /* ride along with what was deferred: one round trip */
         PGresult *r = NULL;
-        if (pipeline_send(c, st, NULL, n, params, lengths, formats, result_format, err) < 0) {
+        if (pipeline_send(c, st, NULL, n, params, lengths, formats, result_format, -1, err) < 0) {
             hs_err ignored = {0};
             pipeline_read(c, false, NULL, &ignored);
             return NULL;
@@ -331,7 +427,7 @@ int db_script(db_conn *c, const char *sql, hs_err *err) {
 static int commit(db_conn *c, hs_err *err) {
     if (c->n_pending == 0) return db_script(c, "COMMIT", err);
     PGresult *r = NULL;
-    if (pipeline_send(c, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, err) < 0) {
+    if (pipeline_send(c, NULL, "COMMIT", 0, NULL, NULL, NULL, 0, -1, err) < 0) {
         hs_err ignored = {0};
         pipeline_read(c, false, NULL, &ignored);
         return -1;
@@ -360,7 +456,7 @@ int db_txn(db_pool *p, db_txn_fn fn, void *arg, hs_err *err) {
     int rc = -1;
     for (int attempt = 0; attempt < 5; attempt++) {
         /* BEGIN travels with the transaction's first statement. */
-        if (pipeline_send(c, NULL, "BEGIN", 0, NULL, NULL, NULL, 0, err) < 0) break;
+        if (pipeline_send(c, NULL, "BEGIN", 0, NULL, NULL, NULL, 0, -1, err) < 0) break;
         c->in_txn = true;
         rc = fn(c, arg, err);
         if (rc == 0) rc = commit(c, err);

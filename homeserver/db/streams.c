@@ -45,6 +45,7 @@ int db_streams_init(db_pool *p, hs_err *err) {
                             PQerrorMessage(c->pg));
         else
             streams[s].done_max = atoll(PQgetvalue(r, 0, 0));
+        streams[s].block_next = streams[s].block_len = 0; /* another database's */
         PQclear(r);
     }
     db_release(p, c);

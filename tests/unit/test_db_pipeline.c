@@ -195,6 +195,49 @@ START_TEST(giving_up_discards_deferred_writes) {
 }
 END_TEST
 
+/* Prefetched reads: served to the db_run that asks for them (same statement,
+ * same parameters) in one round trip with what else was sent; another
+ * parameter runs as usual; an unused one is dropped at release. */
+static db_stmt by_key = DB_STMT("SELECT v FROM t WHERE k = $1::int");
+static db_stmt txid = DB_STMT("SELECT txid_current_if_assigned() IS NULL, $1::text");
+
+static const char *value_of(db_conn *c, const char *k, hs_err *err) {
+    static char buf[64];
+    PGresult *r = db_run(c, &by_key, 1, (const char *[]){k}, err);
+    ck_assert_msg(r != NULL, "%s", err->msg);
+    snprintf(buf, sizeof buf, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "-");
+    PQclear(r);
+    return buf;
+}
+
+START_TEST(prefetched_reads_are_served_once) {
+    hs_err err = {0};
+    db_conn *c = db_acquire(pool, &err);
+    ck_assert_int_eq(db_script(c, "INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')", &err), 0);
+    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"1"}, &err), 0);
+    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"2"}, &err), 0);
+    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"3"}, &err), 0);
+    /* A change after the prefetch was sent: the prefetched answer predates it. */
+    ck_assert_int_eq(db_script(c, "UPDATE t SET v = 'TWO' WHERE k = 2", &err), 0);
+    ck_assert_str_eq(value_of(c, "2", &err), "two");
+    ck_assert_str_eq(value_of(c, "1", &err), "one");
+    /* Served once: asked again, it runs. */
+    ck_assert_str_eq(value_of(c, "2", &err), "TWO");
+    ck_assert_str_eq(value_of(c, "9", &err), "-");
+    db_release(pool, c); /* "3" was never asked for */
+    c = db_acquire(pool, &err);
+    ck_assert_str_eq(value_of(c, "3", &err), "three");
+    /* Outside a transaction the prefetched statements run in autocommit. */
+    ck_assert_int_eq(db_prefetch(c, &txid, 1, (const char *[]){"x"}, &err), 0);
+    PGresult *r = db_run(c, &txid, 1, (const char *[]){"x"}, &err);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(PQgetvalue(r, 0, 1), "x");
+    PQclear(r);
+    ck_assert_int_eq(PQtransactionStatus(c->pg), PQTRANS_IDLE);
+    db_release(pool, c);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("db_pipeline");
     TCase *tc = tcase_create("pipeline");
@@ -206,6 +249,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, prepare_skipped_by_an_error_is_redone);
     tcase_add_test(tc, long_runs_and_scripts);
     tcase_add_test(tc, giving_up_discards_deferred_writes);
+    tcase_add_test(tc, prefetched_reads_are_served_once);
     suite_add_tcase(s, tc);
     return s;
 }
