@@ -94,10 +94,22 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     const char *type = json_string_value(json_object_get(proto, "type"));
     bool create = type && !strcmp(type, "m.room.create");
     if (create && !v) return hs_err_set(err, 500, "M_UNKNOWN", "a new room needs a version"), NULL;
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    if (!create) {
+        /* The lock, then the extremities and the auth events read under it,
+         * in one round trip (the version is needed to know which auth events:
+         * this process has seen it before, usually). */
+        const room_version *known = v ? v : room_store_known_version(room_id);
+        room_store_prefetch_head(c, room_id);
+        if (known) {
+            json_t *ahead = skeleton(known, room_id, proto, false);
+            room_lookup_prefetch_ahead(&l, known, ahead);
+            json_decref(ahead);
+        }
+    }
     long long current = create ? 0 : room_store_lock_room(c, room_id, v ? NULL : &v, err);
     if (current < 0) return NULL;
     json_t *j = skeleton(v, room_id, proto, create);
-    room_lookup l = {.c = c, .room_id = room_id, .current = true};
     room_state_map *before = NULL;
     long long before_group = 0;
     room_event *ev = NULL;

@@ -24,18 +24,32 @@ static const room_event *cached(room_lookup *l, const char *type, const char *sk
     return NULL;
 }
 
-int room_lookup_prefetch(room_lookup *l, const room_version *v, const json_t *ev) {
+/* The keys room_lookup_prefetch asks for: ev's auth events selection and
+ * the create event, less those already loaded. */
+static size_t wanted_keys(room_lookup *l, const room_version *v, const json_t *ev,
+                          const char *types[17], const char *sks[17]) {
     room_state_key keys[17];
     size_t n = room_auth_types_for_event(v, ev, keys, 16);
     bool has_create = false;
     for (size_t i = 0; i < n; i++) has_create |= room_is_create(keys[i].type, keys[i].state_key);
     if (!has_create) keys[n++] = (room_state_key){"m.room.create", ""};
-    const char *types[17], *sks[17];
-    room_event *got[17];
     size_t want = 0;
     for (size_t i = 0; i < n; i++)
         if (keys[i].state_key && !cached(l, keys[i].type, keys[i].state_key))
             types[want] = keys[i].type, sks[want++] = keys[i].state_key;
+    return want;
+}
+
+void room_lookup_prefetch_ahead(room_lookup *l, const room_version *v, const json_t *ev) {
+    const char *types[17], *sks[17];
+    size_t want = wanted_keys(l, v, ev, types, sks);
+    room_store_current_events_prefetch(l->c, l->room_id, types, sks, want);
+}
+
+int room_lookup_prefetch(room_lookup *l, const room_version *v, const json_t *ev) {
+    const char *types[17], *sks[17];
+    room_event *got[17];
+    size_t want = wanted_keys(l, v, ev, types, sks);
     if (room_store_current_events(l->c, l->room_id, types, sks, want, got, &l->err) < 0)
         return l->failed = true, -1;
     for (size_t i = 0; i < want; i++) {

@@ -33,6 +33,9 @@ const room_event *room_lookup_get(void *ctx, const char *type, const char *state
  * follow need none. 0, or -1 with l->failed and l->err. */
 int room_lookup_prefetch(room_lookup *l, const room_version *v, const json_t *ev);
 
+/* Send room_lookup_prefetch's query ahead (db_prefetch) without reading it. */
+void room_lookup_prefetch_ahead(room_lookup *l, const room_version *v, const json_t *ev);
+
 /* Free what the lookup loaded. */
 void room_lookup_clear(room_lookup *l);
 

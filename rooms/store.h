@@ -96,6 +96,14 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
 long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
                                hs_err *err);
 
+/* Send room_store_lock_room's and then room_store_extremities's statements
+ * ahead (db_prefetch): the extremities are read once the lock is held. */
+void room_store_prefetch_head(db_conn *c, const char *room_id);
+
+/* A room's version as room_store_lock_room last read it in this process (a
+ * room's version never changes), or NULL. */
+const room_version *room_store_known_version(const char *room_id);
+
 /* The stored events with these IDs, parsed, in the same order (out[i] for
  * ids[i]; caller frees each), in one query; 404 M_NOT_FOUND naming the
  * first one missing (then nothing is returned). */
@@ -107,6 +115,9 @@ int room_store_get_events(db_conn *c, const char *const *ids, size_t n, room_eve
 int room_store_current_events(db_conn *c, const char *room_id, const char *const *types,
                               const char *const *state_keys, size_t n, room_event **out,
                               hs_err *err);
+void room_store_current_events_prefetch(db_conn *c, const char *room_id,
+                                        const char *const *types, const char *const *state_keys,
+                                        size_t n);
 
 /* The event at (type, state_key) in the room's current state, parsed (caller
  * frees); NULL with err->status 404 when there is none. One query. */

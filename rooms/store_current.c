@@ -3,6 +3,7 @@
  * In the common case an event extends the only extremity and the current
  * state changes by at most that event: one row. When the DAG has forked, the
  * current state is the resolution of the states after each extremity. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +27,13 @@ static int collect_ids(PGresult *r, int col, char ***out, size_t *n) {
     return 0;
 }
 
+static db_stmt extremities_q = DB_STMT(
+    "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e USING (event_id)"
+    " WHERE f.room_id = $1 ORDER BY e.depth DESC, f.event_id");
+
 int room_store_extremities(db_conn *c, const char *room_id, char ***ids, size_t *n,
                            long long *max_depth, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e USING (event_id)"
-        " WHERE f.room_id = $1 ORDER BY e.depth DESC, f.event_id");
-    PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    PGresult *r = db_run(c, &extremities_q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     if (max_depth) *max_depth = PQntuples(r) ? atoll(PQgetvalue(r, 0, 1)) : 0;
     int rc = collect_ids(r, 0, ids, n);
@@ -251,15 +253,57 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
     return rc;
 }
 
+static db_stmt lock_q = DB_STMT(
+    "SELECT coalesce(current_state_group, 0), room_version FROM rooms WHERE room_id = $1"
+    " FOR UPDATE");
+
+/* Rooms' versions, as read under the lock: a direct-mapped table whose
+ * collisions just forget the older room. */
+#define KNOWN_VERSIONS 512
+static struct {
+    char room_id[256];
+    const room_version *v;
+} known_versions[KNOWN_VERSIONS];
+static pthread_mutex_t known_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t version_slot(const char *room_id) {
+    unsigned long h = 5381;
+    for (const unsigned char *p = (const unsigned char *)room_id; *p; p++) h = h * 33 + *p;
+    return h % KNOWN_VERSIONS;
+}
+
+const room_version *room_store_known_version(const char *room_id) {
+    const room_version *v = NULL;
+    pthread_mutex_lock(&known_mu);
+    size_t i = version_slot(room_id);
+    if (!strcmp(known_versions[i].room_id, room_id)) v = known_versions[i].v;
+    pthread_mutex_unlock(&known_mu);
+    return v;
+}
+
+static void know_version(const char *room_id, const room_version *v) {
+    if (!v || strlen(room_id) >= sizeof known_versions[0].room_id) return;
+    pthread_mutex_lock(&known_mu);
+    size_t i = version_slot(room_id);
+    strcpy(known_versions[i].room_id, room_id);
+    known_versions[i].v = v;
+    pthread_mutex_unlock(&known_mu);
+}
+
+void room_store_prefetch_head(db_conn *c, const char *room_id) {
+    hs_err ignored = {0};
+    if (db_prefetch(c, &lock_q, 1, (const char *[]){room_id}, 0, &ignored) == 0)
+        db_prefetch(c, &extremities_q, 1, (const char *[]){room_id}, 0, &ignored);
+}
+
 long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
                                hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT coalesce(current_state_group, 0), room_version FROM rooms WHERE room_id = $1"
-        " FOR UPDATE");
-    PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    PGresult *r = db_run(c, &lock_q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     long long g = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    if (g >= 0 && v && !(*v = room_version_get(PQgetvalue(r, 0, 1)))) g = -1;
+    const room_version *rv = g >= 0 ? room_version_get(PQgetvalue(r, 0, 1)) : NULL;
+    if (rv) know_version(room_id, rv);
+    if (g >= 0 && v && !(*v = rv)) g = -1;
     PQclear(r);
     if (g < 0) return hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", room_id);
     return g;

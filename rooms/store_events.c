@@ -247,20 +247,33 @@ int room_store_get_events(db_conn *c, const char *const *ids, size_t n, room_eve
     return rc;
 }
 
+static db_stmt current_events_q = DB_STMT(
+    "SELECT e.json, e.rejected_reason IS NOT NULL, r.room_version, e.event_id, k.i"
+    " FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(type, state_key, i)"
+    " JOIN current_state cs ON cs.room_id = $1 AND cs.type = k.type"
+    "  AND cs.state_key = k.state_key"
+    " JOIN events e ON e.event_id = cs.event_id JOIN rooms r ON r.room_id = cs.room_id");
+
+void room_store_current_events_prefetch(db_conn *c, const char *room_id,
+                                        const char *const *types, const char *const *state_keys,
+                                        size_t n) {
+    if (n == 0) return;
+    char *ta = db_text_array(types, n), *sa = db_text_array(state_keys, n);
+    hs_err ignored = {0};
+    if (ta && sa)
+        db_prefetch(c, &current_events_q, 3, (const char *[]){room_id, ta, sa}, 1, &ignored);
+    free(ta);
+    free(sa);
+}
+
 int room_store_current_events(db_conn *c, const char *room_id, const char *const *types,
                               const char *const *state_keys, size_t n, room_event **out,
                               hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT e.json, e.rejected_reason IS NOT NULL, r.room_version, e.event_id, k.i"
-        " FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS k(type, state_key, i)"
-        " JOIN current_state cs ON cs.room_id = $1 AND cs.type = k.type"
-        "  AND cs.state_key = k.state_key"
-        " JOIN events e ON e.event_id = cs.event_id JOIN rooms r ON r.room_id = cs.room_id");
     for (size_t i = 0; i < n; i++) out[i] = NULL;
     if (n == 0) return 0;
     char *ta = db_text_array(types, n), *sa = db_text_array(state_keys, n);
-    PGresult *r = ta && sa ? db_run_ex(c, &q, 3, (const char *[]){room_id, ta, sa}, NULL, NULL, 1,
-                                       err)
+    PGresult *r = ta && sa ? db_run_ex(c, &current_events_q, 3, (const char *[]){room_id, ta, sa},
+                                       NULL, NULL, 1, err)
                            : NULL;
     free(ta);
     free(sa);

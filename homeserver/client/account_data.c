@@ -71,7 +71,8 @@ static db_stmt get_one = DB_STMT(
 void client_account_data_prefetch(db_conn *c, const char *user_id, const char *room_id,
                                   const char *type) {
     hs_err ignored = {0};
-    db_prefetch(c, &get_one, 3, (const char *[]){user_id, room_id ? room_id : "", type}, &ignored);
+    db_prefetch(c, &get_one, 3, (const char *[]){user_id, room_id ? room_id : "", type}, 0,
+                &ignored);
 }
 
 json_t *client_account_data_get(db_conn *c, const char *user_id, const char *room_id,

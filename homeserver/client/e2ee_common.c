@@ -193,7 +193,7 @@ static db_stmt key_counts = DB_STMT(
 
 void client_otk_counts_prefetch(db_conn *c, const char *user_id, const char *device_id) {
     hs_err ignored = {0};
-    db_prefetch(c, &key_counts, 2, (const char *[]){user_id, device_id}, &ignored);
+    db_prefetch(c, &key_counts, 2, (const char *[]){user_id, device_id}, 0, &ignored);
 }
 
 int client_otk_counts(db_conn *c, const char *user_id, const char *device_id, json_t **counts,

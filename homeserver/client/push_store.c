@@ -89,8 +89,8 @@ static db_stmt room_changes = DB_STMT("SELECT d.user_id, " CHANGE_COLS
 void push_store_prefetch_room(db_conn *c, const char *room_id, const char *extra) {
     const char *p[] = {room_id, extra};
     hs_err ignored = {0};
-    if (db_prefetch(c, &room_rules, 2, p, &ignored) == 0)
-        db_prefetch(c, &room_changes, 2, p, &ignored);
+    if (db_prefetch(c, &room_rules, 2, p, 0, &ignored) == 0)
+        db_prefetch(c, &room_changes, 2, p, 0, &ignored);
 }
 
 int push_store_load_room(db_conn *c, const char *room_id, const char *extra, json_t **rules_by_user,

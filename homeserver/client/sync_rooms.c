@@ -376,10 +376,10 @@ void sync_rooms_prefetch(db_conn *c, const sync_params *p) {
     char since[24], to[24];
     memberships_params(p, since, to);
     hs_err ignored = {0};
-    db_prefetch(c, &memberships_q, 3, (const char *[]){p->user_id, since, to}, &ignored);
+    db_prefetch(c, &memberships_q, 3, (const char *[]){p->user_id, since, to}, 0, &ignored);
     if (p->since < 0 || p->full_state) return;
     snprintf(since, sizeof since, "%lld", p->since);
-    db_prefetch(c, &active_q, 2, (const char *[]){since, to}, &ignored);
+    db_prefetch(c, &active_q, 2, (const char *[]){since, to}, 0, &ignored);
 }
 
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,

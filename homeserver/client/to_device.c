@@ -216,7 +216,7 @@ void client_to_device_prefetch(db_conn *c, const char *user_id, const char *devi
     inbox_params_of(since, to, &ip);
     hs_err ignored = {0};
     db_prefetch(c, &inbox, 5, (const char *[]){user_id, device_id, ip.since, ip.to, ip.limit},
-                &ignored);
+                0, &ignored);
 }
 
 int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id,

@@ -70,15 +70,17 @@ PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
 int db_defer(db_conn *c, db_stmt *st, int n, const char *const *params, const int *lengths,
              const int *formats, hs_err *err);
 
-/* Send a read now whose result the caller will ask for soon with db_run (same
- * statement, same text parameters, text result) on this connection: several
+/* Send a read now whose result the caller will ask for soon with db_run or
+ * db_run_ex (same statement, same text parameters, same result format) on
+ * this connection: several
  * independent reads announced together cost one round trip, and the code
  * that runs them stays as it is. The answer is as of when it was sent
  * (statements run in order). A result nobody asks for is dropped at
  * db_release. An error fails the statement that reads it back (as db_defer).
  * Returns 0, or -1 when it could not be sent (then it is simply not
  * prefetched: db_run runs the statement as usual). */
-int db_prefetch(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);
+int db_prefetch(db_conn *c, db_stmt *st, int n, const char *const *params, int result_format,
+                hs_err *err);
 
 /* Same, discarding the result; returns the number of rows affected or -1. */
 long db_exec(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err);

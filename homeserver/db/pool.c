@@ -179,7 +179,7 @@ static int name_of(db_stmt *st, char name[16], hs_err *err) {
 /* --- pipeline mode: statements sent now, their results read later --------- */
 
 struct db_prefetched {
-    int id, n; /* id 0: a free entry */
+    int id, n, result_format; /* id 0: a free entry */
     char **params;
     PGresult *res;
     enum { PF_PENDING, PF_READY, PF_FAILED } state;
@@ -198,10 +198,10 @@ static void prefetch_drop_all(db_conn *c) {
 }
 
 /* The entry holding st with these text parameters, or -1. */
-static int prefetch_find(db_conn *c, int id, int n, const char *const *params) {
+static int prefetch_find(db_conn *c, int id, int n, const char *const *params, int rfmt) {
     for (int i = 0; c->prefetched && i < DB_MAX_PREFETCH; i++) {
         db_prefetched *e = &c->prefetched[i];
-        if (e->id != id || e->n != n) continue;
+        if (e->id != id || e->n != n || e->result_format != rfmt) continue;
         int k = 0;
         while (k < n && ((!params[k] && !e->params[k]) ||
                          (params[k] && e->params[k] && !strcmp(params[k], e->params[k]))))
@@ -306,19 +306,21 @@ static int pipeline_read(db_conn *c, bool want_last, PGresult **last, hs_err *er
     return rc;
 }
 
-int db_prefetch(db_conn *c, db_stmt *st, int n, const char *const *params, hs_err *err) {
+int db_prefetch(db_conn *c, db_stmt *st, int n, const char *const *params, int result_format,
+                hs_err *err) {
     if (!c->prefetched && !(c->prefetched = calloc(DB_MAX_PREFETCH, sizeof *c->prefetched)))
         return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
     int id = stmt_id(st);
-    if (id >= DB_MAX_STMTS || prefetch_find(c, id, n, params) >= 0) return 0;
+    if (id >= DB_MAX_STMTS || prefetch_find(c, id, n, params, result_format) >= 0) return 0;
     int slot = -1;
     for (int i = 0; i < DB_MAX_PREFETCH && slot < 0; i++)
         if (!c->prefetched[i].id) slot = i;
     if (slot < 0) return 0; /* full: the statement just runs when asked */
     db_prefetched *e = &c->prefetched[slot];
-    *e = (db_prefetched){.id = id, .n = n, .params = calloc((size_t)n + 1, sizeof *e->params)};
+    *e = (db_prefetched){.id = id, .n = n, .result_format = result_format,
+                         .params = calloc((size_t)n + 1, sizeof *e->params)};
     for (int i = 0; i < n; i++) e->params[i] = params[i] ? strdup(params[i]) : NULL;
-    if (pipeline_send(c, st, NULL, n, params, NULL, NULL, 0, slot, err) < 0) {
+    if (pipeline_send(c, st, NULL, n, params, NULL, NULL, result_format, slot, err) < 0) {
         prefetch_drop(e);
         return -1;
     }
@@ -327,10 +329,10 @@ int db_prefetch(db_conn *c, db_stmt *st, int n, const char *const *params, hs_er
 
 /* A prefetched result for this statement, read from the pipeline if need be.
  * NULL with *taken false: not prefetched (or the prefetch failed), run it. */
-static PGresult *prefetch_take(db_conn *c, int id, int n, const char *const *params,
+static PGresult *prefetch_take(db_conn *c, int id, int n, const char *const *params, int rfmt,
                                bool *taken, hs_err *err) {
     *taken = false;
-    int i = prefetch_find(c, id, n, params);
+    int i = prefetch_find(c, id, n, params, rfmt);
     if (i < 0) return NULL;
     db_prefetched *e = &c->prefetched[i];
     if (e->state == PF_PENDING && pipeline_read(c, false, NULL, err) < 0) {
@@ -364,9 +366,9 @@ PGresult *db_run(db_conn *c, db_stmt *st, int n, const char *const *params, hs_e
 
 PGresult *db_run_ex(db_conn *c, db_stmt *st, int n, const char *const *params,
                     const int *lengths, const int *formats, int result_format, hs_err *err) {
-    if (c->prefetched && !lengths && !formats && !result_format) {
+    if (c->prefetched && !lengths && !formats) {
         bool taken;
-        PGresult *r = prefetch_take(c, stmt_id(st), n, params, &taken, err);
+        PGresult *r = prefetch_take(c, stmt_id(st), n, params, result_format, &taken, err);
         if (taken) return r;
     }
     if (c->n_pending > 0) { /* ride along with what was deferred: one round trip */
