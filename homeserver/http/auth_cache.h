@@ -4,7 +4,8 @@
  * An entry is used only while it is younger than HS_AUTH_CACHE_TTL_MS and no
  * token, device or account changed since it was made: every write that can
  * end a token (logout, device deletion, refresh, password change,
- * deactivation, guest upgrade) calls hs_auth_cache_forget_all. Other
+ * deactivation, guest upgrade, suspending or locking the account) calls
+ * hs_auth_cache_forget_all. Other
  * processes sharing the database (federation sender shards, the CLI) do not
  * serve clients' tokens; one that did would see another's revocation within
  * the TTL. */
@@ -18,6 +19,7 @@
 typedef struct hs_auth_entry {
     char user_id[256], device_id[256];
     bool admin, guest;
+    bool suspended, locked; /* users.suspended_ts / locked_ts set */
     long long valid_until_ts; /* 0: no expiry */
     long long last_seen_ts;   /* the device's, as last written */
 } hs_auth_entry;
