@@ -122,9 +122,8 @@ static const char moderation_usage[] =
     "read, leave rooms, redact their own events and log out, but not send, join,\n"
     "invite, create rooms, change their profile or upload (403 M_USER_SUSPENDED).\n"
     "Lock USER: every request but logout answers 401 M_USER_LOCKED; their sessions\n"
-    "are kept for the unlock. unsuspend / unlock undo them.\n"
-    "A running server applies it to sessions in use within 30 seconds (its\n"
-    "access-token cache); PUT /_matrix/client/v1/admin/suspend|lock act at once.\n";
+    "are kept for the unlock. unsuspend / unlock undo them. A running server\n"
+    "applies the change at once (it is told through the database).\n";
 
 static int user_moderate(const char *verb, client_mod_kind k, bool on, int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},

@@ -48,9 +48,11 @@ int client_mod_set(db_conn *c, const char *user_id, client_mod_kind k, bool on, 
                      (const char *[]){user_id, on ? "true" : "false", now}, err);
     if (n < 0) return -1;
     if (n == 0) return hs_err_set(err, 404, "M_NOT_FOUND", "User not found.");
-    /* Cached tokens carry the state: the next request reads it anew. */
+    /* Cached tokens carry the state: the next request reads it anew, in
+     * this process and (told after the update committed) in every serving
+     * one, such as the server beside the CLI. */
     hs_auth_cache_forget_all();
-    return 0;
+    return db_script(c, "NOTIFY " HS_AUTH_CACHE_CHANNEL, err) < 0 ? -1 : 0;
 }
 
 int client_mod_refuse_locked(db_conn *c, const char *user_id, hs_err *err) {

@@ -21,9 +21,9 @@ int client_mod_get(db_conn *c, const char *user_id, client_mod_kind k, bool *on,
                    hs_err *err);
 
 /* Turn the state on or off (on again keeps when it began). 404 M_NOT_FOUND
- * as above. Forgets this process's cached access tokens, which carry the
- * state; another process (a serve beside the CLI) sees it within the
- * cache's TTL (http/auth_cache.h). */
+ * as above. Cached access tokens carry the state: this process forgets
+ * them, and every serving process is told to (http/auth_cache.h). Run it
+ * outside a transaction, or the others learn of it only at its COMMIT. */
 int client_mod_set(db_conn *c, const char *user_id, client_mod_kind k, bool on, hs_err *err);
 
 /* -1 with 401 M_USER_LOCKED when user_id is locked (login and refresh

@@ -2,6 +2,7 @@
 (v1.12, M_USER_LOCKED), the v1.18 admin endpoints GET/PUT
 /_matrix/client/v1/admin/suspend|lock/{userId}, the m.account_moderation
 capability, and `pvyhs user suspend|unsuspend|lock|unlock`."""
+import time
 import urllib.parse
 
 import pytest
@@ -276,16 +277,32 @@ def test_capability_only_for_admins(server, admin):
     assert "m.account_moderation" not in caps
 
 
+def eventually(fn, timeout=5.0):
+    """The CLI's NOTIFY reaches the server's listener thread asynchronously."""
+    deadline = time.time() + timeout
+    while True:
+        r = fn()
+        if r or time.time() > deadline:
+            return r
+        time.sleep(0.05)
+
+
 def test_cli(server, admin):
     uid, tok = user(server, "am_cli")
+    room = create(server, tok)
 
     def cli(verb, name=uid):
         return run_cli("user", verb, "--config", server.config, name)
 
+    # The token is cached by the running server; the CLI is another process.
+    assert send(server, tok, room, "hi", "c0").status == 200
     r = cli("suspend")
     assert r.returncode == 0 and "is now suspended" in r.stdout, r
     assert moderate(server, admin, "suspend", uid).json == {"suspended": True}
-    # A session the server has not cached yet sees it at once.
+    t0 = time.time()
+    assert eventually(lambda: send(server, tok, room, "hi", f"c{time.time()}").status == 403)
+    assert time.time() - t0 < 5
+    suspended_error(send(server, tok, room, "hi", "c1"))
     fresh = server.login("am_cli")
     suspended_error(server.request("POST", V3 + "/createRoom", {}, token=fresh))
     r = cli("suspend", "am_cli")  # a localpart works too
@@ -294,15 +311,23 @@ def test_cli(server, admin):
     assert r.returncode == 0 and "is now unsuspended" in r.stdout, r
     assert moderate(server, admin, "suspend", uid).json == {"suspended": False}
 
+    assert eventually(lambda: send(server, tok, room, "hi", f"c{time.time()}").status == 200)
+    assert server.request("GET", V3 + "/account/whoami", token=tok).status == 200
+
     r = cli("lock")
     assert r.returncode == 0 and "is now locked" in r.stdout, r
     assert moderate(server, admin, "lock", uid).json == {"locked": True}
+    assert eventually(lambda: server.request("GET", V3 + "/account/whoami",
+                                             token=tok).status == 401)
+    locked_error(server.request("GET", V3 + "/account/whoami", token=tok))
     body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "am_cli"},
             "password": "correct horse"}
     locked_error(server.request("POST", V3 + "/login", body))
     r = cli("unlock")
     assert r.returncode == 0 and "is now unlocked" in r.stdout, r
     assert server.request("POST", V3 + "/login", body).status == 200
+    assert eventually(lambda: server.request("GET", V3 + "/account/whoami",
+                                             token=tok).status == 200)
 
     r = cli("lock", "@nobody:" + server.server_name)
     assert r.returncode == 1 and "not found" in r.stderr, r
