@@ -14,6 +14,8 @@ static const char usage[] =
     "  config check --config FILE            validate a config, print every problem\n"
     "  user add --config FILE NAME [--password P | --password-file F] [--admin]\n"
     "                                        create a local user\n"
+    "  user suspend|unsuspend|lock|unlock --config FILE USER\n"
+    "                                        account moderation (suspension, lock)\n"
     "  registration-token add|list|delete --config FILE [...]\n"
     "                                        manage registration tokens\n"
     "  media quarantine|delete|purge-remote --config FILE [...]\n"

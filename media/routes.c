@@ -25,11 +25,11 @@ void media_routes(hs_router *rt) {
     for (int i = 0; i < 3; i++) {
         char path[96];
         snprintf(path, sizeof path, "/_matrix/media/%s/upload", versions[i]);
-        hs_route(rt, "POST", path, media_upload, HS_AUTH | HS_STREAM_BODY);
+        hs_route(rt, "POST", path, media_upload, HS_AUTH | HS_STREAM_BODY | HS_REFUSE_SUSPENDED);
     }
     hs_route(rt, "PUT", "/_matrix/media/v3/upload/{serverName}/{mediaId}", media_upload_to,
-             HS_AUTH | HS_STREAM_BODY);
-    hs_route(rt, "POST", "/_matrix/media/v1/create", media_create, HS_AUTH);
+             HS_AUTH | HS_STREAM_BODY | HS_REFUSE_SUSPENDED);
+    hs_route(rt, "POST", "/_matrix/media/v1/create", media_create, HS_AUTH | HS_REFUSE_SUSPENDED);
     /* Federation (v1.11): our media for other servers, X-Matrix signed. */
     hs_route(rt, "GET", "/_matrix/federation/v1/media/download/{mediaId}", media_fed_download,
              HS_FEDERATION);

@@ -22,6 +22,7 @@
 #include "homeserver/client/client.h"
 #include "homeserver/client/notifier.h"
 #include "homeserver/core/log.h"
+#include "homeserver/http/auth_cache.h"
 #include "homeserver/http/http.h"
 #include "media/media.h"
 
@@ -121,6 +122,10 @@ static int run(cfg *c) {
         hs_info("pvyhs serving %s", c->server_name);
         fed_sender_start(&srv); /* queued PDUs and EDUs go out from now on */
         fed_partial_state_start(&srv); /* rooms joined with partial state get the rest */
+        /* Suspensions and locks made by `pvyhs user` reach the token cache. */
+        if (hs_auth_cache_listen_start(rt.pg ? db_embedded_conninfo(rt.pg) : c->db_dsn) < 0)
+            hs_warn("cannot start the auth cache listener: account changes made by the "
+                    "command line apply within %lld s", HS_AUTH_CACHE_TTL_MS / 1000);
         sd_notify_msg("READY=1");
         /* Between signals, every half minute, give memory freed after a
          * burst (a big initial sync, a load peak) back to the system: glibc
@@ -135,6 +140,7 @@ static int run(cfg *c) {
         atomic_store(&srv.stopping, true);
         hs_notify_all();
         hs_http_stop(&srv, 10000);
+        hs_auth_cache_listen_stop();
         fed_shutdown(); /* the outbound HTTP thread, after the last request that used it */
     }
     hs_router_free(srv.router);

@@ -1,5 +1,7 @@
-/* user_cmd.c — `pvyhs user add`: create a local account, with the server
- * running (we attach to its database) or stopped (we start it briefly). */
+/* user_cmd.c — `pvyhs user add`: create a local account; `pvyhs user
+ * suspend|unsuspend|lock|unlock`: the spec's account moderation. With the
+ * server running (we attach to its database) or stopped (we start it
+ * briefly). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "homeserver/client/account_moderation.h"
 #include "homeserver/client/users.h"
 #include "homeserver/core/log.h"
 
@@ -112,9 +115,85 @@ static int user_add(int argc, char **argv) {
     return rc;
 }
 
+static const char moderation_usage[] =
+    "usage: pvyhs user suspend|unsuspend|lock|unlock --config FILE USER\n"
+    "\n"
+    "Suspend USER (a local localpart or '@user:server'): they may still log in,\n"
+    "read, leave rooms, redact their own events and log out, but not send, join,\n"
+    "invite, create rooms, change their profile or upload (403 M_USER_SUSPENDED).\n"
+    "Lock USER: every request but logout answers 401 M_USER_LOCKED; their sessions\n"
+    "are kept for the unlock. unsuspend / unlock undo them. A running server\n"
+    "applies the change at once (it is told through the database).\n";
+
+static int user_moderate(const char *verb, client_mod_kind k, bool on, int argc, char **argv) {
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *path = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (o == 'c') path = optarg;
+        else if (o == 'h') return admin_usage(moderation_usage, EXIT_OK);
+        else return admin_usage(moderation_usage, EXIT_USAGE);
+    }
+    if (!path || optind != argc - 1) return admin_usage(moderation_usage, EXIT_USAGE);
+    cfg *c = admin_load_config(path);
+    if (!c) return EXIT_USAGE;
+    hs_err err = {0};
+    int rc = EXIT_USAGE;
+    /* Existing accounts only: the name grammar of new ones does not apply. */
+    const char *name = argv[optind];
+    char *user_id = NULL;
+    if (name[0] == '@') {
+        const char *colon = strchr(name, ':');
+        if (colon && !strcmp(colon + 1, c->server_name)) user_id = strdup(name);
+    } else if (*name && !strchr(name, ':')) {
+        size_t n = strlen(name) + strlen(c->server_name) + 3;
+        user_id = malloc(n);
+        snprintf(user_id, n, "@%s:%s", name, c->server_name);
+    }
+    if (!user_id) {
+        fprintf(stderr, "pvyhs user %s: '%s' is not a user of %s\n", verb, name, c->server_name);
+    } else {
+        admin_runtime rt;
+        rc = admin_runtime_open(&rt, c, false);
+        if (rc == EXIT_OK) {
+            db_conn *conn = db_acquire(rt.db, &err);
+            bool was = false;
+            if (!conn || client_mod_get(conn, user_id, k, &was, NULL, &err) < 0 ||
+                (was != on && client_mod_set(conn, user_id, k, on, &err) < 0)) {
+                fprintf(stderr, "pvyhs user %s: %s: %s\n", verb, user_id, err.msg);
+                rc = EXIT_RUNTIME;
+            } else {
+                printf("%s %s %s\n", user_id, was == on ? "was already" : "is now",
+                       on ? client_mod_field(k) : (k == CLIENT_MOD_SUSPEND ? "unsuspended" : "unlocked"));
+            }
+            db_release(rt.db, conn);
+            admin_runtime_close(&rt);
+        }
+    }
+    free(user_id);
+    cfg_free(c);
+    return rc;
+}
+
 int admin_user(int argc, char **argv) {
-    static const char top[] = "usage: pvyhs user add --config FILE NAME [options]\n";
+    static const char top[] =
+        "usage: pvyhs user add --config FILE NAME [options]\n"
+        "       pvyhs user suspend|unsuspend|lock|unlock --config FILE USER\n";
+    static const struct {
+        const char *verb;
+        client_mod_kind k;
+        bool on;
+    } moderation[] = {{"suspend", CLIENT_MOD_SUSPEND, true},
+                      {"unsuspend", CLIENT_MOD_SUSPEND, false},
+                      {"lock", CLIENT_MOD_LOCK, true},
+                      {"unlock", CLIENT_MOD_LOCK, false}};
     if (argc >= 2 && !strcmp(argv[1], "add")) return user_add(argc - 1, argv + 1);
+    for (size_t i = 0; argc >= 2 && i < sizeof moderation / sizeof *moderation; i++)
+        if (!strcmp(argv[1], moderation[i].verb))
+            return user_moderate(moderation[i].verb, moderation[i].k, moderation[i].on, argc - 1,
+                                 argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "--help")) return admin_usage(top, EXIT_OK);
     return admin_usage(top, EXIT_USAGE);
 }

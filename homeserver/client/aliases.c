@@ -133,7 +133,7 @@ static int get_room_aliases(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_aliases_routes(hs_router *rt) {
-    hs_route(rt, "PUT", "/_matrix/client/v3/directory/room/{roomAlias}", put_alias, HS_AUTH | HS_R0);
+    hs_route(rt, "PUT", "/_matrix/client/v3/directory/room/{roomAlias}", put_alias, HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
     hs_route(rt, "GET", "/_matrix/client/v3/directory/room/{roomAlias}", get_alias, HS_AUTH_OPTIONAL | HS_R0 | HS_GUEST);
     hs_route(rt, "DELETE", "/_matrix/client/v3/directory/room/{roomAlias}", delete_alias, HS_AUTH | HS_R0);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/aliases", get_room_aliases, HS_AUTH);

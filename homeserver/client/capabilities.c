@@ -24,6 +24,11 @@ static int get_capabilities(hs_req *r, json_t **out, hs_err *err) {
     /* Guests may set their display name and nothing else (profile.c). */
     if (r->is_guest) json_object_set_new(fields, "allowed", json_pack("[s]", "displayname"));
     json_object_set_new(caps, "m.profile_fields", fields);
+    /* v1.18: server admins may suspend and lock accounts (account_moderation.c);
+     * the spec omits the capability when both would be false. */
+    if (r->is_admin)
+        json_object_set_new(caps, "m.account_moderation",
+                            json_pack("{s:b, s:b}", "suspend", 1, "lock", 1));
     *out = json_pack("{s:o}", "capabilities", caps);
     return 200;
 }

@@ -44,5 +44,6 @@ void client_reports_routes(hs_router *rt);
 void client_whois_routes(hs_router *rt);
 void client_timestamp_routes(hs_router *rt);
 void client_room_upgrade_routes(hs_router *rt);
+void client_account_moderation_routes(hs_router *rt);
 
 #endif

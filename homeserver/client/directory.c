@@ -609,7 +609,7 @@ void client_channels_routes(hs_router *rt) {
     hs_route(rt, "POST", "/_matrix/client/v3/publicRooms", post_public_rooms, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/directory/list/room/{roomId}", get_listing, HS_R0);
     hs_route(rt, "PUT", "/_matrix/client/v3/directory/list/room/{roomId}", put_listing,
-             HS_AUTH | HS_R0);
+             HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
     hs_route(rt, "GET", "/_matrix/federation/v1/publicRooms", fed_get_public_rooms, HS_FEDERATION);
     hs_route(rt, "POST", "/_matrix/federation/v1/publicRooms", fed_post_public_rooms,
              HS_FEDERATION);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_moderation.h"
 #include "client.h"
 #include "homeserver/http/ratelimit.h"
 #include "devices.h"
@@ -89,6 +90,8 @@ static int post_login(hs_req *r, json_t **out, hs_err *err) {
             hs_err spent = {0};
             hs_ratelimit("login-failed", ip, &conf->rc_login_failed_attempts, &spent);
         }
+        /* After the credentials, so only their holder learns of the lock. */
+        if (user_id && client_mod_refuse_locked(c, user_id, err) < 0) free(user_id), user_id = NULL;
         if (user_id && hs_ratelimit("login-account", user_id, &conf->rc_login_account, err) == 0 &&
             client_session_start(r->srv, c, user_id, device_id, name, refresh, res, &created, err) == 0 &&
             db_script(c, "COMMIT", err) == 0)
@@ -178,8 +181,8 @@ static int post_get_token(hs_req *r, json_t **out, hs_err *err) {
 void client_login_routes(hs_router *rt) {
     hs_route(rt, "GET", "/_matrix/client/v3/login", get_login, HS_R0);
     hs_route(rt, "POST", "/_matrix/client/v3/login", post_login, HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/logout", post_logout, HS_AUTH | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/logout/all", post_logout_all, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/logout", post_logout, HS_AUTH | HS_R0 | HS_ALLOW_LOCKED);
+    hs_route(rt, "POST", "/_matrix/client/v3/logout/all", post_logout_all, HS_AUTH | HS_R0 | HS_ALLOW_LOCKED);
     hs_route(rt, "POST", "/_matrix/client/v3/refresh", post_refresh, 0);
     hs_route(rt, "POST", "/_matrix/client/v1/login/get_token", post_get_token, HS_AUTH);
 }

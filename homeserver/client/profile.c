@@ -270,7 +270,8 @@ static int delete_field(hs_req *r, json_t **out, hs_err *err) {
 void client_profile_routes(hs_router *rt) {
     hs_route(rt, "GET", "/_matrix/client/v3/profile/{userId}", get_profile, HS_R0);
     hs_route(rt, "GET", "/_matrix/client/v3/profile/{userId}/{keyName}", get_field, HS_R0);
-    hs_route(rt, "PUT", "/_matrix/client/v3/profile/{userId}/{keyName}", put_field, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "PUT", "/_matrix/client/v3/profile/{userId}/{keyName}", put_field,
+             HS_AUTH | HS_R0 | HS_GUEST | HS_REFUSE_SUSPENDED);
     hs_route(rt, "DELETE", "/_matrix/client/v3/profile/{userId}/{keyName}", delete_field,
-             HS_AUTH | HS_R0 | HS_GUEST);
+             HS_AUTH | HS_R0 | HS_GUEST | HS_REFUSE_SUSPENDED);
 }

@@ -365,5 +365,6 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_room_create_routes(hs_router *rt) {
-    hs_route(rt, "POST", "/_matrix/client/v3/createRoom", post_create_room, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/createRoom", post_create_room,
+             HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
 }

@@ -11,6 +11,7 @@
 #include "remote_rooms.h"
 #include "room_access.h"
 #include "room_send.h"
+#include "suspension.h"
 #include "rooms/state_lookup.h"
 
 static json_t *proto_of(hs_req *r, const char *type, const char *state_key, json_t *content) {
@@ -31,6 +32,7 @@ static int limit_messages(hs_req *r, hs_err *err) {
 }
 
 static int put_send(hs_req *r, json_t **out, hs_err *err) {
+    if (client_suspended_may_send(r, r->params[1], NULL, r->json, err) < 0) return -1;
     if (limit_messages(r, err) < 0) return -1;
     json_t *p = proto_of(r, r->params[1], NULL, r->json);
     char *existing = NULL;
@@ -44,6 +46,7 @@ static int put_send(hs_req *r, json_t **out, hs_err *err) {
 static int put_state(hs_req *r, json_t **out, hs_err *err) {
     if (limit_messages(r, err) < 0) return -1;
     const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
+    if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
     json_t *p = proto_of(r, r->params[1], sk, r->json);
     room_event *ev = client_room_send(r->srv, NULL, r->params[0], p, err);
     json_decref(p);
@@ -59,6 +62,8 @@ static int may_redact(hs_req *r, db_conn *c, const char *target_id, hs_err *err)
     int rc = 0;
     if (strcmp(target->room_id, r->params[0]) != 0) {
         rc = hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    } else if (client_suspended_may_redact(r, target->sender, err) < 0) {
+        rc = -1;
     } else if (strcmp(target->sender, r->user_id) != 0) {
         room_lookup l = {.c = c, .room_id = r->params[0], .current = true};
         const room_event *pl = room_lookup_get(&l, "m.room.power_levels", "");
@@ -140,6 +145,7 @@ static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
 
 static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
+    if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     room_state_map *m = room_state_map_new();

@@ -222,13 +222,15 @@ done:
 }
 
 void client_room_membership_routes(hs_router *rt) {
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/join", post_room_join, HS_AUTH | HS_R0 | HS_GUEST);
-    hs_route(rt, "POST", "/_matrix/client/v3/join/{roomIdOrAlias}", post_join_alias, HS_AUTH | HS_R0 | HS_GUEST);
-    hs_route(rt, "POST", "/_matrix/client/v3/knock/{roomIdOrAlias}", post_knock, HS_AUTH);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/join", post_room_join,
+             HS_AUTH | HS_R0 | HS_GUEST | HS_REFUSE_SUSPENDED);
+    hs_route(rt, "POST", "/_matrix/client/v3/join/{roomIdOrAlias}", post_join_alias,
+             HS_AUTH | HS_R0 | HS_GUEST | HS_REFUSE_SUSPENDED);
+    hs_route(rt, "POST", "/_matrix/client/v3/knock/{roomIdOrAlias}", post_knock, HS_AUTH | HS_REFUSE_SUSPENDED);
     hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/leave", post_leave, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/forget", post_forget, HS_AUTH | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/invite", post_invite, HS_AUTH | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/kick", post_kick, HS_AUTH | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/ban", post_ban, HS_AUTH | HS_R0);
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/unban", post_unban, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/invite", post_invite, HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/kick", post_kick, HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/ban", post_ban, HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/unban", post_unban, HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
 }

@@ -295,5 +295,5 @@ static int post_upgrade(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_room_upgrade_routes(hs_router *rt) {
-    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/upgrade", post_upgrade, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/upgrade", post_upgrade, HS_AUTH | HS_R0 | HS_REFUSE_SUSPENDED);
 }

@@ -38,4 +38,5 @@ void client_routes(hs_router *rt) {
     client_whois_routes(rt);
     client_timestamp_routes(rt);
     client_room_upgrade_routes(rt);
+    client_account_moderation_routes(rt);
 }

@@ -101,7 +101,8 @@ int client_tokens_refresh(db_conn *c, const cfg *cfg, const char *refresh_token,
     /* FOR UPDATE: two refreshes racing with one token get one answer each
      * in turn, and the later one supersedes the earlier. */
     static db_stmt q = DB_STMT(
-        "SELECT r.id, r.user_id, r.device_id, r.valid_until_ts, r.prev_id FROM refresh_tokens r"
+        "SELECT r.id, r.user_id, r.device_id, r.valid_until_ts, r.prev_id, u.locked_ts IS NOT NULL"
+        " FROM refresh_tokens r"
         " JOIN users u USING (user_id) WHERE r.token_hash = $1::bytea AND NOT u.deactivated"
         " FOR UPDATE OF r");
     static db_stmt del_prev = DB_STMT("DELETE FROM refresh_tokens WHERE id = $1");
@@ -115,6 +116,10 @@ int client_tokens_refresh(db_conn *c, const cfg *cfg, const char *refresh_token,
         hs_err_set(err, 401, "M_UNKNOWN_TOKEN", "Unknown or already used refresh token");
     } else if (!PQgetisnull(r, 0, 3) && atoll(PQgetvalue(r, 0, 3)) < hs_now_ms()) {
         hs_err_set(err, 401, "M_UNKNOWN_TOKEN", "The refresh token has expired");
+    } else if (PQgetvalue(r, 0, 5)[0] == 't') {
+        /* Spec, soft logout: no new access token until the account is
+         * unlocked; this refresh token stays valid for then. */
+        hs_err_set(err, 401, "M_USER_LOCKED", "This account has been locked");
     } else {
         const char *id = PQgetvalue(r, 0, 0);
         /* Using this token proves its predecessor was received: retire it

@@ -34,5 +34,6 @@ static int get_versions(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void client_versions_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/client/versions", get_versions, HS_AUTH_OPTIONAL | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/versions", get_versions,
+             HS_AUTH_OPTIONAL | HS_GUEST | HS_ALLOW_LOCKED);
 }

@@ -45,6 +45,8 @@ static bool from_cache(hs_req *r, const unsigned char h[32], hs_err *err, int *r
     r->device_id = strdup(e.device_id);
     r->is_admin = e.admin;
     r->is_guest = e.guest;
+    r->is_suspended = e.suspended;
+    r->is_locked = e.locked;
     *rc = 0;
     return true;
 }
@@ -53,7 +55,9 @@ static void to_cache(const unsigned char h[32], PGresult *res, long long last_se
                      unsigned long gen) {
     hs_auth_entry e = {.admin = PQgetvalue(res, 0, 2)[0] == 't',
                        .guest = PQgetvalue(res, 0, 3)[0] == 't',
-                       .valid_until_ts = PQgetisnull(res, 0, 4) ? 0 : atoll(PQgetvalue(res, 0, 4))};
+                       .valid_until_ts = PQgetisnull(res, 0, 4) ? 0 : atoll(PQgetvalue(res, 0, 4)),
+                       .suspended = PQgetvalue(res, 0, 7)[0] == 't',
+                       .locked = PQgetvalue(res, 0, 8)[0] == 't'};
     if (strlen(PQgetvalue(res, 0, 0)) >= sizeof e.user_id ||
         strlen(PQgetvalue(res, 0, 1)) >= sizeof e.device_id)
         return;
@@ -67,7 +71,8 @@ static void to_cache(const unsigned char h[32], PGresult *res, long long last_se
 int hs_auth_request(hs_req *r, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT t.user_id, t.device_id, u.admin, u.is_guest, t.valid_until_ts,"
-        " t.revokes_refresh_id, d.last_seen_ts"
+        " t.revokes_refresh_id, d.last_seen_ts,"
+        " u.suspended_ts IS NOT NULL, u.locked_ts IS NOT NULL"
         " FROM access_tokens t JOIN users u USING (user_id)"
         " LEFT JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id"
         " WHERE t.token_hash = $1::bytea AND NOT u.deactivated");
@@ -92,6 +97,8 @@ int hs_auth_request(hs_req *r, hs_err *err) {
         r->device_id = strdup(PQgetvalue(res, 0, 1));
         r->is_admin = PQgetvalue(res, 0, 2)[0] == 't';
         r->is_guest = PQgetvalue(res, 0, 3)[0] == 't';
+        r->is_suspended = PQgetvalue(res, 0, 7)[0] == 't';
+        r->is_locked = PQgetvalue(res, 0, 8)[0] == 't';
         /* Device activity and refresh-token retirement (auth_seen.c). */
         const char *revokes = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5);
         long long seen = PQgetisnull(res, 0, 6) ? -1 : atoll(PQgetvalue(res, 0, 6));
@@ -108,8 +115,15 @@ int hs_auth_request(hs_req *r, hs_err *err) {
 int hs_auth_route(hs_req *r, int flags, hs_err *err) {
     if (!(flags & HS_AUTH) && !((flags & HS_AUTH_OPTIONAL) && hs_auth_has_token(r))) return 0;
     if (hs_auth_request(r, err) < 0) return -1;
+    /* The lock comes first: a locked account learns nothing else, and its
+     * client keeps its session (soft_logout, http/server.c) until unlocked. */
+    if (r->is_locked && !(flags & HS_ALLOW_LOCKED))
+        return hs_err_set(err, 401, "M_USER_LOCKED", "This account has been locked");
     if (r->is_guest && !(flags & HS_GUEST))
         return hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
+    if (r->is_suspended && (flags & HS_REFUSE_SUSPENDED))
+        return hs_err_set(err, 403, "M_USER_SUSPENDED",
+                          "You cannot perform this action while suspended.");
     return 0;
 }
 

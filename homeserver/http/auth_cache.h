@@ -4,10 +4,11 @@
  * An entry is used only while it is younger than HS_AUTH_CACHE_TTL_MS and no
  * token, device or account changed since it was made: every write that can
  * end a token (logout, device deletion, refresh, password change,
- * deactivation, guest upgrade) calls hs_auth_cache_forget_all. Other
- * processes sharing the database (federation sender shards, the CLI) do not
- * serve clients' tokens; one that did would see another's revocation within
- * the TTL. */
+ * deactivation, guest upgrade, suspending or locking the account) calls
+ * hs_auth_cache_forget_all. Other processes sharing the database (federation
+ * sender shards, the CLI) do not serve clients' tokens; one that did would
+ * see another's revocation within the TTL, unless the change is announced
+ * (HS_AUTH_CACHE_CHANNEL below). */
 #ifndef HS_AUTH_CACHE_H
 #define HS_AUTH_CACHE_H
 
@@ -18,6 +19,7 @@
 typedef struct hs_auth_entry {
     char user_id[256], device_id[256];
     bool admin, guest;
+    bool suspended, locked; /* users.suspended_ts / locked_ts set */
     long long valid_until_ts; /* 0: no expiry */
     long long last_seen_ts;   /* the device's, as last written */
 } hs_auth_entry;
@@ -34,5 +36,15 @@ unsigned long hs_auth_cache_generation(void);
  * change is made; the HTTP server calls it again once the handler that made
  * it returned (its transaction committed). */
 void hs_auth_cache_forget_all(void);
+
+/* Changes made by another process sharing the database (the CLI, another
+ * pvyhs): a write that must reach every process's cache at once sends
+ * NOTIFY on this channel after it (in the same transaction, or after its
+ * commit); a serving process listens with hs_auth_cache_listen_start (a
+ * thread with its own connection to conninfo) and forgets all on each.
+ * Suspending and locking accounts announce themselves this way. */
+#define HS_AUTH_CACHE_CHANNEL "pvyhs_auth_cache"
+int hs_auth_cache_listen_start(const char *conninfo);
+void hs_auth_cache_listen_stop(void);
 
 #endif

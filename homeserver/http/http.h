@@ -51,6 +51,8 @@ typedef struct hs_req {
     char *user_id;
     char *device_id;
     bool is_admin, is_guest;
+    bool is_suspended; /* an admin suspended the account: it may read, not act */
+    bool is_locked;    /* an admin locked it: only HS_ALLOW_LOCKED routes run */
     /* Filled by X-Matrix auth on federation routes: the calling server. */
     char *origin;
     /* A handler answering with something other than JSON sets this. */
@@ -94,6 +96,16 @@ enum hs_route_flags {
      * Synapse allows with allow_guest=True). Every other authenticated
      * route answers a guest's token with 403 M_GUEST_ACCESS_FORBIDDEN. */
     HS_GUEST = 1 << 9,
+    /* A locked account (spec: account locking) gets 401 M_USER_LOCKED with
+     * soft_logout on every authenticated route but these (logout, and
+     * /versions as Synapse allows). */
+    HS_ALLOW_LOCKED = 1 << 10,
+    /* A suspended account (spec: account suspension) gets 403
+     * M_USER_SUSPENDED here: routes that only act (join, invite, createRoom,
+     * profile changes, uploads …). Routes where it depends on the request
+     * (sending events: a redaction of one's own event or leaving a room is
+     * allowed) check r->is_suspended themselves (client/suspension.h). */
+    HS_REFUSE_SUSPENDED = 1 << 11,
 };
 
 /* X-Matrix authentication, provided by the federation layer (which the HTTP
@@ -138,7 +150,8 @@ const char *hs_req_header(hs_req *r, const char *name);
 
 /* Authenticate the request's access token (Authorization: Bearer, or the
  * legacy access_token query parameter). 0, or -1 with 401 M_MISSING_TOKEN /
- * M_UNKNOWN_TOKEN. */
+ * M_UNKNOWN_TOKEN. It does not refuse a locked account (the route does,
+ * unless HS_ALLOW_LOCKED). */
 int hs_auth_request(hs_req *r, hs_err *err);
 
 /* The user an access token authenticates, if it is a guest's (a live

@@ -72,6 +72,8 @@ json_t *hs_http_error_body(const hs_err *err) {
                           "error", err->msg);
     if (!strcmp(err->errcode, "M_UNKNOWN_TOKEN"))
         json_object_set_new(o, "soft_logout", json_boolean(strstr(err->msg, "expired") != NULL));
+    /* Spec, account locking: the client keeps its session for the unlock. */
+    if (!strcmp(err->errcode, "M_USER_LOCKED")) json_object_set_new(o, "soft_logout", json_true());
     if (err->retry_after_ms > 0)
         json_object_set_new(o, "retry_after_ms", json_integer(err->retry_after_ms));
     return o;
