@@ -5,14 +5,16 @@
  * token, device or account changed since it was made: every write that can
  * end a token (logout, device deletion, refresh, password change,
  * deactivation, guest upgrade, suspending or locking the account) calls
- * hs_auth_cache_forget_all. Other processes sharing the database (federation
- * sender shards, the CLI) do not serve clients' tokens; one that did would
- * see another's revocation within the TTL, unless the change is announced
- * (HS_AUTH_CACHE_CHANNEL below). */
+ * hs_auth_cache_forget_all, and is announced to the other processes sharing
+ * the database (HS_AUTH_CACHE_CHANNEL below); a process that missed the
+ * announcement (its listening connection was down) forgets everything when
+ * it reconnects, and no entry outlives the TTL. */
 #ifndef HS_AUTH_CACHE_H
 #define HS_AUTH_CACHE_H
 
 #include <stdbool.h>
+
+#include "homeserver/db/db.h"
 
 #define HS_AUTH_CACHE_TTL_MS 30000LL
 
@@ -42,9 +44,11 @@ void hs_auth_cache_forget_all(void);
  * NOTIFY on this channel after it (in the same transaction, or after its
  * commit); a serving process listens with hs_auth_cache_listen_start (a
  * thread with its own connection to conninfo) and forgets all on each.
- * Suspending and locking accounts announce themselves this way. */
+ * Every change that ends a token announces itself this way (the HTTP server
+ * does it after the handler that made it, hs_auth_cache_announce). */
 #define HS_AUTH_CACHE_CHANNEL "pvyhs_auth_cache"
 int hs_auth_cache_listen_start(const char *conninfo);
+void hs_auth_cache_announce(db_pool *p);
 void hs_auth_cache_listen_stop(void);
 
 #endif

@@ -81,3 +81,11 @@ void hs_auth_cache_listen_stop(void) {
     free(conninfo);
     conninfo = NULL;
 }
+
+void hs_auth_cache_announce(db_pool *p) {
+    hs_err err = {0};
+    db_conn *c = db_acquire(p, &err);
+    if (!c || db_script(c, "NOTIFY " HS_AUTH_CACHE_CHANNEL, &err) < 0)
+        hs_warn("auth cache: cannot tell other processes of a token change: %s", err.msg);
+    db_release(p, c);
+}

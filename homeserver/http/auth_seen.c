@@ -70,7 +70,11 @@ void hs_auth_seen(hs_req *r, db_conn *c, const char *token_hex, const char *revo
          db_exec(c, &clear, 1, (const char *[]){token_hex}, &err) < 0))
         hs_warn("retiring a refresh token: %s", err.msg);
     /* That took the previous access token with it (ON DELETE CASCADE). */
-    if (revokes_refresh_id) hs_auth_cache_forget_all();
+    if (revokes_refresh_id) {
+        hs_auth_cache_forget_all();
+        if (db_script(c, "NOTIFY " HS_AUTH_CACHE_CHANNEL, &err) < 0)
+            hs_warn("announcing a retired token: %s", err.msg);
+    }
     long long now = hs_now_ms();
     if (last_seen_ts < 0 || now - last_seen_ts >= SEEN_GRANULARITY_MS) touch_device(r, c, now);
     sweep(r, c, now);

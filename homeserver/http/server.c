@@ -199,7 +199,10 @@ static int run_handler(struct MHD_Connection *c, req_state *st, hs_handler h, hs
     /* A handler that ended tokens forgot the cache inside its transaction;
      * forgetting again now that it committed drops whatever a concurrent
      * request cached from the rows as they were before. */
-    if (hs_auth_cache_generation() != auth_gen) hs_auth_cache_forget_all();
+    if (hs_auth_cache_generation() != auth_gen) {
+        hs_auth_cache_forget_all();
+        hs_auth_cache_announce(r->srv->db); /* and the other processes' caches */
+    }
     if (code == HS_SUSPENDED) {
         st->parked = h;
         return MHD_YES;
