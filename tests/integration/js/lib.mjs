@@ -146,8 +146,19 @@ const deviceOf = (c) => `${c.getUserId()}/${c.getDeviceId()}`;
 // the request (request(): e.g. requestOwnUserVerification), b accepts, a
 // starts m.sas.v1 and both confirm the emoji. Each stage is bounded and
 // named, with the request's phase when it timed out. The emoji both saw.
+//
+// Each side first waits until it has the other device's keys: the Rust
+// crypto ignores a request from a device it does not know yet ("Could not
+// retrieve the device data for the incoming verification request, ignoring
+// it"), and a device that has just logged in may not have fetched its own
+// user's device list when the request reaches it (test_js_e2ee.py hung on
+// this under load).
 export async function verifyBySas(a, b, request) {
   const A = deviceOf(a), B = deviceOf(b);
+  for (const [x, y] of [[a, b], [b, a]]) {
+    await until(`SAS: ${deviceOf(x)} to have the keys of ${deviceOf(y)}`, async () =>
+      (await x.getCrypto().getUserDeviceInfo([y.getUserId()], true)).get(y.getUserId())?.has(y.getDeviceId()));
+  }
   const incoming = nextEvent(`SAS: ${A}'s verification request to reach ${B}`, b,
     CryptoEvent.VerificationRequestReceived);
   const reqA = await within(`SAS: ${A} to send the verification request`, request());
