@@ -88,16 +88,6 @@ typedef struct resync {
     const room_version *v;
 } resync;
 
-static const char **strings_of(const json_t *a, size_t *n) {
-    *n = 0;
-    if (!json_is_array(a)) return NULL;
-    const char **v = calloc(json_array_size(a) + 1, sizeof *v);
-    size_t i;
-    json_t *x;
-    json_array_foreach(a, i, x) if (v && json_is_string(x)) v[(*n)++] = json_string_value(x);
-    return v;
-}
-
 /* GET /state{_ids}/{roomId}?event_id=<our join> at dest. */
 static int get_state(const resync *rs, const char *dest, bool ids, json_t **resp, hs_err *err) {
     char *base = fed_path2(ids ? "/_matrix/federation/v1/state_ids" : "/_matrix/federation/v1/state",
@@ -138,34 +128,19 @@ static void add_missing_pdus(const room_version *v, const json_t *pdus, const js
     size_t i;
     json_t *pdu;
     json_array_foreach(pdus, i, pdu) {
-        hs_err e = {0};
-        const char *carried = json_string_value(json_object_get(pdu, "event_id"));
-        char *id = v->event_format == ROOM_EVFMT_V1 ? (carried ? strdup(carried) : NULL)
-                                                    : room_event_compute_id(v, pdu, &e);
+        char *id = fed_pdu_event_id(v, pdu);
         if (!id || json_object_get(missing, id)) json_array_append(out, pdu);
         free(id);
     }
 }
 
-/* The state map of ids: those stored and not rejected. */
+/* The state map of ids, which must hold the create event. */
 static int map_of(hs_server *srv, const char *const *ids, size_t n, room_state_map *out,
                   hs_err *err) {
-    static db_stmt q =
-        DB_STMT("SELECT type, state_key, event_id FROM events WHERE event_id = ANY($1::text[])"
-                " AND state_key IS NOT NULL AND rejected_reason IS NULL");
-    char *arr = db_text_array(ids, n);
-    db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
-    PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
-    db_release(srv->db, c);
-    free(arr);
-    if (!r) return -1;
-    int rc = 0;
-    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
-        rc = room_state_map_set(out, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
-    PQclear(r);
-    if (rc == 0 && !room_state_map_get(out, "m.room.create", ""))
+    if (fed_state_map_of_ids(srv, ids, n, out, err) < 0) return -1;
+    if (!room_state_map_get(out, "m.room.create", ""))
         return hs_err_set(err, 502, "M_UNKNOWN", "the state lacks the create event");
-    return rc < 0 ? hs_err_set(err, 500, "M_UNKNOWN", "out of memory") : 0;
+    return 0;
 }
 
 /* The events of a /state_ids answer, stored: through /state when many are
@@ -213,8 +188,8 @@ static int resync_from(const resync *rs, const char *dest, hs_err *err) {
     json_t *resp = NULL;
     if (get_state(rs, dest, true, &resp, err) < 0) return -1;
     size_t n_pdu = 0, n_auth = 0;
-    const char **pdu_ids = strings_of(json_object_get(resp, "pdu_ids"), &n_pdu);
-    const char **auth_ids = strings_of(json_object_get(resp, "auth_chain_ids"), &n_auth);
+    const char **pdu_ids = fed_strings_of(json_object_get(resp, "pdu_ids"), &n_pdu);
+    const char **auth_ids = fed_strings_of(json_object_get(resp, "auth_chain_ids"), &n_auth);
     int rc = 0;
     if (!pdu_ids || !auth_ids)
         rc = hs_err_set(err, 502, "M_UNKNOWN", "%s sent a bad /state_ids answer", dest);
@@ -290,7 +265,7 @@ static bool resync_row(hs_server *srv, PGresult *r, int i) {
     size_t n = 0;
     json_error_t je;
     json_t *list = json_loads(PQgetvalue(r, i, 2), 0, &je);
-    const char **names = strings_of(list, &n);
+    const char **names = fed_strings_of(list, &n);
     for (size_t k = 0; names && k < n && !stopping(); k++) {
         if (!strcmp(names[k], srv->cfg->server_name)) continue;
         hs_err e = {0};

@@ -161,29 +161,25 @@ static int missing_prevs(hs_server *srv, const room_event *ev, char ***miss, siz
 
 /* ---- the state after an event another server has ------------------------ */
 
-static int map_from_ids(hs_server *srv, const json_t *ids, room_state_map *out, hs_err *err) {
+int fed_state_map_of_ids(hs_server *srv, const char *const *ids, size_t n, room_state_map *out,
+                         hs_err *err) {
     static db_stmt q =
         DB_STMT("SELECT type, state_key, event_id FROM events WHERE event_id = ANY($1::text[])"
-                " AND state_key IS NOT NULL");
-    size_t n = json_array_size(ids);
-    const char **v = calloc(n + 1, sizeof *v);
-    for (size_t i = 0; v && i < n; i++) v[i] = json_string_value(json_array_get(ids, i));
-    char *arr = v ? db_text_array(v, n) : NULL;
-    free(v);
+                " AND state_key IS NOT NULL AND rejected_reason IS NULL");
+    char *arr = db_text_array(ids, n);
     db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
     PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
     db_release(srv->db, c);
     free(arr);
-    if (!r) return -1;
+    if (!r) return arr ? -1 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++)
         rc = room_state_map_set(out, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
     PQclear(r);
-    return rc;
+    return rc < 0 ? hs_err_set(err, 500, "M_UNKNOWN", "out of memory") : 0;
 }
 
-/* All string members of an array (NULL when it is not one). */
-static const char **strings_of(const json_t *a, size_t *n) {
+const char **fed_strings_of(const json_t *a, size_t *n) {
     *n = 0;
     if (!json_is_array(a)) return NULL;
     const char **v = calloc(json_array_size(a) + 1, sizeof *v);
@@ -208,16 +204,16 @@ static int remote_state_after(hs_server *srv, const char *dest, const room_versi
     int rc = fed_request(srv, dest, "GET", path, NULL, &status, &resp, err);
     free(path);
     size_t n_pdu = 0, n_auth = 0;
-    const char **pdu_ids = rc == 0 ? strings_of(json_object_get(resp, "pdu_ids"), &n_pdu) : NULL;
+    const char **pdu_ids = rc == 0 ? fed_strings_of(json_object_get(resp, "pdu_ids"), &n_pdu) : NULL;
     const char **auth_ids =
-        rc == 0 ? strings_of(json_object_get(resp, "auth_chain_ids"), &n_auth) : NULL;
+        rc == 0 ? fed_strings_of(json_object_get(resp, "auth_chain_ids"), &n_auth) : NULL;
     if (rc == 0 && (!pdu_ids || !auth_ids))
         rc = hs_err_set(err, 502, "M_UNKNOWN", "%s sent a bad /state_ids answer", dest);
     /* Auth chain first, so the state's events find their auth events. */
     if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, auth_ids, n_auth, err);
     if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, pdu_ids, n_pdu, err);
     if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, &prev_id, 1, err);
-    if (rc == 0) rc = map_from_ids(srv, json_object_get(resp, "pdu_ids"), out, err);
+    if (rc == 0) rc = fed_state_map_of_ids(srv, pdu_ids, n_pdu, out, err);
     free(pdu_ids), free(auth_ids);
     json_decref(resp);
     if (rc < 0) return -1;
@@ -366,7 +362,7 @@ static int room_for(hs_server *srv, const char *origin, const char *room_id, con
 }
 
 /* The event ID of a PDU before anything else is checked, to key its result. */
-static char *pdu_event_id(const room_version *v, const json_t *pdu) {
+char *fed_pdu_event_id(const room_version *v, const json_t *pdu) {
     const char *id = json_string_value(json_object_get(pdu, "event_id"));
     if (v && v->event_format != ROOM_EVFMT_V1) {
         hs_err e = {0};
@@ -383,7 +379,7 @@ int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char 
         return hs_err_set(err, 400, "M_BAD_JSON", "A PDU needs a room_id");
     const room_version *v = NULL;
     int ok = room_for(srv, origin, room_id, &v, err);
-    *event_id = pdu_event_id(v, pdu);
+    *event_id = fed_pdu_event_id(v, pdu);
     if (ok < 0) return -1;
     room_event *ev = fed_event_verify(srv, v, pdu, err);
     if (!ev) return -1;

@@ -202,6 +202,19 @@ int fed_persist_event_opts(hs_server *srv, const room_event *ev,
                            const room_state_map *state_before, const fed_persist_opts *o,
                            room_verdict *verdict, hs_err *err);
 
+/* The stored, not rejected state events among ids, as a state map (one
+ * query; events we lack are left out). 0, or -1 with err. */
+int fed_state_map_of_ids(hs_server *srv, const char *const *ids, size_t n, room_state_map *out,
+                         hs_err *err);
+
+/* A PDU's event ID before anything else is checked: carried (v1–2) or its
+ * reference hash; malloc'd, NULL when it has none. */
+char *fed_pdu_event_id(const room_version *v, const json_t *pdu);
+
+/* All string members of a JSON array, borrowed (free the array only); NULL
+ * when it is not an array. */
+const char **fed_strings_of(const json_t *a, size_t *n);
+
 /* ---- partial_state.c ------------------------------------------------------- */
 
 /* Mark room_id as joined with partial state at our join join_event_id, with

@@ -21,6 +21,7 @@
  * allow it too. Application-service network lists (third_party_instance_id)
  * are not kept here yet: every such network is empty. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,12 +295,15 @@ static json_t *chunk_entry(PGresult *r, int i) {
     return o;
 }
 
-static void set_token(json_t *res, const char *key, bool forward, PGresult *r, int row,
-                      const dir_query *q) {
-    char *t = row >= 0 ? make_token(forward, atoll(PQgetvalue(r, row, 4)), PQgetvalue(r, row, 0))
-                       : make_token(forward, q->bound_members, q->bound_room);
+static void set_token(json_t *res, const char *key, bool forward, long long members,
+                      const char *room_id) {
+    char *t = make_token(forward, members, room_id);
     json_object_set_new(res, key, json_string(t));
     free(t);
+}
+
+static void set_row_token(json_t *res, const char *key, bool forward, PGresult *r, int row) {
+    set_token(res, key, forward, atoll(PQgetvalue(r, row, 4)), PQgetvalue(r, row, 0));
 }
 
 /* Whether the asking server may see row i: a room whose server ACL denies it
@@ -309,9 +313,46 @@ static int row_visible(db_conn *c, const dir_query *q, PGresult *r, int i, hs_er
     return room_acl_allows(c, PQgetvalue(r, i, 0), q->origin, err);
 }
 
+/* The rows of one page: [near, far] were considered (shown or hidden from
+ * the asking server), and more says whether a room this server would show
+ * lies beyond far. */
+typedef struct page_rows {
+    int near, far;
+    bool more;
+} page_rows;
+
+/* Fills chunk with up to q->limit visible rows of r. Past a full page it
+ * looks on for a visible row before promising another page: a page whose
+ * remaining rows are all hidden by server ACLs is the last one, so the
+ * client is never sent on to an empty page (and a prev_batch from the last
+ * page leads to the page before it). The hidden rows looked at join the
+ * page's range, so the next page starts after them. 0 or -1. */
+static int pick_rows(db_conn *c, const dir_query *q, PGresult *r, json_t *chunk, page_rows *p,
+                     hs_err *err) {
+    int n = PQntuples(r);
+    *p = (page_rows){.near = -1, .far = -1};
+    for (int i = 0; i < n; i++) {
+        int vis = row_visible(c, q, r, i, err);
+        if (vis < 0) return -1;
+        if ((long)json_array_size(chunk) >= q->limit) {
+            if (vis) return p->more = true, 0;
+            p->far = i;
+            continue;
+        }
+        if (p->near < 0) p->near = i;
+        p->far = i;
+        if (vis) json_array_append_new(chunk, chunk_entry(r, i));
+    }
+    p->more = n == probe_limit(q); /* the rows beyond the probe are unknown */
+    return 0;
+}
+
 /* One page in the order clients get it (largest first), with its tokens.
  * Rows come nearest-to-the-bound first (backwards: smallest first); the
- * tokens name the first and last rows considered, shown or not. */
+ * tokens name the first and last rows considered, shown or not. A page that
+ * found no row at all has only a token back over the whole list, from its
+ * far end (as Synapse: members 0, room ID ""; backwards: the largest count a
+ * token can hold), so that it comes back to the rows its own token named. */
 static int list_rooms(db_conn *c, const dir_query *q, json_t **out, hs_err *err) {
     json_t *chunk = json_array();
     *out = json_pack("{s:o}", "chunk", chunk);
@@ -321,20 +362,9 @@ static int list_rooms(db_conn *c, const dir_query *q, json_t **out, hs_err *err)
     }
     PGresult *r = fetch_page(c, q, err);
     long long total = r ? count_rooms(c, q, err) : -1;
-    if (total < 0) return PQclear(r), json_decref(*out), *out = NULL, -1;
-    int n = PQntuples(r), near = -1, far = -1;
-    bool cut = false;
-    for (int i = 0; i < n; i++) {
-        if ((long)json_array_size(chunk) >= q->limit) {
-            cut = true;
-            break;
-        }
-        int vis = row_visible(c, q, r, i, err);
-        if (vis < 0) return PQclear(r), json_decref(*out), *out = NULL, -1;
-        if (near < 0) near = i;
-        far = i;
-        if (vis) json_array_append_new(chunk, chunk_entry(r, i));
-    }
+    page_rows p;
+    if (total < 0 || pick_rows(c, q, r, chunk, &p, err) < 0)
+        return PQclear(r), json_decref(*out), *out = NULL, -1;
     if (!q->forward) { /* largest first, as forwards */
         for (size_t i = 0, k = json_array_size(chunk); i < k / 2; i++) {
             json_t *x = json_incref(json_array_get(chunk, i));
@@ -342,14 +372,11 @@ static int list_rooms(db_conn *c, const dir_query *q, json_t **out, hs_err *err)
             json_array_set_new(chunk, k - 1 - i, x);
         }
     }
-    bool more = cut || n == probe_limit(q);
-    if (q->forward) {
-        if (more) set_token(*out, "next_batch", true, r, far, q);
-        if (q->has_bound) set_token(*out, "prev_batch", false, r, near, q);
-    } else {
-        set_token(*out, "next_batch", true, r, near, q);
-        if (more) set_token(*out, "prev_batch", false, r, far, q);
-    }
+    const char *along = q->forward ? "next_batch" : "prev_batch";
+    const char *against = q->forward ? "prev_batch" : "next_batch";
+    if (p.more) set_row_token(*out, along, q->forward, r, p.far);
+    if (q->has_bound && p.near >= 0) set_row_token(*out, against, !q->forward, r, p.near);
+    else if (q->has_bound) set_token(*out, against, !q->forward, q->forward ? 0 : INT32_MAX, "");
     json_object_set_new(*out, "total_room_count_estimate", json_integer(total));
     PQclear(r);
     return 0;

@@ -1,14 +1,26 @@
 /* notifier.c — the registry of waiting /sync requests.
  *
  * Waiters sit in a hash table by user ID and in a second one by room ID, so a
- * notification touches only the waiters that can see it, not all of them. */
+ * notification touches only the waiters that can see it, not all of them.
+ *
+ * A reader is shown a stream position only once every earlier one has
+ * committed (streams.h). A notification given while an earlier write is
+ * still in flight wakes waiters that find nothing new yet and park again,
+ * and the earlier write's own notification is for its users and rooms only:
+ * so such a notification is held, with the positions it waits for, and given
+ * again once every stream has reached them (as Synapse's notifier waits for
+ * the persisted position). Without this a message could wait for the
+ * reader's sync time-out. */
 #include "notifier.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "homeserver/db/streams.h"
 
 #define BUCKETS 4096
 
@@ -105,11 +117,73 @@ static void fire(const char *key) {
     }
 }
 
-void hs_notify_users(const char *const *user_ids, size_t n) {
-    for (size_t i = 0; i < n; i++) fire(user_ids[i]);
+/* ---- notifications held back ------------------------------------------- */
+
+typedef struct held {
+    struct held *next;
+    long long upto[DB_STREAM_COUNT]; /* positions to reach first (0: any) */
+    char key[];
+} held;
+
+static held *held_list; /* one entry a key */
+static atomic_size_t n_held;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The stream hook: give again the notifications whose positions are shown now. */
+static void release_held(void) {
+    if (!atomic_load(&n_held)) return;
+    held *ready = NULL;
+    pthread_mutex_lock(&held_mu);
+    for (held **pp = &held_list; *pp;) {
+        held *h = *pp;
+        if (!db_streams_reached(h->upto)) {
+            pp = &h->next;
+            continue;
+        }
+        *pp = h->next;
+        h->next = ready;
+        ready = h;
+        atomic_fetch_sub(&n_held, 1);
+    }
+    pthread_mutex_unlock(&held_mu);
+    while (ready) {
+        held *h = ready;
+        ready = h->next;
+        fire(h->key);
+        free(h);
+    }
 }
 
-void hs_notify_room(const char *room_id) { fire(room_id); }
+static void hold_if_held_back(const char *key) {
+    long long upto[DB_STREAM_COUNT];
+    if (!db_streams_held_back(upto)) return;
+    db_stream_on_advance(release_held);
+    pthread_mutex_lock(&held_mu);
+    held *h = held_list;
+    while (h && strcmp(h->key, key)) h = h->next;
+    size_t n = strlen(key) + 1;
+    if (!h && (h = calloc(1, sizeof *h + n))) {
+        memcpy(h->key, key, n);
+        h->next = held_list;
+        held_list = h;
+        atomic_fetch_add(&n_held, 1);
+    }
+    for (int s = 0; h && s < DB_STREAM_COUNT; s++)
+        if (upto[s] > h->upto[s]) h->upto[s] = upto[s];
+    pthread_mutex_unlock(&held_mu);
+    release_held(); /* the streams may have caught up meanwhile */
+}
+
+static void notify(const char *key) {
+    hold_if_held_back(key);
+    fire(key);
+}
+
+void hs_notify_users(const char *const *user_ids, size_t n) {
+    for (size_t i = 0; i < n; i++) notify(user_ids[i]);
+}
+
+void hs_notify_room(const char *room_id) { notify(room_id); }
 
 void hs_notify_all(void) {
     for (;;) {

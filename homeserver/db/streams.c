@@ -29,6 +29,16 @@ static tracker streams[DB_STREAM_COUNT] = {
     [DB_STREAM_PRESENCE] = {.seq = "presence_stream_seq"},
 };
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*_Atomic on_advance)(void);
+
+static long long current_locked(const tracker *t) {
+    long long cur = t->done_max;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->inflight[i] - 1 < cur) cur = t->inflight[i] - 1;
+    if (t->block_next < t->block_len && t->block[t->block_next] - 1 < cur)
+        cur = t->block[t->block_next] - 1;
+    return cur;
+}
 
 int db_streams_init(db_pool *p, hs_err *err) {
     db_conn *c = db_acquire(p, err);
@@ -105,17 +115,37 @@ void db_stream_done(db_stream s, long long pos) {
             break;
         }
     if (pos > t->done_max) t->done_max = pos;
+    /* Past pos: positions done while this one was in flight are shown now. */
+    bool released = current_locked(t) > pos;
     pthread_mutex_unlock(&mu);
+    void (*fn)(void) = on_advance;
+    if (released && fn) fn();
 }
 
 long long db_stream_current(db_stream s) {
-    tracker *t = &streams[s];
     pthread_mutex_lock(&mu);
-    long long cur = t->done_max;
-    for (size_t i = 0; i < t->n; i++)
-        if (t->inflight[i] - 1 < cur) cur = t->inflight[i] - 1;
-    if (t->block_next < t->block_len && t->block[t->block_next] - 1 < cur)
-        cur = t->block[t->block_next] - 1;
+    long long cur = current_locked(&streams[s]);
     pthread_mutex_unlock(&mu);
     return cur;
 }
+
+bool db_streams_held_back(long long upto[DB_STREAM_COUNT]) {
+    bool any = false;
+    pthread_mutex_lock(&mu);
+    for (int s = 0; s < DB_STREAM_COUNT; s++) {
+        upto[s] = current_locked(&streams[s]) < streams[s].done_max ? streams[s].done_max : 0;
+        any |= upto[s] > 0;
+    }
+    pthread_mutex_unlock(&mu);
+    return any;
+}
+
+bool db_streams_reached(const long long upto[DB_STREAM_COUNT]) {
+    bool ok = true;
+    pthread_mutex_lock(&mu);
+    for (int s = 0; s < DB_STREAM_COUNT && ok; s++) ok = current_locked(&streams[s]) >= upto[s];
+    pthread_mutex_unlock(&mu);
+    return ok;
+}
+
+void db_stream_on_advance(void (*fn)(void)) { on_advance = fn; }

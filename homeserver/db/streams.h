@@ -10,6 +10,8 @@
 #ifndef DB_STREAMS_H
 #define DB_STREAMS_H
 
+#include <stdbool.h>
+
 #include "db.h"
 
 typedef enum db_stream {
@@ -32,5 +34,20 @@ void db_stream_done(db_stream s, long long pos);
 
 /* The highest position below which every reserved position is done. */
 long long db_stream_current(db_stream s);
+
+/* Per stream, the highest position done when it is above
+ * db_stream_current (a write that committed while an earlier one is still
+ * in flight, which readers cannot be shown yet), else 0; false when no
+ * stream holds anything back. */
+bool db_streams_held_back(long long upto[DB_STREAM_COUNT]);
+
+/* Whether every stream's current position has reached upto (0: any). */
+bool db_streams_reached(const long long upto[DB_STREAM_COUNT]);
+
+/* fn runs (no locks of ours held, in the writer's thread) when
+ * db_stream_done shows positions done while that one was in flight: the
+ * notifier uses it to wake again the readers of the writes held back. One
+ * hook; NULL removes it. */
+void db_stream_on_advance(void (*fn)(void));
 
 #endif

@@ -17,6 +17,7 @@ import urllib.parse
 
 import pytest
 
+from directory_paging import check_paging
 from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401 (pki is a fixture)
 
 LIMITS = """rc_message: {per_second: 100000, burst_count: 100000}
@@ -382,6 +383,37 @@ def test_server_acls_hide_rooms_from_denied_servers(net, acl_host):
     body = r.json["body"]
     assert [x["room_id"] for x in body["children"]] == [rooms["open"]], body
     assert body["inaccessible_children"] == [rooms["banned"]], body
+
+
+def test_directory_pages_step_over_rooms_hidden_by_acls(net, acl_host):
+    """Seven rooms of D with one member each, ordered by room ID; server ACLs
+    deny B the first, the fourth and fifth and the last. B pages D's
+    federation directory with limit 1, 2 and 4: the pages hold just the
+    three others, none is empty (no next_batch leads past the last shown
+    room to rooms all hidden), and prev_batch/next_batch lead back and forth
+    between the same pages."""
+    b = net["b"]
+    d, dtok = acl_host
+    made = [create(d, dtok, {"preset": "public_chat", "visibility": "public", "name": f"chf tie {i}"})
+            for i in range(7)]
+    search = {"filter": {"generic_search_term": "chf tie"}}
+    r = d.request("POST", "/_matrix/client/v3/publicRooms", search, token=dtok)
+    order = [x["room_id"] for x in r.json["chunk"]]
+    assert order == sorted(made, reverse=True), r
+    deny = {"allow": ["*"], "deny": ["localhost"], "allow_ip_literals": True}
+    for i in (0, 3, 4, 6):
+        r = d.request("PUT", f"/_matrix/client/v3/rooms/{q(order[i])}/state/m.room.server_acl/", deny,
+                      token=dtok)
+        assert r.status == 200, r
+
+    def fetch(since, limit):
+        body = dict(search, limit=limit, **({"since": since} if since else {}))
+        r = b.fed_request(d.server_name, "/_matrix/federation/v1/publicRooms", method="POST", content=body)
+        assert r.status == 200 and r.json["status"] == 200, r.json
+        return r.json["body"]
+
+    for limit in (1, 2, 4):
+        check_paging(fetch, limit, [order[1], order[2], order[5]])
 
 
 def test_room_summary_of_a_remote_alias(net):

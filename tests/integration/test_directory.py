@@ -10,6 +10,7 @@ import urllib.parse
 
 import pytest
 
+from directory_paging import check_paging
 from harness import Server
 
 MEGOLM = "m.megolm.v1.aes-sha2"
@@ -147,6 +148,30 @@ def test_pagination_both_ways(server, rooms):
     for bad in ("?since=nonsense", "?since=" + q("Zm9v"), "?limit=x"):
         r = public_rooms(server, t, query=bad)
         assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", (bad, r)
+
+
+def test_pagination_with_equal_sizes(server, rooms):
+    """Rooms of equal size are ordered by room ID (descending, as Synapse),
+    so pages of any size tile the list forwards and back."""
+    made, tok = rooms
+    a, t = tok["dir_alice"], tok["dir_dave"]
+    tie = [create(server, a, {"preset": "public_chat", "visibility": "public", "name": f"EqualTie {i}"})
+           for i in range(6)]
+    r = server.request("POST", f"/_matrix/client/v3/join/{q(tie[0])}", {}, token=tok["dir_bob"])
+    assert r.status == 200, r
+    body = {"filter": {"generic_search_term": "equaltie"}}
+    listed = public_rooms(server, t, body).json["chunk"]
+    expected = [tie[0]] + sorted(tie[1:], reverse=True)
+    assert [c["room_id"] for c in listed] == expected, listed
+    assert [c["num_joined_members"] for c in listed] == [2] + [1] * 5, listed
+
+    def fetch(since, limit):
+        r = public_rooms(server, t, dict(body, limit=limit, **({"since": since} if since else {})))
+        assert r.status == 200, r
+        return r.json
+
+    for limit in (1, 2, 4):
+        check_paging(fetch, limit, expected)
 
 
 def test_networks_and_servers(server, rooms):

@@ -13,30 +13,16 @@ watch the room while it is partial.
 import concurrent.futures
 import json
 import time
-import urllib.parse
 
 import pytest
 
 from harness import Server
+from test_federation_rooms import q, wait_for
 from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401
 
 V3 = "/_matrix/client/v3"
 GUESTS = 200
 DELAY_MS = 6000
-
-
-def q(x):
-    return urllib.parse.quote(x, safe="")
-
-
-def wait_for(fn, timeout=60, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def populate(s, room, n, threads=8, prefix=""):

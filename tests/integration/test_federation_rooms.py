@@ -193,7 +193,7 @@ def q(x):
     return urllib.parse.quote(x, safe="")
 
 
-def wait_for(fn, timeout=30, what="condition"):
+def wait_for(fn, timeout=60, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = fn()

@@ -1,8 +1,8 @@
 /* test_client_sync_data.c — what /sync gets from the account data, receipts,
  * presence and typing functions, on a real PostgreSQL (an embedded cluster
  * in a temporary folder): stream windows (from, to], rooms, private
- * receipts, who sees whose presence, and typing time-outs that wake a
- * waiting /sync. */
+ * receipts, who sees whose presence, typing time-outs that wake a waiting
+ * /sync, and wakes held back by a write still in flight. */
 #include <check.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -368,6 +368,37 @@ START_TEST(test_typing) {
 }
 END_TEST
 
+/* Two writes that commit out of order: the waiters of the later one are
+ * woken while it cannot be shown yet, and must be woken again when the
+ * earlier one commits, although that one's writer notifies only its own
+ * readers. */
+START_TEST(test_wakes_held_back_by_an_earlier_write) {
+    hs_err err = {0};
+    long long first = db_stream_reserve(c, DB_STREAM_TO_DEVICE, &err);
+    long long second = db_stream_reserve(c, DB_STREAM_TO_DEVICE, &err);
+    ck_assert_int_gt(second, first);
+    hs_waiter *w = wait_on("@b:s", "!shared");
+    db_stream_done(DB_STREAM_TO_DEVICE, second); /* a message to @b commits */
+    hs_notify_users((const char *const[]){"@b:s"}, 1);
+    ck_assert_int_eq(atomic_load(&woken), 1);
+    ck_assert_int_lt(db_stream_current(DB_STREAM_TO_DEVICE), second); /* not shown yet */
+    hs_waiter_remove(w);
+    w = wait_on("@b:s", "!shared"); /* @b's sync found nothing and waits again */
+    db_stream_done(DB_STREAM_TO_DEVICE, first); /* then one to @c */
+    hs_notify_users((const char *const[]){"@c:s"}, 1);
+    ck_assert_int_eq(db_stream_current(DB_STREAM_TO_DEVICE), second);
+    ck_assert_int_eq(atomic_load(&woken), 1);
+    hs_waiter_remove(w);
+    /* Nothing stays held: a write in order wakes only its own readers. */
+    w = wait_on("@b:s", "!shared");
+    long long third = db_stream_reserve(c, DB_STREAM_TO_DEVICE, &err);
+    db_stream_done(DB_STREAM_TO_DEVICE, third);
+    hs_notify_users((const char *const[]){"@c:s"}, 1);
+    ck_assert_int_eq(atomic_load(&woken), 0);
+    hs_waiter_remove(w);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("client_sync_data");
     TCase *t = tcase_create("sync_data");
@@ -378,6 +409,7 @@ int main(void) {
     tcase_add_test(t, test_presence_visibility_and_windows);
     tcase_add_test(t, test_presence_time_outs_wake_the_room);
     tcase_add_test(t, test_typing);
+    tcase_add_test(t, test_wakes_held_back_by_an_earlier_write);
     suite_add_tcase(s, t);
     SRunner *sr = srunner_create(s);
     /* One process: the tests share the database connections, whose prepared

@@ -299,32 +299,59 @@ static long long stored_pos(const char *event_id) {
     return p;
 }
 
+/* A public v12 room of alice's that carol of other.org joined over
+ * federation: the join rules event, the power levels' and alice's member
+ * event IDs, the extremity and depth carol's join was built on, her join. */
+typedef struct carol_room {
+    const room_version *v;
+    char *rid, *pl, *alice;
+    room_event *jr, *join;
+    char **ext;
+    size_t n;
+    long long depth;
+} carol_room;
+
+static carol_room carol_joins(void) {
+    carol_room r = {.v = room_version_get("12"), .rid = make_room("12")};
+    r.jr = send(NULL, r.rid, "m.room.join_rules", "", "@alice:example.org",
+                "{\"join_rule\":\"public\"}", NULL);
+    hs_err err = {0};
+    room_store_extremities(c, r.rid, &r.ext, &r.n, &r.depth, &err);
+    room_state_map *st = room_state_map_new();
+    room_store_current_state(c, r.rid, st, &err);
+    r.pl = strdup(room_state_map_get(st, "m.room.power_levels", ""));
+    r.alice = strdup(room_state_map_get(st, "m.room.member", "@alice:example.org"));
+    room_state_map_free(st);
+    r.join = remote(r.v, r.rid, "m.room.member", "@carol:other.org", "@carol:other.org",
+                    "{\"membership\":\"join\"}", r.ext[0],
+                    (const char *[]){r.pl, r.jr->event_id}, 2, r.depth + 1);
+    int status;
+    char why[256];
+    ck_assert_int_eq(receive(r.join, &status, why), ROOM_ACCEPTED);
+    return r;
+}
+
+static void carol_room_free(carol_room *r) {
+    room_store_free_ids(r->ext, r->n);
+    room_event_free(r->join), room_event_free(r->jr);
+    free(r->pl), free(r->alice), free(r->rid);
+}
+
 /* History pulled by backfill: judged by its auth events and the state before
  * it, never by the current state, stored at the position given, and moving
  * neither the current state nor the forward extremities. */
 START_TEST(receive_history_leaves_the_present) {
-    const room_version *v = room_version_get("12");
-    char *rid = make_room("12");
-    room_event *jr = send(NULL, rid, "m.room.join_rules", "", "@alice:example.org",
-                          "{\"join_rule\":\"public\"}", NULL);
+    carol_room cr = carol_joins();
+    const room_version *v = cr.v;
+    char *rid = cr.rid, *pl = cr.pl, *alice = cr.alice;
+    room_event *join = cr.join;
+    long long depth = cr.depth;
     hs_err err = {0};
-    char **ext;
-    size_t n;
-    long long depth;
-    room_store_extremities(c, rid, &ext, &n, &depth, &err);
-    room_state_map *st = room_state_map_new();
-    room_store_current_state(c, rid, st, &err);
-    char *pl = strdup(room_state_map_get(st, "m.room.power_levels", ""));
-    char *alice = strdup(room_state_map_get(st, "m.room.member", "@alice:example.org"));
-    room_event *join = remote(v, rid, "m.room.member", "@carol:other.org", "@carol:other.org",
-                              "{\"membership\":\"join\"}", ext[0],
-                              (const char *[]){pl, jr->event_id}, 2, depth + 1);
-    int status;
+    char **ext = NULL;
+    size_t n = 0;
     char why[256];
-    ck_assert_int_eq(receive(join, &status, why), ROOM_ACCEPTED);
     room_event *ban = send(NULL, rid, "m.room.member", "@carol:other.org", "@alice:example.org",
                            "{\"membership\":\"ban\"}", NULL);
-    room_store_free_ids(ext, n);
     room_store_extremities(c, rid, &ext, &n, NULL, &err);
     ck_assert_int_eq(n, 1);
     char *present = strdup(ext[0]);
@@ -355,10 +382,10 @@ START_TEST(receive_history_leaves_the_present) {
     ck_assert_int_eq(receive_history(bad, -5, why), ROOM_REJECTED);
 
     room_store_free_ids(ext, n);
-    room_state_map_free(st), room_state_map_free(after);
+    room_state_map_free(after);
     room_event_free(bad), room_event_free(topic), room_event_free(old), room_event_free(ban);
-    room_event_free(join), room_event_free(jr);
-    free(present), free(pl), free(alice), free(rid);
+    free(present);
+    carol_room_free(&cr);
 }
 END_TEST
 
@@ -378,24 +405,15 @@ static room_verdict receive_partial(const room_event *ev, const room_state_map *
  * membership the state has still wins; and the rebase gives the join and
  * the events after it the full state. */
 START_TEST(partial_state) {
-    const room_version *v = room_version_get("12");
-    char *rid = make_room("12");
-    room_event *jr = send(NULL, rid, "m.room.join_rules", "", "@alice:example.org",
-                          "{\"join_rule\":\"public\"}", NULL);
+    carol_room cr = carol_joins();
+    const room_version *v = cr.v;
+    char *rid = cr.rid, *pl = cr.pl;
+    room_event *jr = cr.jr, *join = cr.join;
+    long long depth = cr.depth;
     hs_err err = {0};
-    char **ext;
-    size_t n;
-    long long depth;
-    room_store_extremities(c, rid, &ext, &n, &depth, &err);
-    room_state_map *st = room_state_map_new();
-    room_store_current_state(c, rid, st, &err);
-    char *pl = strdup(room_state_map_get(st, "m.room.power_levels", ""));
-    room_event *join = remote(v, rid, "m.room.member", "@carol:other.org", "@carol:other.org",
-                              "{\"membership\":\"join\"}", ext[0],
-                              (const char *[]){pl, jr->event_id}, 2, depth + 1);
+    char **ext = cr.ext;
     int status;
     char why[256];
-    ck_assert_int_eq(receive(join, &status, why), ROOM_ACCEPTED);
     /* dave of other.org joined too, but we hold his join as an outlier only. */
     room_event *dave = remote(v, rid, "m.room.member", "@dave:other.org", "@dave:other.org",
                               "{\"membership\":\"join\"}", ext[0],
@@ -448,12 +466,8 @@ START_TEST(partial_state) {
     ck_assert_str_eq(room_state_map_get(at, "m.room.join_rules", ""), jr->event_id);
 
     room_state_map_free(at), room_state_map_free(full), room_state_map_free(known);
-    room_state_map_free(st);
-    room_store_free_ids(ext, n);
     room_event_free(mal), room_event_free(ban), room_event_free(msg), room_event_free(dave);
-    room_event_free(join), room_event_free(jr);
-    free(pl);
-    free(rid);
+    carol_room_free(&cr);
 }
 END_TEST
 

@@ -8,46 +8,25 @@
 //     to-device messages, and each then sees the other's device as verified.
 // Env: PVYHS_BASE, PEER_BASE, PVYHS_ALICE, PEER_BOB (user names on each),
 // PVYHS_PASSWORD. Exit code 0 and a last line {"ok": true} on success.
-import { VerificationPhase, VerifierEvent } from "matrix-js-sdk/lib/crypto-api/verification.js";
-import { CryptoEvent } from "matrix-js-sdk/lib/crypto-api/index.js";
-
-import { BASE, ENCRYPTION, decrypted, joined, log, report, start, stopAll, text, until } from "./lib.mjs";
+import {
+  BASE, ENCRYPTION, decrypted, joined, log, report, start, stopAll, text, until, verifyBySas, within,
+} from "./lib.mjs";
 
 const PEER = process.env.PEER_BASE;
 
 async function exchange(owner, guest, tag) {
   const me = owner.getUserId(), them = guest.getUserId();
-  const { room_id: room } = await owner.createRoom({ invite: [them], initial_state: [ENCRYPTION] });
+  const { room_id: room } = await within(`${me} to create the room`,
+    owner.createRoom({ invite: [them], initial_state: [ENCRYPTION] }));
   await until(`${them}'s invite`, () => guest.getRoom(room)?.getMyMembership() === "invite");
-  await guest.joinRoom(room);
+  await within(`${them} to join ${room}`, guest.joinRoom(room));
   await joined(owner, room, them);
-  await owner.sendMessage(room, text(`${tag}: from the room's creator`));
+  await within(`${me} to send`, owner.sendMessage(room, text(`${tag}: from the room's creator`)));
   await decrypted(guest, room, `${tag}: from the room's creator`);
-  await guest.sendMessage(room, text(`${tag}: from the invited user`));
+  await within(`${them} to send`, guest.sendMessage(room, text(`${tag}: from the invited user`)));
   await decrypted(owner, room, `${tag}: from the invited user`);
   log("exchanged", { room, me, them });
   return room;
-}
-
-async function sas(a, b) {
-  const incoming = new Promise((resolve) =>
-    b.on(CryptoEvent.VerificationRequestReceived, (req) => resolve(req)));
-  const reqA = await a.getCrypto().requestDeviceVerification(b.getUserId(), b.getDeviceId());
-  const reqB = await incoming;
-  await reqB.accept();
-  await until("the verification request to be ready", () => reqA.phase === VerificationPhase.Ready);
-  const verifierA = await reqA.startVerification("m.sas.v1");
-  const verifierB = await until("the other side of the verifier", () => reqB.verifier);
-  const emojis = {};
-  for (const [name, v] of [["a", verifierA], ["b", verifierB]]) {
-    v.on(VerifierEvent.ShowSas, async (s) => {
-      emojis[name] = s.sas.emoji.map((e) => e[1]).join(" ");
-      await s.confirm();
-    });
-  }
-  await Promise.all([verifierA.verify(), verifierB.verify()]);
-  if (!emojis.a || emojis.a !== emojis.b) throw new Error(`SAS mismatch: ${JSON.stringify(emojis)}`);
-  return emojis.a;
 }
 
 async function main() {
@@ -59,7 +38,8 @@ async function main() {
   await exchange(bob, alice, "peer room");
   report({ step: "room on the peer" });
 
-  const emojis = await sas(alice, bob);
+  const emojis = await verifyBySas(alice, bob,
+    () => alice.getCrypto().requestDeviceVerification(bob.getUserId(), bob.getDeviceId()));
   await until("Bob's device verified as Alice sees it", async () =>
     (await alice.getCrypto().getDeviceVerificationStatus(bob.getUserId(), bob.getDeviceId()))
       ?.isVerified());

@@ -8,17 +8,16 @@
 //     messages, and each then sees the other as verified.
 // Env: PVYHS_BASE, PVYHS_ALICE, PVYHS_BOB (local user names), PVYHS_PASSWORD.
 // Exit code 0 and a last line {"ok": true} on success.
-import { CryptoEvent } from "matrix-js-sdk/lib/crypto-api/index.js";
-import { VerificationPhase, VerifierEvent } from "matrix-js-sdk/lib/crypto-api/verification.js";
-
-import { ENCRYPTION, PASSWORD, decrypted, joined, log, report, rest, start, stopAll, text, until } from "./lib.mjs";
+import {
+  ENCRYPTION, PASSWORD, decrypted, joined, log, report, rest, start, stopAll, text, until, verifyBySas, within,
+} from "./lib.mjs";
 
 const ALICE = process.env.PVYHS_ALICE || "js_alice";
 const BOB = process.env.PVYHS_BOB || "js_bob";
 
 async function uploadCrossSigning(client) {
   const userId = client.getUserId();
-  await client.getCrypto().bootstrapCrossSigning({
+  await within(`${userId} to bootstrap cross-signing`, client.getCrypto().bootstrapCrossSigning({
     authUploadDeviceSigningKeys: async (makeRequest) => {
       try {
         await makeRequest(null); // the first upload needs no UIA
@@ -32,35 +31,12 @@ async function uploadCrossSigning(client) {
         });
       }
     },
-  });
+  }));
 }
 
 async function backupCount(client) {
   const r = await rest("GET", "/_matrix/client/v3/room_keys/version", client.getAccessToken());
   return r.status === 200 ? r.json.count : 0;
-}
-
-// SAS between two devices of one user; both must end up verified.
-async function sas(a, b) {
-  const incoming = new Promise((resolve) =>
-    b.on(CryptoEvent.VerificationRequestReceived, (req) => resolve(req)));
-  const reqA = await a.getCrypto().requestOwnUserVerification();
-  const reqB = await incoming;
-  await reqB.accept();
-  await until("the verification request to be ready", () => reqA.phase === VerificationPhase.Ready);
-  const verifierA = await reqA.startVerification("m.sas.v1");
-  const verifierB = await until("Bob's side of the verifier", () => reqB.verifier);
-  const emojis = {};
-  for (const [name, v] of [["a", verifierA], ["b", verifierB]]) {
-    v.on(VerifierEvent.ShowSas, async (s) => {
-      emojis[name] = s.sas.emoji.map((e) => e[1]).join(" ");
-      await s.confirm();
-    });
-  }
-  await Promise.all([verifierA.verify(), verifierB.verify()]);
-  if (!emojis.a || emojis.a !== emojis.b) throw new Error(`SAS mismatch: ${JSON.stringify(emojis)}`);
-  log("sas done", emojis);
-  return emojis.a;
 }
 
 async function main() {
@@ -69,13 +45,14 @@ async function main() {
   const alice = a1.getUserId(), bob = b1.getUserId();
 
   // 1. An encrypted room, messages both ways.
-  const { room_id: room } = await a1.createRoom({ invite: [bob], initial_state: [ENCRYPTION] });
+  const { room_id: room } = await within("Alice to create the room",
+    a1.createRoom({ invite: [bob], initial_state: [ENCRYPTION] }));
   await until("Bob's invite", () => b1.getRoom(room)?.getMyMembership() === "invite");
-  await b1.joinRoom(room);
+  await within("Bob to join", b1.joinRoom(room));
   await joined(a1, room, bob);
-  await a1.sendMessage(room, text("a1: hello bob"));
+  await within("a1 to send", a1.sendMessage(room, text("a1: hello bob")));
   await decrypted(b1, room, "a1: hello bob");
-  await b1.sendMessage(room, text("b1: hello alice"));
+  await within("b1 to send", b1.sendMessage(room, text("b1: hello alice")));
   await decrypted(a1, room, "b1: hello alice");
   report({ step: "exchange" });
 
@@ -85,7 +62,7 @@ async function main() {
     const devs = await a1.getCrypto().getUserDeviceInfo([bob], true);
     return devs.get(bob)?.has(b2.getDeviceId());
   });
-  await a1.sendMessage(room, text("a1: after b2"));
+  await within("a1 to send after b2", a1.sendMessage(room, text("a1: after b2")));
   await decrypted(b2, room, "a1: after b2");
   await decrypted(b1, room, "a1: after b2");
   report({ step: "second device" });
@@ -93,20 +70,20 @@ async function main() {
   // 3. Cross-signing, key backup, a new device restores history.
   await uploadCrossSigning(a1);
   await until("cross-signing ready", () => a1.getCrypto().isCrossSigningReady());
-  await a1.getCrypto().resetKeyBackup();
+  await within("a1 to make a key backup", a1.getCrypto().resetKeyBackup());
   await until("room keys in the backup", async () => (await backupCount(a1)) >= 2, 60000, 1000);
-  const key = await a1.getCrypto().getSessionBackupPrivateKey();
-  const version = await a1.getCrypto().getActiveSessionBackupVersion();
+  const key = await within("a1's backup key", a1.getCrypto().getSessionBackupPrivateKey());
+  const version = await within("a1's backup version", a1.getCrypto().getActiveSessionBackupVersion());
   const a2 = await start(ALICE);
-  await a2.getCrypto().storeSessionBackupPrivateKey(key, version);
-  const restored = await a2.getCrypto().restoreKeyBackup();
+  await within("a2 to store the backup key", a2.getCrypto().storeSessionBackupPrivateKey(key, version));
+  const restored = await within("a2 to restore the backup", a2.getCrypto().restoreKeyBackup());
   if (restored.imported < 1) throw new Error(`restored nothing: ${JSON.stringify(restored)}`);
   await decrypted(a2, room, "a1: hello bob");
   await decrypted(a2, room, "b1: hello alice");
   report({ step: "backup", imported: restored.imported, total: restored.total });
 
   // 4. SAS between Alice's devices.
-  const emojis = await sas(a1, a2);
+  const emojis = await verifyBySas(a1, a2, () => a1.getCrypto().requestOwnUserVerification());
   await until("a2 verified as seen by a1", async () =>
     (await a1.getCrypto().getDeviceVerificationStatus(alice, a2.getDeviceId()))?.isVerified());
   await until("a1 verified as seen by a2", async () =>

@@ -14,7 +14,7 @@
 // Env: PVYHS_BASE, PVYHS_SERVER_NAME, PVYHS_PASSWORD, PVYHS_PREFIX (user name prefix).
 import * as sdk from "matrix-js-sdk";
 
-import { BASE, PASSWORD, log, report, rest, until as untilLib } from "./lib.mjs";
+import { BASE, PASSWORD, STEP_MS, log, nextEvent, report, rest, until as untilLib, within } from "./lib.mjs";
 
 const SERVER = process.env.PVYHS_SERVER_NAME;
 const PREFIX = process.env.PVYHS_PREFIX || "flows";
@@ -33,7 +33,9 @@ let fatal = false;
 const ONLY = process.env.PVYHS_ONLY ? new RegExp(process.env.PVYHS_ONLY) : null;
 const SETUP = /^(register|log in|start clients|messages arrive)/;
 
-async function step(name, fn) {
+// Each step is bounded (timeoutMs; most need seconds): a stuck one fails
+// with its name and the ones after it still run.
+async function step(name, fn, timeoutMs = STEP_MS) {
   if (ONLY && !ONLY.test(name) && !SETUP.test(name)) return;
   const t0 = Date.now();
   if (fatal) {
@@ -41,7 +43,7 @@ async function step(name, fn) {
     return;
   }
   try {
-    const extra = await fn();
+    const extra = await within(`step "${name}"`, fn(), timeoutMs);
     report({ step: name, ok: true, ms: Date.now() - t0, ...(extra || {}) });
   } catch (e) {
     const out = { step: name, ok: false, ms: Date.now() - t0, error: String(e?.stack || e).slice(0, 2000) };
@@ -164,14 +166,11 @@ async function login(name) {
 }
 
 async function startClient(c) {
-  const client = sdk.createClient({ baseUrl: BASE, ...c });
-  const prepared = new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${c.userId}: not PREPARED in 60 s`)), 60000);
-    client.on(ClientEvent.Sync, (state, prev, data) => {
-      if (state === "PREPARED") { clearTimeout(t); resolve(); }
-      if (state === "ERROR") log("sync error", { user: c.userId, error: String(data?.error) });
-    });
+  const client = sdk.createClient({ baseUrl: BASE, ...c, localTimeoutMs: STEP_MS });
+  client.on(ClientEvent.Sync, (state, prev, data) => {
+    if (state === "ERROR") log("sync error", { user: c.userId, error: String(data?.error) });
   });
+  const prepared = nextEvent(`${c.userId} to be PREPARED`, client, ClientEvent.Sync, (state) => state === "PREPARED");
   await client.startClient({ initialSyncLimit: 20, threadSupport: true, lazyLoadMembers: true });
   await prepared;
   return client;
@@ -306,13 +305,11 @@ async function main() {
   let chat; // alice, bob and carol, joined
   await step("messages arrive by sync", async () => {
     chat = await roomWith(alice, [bob, carol], { name: "flows chat" });
-    const arrivals = new Promise((resolve) => {
-      bob.on(sdk.RoomEvent.Timeline, (ev, room, toStart) => {
-        if (room?.roomId === chat && !toStart && ev.getContent().body === "hello from alice") resolve(ev);
-      });
-    });
+    const arrivals = nextEvent("bob's timeline event", bob, sdk.RoomEvent.Timeline,
+      (ev, room, toStart) => room?.roomId === chat && !toStart && ev.getContent().body === "hello from alice",
+      20000);
     const id = await send(alice, chat, text("hello from alice"));
-    const ev = await Promise.race([arrivals, until("bob's timeline event", () => false, 20000)]);
+    const ev = await arrivals;
     check(ev.getId() === id && ev.getSender() === A(), "bob got alice's event");
     const id2 = await send(bob, chat, text("hello from bob"));
     const mine = await seen(alice, chat, id2);
@@ -533,7 +530,7 @@ async function main() {
     }
     check(fwd === 1000, `forward pagination saw ${fwd}`);
     return { send_ms: sendMs, paginate_ms: pageMs, pages };
-  });
+  }, 5 * STEP_MS); // 1,000 sends, then paging back and forth
 
   await step("room upgrade", async () => {
     const old = await roomWith(alice, [bob], { preset: Preset.PrivateChat, room_version: "11", name: "flows old" });

@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 
 import { NotificationCountType } from "matrix-js-sdk";
 
-import { log, report, rest, start, stopAll, until } from "./lib.mjs";
+import { STEP_MS, log, report, rest, start, stopAll, until } from "./lib.mjs";
 
 const ROOM = process.env.PVYHS_ROOM;
 const KNOCKER = process.env.PVYHS_KNOCKER;
@@ -38,7 +38,8 @@ async function main() {
            notified_ms: notifiedMs, count, before });
 
   const out = execFileSync(process.env.PVYHS_BIN,
-    ["channel", "approve", "--config", process.env.PVYHS_CONFIG, ROOM, KNOCKER], { encoding: "utf8" });
+    ["channel", "approve", "--config", process.env.PVYHS_CONFIG, ROOM, KNOCKER],
+    { encoding: "utf8", timeout: STEP_MS });
   log("cli", { out });
   await until("the invite in the moderator's client", () => room.getMember(KNOCKER)?.membership === "invite");
   const j = await rest("POST", `/_matrix/client/v3/join/${encodeURIComponent(ROOM)}`, KTOK, {});

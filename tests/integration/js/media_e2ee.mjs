@@ -16,7 +16,7 @@ import { createHash, webcrypto } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { ENCRYPTION, decrypted, joined, log, report, start, stopAll, text, until } from "./lib.mjs";
+import { ENCRYPTION, STEP_MS, decrypted, joined, log, report, start, stopAll, text, until } from "./lib.mjs";
 
 const ALICE = process.env.PVYHS_ALICE || "js_media_alice";
 const BOB = process.env.PVYHS_BOB || "js_media_bob";
@@ -98,9 +98,10 @@ async function main() {
   if (!got || got.url !== file.url || got.key.k !== info.key.k) throw new Error(`bad file: ${JSON.stringify(got)}`);
   const url = b.mxcUrlToHttp(got.url, undefined, undefined, undefined, false, true, true);
   if (!url || !url.includes("/_matrix/client/v1/media/download/")) throw new Error(`not authenticated media: ${url}`);
-  const unauth = await fetch(url);
+  const unauth = await fetch(url, { signal: AbortSignal.timeout(STEP_MS) });
   if (unauth.status !== 401) throw new Error(`download without a token: ${unauth.status}`);
-  const r = await fetch(url, { headers: { Authorization: `Bearer ${b.getAccessToken()}` } });
+  const r = await fetch(url, { headers: { Authorization: `Bearer ${b.getAccessToken()}` },
+                          signal: AbortSignal.timeout(STEP_MS) });
   if (r.status !== 200) throw new Error(`download: ${r.status} ${await r.text()}`);
   const downloaded = new Uint8Array(await r.arrayBuffer());
   if (downloaded.length !== ciphertext.length) throw new Error(`downloaded ${downloaded.length} bytes`);
