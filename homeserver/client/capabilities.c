@@ -24,6 +24,8 @@ static int get_capabilities(hs_req *r, json_t **out, hs_err *err) {
     /* Guests may set their display name and nothing else (profile.c). */
     if (r->is_guest) json_object_set_new(fields, "allowed", json_pack("[s]", "displayname"));
     json_object_set_new(caps, "m.profile_fields", fields);
+    json_object_set_new(caps, "m.forget_forced_upon_leave",
+                        enabled(r->srv->cfg->forget_rooms_on_leave));
     *out = json_pack("{s:o}", "capabilities", caps);
     return 200;
 }

@@ -10,8 +10,22 @@
 #include "relations.h"
 #include "room_send.h"
 
+/* forget_rooms_on_leave (the m.forget_forced_upon_leave capability): a local
+ * user's leave, kick or ban forgets the room in the same transaction, as
+ * /forget would, so no /sync ever shows the room as left-but-kept. */
+static int forget_on_leave(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO room_forgotten (user_id, room_id) VALUES ($1, $2) ON CONFLICT DO NOTHING");
+    if (!srv->cfg->forget_rooms_on_leave || !ev->membership || !ev->state_key ||
+        (strcmp(ev->membership, "leave") && strcmp(ev->membership, "ban")) ||
+        !strchr(ev->state_key, ':') || strcmp(strchr(ev->state_key, ':') + 1, srv->cfg->server_name))
+        return 0;
+    return db_defer(c, &ins, 2, (const char *[]){ev->state_key, ev->room_id}, NULL, NULL, err);
+}
+
 int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
     if (client_relations_on_event(c, ev, err) < 0) return -1;
+    if (forget_on_leave(c, srv, ev, err) < 0) return -1;
     /* Notification counts commit with the event, so /sync shows both at once. */
     return client_push_process_event(c, srv, ev, err);
 }

@@ -1,6 +1,11 @@
 """Rooms through the Client-Server API: createRoom, membership, sending,
 state, redaction, members — and the errors the spec names."""
+import json
+from urllib.parse import quote
+
 import pytest
+
+from harness import Server
 
 V3 = "/_matrix/client/v3"
 
@@ -205,3 +210,105 @@ def test_aliases(server, users):
     assert r.status == 403
     assert server.request("DELETE", f"{V3}/directory/room/{enc}", token=a).status == 200
     assert server.request("GET", f"{V3}/directory/room/{enc}").status == 404
+
+
+@pytest.mark.parametrize("version", ["9", "11", "12"])
+def test_redaction_through_send(server, users, version):
+    """v1.18 (MSC4169): PUT /send/m.room.redaction/{txnId} is a redaction in every
+    room version, checked and stored as PUT /redact makes it: content.redacts
+    from v11 on, moved to the top level before."""
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    _, c = users["rm_carol"]
+    room = create(server, a, room_version=version, preset="public_chat")
+    for tok in (b, c):
+        assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=tok).status == 200
+    sent = [server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/m{version}{i}",
+                           {"msgtype": "m.text", "body": str(i)}, token=b).json["event_id"]
+            for i in range(3)]
+    # Errors: no target, a target that is no event ID, another's event without power.
+    for body in ({}, {"redacts": 5}, {"redacts": "nope"}):
+        r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/bad{version}", body,
+                           token=b)
+        assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", (body, r)
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/c{version}",
+                       {"redacts": sent[0]}, token=c)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/n{version}",
+                       {"redacts": f"$missing{version}"}, token=b)
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND"
+    # One's own, through /send, idempotent per transaction ID.
+    body = {"redacts": sent[0], "reason": "typo"}
+    r1 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/s{version}", body, token=b)
+    r2 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/s{version}", body, token=b)
+    assert r1.status == 200 and r1.json == r2.json
+    # The same through /redact, for comparison of the stored shape.
+    r3 = server.request("PUT", f"{V3}/rooms/{room}/redact/{sent[1]}/r{version}", {"reason": "typo"},
+                        token=b)
+    assert r3.status == 200
+    # A moderator through /send redacts another's event.
+    r4 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/a{version}",
+                        {"redacts": sent[2]}, token=a)
+    assert r4.status == 200
+    for target in sent:
+        ev = server.request("GET", f"{V3}/rooms/{room}/event/{target}", token=c).json
+        assert ev["content"] == {} and "redacted_because" in ev["unsigned"], ev
+    stored = {}
+    for name, rid in (("send", r1.json["event_id"]), ("redact", r3.json["event_id"])):
+        pdu = json.loads(server.psql(
+            f"SELECT convert_from(json, 'UTF8') FROM events WHERE event_id = '{rid}'"))
+        stored[name] = pdu
+        if version in ("11", "12"):
+            assert pdu["content"] == {"redacts": sent[0 if name == "send" else 1], "reason": "typo"}
+            assert "redacts" not in pdu
+        else:
+            assert pdu["content"] == {"reason": "typo"}
+            assert pdu["redacts"] == sent[0 if name == "send" else 1]
+    assert set(stored["send"]) == set(stored["redact"])
+    assert server.request("GET", f"{V3}/rooms/{room}/event/{r1.json['event_id']}",
+                          token=a).json["sender"] == b_id
+
+
+@pytest.fixture(scope="module")
+def forgetful_server():
+    with Server(extra_yaml="forget_rooms_on_leave: true\n") as s:
+        s.start()
+        yield s
+
+
+def test_forget_forced_upon_leave_capability(server, users):
+    _, a = users["rm_alice"]
+    caps = server.request("GET", f"{V3}/capabilities", token=a).json["capabilities"]
+    assert caps["m.forget_forced_upon_leave"] == {"enabled": False}
+
+
+def test_forget_rooms_on_leave(forgetful_server, server, users):
+    s = forgetful_server
+    toks = {}
+    for name in ("fl_alice", "fl_bob", "fl_carol"):
+        uid = s.add_user(name)
+        toks[name] = (uid, s.login(name))
+    (a_id, a), (b_id, b), (c_id, c) = toks["fl_alice"], toks["fl_bob"], toks["fl_carol"]
+    caps = s.request("GET", f"{V3}/capabilities", token=b).json["capabilities"]
+    assert caps["m.forget_forced_upon_leave"] == {"enabled": True}
+    left, kicked, banned = (create(s, a, preset="public_chat") for _ in range(3))
+    for room in (left, kicked, banned):
+        for tok in (b, c):
+            assert s.request("POST", f"{V3}/rooms/{room}/join", {}, token=tok).status == 200
+    assert s.request("POST", f"{V3}/rooms/{left}/leave", {}, token=b).status == 200
+    assert s.request("POST", f"{V3}/rooms/{kicked}/kick", {"user_id": b_id}, token=a).status == 200
+    assert s.request("POST", f"{V3}/rooms/{banned}/ban", {"user_id": b_id}, token=a).status == 200
+    flt = json.dumps({"room": {"include_leave": True}})
+    sync = s.request("GET", f"{V3}/sync?filter={quote(flt)}", token=b).json
+    assert not set(sync["rooms"].get("leave", {})) & {left, kicked, banned}
+    # Without the key (the shared server), a left room stays until /forget.
+    _, sa = users["rm_alice"]
+    _, sb = users["rm_bob"]
+    room = create(server, sa, preset="public_chat")
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=sb).status == 200
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=sb).status == 200
+    sync = server.request("GET", f"{V3}/sync?filter={quote(flt)}", token=sb).json
+    assert room in sync["rooms"]["leave"]
+    # Carol, who stayed, still has the rooms.
+    sync = s.request("GET", f"{V3}/sync", token=c).json
+    assert {left, kicked, banned} <= set(sync["rooms"]["join"])
