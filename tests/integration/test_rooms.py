@@ -312,3 +312,51 @@ def test_forget_rooms_on_leave(forgetful_server, server, users):
     # Carol, who stayed, still has the rooms.
     sync = s.request("GET", f"{V3}/sync", token=c).json
     assert {left, kicked, banned} <= set(sync["rooms"]["join"])
+
+
+def test_replaces_state_and_prev_content(server, users):
+    """v1.19: a state event's unsigned.replaces_state names the state event it
+    replaced, and unsigned.prev_content (Synapse gives both) that one's
+    content, on every path that serves events."""
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat", room_version="11")
+    first = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.name/", {"name": "One"},
+                           token=a).json["event_id"]
+    second = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.name/", {"name": "Two"},
+                            token=a).json["event_id"]
+    ev1 = server.request("GET", f"{V3}/rooms/{room}/event/{first}", token=a).json
+    assert "replaces_state" not in ev1["unsigned"] and "prev_content" not in ev1["unsigned"]
+    ev2 = server.request("GET", f"{V3}/rooms/{room}/event/{second}", token=a).json
+    assert ev2["unsigned"]["replaces_state"] == first
+    assert ev2["unsigned"]["prev_content"] == {"name": "One"}
+    # /state/{type}/{key}?format=event and /state
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=event", token=a).json
+    assert r["event_id"] == second and r["unsigned"]["replaces_state"] == first
+    full = server.request("GET", f"{V3}/rooms/{room}/state", token=a).json
+    name_ev = next(e for e in full if e["type"] == "m.room.name")
+    assert name_ev["unsigned"]["replaces_state"] == first
+    # Memberships: bob's join replaces nothing, his leave his join.
+    join = server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).json
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    msgs = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=20", token=a).json
+    mine = [e for e in msgs["chunk"] if e["type"] == "m.room.member" and e["state_key"] == b_id]
+    leave, joined = mine[0], mine[1]
+    assert joined["content"]["membership"] == "join" and "replaces_state" not in joined["unsigned"]
+    assert leave["unsigned"]["replaces_state"] == joined["event_id"]
+    assert leave["unsigned"]["prev_content"]["membership"] == "join"
+    # A message is no state event: neither field.
+    msg = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/rs1",
+                         {"msgtype": "m.text", "body": "hi"}, token=a).json["event_id"]
+    r = server.request("GET", f"{V3}/rooms/{room}/event/{msg}", token=a).json
+    assert "replaces_state" not in r["unsigned"] and "prev_content" not in r["unsigned"]
+    # /sync's timeline carries them too.
+    sync = server.request("GET", f"{V3}/sync", token=a).json
+    tl = sync["rooms"]["join"][room]["timeline"]["events"]
+    by_id = {e["event_id"]: e for e in tl}
+    assert by_id[leave["event_id"]]["unsigned"]["replaces_state"] == joined["event_id"]
+    # A redacted predecessor gives its redacted content.
+    assert server.request("PUT", f"{V3}/rooms/{room}/redact/{first}/rs2", {}, token=a).status == 200
+    ev2 = server.request("GET", f"{V3}/rooms/{room}/event/{second}", token=a).json
+    assert ev2["unsigned"]["replaces_state"] == first and ev2["unsigned"]["prev_content"] == {}
+    assert join["room_id"] == room
