@@ -163,6 +163,10 @@ static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
 
 static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
+    /* v1.16: format=content (the default) or event, as Synapse checks it. */
+    const char *format = hs_req_query(r, "format");
+    if (format && strcmp(format, "event") && strcmp(format, "content"))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "format must be one of: content, event");
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
@@ -171,7 +175,6 @@ static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
         const char *id = room_state_map_get(m, r->params[1], sk);
         json_t *ev = id ? client_event_by_id(c, id, true, err) : NULL;
         if (!id) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
-        const char *format = hs_req_query(r, "format");
         if (ev) {
             *out = format && !strcmp(format, "event") ? json_incref(ev)
                                                       : json_incref(json_object_get(ev, "content"));

@@ -143,7 +143,14 @@ def test_send_idempotent_state_and_redact(server, users):
     full = state(server, a, room, "m.room.name").json
     assert full == {"name": "Room"}
     r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=event", token=a)
-    assert r.json["event_id"]
+    assert r.json["event_id"] and r.json["content"] == {"name": "Room"}
+    assert r.json["type"] == "m.room.name" and r.json["state_key"] == "" and r.json["sender"] == a_id
+    assert r.json["room_id"] == room and "origin_server_ts" in r.json
+    # v1.16: format=content is the default; anything else is refused as Synapse does.
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=content", token=a)
+    assert r.json == {"name": "Room"}
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=pdu", token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM"
     assert state(server, a, room, "m.room.nothing").status == 404
     all_state = server.request("GET", f"{V3}/rooms/{room}/state", token=b).json
     assert {e["type"] for e in all_state} >= {"m.room.create", "m.room.member", "m.room.name"}
