@@ -302,9 +302,15 @@ def test_forget_rooms_on_leave(forgetful_server, server, users):
     for room in (left, kicked, banned):
         for tok in (b, c):
             assert s.request("POST", f"{V3}/rooms/{room}/join", {}, token=tok).status == 200
+    since = s.request("GET", f"{V3}/sync", token=b).json["next_batch"]
     assert s.request("POST", f"{V3}/rooms/{left}/leave", {}, token=b).status == 200
     assert s.request("POST", f"{V3}/rooms/{kicked}/kick", {"user_id": b_id}, token=a).status == 200
     assert s.request("POST", f"{V3}/rooms/{banned}/ban", {"user_id": b_id}, token=a).status == 200
+    # The sync that follows still tells bob's client he left (or was removed).
+    inc = s.request("GET", f"{V3}/sync?since={since}&timeout=0", token=b).json
+    assert set(inc["rooms"]["leave"]) == {left, kicked, banned}
+    assert s.request("GET", f"{V3}/sync?since={inc['next_batch']}&timeout=0",
+                     token=b).json.get("rooms", {}).get("leave", {}) == {}
     flt = json.dumps({"room": {"include_leave": True}})
     sync = s.request("GET", f"{V3}/sync?filter={quote(flt)}", token=b).json
     assert not set(sync["rooms"].get("leave", {})) & {left, kicked, banned}
