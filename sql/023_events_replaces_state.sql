@@ -5,14 +5,14 @@
 -- before it is at hand, so serving it costs a join and no state load.
 ALTER TABLE events ADD COLUMN replaces_state text;
 
--- Events stored before this migration: the closest earlier accepted state
--- event of the same type and key in the timeline, which is the state before
--- it wherever the room's history is linear (a fork may differ; the state
--- groups are not readable from SQL).
-UPDATE events e SET replaces_state = (
-    SELECT p.event_id FROM events p
-    WHERE p.room_id = e.room_id AND p.type = e.type AND p.state_key = e.state_key
-      AND p.stream_ordering < e.stream_ordering AND NOT p.outlier
-      AND p.rejected_reason IS NULL AND NOT p.soft_failed
-    ORDER BY p.stream_ordering DESC LIMIT 1)
-WHERE e.state_key IS NOT NULL AND e.stream_ordering > 0 AND NOT e.outlier;
+-- Events stored before this migration: the previous accepted state event of
+-- the same type and key in the timeline, which is the state before it
+-- wherever the room's history is linear (a fork may differ; state groups are
+-- not readable from SQL). One sorted pass, not a search per event.
+UPDATE events e SET replaces_state = p.prev
+FROM (SELECT event_id, lag(event_id) OVER (PARTITION BY room_id, type, state_key
+                                           ORDER BY stream_ordering) AS prev
+      FROM events
+      WHERE state_key IS NOT NULL AND stream_ordering IS NOT NULL AND NOT outlier
+        AND rejected_reason IS NULL AND NOT soft_failed) p
+WHERE e.event_id = p.event_id AND p.prev IS NOT NULL;

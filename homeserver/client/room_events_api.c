@@ -36,8 +36,11 @@ static int send_redaction(hs_req *r, const char *target, const json_t *body, con
 static int put_send(hs_req *r, json_t **out, hs_err *err) {
     /* v1.18 (MSC4169): a redaction sent here names its target in
      * content.redacts in every room version, and is the same redaction as
-     * PUT /redact would make (moved to the top level before v11). */
+     * PUT /redact would make (moved to the top level before v11). Guests
+     * may not redact, as PUT /redact's route refuses them. */
     if (!strcmp(r->params[1], "m.room.redaction")) {
+        if (r->is_guest)
+            return hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
         const char *target = json_string_value(json_object_get(r->json, "redacts"));
         if (!target || target[0] != '$')
             return hs_err_set(err, 400, "M_BAD_JSON",
@@ -93,9 +96,6 @@ static int may_redact(hs_req *r, db_conn *c, const char *target_id, hs_err *err)
 static int send_redaction(hs_req *r, const char *target, const json_t *body, const char *txn,
                           json_t **out, hs_err *err) {
     const char *room_id = r->params[0];
-    /* Guests may not redact (the spec's guest allowlist has no redaction). */
-    if (r->is_guest)
-        return hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
     /* Admins redact under rc_admin_redaction when it is set (Synapse). */
     const cfg_ratelimit *rl = r->is_admin && r->srv->cfg->rc_admin_redaction.per_second > 0
                                   ? &r->srv->cfg->rc_admin_redaction

@@ -1,6 +1,7 @@
 """Rooms through the Client-Server API: createRoom, membership, sending,
 state, redaction, members — and the errors the spec names."""
 import json
+import os
 from urllib.parse import quote
 
 import pytest
@@ -373,3 +374,27 @@ def test_replaces_state_and_prev_content(server, users):
     ev2 = server.request("GET", f"{V3}/rooms/{room}/event/{second}", token=a).json
     assert ev2["unsigned"]["replaces_state"] == first and ev2["unsigned"]["prev_content"] == {}
     assert join["room_id"] == room
+
+
+def test_replaces_state_migration_backfill_agrees(server, users):
+    """Migration 023 fills replaces_state for events stored before it from
+    the timeline; on a linear room it gives what storing computes."""
+    _, a = users["rm_alice"]
+    _, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat", room_version="10")
+    for i, tok in enumerate((a, a)):
+        server.request("PUT", f"{V3}/rooms/{room}/state/m.room.topic/", {"topic": str(i)}, token=tok)
+    server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b)
+    server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b)
+    before = server.psql(f"SELECT event_id, replaces_state FROM events WHERE room_id = '{room}'"
+                         " AND state_key IS NOT NULL ORDER BY event_id")
+    assert before.count("|$") == 2  # the second topic, the leave
+    sql = open(os.path.join(os.path.dirname(__file__), "..", "..", "sql",
+                            "023_events_replaces_state.sql")).read()
+    update = sql[sql.index("UPDATE events e"):]
+    server.psql(f"UPDATE events SET replaces_state = NULL WHERE room_id = '{room}'")
+    server.psql(update.replace("WHERE e.event_id = p.event_id",
+                               f"WHERE e.room_id = '{room}' AND e.event_id = p.event_id"))
+    after = server.psql(f"SELECT event_id, replaces_state FROM events WHERE room_id = '{room}'"
+                        " AND state_key IS NOT NULL ORDER BY event_id")
+    assert after == before
