@@ -323,6 +323,15 @@ def test_forget_rooms_on_leave(forgetful_server, server, users):
     assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=sb).status == 200
     sync = server.request("GET", f"{V3}/sync?filter={quote(flt)}", token=sb).json
     assert room in sync["rooms"]["leave"]
+    # /forget hides it; coming back and leaving again shows it again (a
+    # forget is of that membership, as in Synapse).
+    assert server.request("POST", f"{V3}/rooms/{room}/forget", {}, token=sb).status == 200
+    sync = server.request("GET", f"{V3}/sync?filter={quote(flt)}", token=sb).json
+    assert room not in sync["rooms"].get("leave", {})
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=sb).status == 200
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=sb).status == 200
+    sync = server.request("GET", f"{V3}/sync?filter={quote(flt)}", token=sb).json
+    assert room in sync["rooms"]["leave"]
     # Carol, who stayed, still has the rooms.
     sync = s.request("GET", f"{V3}/sync", token=c).json
     assert {left, kicked, banned} <= set(sync["rooms"]["join"])
