@@ -122,6 +122,7 @@ typedef struct cfg {
      * room directory and who may read it. */
     int encryption_default;                         /* CFG_ENCRYPT_*; ours: invite (Synapse: off) */
     bool forbid_unencrypted_private_rooms;          /* ours, false */
+    bool forget_rooms_on_leave;                     /* false: leaving keeps the room until /forget */
     bool enable_room_list_search;                   /* true */
     bool has_room_list_publication_rules;           /* key given: the rules decide */
     cfg_room_rule *room_list_publication_rules;     /* else: server admins and room moderators */

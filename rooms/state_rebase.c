@@ -16,14 +16,28 @@
 #include "store.h"
 #include "store_internal.h"
 
-static int set_groups(db_conn *c, const char *event_id, long long before, long long after,
-                      hs_err *err) {
-    static db_stmt q =
-        DB_STMT("UPDATE events SET state_before = $2, state_after = $3 WHERE event_id = $1");
+/* New groups for ev, and the state event it replaced (unsigned.replaces_state)
+ * as the full state before it says: under the partial state a member event
+ * seemed to replace nothing. */
+static int set_groups(db_conn *c, const room_event *ev, const room_state_map *state_before,
+                      long long before, long long after, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "UPDATE events SET state_before = $2, state_after = $3, replaces_state = $4"
+        " WHERE event_id = $1");
     char b[24], a[24];
     snprintf(b, sizeof b, "%lld", before);
     snprintf(a, sizeof a, "%lld", after);
-    return db_exec(c, &q, 3, (const char *[]){event_id, b, a}, err) < 0 ? -1 : 0;
+    room_state_map *loaded = NULL;
+    if (ev->state_key && !state_before && (loaded = room_state_map_new()) &&
+        room_state_group_load(c, before, loaded, err) < 0) {
+        room_state_map_free(loaded);
+        return -1;
+    }
+    const room_state_map *m = state_before ? state_before : loaded;
+    const char *replaces = ev->state_key && m ? room_state_map_get(m, ev->type, ev->state_key) : NULL;
+    int rc = db_exec(c, &q, 4, (const char *[]){ev->event_id, b, a, replaces}, err) < 0 ? -1 : 0;
+    room_state_map_free(loaded);
+    return rc;
 }
 
 /* The group after ev given the group before: itself plus ev when it is an
@@ -75,7 +89,7 @@ static int rebase_later(db_conn *c, const char *room_id, const char *from, hs_er
         if (before < 0) rc = -1;
         else if (before > 0 &&
                  ((after = group_after(c, ev, PQgetvalue(r, i, 1)[0] == 't', before, err)) < 0 ||
-                  set_groups(c, ev->event_id, before, after, err) < 0))
+                  set_groups(c, ev, NULL, before, after, err) < 0))
             rc = -1;
         room_event_free(ev);
     }
@@ -163,7 +177,7 @@ int room_store_rebase_state(db_conn *c, const char *join_event_id,
     long long before = -1, after = -1;
     if (rc == 0) before = room_state_group_store(c, join->room_id, 0, NULL, full_before, err);
     if (before > 0) after = group_after(c, join, join->rejected, before, err);
-    if (rc == 0 && (before < 0 || after < 0 || set_groups(c, join_event_id, before, after, err) < 0 ||
+    if (rc == 0 && (before < 0 || after < 0 || set_groups(c, join, full_before, before, after, err) < 0 ||
                     rebase_later(c, join->room_id, PQgetvalue(r, 0, 0), err) < 0 ||
                     recompute_current(c, v, join->room_id, err) < 0))
         rc = -1;

@@ -89,23 +89,57 @@ static long long group_before(db_conn *c, const room_persist_item *it, hs_err *e
     return parent;
 }
 
+/* The state event ev replaced (v1.19's unsigned.replaces_state): the entry
+ * for its type and key in the state before it. A given state map answers
+ * for free; an event on the current state leaves it to the INSERT, which
+ * reads current_state before this event moves it (*from_current); only an
+ * event on another group (a fork) loads that group. NULL with *from_current
+ * false: nothing replaced, or not a state event. malloc'd. */
+static char *replaced_state(db_conn *c, const room_persist_item *it, long long before,
+                            bool *from_current) {
+    const room_event *ev = it->ev;
+    *from_current = false;
+    if (it->outlier || !ev->state_key || before <= 0) return NULL;
+    if (it->state_before) {
+        const char *id = room_state_map_get(it->state_before, ev->type, ev->state_key);
+        return id ? strdup(id) : NULL;
+    }
+    if (it->extends_current) return *from_current = true, NULL;
+    room_state_map *m = room_state_map_new();
+    char *id = NULL;
+    hs_err ignored = {0};
+    /* A failure costs the field, not the event. */
+    if (m && room_state_group_load(c, before, m, &ignored) == 0) {
+        const char *x = room_state_map_get(m, ev->type, ev->state_key);
+        id = x ? strdup(x) : NULL;
+    }
+    room_state_map_free(m);
+    return id;
+}
+
 static int insert_event(db_conn *c, const room_persist_item *it, long long before,
                         long long after, hs_err *err) {
     static db_stmt ins = DB_STMT(
         "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
-        " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json)"
+        " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json,"
+        " replaces_state)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7,"
         "  CASE WHEN $8 THEN NULL WHEN $14::bigint <> 0 THEN $14::bigint"
         "   ELSE nextval('events_stream_seq') END,"
-        "  $8, $9, $10, $11, $12, $13)"
+        "  $8, $9, $10, $11, $12, $13,"
+        "  coalesce($15, CASE WHEN $16 THEN (SELECT cs.event_id FROM current_state cs"
+        "   WHERE cs.room_id = $2 AND cs.type = $3 AND cs.state_key = $4) END))"
         " ON CONFLICT (event_id) DO UPDATE SET outlier = false,"
         "  stream_ordering = EXCLUDED.stream_ordering, soft_failed = EXCLUDED.soft_failed,"
         "  rejected_reason = EXCLUDED.rejected_reason, state_before = EXCLUDED.state_before,"
-        "  state_after = EXCLUDED.state_after WHERE events.outlier AND NOT EXCLUDED.outlier");
+        "  state_after = EXCLUDED.state_after, replaces_state = EXCLUDED.replaces_state"
+        "  WHERE events.outlier AND NOT EXCLUDED.outlier");
     const room_event *ev = it->ev;
+    bool from_current;
+    char *replaces = replaced_state(c, it, before, &from_current);
     size_t len;
     char *json = hs_json_canonical_ex(ev->json, no_unsigned, HS_JSON_CANON_ANY_INT, &len, err);
-    if (!json) return -1;
+    if (!json) return free(replaces), -1;
     char depth[24], ts[24], b[24], a[24], so[24];
     snprintf(so, sizeof so, "%lld", it->stream_ordering);
     snprintf(depth, sizeof depth, "%lld", ev->depth);
@@ -114,12 +148,14 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
     snprintf(a, sizeof a, "%lld", after);
     const char *p[] = {ev->event_id, ev->room_id, ev->type, ev->state_key, ev->sender, depth, ts,
                        it->outlier ? "t" : "f", it->soft_failed ? "t" : "f", it->rejected_reason,
-                       before > 0 ? b : NULL, after > 0 ? a : NULL, json, so};
-    int lens[14] = {0};
-    int fmts[14] = {0};
+                       before > 0 ? b : NULL, after > 0 ? a : NULL, json, so, replaces,
+                       from_current ? "t" : "f"};
+    int lens[16] = {0};
+    int fmts[16] = {0};
     lens[12] = (int)len, fmts[12] = 1;
-    int n = db_defer(c, &ins, 14, p, lens, fmts, err);
+    int n = db_defer(c, &ins, 16, p, lens, fmts, err);
     free(json);
+    free(replaces);
     return n;
 }
 

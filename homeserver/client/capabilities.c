@@ -29,6 +29,8 @@ static int get_capabilities(hs_req *r, json_t **out, hs_err *err) {
     if (r->is_admin)
         json_object_set_new(caps, "m.account_moderation",
                             json_pack("{s:b, s:b}", "suspend", 1, "lock", 1));
+    json_object_set_new(caps, "m.forget_forced_upon_leave",
+                        enabled(r->srv->cfg->forget_rooms_on_leave));
     *out = json_pack("{s:o}", "capabilities", caps);
     return 200;
 }

@@ -42,6 +42,7 @@ void client_relations_routes(hs_router *rt);
 void client_search_routes(hs_router *rt);
 void client_reports_routes(hs_router *rt);
 void client_whois_routes(hs_router *rt);
+void client_mutual_rooms_routes(hs_router *rt);
 void client_timestamp_routes(hs_router *rt);
 void client_room_upgrade_routes(hs_router *rt);
 void client_account_moderation_routes(hs_router *rt);

@@ -16,6 +16,14 @@ static const char *const client_keys[] = {"content", "origin_server_ts", "sender
 json_t *client_event_format(const char *event_id, const json_t *pdu, const room_version *v,
                             const json_t *redaction, const char *redaction_id,
                             bool with_room_id, long long now) {
+    return client_event_format_state(event_id, pdu, v, redaction, redaction_id, NULL, NULL,
+                                     with_room_id, now);
+}
+
+json_t *client_event_format_state(const char *event_id, const json_t *pdu, const room_version *v,
+                                  const json_t *redaction, const char *redaction_id,
+                                  const char *replaces, const json_t *prev_content,
+                                  bool with_room_id, long long now) {
     json_t *src = redaction ? room_event_redact(v, pdu) : json_incref((json_t *)pdu);
     json_t *o = json_object();
     for (const char *const *k = client_keys; *k; k++) {
@@ -46,12 +54,36 @@ json_t *client_event_format(const char *event_id, const json_t *pdu, const room_
         json_t *because = client_event_format(redaction_id, redaction, v, NULL, NULL, with_room_id, now);
         json_object_set_new(uns, "redacted_because", because);
     }
+    /* A state event names the state it replaced (v1.19) and, as Synapse
+     * does, gives that event's content (redacted if it was). */
+    if (replaces && json_object_get(pdu, "state_key")) {
+        json_object_set_new(uns, "replaces_state", json_string(replaces));
+        if (json_is_object(prev_content)) json_object_set(uns, "prev_content", (json_t *)prev_content);
+    }
     json_object_set_new(o, "unsigned", uns);
     json_decref(src);
     return o;
 }
 
-/* Columns: event_id, json, stream_ordering, room_version, redaction id, redaction json. */
+/* The content of the replaced state event (column 7, its PDU; column 8,
+ * whether a redaction of it applies), or NULL. New reference. */
+static json_t *prev_content(PGresult *r, int i, const room_version *v) {
+    if (PQgetisnull(r, i, 7)) return NULL;
+    hs_err err = {0};
+    json_t *prev = hs_json_parse(PQgetvalue(r, i, 7), (size_t)PQgetlength(r, i, 7), &err);
+    if (!prev) return NULL;
+    if (PQgetvalue(r, i, 8)[0] == 't') {
+        json_t *red = room_event_redact(v, prev);
+        json_decref(prev);
+        prev = red;
+    }
+    json_t *content = json_incref(json_object_get(prev, "content"));
+    json_decref(prev);
+    return content;
+}
+
+/* Columns: event_id, json, stream_ordering, room_version, redaction id,
+ * redaction json, replaced state event ID, its json, whether it is redacted. */
 static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     const room_version *v = room_version_get(PQgetvalue(r, i, 3));
     hs_err err = {0};
@@ -60,25 +92,35 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     json_t *red = NULL;
     if (!PQgetisnull(r, i, 5))
         red = hs_json_parse(PQgetvalue(r, i, 5), (size_t)PQgetlength(r, i, 5), &err);
-    json_t *o = client_event_format(PQgetvalue(r, i, 0), pdu, v, red,
-                                    red ? PQgetvalue(r, i, 4) : NULL, with_room_id, now);
+    const char *replaces = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
+    json_t *prev = replaces ? prev_content(r, i, v) : NULL;
+    json_t *o = client_event_format_state(PQgetvalue(r, i, 0), pdu, v, red,
+                                          red ? PQgetvalue(r, i, 4) : NULL, replaces, prev,
+                                          with_room_id, now);
     json_decref(pdu);
     json_decref(red);
+    json_decref(prev);
     return o;
 }
 
+#define APPLIES(X, T) \
+    " (" X ".applies OR (" X ".applies IS NULL AND" \
+    "   split_part(" X "e.sender, ':', 2) = split_part(" T ".sender, ':', 2)))"
 #define EVENT_COLS \
     "e.event_id, convert_from(e.json, 'UTF8'), e.stream_ordering, r.room_version,"    \
-    " rd.event_id, convert_from(rd.json, 'UTF8')"
+    " rd.event_id, convert_from(rd.json, 'UTF8'), e.replaces_state,"                     \
+    " convert_from(pe.json, 'UTF8'), pe.event_id IS NOT NULL AND EXISTS (SELECT 1"        \
+    "  FROM redactions y JOIN events ye ON ye.event_id = y.event_id"                      \
+    "  WHERE y.redacts = pe.event_id AND" APPLIES("y", "pe") ")"
 #define EVENT_JOINS \
     " JOIN rooms r USING (room_id) LEFT JOIN LATERAL (" \
     "  SELECT x.event_id, xe.json FROM redactions x JOIN events xe ON xe.event_id = x.event_id" \
-    "  WHERE x.redacts = e.event_id AND (x.applies OR (x.applies IS NULL AND" \
-    "   split_part(xe.sender, ':', 2) = split_part(e.sender, ':', 2)))" \
-    "  ORDER BY xe.stream_ordering LIMIT 1) rd ON true"
+    "  WHERE x.redacts = e.event_id AND" APPLIES("x", "e") \
+    "  ORDER BY xe.stream_ordering LIMIT 1) rd ON true" \
+    " LEFT JOIN events pe ON pe.event_id = e.replaces_state"
 #define ACCEPTED " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
 
-/* Columns 6-12 when a viewer is given: what visible() needs (V is the
+/* Columns 9-15 when a viewer is given: what visible() needs (V is the
  * viewer's parameter), then sender, state_key, type, and whether the event
  * has children to bundle (relations.h). A backfilled event (negative
  * position) carries the visibility of its own state: the visibility event
@@ -113,11 +155,11 @@ static bool visible(const char *hv, const char *then, const char *now) {
 
 /* Rows with the viewer columns: may viewer see row i? */
 static bool row_visible(PGresult *r, int i, const char *viewer) {
-    bool own = !strcmp(PQgetvalue(r, i, 11), "m.room.member") &&
-               !strcmp(PQgetvalue(r, i, 10), viewer);
-    const char *hv = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
-    const char *then = PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7);
-    const char *cur = PQgetisnull(r, i, 8) ? NULL : PQgetvalue(r, i, 8);
+    bool own = !strcmp(PQgetvalue(r, i, 14), "m.room.member") &&
+               !strcmp(PQgetvalue(r, i, 13), viewer);
+    const char *hv = PQgetisnull(r, i, 9) ? NULL : PQgetvalue(r, i, 9);
+    const char *then = PQgetisnull(r, i, 10) ? NULL : PQgetvalue(r, i, 10);
+    const char *cur = PQgetisnull(r, i, 11) ? NULL : PQgetvalue(r, i, 11);
     return own || visible(hv, then, cur);
 }
 
@@ -134,7 +176,7 @@ static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const cha
         if (viewer && !row_visible(r, i, viewer)) continue;
         json_t *ev = row_event(r, i, with_room_id, now);
         if (!ev) continue;
-        if (viewer && PQgetvalue(r, i, 12)[0] == 't') children[json_array_size(out) - first] = any = true;
+        if (viewer && PQgetvalue(r, i, 15)[0] == 't') children[json_array_size(out) - first] = any = true;
         json_array_append_new(out, ev);
     }
     int rc = any ? client_relations_bundle(c, viewer, out, first, children, err) : 0;

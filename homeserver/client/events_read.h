@@ -17,6 +17,14 @@ json_t *client_event_format(const char *event_id, const json_t *pdu, const room_
                             const json_t *redaction, const char *redaction_id,
                             bool with_room_id, long long now);
 
+/* The same for a state event: replaces is the state event it replaced
+ * (unsigned.replaces_state, v1.19), prev_content that event's content
+ * (unsigned.prev_content); either may be NULL. */
+json_t *client_event_format_state(const char *event_id, const json_t *pdu, const room_version *v,
+                                  const json_t *redaction, const char *redaction_id,
+                                  const char *replaces, const json_t *prev_content,
+                                  bool with_room_id, long long now);
+
 /* Events of a room with stream positions in (after, upto], accepted ones
  * only, at most limit of them: the newest (backwards) or the oldest
  * (forwards) ones. Appended to out in chronological order. *more tells

@@ -31,7 +31,23 @@ static int limit_messages(hs_req *r, hs_err *err) {
     return hs_ratelimit("message", r->user_id, &r->srv->cfg->rc_message, err);
 }
 
+static int send_redaction(hs_req *r, const char *target, const json_t *body, const char *txn,
+                          json_t **out, hs_err *err);
+
 static int put_send(hs_req *r, json_t **out, hs_err *err) {
+    /* v1.18 (MSC4169): a redaction sent here names its target in
+     * content.redacts in every room version, and is the same redaction as
+     * PUT /redact would make (moved to the top level before v11). Guests
+     * may not redact, as PUT /redact's route refuses them. */
+    if (!strcmp(r->params[1], "m.room.redaction")) {
+        if (r->is_guest)
+            return hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
+        const char *target = json_string_value(json_object_get(r->json, "redacts"));
+        if (!target || target[0] != '$')
+            return hs_err_set(err, 400, "M_BAD_JSON",
+                              "m.room.redaction needs content.redacts, an event ID");
+        return send_redaction(r, target, r->json, r->params[2], out, err);
+    }
     if (client_suspended_may_send(r, r->params[1], NULL, r->json, err) < 0) return -1;
     if (limit_messages(r, err) < 0) return -1;
     json_t *p = proto_of(r, r->params[1], NULL, r->json);
@@ -78,8 +94,13 @@ static int may_redact(hs_req *r, db_conn *c, const char *target_id, hs_err *err)
     return rc;
 }
 
-static int put_redact(hs_req *r, json_t **out, hs_err *err) {
-    const char *room_id = r->params[0], *target = r->params[1];
+/* A redaction of target in the room, with the client's content (its reason
+ * and any other keys; "redacts" is placed per room version here), under the
+ * client's transaction ID. Both PUT /redact and PUT /send/m.room.redaction
+ * (v1.18, MSC4169) come here, so both check and store the same thing. */
+static int send_redaction(hs_req *r, const char *target, const json_t *body, const char *txn,
+                          json_t **out, hs_err *err) {
+    const char *room_id = r->params[0];
     /* Admins redact under rc_admin_redaction when it is set (Synapse). */
     const cfg_ratelimit *rl = r->is_admin && r->srv->cfg->rc_admin_redaction.per_second > 0
                                   ? &r->srv->cfg->rc_admin_redaction
@@ -87,6 +108,9 @@ static int put_redact(hs_req *r, json_t **out, hs_err *err) {
     if (hs_ratelimit(rl == &r->srv->cfg->rc_message ? "message" : "admin-redaction", r->user_id,
                      rl, err) < 0)
         return -1;
+    const json_t *reason = json_object_get(body, "reason");
+    if (reason && !json_is_string(reason))
+        return hs_err_set(err, 400, "M_BAD_JSON", "'reason' must be a string");
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     const room_version *v = room_store_room_version(c, room_id, err);
@@ -94,23 +118,22 @@ static int put_redact(hs_req *r, json_t **out, hs_err *err) {
              may_redact(r, c, target, err) == 0;
     db_release(r->srv->db, c);
     if (!ok) return -1;
-    json_t *content = json_deep_copy(r->json);
-    const json_t *reason = json_object_get(content, "reason");
-    if (reason && !json_is_string(reason)) {
-        json_decref(content);
-        return hs_err_set(err, 400, "M_BAD_JSON", "'reason' must be a string");
-    }
+    json_t *content = json_deep_copy(body);
+    json_object_del(content, "redacts");
     /* v11 moved "redacts" into content; older versions keep it top-level. */
     if (v->updated_redaction_rules) json_object_set_new(content, "redacts", json_string(target));
     json_t *p = proto_of(r, "m.room.redaction", NULL, content);
     json_decref(content);
     if (!v->updated_redaction_rules) json_object_set_new(p, "redacts", json_string(target));
     char *existing = NULL;
-    room_event *ev = client_room_send_txn(r->srv, room_id, p, r->device_id, r->params[2],
-                                          &existing, err);
+    room_event *ev = client_room_send_txn(r->srv, room_id, p, r->device_id, txn, &existing, err);
     json_decref(p);
     if (!ev && !existing) return -1;
     return answer_event_id(ev, existing, out);
+}
+
+static int put_redact(hs_req *r, json_t **out, hs_err *err) {
+    return send_redaction(r, r->params[1], r->json, r->params[2], out, err);
 }
 
 /* The state a user may read (room_access.h): the current state while
@@ -145,7 +168,10 @@ static int get_state_all(hs_req *r, json_t **out, hs_err *err) {
 
 static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
-    if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
+    /* v1.16: format=content (the default) or event, as Synapse checks it. */
+    const char *format = hs_req_query(r, "format");
+    if (format && strcmp(format, "event") && strcmp(format, "content"))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "format must be one of: content, event");
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
@@ -154,7 +180,6 @@ static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
         const char *id = room_state_map_get(m, r->params[1], sk);
         json_t *ev = id ? client_event_by_id(c, id, true, err) : NULL;
         if (!id) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
-        const char *format = hs_req_query(r, "format");
         if (ev) {
             *out = format && !strcmp(format, "event") ? json_incref(ev)
                                                       : json_incref(json_object_get(ev, "content"));

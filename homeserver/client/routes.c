@@ -36,6 +36,7 @@ void client_routes(hs_router *rt) {
     client_search_routes(rt);
     client_reports_routes(rt);
     client_whois_routes(rt);
+    client_mutual_rooms_routes(rt);
     client_timestamp_routes(rt);
     client_room_upgrade_routes(rt);
     client_account_moderation_routes(rt);

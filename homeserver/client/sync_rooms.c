@@ -70,7 +70,13 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
     *n = 0;
     *out = calloc((size_t)PQntuples(r) + 1, sizeof **out);
     for (int i = 0; i < PQntuples(r); i++) {
-        if (PQgetvalue(r, i, 5)[0] == 't' && strcmp(PQgetvalue(r, i, 1), "join") != 0) continue;
+        /* A forgotten room is gone from /sync, except that an incremental
+         * sync still brings the leave that happened since: with
+         * forget_rooms_on_leave the room is forgotten as the leave (or kick)
+         * is stored, and the client must still learn it left. */
+        bool forgotten = PQgetvalue(r, i, 5)[0] == 't';
+        bool changed_since = p->since >= 0 && PQgetvalue(r, i, 4)[0] == 't';
+        if (forgotten && strcmp(PQgetvalue(r, i, 1), "join") != 0 && !changed_since) continue;
         membership_row *m = &(*out)[(*n)++];
         m->room_id = strdup(PQgetvalue(r, i, 0));
         m->membership = strdup(PQgetvalue(r, i, 1));

@@ -133,6 +133,9 @@ hs_handler hs_router_match(const hs_router *rt, const char *method, const char *
         free(segs[2]);
         segs[2] = strdup("v3");
     }
+    /* HEAD is GET without the body (libmicrohttpd drops it), as the CORS
+     * headers advertise (MSC4138). */
+    if (!strcmp(method, "HEAD")) method = "GET";
     hs_handler found = NULL;
     for (size_t i = 0; i < rt->n && !found; i++) {
         const route *ro = &rt->routes[i];

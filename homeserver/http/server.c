@@ -49,7 +49,7 @@ static void add_cors(struct MHD_Response *resp) {
     /* The spec's CORS headers, on every response, for Element Web and Hydrogen. */
     MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
     MHD_add_response_header(resp, "Access-Control-Allow-Methods",
-                            "GET, POST, PUT, DELETE, OPTIONS");
+                            "GET, HEAD, POST, PUT, DELETE, OPTIONS");
     MHD_add_response_header(resp, "Access-Control-Allow-Headers",
                             "X-Requested-With, Content-Type, Authorization");
 }

@@ -184,6 +184,27 @@ def test_claim_order_fallback_and_remote(server):
         err(b.req("POST", "/keys/claim", bad), 400, "M_BAD_JSON")
 
 
+def test_claim_follows_upload_order_across_uploads(server):
+    """v1.13 (MSC4225): one-time keys go out in the order they were uploaded,
+    whatever their key IDs; the fallback key only once none is left."""
+    a = user(server, "e2_otk_order")
+    b = user(server, "e2_otk_claimer")
+    a.upload(device_keys=a.device.device_keys())
+    order = []
+    # Key IDs that sort backwards, each in its own upload.
+    for kid in ("ZZZZZZ", "MMMMMM", "AAAAAA", "BBBBBB"):
+        (_, signed), = a.device.one_time_keys(1).items()
+        key = {f"signed_curve25519:{kid}": signed}
+        assert a.upload(one_time_keys=key).status == 200
+        order.append(key)
+    fb = a.device.fallback_key()
+    assert a.upload(fallback_keys=fb).status == 200
+    body = {"one_time_keys": {a.user_id: {a.device_id: "signed_curve25519"}}}
+    got = [b.req("POST", "/keys/claim", body).json["one_time_keys"][a.user_id][a.device_id]
+           for _ in range(5)]
+    assert got[:4] == order and got[4] == fb
+
+
 def test_concurrent_claims_hand_out_each_key_once(server):
     a = user(server, "e2_grace")
     a.upload(device_keys=a.device.device_keys())

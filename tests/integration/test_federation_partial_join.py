@@ -125,6 +125,15 @@ def test_partial_join_and_resync(fed):
     wait_for(lambda: "from a guest" in bodies(b, btok, room), what="the guest's message on B")
     send_text(b, btok, room, "from bob while partial")
     wait_for(lambda: "from bob while partial" in bodies(a, atok, room), what="bob's message on A")
+    # The guest renames itself: on B, under the partial state, that member
+    # event seems to replace nothing (v1.19 unsigned.replaces_state).
+    r = a.request("PUT", f"{V3}/rooms/{q(room)}/state/m.room.member/{q(g_uid)}",
+                  {"membership": "join", "displayname": "G17"}, token=g_tok)
+    assert r.status == 200, r
+    renamed = r.json["event_id"]
+    wait_for(lambda: b.psql(f"SELECT count(*) FROM events WHERE event_id = '{renamed}'"
+                            " AND NOT outlier") == "1", what="the rename on B")
+    assert b.psql(f"SELECT replaces_state IS NULL FROM events WHERE event_id = '{renamed}'") == "t"
     assert partial_rows(b, room) == 1, "the resync ran before the test could look"
 
     # A lazy-loading /sync: the guest's member event comes with its message
@@ -143,6 +152,12 @@ def test_partial_join_and_resync(fed):
     got = {e["state_key"] for e in r.json["chunk"] if e["content"]["membership"] == "join"}
     assert got == everyone, (len(got), len(everyone))
     assert partial_rows(b, room) == 0
+    # The resync gave the rename the guest's join it replaced, as on A.
+    on_a = a.request("GET", f"{V3}/rooms/{q(room)}/event/{q(renamed)}", token=atok).json
+    on_b = b.request("GET", f"{V3}/rooms/{q(room)}/event/{q(renamed)}", token=btok).json
+    assert on_a["unsigned"]["replaces_state"].startswith("$")
+    assert on_b["unsigned"]["replaces_state"] == on_a["unsigned"]["replaces_state"], (on_a, on_b)
+    assert on_b["unsigned"]["prev_content"]["membership"] == "join"
     r = b.request("GET", f"{V3}/rooms/{q(room)}/joined_members", token=btok)
     assert set(r.json["joined"]) == everyone
     # The event received while partial has the full state now: A asks B

@@ -245,6 +245,21 @@ def test_remote_join_and_messages_both_ways(fed):
     wait_for(lambda: "hello from A" in timeline_bodies(b, btok, room), what="A's message on B")
     send_text(b, btok, room, "hello from B")
     wait_for(lambda: "hello from B" in timeline_bodies(a, atok, room), what="B's message on A")
+    # A state event that came over federation names the one it replaced
+    # (v1.19 unsigned.replaces_state), on B as on A.
+    old = a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.name/?format=event",
+                    token=atok).json["event_id"]
+    r = a.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.name/", {"name": "Renamed"},
+                  token=atok)
+    new = r.json["event_id"]
+
+    def renamed_on_b():
+        r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.name/?format=event",
+                      token=btok)
+        return r.json if r.status == 200 and r.json["event_id"] == new else None
+    ev = wait_for(renamed_on_b, what="the rename on B")
+    assert ev["unsigned"]["replaces_state"] == old
+    assert ev["unsigned"]["prev_content"] == {"name": "Across"}
 
 
 # ---- F, a server played by Python, in a room of A -------------------------------------

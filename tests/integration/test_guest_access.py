@@ -172,6 +172,8 @@ def test_guest_may_call_the_allowed_endpoints(srv, host):
 REFUSED = [
     ("POST", V3 + "/createRoom", {}),
     ("PUT", V3 + "/rooms/{room}/redact/{ev}/r1", {}),
+    ("PUT", V3 + "/rooms/{room}/send/m.room.redaction/r2", {"redacts": "{ev}"}),  # v1.18
+    ("GET", V1 + "/mutual_rooms?user_id={host}", None),
     ("POST", V3 + "/rooms/{room}/invite", {"user_id": "{host}"}),
     ("POST", V3 + "/rooms/{room}/kick", {"user_id": "{host}"}),
     ("POST", V3 + "/rooms/{room}/ban", {"user_id": "{host}"}),

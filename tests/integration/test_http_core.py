@@ -22,8 +22,18 @@ def test_options_preflight(server):
                        headers={"Origin": "https://app.element.io",
                                 "Access-Control-Request-Method": "PUT"})
     assert r.status == 200
-    assert "PUT" in r.headers["Access-Control-Allow-Methods"]
+    # v1.13 (MSC4138): exactly these methods.
+    methods = [m.strip() for m in r.headers["Access-Control-Allow-Methods"].split(",")]
+    assert sorted(methods) == sorted(["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"])
     assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_head_is_get_without_body(server):
+    # HEAD, advertised above, answers as GET does, with headers and no body.
+    r = server.request("HEAD", "/_matrix/client/versions")
+    assert r.status == 200 and r.raw == b""
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.headers["Content-Type"].startswith("application/json")
 
 
 def test_unknown_endpoint_and_wrong_method(server):

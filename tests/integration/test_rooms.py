@@ -1,6 +1,12 @@
 """Rooms through the Client-Server API: createRoom, membership, sending,
 state, redaction, members — and the errors the spec names."""
+import json
+import os
+from urllib.parse import quote
+
 import pytest
+
+from harness import Server
 
 V3 = "/_matrix/client/v3"
 
@@ -138,7 +144,14 @@ def test_send_idempotent_state_and_redact(server, users):
     full = state(server, a, room, "m.room.name").json
     assert full == {"name": "Room"}
     r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=event", token=a)
-    assert r.json["event_id"]
+    assert r.json["event_id"] and r.json["content"] == {"name": "Room"}
+    assert r.json["type"] == "m.room.name" and r.json["state_key"] == "" and r.json["sender"] == a_id
+    assert r.json["room_id"] == room and "origin_server_ts" in r.json
+    # v1.16: format=content is the default; anything else is refused as Synapse does.
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=content", token=a)
+    assert r.json == {"name": "Room"}
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=pdu", token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM"
     assert state(server, a, room, "m.room.nothing").status == 404
     all_state = server.request("GET", f"{V3}/rooms/{room}/state", token=b).json
     assert {e["type"] for e in all_state} >= {"m.room.create", "m.room.member", "m.room.name"}
@@ -205,3 +218,192 @@ def test_aliases(server, users):
     assert r.status == 403
     assert server.request("DELETE", f"{V3}/directory/room/{enc}", token=a).status == 200
     assert server.request("GET", f"{V3}/directory/room/{enc}").status == 404
+
+
+@pytest.mark.parametrize("version", ["9", "11", "12"])
+def test_redaction_through_send(server, users, version):
+    """v1.18 (MSC4169): PUT /send/m.room.redaction/{txnId} is a redaction in every
+    room version, checked and stored as PUT /redact makes it: content.redacts
+    from v11 on, moved to the top level before."""
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    _, c = users["rm_carol"]
+    room = create(server, a, room_version=version, preset="public_chat")
+    for tok in (b, c):
+        assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=tok).status == 200
+    sent = [server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/m{version}{i}",
+                           {"msgtype": "m.text", "body": str(i)}, token=b).json["event_id"]
+            for i in range(3)]
+    # Errors: no target, a target that is no event ID, another's event without power.
+    for body in ({}, {"redacts": 5}, {"redacts": "nope"}):
+        r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/bad{version}", body,
+                           token=b)
+        assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", (body, r)
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/c{version}",
+                       {"redacts": sent[0]}, token=c)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/n{version}",
+                       {"redacts": f"$missing{version}"}, token=b)
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND"
+    # One's own, through /send, idempotent per transaction ID.
+    body = {"redacts": sent[0], "reason": "typo"}
+    r1 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/s{version}", body, token=b)
+    r2 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/s{version}", body, token=b)
+    assert r1.status == 200 and r1.json == r2.json
+    # The same through /redact, for comparison of the stored shape.
+    r3 = server.request("PUT", f"{V3}/rooms/{room}/redact/{sent[1]}/r{version}", {"reason": "typo"},
+                        token=b)
+    assert r3.status == 200
+    # A moderator through /send redacts another's event.
+    r4 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/a{version}",
+                        {"redacts": sent[2]}, token=a)
+    assert r4.status == 200
+    for target in sent:
+        ev = server.request("GET", f"{V3}/rooms/{room}/event/{target}", token=c).json
+        assert ev["content"] == {} and "redacted_because" in ev["unsigned"], ev
+    stored = {}
+    for name, rid in (("send", r1.json["event_id"]), ("redact", r3.json["event_id"])):
+        pdu = json.loads(server.psql(
+            f"SELECT convert_from(json, 'UTF8') FROM events WHERE event_id = '{rid}'"))
+        stored[name] = pdu
+        if version in ("11", "12"):
+            assert pdu["content"] == {"redacts": sent[0 if name == "send" else 1], "reason": "typo"}
+            assert "redacts" not in pdu
+        else:
+            assert pdu["content"] == {"reason": "typo"}
+            assert pdu["redacts"] == sent[0 if name == "send" else 1]
+    assert set(stored["send"]) == set(stored["redact"])
+    assert server.request("GET", f"{V3}/rooms/{room}/event/{r1.json['event_id']}",
+                          token=a).json["sender"] == b_id
+
+
+@pytest.fixture(scope="module")
+def forgetful_server():
+    with Server(extra_yaml="forget_rooms_on_leave: true\n") as s:
+        s.start()
+        yield s
+
+
+def test_forget_forced_upon_leave_capability(server, users):
+    _, a = users["rm_alice"]
+    caps = server.request("GET", f"{V3}/capabilities", token=a).json["capabilities"]
+    assert caps["m.forget_forced_upon_leave"] == {"enabled": False}
+
+
+def test_forget_rooms_on_leave(forgetful_server, server, users):
+    s = forgetful_server
+    toks = {}
+    for name in ("fl_alice", "fl_bob", "fl_carol"):
+        uid = s.add_user(name)
+        toks[name] = (uid, s.login(name))
+    (a_id, a), (b_id, b), (c_id, c) = toks["fl_alice"], toks["fl_bob"], toks["fl_carol"]
+    caps = s.request("GET", f"{V3}/capabilities", token=b).json["capabilities"]
+    assert caps["m.forget_forced_upon_leave"] == {"enabled": True}
+    left, kicked, banned = (create(s, a, preset="public_chat") for _ in range(3))
+    for room in (left, kicked, banned):
+        for tok in (b, c):
+            assert s.request("POST", f"{V3}/rooms/{room}/join", {}, token=tok).status == 200
+    since = s.request("GET", f"{V3}/sync", token=b).json["next_batch"]
+    assert s.request("POST", f"{V3}/rooms/{left}/leave", {}, token=b).status == 200
+    assert s.request("POST", f"{V3}/rooms/{kicked}/kick", {"user_id": b_id}, token=a).status == 200
+    assert s.request("POST", f"{V3}/rooms/{banned}/ban", {"user_id": b_id}, token=a).status == 200
+    # The sync that follows still tells bob's client he left (or was removed).
+    inc = s.request("GET", f"{V3}/sync?since={since}&timeout=0", token=b).json
+    assert set(inc["rooms"]["leave"]) == {left, kicked, banned}
+    assert s.request("GET", f"{V3}/sync?since={inc['next_batch']}&timeout=0",
+                     token=b).json.get("rooms", {}).get("leave", {}) == {}
+    flt = json.dumps({"room": {"include_leave": True}})
+    sync = s.request("GET", f"{V3}/sync?filter={quote(flt)}", token=b).json
+    assert not set(sync["rooms"].get("leave", {})) & {left, kicked, banned}
+    # Without the key (the shared server), a left room stays until /forget.
+    _, sa = users["rm_alice"]
+    _, sb = users["rm_bob"]
+    room = create(server, sa, preset="public_chat")
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=sb).status == 200
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=sb).status == 200
+    sync = server.request("GET", f"{V3}/sync?filter={quote(flt)}", token=sb).json
+    assert room in sync["rooms"]["leave"]
+    # /forget hides it; coming back and leaving again shows it again (a
+    # forget is of that membership, as in Synapse).
+    assert server.request("POST", f"{V3}/rooms/{room}/forget", {}, token=sb).status == 200
+    sync = server.request("GET", f"{V3}/sync?filter={quote(flt)}", token=sb).json
+    assert room not in sync["rooms"].get("leave", {})
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=sb).status == 200
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=sb).status == 200
+    sync = server.request("GET", f"{V3}/sync?filter={quote(flt)}", token=sb).json
+    assert room in sync["rooms"]["leave"]
+    # Carol, who stayed, still has the rooms.
+    sync = s.request("GET", f"{V3}/sync", token=c).json
+    assert {left, kicked, banned} <= set(sync["rooms"]["join"])
+
+
+def test_replaces_state_and_prev_content(server, users):
+    """v1.19: a state event's unsigned.replaces_state names the state event it
+    replaced, and unsigned.prev_content (Synapse gives both) that one's
+    content, on every path that serves events."""
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat", room_version="11")
+    first = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.name/", {"name": "One"},
+                           token=a).json["event_id"]
+    second = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.name/", {"name": "Two"},
+                            token=a).json["event_id"]
+    ev1 = server.request("GET", f"{V3}/rooms/{room}/event/{first}", token=a).json
+    assert "replaces_state" not in ev1["unsigned"] and "prev_content" not in ev1["unsigned"]
+    ev2 = server.request("GET", f"{V3}/rooms/{room}/event/{second}", token=a).json
+    assert ev2["unsigned"]["replaces_state"] == first
+    assert ev2["unsigned"]["prev_content"] == {"name": "One"}
+    # /state/{type}/{key}?format=event and /state
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=event", token=a).json
+    assert r["event_id"] == second and r["unsigned"]["replaces_state"] == first
+    full = server.request("GET", f"{V3}/rooms/{room}/state", token=a).json
+    name_ev = next(e for e in full if e["type"] == "m.room.name")
+    assert name_ev["unsigned"]["replaces_state"] == first
+    # Memberships: bob's join replaces nothing, his leave his join.
+    join = server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).json
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    msgs = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=20", token=a).json
+    mine = [e for e in msgs["chunk"] if e["type"] == "m.room.member" and e["state_key"] == b_id]
+    leave, joined = mine[0], mine[1]
+    assert joined["content"]["membership"] == "join" and "replaces_state" not in joined["unsigned"]
+    assert leave["unsigned"]["replaces_state"] == joined["event_id"]
+    assert leave["unsigned"]["prev_content"]["membership"] == "join"
+    # A message is no state event: neither field.
+    msg = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/rs1",
+                         {"msgtype": "m.text", "body": "hi"}, token=a).json["event_id"]
+    r = server.request("GET", f"{V3}/rooms/{room}/event/{msg}", token=a).json
+    assert "replaces_state" not in r["unsigned"] and "prev_content" not in r["unsigned"]
+    # /sync's timeline carries them too.
+    sync = server.request("GET", f"{V3}/sync", token=a).json
+    tl = sync["rooms"]["join"][room]["timeline"]["events"]
+    by_id = {e["event_id"]: e for e in tl}
+    assert by_id[leave["event_id"]]["unsigned"]["replaces_state"] == joined["event_id"]
+    # A redacted predecessor gives its redacted content.
+    assert server.request("PUT", f"{V3}/rooms/{room}/redact/{first}/rs2", {}, token=a).status == 200
+    ev2 = server.request("GET", f"{V3}/rooms/{room}/event/{second}", token=a).json
+    assert ev2["unsigned"]["replaces_state"] == first and ev2["unsigned"]["prev_content"] == {}
+    assert join["room_id"] == room
+
+
+def test_replaces_state_migration_backfill_agrees(server, users):
+    """Migration 023 fills replaces_state for events stored before it from
+    the timeline; on a linear room it gives what storing computes."""
+    _, a = users["rm_alice"]
+    _, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat", room_version="10")
+    for i, tok in enumerate((a, a)):
+        server.request("PUT", f"{V3}/rooms/{room}/state/m.room.topic/", {"topic": str(i)}, token=tok)
+    server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b)
+    server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b)
+    before = server.psql(f"SELECT event_id, replaces_state FROM events WHERE room_id = '{room}'"
+                         " AND state_key IS NOT NULL ORDER BY event_id")
+    assert before.count("|$") == 2  # the second topic, the leave
+    sql = open(os.path.join(os.path.dirname(__file__), "..", "..", "sql",
+                            "023_events_replaces_state.sql")).read()
+    update = sql[sql.index("UPDATE events e"):]
+    server.psql(f"UPDATE events SET replaces_state = NULL WHERE room_id = '{room}'")
+    server.psql(update.replace("WHERE e.event_id = p.event_id",
+                               f"WHERE e.room_id = '{room}' AND e.event_id = p.event_id"))
+    after = server.psql(f"SELECT event_id, replaces_state FROM events WHERE room_id = '{room}'"
+                        " AND state_key IS NOT NULL ORDER BY event_id")
+    assert after == before

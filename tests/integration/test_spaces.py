@@ -91,6 +91,11 @@ def test_hierarchy_depth_first_in_order(server, space):
     general = r.json["rooms"][1]
     assert general["children_state"] == [] and general["topic"] == "all" and general["join_rule"] == "public"
     assert r.json["rooms"][2]["allowed_room_ids"] == [rooms["S"]]
+    # v1.15 (MSC3266): every chunk names its room version; only encrypted
+    # rooms have "encryption", only restricted ones "allowed_room_ids".
+    assert all(x["room_version"] == "12" for x in r.json["rooms"])
+    assert "encryption" not in general and "allowed_room_ids" not in general
+    assert "allowed_room_ids" not in root
     # Alice sees her private room too.
     assert ids(hierarchy(server, t["sp_alice"], rooms["S"])) == [rooms[k] for k in ("S", "A", "B", "C", "SS", "D")]
 
