@@ -104,6 +104,12 @@ def test_suspension_refuses_acting_but_not_reading(server, admin):
     assert r.status == 200 and any(e["event_id"] == theirs for e in r.json["chunk"]), r
     assert server.request("GET", f"{V3}/profile/{q(uid)}", token=tok).status == 200
     assert server.request("GET", V3 + "/capabilities", token=tok).status == 200
+    r = server.request("GET", f"{V3}/rooms/{q(room)}/state/m.room.create/", token=tok)
+    assert r.status == 200, r  # one state event (a merge once refused it to the suspended)
+    # A redaction through /send (MSC4169) is checked as /redact is: own events only.
+    r = server.request("PUT", f"{V3}/rooms/{q(room)}/send/m.room.redaction/rs1",
+                       {"redacts": theirs}, token=tok)
+    suspended_error(r)
     r = server.request("PUT", f"{V3}/rooms/{q(room)}/redact/{q(mine)}/r1", {}, token=tok)
     assert r.status == 200, r
     r = server.request("POST", f"{V3}/rooms/{q(invite_room)}/leave", {}, token=tok)
