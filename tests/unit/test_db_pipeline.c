@@ -214,9 +214,9 @@ START_TEST(prefetched_reads_are_served_once) {
     hs_err err = {0};
     db_conn *c = db_acquire(pool, &err);
     ck_assert_int_eq(db_script(c, "INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')", &err), 0);
-    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"1"}, &err), 0);
-    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"2"}, &err), 0);
-    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"3"}, &err), 0);
+    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"1"}, 0, &err), 0);
+    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"2"}, 0, &err), 0);
+    ck_assert_int_eq(db_prefetch(c, &by_key, 1, (const char *[]){"3"}, 0, &err), 0);
     /* A change after the prefetch was sent: the prefetched answer predates it. */
     ck_assert_int_eq(db_script(c, "UPDATE t SET v = 'TWO' WHERE k = 2", &err), 0);
     ck_assert_str_eq(value_of(c, "2", &err), "two");
@@ -228,7 +228,7 @@ START_TEST(prefetched_reads_are_served_once) {
     c = db_acquire(pool, &err);
     ck_assert_str_eq(value_of(c, "3", &err), "three");
     /* Outside a transaction the prefetched statements run in autocommit. */
-    ck_assert_int_eq(db_prefetch(c, &txid, 1, (const char *[]){"x"}, &err), 0);
+    ck_assert_int_eq(db_prefetch(c, &txid, 1, (const char *[]){"x"}, 0, &err), 0);
     PGresult *r = db_run(c, &txid, 1, (const char *[]){"x"}, &err);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(PQgetvalue(r, 0, 1), "x");
