@@ -52,7 +52,9 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         " (SELECT convert_from(ce.json, 'UTF8')::json->'content'->>'type' FROM current_state cc"
         "   JOIN events ce USING (event_id) WHERE cc.room_id = cs.room_id"
         "   AND cc.type = 'm.room.create' AND cc.state_key = '')"
-        " , NULL, NULL, NULL, NULL"
+        " , NULL, NULL, NULL, NULL,"
+        " cs.membership = 'join' AND EXISTS (SELECT 1 FROM fed_partial_state_rooms p"
+        "   WHERE p.room_id = cs.room_id)"
         " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
         " AND (cs.membership IN ('join', 'invite', 'knock') OR e.stream_ordering > $2)"
@@ -65,7 +67,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         "   WHERE s->>'type' = 'm.room.encryption' AND s->>'state_key' = ''),"
         "  (SELECT s->'content'->>'type' FROM json_array_elements(x.stripped_state::json) s"
         "   WHERE s->>'type' = 'm.room.create' AND s->>'state_key' = '' LIMIT 1),"
-        "  x.stripped_state, x.event_json, x.room_version, x.event_id"
+        "  x.stripped_state, x.event_json, x.room_version, x.event_id, false"
         " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
         "  AND (x.membership IN ('invite', 'knock') OR x.stream_ordering > $2)"
         "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
@@ -94,6 +96,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         x->remote_event = opt_dup(r, row, 7);
         x->remote_version = opt_dup(r, row, 8);
         x->event_id = opt_dup(r, row, 9);
+        x->partial = PQgetvalue(r, row, 10)[0] == 't';
     }
     PQclear(r);
     return 0;

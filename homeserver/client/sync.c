@@ -201,6 +201,7 @@ static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now,
 /* One pass: the response from since to now; *any says whether it has news. */
 static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, char ***rooms,
                      size_t *n_rooms, hs_err *err) {
+    size_t n_shown = 0;
     o->p.since = o->has_since ? o->since.pos[DB_STREAM_EVENTS] : -1;
     o->p.to = now->pos[DB_STREAM_EVENTS];
     json_t *roomsj = json_pack("{s:{}, s:{}, s:{}, s:{}}", "join", "invite", "knock", "leave");
@@ -217,8 +218,8 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
         client_otk_counts_prefetch(c, r->user_id, r->device_id);
     }
     int rc = c ? load_filter(c, r, o, &f, &ignored, err) : -1;
-    if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, err);
-    if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, *n_rooms, any, err);
+    if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, &n_shown, err);
+    if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, n_shown, any, err);
     if (rc == 0) rc = user_extras(c, r, o, now, resp, any, err);
     if (rc == 0) rc = sync_e2ee(c, r, o, now, resp, any, &next.pos[DB_STREAM_TO_DEVICE], err);
     char tok[256];

@@ -14,6 +14,7 @@
 
 #include "channels.h"
 #include "events_read.h"
+#include "partial_rooms.h"
 #include "remote_rooms.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/json.h"
@@ -30,6 +31,10 @@ typedef struct membership_row {
      * an initial sync shows the room even without include_leave, as
      * Synapse does, so a client learns why the room went away. */
     bool removed;
+    /* A joined room's partial state (partial_rooms.h): marked partial now,
+     * and the events position of its last resync (0: none). */
+    bool partial;
+    long long full_state_pos;
 } membership_row;
 
 /* Memberships from the room's current state, and those of rooms we are not
@@ -40,7 +45,10 @@ static db_stmt memberships_q = DB_STMT(
     "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
     "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id),"
     "  NULL, NULL, NULL,"
-    "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1)"
+    "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1),"
+    "  EXISTS (SELECT 1 FROM fed_partial_state_rooms p WHERE p.room_id = cs.room_id),"
+    "  coalesce((SELECT d.stream_ordering FROM fed_partial_state_done d"
+    "   WHERE d.room_id = cs.room_id), 0)"
     " FROM current_state cs JOIN events e USING (event_id)"
     " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
@@ -50,7 +58,8 @@ static db_stmt memberships_q = DB_STMT(
     "  x.stream_ordering > $2,"
     "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
     "  x.stripped_state, x.event_json, x.room_version,"
-    "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1)"
+    "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1),"
+    "  false, 0"
     " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
     "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
@@ -78,6 +87,8 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         m->pos = atoll(PQgetvalue(r, i, 3));
         m->changed = PQgetvalue(r, i, 4)[0] == 't';
         m->removed = PQgetvalue(r, i, 9)[0] == 't';
+        m->partial = PQgetvalue(r, i, 10)[0] == 't';
+        m->full_state_pos = atoll(PQgetvalue(r, i, 11));
         if (!PQgetisnull(r, i, 6)) {
             m->remote_state = strdup(PQgetvalue(r, i, 6));
             m->remote_event = strdup(PQgetvalue(r, i, 7));
@@ -383,7 +394,7 @@ void sync_rooms_prefetch(db_conn *c, const sync_params *p) {
 }
 
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
-               size_t *n_joined, hs_err *err) {
+               size_t *n_joined, size_t *n_shown, hs_err *err) {
     membership_row *ms;
     size_t n;
     if (load_memberships(c, p, &ms, &n, err) < 0) return -1;
@@ -395,6 +406,8 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
     }
     *joined_out = calloc(n + 1, sizeof **joined_out);
     *n_joined = 0;
+    char **held = calloc(n + 1, sizeof *held); /* joined, left out until their full state */
+    size_t n_held = 0;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         membership_row *m = &ms[i];
@@ -402,10 +415,20 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         json_t *entry = NULL;
         if (p->filter && !client_filter_room_allowed(&p->filter->room, m->room_id)) continue;
         if (!strcmp(mem, "join")) {
+            sync_partial_view view = sync_partial_view_of(p->lazy_load_members, m->partial,
+                                                          m->full_state_pos, p->since, p->to);
+            if (view == SYNC_PARTIAL_HIDE) {
+                held[n_held++] = strdup(m->room_id);
+                continue;
+            }
             (*joined_out)[(*n_joined)++] = strdup(m->room_id);
-            bool full = initial || p->full_state || m->changed;
+            /* Newly joined for this client: everything, as on an initial sync. */
+            sync_params as_new = *p;
+            bool newly = view == SYNC_PARTIAL_NEWLY_JOINED;
+            if (newly) as_new.since = -1;
+            bool full = initial || p->full_state || m->changed || newly;
             if (!full && active && !json_object_get(active, m->room_id)) continue;
-            rc = timeline_room(c, p, m, p->to, full, &entry, err);
+            rc = timeline_room(c, newly ? &as_new : p, m, p->to, full, &entry, err);
             if (rc == 0 && entry && (full || has_member_events(entry)))
                 rc = room_summary(c, m->room_id, p->user_id, entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
@@ -434,6 +457,11 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         }
         if (entry) *any = true;
     }
+    /* The held rooms go last: waited on (their resync wakes this client)
+     * but not shown. */
+    *n_shown = *n_joined;
+    for (size_t i = 0; i < n_held; i++) (*joined_out)[(*n_joined)++] = held[i];
+    free(held);
     free_memberships(ms, n);
     json_decref(active);
     return rc;

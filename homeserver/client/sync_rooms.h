@@ -23,10 +23,13 @@ typedef struct sync_params {
 } sync_params;
 
 /* Fill rooms ({"join":{}, "invite":{}, "knock":{}, "leave":{}}) and report
- * whether anything was added. joined_out receives the joined room IDs (for
- * the other sections and for waiting); the caller frees it. */
+ * whether anything was added. joined_out receives the joined room IDs, to
+ * wait on; the caller frees it. The first *n_shown are the rooms this sync
+ * shows (for the other sections); the rest are held back because their
+ * state is partial and the filter does not lazy-load members
+ * (partial_rooms.h): their resync must still wake a waiting sync. */
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
-               size_t *n_joined, hs_err *err);
+               size_t *n_joined, size_t *n_shown, hs_err *err);
 
 /* Send sync_rooms's first reads ahead (db_prefetch): p's user, since, to
  * and full_state must be set. */
