@@ -189,6 +189,14 @@ static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now,
     if (rc == 0 && o->has_since)
         rc = client_device_lists_sync(c, r->user_id, o->since.pos[DB_STREAM_DEVICE_LISTS],
                                       now->pos[DB_STREAM_DEVICE_LISTS], changed, left, err);
+    size_t n_new = json_object_size(o->p.newly_full), k = 0;
+    if (rc == 0 && n_new) { /* their members were never listed to this client */
+        const char **ids = calloc(n_new, sizeof *ids), *id;
+        json_t *v;
+        json_object_foreach(o->p.newly_full, id, v) ids[k++] = id;
+        rc = client_device_lists_rooms_joined(c, r->user_id, ids, k, changed, left, err);
+        free(ids);
+    }
     if (rc == 0) rc = client_otk_counts(c, r->user_id, r->device_id, &counts, &fallback, err);
     *any |= json_array_size(td) || json_array_size(changed) || json_array_size(left);
     json_object_set_new(resp, "to_device", json_pack("{s:o}", "events", td));
@@ -205,6 +213,7 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     o->p.since = o->has_since ? o->since.pos[DB_STREAM_EVENTS] : -1;
     o->p.to = now->pos[DB_STREAM_EVENTS];
     json_t *roomsj = json_pack("{s:{}, s:{}, s:{}, s:{}}", "join", "invite", "knock", "leave");
+    o->p.newly_full = json_object();
     json_t *resp = json_pack("{s:O}", "rooms", roomsj);
     sync_token next = *now;
     client_filter *f = NULL;
@@ -230,7 +239,8 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     json_decref(ignored);
     json_decref(roomsj);
     if (rc < 0) json_decref(resp), resp = NULL;
-    o->p.filter = NULL, o->p.ignored = NULL;
+    json_decref(o->p.newly_full);
+    o->p.filter = NULL, o->p.ignored = NULL, o->p.newly_full = NULL;
     return resp;
 }
 

@@ -426,6 +426,7 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             sync_params as_new = *p;
             bool newly = view == SYNC_PARTIAL_NEWLY_JOINED;
             if (newly) as_new.since = -1;
+            if (newly && p->newly_full) json_object_set_new(p->newly_full, m->room_id, json_true());
             bool full = initial || p->full_state || m->changed || newly;
             if (!full && active && !json_object_get(active, m->room_id)) continue;
             rc = timeline_room(c, newly ? &as_new : p, m, p->to, full, &entry, err);

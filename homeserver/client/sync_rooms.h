@@ -20,6 +20,9 @@ typedef struct sync_params {
     bool include_leave;
     const client_filter *filter;   /* room / timeline filters (may be NULL) */
     json_t *ignored;               /* m.ignored_user_list's ignored_users object, or NULL */
+    /* Out, when not NULL: the rooms sent as newly joined because their full
+     * state came within the span (partial_rooms.h), as keys of an object. */
+    json_t *newly_full;
 } sync_params;
 
 /* Fill rooms ({"join":{}, "invite":{}, "knock":{}, "leave":{}}) and report

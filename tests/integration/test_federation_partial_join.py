@@ -259,6 +259,7 @@ def test_non_lazy_sync_gets_the_room_with_its_full_state(fed):
     assert room not in r.json["rooms"]["join"], "a partial room in a non-lazy initial sync"
     r = b.request("GET", f"{V3}/sync?timeout=0&since={q(before)}", token=gtok)
     assert room not in r.json["rooms"]["join"], "a partial room in a non-lazy incremental sync"
+    mid = r.json["next_batch"]  # past gina's join
     # Lazy: at once, with gina's own membership.
     filt = json.dumps({"room": {"state": {"lazy_load_members": True}}})
     r = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=gtok)
@@ -290,7 +291,7 @@ def test_non_lazy_sync_gets_the_room_with_its_full_state(fed):
 
     th = threading.Thread(target=eager_sliding)
     th.start()
-    since, t0 = before, time.time()
+    since, t0 = mid, time.time()
     while True:
         r = b.request("GET", f"{V3}/sync?timeout=60000&since={q(since)}", token=gtok,
                       timeout=90)
@@ -310,6 +311,9 @@ def test_non_lazy_sync_gets_the_room_with_its_full_state(fed):
     assert entry["timeline"]["events"], entry["timeline"]
     assert entry["summary"]["m.joined_member_count"] == len(everyone), entry["summary"]
     assert any(e["type"] == "m.room.create" for e in entry["state"]["events"])
+    # Their device lists are news to gina's client too (Synapse: newly joined rooms).
+    missing = everyone - {gina} - set(r.json["device_lists"]["changed"])
+    assert not missing, f"{len(missing)} members missing from device_lists.changed"
     # Once: the next incremental sync has nothing more of it.
     r = b.request("GET", f"{V3}/sync?timeout=0&since={q(r.json['next_batch'])}", token=gtok)
     assert room not in r.json["rooms"]["join"], r.json["rooms"]["join"].get(room)
