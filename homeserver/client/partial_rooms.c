@@ -2,7 +2,10 @@
  * partial state (partial_rooms.h). */
 #include "partial_rooms.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#include "remote_rooms.h"
 
 sync_partial_view sync_partial_view_of(bool lazy_load_members, bool partial, long long done_pos,
                                        long long since, long long to) {
@@ -38,4 +41,36 @@ bool ss_needs_full_state(const json_t *required_state, const char *server_name) 
         }
     }
     return false;
+}
+
+int client_partial_senders(db_conn *c, const char *room_id, const room_state_map *state,
+                           const json_t *timeline, const char **ids, size_t *n, char ***owned,
+                           size_t *n_owned, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT DISTINCT ON (m.state_key) m.event_id FROM events e"
+        " JOIN event_auth a ON a.event_id = e.event_id"
+        " JOIN events m ON m.event_id = a.auth_id AND m.type = 'm.room.member'"
+        "  AND m.state_key = e.sender"
+        " WHERE e.event_id = ANY($1::text[]) ORDER BY m.state_key, m.depth DESC");
+    int partial = client_room_is_partial(c, room_id, err);
+    if (partial <= 0) return partial;
+    size_t nt = json_array_size(timeline), k = 0, i;
+    const char **evs = calloc(nt + 1, sizeof *evs);
+    json_t *ev;
+    json_array_foreach(timeline, i, ev) {
+        const char *sender = json_string_value(json_object_get(ev, "sender"));
+        if (evs && sender && !room_state_map_get(state, "m.room.member", sender))
+            evs[k++] = json_string_value(json_object_get(ev, "event_id"));
+    }
+    if (!evs || !k) return free(evs), 0;
+    char *arr = db_text_array(evs, k);
+    free(evs);
+    PGresult *r = arr ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
+    free(arr);
+    if (!r) return -1;
+    *owned = calloc((size_t)PQntuples(r) + 1, sizeof **owned);
+    for (int j = 0; *owned && j < PQntuples(r); j++)
+        ids[(*n)++] = (*owned)[(*n_owned)++] = strdup(PQgetvalue(r, j, 0));
+    PQclear(r);
+    return 0;
 }

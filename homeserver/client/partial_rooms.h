@@ -12,12 +12,16 @@
  * with their events' auth events. Sliding sync leaves the room out of the
  * lists and subscriptions whose required_state needs members we may lack.
  *
- * Internal to homeserver/client; pure functions (tests/unit). */
+ * Internal to homeserver/client. The decisions are pure functions
+ * (tests/unit); client_partial_senders reads the database. */
 #ifndef CLIENT_PARTIAL_ROOMS_H
 #define CLIENT_PARTIAL_ROOMS_H
 
 #include <jansson.h>
 #include <stdbool.h>
+
+#include "homeserver/db/db.h"
+#include "rooms/rooms.h"
 
 typedef enum sync_partial_view {
     SYNC_PARTIAL_SHOW,          /* as any joined room */
@@ -41,5 +45,16 @@ sync_partial_view sync_partial_view_of(bool lazy_load_members, bool partial, lon
  * member ("m.room.member", "*") needs the full state too: that is the
  * incomplete member list this is here to avoid. */
 bool ss_needs_full_state(const json_t *required_state, const char *server_name);
+
+/* Lazy-loaded members of a room with partial state: the member events of
+ * the timeline's senders that `state` lacks, taken from the timeline events'
+ * own auth events, so a lazy-loading client still gets the member event of
+ * everyone it sees speak (Synapse: _find_missing_partial_state_memberships).
+ * Appended to ids (room for json_array_size(timeline) more is the
+ * caller's); the strings are the caller's to free, in *owned (*n_owned).
+ * Nothing when the room is not partial. 0, or -1 with err. */
+int client_partial_senders(db_conn *c, const char *room_id, const room_state_map *state,
+                           const json_t *timeline, const char **ids, size_t *n, char ***owned,
+                           size_t *n_owned, hs_err *err);
 
 #endif

@@ -193,43 +193,6 @@ static void drop_timeline_ids(const char **ids, size_t *n, const json_t *timelin
     *n = w;
 }
 
-/* A room joined with partial state (its members still being fetched): the
- * timeline's senders whose membership the state lacks, taken from the
- * timeline events' own auth events, so a lazy-loading client still gets
- * the member event of everyone it sees speak. Appended to ids (room for
- * them is the caller's). */
-static int partial_senders(db_conn *c, const char *room_id, const room_state_map *state,
-                           const json_t *timeline, const char **ids, size_t *n, char ***owned,
-                           size_t *n_owned, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT DISTINCT ON (m.state_key) m.event_id FROM events e"
-        " JOIN event_auth a ON a.event_id = e.event_id"
-        " JOIN events m ON m.event_id = a.auth_id AND m.type = 'm.room.member'"
-        "  AND m.state_key = e.sender"
-        " WHERE e.event_id = ANY($1::text[]) ORDER BY m.state_key, m.depth DESC");
-    int partial = client_room_is_partial(c, room_id, err);
-    if (partial <= 0) return partial;
-    size_t nt = json_array_size(timeline), k = 0, i;
-    const char **evs = calloc(nt + 1, sizeof *evs);
-    json_t *ev;
-    json_array_foreach(timeline, i, ev) {
-        const char *sender = json_string_value(json_object_get(ev, "sender"));
-        if (evs && sender && !room_state_map_get(state, "m.room.member", sender))
-            evs[k++] = json_string_value(json_object_get(ev, "event_id"));
-    }
-    if (!evs || !k) return free(evs), 0;
-    char *arr = db_text_array(evs, k);
-    free(evs);
-    PGresult *r = arr ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
-    free(arr);
-    if (!r) return -1;
-    *owned = calloc((size_t)PQntuples(r) + 1, sizeof **owned);
-    for (int j = 0; *owned && j < PQntuples(r); j++)
-        ids[(*n)++] = (*owned)[(*n_owned)++] = strdup(PQgetvalue(r, j, 0));
-    PQclear(r);
-    return 0;
-}
-
 static int room_summary(db_conn *c, const char *room_id, const char *user_id, json_t *room,
                         hs_err *err) {
     static db_stmt q = DB_STMT(
@@ -307,7 +270,8 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
         size_t n = pick_state(state, known, p, timeline, ids), n_owned = 0;
         char **owned = NULL;
         if (p->lazy_load_members)
-            rc = partial_senders(c, m->room_id, state, timeline, ids, &n, &owned, &n_owned, err);
+            rc = client_partial_senders(c, m->room_id, state, timeline, ids, &n, &owned, &n_owned,
+                                        err);
         if (!p->use_state_after) drop_timeline_ids(ids, &n, timeline);
         if (rc == 0) rc = client_events_by_ids(c, ids, n, false, state_events, err);
         free(ids);

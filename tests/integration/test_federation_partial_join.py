@@ -265,11 +265,18 @@ def test_non_lazy_sync_gets_the_room_with_its_full_state(fed):
     r = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=gtok)
     entry = r.json["rooms"]["join"][room]
     assert gina in joined_in(entry["state"]["events"] + entry["timeline"]["events"])
-    # Sliding sync: in the $LAZY list, not in the one asking for every member.
+    # Sliding sync: in the $LAZY list, not in the one asking for every member;
+    # a guest's message brings the guest's member event, which the partial
+    # state lacks (it comes from the message's auth events).
+    g_uid, g_tok = guests[7]
+    send_text(a, g_tok, room, "a guest speaks")
+    wait_for(lambda: "a guest speaks" in bodies(b, gtok, room), what="the guest's message on B")
     body = sliding(b, gtok, {"lazy": LAZY_LIST, "members": ALL_MEMBERS_LIST}, conn="both")
     assert body["lists"]["lazy"]["count"] == 1 and body["lists"]["members"]["count"] == 0, \
         body["lists"]
     assert room in body["rooms"]
+    assert {gina, g_uid} <= joined_in(body["rooms"][room].get("required_state", [])), \
+        joined_in(body["rooms"][room].get("required_state", []))
     body = sliding(b, gtok, {"members": ALL_MEMBERS_LIST}, pos=eager_ss["pos"], conn="eager")
     assert room not in body["rooms"] and body["lists"]["members"]["count"] == 0
     eager_pos = body["pos"]
