@@ -3,7 +3,9 @@
  * `pos` is a /sync token. What a connection (user, device, conn_id) has been
  * sent is remembered in memory, so a room is "initial" only the first time;
  * after a restart an old pos answers 400 M_UNKNOWN_POS and the client starts
- * over, which MSC4186 provides for. */
+ * over, which MSC4186 provides for. A room joined with partial state is
+ * left out of the lists and subscriptions that need all its members until
+ * it has them (partial_rooms.h); its resync wakes a waiting request. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

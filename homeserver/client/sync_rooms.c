@@ -5,7 +5,9 @@
  * up to the timeline's start on an initial sync, a newly joined room or
  * full_state; after a gap, the state that changed between the token and the
  * timeline's start. Invites and knocks carry stripped state; a room left since
- * the token carries its timeline up to the leave. */
+ * the token carries its timeline up to the leave. A room joined with
+ * partial state waits for its full state when the filter does not
+ * lazy-load members, then comes as newly joined (partial_rooms.h). */
 #include "sync_rooms.h"
 
 #include <stdio.h>
