@@ -8,8 +8,10 @@
  * oldest first, as Synapse's _sync_partial_state_room does: the state at our
  * join from one of those servers (/state_ids; the events we lack through
  * /state when they are many, else /event), then in one transaction the join
- * and every event after it get their full state (room_store_rebase_state)
- * and the mark goes. A failure moves on to the next server; when all fail
+ * and every event after it get their full state (room_store_rebase_state),
+ * the mark goes and the completion takes an events stream position
+ * (sql/021, for /sync: homeserver/client/partial_rooms.h); the room's
+ * waiting syncs are woken. A failure moves on to the next server; when all fail
  * the room is tried again later (5 s doubling to 10 minutes). The marks are
  * rows, so a restart resumes the resync.
  *
@@ -29,6 +31,7 @@
 #include "homeserver/client/notifier.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/log.h"
+#include "homeserver/db/streams.h"
 #include "rooms_internal.h"
 #include "transport_internal.h"
 
@@ -175,13 +178,25 @@ static int fetch_events(const resync *rs, const char *dest, const char *const *p
 typedef struct rebase_job {
     const resync *rs;
     const room_state_map *full;
+    long long pos; /* the events position of the completion (sql/021) */
 } rebase_job;
 
+/* The full state replaces the partial one, the mark goes, and the
+ * completion takes a position in the events stream: /sync sends the room
+ * as newly joined to clients that were not shown it (partial_rooms.h), and
+ * a waiting sync that sees the stream move looks again. */
 static int rebase_txn(db_conn *c, void *arg, hs_err *err) {
     static db_stmt del = DB_STMT("DELETE FROM fed_partial_state_rooms WHERE room_id = $1");
+    static db_stmt done = DB_STMT(
+        "INSERT INTO fed_partial_state_done (room_id, stream_ordering) VALUES ($1, $2)"
+        " ON CONFLICT (room_id) DO UPDATE SET stream_ordering = EXCLUDED.stream_ordering");
     rebase_job *j = arg;
+    if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
+    char pos[24];
+    snprintf(pos, sizeof pos, "%lld", j->pos);
     if (room_store_rebase_state(c, j->rs->join_id, j->full, err) < 0) return -1;
-    return db_exec(c, &del, 1, (const char *[]){j->rs->room_id}, err) < 0 ? -1 : 0;
+    if (db_exec(c, &del, 1, (const char *[]){j->rs->room_id}, err) < 0) return -1;
+    return db_exec(c, &done, 2, (const char *[]){j->rs->room_id, pos}, err) < 0 ? -1 : 0;
 }
 
 static int resync_from(const resync *rs, const char *dest, hs_err *err) {
@@ -197,8 +212,10 @@ static int resync_from(const resync *rs, const char *dest, hs_err *err) {
     room_state_map *full = rc == 0 ? room_state_map_new() : NULL;
     if (rc == 0 && (!full || map_of(rs->srv, pdu_ids, n_pdu, full, err) < 0)) rc = -1;
     if (rc == 0) {
-        rebase_job j = {rs, full};
+        rebase_job j = {rs, full, 0};
         rc = db_txn(rs->srv->db, rebase_txn, &j, err);
+        /* Before the notification (one_pass): a woken sync must see it. */
+        if (j.pos > 0) db_stream_done(DB_STREAM_EVENTS, j.pos);
         if (rc == 0)
             hs_info("federation: %s has its full state (%zu state events, from %s)", rs->room_id,
                     room_state_map_count(full), dest);

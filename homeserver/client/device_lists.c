@@ -152,6 +152,22 @@ int client_device_lists_sync(db_conn *c, const char *user_id, long long from, lo
     return rc;
 }
 
+int client_device_lists_rooms_joined(db_conn *c, const char *user_id, const char *const *room_ids,
+                                     size_t n, json_t *changed, json_t *left, hs_err *err) {
+    json_t *set = json_object();
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) rc = room_members(c, room_ids[i], set, false, err);
+    set_del(set, user_id);
+    if (rc == 0) {
+        append_set(changed, set);
+        for (size_t i = json_array_size(left); i > 0; i--)
+            if (json_object_get(set, json_string_value(json_array_get(left, i - 1))))
+                json_array_remove(left, i - 1);
+    }
+    json_decref(set);
+    return rc;
+}
+
 /* ---- GET /keys/changes --------------------------------------------------- */
 
 static int get_keys_changes(hs_req *r, json_t **out, hs_err *err) {

@@ -57,6 +57,14 @@ void client_to_device_prefetch(db_conn *c, const char *user_id, const char *devi
 int client_device_lists_sync(db_conn *c, const char *user_id, long long from, long long to,
                              json_t *changed, json_t *left, hs_err *err);
 
+/* Rooms a /sync sends as newly joined without a join of user_id in its
+ * span (a partial-state room whose members came since: partial_rooms.h):
+ * their members, but user_id, join `changed` (arrays of user IDs, no
+ * duplicates) and leave `left`, as Synapse does for newly joined rooms.
+ * 0, or -1 with err. */
+int client_device_lists_rooms_joined(db_conn *c, const char *user_id, const char *const *room_ids,
+                                     size_t n, json_t *changed, json_t *left, hs_err *err);
+
 /* device_one_time_keys_count (*counts: {"signed_curve25519": n, …}, always
  * with signed_curve25519 as Synapse does) and
  * device_unused_fallback_key_types (*unused_fallback_types: ["…"]) for a

@@ -12,6 +12,7 @@
 #include "events_read.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/json.h"
+#include "partial_rooms.h"
 #include "push_actions.h"
 #include "rooms/rooms.h"
 #include "sliding_sync.h"
@@ -52,7 +53,9 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         " (SELECT convert_from(ce.json, 'UTF8')::json->'content'->>'type' FROM current_state cc"
         "   JOIN events ce USING (event_id) WHERE cc.room_id = cs.room_id"
         "   AND cc.type = 'm.room.create' AND cc.state_key = '')"
-        " , NULL, NULL, NULL, NULL"
+        " , NULL, NULL, NULL, NULL,"
+        " cs.membership = 'join' AND EXISTS (SELECT 1 FROM fed_partial_state_rooms p"
+        "   WHERE p.room_id = cs.room_id)"
         " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
         " AND (cs.membership IN ('join', 'invite', 'knock') OR e.stream_ordering > $2)"
@@ -65,7 +68,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         "   WHERE s->>'type' = 'm.room.encryption' AND s->>'state_key' = ''),"
         "  (SELECT s->'content'->>'type' FROM json_array_elements(x.stripped_state::json) s"
         "   WHERE s->>'type' = 'm.room.create' AND s->>'state_key' = '' LIMIT 1),"
-        "  x.stripped_state, x.event_json, x.room_version, x.event_id"
+        "  x.stripped_state, x.event_json, x.room_version, x.event_id, false"
         " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
         "  AND (x.membership IN ('invite', 'knock') OR x.stream_ordering > $2)"
         "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
@@ -94,6 +97,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         x->remote_event = opt_dup(r, row, 7);
         x->remote_version = opt_dup(r, row, 8);
         x->event_id = opt_dup(r, row, 9);
+        x->partial = PQgetvalue(r, row, 10)[0] == 't';
     }
     PQclear(r);
     return 0;
@@ -147,26 +151,35 @@ static int required_state(db_conn *c, const char *user_id, const ss_room *room,
     }
     size_t it = 0, n = 0;
     const char *t, *k, *id;
-    const char **ids = calloc(room_state_map_count(m) + 1, sizeof *ids);
+    const char **ids =
+        calloc(room_state_map_count(m) + json_array_size(timeline) + 1, sizeof *ids);
+    bool lazy_any = false;
     while (rc == 0 && room_state_map_next(m, &it, &t, &k, &id)) {
         bool lazy = false;
         if (wanted(req->required_state, user_id, t, k, &lazy) ||
             (lazy && (!strcmp(k, user_id) || timeline_sender(timeline, k))))
             ids[n++] = id;
+        lazy_any |= lazy;
     }
+    PGresult *r = NULL;
     if (rc == 0 && since >= 0 && n > 0) { /* only what changed since the last response */
         char *arr = db_text_array(ids, n), ps[24];
         snprintf(ps, sizeof ps, "%lld", since);
-        PGresult *r = db_run(c, &pos, 2, (const char *[]){arr, ps}, err);
+        r = db_run(c, &pos, 2, (const char *[]){arr, ps}, err);
         free(arr);
         n = 0;
         if (!r) rc = -1;
         for (int i = 0; r && i < PQntuples(r); i++) ids[n++] = PQgetvalue(r, i, 0);
-        if (rc == 0) rc = client_events_by_ids(c, ids, n, false, out, err);
-        PQclear(r);
-    } else if (rc == 0) {
-        rc = client_events_by_ids(c, ids, n, false, out, err);
     }
+    /* Partial state: senders it lacks, with every message of theirs (as /sync). */
+    char **owned = NULL;
+    size_t n_owned = 0;
+    if (rc == 0 && lazy_any && joined)
+        rc = client_partial_senders(c, room->room_id, m, timeline, ids, &n, &owned, &n_owned, err);
+    if (rc == 0) rc = client_events_by_ids(c, ids, n, false, out, err);
+    PQclear(r);
+    for (size_t i = 0; i < n_owned; i++) free(owned[i]);
+    free(owned);
     free(ids);
     room_state_map_free(m);
     return rc;

@@ -3,7 +3,9 @@
  * `pos` is a /sync token. What a connection (user, device, conn_id) has been
  * sent is remembered in memory, so a room is "initial" only the first time;
  * after a restart an old pos answers 400 M_UNKNOWN_POS and the client starts
- * over, which MSC4186 provides for. */
+ * over, which MSC4186 provides for. A room joined with partial state is
+ * left out of the lists and subscriptions that need all its members until
+ * it has them (partial_rooms.h); its resync wakes a waiting request. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "client.h"
 #include "e2ee.h"
 #include "homeserver/core/clock.h"
+#include "partial_rooms.h"
 #include "receipts.h"
 #include "sliding_sync.h"
 #include "sync_token.h"
@@ -106,6 +109,12 @@ static bool type_in(const json_t *types, const char *type) {
     return false;
 }
 
+/* A list's or subscription's rooms: those with partial state only when
+ * its required_state makes do with it (partial_rooms.h). */
+static bool shown(const ss_room *x, const json_t *cfg, const char *server_name) {
+    return !x->partial || !ss_needs_full_state(json_object_get(cfg, "required_state"), server_name);
+}
+
 static bool passes(const ss_room *x, const json_t *f) {
     json_t *v;
     if (!f) return true;
@@ -124,14 +133,17 @@ static int by_bump(const void *a, const void *b) {
     return x->bump_stamp < y->bump_stamp ? 1 : x->bump_stamp > y->bump_stamp ? -1 : strcmp(x->room_id, y->room_id);
 }
 
-static void apply_lists(const json_t *lists, ss_room *rooms, size_t n, json_t *reqs, json_t *out) {
+static void apply_lists(const json_t *lists, ss_room *rooms, size_t n, const char *server_name,
+                        json_t *reqs, json_t *out) {
     const char *name;
     json_t *cfg;
     ss_room **sel = calloc(n + 1, sizeof *sel);
     json_object_foreach((json_t *)lists, name, cfg) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
-            if (passes(&rooms[i], json_object_get(cfg, "filters"))) sel[m++] = &rooms[i];
+            if (passes(&rooms[i], json_object_get(cfg, "filters")) &&
+                shown(&rooms[i], cfg, server_name))
+                sel[m++] = &rooms[i];
         qsort(sel, m, sizeof *sel, by_bump);
         json_object_set_new(out, name, json_pack("{s:I}", "count", (json_int_t)m));
         size_t k;
@@ -255,11 +267,14 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     json_decref(direct);
     if (rc < 0) return -1;
     json_t *lists = json_object_get(q->body, "lists");
-    if (lists) apply_lists(lists, rooms, n, reqs, lists_out);
+    const char *me = r->srv->cfg->server_name;
+    if (lists) apply_lists(lists, rooms, n, me, reqs, lists_out);
     const char *id;
     json_t *cfg;
-    json_object_foreach(json_object_get(q->body, "room_subscriptions"), id, cfg)
-        if (find_room(rooms, n, id)) want_room(reqs, id, cfg);
+    json_object_foreach(json_object_get(q->body, "room_subscriptions"), id, cfg) {
+        ss_room *room = find_room(rooms, n, id);
+        if (room && shown(room, cfg, me)) want_room(reqs, id, cfg);
+    }
     json_object_foreach(reqs, id, cfg) {
         ss_room *room = find_room(rooms, n, id);
         ss_room_req req = {.room_id = (char *)id, .required_state = json_object_get(cfg, "required_state"),

@@ -27,6 +27,7 @@ typedef struct ss_room {
     long long member_pos;   /* stream position of the membership event */
     long long bump_stamp;   /* position of the room's latest event the user can see */
     bool encrypted, is_dm;
+    bool partial;           /* joined with partial state, still resyncing (partial_rooms.h) */
     char *room_type;        /* create event's content.type, or NULL */
     /* A room this server is not in (an invite, knock or rejection kept by
      * federation in fed_remote_memberships): the stripped state its server

@@ -189,6 +189,14 @@ static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now,
     if (rc == 0 && o->has_since)
         rc = client_device_lists_sync(c, r->user_id, o->since.pos[DB_STREAM_DEVICE_LISTS],
                                       now->pos[DB_STREAM_DEVICE_LISTS], changed, left, err);
+    size_t n_new = json_object_size(o->p.newly_full), k = 0;
+    if (rc == 0 && n_new) { /* their members were never listed to this client */
+        const char **ids = calloc(n_new, sizeof *ids), *id;
+        json_t *v;
+        json_object_foreach(o->p.newly_full, id, v) ids[k++] = id;
+        rc = client_device_lists_rooms_joined(c, r->user_id, ids, k, changed, left, err);
+        free(ids);
+    }
     if (rc == 0) rc = client_otk_counts(c, r->user_id, r->device_id, &counts, &fallback, err);
     *any |= json_array_size(td) || json_array_size(changed) || json_array_size(left);
     json_object_set_new(resp, "to_device", json_pack("{s:o}", "events", td));
@@ -201,9 +209,11 @@ static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now,
 /* One pass: the response from since to now; *any says whether it has news. */
 static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, char ***rooms,
                      size_t *n_rooms, hs_err *err) {
+    size_t n_shown = 0;
     o->p.since = o->has_since ? o->since.pos[DB_STREAM_EVENTS] : -1;
     o->p.to = now->pos[DB_STREAM_EVENTS];
     json_t *roomsj = json_pack("{s:{}, s:{}, s:{}, s:{}}", "join", "invite", "knock", "leave");
+    o->p.newly_full = json_object();
     json_t *resp = json_pack("{s:O}", "rooms", roomsj);
     sync_token next = *now;
     client_filter *f = NULL;
@@ -217,8 +227,8 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
         client_otk_counts_prefetch(c, r->user_id, r->device_id);
     }
     int rc = c ? load_filter(c, r, o, &f, &ignored, err) : -1;
-    if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, err);
-    if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, *n_rooms, any, err);
+    if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, &n_shown, err);
+    if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, n_shown, any, err);
     if (rc == 0) rc = user_extras(c, r, o, now, resp, any, err);
     if (rc == 0) rc = sync_e2ee(c, r, o, now, resp, any, &next.pos[DB_STREAM_TO_DEVICE], err);
     char tok[256];
@@ -229,7 +239,8 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     json_decref(ignored);
     json_decref(roomsj);
     if (rc < 0) json_decref(resp), resp = NULL;
-    o->p.filter = NULL, o->p.ignored = NULL;
+    json_decref(o->p.newly_full);
+    o->p.filter = NULL, o->p.ignored = NULL, o->p.newly_full = NULL;
     return resp;
 }
 

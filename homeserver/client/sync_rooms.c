@@ -5,7 +5,9 @@
  * up to the timeline's start on an initial sync, a newly joined room or
  * full_state; after a gap, the state that changed between the token and the
  * timeline's start. Invites and knocks carry stripped state; a room left since
- * the token carries its timeline up to the leave. */
+ * the token carries its timeline up to the leave. A room joined with
+ * partial state waits for its full state when the filter does not
+ * lazy-load members, then comes as newly joined (partial_rooms.h). */
 #include "sync_rooms.h"
 
 #include <stdio.h>
@@ -14,6 +16,7 @@
 
 #include "channels.h"
 #include "events_read.h"
+#include "partial_rooms.h"
 #include "remote_rooms.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/json.h"
@@ -30,6 +33,10 @@ typedef struct membership_row {
      * an initial sync shows the room even without include_leave, as
      * Synapse does, so a client learns why the room went away. */
     bool removed;
+    /* A joined room's partial state (partial_rooms.h): marked partial now,
+     * and the events position of its last resync (0: none). */
+    bool partial;
+    long long full_state_pos;
 } membership_row;
 
 /* Memberships from the room's current state, and those of rooms we are not
@@ -40,7 +47,10 @@ static db_stmt memberships_q = DB_STMT(
     "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
     "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id),"
     "  NULL, NULL, NULL,"
-    "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1)"
+    "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1),"
+    "  EXISTS (SELECT 1 FROM fed_partial_state_rooms p WHERE p.room_id = cs.room_id),"
+    "  coalesce((SELECT d.stream_ordering FROM fed_partial_state_done d"
+    "   WHERE d.room_id = cs.room_id), 0)"
     " FROM current_state cs JOIN events e USING (event_id)"
     " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
@@ -50,7 +60,8 @@ static db_stmt memberships_q = DB_STMT(
     "  x.stream_ordering > $2,"
     "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
     "  x.stripped_state, x.event_json, x.room_version,"
-    "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1)"
+    "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1),"
+    "  false, 0"
     " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
     "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
@@ -84,6 +95,8 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         m->pos = atoll(PQgetvalue(r, i, 3));
         m->changed = PQgetvalue(r, i, 4)[0] == 't';
         m->removed = PQgetvalue(r, i, 9)[0] == 't';
+        m->partial = PQgetvalue(r, i, 10)[0] == 't';
+        m->full_state_pos = atoll(PQgetvalue(r, i, 11));
         if (!PQgetisnull(r, i, 6)) {
             m->remote_state = strdup(PQgetvalue(r, i, 6));
             m->remote_event = strdup(PQgetvalue(r, i, 7));
@@ -188,43 +201,6 @@ static void drop_timeline_ids(const char **ids, size_t *n, const json_t *timelin
     *n = w;
 }
 
-/* A room joined with partial state (its members still being fetched): the
- * timeline's senders whose membership the state lacks, taken from the
- * timeline events' own auth events, so a lazy-loading client still gets
- * the member event of everyone it sees speak. Appended to ids (room for
- * them is the caller's). */
-static int partial_senders(db_conn *c, const char *room_id, const room_state_map *state,
-                           const json_t *timeline, const char **ids, size_t *n, char ***owned,
-                           size_t *n_owned, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT DISTINCT ON (m.state_key) m.event_id FROM events e"
-        " JOIN event_auth a ON a.event_id = e.event_id"
-        " JOIN events m ON m.event_id = a.auth_id AND m.type = 'm.room.member'"
-        "  AND m.state_key = e.sender"
-        " WHERE e.event_id = ANY($1::text[]) ORDER BY m.state_key, m.depth DESC");
-    int partial = client_room_is_partial(c, room_id, err);
-    if (partial <= 0) return partial;
-    size_t nt = json_array_size(timeline), k = 0, i;
-    const char **evs = calloc(nt + 1, sizeof *evs);
-    json_t *ev;
-    json_array_foreach(timeline, i, ev) {
-        const char *sender = json_string_value(json_object_get(ev, "sender"));
-        if (evs && sender && !room_state_map_get(state, "m.room.member", sender))
-            evs[k++] = json_string_value(json_object_get(ev, "event_id"));
-    }
-    if (!evs || !k) return free(evs), 0;
-    char *arr = db_text_array(evs, k);
-    free(evs);
-    PGresult *r = arr ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
-    free(arr);
-    if (!r) return -1;
-    *owned = calloc((size_t)PQntuples(r) + 1, sizeof **owned);
-    for (int j = 0; *owned && j < PQntuples(r); j++)
-        ids[(*n)++] = (*owned)[(*n_owned)++] = strdup(PQgetvalue(r, j, 0));
-    PQclear(r);
-    return 0;
-}
-
 static int room_summary(db_conn *c, const char *room_id, const char *user_id, json_t *room,
                         hs_err *err) {
     static db_stmt q = DB_STMT(
@@ -302,7 +278,8 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
         size_t n = pick_state(state, known, p, timeline, ids), n_owned = 0;
         char **owned = NULL;
         if (p->lazy_load_members)
-            rc = partial_senders(c, m->room_id, state, timeline, ids, &n, &owned, &n_owned, err);
+            rc = client_partial_senders(c, m->room_id, state, timeline, ids, &n, &owned, &n_owned,
+                                        err);
         if (!p->use_state_after) drop_timeline_ids(ids, &n, timeline);
         if (rc == 0) rc = client_events_by_ids(c, ids, n, false, state_events, err);
         free(ids);
@@ -389,7 +366,7 @@ void sync_rooms_prefetch(db_conn *c, const sync_params *p) {
 }
 
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
-               size_t *n_joined, hs_err *err) {
+               size_t *n_joined, size_t *n_shown, hs_err *err) {
     membership_row *ms;
     size_t n;
     if (load_memberships(c, p, &ms, &n, err) < 0) return -1;
@@ -401,6 +378,8 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
     }
     *joined_out = calloc(n + 1, sizeof **joined_out);
     *n_joined = 0;
+    char **held = calloc(n + 1, sizeof *held); /* joined, left out until their full state */
+    size_t n_held = 0;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         membership_row *m = &ms[i];
@@ -408,10 +387,21 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         json_t *entry = NULL;
         if (p->filter && !client_filter_room_allowed(&p->filter->room, m->room_id)) continue;
         if (!strcmp(mem, "join")) {
+            sync_partial_view view = sync_partial_view_of(p->lazy_load_members, m->partial,
+                                                          m->full_state_pos, p->since, p->to);
+            if (view == SYNC_PARTIAL_HIDE) {
+                held[n_held++] = strdup(m->room_id);
+                continue;
+            }
             (*joined_out)[(*n_joined)++] = strdup(m->room_id);
-            bool full = initial || p->full_state || m->changed;
+            /* Newly joined for this client: everything, as on an initial sync. */
+            sync_params as_new = *p;
+            bool newly = view == SYNC_PARTIAL_NEWLY_JOINED;
+            if (newly) as_new.since = -1;
+            if (newly && p->newly_full) json_object_set_new(p->newly_full, m->room_id, json_true());
+            bool full = initial || p->full_state || m->changed || newly;
             if (!full && active && !json_object_get(active, m->room_id)) continue;
-            rc = timeline_room(c, p, m, p->to, full, &entry, err);
+            rc = timeline_room(c, newly ? &as_new : p, m, p->to, full, &entry, err);
             if (rc == 0 && entry && (full || has_member_events(entry)))
                 rc = room_summary(c, m->room_id, p->user_id, entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
@@ -440,6 +430,11 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         }
         if (entry) *any = true;
     }
+    /* The held rooms go last: waited on (their resync wakes this client)
+     * but not shown. */
+    *n_shown = *n_joined;
+    for (size_t i = 0; i < n_held; i++) (*joined_out)[(*n_joined)++] = held[i];
+    free(held);
     free_memberships(ms, n);
     json_decref(active);
     return rc;

@@ -20,13 +20,19 @@ typedef struct sync_params {
     bool include_leave;
     const client_filter *filter;   /* room / timeline filters (may be NULL) */
     json_t *ignored;               /* m.ignored_user_list's ignored_users object, or NULL */
+    /* Out, when not NULL: the rooms sent as newly joined because their full
+     * state came within the span (partial_rooms.h), as keys of an object. */
+    json_t *newly_full;
 } sync_params;
 
 /* Fill rooms ({"join":{}, "invite":{}, "knock":{}, "leave":{}}) and report
- * whether anything was added. joined_out receives the joined room IDs (for
- * the other sections and for waiting); the caller frees it. */
+ * whether anything was added. joined_out receives the joined room IDs, to
+ * wait on; the caller frees it. The first *n_shown are the rooms this sync
+ * shows (for the other sections); the rest are held back because their
+ * state is partial and the filter does not lazy-load members
+ * (partial_rooms.h): their resync must still wake a waiting sync. */
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
-               size_t *n_joined, hs_err *err);
+               size_t *n_joined, size_t *n_shown, hs_err *err);
 
 /* Send sync_rooms's first reads ahead (db_prefetch): p's user, since, to
  * and full_state must be set. */

@@ -9,9 +9,15 @@ A's room gets its many members through the Client-Server API: guests
 threads at a time. B holds its resync back a few seconds
 (PVYHS_PARTIAL_STATE_RESYNC_DELAY_MS, a test-only knob) so the tests can
 watch the room while it is partial.
+
+A client whose /sync does not lazy-load members is not shown a partial-state
+room (its member list would be incomplete) until the resync, then gets it as
+newly joined with every member, as Synapse does; sliding sync likewise for
+the lists whose required_state needs all members.
 """
 import concurrent.futures
 import json
+import threading
 import time
 
 import pytest
@@ -21,6 +27,7 @@ from test_federation_rooms import q, wait_for
 from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401
 
 V3 = "/_matrix/client/v3"
+SS = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 GUESTS = 200
 DELAY_MS = 6000
 
@@ -211,3 +218,123 @@ def test_small_room_resyncs_at_once(fed):
     wait_for(lambda: partial_rows(a, room) == 0, what="A's resync")
     r = a.request("GET", f"{V3}/rooms/{q(room)}/joined_members", token=etok)
     assert set(r.json["joined"]) == {dave, erin}
+
+
+def joined_in(events):
+    return {e["state_key"] for e in events
+            if e["type"] == "m.room.member" and e["content"].get("membership") == "join"}
+
+
+def sliding(s, tok, lists, pos=None, timeout=0, conn="c"):
+    qs = f"?timeout={timeout}" + (f"&pos={q(pos)}" if pos else "")
+    r = s.request("POST", SS + qs, {"conn_id": conn, "lists": lists}, token=tok,
+                  timeout=timeout / 1000 + 30)
+    assert r.status == 200, r
+    return r.json
+
+
+LAZY_LIST = {"ranges": [[0, 20]], "timeline_limit": 5,
+             "required_state": [["m.room.member", "$LAZY"], ["m.room.member", "$ME"]]}
+ALL_MEMBERS_LIST = {"ranges": [[0, 20]], "timeline_limit": 5,
+                    "required_state": [["m.room.member", "*"], ["m.room.name", ""]]}
+
+
+def test_non_lazy_sync_gets_the_room_with_its_full_state(fed):
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fpja_alice")
+    gina, gtok = user(b, "fpjb_gina")
+    room, guests = big_room(a, atok, GUESTS // 2, "Eager")
+    everyone = {alice, gina} | {g for g, _ in guests}
+    send_text(a, atok, room, "before gina")
+    r = b.request("GET", f"{V3}/sync?timeout=0", token=gtok)
+    assert r.status == 200, r
+    before = r.json["next_batch"]
+    eager_ss = sliding(b, gtok, {"members": ALL_MEMBERS_LIST}, conn="eager")
+
+    r = b.request("POST", f"{V3}/join/{q(room)}?via={q(a.server_name)}", {}, token=gtok)
+    assert r.status == 200, r
+    assert partial_rows(b, room) == 1
+
+    # Not lazy: neither an initial nor an incremental sync shows the room.
+    r = b.request("GET", f"{V3}/sync?timeout=0", token=gtok)
+    assert room not in r.json["rooms"]["join"], "a partial room in a non-lazy initial sync"
+    r = b.request("GET", f"{V3}/sync?timeout=0&since={q(before)}", token=gtok)
+    assert room not in r.json["rooms"]["join"], "a partial room in a non-lazy incremental sync"
+    mid = r.json["next_batch"]  # past gina's join
+    # Lazy: at once, with gina's own membership.
+    filt = json.dumps({"room": {"state": {"lazy_load_members": True}}})
+    r = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=gtok)
+    entry = r.json["rooms"]["join"][room]
+    assert gina in joined_in(entry["state"]["events"] + entry["timeline"]["events"])
+    # Sliding sync: in the $LAZY list, not in the one asking for every member;
+    # a guest's message brings the guest's member event, which the partial
+    # state lacks (it comes from the message's auth events).
+    g_uid, g_tok = guests[7]
+    send_text(a, g_tok, room, "a guest speaks")
+    wait_for(lambda: "a guest speaks" in bodies(b, gtok, room), what="the guest's message on B")
+    body = sliding(b, gtok, {"lazy": LAZY_LIST, "members": ALL_MEMBERS_LIST}, conn="both")
+    assert body["lists"]["lazy"]["count"] == 1 and body["lists"]["members"]["count"] == 0, \
+        body["lists"]
+    assert room in body["rooms"]
+    assert {gina, g_uid} <= joined_in(body["rooms"][room].get("required_state", [])), \
+        joined_in(body["rooms"][room].get("required_state", []))
+    body = sliding(b, gtok, {"members": ALL_MEMBERS_LIST}, pos=eager_ss["pos"], conn="eager")
+    assert room not in body["rooms"] and body["lists"]["members"]["count"] == 0
+    eager_pos = body["pos"]
+    assert partial_rows(b, room) == 1, "the resync ran before the test could look"
+
+    # Parked, both kinds are woken by the resync's completion, long before
+    # their time-out; a return for something else while partial parks again.
+    got = {}
+
+    def eager_sliding():
+        pos, t0 = eager_pos, time.time()
+        while time.time() < t0 + 90:
+            body = sliding(b, gtok, {"members": ALL_MEMBERS_LIST}, pos=pos, timeout=60000,
+                           conn="eager")
+            if room in body["rooms"]:
+                got["ss"] = (time.time() - t0, body)
+                return
+            pos = body["pos"]
+
+    th = threading.Thread(target=eager_sliding)
+    th.start()
+    since, t0 = mid, time.time()
+    while True:
+        r = b.request("GET", f"{V3}/sync?timeout=60000&since={q(since)}", token=gtok,
+                      timeout=90)
+        assert r.status == 200, r
+        if room in r.json["rooms"]["join"] or time.time() > t0 + 90:
+            break
+        since = r.json["next_batch"]
+    took = time.time() - t0
+    th.join(90)
+    assert partial_rows(b, room) == 0
+    assert took < 40, f"the parked /sync was not woken by the resync ({took:.1f} s)"
+    # Newly joined: the whole state, every member, a timeline and the counts.
+    entry = r.json["rooms"]["join"].get(room)
+    assert entry, "the room never came"
+    members = joined_in(entry["state"]["events"] + entry["timeline"]["events"])
+    assert members == everyone, (len(members), len(everyone))
+    assert entry["timeline"]["events"], entry["timeline"]
+    assert entry["summary"]["m.joined_member_count"] == len(everyone), entry["summary"]
+    assert any(e["type"] == "m.room.create" for e in entry["state"]["events"])
+    # Their device lists are news to gina's client too (Synapse: newly joined rooms).
+    missing = everyone - {gina} - set(r.json["device_lists"]["changed"])
+    assert not missing, f"{len(missing)} members missing from device_lists.changed"
+    # Once: the next incremental sync has nothing more of it.
+    r = b.request("GET", f"{V3}/sync?timeout=0&since={q(r.json['next_batch'])}", token=gtok)
+    assert room not in r.json["rooms"]["join"], r.json["rooms"]["join"].get(room)
+    # An initial sync now shows it with every member too.
+    r = b.request("GET", f"{V3}/sync?timeout=0", token=gtok)
+    entry = r.json["rooms"]["join"][room]
+    assert joined_in(entry["state"]["events"] + entry["timeline"]["events"]) == everyone
+
+    # Sliding sync: the room arrives as initial with every member.
+    assert "ss" in got, "the parked sliding sync never got the room"
+    ss_took, body = got["ss"]
+    assert ss_took < 40, f"the parked sliding sync was not woken ({ss_took:.1f} s)"
+    ss_room = body["rooms"][room]
+    assert ss_room["initial"] is True and body["lists"]["members"]["count"] == 1
+    assert joined_in(ss_room["required_state"]) == everyone
+    assert ss_room["joined_count"] == len(everyone)
