@@ -12,6 +12,8 @@ def test_versions_is_json_with_cors(server):
     assert r.status == 200
     assert r.headers["Content-Type"] == "application/json"
     assert isinstance(r.json["versions"], list)
+    # Every stable version from v1.1 to the current one, v1.19.
+    assert [v for v in r.json["versions"] if v.startswith("v")] == [f"v1.{n}" for n in range(1, 20)]
     assert isinstance(r.json["unstable_features"], dict)
     assert r.headers["Access-Control-Allow-Origin"] == "*"
     assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
