@@ -276,8 +276,10 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
     }
     char *key = o.has_since ? share_key(r) : NULL;
     for (;;) {
+        sync_token now;
+        sync_token_now(&now);
         bool owner = false;
-        sync_share *share = key ? sync_share_begin(key, &owner) : NULL;
+        sync_share *share = key ? sync_share_begin(key, &now, &owner) : NULL;
         if (share && !owner) {
             json_t *shared = sync_share_wait(share);
             if (shared) {
@@ -287,8 +289,6 @@ static int get_sync(hs_req *r, json_t **out, hs_err *err) {
             }
             share = NULL; /* nothing to share: look for ourselves */
         }
-        sync_token now;
-        sync_token_now(&now);
         bool any = false;
         char **rooms = NULL;
         size_t n = 0;

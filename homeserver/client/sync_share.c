@@ -1,7 +1,7 @@
-/* sync_share.c — a small table of the builds in flight. A request joins a
- * build only while it runs: one that comes after it finished builds anew,
- * so a client that acts and then syncs again with the same token sees what
- * it did. */
+/* sync_share.c — a small table of the builds in flight, and of their
+ * answers for KEEP_MS after, each reused only at the token it was built at
+ * (a client that acted and syncs again with the same since has moved the
+ * token, so it builds anew and sees what it did). */
 #include "sync_share.h"
 
 #include <pthread.h>
@@ -13,12 +13,15 @@
 
 #define SHARE_SLOTS 128
 #define SHARE_WAIT_MS 10000
+#define KEEP_MS 2000
 
 struct sync_share {
     char *key;      /* NULL: free slot */
+    sync_token at;  /* the server's token the answer is built at */
     bool done;
     json_t *answer; /* when done: the owner's answer with news, or NULL */
-    int users;      /* owner and waiters still holding the slot */
+    long long kept_until; /* when done with an answer: reusable until then */
+    int users;      /* owner and waiters still holding the slot, and 1 while kept */
 };
 
 static struct sync_share slots[SHARE_SLOTS];
@@ -32,20 +35,32 @@ static void release(sync_share *s) {
     memset(s, 0, sizeof *s);
 }
 
-sync_share *sync_share_begin(const char *key, bool *owner) {
+/* A kept answer past its time, or at a token the server has left behind. */
+static void drop_stale(sync_share *x, long long now_ms, const sync_token *now) {
+    if (!x->key || !x->done || !x->kept_until) return;
+    if (now_ms < x->kept_until && sync_token_equal(&x->at, now)) return;
+    x->kept_until = 0;
+    release(x);
+}
+
+sync_share *sync_share_begin(const char *key, const sync_token *now, bool *owner) {
     sync_share *s = NULL, *free_slot = NULL;
+    long long now_ms = hs_now_ms();
     pthread_mutex_lock(&mu);
     for (int i = 0; i < SHARE_SLOTS && !s; i++) {
         sync_share *x = &slots[i];
+        drop_stale(x, now_ms, now);
         if (!x->key) {
             if (!free_slot) free_slot = x;
-        } else if (!x->done && !strcmp(x->key, key)) {
-            s = x;
+        } else if (!strcmp(x->key, key) && sync_token_equal(&x->at, now) &&
+                   (!x->done || x->kept_until)) {
+            s = x; /* in flight, or kept at this very token */
         }
     }
     *owner = false;
     if (!s && free_slot && (free_slot->key = strdup(key))) {
         s = free_slot;
+        s->at = *now;
         *owner = true;
     }
     if (s) s->users++;
@@ -59,6 +74,10 @@ void sync_share_end(sync_share *s, const json_t *resp) {
     pthread_mutex_lock(&mu);
     s->done = true;
     s->answer = copy;
+    if (copy) { /* kept a little, holding the slot itself */
+        s->kept_until = hs_now_ms() + KEEP_MS;
+        s->users++;
+    }
     release(s);
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);

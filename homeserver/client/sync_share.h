@@ -6,19 +6,28 @@
  * build the same response from the database. The first becomes the owner
  * and builds; the others, arriving while it builds, wait for its answer and
  * get a copy of it. Only answers with news are shared (an empty one means
- * the owner parks, and so does each of the others on its own). */
+ * the owner parks, and so does each of the others on its own).
+ *
+ * A finished answer stays for those arriving a little later (woken
+ * together but served after the first ones, the workers being busy) only
+ * while nothing at all has committed since it was built: same token, same
+ * request, same answer. A client that acted meanwhile moved the token, so
+ * it never gets an answer that predates what it did. */
 #ifndef CLIENT_SYNC_SHARE_H
 #define CLIENT_SYNC_SHARE_H
 
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "sync_token.h"
+
 typedef struct sync_share sync_share;
 
 /* Join the build for key (user, device and every parameter that shapes the
- * answer). *owner true: the caller builds and must call sync_share_end.
- * NULL when the table is full: build alone. */
-sync_share *sync_share_begin(const char *key, bool *owner);
+ * answer) at the server's token now (the owner builds up to it). *owner
+ * true: the caller builds and must call sync_share_end. NULL when the table
+ * is full: build alone. */
+sync_share *sync_share_begin(const char *key, const sync_token *now, bool *owner);
 
 /* The owner's answer: resp (not taken; copied) when it has news, NULL when
  * it has none or failed. Wakes the others. */

@@ -1,6 +1,7 @@
 /* test_client_sync_share.c — identical syncs share one answer: the first
  * caller builds, the others arriving meanwhile wait and get copies; an
- * answer without news is not shared; after a build the key builds anew. */
+ * answer without news is not shared; a finished answer is reused only at
+ * the token it was built at. */
 #include <check.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -10,11 +11,12 @@
 #include "homeserver/client/sync_share.h"
 
 static json_t *got[8];
+static const sync_token T1 = {{1, 1, 1, 1, 1, 1, 1}}, T2 = {{2, 1, 1, 1, 1, 1, 1}};
 
 static void *waiter(void *arg) {
     int i = (int)(intptr_t)arg;
     bool owner = true;
-    sync_share *s = sync_share_begin("k1", &owner);
+    sync_share *s = sync_share_begin("k1", &T1, &owner);
     ck_assert(!owner);
     got[i] = sync_share_wait(s);
     return NULL;
@@ -22,7 +24,7 @@ static void *waiter(void *arg) {
 
 START_TEST(waiters_get_copies_of_the_owners_answer) {
     bool owner = false;
-    sync_share *s = sync_share_begin("k1", &owner);
+    sync_share *s = sync_share_begin("k1", &T1, &owner);
     ck_assert(owner);
     pthread_t th[4];
     for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, waiter, (void *)(intptr_t)i);
@@ -36,30 +38,43 @@ START_TEST(waiters_get_copies_of_the_owners_answer) {
         ck_assert(json_equal(got[i], answer));
         json_decref(got[i]);
     }
-    json_decref(answer);
-    /* once it is done, the same key builds anew (the client may have acted) */
-    s = sync_share_begin("k1", &owner);
+    /* done: at the same token, a late one gets the kept answer at once */
+    s = sync_share_begin("k1", &T1, &owner);
+    ck_assert(!owner);
+    json_t *late = sync_share_wait(s);
+    ck_assert(late && json_equal(late, answer));
+    json_decref(late);
+    /* once anything committed (the client may have acted), it builds anew */
+    s = sync_share_begin("k1", &T2, &owner);
     ck_assert(owner);
     sync_share_end(s, NULL);
+    s = sync_share_begin("k1", &T1, &owner); /* and the old answer is gone */
+    ck_assert(owner);
+    sync_share_end(s, NULL);
+    json_decref(answer);
 }
 END_TEST
 
 START_TEST(nothing_to_share) {
     bool owner = false;
-    sync_share *s = sync_share_begin("k2", &owner);
+    sync_share *s = sync_share_begin("k2", &T1, &owner);
     ck_assert(owner);
     bool other = true;
-    sync_share *w = sync_share_begin("k2", &other);
+    sync_share *w = sync_share_begin("k2", &T1, &other);
     ck_assert(!other);
     sync_share_end(s, NULL); /* no news: the owner parks, the waiter looks itself */
     ck_assert_ptr_null(sync_share_wait(w));
-    s = sync_share_begin("k2", &owner);
+    s = sync_share_begin("k2", &T1, &owner);
     ck_assert(owner); /* and nothing was kept */
     sync_share_end(s, NULL);
     /* other keys are other requests */
-    s = sync_share_begin("k3", &owner);
+    s = sync_share_begin("k3", &T1, &owner);
     ck_assert(owner);
-    w = sync_share_begin("k4", &other);
+    w = sync_share_begin("k4", &T1, &other);
+    ck_assert(other);
+    sync_share_end(w, NULL);
+    /* a build in flight is not joined by a request at a newer token */
+    w = sync_share_begin("k3", &T2, &other);
     ck_assert(other);
     sync_share_end(s, NULL);
     sync_share_end(w, NULL);
