@@ -392,6 +392,12 @@ int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char 
         room_event_free(ev);
         return rc < 0 ? -1 : 0;
     }
+    /* New to us: in a room with a Policy Server, is it recommended? */
+    if (fed_policy_check_incoming(srv, ev, err) < 0) {
+        room_store_free_ids(miss, n_miss);
+        room_event_free(ev);
+        return -1;
+    }
     if (n_miss) {
         hs_err gap = {0};
         if (fill_gap(srv, origin, ev, &gap) < 0)
