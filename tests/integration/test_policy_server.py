@@ -173,6 +173,66 @@ def test_incoming_events_without_signature_are_checked(ps):
     assert a.psql(f"SELECT soft_failed FROM events WHERE event_id = '{eid}'") == "t"
 
 
+def ps_sign(ps, ev):
+    """ev with the Policy Server's signature added, as F would give it."""
+    f = ps["f"]
+    ev["signatures"][f.name]["ed25519:policy_server"] = \
+        sign_json(redact(ev), f.name, ps["psk"])["signatures"][f.name]["ed25519:policy_server"]
+    return ev
+
+
+def test_missing_events_are_checked_too(ps):
+    """A pushed event whose prev event A lacks: A pulls it (get_missing_events),
+    and the pulled one goes through the same check."""
+    a, f, fr, pid = ps["a"], ps["f"], ps["fr"], ps["pid"]
+    gap, gap_id = fr.build(pid, "m.room.message", {"msgtype": "m.text", "body": "spam in the gap"})
+    top, top_id = fr.build(pid, "m.room.message", {"msgtype": "m.text", "body": "on top of the gap"},
+                           prev=[gap_id])
+    ps_sign(ps, top)
+    f.routes["/_matrix/federation/v1/get_missing_events/"] = lambda m, p, b: (200, {"events": [gap]})
+    try:
+        before = len(f.sign_calls)
+        r = send_txn(ps["fed"], [top])
+        assert r.status == 200 and r.json == {"pdus": {top_id: {}}}, r.raw
+    finally:
+        del f.routes["/_matrix/federation/v1/get_missing_events/"]
+    assert [c["content"]["body"] for c in f.sign_calls[before:]] == ["spam in the gap"]
+    assert a.psql(f"SELECT soft_failed FROM events WHERE event_id = '{gap_id}'") == "t"
+    assert a.psql(f"SELECT soft_failed FROM events WHERE event_id = '{top_id}'") == "f"
+    fr.advance(top, top_id)
+    bodies = timeline_bodies(a, ps["atok"], ps["room"])
+    assert "on top of the gap" in bodies and "spam in the gap" not in bodies
+
+
+def test_policy_server_failures_refuse_the_send(ps):
+    """Unreachable (no answer), an answer that is no valid signature, or an
+    error of its own (verbatim): the event is not sent."""
+    a, f = ps["a"], ps["f"]
+    sign = f.routes["/_matrix/policy/v1/sign"]
+
+    def hang_up(m, p, b):
+        raise ConnectionAbortedError("the Policy Server hangs up")
+    cases = [
+        (hang_up, 502, "M_UNKNOWN"),
+        (lambda m, p, b: (200, {}), 403, "M_FORBIDDEN"),
+        (lambda m, p, b: (200, {f.name: {"ed25519:policy_server": "AAAA"}}), 403, "M_FORBIDDEN"),
+        (lambda m, p, b: (429, {"errcode": "M_LIMIT_EXCEEDED", "error": "slow down",
+                                "retry_after_ms": 1000}), 429, "M_LIMIT_EXCEEDED"),
+    ]
+    try:
+        for i, (route, status, errcode) in enumerate(cases):
+            f.routes["/_matrix/policy/v1/sign"] = route
+            body = f"attempt {i} while the policy server misbehaves"
+            r = send(ps, "m.room.message", {"msgtype": "m.text", "body": body})
+            assert r.status == status and r.json["errcode"] == errcode, (i, r.raw)
+            assert body not in timeline_bodies(a, ps["atok"], ps["room"])
+        assert r.json["error"] == "slow down"
+    finally:
+        f.routes["/_matrix/policy/v1/sign"] = sign
+    r = send(ps, "m.room.message", {"msgtype": "m.text", "body": "back to normal"})
+    assert r.status == 200, r.raw
+
+
 def test_invalid_policy_event_disables_it(ps):
     """An m.room.policy without public_keys.ed25519 is no Policy Server; it
     is exempt itself, and the valid one set back enables F again."""
