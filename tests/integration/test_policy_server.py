@@ -23,7 +23,9 @@ from signedjson.sign import sign_json, verify_signed_json
 
 from test_federation_rooms import (FakeServer, create_room, fake_join, finish, q, redact, send_txn,  # noqa: F401
                                    sync_room, timeline_bodies, user)
+from synapse_peer import tls_peer
 from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401
+from test_synapse_federation import Client
 
 SPAM_ERROR = {"errcode": "M_FORBIDDEN", "error": "The message appears to contain possible spam"}
 
@@ -276,3 +278,60 @@ def test_no_joined_member_no_policy_server(ps):
     stored = json.loads(a.psql("SELECT convert_from(json, 'UTF8') FROM events"
                                f" WHERE event_id = '{r.json['event_id']}'"))
     assert list(stored["signatures"]) == [a.server_name]
+
+
+# ---- with a real Synapse in the room ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_synapse(pki, ps):  # noqa: F811
+    """ps's F as the Policy Server of a new room of A that a Synapse user
+    joins: Synapse checks A's signed events and asks F for its own."""
+    syn = tls_peer(pki, prefix="synapse-ps-")
+    syn.start()
+    a, f = ps["a"], ps["f"]
+    alice = Client(a.base, ps["alice"], ps["atok"])
+    room = alice.create(preset="public_chat", name="Guarded with Synapse")
+    pid, fr, _ = fake_join(ps["fed"], room, "policy2")
+    alice.ok("PUT", f"/rooms/{q(room)}/state/m.room.policy/",
+             {"via": f.name, "public_keys": {"ed25519": encode_verify_key_base64(ps["vk"])}})
+    sally_id, sally_tok = syn.register("ps_sally", "correct horse")
+    sally = Client(syn.base, sally_id, sally_tok)
+    r = sally.req("POST", f"/join/{q(room)}?server_name={q(a.server_name)}", {})
+    assert r.status == 200, r
+    yield {"syn": syn, "alice": alice, "sally": sally, "room": room}
+    rc = syn.stop()
+    assert rc == 0, syn.read_log()[-3000:]
+    syn.cleanup()
+
+
+def test_synapse_accepts_signed_events_and_asks_for_its_own(ps, with_synapse):
+    f, syn = ps["f"], with_synapse["syn"]
+    alice, sally, room = with_synapse["alice"], with_synapse["sally"], with_synapse["room"]
+    # pvyhs's signed event: Synapse finds F's signature valid and shows it.
+    before = len(f.sign_calls)
+    alice.say(room, "pvyhs, signed by the policy server")
+    assert len(f.sign_calls) == before + 1
+    sally.sees(room, alice.user_id, "pvyhs, signed by the policy server")
+    # Synapse's own: signed by F on Synapse's request; pvyhs accepts it
+    # without asking again.
+    before = len(f.sign_calls)
+    eid = sally.say(room, "synapse, signed by the policy server")
+    alice.sees(room, sally.user_id, "synapse, signed by the policy server")
+    asked = [c for c in f.sign_calls[before:] if c.get("type") == "m.room.message"]
+    assert len(asked) == 1 and asked[0]["sender"] == sally.user_id, f.sign_calls[before:]
+    assert ps["a"].psql(f"SELECT soft_failed FROM events WHERE event_id = '{eid}'") == "f"
+    # Synapse refuses what F refuses, with F's error, as pvyhs does.
+    r = sally.req("PUT", f"/rooms/{q(room)}/send/m.room.message/spam1", {"msgtype": "m.text",
+                                                                        "body": "spam from synapse"})
+    assert r.status == 400 and r.json["errcode"] == "M_FORBIDDEN", r
+    r = alice.req("PUT", f"/rooms/{q(room)}/send/m.room.message/spam1", {"msgtype": "m.text",
+                                                                        "body": "spam from pvyhs"})
+    assert r.status == 400 and r.json == SPAM_ERROR, r
+    # Synapse found F's signature on pvyhs's events valid: it would have
+    # asked F again otherwise (as it does for the room's events from before
+    # m.room.policy, which it backfilled: "Not signed by" in its log).
+    signed = [c for c in f.sign_calls if c.get("content", {}).get("body") ==
+              "pvyhs, signed by the policy server"]
+    assert len(signed) == 1, signed
+    assert "not allowed by policy server" not in syn.read_log()
