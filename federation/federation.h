@@ -230,6 +230,10 @@ void fed_sender_remote_up(const char *server_name);
 void fed_query_routes(hs_router *rt);
 void fed_user_keys_routes(hs_router *rt);
 
+/* Install the Policy Server asker of rooms/policy_server.h (POST
+ * /_matrix/policy/v1/sign as srv); serve does, after fed_routes. */
+void fed_policy_server_install(hs_server *srv);
+
 /* Install the hooks of homeserver/client/fed_outbound.h (fed_routes does):
  * remote profiles and keys for our clients, sender wake-ups. */
 void fed_outbound_install(void);

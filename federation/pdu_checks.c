@@ -330,7 +330,10 @@ static int fill_gap(hs_server *srv, const char *origin, const room_event *ev, hs
     for (i = 0; i < n; i++) {
         hs_err e = {0};
         int have = have_in_timeline(srv, evs[i]->event_id, &e);
-        if (have == 0 && receive_with_state(srv, origin, evs[i], false, &e) < 0)
+        /* New timeline events as much as the pushed one: the same Policy
+         * Server check. */
+        if (have == 0 && (fed_policy_check_incoming(srv, evs[i], &e) < 0 ||
+                          receive_with_state(srv, origin, evs[i], false, &e) < 0))
             hs_info("federation: missing event %s not stored: %s", evs[i]->event_id, e.msg);
         room_event_free(evs[i]);
     }
@@ -391,6 +394,12 @@ int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char 
         room_store_free_ids(miss, n_miss);
         room_event_free(ev);
         return rc < 0 ? -1 : 0;
+    }
+    /* New to us: in a room with a Policy Server, is it recommended? */
+    if (fed_policy_check_incoming(srv, ev, err) < 0) {
+        room_store_free_ids(miss, n_miss);
+        room_event_free(ev);
+        return -1;
     }
     if (n_miss) {
         hs_err gap = {0};

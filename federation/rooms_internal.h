@@ -81,6 +81,14 @@ json_t *fed_v1_answer(json_t *body);
 /* A JSON array of n strings. */
 json_t *fed_str_array(const char *const *ids, size_t n);
 
+/* ---- policy_sign.c --------------------------------------------------------- */
+
+/* A PDU another server pushed, in a room that uses a Policy Server
+ * (rooms/policy_server.h): without a valid signature of it, one is asked for;
+ * if none comes, ev->policy_refused is set (room_receive soft-fails it).
+ * 0, or -1 with err (database). */
+int fed_policy_check_incoming(hs_server *srv, room_event *ev, hs_err *err);
+
 /* ---- room_access.c --------------------------------------------------------- */
 
 /* Does server have a joined member in room_id's current state? 1, 0, -1. */

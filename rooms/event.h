@@ -35,6 +35,9 @@ typedef struct room_event {
     bool rejected;                /* set by whoever knows (storage): the event was rejected;
                                    * room_auth_check_auth_events refuses rejected auth events */
     char *owned_room_id;          /* internal: backs room_id when it is derived (v12 create) */
+    bool policy_refused;          /* set by whoever asked (federation): the room's Policy
+                                   * Server did not sign it, so room_receive soft-fails it
+                                   * if the auth rules admit it */
     long long stream_ordering;    /* set by room_send_local when it stored the event at a
                                    * reserved position (accepted, in the timeline); else 0 */
 } room_event;

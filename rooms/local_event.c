@@ -10,6 +10,7 @@
 #include "homeserver/core/base64.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/json.h"
+#include "policy_server.h"
 #include "rooms.h"
 #include "state_lookup.h"
 
@@ -154,6 +155,21 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     int ok = room_auth_check(ev, room_lookup_get, on, err);
     if (on->failed) *err = on->err, ok = -1;
     room_lookup_clear(&fork);
+    /* A room with a Policy Server: its signature before the event is stored
+     * and sent, or no event (spec: the client gets the refusal). Asked here,
+     * under the room lock, because the signature covers prev_events and
+     * auth_events, which are final only now; it changes neither the hashes
+     * nor the event ID, so the event is only parsed again. */
+    if (ok == 0 && !create) {
+        int signed_ = room_policy_sign_local(c, v, j, server_name, err);
+        room_event *again = signed_ > 0 ? room_event_parse(v, j, err) : NULL;
+        if (signed_ < 0 || (signed_ > 0 && !again)) {
+            ok = -1;
+        } else if (again) {
+            room_event_free(ev);
+            ev = again;
+        }
+    }
     room_persist_item it = {ev, false, false, NULL, before, before_group, stream_ordering,
                             .extends_current = !create && current > 0 && before_group == current,
                             .known_new = !create};

@@ -111,6 +111,7 @@ static int run(cfg *c) {
     srv.router = hs_router_new();
     client_routes(srv.router);
     fed_routes(srv.router);
+    fed_policy_server_install(&srv); /* our events in rooms with a Policy Server */
     /* Channels reach other servers' directories and spaces through it. */
     client_channels_set_federation(fed_request);
     media_routes(srv.router);
