@@ -107,6 +107,7 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
             room_lookup_prefetch_ahead(&l, known, ahead);
             json_decref(ahead);
         }
+        room_policy_prefetch(c, room_id);
     }
     long long current = create ? 0 : room_store_lock_room(c, room_id, v ? NULL : &v, err);
     if (current < 0) return NULL;

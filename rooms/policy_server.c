@@ -43,15 +43,21 @@ static bool parse_policy(const json_t *content, room_policy_server *ps) {
     return true;
 }
 
+static db_stmt policy_q = DB_STMT(
+    "SELECT event_id FROM current_state WHERE room_id = $1 AND type = 'm.room.policy'"
+    " AND state_key = ''");
+
+void room_policy_prefetch(db_conn *c, const char *room_id) {
+    hs_err ignored = {0};
+    db_prefetch(c, &policy_q, 1, (const char *[]){room_id}, 0, &ignored);
+}
+
 int room_policy_server_of(db_conn *c, const char *room_id, const char *own_server_name,
                           room_policy_server *ps, hs_err *err) {
-    static db_stmt q = DB_STMT(
-        "SELECT event_id FROM current_state WHERE room_id = $1 AND type = 'm.room.policy'"
-        " AND state_key = ''");
     static db_stmt joined = DB_STMT(
         "SELECT 1 FROM current_state WHERE room_id = $1 AND type = 'm.room.member'"
         " AND membership = 'join' AND substr(state_key, strpos(state_key, ':') + 1) = $2 LIMIT 1");
-    PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
+    PGresult *r = db_run(c, &policy_q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     if (PQntuples(r) == 0) return PQclear(r), 0;
     room_event *ev = room_store_get_event(c, PQgetvalue(r, 0, 0), err);

@@ -33,6 +33,10 @@ typedef struct room_policy_server {
 int room_policy_server_of(db_conn *c, const char *room_id, const char *own_server_name,
                           room_policy_server *ps, hs_err *err);
 
+/* Send room_policy_server_of's first read ahead (db_prefetch): most rooms
+ * have no Policy Server, and then that read is all it costs. */
+void room_policy_prefetch(db_conn *c, const char *room_id);
+
 /* The event the Policy Server never signs: m.room.policy with state key "". */
 bool room_policy_exempt(const json_t *event);
 
