@@ -861,10 +861,11 @@ EXPECTED_SYNAPSE_WARNINGS = [
     # test_a_stopped_server_catches_up: Synapse reaching pvyhs while it is down.
     r"Request failed: PUT matrix-federation://\S+/_matrix/federation/v1/send/\S+: "
     r"(ConnectError|ConnectingCancelledError|ResponseNeverReceived|RequestSendFailed)",
-    # PostgreSQL serialization conflicts between Synapse's own concurrent
-    # transactions (REPEATABLE READ), which it retries.
-    r"synapse\.storage\.txn WARNING .*\[TXN OPERROR\] \{[\w.]+-[0-9a-f]+\} could not "
-    r"serialize access due to concurrent update",
+    # PostgreSQL serialization conflicts and deadlocks between Synapse's own
+    # concurrent transactions (REPEATABLE READ; e.g. its user directory
+    # updater against itself), which it retries.
+    r"synapse\.storage\.txn WARNING .*\[TXN OPERROR\] \{[\w.]+-[0-9a-f]+\} (could not "
+    r"serialize access due to concurrent update|deadlock detected)",
 ]
 
 
