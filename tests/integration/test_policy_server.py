@@ -300,7 +300,8 @@ def member_of(ps, uid):
 
 
 def test_send_join_and_leave_are_checked(ps):
-    """Memberships A is asked to make (send_join v1 and v2, send_leave): one
+    """Memberships A is asked to make (send_join v1 and v2, send_leave,
+    send_knock): one
     F will not sign is refused with 403 and not stored; one it signs goes in
     with F's signature, which the send_join answer carries."""
     a, f = ps["a"], ps["f"]
@@ -328,6 +329,21 @@ def test_send_join_and_leave_are_checked(ps):
     eid, r = make_and_send(ps, joiner, "leave", {"reason": "done here"})
     assert r.status == 200 and r.json == {}, r.raw
     assert member_of(ps, joiner) == "leave"
+    # Knocking, in the room made knockable for a moment.
+    r = send(ps, "m.room.join_rules", {"join_rule": "knock"}, state_key="")
+    assert r.status == 200, r.raw
+    try:
+        knocker = f.user("ps_knocker")
+        eid, r = make_and_send(ps, knocker, "knock", {"reason": "spam"}, api="v1")
+        assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
+        assert member_of(ps, knocker) is None
+        eid, r = make_and_send(ps, knocker, "knock", {"reason": "let me in"}, api="v1")
+        assert r.status == 200 and "knock_room_state" in r.json, r.raw
+        assert member_of(ps, knocker) == "knock"
+        verify_signed_json(redact(fetch_pdu(ps, eid)), f.name, ps["vk"])
+    finally:
+        r = send(ps, "m.room.join_rules", {"join_rule": "public"}, state_key="")
+        assert r.status == 200, r.raw
 
 
 def test_invite_is_checked(ps):
