@@ -7,7 +7,8 @@
  * hold — prev events of our oldest timeline events that we lack, or hold
  * only as outliers (the state send_join gave us). Whom to ask: the servers
  * with members in the room, until one answers. What comes back is checked
- * like any PDU (format, signatures, content hash), then, oldest first, each
+ * like any PDU (format, signatures, content hash, the room's Policy Server:
+ * an event it will not sign is stored soft-failed), then, oldest first, each
  * event is auth-checked against its auth events and the state before it (the
  * state after its prev events: ours, or for the oldest of the batch the
  * sender's /state_ids), never against the current state: it is the room's
@@ -178,10 +179,13 @@ static int history_txn(db_conn *c, void *arg, hs_err *err) {
 
 /* One event of the batch: auth events, the state before it, then stored.
  * 1 stored and accepted, 0 not (logged), -1 database failure. */
-static int store_one(hs_server *srv, const char *dest, const room_event *ev, long long pos,
+static int store_one(hs_server *srv, const char *dest, room_event *ev, long long pos,
                      hs_err *err) {
     hs_err e = {0};
     room_state_map *before = NULL;
+    /* Checked as any received PDU: in a room with a Policy Server, an event
+     * it will not sign is stored soft-failed, never shown. */
+    if (fed_policy_check_incoming(srv, ev, err) < 0) return -1;
     if (fed_ensure_events(srv, dest, ev->ver, ev->room_id, (const char *const *)ev->auth_events,
                           ev->n_auth, &e) < 0 ||
         fed_state_before(srv, dest, ev, false, &before, &e) < 0) {

@@ -4,7 +4,8 @@
  * deprecated v1, for rooms of versions 1 and 2): another server
  * invites one of our users. We check the event is what it claims (spec's
  * list: an invite, from a user of the calling server, to a user of ours,
- * properly signed), sign it, and — when we are not in the room — keep it
+ * properly signed, and signed by the room's Policy Server if we know the
+ * room to use one), sign it, and — when we are not in the room — keep it
  * with its stripped state so the user's /sync shows the invite. When we are
  * in the room it arrives again by /send, as any event.
  *
@@ -79,6 +80,17 @@ static int check_room_state(const room_version *v, const char *room_id, const js
                       "invite_room_state lacks the room's m.room.create");
 }
 
+/* In a room we know to use a Policy Server (rooms/policy_server.h): an
+ * invite it will not sign is refused rather than soft-failed, as send_join
+ * and the others are: our signature would tell the inviting server the
+ * invite went through. When asked, its signature joins the event. */
+static int policy_allows(hs_server *srv, room_event *ev, hs_err *err) {
+    if (fed_policy_check_incoming(srv, ev, err) < 0) return -1;
+    if (ev->policy_refused)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "not signed by the room's policy server");
+    return 0;
+}
+
 /* Both versions: check, sign and (when we are not in the room) keep the
  * invite; *out becomes {"event": the signed event}. */
 static int take_invite(hs_req *r, const room_version *v, const json_t *event, const json_t *st,
@@ -87,11 +99,12 @@ static int take_invite(hs_req *r, const room_version *v, const json_t *event, co
     if (!ev)
         return err->status = 400, snprintf(err->errcode, sizeof err->errcode, "M_INVALID_PARAM"),
                -1;
-    json_t *signed_ev = json_deep_copy(ev->json);
     int rc = check_invite(r, ev, err) == 0 && check_room_state(v, ev->room_id, st, err) == 0 &&
-                     fed_event_sign(r->srv, v, signed_ev, err) == 0
+                     policy_allows(r->srv, ev, err) == 0
                  ? 0
                  : -1;
+    json_t *signed_ev = json_deep_copy(ev->json);
+    if (rc == 0 && fed_event_sign(r->srv, v, signed_ev, err) < 0) rc = -1;
     room_event *stored = rc == 0 ? room_event_parse(v, signed_ev, err) : NULL;
     db_conn *c = stored ? db_acquire(r->srv->db, err) : NULL;
     int in = c ? client_room_has_local_member(c, r->srv, ev->room_id, err) : -1;

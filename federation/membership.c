@@ -7,8 +7,9 @@
  * only if the auth rules would let it in now. send_*: the event the other
  * server finished and signed, held to what it claims to be (room, event ID,
  * type, membership, a user of the calling server acting on themselves),
- * checked on receipt like any PDU, and stored only when accepted (403
- * otherwise, so the caller can tell its user). */
+ * checked on receipt like any PDU (the room's Policy Server included),
+ * and stored only when accepted (403 otherwise, so the caller can tell its
+ * user). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,6 +156,10 @@ int fed_send_membership(hs_req *r, const char *membership, room_event **ev_out,
     if (rc == 0)
         rc = fed_ensure_events(r->srv, r->origin, v, ev->room_id, ev->auth_events, ev->n_auth, err);
     if (rc == 0) rc = fed_state_before(r->srv, r->origin, ev, true, state_before, err);
+    /* Received over federation like any PDU: in a room with a Policy
+     * Server, an event it will not sign is soft-failed, which here (nothing
+     * stored unless accepted) is a 403 the other server's user sees. */
+    if (rc == 0) rc = fed_policy_check_incoming(r->srv, ev, err);
     if (rc == 0) rc = fed_persist_event(r->srv, ev, *state_before, true, r->origin, NULL, err);
     if (rc < 0) {
         room_event_free(ev);

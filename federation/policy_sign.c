@@ -1,7 +1,7 @@
 /* policy_sign.c — Policy Servers on the federation side: POST
  * /_matrix/policy/v1/sign to the room's Policy Server (the asker rooms/
  * policy_server.h calls, for our own events before they are stored), and
- * the check on a PDU another server pushed.
+ * the check on a PDU received over federation, whichever way it came.
  *
  * As Synapse: a 30 s budget per request (it found 3 s too short for Policy
  * Servers that scan media); an error the Policy Server sends is kept

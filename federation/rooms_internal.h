@@ -83,9 +83,11 @@ json_t *fed_str_array(const char *const *ids, size_t n);
 
 /* ---- policy_sign.c --------------------------------------------------------- */
 
-/* A PDU another server pushed, in a room that uses a Policy Server
- * (rooms/policy_server.h): without a valid signature of it, one is asked for;
- * if none comes, ev->policy_refused is set (room_receive soft-fails it).
+/* A PDU received over federation (pushed by /send, pulled to fill a gap or
+ * by backfill, sent with send_join/leave/knock, an invite), in a room that
+ * uses a Policy Server (rooms/policy_server.h): without a valid signature of
+ * it, one is asked for; if none comes, ev->policy_refused is set
+ * (room_receive soft-fails it; send_* and /invite answer 403).
  * 0, or -1 with err (database). */
 int fed_policy_check_incoming(hs_server *srv, room_event *ev, hs_err *err);
 

@@ -228,8 +228,9 @@ static int receive(db_conn *c, const room_event *ev, const room_state_map *state
     }
     for (size_t i = 0; i < n_auth; i++) room_event_free(auth[i]);
     /* Not recommended by the room's Policy Server (policy_server.h): still
-     * judged by the auth rules, and soft-failed if it passes them. */
-    if (ev->policy_refused && !history && *verdict == ROOM_ACCEPTED) {
+     * judged by the auth rules, and soft-failed if it passes them; history
+     * too (backfill), as Synapse does: soft-failed events are not shown. */
+    if (ev->policy_refused && *verdict == ROOM_ACCEPTED) {
         *verdict = ROOM_SOFT_FAILED;
         if (why) snprintf(why, why_len, "not signed by the room's policy server");
     }

@@ -24,8 +24,7 @@ bool room_policy_exempt(const json_t *event) {
     return type && sk && !strcmp(type, "m.room.policy") && !*sk;
 }
 
-/* The m.room.policy content, if valid: via and the decoded ed25519 key. */
-static bool parse_policy(const json_t *content, room_policy_server *ps) {
+bool room_policy_parse(const json_t *content, room_policy_server *ps) {
     const char *via = json_string_value(json_object_get(content, "via"));
     const json_t *keys = json_object_get(content, "public_keys");
     const char *k = json_string_value(json_object_get(keys, "ed25519"));
@@ -63,7 +62,7 @@ int room_policy_server_of(db_conn *c, const char *room_id, const char *own_serve
     room_event *ev = room_store_get_event(c, PQgetvalue(r, 0, 0), err);
     PQclear(r);
     if (!ev) return -1;
-    bool valid = parse_policy(ev->content, ps);
+    bool valid = room_policy_parse(ev->content, ps);
     room_event_free(ev);
     if (!valid || !strcmp(ps->via, own_server_name)) return 0;
     if (!(r = db_run(c, &joined, 2, (const char *[]){room_id, ps->via}, err))) return -1;

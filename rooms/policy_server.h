@@ -37,6 +37,11 @@ int room_policy_server_of(db_conn *c, const char *room_id, const char *own_serve
  * have no Policy Server, and then that read is all it costs. */
 void room_policy_prefetch(db_conn *c, const char *room_id);
 
+/* An m.room.policy content, if valid (via a server name, public_keys.
+ * ed25519 the base64 of a 32-byte key, standard or URL-safe alphabet, as
+ * Synapse takes it): true with *ps filled. */
+bool room_policy_parse(const json_t *content, room_policy_server *ps);
+
 /* The event the Policy Server never signs: m.room.policy with state key "". */
 bool room_policy_exempt(const json_t *event);
 

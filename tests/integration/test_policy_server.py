@@ -12,9 +12,16 @@ in the state event — unless the event's content says "spam".
   - a PDU pushed to A without F's signature makes A ask F: refused, it is
     soft-failed (stored, not in /messages or /sync); signed, it goes in;
   - a PDU carrying a valid signature goes in without asking;
+  - events pulled by backfill get the same check: refused, stored
+    soft-failed (never shown);
+  - send_join (v1, v2) and send_leave of a membership F refuses, and an
+    invite F refuses, are answered 403 and not stored or signed; accepted,
+    they carry F's signature;
   - once F has no joined member, the room no longer uses a Policy Server.
 """
 import json
+import time
+import urllib.parse
 import uuid
 
 import pytest
@@ -204,6 +211,161 @@ def test_missing_events_are_checked_too(ps):
     fr.advance(top, top_id)
     bodies = timeline_bodies(a, ps["atok"], ps["room"])
     assert "on top of the gap" in bodies and "spam in the gap" not in bodies
+
+
+def test_backfilled_events_are_checked_too(ps):
+    """A gap too wide for get_missing_events leaves A without the oldest
+    events; a client paging back makes A pull them (GET /backfill), and the
+    one F refuses is stored soft-failed, never shown."""
+    a, f, fr, pid = ps["a"], ps["f"], ps["fr"], ps["pid"]
+    ids = []
+    for i in range(13):
+        body = "spam, backfilled" if i == 0 else f"backfill {i}"
+        ev, eid = fr.build(pid, "m.room.message", {"msgtype": "m.text", "body": body})
+        if i:
+            ps_sign(ps, ev)
+        fr.advance(ev, eid)
+        ids.append(eid)
+    order = {eid: i for i, eid in enumerate(ids)}
+
+    def missing(method, path, body):
+        latest = order[body["latest_events"][0]]
+        lo = max(1, latest - body["limit"])
+        return 200, {"events": [fr.events[ids[i]] for i in range(lo, latest)]}
+
+    def state_ids(method, path, body):
+        return 200, {"pdu_ids": list(fr.state.values()), "auth_chain_ids": []}
+
+    def event(method, path, body):
+        eid = urllib.parse.unquote(path.split("/event/")[1])
+        return (200, {"origin": f.name, "origin_server_ts": 0, "pdus": [fr.events[eid]]}) \
+            if eid in fr.events and eid != ids[0] else (404, {"errcode": "M_NOT_FOUND", "error": "no"})
+
+    backfills = []
+
+    def backfill(method, path, body):
+        backfills.append(path)
+        return 200, {"origin": f.name, "origin_server_ts": int(time.time() * 1000),
+                     "pdus": [fr.events[ids[1]], fr.events[ids[0]]]}
+    routes = {"/_matrix/federation/v1/get_missing_events/": missing,
+              "/_matrix/federation/v1/state_ids/": state_ids,
+              "/_matrix/federation/v1/event/": event,
+              "/_matrix/federation/v1/backfill/": backfill}
+    f.routes.update(routes)
+    try:
+        r = send_txn(ps["fed"], [fr.events[ids[-1]]])
+        assert r.status == 200 and r.json == {"pdus": {ids[-1]: {}}}, r.raw
+        assert a.psql(f"SELECT count(*) FROM events WHERE event_id = '{ids[0]}'") == "0"
+        before = len(f.sign_calls)
+        bodies, frm = [], None
+        for _ in range(20):
+            path = f"/_matrix/client/v3/rooms/{q(ps['room'])}/messages?dir=b&limit=10"
+            r = a.request("GET", path + (f"&from={frm}" if frm else ""), token=ps["atok"])
+            assert r.status == 200, r.raw
+            bodies += [e["content"].get("body") for e in r.json["chunk"]]
+            if "end" not in r.json:
+                break
+            frm = r.json["end"]
+    finally:
+        for k in routes:
+            del f.routes[k]
+    assert backfills, "A never asked F for the room's history"
+    # F was asked about the unsigned one only; A keeps it, soft-failed, as history.
+    assert [c["content"]["body"] for c in f.sign_calls[before:]] == ["spam, backfilled"]
+    assert a.psql(f"SELECT soft_failed::text || ' ' || (stream_ordering < 0)::text FROM events"
+                  f" WHERE event_id = '{ids[0]}'") == "true true"
+    assert a.psql(f"SELECT soft_failed::text || outlier::text FROM events"
+                  f" WHERE event_id = '{ids[1]}'") == "falsefalse"
+    assert "backfill 1" in bodies and "backfill 12" in bodies, bodies
+    assert "spam, backfilled" not in bodies
+
+
+def make_and_send(ps, uid, kind, extra=None, api="v2"):
+    """F's make_{kind}/send_{kind} dance for uid, with extra content."""
+    a, f, room = ps["a"], ps["f"], ps["room"]
+    r = f.request(a, "GET", f"/_matrix/federation/v1/make_{kind}/{q(room)}/{q(uid)}?ver=11&ver=12")
+    assert r.status == 200, r.raw
+    tmpl = r.json["event"]
+    tmpl["content"].update(extra or {})
+    tmpl["origin"] = f.name
+    tmpl["origin_server_ts"] = int(time.time() * 1000)
+    ev, eid = finish(tmpl, f.name, f.sk)
+    return eid, f.request(a, "PUT", f"/_matrix/federation/{api}/send_{kind}/{q(room)}/{q(eid)}", ev)
+
+
+def member_of(ps, uid):
+    r = ps["a"].request("GET", f"/_matrix/client/v3/rooms/{q(ps['room'])}/state/m.room.member/{q(uid)}",
+                        token=ps["atok"])
+    return r.json.get("membership") if r.status == 200 else None
+
+
+def test_send_join_and_leave_are_checked(ps):
+    """Memberships A is asked to make (send_join v1 and v2, send_leave,
+    send_knock): one
+    F will not sign is refused with 403 and not stored; one it signs goes in
+    with F's signature, which the send_join answer carries."""
+    a, f = ps["a"], ps["f"]
+    spammer = f.user("ps_spammer")
+    for api in ("v2", "v1"):
+        before = len(f.sign_calls)
+        eid, r = make_and_send(ps, spammer, "join", {"displayname": f"spam bot {api}"}, api=api)
+        assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", (api, r.raw)
+        assert "policy server" in r.json["error"], r.raw
+        assert [c["content"].get("displayname") for c in f.sign_calls[before:]] == [f"spam bot {api}"]
+        assert a.psql(f"SELECT count(*) FROM events WHERE event_id = '{eid}'") == "0"
+        assert member_of(ps, spammer) is None
+    joiner = f.user("ps_joiner")
+    before = len(f.sign_calls)
+    eid, r = make_and_send(ps, joiner, "join", {"displayname": "a fine joiner"})
+    assert r.status == 200, r.raw
+    assert len(f.sign_calls) == before + 1
+    verify_signed_json(redact(r.json["event"]), f.name, ps["vk"])
+    assert member_of(ps, joiner) == "join"
+    verify_signed_json(redact(fetch_pdu(ps, eid)), f.name, ps["vk"])
+    # Leaving: refused, the member stays joined; signed, it leaves.
+    eid, r = make_and_send(ps, joiner, "leave", {"reason": "spam"})
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
+    assert member_of(ps, joiner) == "join"
+    eid, r = make_and_send(ps, joiner, "leave", {"reason": "done here"})
+    assert r.status == 200 and r.json == {}, r.raw
+    assert member_of(ps, joiner) == "leave"
+    # Knocking, in the room made knockable for a moment.
+    r = send(ps, "m.room.join_rules", {"join_rule": "knock"}, state_key="")
+    assert r.status == 200, r.raw
+    try:
+        knocker = f.user("ps_knocker")
+        eid, r = make_and_send(ps, knocker, "knock", {"reason": "spam"}, api="v1")
+        assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
+        assert member_of(ps, knocker) is None
+        eid, r = make_and_send(ps, knocker, "knock", {"reason": "let me in"}, api="v1")
+        assert r.status == 200 and "knock_room_state" in r.json, r.raw
+        assert member_of(ps, knocker) == "knock"
+        verify_signed_json(redact(fetch_pdu(ps, eid)), f.name, ps["vk"])
+    finally:
+        r = send(ps, "m.room.join_rules", {"join_rule": "public"}, state_key="")
+        assert r.status == 200, r.raw
+
+
+def test_invite_is_checked(ps):
+    """F's member invites a user of A into the room, which A knows to use F:
+    an invite F will not sign is refused (403, not signed by A); one it
+    signs is answered with both signatures."""
+    a, f, fr, pid = ps["a"], ps["f"], ps["fr"], ps["pid"]
+    bob, _ = user(a, "fedps_bob")
+    types = [("m.room.power_levels", ""), ("m.room.member", pid)]
+    if fr.version not in ("12",):
+        types.append(("m.room.create", ""))
+    create = fr.events[fr.state[("m.room.create", "")]]
+    for reason, status in (("spam invite", 403), ("come in", 200)):
+        ev, eid = fr.build(pid, "m.room.member", {"membership": "invite", "reason": reason},
+                           state_key=bob, auth_types=types)
+        before = len(f.sign_calls)
+        r = f.request(a, "PUT", f"/_matrix/federation/v2/invite/{q(ps['room'])}/{q(eid)}",
+                      {"room_version": fr.version, "event": ev, "invite_room_state": [create]})
+        assert r.status == status, (reason, r.raw)
+        assert [c["content"]["reason"] for c in f.sign_calls[before:]] == [reason]
+    assert r.json["event"]["signatures"][a.server_name]
+    verify_signed_json(redact(r.json["event"]), f.name, ps["vk"])
 
 
 def test_policy_server_failures_refuse_the_send(ps):
