@@ -5,7 +5,7 @@
 // Env: PVYHS_BASE, PVYHS_ALICE, PVYHS_BOB, PVYHS_MARKER (the plaintext).
 // Prints {"kind", "room_id", "encryption", "join_rule"} per kind, then
 // {"step": "sent"|"decrypted", …}, then {"ok": true}.
-import { ENCRYPTION, decrypted, joined, log, report, start, stopAll, text, until } from "./lib.mjs";
+import { ENCRYPTION, decrypted, joined, log, report, start, stopAll, text, until, run } from "./lib.mjs";
 
 const ALICE = process.env.PVYHS_ALICE;
 const BOB = process.env.PVYHS_BOB;
@@ -74,10 +74,4 @@ async function main() {
   report({ ok: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    log("FAILED", { error: String((e && e.stack) || e) });
-    process.exit(1);
-  },
-);
+run(main);

@@ -10,6 +10,7 @@
 // PVYHS_PASSWORD. Exit code 0 and a last line {"ok": true} on success.
 import {
   BASE, ENCRYPTION, decrypted, joined, log, report, start, stopAll, text, until, verifyBySas, within,
+  run,
 } from "./lib.mjs";
 
 const PEER = process.env.PEER_BASE;
@@ -52,11 +53,4 @@ async function main() {
   report({ ok: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    log("failed", { error: String(e), stack: e.stack });
-    report({ ok: false, error: String(e) });
-    process.exit(1);
-  },
-);
+run(main, (e) => report({ ok: false, error: String(e) }));

@@ -10,6 +10,7 @@
 // Exit code 0 and a last line {"ok": true} on success.
 import {
   ENCRYPTION, PASSWORD, decrypted, joined, log, report, rest, start, stopAll, text, until, verifyBySas, within,
+  run,
 } from "./lib.mjs";
 
 const ALICE = process.env.PVYHS_ALICE || "js_alice";
@@ -94,10 +95,4 @@ async function main() {
   report({ ok: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    log("FAILED", { error: String(e && e.stack || e) });
-    process.exit(1);
-  },
-);
+run(main);

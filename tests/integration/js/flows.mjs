@@ -14,7 +14,7 @@
 // Env: PVYHS_BASE, PVYHS_SERVER_NAME, PVYHS_PASSWORD, PVYHS_PREFIX (user name prefix).
 import * as sdk from "matrix-js-sdk";
 
-import { BASE, PASSWORD, STEP_MS, log, nextEvent, report, rest, until as untilLib, within } from "./lib.mjs";
+import { BASE, PASSWORD, STEP_MS, log, nextEvent, report, rest, until as untilLib, within, run } from "./lib.mjs";
 
 const SERVER = process.env.PVYHS_SERVER_NAME;
 const PREFIX = process.env.PVYHS_PREFIX || "flows";
@@ -638,8 +638,4 @@ async function main() {
   report({ done: true });
 }
 
-main().then(() => process.exit(0), (e) => {
-  log("fatal", { error: String(e?.stack || e) });
-  report({ fatal: String(e?.stack || e) });
-  process.exit(1);
-});
+run(main, (e) => report({ fatal: String(e?.stack || e) }));

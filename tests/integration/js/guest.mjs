@@ -9,7 +9,7 @@
 // PVYHS_ROOM (guest_access can_join).
 import * as sdk from "matrix-js-sdk";
 
-import { BASE, log, report, rest, until } from "./lib.mjs";
+import { BASE, log, report, rest, until, run } from "./lib.mjs";
 
 const HOST = process.env.PVYHS_HOST_TOKEN;
 const PEEK = process.env.PVYHS_PEEK_ROOM;
@@ -78,10 +78,4 @@ async function main() {
   report({ ok: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    log("FAILED", { error: String((e && e.stack) || e) });
-    process.exit(1);
-  },
-);
+run(main);

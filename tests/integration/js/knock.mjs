@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 
 import { NotificationCountType } from "matrix-js-sdk";
 
-import { STEP_MS, log, report, rest, start, stopAll, until } from "./lib.mjs";
+import { STEP_MS, log, report, rest, start, stopAll, until, run } from "./lib.mjs";
 
 const ROOM = process.env.PVYHS_ROOM;
 const KNOCKER = process.env.PVYHS_KNOCKER;
@@ -51,10 +51,4 @@ async function main() {
   report({ ok: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    log("FAILED", { error: String((e && e.stack) || e) });
-    process.exit(1);
-  },
-);
+run(main);

@@ -26,6 +26,20 @@ export function log(what, extra = {}) {
   process.stderr.write(`[js ${new Date().toISOString()}] ${what} ${JSON.stringify(extra)}\n`);
 }
 
+// Run a script's main: exit 0 when it resolves; when it throws, log the error
+// with its stack, let onFailure report it (the driver may read a last line),
+// and exit 1.
+export function run(main, onFailure = () => {}) {
+  main().then(
+    () => process.exit(0),
+    (e) => {
+      log("FAILED", { error: String((e && e.stack) || e) });
+      onFailure(e);
+      process.exit(1);
+    },
+  );
+}
+
 // One line of JSON on stdout: what the Python driver reads.
 export function report(obj) {
   process.stdout.write(JSON.stringify(obj) + "\n");

@@ -16,7 +16,7 @@ import { createHash, webcrypto } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 
-import { ENCRYPTION, STEP_MS, decrypted, joined, log, report, start, stopAll, text, until } from "./lib.mjs";
+import { ENCRYPTION, STEP_MS, decrypted, joined, log, report, start, stopAll, text, until, run } from "./lib.mjs";
 
 const ALICE = process.env.PVYHS_ALICE || "js_media_alice";
 const BOB = process.env.PVYHS_BOB || "js_media_bob";
@@ -122,10 +122,4 @@ async function main() {
   report({ ok: true });
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    log("FAILED", { error: String((e && e.stack) || e) });
-    process.exit(1);
-  },
-);
+run(main);
