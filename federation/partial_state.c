@@ -112,11 +112,7 @@ static json_t *missing_of(hs_server *srv, const char *const *ids, size_t n, hs_e
     static db_stmt q = DB_STMT(
         "SELECT id FROM unnest($1::text[]) id WHERE NOT EXISTS"
         " (SELECT 1 FROM events e WHERE e.event_id = id)");
-    char *arr = db_text_array(ids, n);
-    db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
-    PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
-    db_release(srv->db, c);
-    free(arr);
+    PGresult *r = fed_run_ids(srv, &q, ids, n, err);
     if (!r) return NULL;
     json_t *out = json_object();
     for (int i = 0; i < PQntuples(r); i++) json_object_set_new(out, PQgetvalue(r, i, 0), json_true());

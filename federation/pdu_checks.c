@@ -120,18 +120,25 @@ static int have_in_timeline(hs_server *srv, const char *event_id, hs_err *err) {
     return have;
 }
 
+PGresult *fed_run_ids(hs_server *srv, db_stmt *st, const char *const *ids, size_t n,
+                      hs_err *err) {
+    char *arr = db_text_array(ids, n);
+    if (!arr) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory"), NULL;
+    db_conn *c = db_acquire(srv->db, err);
+    PGresult *r = c ? db_run(c, st, 1, (const char *[]){arr}, err) : NULL;
+    db_release(srv->db, c);
+    free(arr);
+    return r;
+}
+
 /* Which of ids are stored with their state (not outliers): have[i]. One query. */
 static int in_timeline(hs_server *srv, const char *const *ids, size_t n, bool *have, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT event_id FROM events WHERE event_id = ANY($1::text[]) AND NOT outlier");
     for (size_t i = 0; i < n; i++) have[i] = false;
     if (n == 0) return 0;
-    char *arr = db_text_array(ids, n);
-    db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
-    PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
-    db_release(srv->db, c);
-    free(arr);
-    if (!r) return arr ? -1 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    PGresult *r = fed_run_ids(srv, &q, ids, n, err);
+    if (!r) return -1;
     for (int row = 0; row < PQntuples(r); row++)
         for (size_t i = 0; i < n; i++) have[i] |= !strcmp(ids[i], PQgetvalue(r, row, 0));
     PQclear(r);
@@ -166,12 +173,8 @@ int fed_state_map_of_ids(hs_server *srv, const char *const *ids, size_t n, room_
     static db_stmt q =
         DB_STMT("SELECT type, state_key, event_id FROM events WHERE event_id = ANY($1::text[])"
                 " AND state_key IS NOT NULL AND rejected_reason IS NULL");
-    char *arr = db_text_array(ids, n);
-    db_conn *c = arr ? db_acquire(srv->db, err) : NULL;
-    PGresult *r = c ? db_run(c, &q, 1, (const char *[]){arr}, err) : NULL;
-    db_release(srv->db, c);
-    free(arr);
-    if (!r) return arr ? -1 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    PGresult *r = fed_run_ids(srv, &q, ids, n, err);
+    if (!r) return -1;
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++)
         rc = room_state_map_set(out, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));

@@ -214,6 +214,11 @@ int fed_persist_event_opts(hs_server *srv, const room_event *ev,
 
 /* The stored, not rejected state events among ids, as a state map (one
  * query; events we lack are left out). 0, or -1 with err. */
+/* Run st, whose only parameter is a text[] of ids, on a pooled connection:
+ * its result, or NULL with err. */
+PGresult *fed_run_ids(hs_server *srv, db_stmt *st, const char *const *ids, size_t n,
+                      hs_err *err);
+
 int fed_state_map_of_ids(hs_server *srv, const char *const *ids, size_t n, room_state_map *out,
                          hs_err *err);
 
