@@ -30,15 +30,24 @@ static json_t *event_ref(db_conn *c, const room_version *v, const char *id, hs_e
     return ref;
 }
 
-/* prev_events and depth from the forward extremities; the state group before
- * the new event (the current state when all extremities are cited). */
+/* prev_events and depth from the forward extremities (the head read with the
+ * room's lock, when it is known); the state group before the new event (the
+ * current state when all extremities are cited). */
 static int fill_prev(db_conn *c, const room_version *v, const char *room_id, json_t *ev,
-                     long long current, long long *before_group, room_state_map **before,
-                     hs_err *err) {
+                     long long current, const room_head *head, long long *before_group,
+                     room_state_map **before, hs_err *err) {
     char **ext = NULL;
     size_t n = 0;
     long long depth = 0;
-    if (room_store_extremities(c, room_id, &ext, &n, &depth, err) < 0) return -1;
+    if (head && head->known) {
+        ext = malloc(sizeof *ext);
+        if (!ext || !(ext[0] = strdup(head->event_id)))
+            return free(ext), hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+        n = 1;
+        depth = head->depth;
+    } else if (room_store_extremities(c, room_id, &ext, &n, &depth, err) < 0) {
+        return -1;
+    }
     size_t use = n < ROOM_MAX_PREV_FOR_NEW ? n : ROOM_MAX_PREV_FOR_NEW;
     json_t *prev = json_array();
     int rc = 0;
@@ -97,9 +106,10 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     if (create && !v) return hs_err_set(err, 500, "M_UNKNOWN", "a new room needs a version"), NULL;
     room_lookup l = {.c = c, .room_id = room_id, .current = true};
     if (!create) {
-        /* The lock, then the extremities and the auth events read under it,
-         * in one round trip (the version is needed to know which auth events:
-         * this process has seen it before, usually). */
+        /* The lock (with the room's head: its one extremity, usually) and
+         * the auth events read under it, in one round trip (the version is
+         * needed to know which auth events: this process has seen it before,
+         * usually). */
         const room_version *known = v ? v : room_store_known_version(room_id);
         room_store_prefetch_head(c, room_id);
         if (known) {
@@ -109,7 +119,9 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
         }
         room_policy_prefetch(c, room_id);
     }
-    long long current = create ? 0 : room_store_lock_room(c, room_id, v ? NULL : &v, err);
+    room_head head = {0};
+    long long current =
+        create ? 0 : room_store_lock_room_head(c, room_id, v ? NULL : &v, &head, err);
     if (current < 0) return NULL;
     json_t *j = skeleton(v, room_id, proto, create);
     room_state_map *before = NULL;
@@ -119,7 +131,7 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
         json_object_set_new(j, "prev_events", json_array());
         json_object_set_new(j, "auth_events", json_array());
         json_object_set_new(j, "depth", json_integer(1));
-    } else if (fill_prev(c, v, room_id, j, current, &before_group, &before, err) < 0 ||
+    } else if (fill_prev(c, v, room_id, j, current, &head, &before_group, &before, err) < 0 ||
                fill_auth(c, v, j, &l, err) < 0) {
         goto done;
     }
@@ -194,7 +206,7 @@ json_t *room_event_template(db_conn *c, const room_version *v, const char *room_
     room_lookup l = {.c = c, .room_id = room_id, .current = true};
     room_state_map *before = NULL;
     long long before_group = 0;
-    if (fill_prev(c, v, room_id, j, 0, &before_group, &before, err) < 0 ||
+    if (fill_prev(c, v, room_id, j, 0, NULL, &before_group, &before, err) < 0 ||
         fill_auth(c, v, j, &l, err) < 0) {
         json_decref(j);
         j = NULL;

@@ -96,8 +96,19 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
 long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
                                hs_err *err);
 
-/* Send room_store_lock_room's and then room_store_extremities's statements
- * ahead (db_prefetch): the extremities are read once the lock is held. */
+/* The room's one forward extremity and its depth, as the room's row records
+ * it (sql/024); not known when the extremities may be several. */
+typedef struct room_head {
+    bool known;
+    char event_id[256];
+    long long depth;
+} room_head;
+
+/* room_store_lock_room, and the head read with the lock. */
+long long room_store_lock_room_head(db_conn *c, const char *room_id, const room_version **v,
+                                    room_head *head, hs_err *err);
+
+/* Send room_store_lock_room's statement ahead (db_prefetch). */
 void room_store_prefetch_head(db_conn *c, const char *room_id);
 
 /* A room's version as room_store_lock_room last read it in this process (a

@@ -254,8 +254,8 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
 }
 
 static db_stmt lock_q = DB_STMT(
-    "SELECT coalesce(current_state_group, 0), room_version FROM rooms WHERE room_id = $1"
-    " FOR UPDATE");
+    "SELECT coalesce(current_state_group, 0), room_version, head_event, head_depth FROM rooms"
+    " WHERE room_id = $1 FOR UPDATE");
 
 /* Rooms' versions, as read under the lock: a direct-mapped table whose
  * collisions just forget the older room. */
@@ -292,21 +292,33 @@ static void know_version(const char *room_id, const room_version *v) {
 
 void room_store_prefetch_head(db_conn *c, const char *room_id) {
     hs_err ignored = {0};
-    if (db_prefetch(c, &lock_q, 1, (const char *[]){room_id}, 0, &ignored) == 0)
-        db_prefetch(c, &extremities_q, 1, (const char *[]){room_id}, 0, &ignored);
+    db_prefetch(c, &lock_q, 1, (const char *[]){room_id}, 0, &ignored);
 }
 
-long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
-                               hs_err *err) {
+long long room_store_lock_room_head(db_conn *c, const char *room_id, const room_version **v,
+                                    room_head *head, hs_err *err) {
     PGresult *r = db_run(c, &lock_q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     long long g = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
     const room_version *rv = g >= 0 ? room_version_get(PQgetvalue(r, 0, 1)) : NULL;
     if (rv) know_version(room_id, rv);
+    if (head) {
+        head->known = g >= 0 && !PQgetisnull(r, 0, 2) && !PQgetisnull(r, 0, 3) &&
+                      (size_t)PQgetlength(r, 0, 2) < sizeof head->event_id;
+        if (head->known) {
+            strcpy(head->event_id, PQgetvalue(r, 0, 2));
+            head->depth = atoll(PQgetvalue(r, 0, 3));
+        }
+    }
     if (g >= 0 && v && !(*v = rv)) g = -1;
     PQclear(r);
     if (g < 0) return hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", room_id);
     return g;
+}
+
+long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,
+                               hs_err *err) {
+    return room_store_lock_room_head(c, room_id, v, NULL, err);
 }
 
 /* The current state when the DAG has several extremities: resolve the states
@@ -332,6 +344,10 @@ done:
 }
 
 static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
+    /* The extremities may be several now: the row's head no longer says. */
+    static db_stmt forget = DB_STMT(
+        "UPDATE rooms SET head_event = NULL, head_depth = NULL WHERE room_id = $1"
+        " AND head_event IS NOT NULL");
     static db_stmt del = DB_STMT(
         "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2");
     static db_stmt ins = DB_STMT(
@@ -339,6 +355,7 @@ static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
         " WHERE NOT EXISTS (SELECT 1 FROM event_edges e JOIN events x USING (event_id)"
         "   WHERE e.prev_event_id = $2 AND NOT x.outlier AND x.rejected_reason IS NULL"
         "   AND NOT x.soft_failed) ON CONFLICT DO NOTHING");
+    if (db_defer(c, &forget, 1, (const char *[]){ev->room_id}, NULL, NULL, err) < 0) return -1;
     for (size_t i = 0; i < ev->n_prev; i++)
         if (db_defer(c, &del, 2, (const char *[]){ev->room_id, ev->prev_events[i]}, NULL, NULL,
                      err) < 0)
@@ -350,19 +367,22 @@ static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
  * extends_current): ev is now the only one, and the state moves by ev alone. */
 static int advance_linear(db_conn *c, const room_event *ev, long long before, long long after,
                           hs_err *err) {
-    static db_stmt ext = DB_STMT(
-        "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1)"
-        " INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2)");
-    static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
-    if (db_defer(c, &ext, 2, (const char *[]){ev->room_id, ev->event_id}, NULL, NULL, err) < 0)
+    /* ev is the one extremity now: the table, the row's head (sql/024) and,
+     * when the state moved, the row's group, in one statement. */
+    static db_stmt set = DB_STMT(
+        "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1),"
+        " i AS (INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2))"
+        " UPDATE rooms SET head_event = $2, head_depth = $3::bigint,"
+        " current_state_group = coalesce($4::bigint, current_state_group) WHERE room_id = $1");
+    /* not a state change: the current group stays */
+    if (after != before && upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id,
+                                          ev->membership, err) < 0)
         return -1;
-    if (after == before) return 0; /* not a state change: the current group stays */
-    if (upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id, ev->membership,
-                       err) < 0)
-        return -1;
-    char gs[24];
+    char gs[24], ds[24];
     snprintf(gs, sizeof gs, "%lld", after);
-    return db_defer(c, &set, 2, (const char *[]){ev->room_id, gs}, NULL, NULL, err);
+    snprintf(ds, sizeof ds, "%lld", (long long)ev->depth);
+    const char *p[] = {ev->room_id, ev->event_id, ds, after != before ? gs : NULL};
+    return db_defer(c, &set, 4, p, NULL, NULL, err);
 }
 
 int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,

@@ -44,24 +44,6 @@ static int ensure_room(db_conn *c, const room_event *ev, hs_err *err) {
     return room_store_claim_room(c, ev, err) < 0 ? -1 : 0;
 }
 
-/* Both kinds of DAG edges in one statement. */
-static int insert_edges(db_conn *c, const room_event *ev, hs_err *err) {
-    static db_stmt edges = DB_STMT(
-        "WITH a AS (INSERT INTO event_auth (event_id, auth_id)"
-        "  SELECT $1, unnest($3::text[]) ON CONFLICT DO NOTHING)"
-        " INSERT INTO event_edges (event_id, prev_event_id, room_id)"
-        "  SELECT $1, unnest($2::text[]), $4 ON CONFLICT DO NOTHING");
-    if (ev->n_prev == 0 && ev->n_auth == 0) return 0;
-    char *prev = db_text_array((const char *const *)ev->prev_events, ev->n_prev);
-    char *auth = db_text_array((const char *const *)ev->auth_events, ev->n_auth);
-    long n = prev && auth ? db_defer(c, &edges, 4, (const char *[]){ev->event_id, prev, auth,
-                                                                      ev->room_id}, NULL, NULL, err)
-                          : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
-    free(prev);
-    free(auth);
-    return n < 0 ? -1 : 0;
-}
-
 /* The state group before a non-outlier event. */
 static long long group_before(db_conn *c, const room_persist_item *it, hs_err *err) {
     const room_event *ev = it->ev;
@@ -117,10 +99,15 @@ static char *replaced_state(db_conn *c, const room_persist_item *it, long long b
     return id;
 }
 
+/* The event and both kinds of its DAG edges, in one statement. */
 static int insert_event(db_conn *c, const room_persist_item *it, long long before,
                         long long after, hs_err *err) {
     static db_stmt ins = DB_STMT(
-        "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
+        "WITH a AS (INSERT INTO event_auth (event_id, auth_id)"
+        "  SELECT $1, unnest($18::text[]) ON CONFLICT DO NOTHING),"
+        " p AS (INSERT INTO event_edges (event_id, prev_event_id, room_id)"
+        "  SELECT $1, unnest($17::text[]), $2 ON CONFLICT DO NOTHING)"
+        " INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
         " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json,"
         " replaces_state)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7,"
@@ -139,7 +126,13 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
     char *replaces = replaced_state(c, it, before, &from_current);
     size_t len;
     char *json = hs_json_canonical_ex(ev->json, no_unsigned, HS_JSON_CANON_ANY_INT, &len, err);
-    if (!json) return free(replaces), -1;
+    char *prev = db_text_array((const char *const *)ev->prev_events, ev->n_prev);
+    char *auth = db_text_array((const char *const *)ev->auth_events, ev->n_auth);
+    if (!json || !prev || !auth) {
+        if (json) hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+        free(json), free(prev), free(auth), free(replaces);
+        return -1;
+    }
     char depth[24], ts[24], b[24], a[24], so[24];
     snprintf(so, sizeof so, "%lld", it->stream_ordering);
     snprintf(depth, sizeof depth, "%lld", ev->depth);
@@ -149,12 +142,14 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
     const char *p[] = {ev->event_id, ev->room_id, ev->type, ev->state_key, ev->sender, depth, ts,
                        it->outlier ? "t" : "f", it->soft_failed ? "t" : "f", it->rejected_reason,
                        before > 0 ? b : NULL, after > 0 ? a : NULL, json, so, replaces,
-                       from_current ? "t" : "f"};
-    int lens[16] = {0};
-    int fmts[16] = {0};
+                       from_current ? "t" : "f", prev, auth};
+    int lens[18] = {0};
+    int fmts[18] = {0};
     lens[12] = (int)len, fmts[12] = 1;
-    int n = db_defer(c, &ins, 16, p, lens, fmts, err);
+    int n = db_defer(c, &ins, 18, p, lens, fmts, err);
     free(json);
+    free(prev);
+    free(auth);
     free(replaces);
     return n;
 }
@@ -201,7 +196,7 @@ static int persist_one(db_conn *c, const room_persist_item *it, hs_err *err) {
             if (after < 0) return -1;
         }
     }
-    if (insert_event(c, it, before, after, err) < 0 || insert_edges(c, ev, err) < 0) return -1;
+    if (insert_event(c, it, before, after, err) < 0) return -1;
     if (it->outlier || it->rejected_reason || it->soft_failed) return 0;
     if (record_redaction(c, ev, err) < 0) return -1;
     if (it->history) return 0;
