@@ -106,8 +106,9 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     if (create && !v) return hs_err_set(err, 500, "M_UNKNOWN", "a new room needs a version"), NULL;
     room_lookup l = {.c = c, .room_id = room_id, .current = true};
     if (!create) {
-        /* The lock (with the room's head: its one extremity, usually) and
-         * the auth events read under it, in one round trip (the version is
+        /* The lock (with the room's head: its one extremity, usually, and
+         * whether it has a Policy Server) and the auth events read under
+         * it, in one round trip (the version is
          * needed to know which auth events: this process has seen it before,
          * usually). */
         const room_version *known = v ? v : room_store_known_version(room_id);
@@ -117,7 +118,6 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
             room_lookup_prefetch_ahead(&l, known, ahead);
             json_decref(ahead);
         }
-        room_policy_prefetch(c, room_id);
     }
     room_head head = {0};
     long long current =
@@ -173,7 +173,7 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
      * under the room lock, because the signature covers prev_events and
      * auth_events, which are final only now; it changes neither the hashes
      * nor the event ID, so the event is only parsed again. */
-    if (ok == 0 && !create) {
+    if (ok == 0 && !create && head.has_policy) {
         int signed_ = room_policy_sign_local(c, v, j, server_name, err);
         room_event *again = signed_ > 0 ? room_event_parse(v, j, err) : NULL;
         if (signed_ < 0 || (signed_ > 0 && !again)) {

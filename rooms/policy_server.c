@@ -42,17 +42,11 @@ bool room_policy_parse(const json_t *content, room_policy_server *ps) {
     return true;
 }
 
-static db_stmt policy_q = DB_STMT(
-    "SELECT event_id FROM current_state WHERE room_id = $1 AND type = 'm.room.policy'"
-    " AND state_key = ''");
-
-void room_policy_prefetch(db_conn *c, const char *room_id) {
-    hs_err ignored = {0};
-    db_prefetch(c, &policy_q, 1, (const char *[]){room_id}, 0, &ignored);
-}
-
 int room_policy_server_of(db_conn *c, const char *room_id, const char *own_server_name,
                           room_policy_server *ps, hs_err *err) {
+    static db_stmt policy_q = DB_STMT(
+        "SELECT event_id FROM current_state WHERE room_id = $1 AND type = 'm.room.policy'"
+        " AND state_key = ''");
     static db_stmt joined = DB_STMT(
         "SELECT 1 FROM current_state WHERE room_id = $1 AND type = 'm.room.member'"
         " AND membership = 'join' AND substr(state_key, strpos(state_key, ':') + 1) = $2 LIMIT 1");

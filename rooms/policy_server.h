@@ -33,10 +33,6 @@ typedef struct room_policy_server {
 int room_policy_server_of(db_conn *c, const char *room_id, const char *own_server_name,
                           room_policy_server *ps, hs_err *err);
 
-/* Send room_policy_server_of's first read ahead (db_prefetch): most rooms
- * have no Policy Server, and then that read is all it costs. */
-void room_policy_prefetch(db_conn *c, const char *room_id);
-
 /* An m.room.policy content, if valid (via a server name, public_keys.
  * ed25519 the base64 of a 32-byte key, standard or URL-safe alphabet, as
  * Synapse takes it): true with *ps filled. */
@@ -65,7 +61,8 @@ int room_policy_sign(const room_version *v, json_t *event, const room_policy_ser
                      hs_err *err);
 
 /* For an event this server is about to persist: if its room uses a Policy
- * Server, have it signed (room_policy_sign). 1 signed, 0 exempt or no Policy
+ * Server, have it signed (room_policy_sign). A caller that knows the room's
+ * current state has no m.room.policy (room_head.has_policy) need not ask. 1 signed, 0 exempt or no Policy
  * Server (or no asker installed: the event goes unsigned), -1 with err: the
  * event must not be sent. */
 int room_policy_sign_local(db_conn *c, const room_version *v, json_t *event,

@@ -97,11 +97,14 @@ long long room_store_lock_room(db_conn *c, const char *room_id, const room_versi
                                hs_err *err);
 
 /* The room's one forward extremity and its depth, as the room's row records
- * it (sql/024); not known when the extremities may be several. */
+ * it (sql/024); not known when the extremities may be several. And whether
+ * the current state names a Policy Server (m.room.policy), which most rooms
+ * don't: then no local event needs one's signature. */
 typedef struct room_head {
     bool known;
     char event_id[256];
     long long depth;
+    bool has_policy;
 } room_head;
 
 /* room_store_lock_room, and the head read with the lock. */

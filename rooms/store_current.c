@@ -254,8 +254,10 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
 }
 
 static db_stmt lock_q = DB_STMT(
-    "SELECT coalesce(current_state_group, 0), room_version, head_event, head_depth FROM rooms"
-    " WHERE room_id = $1 FOR UPDATE");
+    "SELECT coalesce(current_state_group, 0), room_version, head_event, head_depth,"
+    " EXISTS (SELECT 1 FROM current_state cs WHERE cs.room_id = $1"
+    "  AND cs.type = 'm.room.policy' AND cs.state_key = '')"
+    " FROM rooms WHERE room_id = $1 FOR UPDATE");
 
 /* Rooms' versions, as read under the lock: a direct-mapped table whose
  * collisions just forget the older room. */
@@ -309,6 +311,7 @@ long long room_store_lock_room_head(db_conn *c, const char *room_id, const room_
             strcpy(head->event_id, PQgetvalue(r, 0, 2));
             head->depth = atoll(PQgetvalue(r, 0, 3));
         }
+        head->has_policy = g < 0 || PQgetvalue(r, 0, 4)[0] == 't';
     }
     if (g >= 0 && v && !(*v = rv)) g = -1;
     PQclear(r);

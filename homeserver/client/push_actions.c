@@ -102,13 +102,15 @@ static long long notifiable_position(db_conn *c, const room_event *ev, hs_err *e
 
 /* Local joined members but the sender, and the invitee, unless they ignore
  * the sender: user ID, when names is true their m.room.member event (for the
- * display name), and the room's joined member count (every row the same). */
+ * display name), the room's joined member count (every row the same), and
+ * their push rules and changes to defaults (push_store.h). */
 static PGresult *recipients(db_conn *c, const room_event *ev, const char *invitee,
                             const char *server_name, bool names, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT cs.state_key, CASE WHEN $5::bool THEN convert_from(e.json, 'UTF8') END,"
         " (SELECT count(*) FROM current_state j WHERE j.room_id = $1"
-        "  AND j.type = 'm.room.member' AND j.membership = 'join')"
+        "  AND j.type = 'm.room.member' AND j.membership = 'join'),"
+        " " PUSH_STORE_RULES_OF("cs.state_key") ", " PUSH_STORE_CHANGES_OF("cs.state_key")
         " FROM current_state cs JOIN events e ON e.event_id = cs.event_id"
         " WHERE cs.room_id = $1 AND cs.type = 'm.room.member'"
         " AND (cs.membership = 'join' OR cs.state_key = $2) AND cs.state_key <> $3"
@@ -139,10 +141,6 @@ static const char *display_name(PGresult *r, int row, json_t **member) {
 /* Evaluate for each recipient; collect [{user_id, notify, highlight, actions}]. */
 static int evaluate_all(hook_job *h, PGresult *who, long long members, json_t *batch,
                         hs_err *err) {
-    json_t *rules, *changes;
-    const char *invitee = h->ev->membership && !strcmp(h->ev->membership, "invite")
-                              ? h->ev->state_key : NULL;
-    if (push_store_load_room(h->c, h->ev->room_id, invitee, &rules, &changes, err) < 0) return -1;
     push_ctx ctx = {.member_count = members, .load_power = load_power, .load_arg = h,
                     .load_user_power = load_user_power};
     int rc = 0;
@@ -151,55 +149,54 @@ static int evaluate_all(hook_job *h, PGresult *who, long long members, json_t *b
         json_t *member;
         ctx.user_id = user;
         ctx.display_name = display_name(who, i, &member);
+        json_t *rules = push_store_rules_from_json(PQgetisnull(who, i, 3) ? NULL
+                                                                          : PQgetvalue(who, i, 3));
+        json_t *changes = push_store_changes_from_json(
+            PQgetisnull(who, i, 4) ? NULL : PQgetvalue(who, i, 4));
         push_result res;
-        rc = push_rules_evaluate(json_object_get(rules, user), json_object_get(changes, user),
-                                 h->ev->json, &ctx, &res);
+        rc = push_rules_evaluate(rules, changes, h->ev->json, &ctx, &res);
         if (rc == 0 && (res.notify || res.highlight))
             json_array_append_new(batch, json_pack("{s:s, s:b, s:b, s:O}", "user_id", user, "notify",
                                                    res.notify, "highlight", res.highlight,
                                                    "actions", res.actions));
-        push_result_clear(&res);
+        push_result_clear(&res); /* before the rules it may point into */
+        json_decref(rules);
+        json_decref(changes);
         json_decref(member);
     }
     if (rc < 0) {
         if (h->lookup_used) *err = h->lookup.err;
         else hs_err_set(err, 500, "M_UNKNOWN", "cannot load the room's power levels");
     }
-    json_decref(rules);
-    json_decref(changes);
     return rc;
 }
 
-static int store_batch(db_conn *c, const room_event *ev, long long pos, const char *thread,
-                       json_t *batch, hs_err *err) {
+/* What the rules decided ([{user_id, notify, highlight, actions}]) and, for
+ * a local sender (reader not NULL), that the sender has read up to its own
+ * event: one statement. */
+static int store_results(db_conn *c, const room_event *ev, long long pos, const char *thread,
+                         json_t *batch, const char *reader, hs_err *err) {
     static db_stmt ins = DB_STMT(
-        "INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id,"
+        "WITH r AS (INSERT INTO push_sent_reads (user_id, room_id, thread_id, stream_ordering)"
+        "  SELECT $7::text, $1, $4, $3::bigint WHERE $7::text IS NOT NULL"
+        "  ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET stream_ordering ="
+        "  greatest(push_sent_reads.stream_ordering, EXCLUDED.stream_ordering))"
+        " INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id,"
         " notify, highlight, actions, ts)"
         " SELECT x.user_id, $1, $2, $3::bigint, $4, x.notify, x.highlight, x.actions, $5::bigint"
         " FROM jsonb_to_recordset($6::jsonb)"
         "  AS x(user_id text, notify boolean, highlight boolean, actions jsonb)"
         " ON CONFLICT (user_id, event_id) DO NOTHING");
+    if (!reader && json_array_size(batch) == 0) return 0;
     char spos[24], now[24];
     snprintf(spos, sizeof spos, "%lld", pos);
     snprintf(now, sizeof now, "%lld", hs_now_ms());
     char *rows = json_dumps(batch, JSON_COMPACT);
-    const char *p[] = {ev->room_id, ev->event_id, spos, thread, now, rows};
-    int n = db_defer(c, &ins, 6, p, NULL, NULL, err);
+    if (!rows) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    const char *p[] = {ev->room_id, ev->event_id, spos, thread, now, rows, reader};
+    int n = db_defer(c, &ins, 7, p, NULL, NULL, err);
     free(rows);
-    return n;
-}
-
-static int record_own_read(db_conn *c, const room_event *ev, long long pos, const char *thread,
-                           hs_err *err) {
-    static db_stmt up = DB_STMT(
-        "INSERT INTO push_sent_reads (user_id, room_id, thread_id, stream_ordering)"
-        " VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (user_id, room_id, thread_id)"
-        " DO UPDATE SET stream_ordering = greatest(push_sent_reads.stream_ordering,"
-        " EXCLUDED.stream_ordering)");
-    char spos[24];
-    snprintf(spos, sizeof spos, "%lld", pos);
-    return db_defer(c, &up, 4, (const char *[]){ev->sender, ev->room_id, thread, spos}, NULL, NULL,
-                    err);
+    return n < 0 ? -1 : 0;
 }
 
 int client_push_process_event(db_conn *c, const hs_server *srv, const room_event *ev,
@@ -211,24 +208,22 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
     if (pos <= 0) return (int)pos;
     char thread[300];
     if (thread_of(c, ev->room_id, ev->content, thread, sizeof thread, err) < 0) return -1;
-    if (is_local(ev->sender, server_name) && record_own_read(c, ev, pos, thread, err) < 0) return -1;
+    const char *reader = is_local(ev->sender, server_name) ? ev->sender : NULL;
     const char *invitee = ev->membership && !strcmp(ev->membership, "invite") ? ev->state_key : NULL;
     bool names = json_is_string(json_object_get(ev->content, "body"));
-    /* The recipients' rules come in the same round trip as the recipients. */
-    push_store_prefetch_room(c, ev->room_id, invitee);
     PGresult *who = recipients(c, ev, invitee, server_name, names, err);
     if (!who) return -1;
     int rc = 0;
+    json_t *batch = json_array();
     if (PQntuples(who) > 0) {
         long long members = atoll(PQgetvalue(who, 0, 2));
         hook_job h = {.c = c, .ev = ev};
-        json_t *batch = json_array();
         rc = evaluate_all(&h, who, members, batch, err);
-        if (rc == 0 && json_array_size(batch) > 0) rc = store_batch(c, ev, pos, thread, batch, err);
-        json_decref(batch);
         if (h.lookup_used) room_lookup_clear(&h.lookup);
     }
     PQclear(who);
+    if (rc == 0) rc = store_results(c, ev, pos, thread, batch, reader, err);
+    json_decref(batch);
     return rc;
 }
 

@@ -69,53 +69,52 @@ int push_store_load(db_conn *c, const char *user_id, json_t **user_rules, json_t
     return 0;
 }
 
-#define ROOM_USERS                                                                        \
-    "(SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member'" \
-    " AND membership = 'join' UNION SELECT $2)"
-
-static json_t *sub(json_t *by_user, const char *user_id) {
-    json_t *o = json_object_get(by_user, user_id);
-    if (!o) json_object_set_new(by_user, user_id, o = json_object());
-    return o;
+/* One rule or change as PUSH_STORE_RULES_OF / PUSH_STORE_CHANGES_OF give it
+ * (a JSON array of the columns), added as add_rule / add_change would. */
+static void add_rule_json(json_t *rules, json_t *row) {
+    const char *kind = json_string_value(json_array_get(row, 0));
+    const char *rule_id = json_string_value(json_array_get(row, 1));
+    if (!kind || !rule_id) return;
+    json_t *list = json_object_get(rules, kind);
+    if (!list) json_object_set_new(rules, kind, list = json_array());
+    json_t *actions = json_array_get(row, 4);
+    json_t *rule = json_pack("{s:s, s:o, s:b}", "rule_id", rule_id, "actions",
+                             json_is_array(actions) ? json_incref(actions) : json_array(),
+                             "enabled", json_is_true(json_array_get(row, 5)));
+    json_t *conds = json_array_get(row, 2);
+    if (conds && !json_is_null(conds)) json_object_set(rule, "conditions", conds);
+    json_t *pattern = json_array_get(row, 3);
+    if (json_is_string(pattern)) json_object_set(rule, "pattern", pattern);
+    json_array_append_new(list, rule);
 }
 
-static db_stmt room_rules = DB_STMT("SELECT p.user_id, " RULE_COLS " FROM push_rules p"
-                                    " WHERE p.user_id IN " ROOM_USERS
-                                    " ORDER BY p.user_id, p.kind, p.priority DESC");
-static db_stmt room_changes = DB_STMT("SELECT d.user_id, " CHANGE_COLS
-                                      " FROM push_rule_default_changes d WHERE d.user_id IN "
-                                      ROOM_USERS);
-
-void push_store_prefetch_room(db_conn *c, const char *room_id, const char *extra) {
-    const char *p[] = {room_id, extra};
-    hs_err ignored = {0};
-    if (db_prefetch(c, &room_rules, 2, p, 0, &ignored) == 0)
-        db_prefetch(c, &room_changes, 2, p, 0, &ignored);
+static void add_change_json(json_t *changes, json_t *row) {
+    const char *kind = json_string_value(json_array_get(row, 0));
+    const char *rule_id = json_string_value(json_array_get(row, 1));
+    if (!kind || !rule_id) return;
+    json_t *by_id = json_object_get(changes, kind);
+    if (!by_id) json_object_set_new(changes, kind, by_id = json_object());
+    json_t *ch = json_object();
+    json_t *enabled = json_array_get(row, 2);
+    if (json_is_boolean(enabled)) json_object_set(ch, "enabled", enabled);
+    json_t *actions = json_array_get(row, 3);
+    if (actions && !json_is_null(actions)) json_object_set(ch, "actions", actions);
+    json_object_set_new(by_id, rule_id, ch);
 }
 
-int push_store_load_room(db_conn *c, const char *room_id, const char *extra, json_t **rules_by_user,
-                         json_t **changes_by_user, hs_err *err) {
-    db_stmt *qr = &room_rules, *qd = &room_changes;
-    const char *p[] = {room_id, extra};
-    *rules_by_user = *changes_by_user = NULL;
-    push_store_prefetch_room(c, room_id, extra); /* both in one round trip */
-    PGresult *r = db_run(c, qr, 2, p, err);
-    if (!r) return -1;
-    *rules_by_user = json_object();
-    for (int i = 0; i < PQntuples(r); i++)
-        add_rule(sub(*rules_by_user, PQgetvalue(r, i, 0)), r, i, 1);
-    PQclear(r);
-    if (!(r = db_run(c, qd, 2, p, err))) {
-        json_decref(*rules_by_user);
-        *rules_by_user = NULL;
-        return -1;
-    }
-    *changes_by_user = json_object();
-    for (int i = 0; i < PQntuples(r); i++)
-        add_change(sub(*changes_by_user, PQgetvalue(r, i, 0)), r, i, 1);
-    PQclear(r);
-    return 0;
+static json_t *from_json(const char *text, void (*add)(json_t *, json_t *)) {
+    json_t *out = json_object();
+    json_t *rows = text && *text ? json_loads(text, 0, NULL) : NULL;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) add(out, row);
+    json_decref(rows);
+    return out;
 }
+
+json_t *push_store_rules_from_json(const char *text) { return from_json(text, add_rule_json); }
+
+json_t *push_store_changes_from_json(const char *text) { return from_json(text, add_change_json); }
 
 int client_push_rules_account_data(db_conn *c, const char *user_id, long long from, long long to,
                                    json_t **event, hs_err *err) {

@@ -12,15 +12,22 @@
 int push_store_load(db_conn *c, const char *user_id, json_t **user_rules, json_t **changes,
                     hs_err *err);
 
-/* The same for several users at once: objects keyed by user ID (users with
- * nothing stored are absent), for every user joined to room_id in its current
- * state, and `extra` (an invitee; may be NULL). */
-int push_store_load_room(db_conn *c, const char *room_id, const char *extra, json_t **rules_by_user,
-                         json_t **changes_by_user, hs_err *err);
+/* SQL for a user's stored rules and changes to defaults inside another
+ * query (user: an SQL expression for the user ID), as one JSON text each (NULL
+ * when there are none), which push_store_rules_from_json and
+ * push_store_changes_from_json turn into push_store_load's shapes: so the
+ * rules of an event's recipients come with the recipients, in one statement. */
+#define PUSH_STORE_RULES_OF(user)                                                          \
+    "(SELECT json_agg(json_build_array(p.kind, p.rule_id, p.conditions, p.pattern,"      \
+    " p.actions, p.enabled) ORDER BY p.kind, p.priority DESC)::text FROM push_rules p"   \
+    " WHERE p.user_id = " user ")"
+#define PUSH_STORE_CHANGES_OF(user)                                                         \
+    "(SELECT json_agg(json_build_array(d.kind, d.rule_id, d.enabled, d.actions))::text"   \
+    " FROM push_rule_default_changes d WHERE d.user_id = " user ")"
 
-/* Send push_store_load_room's reads ahead (db_prefetch), so they travel with
- * the caller's next statement. */
-void push_store_prefetch_room(db_conn *c, const char *room_id, const char *extra);
+/* New references; both objects, possibly empty (text may be NULL). */
+json_t *push_store_rules_from_json(const char *text);
+json_t *push_store_changes_from_json(const char *text);
 
 /* The user's whole rule set as the m.push_rules account data event
  * ({"type": "m.push_rules", "content": {"global": …}}), for /sync's global
