@@ -113,7 +113,9 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
          * usually). */
         const room_version *known = v ? v : room_store_known_version(room_id);
         room_store_prefetch_head(c, room_id);
-        if (known) {
+        /* Not when this process keeps the room's auth events: they are
+         * still good, usually (the stamp read with the lock tells). */
+        if (known && !room_current_cache_has(room_id)) {
             json_t *ahead = skeleton(known, room_id, proto, false);
             room_lookup_prefetch_ahead(&l, known, ahead);
             json_decref(ahead);
@@ -127,6 +129,8 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     room_state_map *before = NULL;
     long long before_group = 0;
     room_event *ev = NULL;
+    l.stamped = !create;
+    l.state_stamp = head.state_stamp;
     if (create) {
         json_object_set_new(j, "prev_events", json_array());
         json_object_set_new(j, "auth_events", json_array());

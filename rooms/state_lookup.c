@@ -24,8 +24,14 @@ static const room_event *cached(room_lookup *l, const char *type, const char *sk
     return NULL;
 }
 
+static bool known_absent(const room_lookup *l, const char *type, const char *sk) {
+    for (size_t i = 0; i < l->n_absent; i++)
+        if (!strcmp(l->absent[i][0], type) && !strcmp(l->absent[i][1], sk)) return true;
+    return false;
+}
+
 /* The keys room_lookup_prefetch asks for: ev's auth events selection and
- * the create event, less those already loaded. */
+ * the create event, less those already loaded or known to be absent. */
 static size_t wanted_keys(room_lookup *l, const room_version *v, const json_t *ev,
                           const char *types[17], const char *sks[17]) {
     room_state_key keys[17];
@@ -35,7 +41,8 @@ static size_t wanted_keys(room_lookup *l, const room_version *v, const json_t *e
     if (!has_create) keys[n++] = (room_state_key){"m.room.create", ""};
     size_t want = 0;
     for (size_t i = 0; i < n; i++)
-        if (keys[i].state_key && !cached(l, keys[i].type, keys[i].state_key))
+        if (keys[i].state_key && !cached(l, keys[i].type, keys[i].state_key) &&
+            !known_absent(l, keys[i].type, keys[i].state_key))
             types[want] = keys[i].type, sks[want++] = keys[i].state_key;
     return want;
 }
@@ -46,29 +53,37 @@ void room_lookup_prefetch_ahead(room_lookup *l, const room_version *v, const jso
     room_store_current_events_prefetch(l->c, l->room_id, types, sks, want);
 }
 
+static void note_absent(room_lookup *l, const char *type, const char *sk) {
+    if (l->n_absent == sizeof l->absent / sizeof l->absent[0]) return;
+    l->absent[l->n_absent][0] = strdup(type);
+    l->absent[l->n_absent][1] = strdup(sk);
+    if (l->absent[l->n_absent][0] && l->absent[l->n_absent][1]) l->n_absent++;
+    else free(l->absent[l->n_absent][0]), free(l->absent[l->n_absent][1]);
+}
+
 int room_lookup_prefetch(room_lookup *l, const room_version *v, const json_t *ev) {
     const char *types[17], *sks[17];
     room_event *got[17];
     size_t want = wanted_keys(l, v, ev, types, sks);
-    if (room_store_current_events(l->c, l->room_id, types, sks, want, got, &l->err) < 0)
-        return l->failed = true, -1;
+    /* What the room's current state at this stamp is known to hold. */
+    size_t ask = 0;
     for (size_t i = 0; i < want; i++) {
-        if (got[i]) {
-            remember(l, got[i]);
-        } else if (l->n_absent < sizeof l->absent / sizeof l->absent[0]) {
-            l->absent[l->n_absent][0] = strdup(types[i]);
-            l->absent[l->n_absent][1] = strdup(sks[i]);
-            if (l->absent[l->n_absent][0] && l->absent[l->n_absent][1]) l->n_absent++;
-            else free(l->absent[l->n_absent][0]), free(l->absent[l->n_absent][1]);
+        room_event *hit;
+        if (l->stamped && room_current_cache_get(l->room_id, l->state_stamp, types[i], sks[i], &hit)) {
+            if (hit) remember(l, hit);
+            else note_absent(l, types[i], sks[i]);
+        } else {
+            types[ask] = types[i], sks[ask++] = sks[i];
         }
     }
+    if (room_store_current_events(l->c, l->room_id, types, sks, ask, got, &l->err) < 0)
+        return l->failed = true, -1;
+    for (size_t i = 0; i < ask; i++) {
+        if (l->stamped) room_current_cache_put(l->room_id, l->state_stamp, types[i], sks[i], got[i]);
+        if (got[i]) remember(l, got[i]);
+        else note_absent(l, types[i], sks[i]);
+    }
     return 0;
-}
-
-static bool known_absent(const room_lookup *l, const char *type, const char *sk) {
-    for (size_t i = 0; i < l->n_absent; i++)
-        if (!strcmp(l->absent[i][0], type) && !strcmp(l->absent[i][1], sk)) return true;
-    return false;
 }
 
 const room_event *room_lookup_get(void *ctx, const char *type, const char *sk) {

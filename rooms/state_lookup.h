@@ -16,6 +16,9 @@ typedef struct room_lookup {
     const room_event *const *set;   /* … or among these events … */
     size_t n_set;
     bool current;                   /* … or in the room's current state */
+    bool stamped;                   /* current at state_stamp (read under the room's lock):
+                                     * room_lookup_prefetch uses current_cache.c */
+    long long state_stamp;
     room_event *loaded[16];         /* events loaded (owned) */
     size_t n_loaded;
     char *absent[17][2];            /* keys the prefetch found nothing at (owned) */
@@ -35,6 +38,18 @@ int room_lookup_prefetch(room_lookup *l, const room_version *v, const json_t *ev
 
 /* Send room_lookup_prefetch's query ahead (db_prefetch) without reading it. */
 void room_lookup_prefetch_ahead(room_lookup *l, const room_version *v, const json_t *ev);
+
+/* The current-state events of rooms between local sends (current_cache.c),
+ * valid while the room's state stamp (sql/025, room_head.state_stamp) is the
+ * one they were read at. has: some are kept for the room (so a send may skip
+ * sending the auth events' read ahead). get: true when the pair is known at
+ * stamp, with *out a copy of its event (caller frees) or NULL (none there).
+ * put: keep a copy (ev NULL: nothing there). */
+bool room_current_cache_has(const char *room_id);
+bool room_current_cache_get(const char *room_id, long long stamp, const char *type,
+                            const char *state_key, room_event **out);
+void room_current_cache_put(const char *room_id, long long stamp, const char *type,
+                            const char *state_key, const room_event *ev);
 
 /* Free what the lookup loaded. */
 void room_lookup_clear(room_lookup *l);

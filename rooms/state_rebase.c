@@ -137,7 +137,9 @@ static int recompute_current(db_conn *c, const room_version *v, const char *room
     static db_stmt ext_q = DB_STMT(
         "SELECT f.event_id, e.state_after FROM forward_extremities f JOIN events e USING"
         " (event_id) WHERE f.room_id = $1 AND e.state_after IS NOT NULL ORDER BY f.event_id");
-    static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
+    /* current_state changed: the stamp moves (sql/025). */
+    static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2,"
+                                 " state_stamp = state_stamp + 1 WHERE room_id = $1");
     PGresult *r = db_run(c, &ext_q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     size_t n = (size_t)PQntuples(r);

@@ -99,12 +99,13 @@ long long room_store_lock_room(db_conn *c, const char *room_id, const room_versi
 /* The room's one forward extremity and its depth, as the room's row records
  * it (sql/024); not known when the extremities may be several. And whether
  * the current state names a Policy Server (m.room.policy), which most rooms
- * don't: then no local event needs one's signature. */
+ * don't: then no local event needs one's signature. And the state stamp. */
 typedef struct room_head {
     bool known;
     char event_id[256];
     long long depth;
     bool has_policy;
+    long long state_stamp; /* moves with every change of current_state (sql/025) */
 } room_head;
 
 /* room_store_lock_room, and the head read with the lock. */

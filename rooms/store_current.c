@@ -254,7 +254,7 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
 }
 
 static db_stmt lock_q = DB_STMT(
-    "SELECT coalesce(current_state_group, 0), room_version, head_event, head_depth,"
+    "SELECT coalesce(current_state_group, 0), room_version, head_event, head_depth, state_stamp,"
     " EXISTS (SELECT 1 FROM current_state cs WHERE cs.room_id = $1"
     "  AND cs.type = 'm.room.policy' AND cs.state_key = '')"
     " FROM rooms WHERE room_id = $1 FOR UPDATE");
@@ -311,7 +311,8 @@ long long room_store_lock_room_head(db_conn *c, const char *room_id, const room_
             strcpy(head->event_id, PQgetvalue(r, 0, 2));
             head->depth = atoll(PQgetvalue(r, 0, 3));
         }
-        head->has_policy = g < 0 || PQgetvalue(r, 0, 4)[0] == 't';
+        head->state_stamp = g >= 0 ? atoll(PQgetvalue(r, 0, 4)) : -1;
+        head->has_policy = g < 0 || PQgetvalue(r, 0, 5)[0] == 't';
     }
     if (g >= 0 && v && !(*v = rv)) g = -1;
     PQclear(r);
@@ -376,7 +377,9 @@ static int advance_linear(db_conn *c, const room_event *ev, long long before, lo
         "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1),"
         " i AS (INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2))"
         " UPDATE rooms SET head_event = $2, head_depth = $3::bigint,"
-        " current_state_group = coalesce($4::bigint, current_state_group) WHERE room_id = $1");
+        " current_state_group = coalesce($4::bigint, current_state_group),"
+        " state_stamp = state_stamp + CASE WHEN $4::bigint IS NULL THEN 0 ELSE 1 END"
+        " WHERE room_id = $1");
     /* not a state change: the current group stays */
     if (after != before && upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id,
                                           ev->membership, err) < 0)
@@ -390,7 +393,9 @@ static int advance_linear(db_conn *c, const room_event *ev, long long before, lo
 
 int room_store_advance(db_conn *c, const room_event *ev, long long before, long long after,
                        bool extends_current, hs_err *err) {
-    static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2 WHERE room_id = $1");
+    /* current_state may have changed: the stamp moves (sql/025). */
+    static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2,"
+                                 " state_stamp = state_stamp + 1 WHERE room_id = $1");
     if (extends_current) return advance_linear(c, ev, before, after, err);
     if (move_extremities(c, ev, err) < 0) return -1;
     long long current = room_store_lock_room(c, ev->room_id, NULL, err);

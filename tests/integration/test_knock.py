@@ -118,6 +118,38 @@ def test_knock_queue_and_cli_approve(server, channel):
     assert server.psql(f"SELECT count(*) FROM devices WHERE device_id LIKE 'PVYHSCLI%'") == "0"
 
 
+def test_cli_approve_reaches_a_server_that_checked_the_knock(server, channel):
+    """The server keeps the current-state events it authorised a send with
+    while the room's state stamp stays (rooms/current_cache.c). Here it has
+    just checked a send against the knocker's membership (knock) when another
+    process, the command line, invites them: the join must be checked against
+    the invite, not the knock the server remembers."""
+    _, toks, ids = channel
+    r = server.request("POST", "/_matrix/client/v3/createRoom", {
+        "preset": "private_chat", "name": "kn stamp",
+        "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]},
+        token=toks["kn_mod"])
+    assert r.status == 200, r
+    room = r.json["room_id"]
+    uid = server.add_user("kn_k6")
+    tok = server.login("kn_k6")
+    assert knock(server, tok, room, "k6").status == 200
+    for i in range(2):  # looked up (and kept) with the knock as the member event
+        r = server.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/send/m.room.message/k6-{i}",
+                           {"msgtype": "m.text", "body": "let me in"}, token=tok)
+        assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    stamp = server.psql(f"SELECT state_stamp FROM rooms WHERE room_id = '{room}'")
+    r = cli(server, "approve", room, "kn_k6")
+    assert r.returncode == 0, r.stderr
+    assert int(server.psql(f"SELECT state_stamp FROM rooms WHERE room_id = '{room}'")) > int(stamp)
+    r = server.request("POST", f"/_matrix/client/v3/join/{q(room)}", {}, token=tok)
+    assert r.status == 200, r
+    r = server.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/send/m.room.message/k6-in",
+                       {"msgtype": "m.text", "body": "in"}, token=tok)
+    assert r.status == 200, r
+    assert member(server, toks["kn_mod"], room, uid)["content"]["membership"] == "join"
+
+
 def test_cli_deny_and_withdraw(server, channel):
     room, toks, ids = channel
     assert knock(server, toks["kn_k2"], room, "k2 here").status == 200
