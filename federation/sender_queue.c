@@ -37,25 +37,40 @@ int fed_queue_load_positions(db_conn *c, long long pos[FED_STREAM_N], hs_err *er
 
 /* ---- who gets what ------------------------------------------------------------- */
 
-/* Adds the server names of column 0 of r to out, but ours, invalid ones
- * and those federation_domain_whitelist leaves out. */
-static void add_hosts(hs_server *srv, PGresult *r, json_t *out) {
-    for (int i = 0; i < PQntuples(r); i++) {
-        const char *h = PQgetvalue(r, i, 0);
-        if (!strcmp(h, srv->cfg->server_name) || !hs_server_name_valid(h) ||
-            !fed_domain_allowed(srv->cfg, h))
-            continue;
-        json_object_set_new(out, h, json_true());
-    }
+/* Adds a server name to out, but ours, invalid ones and those
+ * federation_domain_whitelist leaves out. */
+static void add_host(hs_server *srv, const char *h, json_t *out) {
+    if (!strcmp(h, srv->cfg->server_name) || !hs_server_name_valid(h) ||
+        !fed_domain_allowed(srv->cfg, h))
+        return;
+    json_object_set_new(out, h, json_true());
 }
 
+/* The same for the server names of column 0 of r. */
+static void add_hosts(hs_server *srv, PGresult *r, json_t *out) {
+    for (int i = 0; i < PQntuples(r); i++) add_host(srv, PQgetvalue(r, i, 0), out);
+}
+
+/* The same for a space-separated list (server names have no spaces). */
+static void add_host_list(hs_server *srv, const char *list, json_t *out) {
+    char *copy = strdup(list), *save = NULL;
+    for (char *h = copy ? strtok_r(copy, " ", &save) : NULL; h; h = strtok_r(NULL, " ", &save))
+        add_host(srv, h, out);
+    free(copy);
+}
+
+/* The servers joined to the rooms of `rooms` (an SQL set of room IDs): while
+ * a room's state is partial, its members' servers are mostly unknown, and
+ * the servers the join answer listed stand in for them. */
+#define ROOM_HOSTS(rooms)                                                                  \
+    "SELECT cs.room_id, substr(cs.state_key, strpos(cs.state_key, ':') + 1) AS host"       \
+    " FROM current_state cs WHERE cs.room_id IN (" rooms ") AND cs.type = 'm.room.member'" \
+    " AND cs.membership = 'join'"                                                          \
+    " UNION SELECT p.room_id, unnest(p.servers) FROM fed_partial_state_rooms p"            \
+    " WHERE p.room_id IN (" rooms ")"
+
 int fed_room_hosts(db_conn *c, hs_server *srv, const char *room_id, json_t *out, hs_err *err) {
-    /* While the room's state is partial, its members' servers are mostly
-     * unknown: the servers the join answer listed stand in for them. */
-    static db_stmt q = DB_STMT(
-        "SELECT DISTINCT substr(state_key, strpos(state_key, ':') + 1) FROM current_state"
-        " WHERE room_id = $1 AND type = 'm.room.member' AND membership = 'join'"
-        " UNION SELECT unnest(servers) FROM fed_partial_state_rooms WHERE room_id = $1");
+    static db_stmt q = DB_STMT("SELECT h.host FROM (" ROOM_HOSTS("$1") ") h");
     PGresult *r = db_run(c, &q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
     add_hosts(srv, r, out);
@@ -120,20 +135,19 @@ static int rows_insert(db_conn *c, pdu_rows *r, hs_err *err) {
     return n;
 }
 
-/* The destinations of one event: the servers joined to the room now (a
- * batch asks once per room), and for a membership event the target's
+/* The destinations of one event: the servers joined to the room now (the
+ * batch's query gives them, column 6, once per room), and for a membership event the target's
  * server (a member being kicked or banned, who may have been its server's
  * last, or an invite being rescinded). Not for an invite: PUT /invite
  * already gave the invitee's server the event, and its server is not in
  * the room, so a copy by /send is dropped ("not in the room") or, when it
  * lands while that server is joining, soft-failed (Synapse logs both). */
-static json_t *event_dests(db_conn *c, hs_server *srv, json_t *by_room, PGresult *r, int i,
-                           hs_err *err) {
+static json_t *event_dests(hs_server *srv, json_t *by_room, PGresult *r, int i) {
     const char *room = PQgetvalue(r, i, 2), *type = PQgetvalue(r, i, 3);
     json_t *hosts = json_object_get(by_room, room);
     if (!hosts) {
         hosts = json_object();
-        if (fed_room_hosts(c, srv, room, hosts, err) < 0) return json_decref(hosts), NULL;
+        add_host_list(srv, PQgetvalue(r, i, 6), hosts);
         json_object_set_new(by_room, room, hosts);
     }
     json_t *d = json_deep_copy(hosts);
@@ -152,14 +166,18 @@ static json_t *event_dests(db_conn *c, hs_server *srv, json_t *by_room, PGresult
 static int enqueue_events(db_conn *c, hs_server *srv, long long from, long long to, json_t *woken,
                           hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT stream_ordering, event_id, room_id, type, state_key,"
+        "WITH ev AS (SELECT stream_ordering, event_id, room_id, type, state_key,"
         "  CASE WHEN type = 'm.room.member'"
-        "   THEN convert_from(json, 'UTF8')::jsonb #>> '{content,membership}' END FROM events"
-        " WHERE stream_ordering > $1 AND stream_ordering <= $2 AND NOT outlier"
-        " AND NOT soft_failed AND rejected_reason IS NULL"
-        " AND substr(sender, strpos(sender, ':') + 1) = $3"
-        " AND NOT (type = 'm.room.create' AND state_key = '')"
-        " ORDER BY stream_ordering");
+        "   THEN convert_from(json, 'UTF8')::jsonb #>> '{content,membership}' END AS membership"
+        "  FROM events"
+        "  WHERE stream_ordering > $1 AND stream_ordering <= $2 AND NOT outlier"
+        "  AND NOT soft_failed AND rejected_reason IS NULL"
+        "  AND substr(sender, strpos(sender, ':') + 1) = $3"
+        "  AND NOT (type = 'm.room.create' AND state_key = '')),"
+        " h AS (SELECT x.room_id, string_agg(DISTINCT x.host, ' ') AS hosts"
+        "  FROM (" ROOM_HOSTS("SELECT room_id FROM ev") ") x GROUP BY x.room_id)"
+        " SELECT ev.*, coalesce(h.hosts, '') FROM ev LEFT JOIN h USING (room_id)"
+        " ORDER BY ev.stream_ordering");
     char f[24], t[24];
     snprintf(f, sizeof f, "%lld", from);
     snprintf(t, sizeof t, "%lld", to);
@@ -169,9 +187,9 @@ static int enqueue_events(db_conn *c, hs_server *srv, long long from, long long 
     pdu_rows rows = {0};
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
-        json_t *d = event_dests(c, srv, by_room, r, i, err);
+        json_t *d = event_dests(srv, by_room, r, i);
         if (!d) {
-            rc = -1;
+            rc = hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
             break;
         }
         const char *dest;
