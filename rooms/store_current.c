@@ -45,9 +45,11 @@ int room_store_auth_chain(db_conn *c, const char *const *ids, size_t n, char ***
                           size_t *n_out, hs_err *err) {
     static db_stmt q = DB_STMT(
         "WITH RECURSIVE chain(id) AS ("
-        "  SELECT a.auth_id FROM event_auth a WHERE a.event_id = ANY($1::text[])"
+        "  SELECT a.id FROM events e CROSS JOIN LATERAL unnest(e.auth_ids) AS a(id)"
+        "  WHERE e.event_id = ANY($1::text[])"
         "  UNION"
-        "  SELECT a.auth_id FROM event_auth a JOIN chain ON a.event_id = chain.id)"
+        "  SELECT a.id FROM chain JOIN events e ON e.event_id = chain.id"
+        "  CROSS JOIN LATERAL unnest(e.auth_ids) AS a(id))"
         " SELECT id FROM chain");
     char *arr = db_text_array(ids, n);
     PGresult *r = db_run(c, &q, 1, (const char *[]){arr}, err);

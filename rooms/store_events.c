@@ -99,23 +99,22 @@ static char *replaced_state(db_conn *c, const room_persist_item *it, long long b
     return id;
 }
 
-/* The event and both kinds of its DAG edges, in one statement. */
+/* The event, with its auth events (sql/026) and its prev_events edges, in
+ * one statement. */
 static int insert_event(db_conn *c, const room_persist_item *it, long long before,
                         long long after, hs_err *err) {
     static db_stmt ins = DB_STMT(
-        "WITH a AS (INSERT INTO event_auth (event_id, auth_id)"
-        "  SELECT $1, unnest($18::text[]) ON CONFLICT DO NOTHING),"
-        " p AS (INSERT INTO event_edges (event_id, prev_event_id, room_id)"
+        "WITH p AS (INSERT INTO event_edges (event_id, prev_event_id, room_id)"
         "  SELECT $1, unnest($17::text[]), $2 ON CONFLICT DO NOTHING)"
         " INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
         " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json,"
-        " replaces_state)"
+        " replaces_state, auth_ids)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7,"
         "  CASE WHEN $8 THEN NULL WHEN $14::bigint <> 0 THEN $14::bigint"
         "   ELSE nextval('events_stream_seq') END,"
         "  $8, $9, $10, $11, $12, $13,"
         "  coalesce($15, CASE WHEN $16 THEN (SELECT cs.event_id FROM current_state cs"
-        "   WHERE cs.room_id = $2 AND cs.type = $3 AND cs.state_key = $4) END))"
+        "   WHERE cs.room_id = $2 AND cs.type = $3 AND cs.state_key = $4) END), $18::text[])"
         " ON CONFLICT (event_id) DO UPDATE SET outlier = false,"
         "  stream_ordering = EXCLUDED.stream_ordering, soft_failed = EXCLUDED.soft_failed,"
         "  rejected_reason = EXCLUDED.rejected_reason, state_before = EXCLUDED.state_before,"

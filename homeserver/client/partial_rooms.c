@@ -48,8 +48,8 @@ int client_partial_senders(db_conn *c, const char *room_id, const room_state_map
                            size_t *n_owned, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT DISTINCT ON (m.state_key) m.event_id FROM events e"
-        " JOIN event_auth a ON a.event_id = e.event_id"
-        " JOIN events m ON m.event_id = a.auth_id AND m.type = 'm.room.member'"
+        " CROSS JOIN LATERAL unnest(e.auth_ids) AS a(id)"
+        " JOIN events m ON m.event_id = a.id AND m.type = 'm.room.member'"
         "  AND m.state_key = e.sender"
         " WHERE e.event_id = ANY($1::text[]) ORDER BY m.state_key, m.depth DESC");
     int partial = client_room_is_partial(c, room_id, err);
