@@ -31,7 +31,7 @@ static int load_auth(db_conn *c, const room_event *ev, room_event **out, size_t 
  * state before ev is the current state. 1 with *current (the group), 0, -1. */
 static int extends_current(db_conn *c, const room_event *ev, long long *current, hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT f.event_id, e.state_after, r.current_state_group FROM forward_extremities f"
+        "SELECT f.event_id, e.state_after, r.current_state_group FROM room_extremities f"
         " JOIN events e USING (event_id) JOIN rooms r ON r.room_id = f.room_id"
         " WHERE f.room_id = $1 LIMIT 2");
     if (ev->n_prev != 1) return 0;

@@ -135,7 +135,7 @@ static int write_current(db_conn *c, const char *room_id, const room_state_map *
 static int recompute_current(db_conn *c, const room_version *v, const char *room_id,
                              hs_err *err) {
     static db_stmt ext_q = DB_STMT(
-        "SELECT f.event_id, e.state_after FROM forward_extremities f JOIN events e USING"
+        "SELECT f.event_id, e.state_after FROM room_extremities f JOIN events e USING"
         " (event_id) WHERE f.room_id = $1 AND e.state_after IS NOT NULL ORDER BY f.event_id");
     /* current_state changed: the stamp moves (sql/025). */
     static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2,"

@@ -28,7 +28,7 @@ static int collect_ids(PGresult *r, int col, char ***out, size_t *n) {
 }
 
 static db_stmt extremities_q = DB_STMT(
-    "SELECT f.event_id, e.depth FROM forward_extremities f JOIN events e USING (event_id)"
+    "SELECT f.event_id, e.depth FROM room_extremities f JOIN events e USING (event_id)"
     " WHERE f.room_id = $1 ORDER BY e.depth DESC, f.event_id");
 
 int room_store_extremities(db_conn *c, const char *room_id, char ***ids, size_t *n,
@@ -349,11 +349,17 @@ done:
     return g;
 }
 
+/* Called with the room locked. */
 static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
-    /* The extremities may be several now: the row's head no longer says. */
+    /* The extremities may be several now: the row's head goes back into the
+     * table (sql/027) and no longer speaks for it. */
     static db_stmt forget = DB_STMT(
-        "UPDATE rooms SET head_event = NULL, head_depth = NULL WHERE room_id = $1"
-        " AND head_event IS NOT NULL");
+        "WITH h AS (SELECT room_id, head_event FROM rooms WHERE room_id = $1"
+        "  AND head_event IS NOT NULL),"
+        " u AS (UPDATE rooms SET head_event = NULL, head_depth = NULL"
+        "  WHERE room_id IN (SELECT room_id FROM h))"
+        " INSERT INTO forward_extremities (room_id, event_id) SELECT room_id, head_event FROM h"
+        " ON CONFLICT DO NOTHING");
     static db_stmt del = DB_STMT(
         "DELETE FROM forward_extremities WHERE room_id = $1 AND event_id = $2");
     static db_stmt ins = DB_STMT(
@@ -373,11 +379,11 @@ static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
  * extends_current): ev is now the only one, and the state moves by ev alone. */
 static int advance_linear(db_conn *c, const room_event *ev, long long before, long long after,
                           hs_err *err) {
-    /* ev is the one extremity now: the table, the row's head (sql/024) and,
+    /* ev is the one extremity now: the row's head (sql/024, sql/027; rows
+     * the table had from before are cleared: usually there are none) and,
      * when the state moved, the row's group, in one statement. */
     static db_stmt set = DB_STMT(
-        "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1),"
-        " i AS (INSERT INTO forward_extremities (room_id, event_id) VALUES ($1, $2))"
+        "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1)"
         " UPDATE rooms SET head_event = $2, head_depth = $3::bigint,"
         " current_state_group = coalesce($4::bigint, current_state_group),"
         " state_stamp = state_stamp + CASE WHEN $4::bigint IS NULL THEN 0 ELSE 1 END"
@@ -399,9 +405,8 @@ int room_store_advance(db_conn *c, const room_event *ev, long long before, long 
     static db_stmt set = DB_STMT("UPDATE rooms SET current_state_group = $2,"
                                  " state_stamp = state_stamp + 1 WHERE room_id = $1");
     if (extends_current) return advance_linear(c, ev, before, after, err);
-    if (move_extremities(c, ev, err) < 0) return -1;
     long long current = room_store_lock_room(c, ev->room_id, NULL, err);
-    if (current < 0) return -1;
+    if (current < 0 || move_extremities(c, ev, err) < 0) return -1;
     char **ext = NULL;
     size_t n = 0;
     if (room_store_extremities(c, ev->room_id, &ext, &n, NULL, err) < 0) return -1;
