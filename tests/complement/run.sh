@@ -17,6 +17,7 @@
 #                    the MSC packages under tests/msc* are left out)
 #   PARALLEL         go test -parallel (default 2)
 #   TIMEOUT          go test -timeout (default 120m)
+#   COMPLEMENT_IMAGE the image built and run (default complement-pvyhs:latest)
 #   SKIP_BUILD=1     reuse the existing image
 # Docker Hub unreachable? The base image is then made with debootstrap
 # (needs root and a Debian mirror) and kept as pvyhs-complement-base:bookworm.
@@ -27,7 +28,7 @@ COMPLEMENT_DIR=${COMPLEMENT_DIR:-$here/.complement}
 COMPLEMENT_REF=${COMPLEMENT_REF:-50044edb68c37c7ee4c1506f76d904d3d513fe2c}
 COMPLEMENT_PKGS=${COMPLEMENT_PKGS:-./tests/ ./tests/csapi/}
 COMPLEMENT_LOG=${COMPLEMENT_LOG:-$here/last-run.log}
-image=complement-pvyhs:latest
+image=${COMPLEMENT_IMAGE:-complement-pvyhs:latest}
 
 docker info >/dev/null 2>&1 || { echo "run.sh: no Docker daemon (start dockerd as root)" >&2; exit 1; }
 
