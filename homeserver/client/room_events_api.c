@@ -63,7 +63,15 @@ static int put_state(hs_req *r, json_t **out, hs_err *err) {
     if (limit_messages(r, err) < 0) return -1;
     const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
     if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
-    json_t *p = proto_of(r, r->params[1], sk, r->json);
+    json_t *content = json_deep_copy(r->json);
+    /* A client's member event never names an authorising user: that key is
+     * the server's, for a restricted join it vouches for (restricted_join.c),
+     * and would not carry the authorising server's signature. Dropped, as
+     * Synapse does (a join -> join to change a display name may copy it). */
+    if (!strcmp(r->params[1], "m.room.member"))
+        json_object_del(content, "join_authorised_via_users_server");
+    json_t *p = proto_of(r, r->params[1], sk, content);
+    json_decref(content);
     room_event *ev = client_room_send(r->srv, NULL, r->params[0], p, err);
     json_decref(p);
     return ev ? answer_event_id(ev, NULL, out) : -1;

@@ -153,6 +153,16 @@ def test_restricted_join_through_the_space(server, space):
     # Once in, a join (a profile update) needs no authoriser.
     r = join(server, t["sp_bob"], rooms["B"])
     assert r.status == 200
+    # A client's join -> join naming one (copied from its member event, or
+    # made up: Complement's TestRestrictedRoomsLocalJoin) has it dropped, as
+    # in Synapse, rather than refused for the missing signature.
+    r = server.request("PUT", f"/_matrix/client/v3/rooms/{q(rooms['B'])}/state/m.room.member/{q(u['sp_bob'])}",
+                       {"membership": "join", "displayname": "Bobby", "join_authorised_via_users_server": "unused"},
+                       token=t["sp_bob"])
+    assert r.status == 200, r
+    ev = server.request("GET", f"/_matrix/client/v3/rooms/{q(rooms['B'])}/state/m.room.member/{q(u['sp_bob'])}",
+                        token=t["sp_bob"]).json
+    assert ev == {"membership": "join", "displayname": "Bobby"}, ev
     # Nobody here may invite: the join can't be granted.
     b2 = create(server, t["sp_alice"], {"preset": "private_chat", "room_version": "10",
                                         "power_level_content_override": {"invite": 150}, "initial_state": [
