@@ -23,19 +23,21 @@
 
 /* ---- restricted joins ---- */
 
-/* Does any allowed room say user_id may join? *known: we are in one of them. */
+/* Does any allowed room say user_id may join? *known: we are in one of them;
+ * *any: the allow list names a room at all. */
 static int allowed_by_rooms(db_conn *c, const hs_server *srv, const json_t *allow,
-                            const char *user_id, bool *known, hs_err *err) {
+                            const char *user_id, bool *known, bool *any, hs_err *err) {
     static db_stmt q =
         DB_STMT("SELECT 1 FROM current_state WHERE room_id = $1 AND type = 'm.room.member'"
                 " AND state_key = $2 AND membership = 'join'");
-    *known = false;
+    *known = *any = false;
     size_t i;
     json_t *a;
     json_array_foreach(allow, i, a) {
         const char *type = json_string_value(json_object_get(a, "type"));
         const char *rid = json_string_value(json_object_get(a, "room_id"));
         if (!type || strcmp(type, "m.room_membership") || !rid) continue;
+        *any = true;
         int in = fed_server_in_room(c, rid, srv->cfg->server_name, err);
         if (in < 0) return -1;
         if (!in) continue;
@@ -92,11 +94,14 @@ int fed_restricted_join(db_conn *c, const hs_server *srv, const char *room_id, c
     bool already = r && PQntuples(r) &&
                    (!strcmp(PQgetvalue(r, 0, 0), "join") || !strcmp(PQgetvalue(r, 0, 0), "invite"));
     PQclear(r);
-    bool known = false;
-    int ok = r && !already ? allowed_by_rooms(c, srv, allow, user_id, &known, err) : 0;
+    bool known = false, any = false;
+    int ok = r && !already ? allowed_by_rooms(c, srv, allow, user_id, &known, &any, err) : 0;
     json_decref(allow);
     if (!r || ok < 0) return -1;
     if (already) return 0; /* invited or joined: the auth rules need nobody's word */
+    /* No room to be a member of (knock_restricted without an allow list, as
+     * Complement's knocking tests make): an invite is the only way in. */
+    if (!any) return hs_err_set(err, 403, "M_FORBIDDEN", "You are not invited to this room");
     if (!known)
         return hs_err_set(err, 400, "M_UNABLE_TO_AUTHORISE_JOIN",
                           "This server is in none of the rooms that allow joining %s", room_id);

@@ -899,6 +899,13 @@ def test_restricted_join_authorised_by_a(fed):
                     "allow": [{"type": "m.room_membership", "room_id": "!elsewhere:" + f.name}]}}])
     r = f.request(a, "GET", f"/_matrix/federation/v1/make_join/{q(other)}/{q(uid)}?ver=12")
     assert r.status == 400 and r.json["errcode"] == "M_UNABLE_TO_AUTHORISE_JOIN", r.raw
+    # No allowed room at all (knock_restricted without "allow", as Complement's
+    # knocking tests make it): only an invite lets one in, so 403, not 400
+    # (which would send the joining server to ask elsewhere).
+    shut = create_room(a, atok, preset="private_chat", initial_state=[{
+        "type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock_restricted"}}])
+    r = f.request(a, "GET", f"/_matrix/federation/v1/make_join/{q(shut)}/{q(uid)}?ver=12")
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
 
 
 def test_leave_through_make_leave(fed):
