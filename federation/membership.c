@@ -197,8 +197,16 @@ json_t *fed_strip_for_clients(const json_t *pdus) {
         if (!json_is_string(type) || !json_is_string(sk) || !json_is_object(content) ||
             !json_is_string(sender))
             continue;
-        json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:O}", "type", type, "state_key", sk,
-                                             "content", content, "sender", sender));
+        json_t *s = json_pack("{s:O, s:O, s:O, s:O}", "type", type, "state_key", sk, "content",
+                              content, "sender", sender);
+        /* The create event comes as a whole PDU (v1.16, MSC4311): clients
+         * get its client fields too. */
+        if (!strcmp(json_string_value(type), "m.room.create"))
+            for (const char *const *k = (const char *const[]){"origin_server_ts", "event_id",
+                                                               "room_id", NULL};
+                 *k; k++)
+                if (json_object_get(e, *k)) json_object_set(s, *k, json_object_get(e, *k));
+        json_array_append_new(out, s);
     }
     return out;
 }

@@ -278,3 +278,22 @@ int client_events_by_ids_for(db_conn *c, const char *viewer, const char *const *
     PQclear(r);
     return rc;
 }
+
+json_t *client_strip_state(const json_t *events) {
+    json_t *out = json_array();
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        if (type && !strcmp(type, "m.room.create")) {
+            json_array_append(out, ev);
+            continue;
+        }
+        json_array_append_new(out, json_pack("{s:O, s:O, s:O, s:O}", "type",
+                                             json_object_get(ev, "type"), "state_key",
+                                             json_object_get(ev, "state_key"), "content",
+                                             json_object_get(ev, "content"), "sender",
+                                             json_object_get(ev, "sender")));
+    }
+    return out;
+}

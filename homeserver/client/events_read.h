@@ -58,4 +58,9 @@ json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, 
 int client_events_by_ids(db_conn *c, const char *const *ids, size_t n, bool with_room_id,
                          json_t *out, hs_err *err);
 
+/* Stripped state (invite_state, knock_state) of client-format events: type,
+ * state_key, content and sender, but the m.room.create event whole (v1.16,
+ * MSC4311: its ID and time too). A new array. */
+json_t *client_strip_state(const json_t *events);
+
 #endif

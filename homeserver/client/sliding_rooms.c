@@ -246,19 +246,11 @@ static int invite_state(db_conn *c, const char *user_id, const ss_room *room, js
     const char *ids[16];
     size_t n = 0;
     for (int i = 0; i < PQntuples(r) && n < 16; i++) ids[n++] = PQgetvalue(r, i, 0);
-    json_t *full = json_array(), *stripped = json_array();
+    json_t *full = json_array();
     int rc = client_events_by_ids(c, ids, n, false, full, err);
     PQclear(r);
-    size_t i;
-    json_t *ev;
-    json_array_foreach(full, i, ev)
-        json_array_append_new(stripped, json_pack("{s:O, s:O, s:O, s:O}", "type",
-                                                  json_object_get(ev, "type"), "state_key",
-                                                  json_object_get(ev, "state_key"), "content",
-                                                  json_object_get(ev, "content"), "sender",
-                                                  json_object_get(ev, "sender")));
+    json_object_set_new(o, "invite_state", client_strip_state(full));
     json_decref(full);
-    json_object_set_new(o, "invite_state", stripped);
     return rc;
 }
 

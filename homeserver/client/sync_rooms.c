@@ -315,17 +315,9 @@ static int stripped_state(db_conn *c, const membership_row *m, json_t **out, hs_
         if (id) ids[n++] = id;
     }
     ids[n++] = m->event_id;
-    json_t *full = json_array(), *stripped = json_array();
+    json_t *full = json_array();
     if (rc == 0) rc = client_events_by_ids(c, ids, n, false, full, err);
-    size_t i;
-    json_t *ev;
-    json_array_foreach(full, i, ev) {
-        json_t *s = json_pack("{s:O, s:O, s:O, s:O}", "type", json_object_get(ev, "type"),
-                              "state_key", json_object_get(ev, "state_key"), "content",
-                              json_object_get(ev, "content"), "sender", json_object_get(ev, "sender"));
-        json_array_append_new(stripped, s);
-    }
-    *out = stripped;
+    *out = client_strip_state(full);
     json_decref(full);
     room_state_map_free(state);
     return rc;

@@ -995,6 +995,9 @@ def test_invite_from_f_to_a_room_a_is_not_in(fed):
     assert entry, r.json["rooms"]
     evs = entry["invite_state"]["events"]
     assert {"type": "m.room.name", "state_key": "", "sender": fred, "content": {"name": "F's room"}} in evs
+    # The create event keeps its client fields (v1.16, MSC4311).
+    c = [e for e in evs if e["type"] == "m.room.create"][0]
+    assert c["origin_server_ts"] == create["origin_server_ts"], c
     assert any(e["type"] == "m.room.member" and e["state_key"] == hal for e in evs)
     # hal rejects; F answers nothing (no make_leave route): rejected locally.
     r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=htok)
