@@ -24,6 +24,9 @@ typedef struct room_auth {
 } room_auth;
 
 #define ROOM_AUTH_REJECT(a, ...) hs_err_set((a)->err, 403, "M_FORBIDDEN", __VA_ARGS__)
+/* A rejection for content no server can accept (a malformed power levels
+ * event): the same verdict, told to a local client as 400 as Synapse does. */
+#define ROOM_AUTH_REJECT_CONTENT(a, ...) hs_err_set((a)->err, 400, "M_BAD_JSON", __VA_ARGS__)
 
 /* The state event (type, state_key) into *out (NULL if absent). An event of
  * another room in the state is refused (-1), whatever the caller's bug. */

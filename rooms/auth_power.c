@@ -121,15 +121,15 @@ static int check_map(room_auth *a, const json_t *content, const char *key, bool 
     json_t *map = json_object_get(content, key);
     if (!map) return 0;
     if (!json_is_object(map))
-        return ROOM_AUTH_REJECT(a, "power levels: '%s' must be an object", key);
+        return ROOM_AUTH_REJECT_CONTENT(a, "power levels: '%s' must be an object", key);
     const char *k;
     json_t *val;
     long long n;
     json_object_foreach(map, k, val) {
         if (user_keys && !room_valid_user_id(k, strlen(k)))
-            return ROOM_AUTH_REJECT(a, "power levels: '%s' is not a valid user ID", k);
+            return ROOM_AUTH_REJECT_CONTENT(a, "power levels: '%s' is not a valid user ID", k);
         if (!room_pl_value(a->v, val, &n))
-            return ROOM_AUTH_REJECT(a, "power levels: %s.%s is not an integer", key, k);
+            return ROOM_AUTH_REJECT_CONTENT(a, "power levels: %s.%s is not an integer", key, k);
     }
     return 0;
 }
@@ -139,7 +139,7 @@ static int check_format(room_auth *a, const json_t *content) {
     for (const char *const *k = named_levels; *k; k++) {
         json_t *val = json_object_get(content, *k);
         if (val && !room_pl_value(a->v, val, &n))
-            return ROOM_AUTH_REJECT(a, "power levels: '%s' is not an integer", *k);
+            return ROOM_AUTH_REJECT_CONTENT(a, "power levels: '%s' is not an integer", *k);
     }
     return check_map(a, content, "events", false) || check_map(a, content, "notifications", false) ||
                    check_map(a, content, "users", true)
@@ -153,7 +153,7 @@ static int check_no_creators(room_auth *a, const json_t *users) {
     json_t *val;
     json_object_foreach((json_t *)users, k, val) {
         if (room_is_creator(a->create, k))
-            return ROOM_AUTH_REJECT(a, "power levels: room creator %s cannot be listed in users", k);
+            return ROOM_AUTH_REJECT_CONTENT(a, "power levels: room creator %s cannot be listed in users", k);
     }
     return 0;
 }

@@ -62,6 +62,9 @@ static int put_send(hs_req *r, json_t **out, hs_err *err) {
 static int put_state(hs_req *r, json_t **out, hs_err *err) {
     if (limit_messages(r, err) < 0) return -1;
     const char *sk = r->n_params > 2 && r->params[2] ? r->params[2] : "";
+    /* A room has one create event, made with it (Synapse's words and code). */
+    if (!strcmp(r->params[1], "m.room.create"))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "Cannot resend m.room.create event");
     if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
     json_t *content = json_deep_copy(r->json);
     /* A client's member event never names an authorising user: that key is

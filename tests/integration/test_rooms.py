@@ -78,6 +78,21 @@ def test_trusted_private_chat_v12_additional_creators(server, users):
     assert inv == {"membership": "invite", "is_direct": True, "displayname": "rm_bob"}
 
 
+def test_v12_content_refusals_are_400(server, users):
+    """What Complement's v12 tests ask: a creator listed in the power levels'
+    users (v12 auth rule 10.4) is malformed content, 400 as in Synapse; a
+    second m.room.create is refused with 400 in every version."""
+    a_id, a = users["rm_alice"]
+    for version in ("11", "12"):
+        room = create(server, a, room_version=version)
+        r = server.request("PUT", f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.create/",
+                           {"room_version": version, "entropy": 100}, token=a)
+        assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r
+    r = server.request("PUT", f"/_matrix/client/v3/rooms/{quote(room)}/state/m.room.power_levels/",
+                       {"users": {a_id: 100}}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", r
+
+
 def test_membership_lifecycle(server, users):
     a_id, a = users["rm_alice"]
     b_id, b = users["rm_bob"]

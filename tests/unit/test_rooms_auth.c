@@ -650,6 +650,12 @@ START_TEST(v12_creators) {
     room("12");
     /* Creators cannot be listed in users, nor can additional creators. */
     FX_DENY(&r, pl(ALICE, "{'users':{'" ALICE "':100}}"));
+    /* Malformed content, not a lack of power: a local client hears 400. */
+    hs_err perr = {0};
+    ck_assert_int_eq(room_auth_check(pl(ALICE, "{'users':{'" ALICE "':100}}"), fx_lookup, &r, &perr),
+                     -1);
+    ck_assert_int_eq(perr.status, 400);
+    ck_assert_str_eq(perr.errcode, "M_BAD_JSON");
     FX_ALLOW(&r, pl(ALICE, PL_V12));
     /* Infinite power: more than any level anyone can set. */
     ck_assert_int_eq(room_user_power_level(r.v, ALICE, fx_lookup, &r), LLONG_MAX);
