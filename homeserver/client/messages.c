@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "events_read.h"
+#include "filters.h"
 #include "homeserver/core/log.h"
 #include "homeserver/db/streams.h"
 #include "remote_rooms.h"
@@ -59,6 +60,109 @@ static int backfill_page(hs_req *r, db_conn **c, int limit, hs_err *err) {
     return *c ? (got > 0 ? got : 0) : -1;
 }
 
+/* A filter with nothing in it lets every event through: no need to look. */
+static bool filter_empty(const client_filter_part *f) {
+    return !f->types.given && !f->not_types.given && !f->senders.given && !f->not_senders.given &&
+           !f->rooms.given && !f->not_rooms.given && f->contains_url < 0;
+}
+
+/* Stream position of a timeline event, or -1 with err. */
+static long long stream_pos(db_conn *c, const char *event_id, hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT stream_ordering FROM events WHERE event_id = $1");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){event_id ? event_id : ""}, err);
+    if (!r) return -1;
+    long long pos = PQntuples(r) && !PQgetisnull(r, 0, 0) ? atoll(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    if (pos < 0) hs_err_set(err, 500, "M_UNKNOWN", "no position for %s", event_id);
+    return pos;
+}
+
+/* Up to limit events of the room in (lo, hi] that the viewer may see and
+ * the filter lets through, appended to out in chronological order, with
+ * *more and *edge as client_room_events_for gives them. Filtered-out events
+ * are stepped over a page of `limit` at a time, for at most a few pages
+ * (then *more says there is more, and the client asks again from *edge). */
+#define FILTER_ROUNDS 8
+static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f, long long lo,
+                         long long hi, int limit, bool back, json_t *out, bool *more,
+                         long long *edge, hs_err *err) {
+    if (filter_empty(f))
+        return client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true, out,
+                                      more, edge, err);
+    *more = false;
+    if (client_filter_blocks_all(f)) return 0;
+    json_t *got = json_array(); /* chronological */
+    int rc = 0;
+    for (int round = 0; round < FILTER_ROUNDS && lo < hi && (int)json_array_size(got) < limit;
+         round++) {
+        json_t *batch = json_array(), *kept = json_array();
+        bool m = false;
+        long long e = *edge;
+        rc = client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true, batch,
+                                    &m, &e, err);
+        size_t i;
+        json_t *ev;
+        json_array_foreach(batch, i, ev) if (client_filter_event_allowed(f, ev)) json_array_append(kept, ev);
+        if (back) json_array_extend(kept, got), json_array_clear(got), json_array_extend(got, kept);
+        else json_array_extend(got, kept);
+        json_decref(batch), json_decref(kept);
+        if (rc < 0) break;
+        *edge = e, *more = m || round == FILTER_ROUNDS - 1;
+        if (!m) break;
+        if (back) hi = e - 1;
+        else lo = e;
+    }
+    /* One page too many: keep the limit nearest the start, and end there. */
+    size_t n = json_array_size(got);
+    if (rc == 0 && n > (size_t)limit) {
+        json_t *keep = json_array();
+        for (size_t i = back ? n - (size_t)limit : 0, k = 0; k < (size_t)limit; i++, k++)
+            json_array_append(keep, json_array_get(got, i));
+        const json_t *last = json_array_get(keep, back ? 0 : (size_t)limit - 1);
+        long long pos = stream_pos(c, json_string_value(json_object_get(last, "event_id")), err);
+        json_decref(got);
+        got = keep;
+        if (pos < 0) rc = -1;
+        else *edge = pos, *more = true;
+    }
+    if (rc == 0) json_array_extend(out, got);
+    json_decref(got);
+    return rc;
+}
+
+/* The member events of the events' senders as of the event at_id (after it),
+ * appended to out; with others, the rest of that state too (/context's
+ * lazy loading), with all, every state event. */
+static int state_for(db_conn *c, const char *at_id, const json_t *events, bool others, bool all,
+                     json_t *out, hs_err *err) {
+    room_state_map *st = room_state_map_new();
+    if (!st) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    int rc = room_store_state_at(c, at_id, true, st, err);
+    size_t cap = room_state_map_count(st) + 1, n = 0;
+    const char **ids = calloc(cap, sizeof *ids);
+    if (rc == 0 && !ids) rc = hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    size_t it = 0;
+    const char *t, *k, *id;
+    while (rc == 0 && room_state_map_next(st, &it, &t, &k, &id)) {
+        bool want = all || (others && strcmp(t, "m.room.member") != 0);
+        size_t i;
+        json_t *ev;
+        if (!want && !strcmp(t, "m.room.member"))
+            json_array_foreach(events, i, ev) {
+                const char *sender = json_string_value(json_object_get(ev, "sender"));
+                if (sender && !strcmp(sender, k)) {
+                    want = true;
+                    break;
+                }
+            }
+        if (want && n < cap) ids[n++] = id;
+    }
+    if (rc == 0 && n) rc = client_events_by_ids(c, ids, n, true, out, err);
+    free(ids);
+    room_state_map_free(st);
+    return rc;
+}
+
 static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     const char *dir = hs_req_query(r, "dir"), *from = hs_req_query(r, "from"),
                *to = hs_req_query(r, "to");
@@ -66,12 +170,15 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     if (!dir || (strcmp(dir, "b") && strcmp(dir, "f")))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "dir must be 'b' or 'f'");
     if (parse_limit(r, &limit, err) < 0) return -1;
+    client_filter_part *filter = client_room_event_filter_load(hs_req_query(r, "filter"), err);
+    if (!filter) return -1;
     bool back = dir[0] == 'b';
     long long f = SYNC_TOKEN_POS_MIN, t = SYNC_TOKEN_POS_MIN;
     if ((from && !sync_token_pagination_pos(from, &f)) || (to && !sync_token_pagination_pos(to, &t)))
-        return hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid pagination token");
+        return client_filter_part_free(filter),
+               hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid pagination token");
     db_conn *c = db_acquire(r->srv->db, err);
-    if (!c) return -1;
+    if (!c) return client_filter_part_free(filter), -1;
     long long horizon = read_horizon(c, r->params[0], r->user_id, err);
     int rc = -1;
     if (horizon < 0) goto done;
@@ -82,8 +189,7 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     json_t *chunk = json_array();
     bool more = false, pulled = false;
     long long edge = back ? hi : lo;
-    if (lo < hi && client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true,
-                                          chunk, &more, &edge, err) < 0) {
+    if (lo < hi && page_filtered(c, r, filter, lo, hi, limit, back, chunk, &more, &edge, err) < 0) {
         json_decref(chunk);
         goto done;
     }
@@ -96,8 +202,7 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
         if (got > 0) {
             json_array_clear(chunk);
             edge = hi, pulled = true;
-            if (client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true,
-                                       chunk, &more, &edge, err) < 0) {
+            if (page_filtered(c, r, filter, lo, hi, limit, back, chunk, &more, &edge, err) < 0) {
                 json_decref(chunk);
                 goto done;
             }
@@ -116,11 +221,23 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     /* After a backfill there may be older history still: the client asks
      * again from the end (an empty page then ends the walk). */
     bool any = json_array_size(chunk) > 0;
+    /* Lazy-loading members: those of the page's senders, as of its first
+     * event (Synapse), so the client can name them. */
+    json_t *state = json_array();
+    const char *first = json_string_value(json_object_get(json_array_get(chunk, 0), "event_id"));
+    if (filter->lazy_load_members && first &&
+        state_for(c, first, chunk, false, false, state, err) < 0) {
+        json_decref(state), json_decref(chunk);
+        goto done;
+    }
     *out = json_pack("{s:o, s:s}", "chunk", chunk, "start", start);
     if (more || (pulled && any)) json_object_set_new(*out, "end", json_string(end));
+    if (json_array_size(state)) json_object_set(*out, "state", state);
+    json_decref(state);
     rc = 200;
 done:
     db_release(r->srv->db, c);
+    client_filter_part_free(filter);
     return rc;
 }
 
@@ -143,8 +260,10 @@ static bool event_pos(db_conn *c, const char *room_id, const char *event_id, lon
 static int get_context(hs_req *r, json_t **out, hs_err *err) {
     int limit;
     if (parse_limit(r, &limit, err) < 0) return -1;
+    client_filter_part *filter = client_room_event_filter_load(hs_req_query(r, "filter"), err);
+    if (!filter) return -1;
     db_conn *c = db_acquire(r->srv->db, err);
-    if (!c) return -1;
+    if (!c) return client_filter_part_free(filter), -1;
     int rc = -1;
     json_t *mid = json_array(), *before = json_array(), *after = json_array();
     long long horizon = read_horizon(c, r->params[0], r->user_id, err);
@@ -162,24 +281,36 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
         goto done;
     }
     int nb = limit / 2, na = limit - nb;
-    if (client_room_events_for(c, r->user_id, r->params[0], SYNC_TOKEN_POS_MIN, pos - 1, nb, true,
-                               true, before,
-                               &more, &e1, err) < 0 ||
-        client_room_events_for(c, r->user_id, r->params[0], pos, horizon, na, false, true, after,
-                               &more, &e2, err) < 0)
+    if (page_filtered(c, r, filter, SYNC_TOKEN_POS_MIN, pos - 1, nb, true, before, &more, &e1,
+                      err) < 0 ||
+        page_filtered(c, r, filter, pos, horizon, na, false, after, &more, &e2, err) < 0)
         goto done;
     json_t *rev = json_array();
     for (size_t i = json_array_size(before); i > 0; i--) json_array_append(rev, json_array_get(before, i - 1));
     char start[32], end[32];
     snprintf(start, sizeof start, "t%lld", e1 - 1);
     snprintf(end, sizeof end, "t%lld", e2);
-    *out = json_pack("{s:O, s:o, s:O, s:s, s:s, s:[]}", "event", json_array_get(mid, 0),
+    /* The state as of the last event returned (the spec's words); with
+     * lazy-loading, its members only those of the senders shown. */
+    json_t *state = json_array(), *shown = json_array();
+    json_array_extend(shown, before), json_array_extend(shown, mid), json_array_extend(shown, after);
+    const json_t *last = json_array_size(after) ? json_array_get(after, json_array_size(after) - 1)
+                                                : json_array_get(mid, 0);
+    int st = state_for(c, json_string_value(json_object_get(last, "event_id")), shown, true,
+                       !filter->lazy_load_members, state, err);
+    json_decref(shown);
+    if (st < 0) {
+        json_decref(rev), json_decref(state);
+        goto done;
+    }
+    *out = json_pack("{s:O, s:o, s:O, s:s, s:s, s:o}", "event", json_array_get(mid, 0),
                      "events_before", rev, "events_after", after, "start", start, "end", end,
-                     "state");
+                     "state", state);
     rc = 200;
 done:
     json_decref(mid), json_decref(before), json_decref(after);
     db_release(r->srv->db, c);
+    client_filter_part_free(filter);
     return rc;
 }
 

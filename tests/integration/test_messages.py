@@ -73,6 +73,76 @@ def test_context(server, users):
     assert r.status == 404
 
 
+def test_context_state_and_filter(server, users):
+    """/context's state is the room's state as of the last event returned
+    (with the create event: Complement's RoomIDIsOnCreateEvent); its filter
+    applies to the events around, and lazy_load_members keeps of the members
+    only those whose events are shown."""
+    a_id, a = users["mg_alice"]
+    b_id, b = users["mg_bob"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=a).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    ids = [send(server, a, room, f"s{i}", f"cs{i}") for i in range(3)]
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.reaction/cs-r",
+                       {"m.relates_to": {"rel_type": "m.annotation", "event_id": ids[0], "key": "+"}},
+                       token=b)
+    assert r.status == 200
+    ids.append(send(server, a, room, "s3", "cs3"))
+    r = server.request("GET", f"{V3}/rooms/{room}/context/{ids[2]}?limit=10", token=a)
+    assert r.status == 200, r
+    kinds = {(e["type"], e["state_key"]) for e in r.json["state"]}
+    assert ("m.room.create", "") in kinds and ("m.room.power_levels", "") in kinds
+    assert ("m.room.member", a_id) in kinds and ("m.room.member", b_id) in kinds
+    assert all(e["room_id"] == room for e in r.json["state"])
+    assert "m.reaction" in {e["type"] for e in r.json["events_after"]}
+    f = urllib.parse.quote('{"types": ["m.room.message"], "lazy_load_members": true}')
+    r = server.request("GET", f"{V3}/rooms/{room}/context/{ids[2]}?limit=10&filter={f}", token=a)
+    assert r.status == 200, r
+    assert {e["type"] for e in r.json["events_before"] + r.json["events_after"]} == {"m.room.message"}
+    kinds = {(e["type"], e["state_key"]) for e in r.json["state"]}
+    assert ("m.room.member", a_id) in kinds and ("m.room.member", b_id) not in kinds
+    assert ("m.room.create", "") in kinds
+    r = server.request("GET", f"{V3}/rooms/{room}/context/{ids[2]}?filter=nope", token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_NOT_JSON", r
+
+
+def test_messages_filter_and_lazy_members(server, users):
+    """/messages applies its RoomEventFilter, and a page still holds `limit`
+    events when the filter skips many; lazy_load_members brings the page's
+    senders' member events in `state`."""
+    a_id, a = users["mg_alice"]
+    b_id, b = users["mg_bob"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=a).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    for i in range(24):
+        tok = b if i % 6 == 0 else a
+        send(server, tok, room, f"f{i}", f"mf{i}")
+    # Bob's messages only, two at a time, newest first, following `end`.
+    f = '{"senders": ["%s"], "lazy_load_members": true}' % b_id
+    seen, frm = [], None
+    for _ in range(10):
+        q = {"dir": "b", "limit": 2, "filter": f}
+        if frm:
+            q["from"] = frm
+        r = messages(server, a, room, **q)
+        assert r.status == 200, r
+        assert all(e["sender"] == b_id for e in r.json["chunk"])
+        assert len(r.json["chunk"]) == 2 or "end" not in r.json or not r.json["chunk"]
+        if r.json["chunk"]:
+            assert [(e["type"], e["state_key"]) for e in r.json["state"]] == [("m.room.member", b_id)]
+        seen += [e["content"].get("body") for e in r.json["chunk"] if e["type"] == "m.room.message"]
+        frm = r.json.get("end")
+        if not frm:
+            break
+    assert seen == ["f18", "f12", "f6", "f0"], seen
+    # not_types, forwards.
+    r = messages(server, a, room, dir="f", limit=100, filter='{"not_types": ["m.room.message"]}')
+    assert r.status == 200 and r.json["chunk"]
+    assert "m.room.message" not in {e["type"] for e in r.json["chunk"]}
+    assert "state" not in r.json
+    assert messages(server, a, room, dir="b", filter="{").json["errcode"] == "M_NOT_JSON"
+
+
 def test_errors(server, users):
     _, a = users["mg_alice"]
     _, z = users["mg_zoe"]
