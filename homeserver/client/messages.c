@@ -167,7 +167,10 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     const char *dir = hs_req_query(r, "dir"), *from = hs_req_query(r, "from"),
                *to = hs_req_query(r, "to");
     int limit;
-    if (!dir || (strcmp(dir, "b") && strcmp(dir, "f")))
+    /* Without dir, forwards, as Synapse reads it (the spec requires it;
+     * Complement's forgotten-room test leaves it out). */
+    if (!dir) dir = "f";
+    if (strcmp(dir, "b") && strcmp(dir, "f"))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "dir must be 'b' or 'f'");
     if (parse_limit(r, &limit, err) < 0) return -1;
     client_filter_part *filter = client_room_event_filter_load(hs_req_query(r, "filter"), err);
@@ -187,7 +190,7 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     if (back) hi = f < horizon ? f : horizon, lo = t;
     else lo = f, hi = to && t < horizon ? t : horizon;
     json_t *chunk = json_array();
-    bool more = false, pulled = false;
+    bool more = false;
     long long edge = back ? hi : lo;
     if (lo < hi && page_filtered(c, r, filter, lo, hi, limit, back, chunk, &more, &edge, err) < 0) {
         json_decref(chunk);
@@ -201,7 +204,7 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
         }
         if (got > 0) {
             json_array_clear(chunk);
-            edge = hi, pulled = true;
+            edge = hi;
             if (page_filtered(c, r, filter, lo, hi, limit, back, chunk, &more, &edge, err) < 0) {
                 json_decref(chunk);
                 goto done;
@@ -218,8 +221,9 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     char start[32], end[32];
     snprintf(start, sizeof start, "t%lld", back ? hi : lo);
     snprintf(end, sizeof end, "t%lld", back ? edge - 1 : edge);
-    /* After a backfill there may be older history still: the client asks
-     * again from the end (an empty page then ends the walk). */
+    /* A page with events always has an end, as in Synapse (Complement
+     * expects it): the client asks again from it, and an empty page ends
+     * the walk (after a backfill there may be older history still). */
     bool any = json_array_size(chunk) > 0;
     /* Lazy-loading members: those of the page's senders, as of its first
      * event (Synapse), so the client can name them. */
@@ -231,7 +235,7 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
         goto done;
     }
     *out = json_pack("{s:o, s:s}", "chunk", chunk, "start", start);
-    if (more || (pulled && any)) json_object_set_new(*out, "end", json_string(end));
+    if (more || any) json_object_set_new(*out, "end", json_string(end));
     if (json_array_size(state)) json_object_set(*out, "state", state);
     json_decref(state);
     rc = 200;

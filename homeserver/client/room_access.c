@@ -55,8 +55,9 @@ static int world_readable(db_conn *c, const char *room_id, hs_err *err) {
 int client_room_view_of(db_conn *c, const char *room_id, const char *user_id,
                         client_room_view *v, hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT cs.membership, cs.event_id, e.stream_ordering FROM current_state cs"
-        " JOIN events e USING (event_id)"
+        "SELECT cs.membership, cs.event_id, e.stream_ordering,"
+        " EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $2 AND f.room_id = $1)"
+        " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.room_id = $1 AND cs.type = 'm.room.member' AND cs.state_key = $2");
     memset(v, 0, sizeof *v);
     PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, user_id}, err);
@@ -64,7 +65,9 @@ int client_room_view_of(db_conn *c, const char *room_id, const char *user_id,
     const char *m = PQntuples(r) ? PQgetvalue(r, 0, 0) : "";
     if (!strcmp(m, "join")) {
         v->horizon = db_stream_current(DB_STREAM_EVENTS);
-    } else if (*m && strcmp(m, "invite") && strcmp(m, "knock")) {
+    } else if (*m && strcmp(m, "invite") && strcmp(m, "knock") &&
+               /* a room left and forgotten is closed to them, as in Synapse */
+               PQgetvalue(r, 0, 3)[0] != 't') {
         v->horizon = atoll(PQgetvalue(r, 0, 2));
         snprintf(v->member_event, sizeof v->member_event, "%s", PQgetvalue(r, 0, 1));
     } else {

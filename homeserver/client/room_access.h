@@ -21,8 +21,9 @@ int client_joined_rooms(db_conn *c, const char *user_id, char ***ids, size_t *n,
 
 /* What a user may read of a room (Synapse's check_user_in_room_or_world_
  * readable): while joined, up to now; after leaving or being banned, up to
- * that membership event; never in the room (or only invited or knocking),
- * up to now if its current history visibility is world_readable (peeking);
+ * that membership event, unless they forgot the room since; never in the
+ * room (or only invited or knocking, or forgotten), up to now if its current
+ * history visibility is world_readable (peeking);
  * else nothing. Within that, history visibility still applies per event. */
 typedef struct client_room_view {
     char membership[16];   /* "join", "leave" or "ban"; "" when peeking */
