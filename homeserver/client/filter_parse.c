@@ -45,7 +45,9 @@ static int check_bool(const json_t *o, const char *path, const char *key, hs_err
     return v && !json_is_boolean(v) ? bad(err, path, key, "must be a boolean") : 0;
 }
 
-/* "an integer greater than 0"; 10.0 counts as the integer it is. */
+/* An integer, 0 or more: the spec says "greater than 0", but Synapse takes 0
+ * (an empty timeline, which Complement's archived-rooms test asks for);
+ * 10.0 counts as the integer it is. */
 static int check_limit(const json_t *o, const char *path, hs_err *err) {
     const json_t *v = json_object_get(o, "limit");
     if (!v) return 0;
@@ -53,7 +55,7 @@ static int check_limit(const json_t *o, const char *path, hs_err *err) {
     /* (no floor(): the client layer doesn't link libm) */
     bool integral = json_is_integer(v) || (json_is_real(v) && isfinite(d) && d > -9e15 &&
                                            d < 9e15 && d == (double)(long long)d);
-    if (!integral || d < 1) return bad(err, path, "limit", "must be an integer greater than 0");
+    if (!integral || d < 0) return bad(err, path, "limit", "must be an integer, 0 or more");
     return 0;
 }
 
@@ -127,7 +129,7 @@ static void strlist_free(client_strlist *l) {
 }
 
 static void part_parse(const json_t *o, client_filter_part *p) {
-    *p = (client_filter_part){.contains_url = -1};
+    *p = (client_filter_part){.contains_url = -1, .limit = -1};
     if (!json_is_object(o)) return;
     const json_t *lim = json_object_get(o, "limit");
     if (lim) {
@@ -268,7 +270,7 @@ bool client_filter_blocks_all(const client_filter_part *p) {
 }
 
 int client_filter_limit(const client_filter_part *p, int dflt, int max) {
-    long long n = p && p->limit > 0 ? p->limit : dflt;
+    long long n = p && p->limit >= 0 ? p->limit : dflt;
     return n > max ? max : (int)n;
 }
 

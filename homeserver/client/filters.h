@@ -22,7 +22,7 @@ typedef struct client_strlist {
 
 /* An EventFilter or RoomEventFilter. */
 typedef struct client_filter_part {
-    long long limit;                 /* 0: not given (see client_filter_limit) */
+    long long limit;                 /* -1: not given (see client_filter_limit) */
     client_strlist types, not_types; /* event types; '*' matches any run of characters */
     client_strlist senders, not_senders;
     client_strlist rooms, not_rooms;

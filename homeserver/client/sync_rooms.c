@@ -282,6 +282,10 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
                                         err);
         if (!p->use_state_after) drop_timeline_ids(ids, &n, timeline);
         if (rc == 0) rc = client_events_by_ids(c, ids, n, false, state_events, err);
+        /* The filter's room.state part (types, senders …) applies to it. */
+        for (size_t i = json_array_size(state_events); p->filter && i > 0; i--)
+            if (!client_filter_event_allowed(&p->filter->state, json_array_get(state_events, i - 1)))
+                json_array_remove(state_events, i - 1);
         free(ids);
         for (size_t i = 0; i < n_owned; i++) free(owned[i]);
         free(owned);

@@ -254,3 +254,34 @@ def test_shutdown_answers_waiting_syncs():
         th.join(10)
         assert not th.is_alive() and time.time() - t0 < 10
         assert got["resp"]["next_batch"]
+
+
+def test_left_room_state_filter_and_empty_timeline(server, users):
+    """Complement's TestArchivedRoomsHistory: a left room (include_leave)
+    with a state filter gets only the state types asked for (none here: the
+    one state event of that type is in the timeline), and a timeline limit
+    of 0 is taken (Synapse), giving an empty timeline."""
+    a_id, a = users["sy_alice"]
+    e_id, e = users["sy_eve"]
+    f = {"room": {"timeline": {"types": ["m.room.message", "a.madeup"]},
+                  "state": {"types": ["a.madeup"]}, "include_leave": True}}
+    fid = server.request("POST", f"{V3}/user/{e_id}/filter", f, token=e).json["filter_id"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=a).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=e).status == 200
+    since = sync(server, e)["next_batch"]
+    server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/arch1",
+                   {"msgtype": "m.text", "body": "before"}, token=a)
+    server.request("PUT", f"{V3}/rooms/{room}/state/a.madeup/", {"my_key": "before"}, token=a)
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=e).status == 200
+    server.request("PUT", f"{V3}/rooms/{room}/state/a.madeup/", {"my_key": "after"}, token=a)
+    for s in (None, since):
+        q = f"{V3}/sync?timeout=0&filter={fid}" + (f"&since={s}" if s else "")
+        left = server.request("GET", q, token=e).json["rooms"]["leave"][room]
+        assert left["state"]["events"] == [], left
+        assert [x["content"].get("body", x["content"].get("my_key")) for x in left["timeline"]["events"]] \
+            == ["before", "before"]
+    empty = urllib.parse.quote('{"room": {"timeline": {"limit": 0}, "include_leave": true}}')
+    r = server.request("GET", f"{V3}/sync?timeout=0&filter={empty}", token=e)
+    assert r.status == 200, r
+    assert r.json["rooms"]["leave"][room]["timeline"]["events"] == []
+

@@ -98,7 +98,7 @@ START_TEST(test_check_accepts_the_spec_shapes) {
 
     f = parse_ok("{}");
     ck_assert(!f->federation_format && !f->include_leave && !f->event_fields.given);
-    ck_assert_int_eq(f->timeline.limit, 0);
+    ck_assert_int_eq(f->timeline.limit, -1);
     ck_assert_int_eq(client_filter_limit(&f->timeline, 10, 100), 10);
     client_filter_free(f);
 }
@@ -108,7 +108,7 @@ START_TEST(test_check_refuses_and_names_the_key) {
     parse_fails("[]", "a filter must be an object");
     parse_fails("{'event_fields': 'type'}", "event_fields must be an array of strings");
     parse_fails("{'event_format': 'raw'}", "event_format must be");
-    parse_fails("{'presence': {'limit': 0}}", "presence.limit must be an integer greater than 0");
+    parse_fails("{'presence': {'limit': -3}}", "presence.limit must be an integer, 0 or more");
     parse_fails("{'presence': {'limit': 2.5}}", "presence.limit");
     parse_fails("{'presence': {'limit': true}}", "presence.limit");
     parse_fails("{'account_data': {'types': [1]}}", "account_data.types must be an array");
@@ -191,6 +191,10 @@ START_TEST(test_blocks_all_and_limits) {
     ck_assert_int_eq(client_filter_limit(&f->state, 10, 1000), 10);
     ck_assert_int_eq(client_filter_limit(NULL, 20, 50), 20);
     client_filter_free(f);
+    /* 0 is a limit (an empty timeline, as Synapse takes it), not "none". */
+    f = parse_ok("{'room': {'timeline': {'limit': 0}}}");
+    ck_assert_int_eq(client_filter_limit(&f->timeline, 10, 1000), 0);
+    client_filter_free(f);
     f = parse_ok("{'room': {'timeline': {'limit': 9007199254740991}}}");
     ck_assert_int_eq(client_filter_limit(&f->timeline, 10, 500), 500);
     client_filter_free(f);
@@ -241,7 +245,7 @@ START_TEST(test_load_inline_and_default) {
     f = client_filter_load(NULL, "@a:s", "{\"room\":", &err);
     ck_assert_ptr_null(f);
     ck_assert_str_eq(err.errcode, "M_NOT_JSON");
-    f = client_filter_load(NULL, "@a:s", "{\"room\":{\"timeline\":{\"limit\":0}}}", &err);
+    f = client_filter_load(NULL, "@a:s", "{\"room\":{\"timeline\":{\"limit\":-1}}}", &err);
     ck_assert_ptr_null(f);
     ck_assert_str_eq(err.errcode, "M_BAD_JSON");
 }
