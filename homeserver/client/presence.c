@@ -368,6 +368,38 @@ int client_presence_sync(db_conn *c, const char *user_id, long long from, long l
     return 0;
 }
 
+static bool has_sender(const json_t *events, const char *user_id) {
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        const char *s = json_string_value(json_object_get(ev, "sender"));
+        if (s && !strcmp(s, user_id)) return true;
+    }
+    return false;
+}
+
+int client_presence_of(db_conn *c, const char *const *users, size_t n, json_t *events,
+                       hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.currently_active"
+        " FROM presence p WHERE p.user_id = ANY($1::text[])");
+    const cfg *cf = atomic_load(&presence_cfg);
+    if (n == 0 || (cf && !cf->presence_enabled)) return 0;
+    char *arr = db_text_array(users, n);
+    if (!arr) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){arr}, err);
+    free(arr);
+    if (!r) return -1;
+    long long now = hs_now_ms();
+    for (int i = 0; i < PQntuples(r); i++)
+        if (!has_sender(events, PQgetvalue(r, i, 0)))
+            json_array_append_new(events, json_pack("{s:s, s:s, s:o}", "type", "m.presence",
+                                                    "sender", PQgetvalue(r, i, 0), "content",
+                                                    format_content(r, i, 1, now)));
+    PQclear(r);
+    return 0;
+}
+
 /* ---- the endpoints ---- */
 
 static bool shares_a_room(db_conn *c, const char *a, const char *b, hs_err *err, bool *ok) {

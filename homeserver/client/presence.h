@@ -52,6 +52,12 @@ int client_presence_bump_active(db_conn *c, hs_server *srv, const char *user_id,
 int client_presence_sync(db_conn *c, const char *user_id, long long from, long long to,
                          json_t *events, hs_err *err);
 
+/* For an incremental /sync: the presence of these users (members the user
+ * newly shares a room with), whatever its stream position, appended to
+ * events in the same shape, but not for users events already has. */
+int client_presence_of(db_conn *c, const char *const *users, size_t n, json_t *events,
+                       hs_err *err);
+
 /* Presence of another server's user, from an m.presence EDU: stored as
  * their server reports it (state, status_msg, last active that long ago,
  * currently_active) with a presence stream position, waking the users who

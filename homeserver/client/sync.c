@@ -145,6 +145,33 @@ static int room_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *no
     return rc;
 }
 
+/* Users a joined room's entry shows joining (its timeline and state hold
+ * their join): on an incremental sync, members the user newly shares the
+ * room with, or all members of a room the user just joined. Into users
+ * (borrowed from entries), at most cap. */
+static size_t joined_in(const json_t *joined, const char *me, const char **users, size_t cap) {
+    static const char *const sections[] = {"timeline", "state", "state_after"};
+    size_t n = 0;
+    const char *room;
+    json_t *entry;
+    json_object_foreach((json_t *)joined, room, entry) {
+        for (size_t s = 0; s < sizeof sections / sizeof *sections; s++) {
+            size_t i;
+            json_t *ev;
+            json_array_foreach(json_object_get(json_object_get(entry, sections[s]), "events"), i, ev) {
+                const char *type = json_string_value(json_object_get(ev, "type"));
+                const char *who = json_string_value(json_object_get(ev, "state_key"));
+                const char *m = json_string_value(
+                    json_object_get(json_object_get(ev, "content"), "membership"));
+                if (n < cap && type && who && m && !strcmp(type, "m.room.member") &&
+                    !strcmp(m, "join") && strcmp(who, me) != 0)
+                    users[n++] = who;
+            }
+        }
+    }
+    return n;
+}
+
 /* Global account data (with the push rules) and presence. */
 static int user_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now, json_t *resp,
                        bool *any, hs_err *err) {
@@ -163,6 +190,13 @@ static int user_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *no
     if (rc == 0 && moved(o, now, DB_STREAM_PRESENCE))
         rc = client_presence_sync(c, r->user_id, from_of(o, DB_STREAM_PRESENCE),
                                   now->pos[DB_STREAM_PRESENCE], presence, err);
+    /* Members newly met get their presence even if it did not change (as
+     * Synapse does): one query, only when joins are in this response. */
+    const char *met[256];
+    size_t n_met = o->has_since ? joined_in(json_object_get(json_object_get(resp, "rooms"), "join"),
+                                            r->user_id, met, 256)
+                                : 0;
+    if (rc == 0 && n_met) rc = client_presence_of(c, met, n_met, presence, err);
     const client_filter *f = o->p.filter;
     for (size_t i = json_array_size(adata); f && i > 0; i--)
         if (!client_filter_event_allowed(&f->account_data, json_array_get(adata, i - 1)))

@@ -87,6 +87,32 @@ def test_presence_of_others(server, pr):
     assert r.status == 200 and r.json == {"presence": "offline"}
 
 
+def test_newly_met_members_presence_in_incremental_sync(server, pr):
+    """Complement's TestSync "Newly joined room includes presence" and
+    TestMembersLocal: joining a room shows its members' presence in the
+    joiner's next incremental sync, and the joiner's in the members', though
+    neither presence changed since their tokens."""
+    dave = server.add_user("pr_erin")
+    dt = server.login("pr_erin")
+    assert put(server, dt, dave, {"presence": "online"}).status == 200
+    assert put(server, pr.ct, pr.carol, {"presence": "unavailable", "status_msg": "away"}).status == 200
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=pr.ct).json["room_id"]
+
+    def since(tok):
+        return server.request("GET", f"{V3}/sync?timeout=0&set_presence=offline", token=tok).json["next_batch"]
+
+    def presence(tok, frm):
+        r = server.request("GET", f"{V3}/sync?timeout=0&set_presence=offline&since={q(frm)}", token=tok)
+        assert r.status == 200, r
+        return {e["sender"]: e["content"] for e in r.json["presence"]["events"]}
+
+    d0, c0 = since(dt), since(pr.ct)
+    assert server.request("POST", f"{V3}/join/{q(room)}", {}, token=dt).status == 200
+    seen = presence(dt, d0)
+    assert seen.get(pr.carol, {}).get("status_msg") == "away", seen
+    assert presence(pr.ct, c0).get(dave, {}).get("presence") == "online"
+
+
 def test_presence_errors(server, pr):
     r = put(server, pr.at, pr.bob, {"presence": "online"})
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
