@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "homeserver/core/str_hash.h"
 #include "state_lookup.h"
 
 #define SLOTS 256
@@ -32,11 +33,7 @@ typedef struct slot {
 static slot table[SLOTS];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-static slot *slot_of(const char *room_id) {
-    unsigned long h = 5381;
-    for (const unsigned char *p = (const unsigned char *)room_id; *p; p++) h = h * 33 + *p;
-    return &table[h % SLOTS];
-}
+static slot *slot_of(const char *room_id) { return &table[hs_str_hash(room_id) % SLOTS]; }
 
 static room_event *copy_event(const room_event *ev) {
     json_t *j = json_deep_copy(ev->json);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "homeserver/core/json.h"
+#include "homeserver/core/str_hash.h"
 #include "state_res.h"
 #include "store.h"
 #include "store_internal.h"
@@ -270,11 +271,7 @@ static struct {
 } known_versions[KNOWN_VERSIONS];
 static pthread_mutex_t known_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static size_t version_slot(const char *room_id) {
-    unsigned long h = 5381;
-    for (const unsigned char *p = (const unsigned char *)room_id; *p; p++) h = h * 33 + *p;
-    return h % KNOWN_VERSIONS;
-}
+static size_t version_slot(const char *room_id) { return hs_str_hash(room_id) % KNOWN_VERSIONS; }
 
 const room_version *room_store_known_version(const char *room_id) {
     const room_version *v = NULL;

@@ -17,6 +17,7 @@
 
 #include "client.h"
 #include "homeserver/core/clock.h"
+#include "homeserver/core/str_hash.h"
 #include "homeserver/db/streams.h"
 #include "notifier.h"
 #include "room_access.h"
@@ -128,9 +129,7 @@ static known_row known[KNOWN_SLOTS];
 static pthread_mutex_t known_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static known_row *known_slot(const char *user_id) {
-    unsigned long h = 5381;
-    for (const unsigned char *p = (const unsigned char *)user_id; *p; p++) h = h * 33 + *p;
-    return &known[h % KNOWN_SLOTS];
+    return &known[hs_str_hash(user_id) % KNOWN_SLOTS];
 }
 
 static void remember_row(const char *user_id, const pstate *p) {
