@@ -308,7 +308,7 @@ static int hook_join(hs_server *srv, const char *membership, const char *user_id
 }
 
 /* Who invited user_id to room_id (the remote membership, or our copy of
- * the room's state), and the room ID's server. */
+ * the room's state). */
 static json_t *hook_candidates(hs_server *srv, const char *user_id, const char *room_id) {
     static db_stmt q =
         DB_STMT("SELECT '@:' || via FROM fed_remote_memberships WHERE room_id = $1 AND user_id = $2"
@@ -323,7 +323,6 @@ static json_t *hook_candidates(hs_server *srv, const char *user_id, const char *
     for (int i = 0; r && i < PQntuples(r); i++)
         json_array_append_new(out, json_string(fed_id_domain(PQgetvalue(r, i, 0))));
     PQclear(r);
-    if (*fed_id_domain(room_id)) json_array_append_new(out, json_string(fed_id_domain(room_id)));
     return out;
 }
 

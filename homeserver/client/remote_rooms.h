@@ -29,7 +29,7 @@ typedef struct client_remote_rooms {
     int (*leave)(hs_server *srv, const char *user_id, const char *room_id, const json_t *content,
                  hs_err *err);
     /* Servers worth asking to join room_id for user_id beyond the client's:
-     * who invited them, the room ID's server (new array). */
+     * who invited them (new array). */
     json_t *(*join_candidates)(hs_server *srv, const char *user_id, const char *room_id);
     /* ev, stored in the caller's (uncommitted) transaction, invites a user of
      * another server: that server signs it (PUT /invite/v2) and the signed

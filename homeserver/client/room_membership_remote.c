@@ -35,6 +35,13 @@ static json_t *candidates(hs_req *r, const client_remote_rooms *h, const char *r
     json_t *more = h->join_candidates ? h->join_candidates(r->srv, r->user_id, room_id) : NULL;
     if (more) json_array_extend(v.servers, more);
     json_decref(more);
+    /* Only with no server to ask, the room ID's own (before v12 it names
+     * the creator's server): the servers a client names are the ones it
+     * wants asked (Complement's TestRestrictedRoomsRemoteJoinFailOver
+     * expects a join through a server that cannot grant it to fail). */
+    const char *colon = strchr(room_id, ':');
+    if (!json_array_size(v.servers) && colon && colon[1])
+        json_array_append_new(v.servers, json_string(colon + 1));
     return v.servers;
 }
 

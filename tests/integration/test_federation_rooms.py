@@ -218,6 +218,22 @@ def sync_room(s, tok, room, section="join"):
 # ---- joining a room of another pvyhs ---------------------------------------------------
 
 
+def test_remote_join_asks_the_servers_named(fed):
+    """A client naming servers has those asked, not the room ID's own too
+    (Complement's TestRestrictedRoomsRemoteJoinFailOver: a join through a
+    server that cannot grant it fails); naming none, a pre-v12 room ID's
+    server is the fallback."""
+    a, b, f = fed["a"], fed["b"], fed["f"]
+    _, atok = user(a, "fedra_alice")
+    _, btok = user(b, "fedrb_bob")
+    room = create_room(a, atok, room_version="11")
+    assert room.endswith(":" + a.server_name)
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(f.name)}", {}, token=btok)
+    assert r.status != 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}", {}, token=btok)
+    assert r.status == 200, r.raw
+
+
 def test_remote_join_and_messages_both_ways(fed):
     a, b = fed["a"], fed["b"]
     alice, atok = user(a, "fedra_alice")
