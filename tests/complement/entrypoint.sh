@@ -88,5 +88,8 @@ rc_invites: {per_room: $rl, per_user: $rl}
 rc_knocks: {per_user: $rl, per_room: $rl}
 rc_admin_redaction: $rl
 YAML
+# Extra keys for one run (keys not set above), passed through Complement as
+# PASS_PVYHS_EXTRA_CONFIG (run.sh sets COMPLEMENT_SHARE_ENV_PREFIX=PASS_).
+[ -n "${PVYHS_EXTRA_CONFIG:-}" ] && printf '%s\n' "$PVYHS_EXTRA_CONFIG" >>"$conf/homeserver.yaml"
 
 exec /usr/local/bin/pvyhs serve --config "$conf/homeserver.yaml"

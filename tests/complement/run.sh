@@ -8,7 +8,8 @@
 # Builds pvyhs (RelWithDebInfo, in build/), an image complement-pvyhs:latest
 # from build/bin and this folder's Dockerfile, then runs `go test -v` in a
 # Complement checkout. The output goes to last-run.log here (or
-# $COMPLEMENT_LOG), and a summary (counts, failing tests) to summary.txt.
+# $COMPLEMENT_LOG), a summary (counts, failing tests) to summary.txt and, for
+# each failing test, the lines saying why to failures.txt.
 #
 # Needs: a running Docker daemon (20.10 or newer), Go, git. Environment:
 #   COMPLEMENT_DIR   a Complement checkout (default: cloned into .complement/)
@@ -19,8 +20,14 @@
 #   TIMEOUT          go test -timeout (default 120m)
 #   COMPLEMENT_IMAGE the image built and run (default complement-pvyhs:latest)
 #   SKIP_BUILD=1     reuse the existing image
+#   PASS_PVYHS_EXTRA_CONFIG  YAML lines appended to every homeserver's config
+#                    (keys the entrypoint does not set), e.g.
+#                    'enable_authenticated_media: false'
 # Docker Hub unreachable? The base image is then made with debootstrap
 # (needs root and a Debian mirror) and kept as pvyhs-complement-base:bookworm.
+# The body is one function, read whole before it runs: editing this file
+# during a run does not change what the running shell does next.
+main() {
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -70,12 +77,16 @@ docker ps -aq --filter label=complement_context | xargs -r docker rm -f >/dev/nu
 cd "$COMPLEMENT_DIR"
 set +e
 # shellcheck disable=SC2086
+COMPLEMENT_SHARE_ENV_PREFIX=${COMPLEMENT_SHARE_ENV_PREFIX:-PASS_} \
 COMPLEMENT_BASE_IMAGE=$image COMPLEMENT_SPAWN_HS_TIMEOUT_SECS=${COMPLEMENT_SPAWN_HS_TIMEOUT_SECS:-60} \
   go test -v -count=1 -p 1 -parallel "${PARALLEL:-2}" -timeout "${TIMEOUT:-120m}" \
   "$@" $COMPLEMENT_PKGS >"$COMPLEMENT_LOG" 2>&1
 rc=$?
 set -e
 "$here/summarize.sh" "$COMPLEMENT_LOG" >"$here/summary.txt"
+"$here/failures.py" "$COMPLEMENT_LOG" >"$here/failures.txt"
 cat "$here/summary.txt" | head -20
-echo "run.sh: go test exit $rc; full output in $COMPLEMENT_LOG, summary in $here/summary.txt" >&2
+echo "run.sh: go test exit $rc; full output in $COMPLEMENT_LOG, summary in $here/summary.txt, causes in $here/failures.txt" >&2
 exit $rc
+}
+main "$@"
