@@ -138,6 +138,11 @@ static int put_device(hs_req *r, json_t **out, hs_err *err) {
     const char *p[] = {r->user_id, r->params[0], s};
     /* Creating devices here is for application services only (v1.17). */
     long n = s ? db_exec(c, &up, 3, p, err) : db_exec(c, &exists, 2, p, err);
+    /* A new name is a device-list change: other users' clients (and other
+     * servers, m.device_list_update) show devices by name, as in Synapse. */
+    if (n > 0 && s &&
+        client_e2ee_devices_changed(c, r->user_id, (const char *const[]){r->params[0]}, 1, err) < 0)
+        n = -1;
     db_release(r->srv->db, c);
     if (n < 0) return -1;
     if (n == 0) return hs_err_set(err, 404, "M_NOT_FOUND", "No such device");

@@ -436,6 +436,12 @@ def test_keys_changes_and_sync_device_lists(server):
     # From before the join, Alice is `changed` because they now share a room.
     r = b.req("GET", f"/keys/changes?from={start}&to={s['next_batch']}")
     assert a.user_id in r.json["changed"], r
+    # A device renamed is a change too (clients show devices by name;
+    # Complement's TestFederationKeyUploadQuery waits for it over federation).
+    before_rename = b.sync()["next_batch"]
+    r = a.req("PUT", f"/devices/{a.device.device_id}", {"display_name": "Rita's phone"})
+    assert r.status == 200, r
+    assert a.user_id in b.sync(before_rename)["device_lists"]["changed"]
     # Carol joins without touching her keys: Bob must fetch them, she is `changed`.
     before_join = b.sync()["next_batch"]
     assert a.req("POST", f"/rooms/{room}/invite", {"user_id": c.user_id}).status == 200
