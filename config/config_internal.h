@@ -156,6 +156,7 @@ extern const cfg_key cfg_top_keys[];
 /* Row checks used by the top-level table (validate.c). */
 bool cfg_check_server_name(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
 bool cfg_check_log_level(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
+bool cfg_check_room_version(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
 bool cfg_check_public_baseurl(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
 bool cfg_check_cidrs(cfg_ctx *x, const cfg_node *v, const char *key, void *field);
 bool cfg_check_server_names(cfg_ctx *x, const cfg_node *v, const char *key, void *field);

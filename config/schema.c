@@ -148,6 +148,8 @@ const cfg_key cfg_top_keys[] = {
      .parse = cfg_parse_encryption_default},
     BOOL("forbid_unencrypted_private_rooms", forbid_unencrypted_private_rooms, 0),
     BOOL("forget_rooms_on_leave", forget_rooms_on_leave, 0),
+    STR("default_room_version", default_room_version, .def_str = "12",
+        .check = cfg_check_room_version),
     BOOL("enable_room_list_search", enable_room_list_search, 1),
     {.name = "room_list_publication_rules", .type = CFG_T_CUSTOM, .parse = cfg_parse_room_rules},
     BOOL("allow_public_rooms_without_auth", allow_public_rooms_without_auth, 0),

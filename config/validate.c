@@ -139,6 +139,20 @@ bool cfg_check_sender_shard(cfg_ctx *x, const cfg_node *v, const char *key, void
     return false;
 }
 
+/* A room version this server supports ("1" … "12", rooms/room_version.c:
+ * the config layer sits below rooms/ and keeps its own copy of the range). */
+bool cfg_check_room_version(cfg_ctx *x, const cfg_node *v, const char *key, void *field) {
+    char **s = field;
+    char *end = NULL;
+    long n = *s && **s != '0' ? strtol(*s, &end, 10) : 0;
+    if (!end || *end || n < 1 || n > 12) {
+        cfg_error(x, v->line, key, "must be a room version this server supports, 1 to 12; got '%s'",
+                  *s ? *s : "");
+        return false;
+    }
+    return true;
+}
+
 bool cfg_check_log_level(cfg_ctx *x, const cfg_node *v, const char *key, void *field) {
     static const char *const names[] = {"debug", "info", "warning", "error"};
     char **s = field;

@@ -63,6 +63,17 @@ const room_version *room_version_get(const char *id) {
     return NULL;
 }
 
-const room_version *room_version_default(void) { return room_version_get("12"); }
+static const room_version *default_version;
+
+const room_version *room_version_default(void) {
+    return default_version ? default_version : room_version_get("12");
+}
+
+int room_version_set_default(const char *id) {
+    const room_version *v = room_version_get(id);
+    if (!v) return -1;
+    default_version = v;
+    return 0;
+}
 
 const room_version *room_versions_all(void) { return versions; }

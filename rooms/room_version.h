@@ -35,8 +35,10 @@ typedef struct room_version {
 /* The version with this ID, or NULL when unknown. */
 const room_version *room_version_get(const char *id);
 
-/* The default for new rooms ("12"). */
+/* The default for new rooms ("12", or the config's default_room_version,
+ * set once at start-up: 0, or -1 for a version not known here). */
 const room_version *room_version_default(void);
+int room_version_set_default(const char *id);
 
 /* All known versions in order, terminated by a row with id == NULL. */
 const room_version *room_versions_all(void);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "rooms/room_version.h"
 #include "homeserver/db/streams.h"
 #include "homeserver/core/log.h"
 
@@ -23,7 +24,8 @@ cfg *admin_load_config(const char *path) {
     int errors = 0, warnings = 0;
     cfg *c = cfg_load(path, stderr, &errors, &warnings);
     if (!c) fprintf(stderr, "pvyhs: %s: %d error(s); nothing was started\n", path, errors);
-    else if (c->log_level) {
+    if (c && c->default_room_version) room_version_set_default(c->default_room_version);
+    if (c && c->log_level) {
         int lvl = hs_log_level_parse(c->log_level);
         if (lvl >= 0) hs_log_set_level((enum hs_log_level)lvl);
     }

@@ -422,3 +422,17 @@ def test_replaces_state_migration_backfill_agrees(server, users):
     after = server.psql(f"SELECT event_id, replaces_state FROM events WHERE room_id = '{room}'"
                         " AND state_key IS NOT NULL ORDER BY event_id")
     assert after == before
+
+
+def test_default_room_version_setting():
+    """default_room_version (Synapse's key) decides the version of rooms made
+    without one, and /capabilities says so."""
+    with Server(extra_yaml='default_room_version: "11"\n') as s:
+        s.start()
+        s.add_user("dv_alice")
+        tok = s.login("dv_alice")
+        caps = s.request("GET", f"{V3}/capabilities", token=tok).json["capabilities"]
+        assert caps["m.room_versions"]["default"] == "11"
+        room = create(s, tok)
+        assert state(s, tok, room, "m.room.create").json["room_version"] == "11"
+        assert create(s, tok, room_version="12").startswith("!")

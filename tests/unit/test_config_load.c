@@ -119,6 +119,7 @@ START_TEST(test_defaults) {
     ck_assert_str_eq(c->media_store_path, m);
     ck_assert_str_eq(c->signing_key_path, k);
     ck_assert_str_eq(c->log_level, "info");
+    ck_assert_str_eq(c->default_room_version, "12");
     ck_assert_ptr_null(c->tls_certificate_path);
     ck_assert_ptr_null(c->registration_shared_secret);
     ck_assert(!c->enable_registration && !c->enable_registration_without_verification);
@@ -206,7 +207,8 @@ START_TEST(test_type_errors_name_key_file_and_line) {
                        "log_level: loud\n"                               /* 11 */
                        "ip_range_whitelist: 10.0.0.0/8\n"                /* 12 */
                        "data_dir: [a, b]\n"                              /* 13 */
-                       "rc_joins: 5\n");                                 /* 14 */
+                       "rc_joins: 5\n"                                   /* 14 */
+                       "default_room_version: \"13\"\n");               /* 15 */
     ck_assert_ptr_null(c);
     expect_diag(2, "error", "enable_registration", "expected true or false, got 'maybe'");
     expect_diag(3, "error", "max_upload_size", "expected a size such as 50M");
@@ -218,10 +220,11 @@ START_TEST(test_type_errors_name_key_file_and_line) {
     expect_diag(12, "error", "ip_range_whitelist", "expected a list");
     expect_diag(13, "error", "data_dir", "expected a file or folder path, got a list");
     expect_diag(14, "error", "rc_joins", "expected a mapping, got '5'");
+    expect_diag(15, "error", "default_room_version", "must be a room version this server supports");
     /* Every problem reported, each once, and nothing else. */
-    ck_assert_int_eq(n_err, 10);
+    ck_assert_int_eq(n_err, 11);
     ck_assert_int_eq(n_warn, 0);
-    ck_assert_int_eq(count_lines(diag_text), 10);
+    ck_assert_int_eq(count_lines(diag_text), 11);
 }
 END_TEST
 
