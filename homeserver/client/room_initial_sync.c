@@ -45,8 +45,9 @@ static json_t *latest_messages(db_conn *c, const char *user_id, const char *room
     json_t *chunk = json_array();
     bool more = false;
     long long edge = v->horizon + 1; /* stays so when nothing is returned */
-    if (limit > 0 && client_room_events_for(c, user_id, room_id, SYNC_TOKEN_POS_MIN, v->horizon,
-                                            limit, true, true, chunk, &more, &edge, err) < 0)
+    if (limit > 0 && client_room_events_for(c, user_id, NULL, room_id, SYNC_TOKEN_POS_MIN,
+                                            v->horizon, limit, true, true, chunk, &more, &edge,
+                                            err) < 0)
         return json_decref(chunk), NULL;
     char start[32], end[32];
     snprintf(start, sizeof start, "t%lld", edge - 1);
