@@ -1,6 +1,6 @@
 """Events as a client reads them, per requester: unsigned.transaction_id for
 the device that sent the event, unsigned.membership (v1.11, MSC4115), and
-GET /event under history visibility."""
+GET /event under history visibility; /members?at=."""
 import urllib.parse
 
 import pytest
@@ -194,3 +194,66 @@ def test_event_hidden_by_history_visibility_is_404(server):
     other = create_room(server, alice)
     r = get_event(server, alice, other, eid)
     assert (r.status, r.json["errcode"]) == (404, "M_NOT_FOUND"), r
+
+
+def members(server, tok, room, at):
+    q = urllib.parse.urlencode({"at": at})
+    return server.request("GET", f"{V3}/rooms/{room}/members?{q}", token=tok)
+
+
+def member_ids(r):
+    assert r.status == 200, r
+    return sorted(e["state_key"] for e in r.json["chunk"]
+                  if e["content"]["membership"] == "join")
+
+
+def test_members_at_a_token(server):
+    alice_id = server.add_user("ce_at_a")
+    bob_id = server.add_user("ce_at_b")
+    carol_id = server.add_user("ce_at_c")
+    alice = login(server, "ce_at_a")["access_token"]
+    bob = login(server, "ce_at_b")["access_token"]
+    carol = login(server, "ce_at_c")["access_token"]
+    room = create_room(server, alice, preset="public_chat")
+    send(server, alice, room, "hello", "ce-at1")
+    r = server.request("GET", V3 + "/sync?timeout=0", token=alice)
+    prev_batch = r.json["rooms"]["join"][room]["timeline"]["prev_batch"]
+    before_bob = r.json["next_batch"]
+    join(server, bob, room)
+    send(server, bob, room, "hello back", "ce-at2")
+
+    # Complement's TestGetRoomMembersAtPoint: the prev_batch of a timeline
+    # that begins with the room's creation names the room as made.
+    assert member_ids(members(server, alice, room, prev_batch)) == [alice_id]
+    assert member_ids(members(server, alice, room, before_bob)) == [alice_id]
+    now = server.request("GET", V3 + "/sync?timeout=0", token=alice).json["next_batch"]
+    assert member_ids(members(server, alice, room, now)) == sorted([alice_id, bob_id])
+    # Without `at`: the current members.
+    r = server.request("GET", f"{V3}/rooms/{room}/members", token=alice)
+    assert member_ids(r) == sorted([alice_id, bob_id])
+
+    # Bob leaves; carol joins after: his view ends at his leave.
+    r = server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=bob)
+    assert r.status == 200, r
+    join(server, carol, room)
+    later = server.request("GET", V3 + "/sync?timeout=0", token=alice).json["next_batch"]
+    assert member_ids(members(server, bob, room, later)) == [alice_id]
+    assert member_ids(members(server, alice, room, later)) == sorted([alice_id, carol_id])
+
+    r = members(server, alice, room, "not-a-token")
+    assert (r.status, r.json["errcode"]) == (400, "M_INVALID_PARAM"), r
+
+
+def test_members_at_hidden_by_history_visibility(server):
+    server.add_user("ce_atv_a")
+    server.add_user("ce_atv_b")
+    alice = login(server, "ce_atv_a")["access_token"]
+    bob = login(server, "ce_atv_b")["access_token"]
+    room = create_room(server, alice, preset="public_chat")
+    set_visibility(server, alice, room, "joined")
+    send(server, alice, room, "before", "ce-atv1")
+    before_bob = server.request("GET", V3 + "/sync?timeout=0", token=alice).json["next_batch"]
+    join(server, bob, room)
+    r = members(server, bob, room, before_bob)
+    assert (r.status, r.json["errcode"]) == (403, "M_FORBIDDEN"), r
+    assert members(server, alice, room, before_bob).status == 200
