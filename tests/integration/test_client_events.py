@@ -103,6 +103,25 @@ def test_transaction_id_only_for_the_sending_device(server):
                for e in sync_timeline(server, two, room))
 
 
+def test_transaction_id_in_sliding_sync_and_initial_sync(server):
+    server.add_user("ce_txn_ss")
+    one = login(server, "ce_txn_ss", device_id="SSONE")["access_token"]
+    two = login(server, "ce_txn_ss", device_id="SSTWO")["access_token"]
+    room = create_room(server, one)
+    eid = send(server, one, room, "hi", "txn-ce-ss")
+    body = {"conn_id": "ce", "lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 5}}}
+    for tok, want in ((one, "txn-ce-ss"), (two, None)):
+        r = server.request("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
+                           body, token=tok)
+        assert r.status == 200, r
+        ev = by_id(r.json["rooms"][room]["timeline"], eid)
+        assert ev["unsigned"].get("transaction_id") == want
+        assert ev["unsigned"]["membership"] == "join"
+        r = server.request("GET", f"{V3}/rooms/{room}/initialSync", token=tok)
+        assert r.status == 200, r
+        assert by_id(r.json["messages"]["chunk"], eid)["unsigned"].get("transaction_id") == want
+
+
 def test_transaction_id_survives_a_token_refresh(server):
     server.add_user("ce_refresh")
     res = login(server, "ce_refresh", refresh=True)
