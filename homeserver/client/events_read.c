@@ -120,12 +120,13 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     " LEFT JOIN events pe ON pe.event_id = e.replaces_state"
 #define ACCEPTED " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
 
-/* Columns 9-15 when a viewer is given: what visible() needs (V is the
- * viewer's parameter), then sender, state_key, type, and whether the event
- * has children to bundle (relations.h). A backfilled event (negative
- * position) carries the visibility of its own state: the visibility event
- * may be older than anything pulled yet. */
-#define VISIBILITY_COLS(V) \
+/* Columns 9-16 when a viewer is given: what visible() needs (V is the
+ * viewer's parameter), then sender, state_key, type, whether the event
+ * has children to bundle (relations.h), and the transaction ID the viewer's
+ * device (parameter D) sent it with. A backfilled event (negative position)
+ * carries the visibility of its own state: the visibility event may be
+ * older than anything pulled yet. */
+#define VISIBILITY_COLS(V, D) \
     ", CASE WHEN e.stream_ordering < 0 THEN e.history_visibility_at ELSE" \
     "  (SELECT convert_from(h.json, 'UTF8')::json->'content'->>'history_visibility'" \
     "   FROM events h WHERE h.room_id = e.room_id AND h.type = 'm.room.history_visibility'" \
@@ -139,7 +140,9 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     " (SELECT cs.membership FROM current_state cs WHERE cs.room_id = e.room_id" \
     "   AND cs.type = 'm.room.member' AND cs.state_key = " V ")," \
     " e.sender, e.state_key, e.type," \
-    " EXISTS (SELECT 1 FROM event_relations rl WHERE rl.relates_to_id = e.event_id)"
+    " EXISTS (SELECT 1 FROM event_relations rl WHERE rl.relates_to_id = e.event_id)," \
+    " (SELECT t.txn_id FROM event_txn_ids t WHERE t.event_id = e.event_id" \
+    "   AND t.user_id = " V " AND t.device_id = " D ")"
 
 /* History visibility per the spec's rules, given the visibility in force at
  * the event, the viewer's membership then, and their membership now. An
@@ -163,9 +166,22 @@ static bool row_visible(PGresult *r, int i, const char *viewer) {
     return own || visible(hv, then, cur);
 }
 
+/* What the viewer's rows tell about the viewer (v1.11, MSC4115; the
+ * client event's unsigned): their membership at the event ("leave" when
+ * they had none, as Synapse says), and the transaction ID when their
+ * device sent it. */
+static void add_viewer_unsigned(PGresult *r, int i, json_t *ev) {
+    json_t *uns = json_object_get(ev, "unsigned");
+    const char *then = PQgetisnull(r, i, 10) ? "leave" : PQgetvalue(r, i, 10);
+    json_object_set_new(uns, "membership", json_string(then));
+    if (!PQgetisnull(r, i, 16))
+        json_object_set_new(uns, "transaction_id", json_string(PQgetvalue(r, i, 16)));
+}
+
 /* Append rows 0..n-1 (in reverse when backwards, so chronologically) in
- * client format. With a viewer: only what they may see, with the bundled
- * aggregations of those that have children (one batch for all of them). */
+ * client format. With a viewer: only what they may see, with what concerns
+ * them in unsigned, and the bundled aggregations of those that have
+ * children (one batch for all of them). */
 static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const char *viewer,
                        bool with_room_id, json_t *out, hs_err *err) {
     long long now = hs_now_ms();
@@ -176,6 +192,7 @@ static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const cha
         if (viewer && !row_visible(r, i, viewer)) continue;
         json_t *ev = row_event(r, i, with_room_id, now);
         if (!ev) continue;
+        if (viewer) add_viewer_unsigned(r, i, ev);
         if (viewer && PQgetvalue(r, i, 15)[0] == 't') children[json_array_size(out) - first] = any = true;
         json_array_append_new(out, ev);
     }
@@ -184,9 +201,9 @@ static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const cha
     return rc;
 }
 
-static int room_events(db_conn *c, const char *viewer, const char *room_id, long long after,
-                       long long upto, int limit, bool backwards, bool with_room_id, json_t *out,
-                       bool *more, long long *edge, hs_err *err) {
+static int room_events(db_conn *c, const char *viewer, const char *device, const char *room_id,
+                       long long after, long long upto, int limit, bool backwards,
+                       bool with_room_id, json_t *out, bool *more, long long *edge, hs_err *err) {
     static db_stmt back = DB_STMT(
         "SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
@@ -196,11 +213,11 @@ static int room_events(db_conn *c, const char *viewer, const char *room_id, long
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering ASC LIMIT $4");
     static db_stmt vback = DB_STMT(
-        "SELECT " EVENT_COLS VISIBILITY_COLS("$5") " FROM events e" EVENT_JOINS
+        "SELECT " EVENT_COLS VISIBILITY_COLS("$5", "$6") " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering DESC LIMIT $4");
     static db_stmt vfwd = DB_STMT(
-        "SELECT " EVENT_COLS VISIBILITY_COLS("$5") " FROM events e" EVENT_JOINS
+        "SELECT " EVENT_COLS VISIBILITY_COLS("$5", "$6") " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering ASC LIMIT $4");
     char a[24], u[24], l[16];
@@ -208,7 +225,8 @@ static int room_events(db_conn *c, const char *viewer, const char *room_id, long
     snprintf(u, sizeof u, "%lld", upto);
     snprintf(l, sizeof l, "%d", limit + 1);
     db_stmt *st = viewer ? (backwards ? &vback : &vfwd) : (backwards ? &back : &fwd);
-    PGresult *r = db_run(c, st, viewer ? 5 : 4, (const char *[]){room_id, a, u, l, viewer}, err);
+    PGresult *r =
+        db_run(c, st, viewer ? 6 : 4, (const char *[]){room_id, a, u, l, viewer, device}, err);
     if (!r) return -1;
     int n = PQntuples(r);
     *more = n > limit;
@@ -222,15 +240,16 @@ static int room_events(db_conn *c, const char *viewer, const char *room_id, long
 int client_room_events(db_conn *c, const char *room_id, long long after, long long upto,
                        int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
                        long long *edge, hs_err *err) {
-    return room_events(c, NULL, room_id, after, upto, limit, backwards, with_room_id, out, more,
-                       edge, err);
+    return room_events(c, NULL, NULL, room_id, after, upto, limit, backwards, with_room_id, out,
+                       more, edge, err);
 }
 
-int client_room_events_for(db_conn *c, const char *viewer, const char *room_id, long long after,
-                           long long upto, int limit, bool backwards, bool with_room_id,
-                           json_t *out, bool *more, long long *edge, hs_err *err) {
-    return room_events(c, viewer, room_id, after, upto, limit, backwards, with_room_id, out, more,
-                       edge, err);
+int client_room_events_for(db_conn *c, const char *viewer, const char *device,
+                           const char *room_id, long long after, long long upto, int limit,
+                           bool backwards, bool with_room_id, json_t *out, bool *more,
+                           long long *edge, hs_err *err) {
+    return room_events(c, viewer, device, room_id, after, upto, limit, backwards, with_room_id,
+                       out, more, edge, err);
 }
 
 json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, hs_err *err) {
@@ -264,14 +283,16 @@ int client_events_by_ids(db_conn *c, const char *const *ids, size_t n, bool with
     return 0;
 }
 
-int client_events_by_ids_for(db_conn *c, const char *viewer, const char *const *ids, size_t n,
-                             bool with_room_id, json_t *out, hs_err *err) {
-    static db_stmt q = DB_STMT("SELECT " EVENT_COLS VISIBILITY_COLS("$2") " FROM events e" EVENT_JOINS
+int client_events_by_ids_for(db_conn *c, const char *viewer, const char *device,
+                             const char *const *ids, size_t n, bool with_room_id, json_t *out,
+                             hs_err *err) {
+    static db_stmt q = DB_STMT("SELECT " EVENT_COLS VISIBILITY_COLS("$2", "$3")
+                               " FROM events e" EVENT_JOINS
                                " WHERE e.event_id = ANY($1::text[])" ACCEPTED
                                " ORDER BY e.stream_ordering");
     if (n == 0) return 0;
     char *pgarr = db_text_array(ids, n);
-    PGresult *r = db_run(c, &q, 2, (const char *[]){pgarr, viewer}, err);
+    PGresult *r = db_run(c, &q, 3, (const char *[]){pgarr, viewer, device}, err);
     free(pgarr);
     if (!r) return -1;
     int rc = append_rows(c, r, PQntuples(r), false, viewer, with_room_id, out, err);

@@ -39,17 +39,23 @@ int client_room_events(db_conn *c, const char *room_id, long long after, long lo
  * that time; invited and joined from the viewer's invite or join on. The
  * visibility and membership in force are those of the closest earlier
  * events in stream order. *edge still moves over hidden events. Events get
- * their bundled aggregations (unsigned["m.relations"], see relations.h). */
-int client_room_events_for(db_conn *c, const char *viewer, const char *room_id, long long after,
-                           long long upto, int limit, bool backwards, bool with_room_id,
-                           json_t *out, bool *more, long long *edge, hs_err *err);
+ * their bundled aggregations (unsigned["m.relations"], see relations.h),
+ * unsigned.membership (the viewer's membership at the event, "leave" when
+ * none; v1.11) and, on those that `device` (the viewer's device, or NULL)
+ * sent with PUT /send, unsigned.transaction_id. */
+int client_room_events_for(db_conn *c, const char *viewer, const char *device,
+                           const char *room_id, long long after, long long upto, int limit,
+                           bool backwards, bool with_room_id, json_t *out, bool *more,
+                           long long *edge, hs_err *err);
 
 /* Events by IDs as `viewer` may see them under history visibility (the
  * rules of client_room_events_for), in timeline (stream) order, with their
- * bundled aggregations. Events not in the timeline (outliers, rejected or
- * soft-failed ones) and unknown IDs are left out. */
-int client_events_by_ids_for(db_conn *c, const char *viewer, const char *const *ids, size_t n,
-                             bool with_room_id, json_t *out, hs_err *err);
+ * bundled aggregations and the viewer's unsigned keys. Events not in the
+ * timeline (outliers, rejected or soft-failed ones) and unknown IDs are
+ * left out. */
+int client_events_by_ids_for(db_conn *c, const char *viewer, const char *device,
+                             const char *const *ids, size_t n, bool with_room_id, json_t *out,
+                             hs_err *err);
 
 /* One event by ID in client format, or NULL with 404 M_NOT_FOUND. */
 json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, hs_err *err);

@@ -87,8 +87,8 @@ static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f, lon
                          long long hi, int limit, bool back, json_t *out, bool *more,
                          long long *edge, hs_err *err) {
     if (filter_empty(f))
-        return client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true, out,
-                                      more, edge, err);
+        return client_room_events_for(c, r->user_id, r->device_id, r->params[0], lo, hi, limit,
+                                      back, true, out, more, edge, err);
     *more = false;
     if (client_filter_blocks_all(f)) return 0;
     json_t *got = json_array(); /* chronological */
@@ -98,8 +98,8 @@ static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f, lon
         json_t *batch = json_array(), *kept = json_array();
         bool m = false;
         long long e = *edge;
-        rc = client_room_events_for(c, r->user_id, r->params[0], lo, hi, limit, back, true, batch,
-                                    &m, &e, err);
+        rc = client_room_events_for(c, r->user_id, r->device_id, r->params[0], lo, hi, limit, back,
+                                    true, batch, &m, &e, err);
         size_t i;
         json_t *ev;
         json_array_foreach(batch, i, ev) if (client_filter_event_allowed(f, ev)) json_array_append(kept, ev);
@@ -277,8 +277,8 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
     long long e1 = pos, e2 = pos, ignored;
     /* The event itself, through the visibility filter like its neighbours. */
     if (pos > horizon ||
-        client_room_events_for(c, r->user_id, r->params[0], pos - 1, pos, 1, false, true, mid,
-                               &more, &ignored, err) < 0)
+        client_room_events_for(c, r->user_id, r->device_id, r->params[0], pos - 1, pos, 1, false,
+                               true, mid, &more, &ignored, err) < 0)
         goto done;
     if (json_array_size(mid) == 0) {
         hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");

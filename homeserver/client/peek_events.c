@@ -59,8 +59,8 @@ static json_t *events_after(db_conn *c, hs_req *r, const char *room_id, long lon
     json_t *chunk = json_array();
     bool more = false;
     long long edge = from;
-    if (from < upto && client_room_events_for(c, r->user_id, room_id, from, upto, limit, false, true,
-                                              chunk, &more, &edge, err) < 0)
+    if (from < upto && client_room_events_for(c, r->user_id, r->device_id, room_id, from, upto,
+                                              limit, false, true, chunk, &more, &edge, err) < 0)
         return json_decref(chunk), NULL;
     char start[32], end[32];
     snprintf(start, sizeof start, "t%lld", from);

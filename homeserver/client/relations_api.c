@@ -102,10 +102,11 @@ static int page_ids(db_conn *c, const rel_query *q, char ***ids, int *n, bool *m
 }
 
 /* The page's events as the user may see them, in the order of ids. */
-static json_t *page_events(db_conn *c, const char *user_id, char **ids, int n, hs_err *err) {
+static json_t *page_events(db_conn *c, const char *user_id, const char *device_id, char **ids,
+                           int n, hs_err *err) {
     json_t *found = json_array(), *chunk = NULL;
-    if (client_events_by_ids_for(c, user_id, (const char *const *)ids, (size_t)n, true, found,
-                                 err) == 0) {
+    if (client_events_by_ids_for(c, user_id, device_id, (const char *const *)ids, (size_t)n, true,
+                                 found, err) == 0) {
         json_t *by_id = json_object(), *ev;
         size_t i;
         json_array_foreach(found, i, ev)
@@ -124,7 +125,7 @@ static json_t *page_events(db_conn *c, const char *user_id, char **ids, int n, h
 static int parent_visible(db_conn *c, hs_req *r, hs_err *err) {
     json_t *arr = json_array();
     const char *id = r->params[1];
-    int rc = client_events_by_ids_for(c, r->user_id, &id, 1, true, arr, err);
+    int rc = client_events_by_ids_for(c, r->user_id, NULL, &id, 1, true, arr, err);
     const char *room = json_string_value(json_object_get(json_array_get(arr, 0), "room_id"));
     if (rc == 0 && (!room || strcmp(room, r->params[0]) != 0))
         rc = hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
@@ -167,7 +168,7 @@ static int get_relations(hs_req *r, json_t **out, hs_err *err) {
     json_t *chunk = NULL;
     if (parent_visible(c, r, err) < 0) goto done;
     if (q.lo < q.hi && q.limit > 0 && page_ids(c, &q, &ids, &n, &more, &edge, err) < 0) goto done;
-    if (!(chunk = page_events(c, r->user_id, ids, n, err))) goto done;
+    if (!(chunk = page_events(c, r->user_id, r->device_id, ids, n, err))) goto done;
     *out = json_pack("{s:o}", "chunk", chunk);
     if (more) {
         char next[32];
@@ -267,7 +268,7 @@ static int get_threads(hs_req *r, json_t **out, hs_err *err) {
     if (may_view_room(c, r->params[0], r->user_id, err) < 0 ||
         thread_ids(c, r, include && !strcmp(include, "participated"), from >= 0 ? from : LLONG_MAX,
                    limit, &ids, &n, &more, &edge, err) < 0 ||
-        !(chunk = page_events(c, r->user_id, ids, n, err)))
+        !(chunk = page_events(c, r->user_id, r->device_id, ids, n, err)))
         goto done;
     hide_ignored(c, r->user_id, chunk);
     *out = json_pack("{s:o}", "chunk", chunk);

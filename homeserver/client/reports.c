@@ -65,7 +65,7 @@ static int reportable_event(db_conn *c, hs_req *r, hs_err *err) {
     }
     json_t *arr = json_array();
     const char *id = r->params[1];
-    int rc = client_events_by_ids_for(c, r->user_id, &id, 1, true, arr, err);
+    int rc = client_events_by_ids_for(c, r->user_id, NULL, &id, 1, true, arr, err);
     json_t *ev = json_array_get(arr, 0);
     const char *room = json_string_value(json_object_get(ev, "room_id"));
     if (rc == 0 && (!room || strcmp(room, r->params[0]) != 0 ||

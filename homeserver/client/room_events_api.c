@@ -12,6 +12,7 @@
 #include "room_access.h"
 #include "room_send.h"
 #include "suspension.h"
+#include "sync_token.h"
 #include "rooms/state_lookup.h"
 
 static json_t *proto_of(hs_req *r, const char *type, const char *state_key, json_t *content) {
@@ -203,47 +204,30 @@ static int get_state_one(hs_req *r, json_t **out, hs_err *err) {
     return rc;
 }
 
-/* An event as one peeking may see it (history visibility applied), or NULL
- * with 404. */
-static json_t *peeked_event(db_conn *c, const char *viewer, const char *event_id, hs_err *err) {
-    json_t *arr = json_array();
-    const char *ids[] = {event_id};
-    json_t *ev = NULL;
-    if (client_events_by_ids_for(c, viewer, ids, 1, true, arr, err) == 0) {
-        ev = json_incref(json_array_get(arr, 0));
-        if (!ev) hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
-    }
-    json_decref(arr);
-    return ev;
-}
-
+/* GET /event: the event as the user may see it under the room's history
+ * visibility (client_events_by_ids_for: member or not, what they could not
+ * see then stays hidden), with what concerns them in unsigned. An event
+ * they may not see, in a room they may not read, or in another room is
+ * 404 M_NOT_FOUND alike, as the spec says and Synapse answers. */
 static int get_event(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
-    room_state_map *m = room_state_map_new();
-    int rc = -1;
-    /* Readable if the user is or was in the room (history visibility is
-     * applied by the timeline paths); one peeking into a world-readable room
-     * sees only what was world-readable when it was sent. */
-    bool peeking = false;
-    if (readable_state(r, c, m, &peeking, err) == 0) {
-        json_t *ev = peeking ? peeked_event(c, r->user_id, r->params[1], err)
-                             : client_event_by_id(c, r->params[1], true, err);
-        const char *room = json_string_value(json_object_get(ev, "room_id"));
-        if (ev && (!room || strcmp(room, r->params[0]) != 0)) {
-            json_decref(ev);
-            ev = NULL;
-            hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
-        }
-        /* Bundled aggregations (relations.h), as the spec lists /event. */
-        json_t *one = ev ? json_pack("[O]", ev) : NULL;
-        if (one && client_relations_bundle(c, r->user_id, one, 0, NULL, err) < 0)
-            json_decref(ev), ev = NULL;
-        json_decref(one);
-        if (ev) *out = ev, rc = 200;
-    }
-    room_state_map_free(m);
+    client_room_view v;
+    json_t *arr = json_array(), *ev = NULL;
+    const char *ids[] = {r->params[1]};
+    int rc = client_room_view_of(c, r->params[0], r->user_id, &v, err);
+    if (rc == 0) rc = client_events_by_ids_for(c, r->user_id, r->device_id, ids, 1, true, arr, err);
     db_release(r->srv->db, c);
+    if (rc == 0) ev = json_array_get(arr, 0);
+    const char *room = json_string_value(json_object_get(ev, "room_id"));
+    if (rc == 0 && ev && room && !strcmp(room, r->params[0])) {
+        *out = json_incref(ev);
+        rc = 200;
+    } else if (rc == 0 || err->status == 403) {
+        hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+        rc = -1;
+    }
+    json_decref(arr);
     return rc;
 }
 
@@ -262,15 +246,67 @@ static int get_joined_rooms(hs_req *r, json_t **out, hs_err *err) {
     return 200;
 }
 
-/* /members: member events of the readable state, filtered by membership. */
+/* The event whose state is the room's as of position pos: the last one at
+ * or before it; for a point before the room's first event (the prev_batch
+ * of a /sync timeline that begins with the room's creation) its first
+ * membership event, the room as its creator made it, rather than a room
+ * without members. malloc'd, or NULL with err. */
+static char *event_at_pos(db_conn *c, const char *room_id, long long pos, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT event_id FROM ("
+        " (SELECT event_id, 0 AS k FROM events WHERE room_id = $1 AND stream_ordering <= $2"
+        "  AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed"
+        "  ORDER BY stream_ordering DESC LIMIT 1)"
+        " UNION ALL"
+        " (SELECT event_id, 1 FROM events WHERE room_id = $1 AND type = 'm.room.member'"
+        "  AND NOT outlier AND rejected_reason IS NULL AND NOT soft_failed"
+        "  ORDER BY stream_ordering ASC LIMIT 1)) x ORDER BY k LIMIT 1");
+    char ps[24];
+    snprintf(ps, sizeof ps, "%lld", pos);
+    PGresult *res = db_run(c, &q, 2, (const char *[]){room_id, ps}, err);
+    if (!res) return NULL;
+    char *id = PQntuples(res) ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    if (!id) hs_err_set(err, 404, "M_NOT_FOUND", "Can't find event for token");
+    return id;
+}
+
+/* /members?at=: the state as of a pagination or /sync token (Synapse's
+ * get_state_events with at_token), no later than what the user may read,
+ * and only if the user may see the room at that point under its history
+ * visibility (else 403, as Synapse answers). */
+static int state_at_token(hs_req *r, db_conn *c, const char *at, room_state_map *out,
+                          hs_err *err) {
+    long long pos;
+    if (!sync_token_pagination_pos(at, &pos))
+        return hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid stream token");
+    client_room_view v;
+    if (client_room_view_of(c, r->params[0], r->user_id, &v, err) < 0) return -1;
+    char *id = event_at_pos(c, r->params[0], pos < v.horizon ? pos : v.horizon, err);
+    if (!id) return -1;
+    json_t *seen = json_array();
+    const char *ids[] = {id};
+    int rc = client_events_by_ids_for(c, r->user_id, NULL, ids, 1, false, seen, err);
+    if (rc == 0 && json_array_size(seen) == 0)
+        rc = hs_err_set(err, 403, "M_FORBIDDEN", "User %s may not view the members of %s at %s",
+                        r->user_id, r->params[0], at);
+    if (rc == 0) rc = room_store_state_at(c, id, true, out, err);
+    json_decref(seen);
+    free(id);
+    return rc;
+}
+
+/* /members: member events of the readable state (or of the state at `at`),
+ * filtered by membership. */
 static int get_members(hs_req *r, json_t **out, hs_err *err) {
     const char *only = hs_req_query(r, "membership"), *not = hs_req_query(r, "not_membership");
+    const char *at = hs_req_query(r, "at");
     client_await_full_state(r->srv, r->params[0]); /* before taking a connection */
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     room_state_map *m = room_state_map_new();
     int rc = -1;
-    if (readable_state(r, c, m, NULL, err) == 0) {
+    if ((at ? state_at_token(r, c, at, m, err) : readable_state(r, c, m, NULL, err)) == 0) {
         size_t n = 0, it = 0;
         const char **ids = calloc(room_state_map_count(m) + 1, sizeof *ids);
         const char *type, *id;

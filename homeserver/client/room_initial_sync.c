@@ -40,13 +40,15 @@ static json_t *state_events(db_conn *c, const char *room_id, const client_room_v
 
 /* The latest limit messages up to the view's horizon, oldest first, with
  * their pagination tokens. */
-static json_t *latest_messages(db_conn *c, const char *user_id, const char *room_id,
-                               const client_room_view *v, int limit, hs_err *err) {
+static json_t *latest_messages(db_conn *c, const char *user_id, const char *device_id,
+                               const char *room_id, const client_room_view *v, int limit,
+                               hs_err *err) {
     json_t *chunk = json_array();
     bool more = false;
     long long edge = v->horizon + 1; /* stays so when nothing is returned */
-    if (limit > 0 && client_room_events_for(c, user_id, room_id, SYNC_TOKEN_POS_MIN, v->horizon,
-                                            limit, true, true, chunk, &more, &edge, err) < 0)
+    if (limit > 0 && client_room_events_for(c, user_id, device_id, room_id, SYNC_TOKEN_POS_MIN,
+                                            v->horizon, limit, true, true, chunk, &more, &edge,
+                                            err) < 0)
         return json_decref(chunk), NULL;
     char start[32], end[32];
     snprintf(start, sizeof start, "t%lld", edge - 1);
@@ -93,7 +95,7 @@ static int get_room_initial_sync(hs_req *r, json_t **out, hs_err *err) {
     const char *vis = NULL;
     if (client_room_view_of(c, room_id, r->user_id, &v, err) == 0 &&
         (state = state_events(c, room_id, &v, err)) &&
-        (messages = latest_messages(c, r->user_id, room_id, &v, limit, err)) &&
+        (messages = latest_messages(c, r->user_id, r->device_id, room_id, &v, limit, err)) &&
         (vis = visibility(c, room_id, err)) &&
         (account = room_account_data(c, r->user_id, room_id, err))) {
         res = json_pack("{s:s, s:O, s:O, s:s, s:O}", "room_id", room_id, "messages", messages,

@@ -290,8 +290,9 @@ static json_t *remote_room_object(const ss_room *room) {
     return o;
 }
 
-int ss_room_object(db_conn *c, const char *user_id, const ss_room *room, const ss_room_req *req,
-                   long long since, long long to, bool initial, json_t **out, hs_err *err) {
+int ss_room_object(db_conn *c, const char *user_id, const char *device_id, const ss_room *room,
+                   const ss_room_req *req, long long since, long long to, bool initial,
+                   json_t **out, hs_err *err) {
     *out = NULL;
     if (room->remote_state) {
         if (!initial && room->member_pos <= since) return 0;
@@ -314,8 +315,8 @@ int ss_room_object(db_conn *c, const char *user_id, const ss_room *room, const s
         json_t *timeline = json_array(), *state = json_array();
         bool more = false;
         long long first = upto;
-        rc = client_room_events_for(c, user_id, room->room_id, after, upto, req->timeline_limit,
-                                    true, false, timeline, &more, &first, err);
+        rc = client_room_events_for(c, user_id, device_id, room->room_id, after, upto,
+                                    req->timeline_limit, true, false, timeline, &more, &first, err);
         if (rc == 0) rc = required_state(c, user_id, room, req, timeline, initial ? -1 : since,
                                          state, err);
         if (rc == 0 && !initial && !json_array_size(timeline) && !json_array_size(state)) {

@@ -281,7 +281,9 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
                            .timeline_limit = (int)json_integer_value(json_object_get(cfg, "timeline_limit"))};
         bool initial = !json_object_get(sent, id);
         json_t *o = NULL;
-        if (room && (rc = ss_room_object(c, r->user_id, room, &req, since, to, initial, &o, err)) < 0) break;
+        if (room && (rc = ss_room_object(c, r->user_id, r->device_id, room, &req, since, to,
+                                         initial, &o, err)) < 0)
+            break;
         if (o) json_object_set_new(rooms_out, id, o), json_object_set_new(sent, id, json_true());
     }
     *joined = calloc(n + 1, sizeof **joined);

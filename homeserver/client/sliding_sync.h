@@ -43,8 +43,10 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
 void ss_rooms_free(ss_room *rooms, size_t n);
 
 /* One room's response object, or NULL when nothing changed for an already
- * sent room. since < 0: an initial response for this room. */
-int ss_room_object(db_conn *c, const char *user_id, const ss_room *room, const ss_room_req *req,
-                   long long since, long long to, bool initial, json_t **out, hs_err *err);
+ * sent room. since < 0: an initial response for this room. device_id: the
+ * requester's (its events carry their transaction IDs, events_read.h). */
+int ss_room_object(db_conn *c, const char *user_id, const char *device_id, const ss_room *room,
+                   const ss_room_req *req, long long since, long long to, bool initial,
+                   json_t **out, hs_err *err);
 
 #endif

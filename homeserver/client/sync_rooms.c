@@ -252,8 +252,8 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     bool more = false;
     long long first = 0;
     long long after = p->since < 0 ? 0 : p->since;
-    int rc = client_room_events_for(c, p->user_id, m->room_id, after, upto, p->timeline_limit, true, false,
-                                timeline, &more, &first, err);
+    int rc = client_room_events_for(c, p->user_id, p->device_id, m->room_id, after, upto,
+                                    p->timeline_limit, true, false, timeline, &more, &first, err);
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();
     if (rc < 0) goto done;

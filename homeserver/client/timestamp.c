@@ -63,7 +63,8 @@ static int get_timestamp_to_event(hs_req *r, json_t **out, hs_err *err) {
         int n = PQntuples(res);
         const char **ids = calloc((size_t)n + 1, sizeof *ids);
         for (int i = 0; i < n; i++) ids[i] = PQgetvalue(res, i, 0);
-        if (client_events_by_ids_for(c, r->user_id, ids, (size_t)n, true, seen, err) == 0) {
+        if (client_events_by_ids_for(c, r->user_id, r->device_id, ids, (size_t)n, true, seen,
+                                     err) == 0) {
             /* The closest candidate the user may see, in the query's order. */
             for (int i = 0; i < n && rc < 0; i++) {
                 size_t k;
