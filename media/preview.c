@@ -234,21 +234,19 @@ static json_t *parse_html(const char *html) {
     return og;
 }
 
-/* An og:image URL made absolute against the page (scheme-relative and
- * root-relative forms; anything else must already be absolute). */
+/* An og:image URL made absolute against the page, as a browser resolves
+ * it (libcurl's URL API: absolute, scheme-relative, root-relative and
+ * document-relative forms such as "test.png"). NULL when it can't be. */
 static char *absolute(const char *page, const char *u) {
-    char *out;
-    if (!strncasecmp(u, "http://", 7) || !strncasecmp(u, "https://", 8)) return strdup(u);
-    const char *scheme_end = strstr(page, "://");
-    if (!scheme_end) return NULL;
-    if (u[0] == '/' && u[1] == '/') {
-        if (asprintf(&out, "%.*s:%s", (int)(scheme_end - page), page, u) < 0) return NULL;
-        return out;
-    }
-    if (u[0] != '/') return NULL;
-    const char *host_end = strchr(scheme_end + 3, '/');
-    int n = host_end ? (int)(host_end - page) : (int)strlen(page);
-    if (asprintf(&out, "%.*s%s", n, page, u) < 0) return NULL;
+    CURLU *h = curl_url();
+    char *url = NULL, *out = NULL;
+    if (h && curl_url_set(h, CURLUPART_URL, page, 0) == CURLUE_OK &&
+        curl_url_set(h, CURLUPART_URL, u, 0) == CURLUE_OK &&
+        curl_url_get(h, CURLUPART_URL, &url, 0) == CURLUE_OK && url &&
+        (!strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8)))
+        out = strdup(url);
+    curl_free(url);
+    curl_url_cleanup(h);
     return out;
 }
 

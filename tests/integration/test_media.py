@@ -749,6 +749,9 @@ def test_url_previews_with_the_ssrf_guard():
     site = _Site("127.0.0.1", {"/page.html": (200, "text/html; charset=utf-8", page),
                                "/img.png": (200, "image/png", png),
                                "/bare.html": (200, "text/html", b"<title>Just a title</title>"),
+                               "/rel/page.html": (200, "text/html",
+                                                  b"<meta property='og:image' content='img.png'>"),
+                               "/rel/img.png": (200, "image/png", png),
                                "/away": (302, "text/plain", (inner.base + "/page.html").encode())})
     try:
         # 127.0.0.0/8 is in the default denylist; only 127.0.0.1 is let through.
@@ -772,6 +775,11 @@ def test_url_previews_with_the_ssrf_guard():
             assert download(s, tok, og["og:image"][6:]).raw == png
             r = preview(site.base + "/bare.html")
             assert r.status == 200 and r.json == {"og:title": "Just a title"}
+            # A document-relative og:image ("img.png", as Complement's page
+            # has it) resolves against the page, as in a browser.
+            r = preview(site.base + "/rel/page.html")
+            assert r.status == 200 and r.json["og:image"].startswith("mxc://"), r
+            assert r.json["matrix:image:size"] == len(png)
             r = preview(site.base + "/img.png")  # an image is its own preview
             assert r.status == 200 and r.json["og:image:type"] == "image/png"
             # The legacy path works the same (with a token).
