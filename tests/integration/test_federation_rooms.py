@@ -969,6 +969,9 @@ def test_invite_from_f_to_a_room_a_is_not_in(fed):
     # Without the create event in the stripped state (room version 12): refused.
     r = f.request(a, "PUT", path, {"room_version": "12", "event": inv, "invite_room_state": [name]})
     assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r.raw
+    r = f.request(a, "PUT", path, {"room_version": "12", "event": inv,
+                                   "invite_room_state": "nope"})
+    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r.raw
     r = f.request(a, "PUT", path, {"room_version": "99", "event": inv, "invite_room_state": [create]})
     assert r.status == 400 and r.json["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION", r.raw
     assert r.json["room_version"] == "99"
@@ -994,6 +997,34 @@ def test_invite_from_f_to_a_room_a_is_not_in(fed):
     assert r.status == 200, r.raw
     r = a.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={since}", token=htok)
     assert room not in r.json["rooms"]["invite"] and room in r.json["rooms"]["leave"], r.json["rooms"]
+
+
+def test_invite_with_empty_stripped_state(fed):
+    """Complement's TestIsDirectFlagFederation: gomatrixserverlib sends
+    "invite_room_state": [] with a room version 12 invite. Synapse takes it;
+    so do we (only a list that is given must hold the create event), and the
+    invitee's /sync shows the invite with its is_direct."""
+    a, f = fed["a"], fed["f"]
+    ivy, itok = user(a, "fedra_ivy")
+    fred = f.user("fred_dm")
+    now = int(time.time() * 1000)
+    create, create_id = finish({"type": "m.room.create", "state_key": "", "sender": fred,
+                                "content": {"room_version": "12"}, "origin_server_ts": now,
+                                "depth": 1, "prev_events": [], "auth_events": []}, f.name, f.sk)
+    room = "!" + create_id[1:]
+    inv, inv_id = finish({"type": "m.room.member", "state_key": ivy, "sender": fred, "room_id": room,
+                          "content": {"membership": "invite", "is_direct": True},
+                          "origin_server_ts": now, "depth": 2, "prev_events": [create_id],
+                          "auth_events": [create_id]}, f.name, f.sk)
+    since = a.request("GET", "/_matrix/client/v3/sync?timeout=0", token=itok).json["next_batch"]
+    path = f"/_matrix/federation/v2/invite/{q(room)}/{q(inv_id)}"
+    r = f.request(a, "PUT", path, {"room_version": "12", "event": inv, "invite_room_state": []})
+    assert r.status == 200, r.raw
+    assert a.server_name in r.json["event"]["signatures"]
+    r = a.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={since}", token=itok)
+    evs = r.json["rooms"]["invite"][room]["invite_state"]["events"]
+    me = next(e for e in evs if e["type"] == "m.room.member" and e["state_key"] == ivy)
+    assert me["content"] == {"membership": "invite", "is_direct": True} and me["sender"] == fred
 
 
 def test_a_join_through_send_join_is_passed_on(fed):
