@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "homeserver/client/remote_rooms.h"
 #include "homeserver/client/room_send.h"
 #include "homeserver/core/log.h"
 #include "homeserver/db/streams.h"
@@ -60,7 +61,11 @@ static int persist_txn(db_conn *c, void *arg, hs_err *err) {
     const fed_persist_opts *o = j->o;
     /* One event of a room at a time: the soft-failure check reads the
      * current state that this event may then change. */
-    if (room_store_lock_room(c, j->ev->room_id, NULL, err) < 0) return -1;
+    long long current = room_store_lock_room(c, j->ev->room_id, NULL, err);
+    if (current < 0) return -1;
+    int in = o->rejoin && current > 0 ? client_room_has_local_member(c, j->srv, j->ev->room_id, err)
+                                      : 1;
+    if (in < 0 || (in == 0 && room_store_forget_current(c, j->ev->room_id, err) < 0)) return -1;
     int partial = o->partial ? 1 : fed_room_is_partial(c, j->ev->room_id, err);
     if (partial < 0) return -1;
     if (!partial && o->state_from_partial && j->before && redo_state_before(c, j, err) < 0)

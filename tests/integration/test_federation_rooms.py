@@ -1204,3 +1204,26 @@ def test_megolm_and_sas_across_two_pvyhs_with_matrix_js_sdk(fed):
     assert [s.get("step") for s in steps if "step" in s] == \
         ["room on pvyhs", "room on the peer", "sas"], steps
     assert steps[-1] == {"ok": True}
+
+
+def test_unban_then_invite_then_join_across_servers(fed):
+    """Complement's TestUnbanViaInvite: B's bob bans A's ann (A then has no
+    one left in the room), unbans her, invites her again; she accepts."""
+    a, b = fed["a"], fed["b"]
+    ann, atok = user(a, "fedra_ann")
+    bob, btok = user(b, "fedrb_bobu")
+    room = create_room(b, btok)
+    r = a.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(b.server_name)}", {}, token=atok)
+    assert r.status == 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/ban", {"user_id": ann}, token=btok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: sync_room(a, atok, room, "leave"), what="ann banned on A")
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/unban", {"user_id": ann}, token=btok)
+    assert r.status == 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": ann}, token=btok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: sync_room(a, atok, room, "invite"), what="ann invited on A")
+    r = a.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(b.server_name)}", {}, token=atok)
+    assert r.status == 200, r.raw
+    r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members", token=btok)
+    assert set(r.json["joined"]) == {ann, bob}, r.raw
