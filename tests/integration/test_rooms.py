@@ -409,6 +409,45 @@ def test_join_after_invite_has_prev_sender(server, users):
     assert me["unsigned"]["prev_sender"] == a_id
 
 
+def test_repeated_state_is_not_sent_again(server, users):
+    """As Synapse (deduplicate_state_event), and as Complement's
+    get_missing_events test for a "shared" room expects: a state event with
+    the same type, key, sender and content as the current one is not sent;
+    the answer is the current event's ID. Another sender, other content, or
+    a sender no longer allowed make the usual difference."""
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat")
+    path = f"{V3}/rooms/{room}/state/m.room.history_visibility/"
+    hv = state(server, a, room, "m.room.history_visibility").json
+    assert hv == {"history_visibility": "shared"}
+    before = server.request("GET", f"{V3}/rooms/{room}/state/m.room.history_visibility/?format=event",
+                            token=a).json["event_id"]
+    r = server.request("PUT", path, {"history_visibility": "shared"}, token=a)
+    assert r.status == 200 and r.json["event_id"] == before, r
+    msgs = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=50", token=a).json
+    assert sum(e["type"] == "m.room.history_visibility" for e in msgs["chunk"]) == 1
+    r = server.request("PUT", path, {"history_visibility": "joined"}, token=a)
+    assert r.status == 200 and r.json["event_id"] != before
+    joined = r.json["event_id"]
+    # The same content from someone else (bob, given the power) is sent.
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).status == 200
+    pl = state(server, a, room, "m.room.power_levels").json
+    pl["users"][b_id] = 100
+    assert server.request("PUT", f"{V3}/rooms/{room}/state/m.room.power_levels/", pl,
+                          token=a).status == 200
+    r = server.request("PUT", path, {"history_visibility": "joined"}, token=b)
+    assert r.status == 200 and r.json["event_id"] != joined
+    by_bob = r.json["event_id"]
+    # bob repeats it after leaving: refused, not answered with his old event.
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    r = server.request("PUT", path, {"history_visibility": "joined"}, token=b)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.history_visibility/?format=event",
+                       token=a)
+    assert r.json["event_id"] == by_bob
+
+
 def test_replaces_state_migration_backfill_agrees(server, users):
     """Migration 023 fills replaces_state for events stored before it from
     the timeline; on a linear room it gives what storing computes."""
