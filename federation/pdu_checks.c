@@ -94,7 +94,7 @@ int fed_persist_event_opts(hs_server *srv, const room_event *ev,
     room_state_map_free(j.redone);
     if (j.pos > 0) db_stream_done(DB_STREAM_EVENTS, j.pos);
     if (rc < 0) return -1;
-    if (o->forward_except && j.verdict == ROOM_ACCEPTED) fed_sender_wake();
+    if (o->forward_except && j.verdict == ROOM_ACCEPTED) fed_sender_wake_queued();
     if (verdict) *verdict = j.verdict;
     if (j.verdict == ROOM_ACCEPTED) client_room_event_committed(srv, ev);
     else

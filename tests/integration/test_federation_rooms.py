@@ -1227,3 +1227,32 @@ def test_unban_then_invite_then_join_across_servers(fed):
     assert r.status == 200, r.raw
     r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members", token=btok)
     assert set(r.json["joined"]) == {ann, bob}, r.raw
+
+
+def test_invite_rejection_reaches_the_rooms_other_servers(fed):
+    """Complement's TestFederationRejectInvite: A's room has F's user in it;
+    A invites B's user, who rejects. F sees the invite, then the rejection
+    (B's leave through make_leave/send_leave at A, which A passes on)."""
+    a, b, f = fed["a"], fed["b"], fed["f"]
+    amy, atok = user(a, "fedra_amy")
+    cal, ctok = user(b, "fedrb_cal")
+    room = create_room(a, atok)
+    f.routes["/_matrix/federation/v1/send/"] = lambda m, p, body: (200, {"pdus": {}})
+    fake_join(fed, room, "delia_rj")
+
+    def member_pdu(membership):
+        for method, path, body in list(f.seen):
+            if method != "PUT" or not path.startswith("/_matrix/federation/v1/send/") or not body:
+                continue
+            for pdu in body.get("pdus", []):
+                if (pdu.get("type") == "m.room.member" and pdu.get("state_key") == cal
+                        and pdu["content"].get("membership") == membership):
+                    return pdu
+        return None
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": cal}, token=atok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: member_pdu("invite"), timeout=10, what="the invite at F")
+    wait_for(lambda: sync_room(b, ctok, room, "invite"), what="cal invited on B")
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=ctok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: member_pdu("leave"), timeout=10, what="the rejection at F")
