@@ -1227,6 +1227,11 @@ def test_unban_then_invite_then_join_across_servers(fed):
     assert r.status == 200, r.raw
     r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members", token=btok)
     assert set(r.json["joined"]) == {ann, bob}, r.raw
+    # On A too, once its resync of the members is done: the join made the
+    # state the current one (not the ban A knew from before).
+    wait_for(lambda: set(a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members",
+                                   token=atok).json.get("joined", {})) == {ann, bob},
+             what="both joined on A")
 
 
 def test_invite_rejection_reaches_the_rooms_other_servers(fed):
