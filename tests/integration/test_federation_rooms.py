@@ -1261,3 +1261,44 @@ def test_invite_rejection_reaches_the_rooms_other_servers(fed):
     r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=ctok)
     assert r.status == 200, r.raw
     wait_for(lambda: member_pdu("leave"), timeout=10, what="the rejection at F")
+
+
+def test_inviter_rescinds_invite_across_servers(fed):
+    """Complement's "Inviter user can rescind invite over federation": A's
+    inviter kicks B's invited user; B, not in the room, takes that leave
+    (the inviter's, citing the invite) and its user's /sync shows the room
+    left. Another member's kick of an invite is not taken (Synapse's rule)."""
+    a, b = fed["a"], fed["b"]
+    amy, atok = user(a, "fedra_amyr")
+    ada, dtok = user(a, "fedra_adar")
+    ben, btok = user(b, "fedrb_benr")
+    room = create_room(a, atok, preset="private_chat", invite=[ben])
+    wait_for(lambda: sync_room(b, btok, room, "invite"), what="ben invited on B")
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/kick", {"user_id": ben, "reason": "t"},
+                  token=atok)
+    assert r.status == 200, r.raw
+    flt = q(json.dumps({"room": {"include_leave": True}}))
+
+    def left():
+        r = b.request("GET", f"/_matrix/client/v3/sync?timeout=0&filter={flt}", token=btok)
+        return r.json["rooms"]["leave"].get(room) if room not in r.json["rooms"]["invite"] else None
+    entry = wait_for(left, timeout=20, what="the rescission on B")
+    evs = entry["timeline"]["events"] + entry.get("state", {}).get("events", [])
+    assert any(e["type"] == "m.room.member" and e["state_key"] == ben and e["sender"] == amy
+               and e["content"]["membership"] == "leave" for e in evs), entry
+    # Invited by ada, kicked by amy: B keeps the invite.
+    room2 = create_room(a, atok, preset="private_chat", invite=[ada])
+    assert a.request("POST", f"/_matrix/client/v3/join/{q(room2)}", {}, token=dtok).status == 200
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room2)}/invite", {"user_id": ben}, token=dtok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: sync_room(b, btok, room2, "invite"), what="ben invited to room2 on B")
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room2)}/kick", {"user_id": ben}, token=atok)
+    assert r.status == 200, r.raw
+    # A rescission sent after it (the sender keeps the order) shows that B
+    # had that kick by then.
+    room3 = create_room(a, atok, preset="private_chat", invite=[ben])
+    wait_for(lambda: sync_room(b, btok, room3, "invite"), what="ben invited to room3 on B")
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room3)}/kick", {"user_id": ben}, token=atok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: not sync_room(b, btok, room3, "invite"), timeout=20, what="room3 rescinded")
+    assert sync_room(b, btok, room2, "invite"), "a non-inviter's kick rescinded the invite"
