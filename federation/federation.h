@@ -204,11 +204,16 @@ int fed_partial_state_start(hs_server *srv);
 /* Look at the streams now rather than within 100 ms (after a COMMIT). */
 void fed_sender_wake(void);
 
+/* fed_sender_wake, and look at the queue itself too (not only the
+ * streams): rows queued directly (fed_sender_enqueue_pdu) are otherwise
+ * found only by the periodic rescan, a minute later. */
+void fed_sender_wake_queued(void);
+
 /* Queue an event that a remote user's server asked us to pass on (Synapse's
  * send_on_behalf_of: a join, leave or knock that came through our
  * send_join / send_leave / send_knock), to the servers joined to the room
  * but `except` (its origin), in the caller's transaction; then, after the
- * COMMIT, fed_sender_wake(). Events of local users need no call: the sender
+ * COMMIT, fed_sender_wake_queued(). Events of local users need no call: the sender
  * reads them from the events stream. 0, or -1 with err. */
 int fed_sender_enqueue_pdu(db_conn *c, hs_server *srv, const char *event_id,
                            const char *room_id, long long stream_ordering, const char *except,

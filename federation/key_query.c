@@ -122,7 +122,8 @@ static int post_query(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void fed_key_query_routes(hs_router *rt) {
-    int f = HS_FEDERATION | HS_FED_NOAUTH;
+    /* Canonical like our own key response (server_keys.c), as Synapse does. */
+    int f = HS_FEDERATION | HS_FED_NOAUTH | HS_CANONICAL_JSON;
     hs_route(rt, "POST", "/_matrix/key/v2/query", post_query, f);
     /* Also the form with a key ID, deprecated in v1.6 but still sent. */
     hs_route(rt, "GET", "/_matrix/key/v2/query/{serverName}/{keyId?}", get_query, f);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "homeserver/client/remote_rooms.h"
 #include "homeserver/client/room_send.h"
 #include "homeserver/core/log.h"
 #include "homeserver/db/streams.h"
@@ -60,7 +61,11 @@ static int persist_txn(db_conn *c, void *arg, hs_err *err) {
     const fed_persist_opts *o = j->o;
     /* One event of a room at a time: the soft-failure check reads the
      * current state that this event may then change. */
-    if (room_store_lock_room(c, j->ev->room_id, NULL, err) < 0) return -1;
+    long long current = room_store_lock_room(c, j->ev->room_id, NULL, err);
+    if (current < 0) return -1;
+    int in = o->rejoin && current > 0 ? client_room_has_local_member(c, j->srv, j->ev->room_id, err)
+                                      : 1;
+    if (in < 0 || (in == 0 && room_store_forget_current(c, j->ev->room_id, err) < 0)) return -1;
     int partial = o->partial ? 1 : fed_room_is_partial(c, j->ev->room_id, err);
     if (partial < 0) return -1;
     if (!partial && o->state_from_partial && j->before && redo_state_before(c, j, err) < 0)
@@ -89,7 +94,7 @@ int fed_persist_event_opts(hs_server *srv, const room_event *ev,
     room_state_map_free(j.redone);
     if (j.pos > 0) db_stream_done(DB_STREAM_EVENTS, j.pos);
     if (rc < 0) return -1;
-    if (o->forward_except && j.verdict == ROOM_ACCEPTED) fed_sender_wake();
+    if (o->forward_except && j.verdict == ROOM_ACCEPTED) fed_sender_wake_queued();
     if (verdict) *verdict = j.verdict;
     if (j.verdict == ROOM_ACCEPTED) client_room_event_committed(srv, ev);
     else
@@ -345,10 +350,12 @@ static int fill_gap(hs_server *srv, const char *origin, const room_event *ev, hs
 }
 
 /* The room of a PDU: its version (*v, NULL for a room we do not know), and
- * whether we take PDUs of it from origin (0, or -1 with err). */
+ * whether we take PDUs of it from origin (0, or -1 with err; *outside set
+ * when that is because we are not in the room or do not know it). */
 static int room_for(hs_server *srv, const char *origin, const char *room_id, const room_version **v,
-                    hs_err *err) {
+                    bool *outside, hs_err *err) {
     *v = NULL;
+    *outside = false;
     db_conn *c = db_acquire(srv->db, err);
     if (!c) return -1;
     hs_err e = {0};
@@ -356,15 +363,53 @@ static int room_for(hs_server *srv, const char *origin, const char *room_id, con
     int in = *v ? fed_server_in_room(c, room_id, srv->cfg->server_name, err) : -1;
     int acl = in > 0 ? room_acl_allows(c, room_id, origin, err) : -1;
     db_release(srv->db, c);
+    if (!*v && e.status == 404) *outside = true;
     if (!*v)
         return e.status == 404 ? hs_err_set(err, 404, "M_NOT_FOUND", "Unknown room %s", room_id)
                                : (*err = e, -1);
+    if (in == 0) *outside = true;
     if (in == 0)
         return hs_err_set(err, 403, "M_FORBIDDEN", "This server is not in room %s", room_id);
     if (acl == 0)
         return hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
                           origin, room_id);
     return in > 0 && acl > 0 ? 0 : -1;
+}
+
+/* Synapse's one exception to "not in the room": the inviter's leave for a
+ * local user whose invite we hold (fed_remote_memberships), citing that
+ * invite among its auth events, rescinds the invite. We cannot check it
+ * against the room's state; the sender being the inviter is what Synapse
+ * asks too. Kept as the user's remote membership, so their /sync shows the
+ * room left. The event's ID (malloc'd) when it was that, else NULL with
+ * err->status 0 (or set on failure). */
+static char *rescinded_invite(hs_server *srv, const json_t *pdu, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT event_id, sender, room_version, via FROM fed_remote_memberships"
+        " WHERE room_id = $1 AND user_id = $2 AND membership = 'invite'");
+    const char *type = json_string_value(json_object_get(pdu, "type"));
+    const char *room_id = json_string_value(json_object_get(pdu, "room_id"));
+    const char *sk = json_string_value(json_object_get(pdu, "state_key"));
+    const char *sender = json_string_value(json_object_get(pdu, "sender"));
+    const char *m = json_string_value(json_object_get(json_object_get(pdu, "content"), "membership"));
+    if (!type || strcmp(type, "m.room.member") || !room_id || !sk || !sender || !strcmp(sk, sender) ||
+        !m || strcmp(m, "leave") || !fed_user_of(sk, srv->cfg->server_name))
+        return NULL;
+    db_conn *c = db_acquire(srv->db, err);
+    PGresult *r = c ? db_run(c, &q, 2, (const char *[]){room_id, sk}, err) : NULL;
+    db_release(srv->db, c);
+    if (!r || PQntuples(r) != 1 || strcmp(PQgetvalue(r, 0, 1), sender) != 0) return PQclear(r), NULL;
+    const room_version *v = room_version_get(PQgetvalue(r, 0, 2));
+    room_event *ev = v ? fed_event_verify(srv, v, pdu, err) : NULL;
+    bool cites = false;
+    for (size_t i = 0; ev && i < ev->n_auth && !cites; i++)
+        cites = !strcmp(ev->auth_events[i], PQgetvalue(r, 0, 0));
+    char *id = NULL;
+    if (cites && fed_remote_membership_store(srv, ev, sk, "leave", NULL, PQgetvalue(r, 0, 3), err) == 0)
+        id = strdup(ev->event_id);
+    room_event_free(ev);
+    PQclear(r);
+    return id;
 }
 
 /* The event ID of a PDU before anything else is checked, to key its result. */
@@ -384,7 +429,13 @@ int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char 
     if (!json_is_object(pdu) || !room_id)
         return hs_err_set(err, 400, "M_BAD_JSON", "A PDU needs a room_id");
     const room_version *v = NULL;
-    int ok = room_for(srv, origin, room_id, &v, err);
+    bool outside;
+    int ok = room_for(srv, origin, room_id, &v, &outside, err);
+    if (ok < 0 && outside) {
+        hs_err e = {0};
+        if ((*event_id = rescinded_invite(srv, pdu, &e))) return 0;
+        if (e.status) hs_info("federation: a rescinded invite? %s", e.msg);
+    }
     *event_id = fed_pdu_event_id(v, pdu);
     if (ok < 0) return -1;
     room_event *ev = fed_event_verify(srv, v, pdu, err);

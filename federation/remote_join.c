@@ -218,7 +218,7 @@ static int store_join(hs_server *srv, const char *dest, const room_event *ours, 
     mark_arg m = {0};
     if (rc == 0 && partial)
         m.servers = resync_servers(srv, dest, json_object_get(resp, "servers_in_room"), &m.n);
-    fed_persist_opts o = {.require_accepted = true, .partial = partial,
+    fed_persist_opts o = {.require_accepted = true, .partial = partial, .rejoin = true,
                           .also = partial ? mark_partial : NULL, .also_arg = &m};
     if (rc == 0) rc = fed_persist_event_opts(srv, ev, st, &o, NULL, err);
     free(m.servers);

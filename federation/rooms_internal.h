@@ -204,6 +204,12 @@ typedef struct fed_persist_opts {
     /* The event is checked as in a partial-state room (room_receive_ex)
      * even if the room is not marked yet: the join that makes it one. */
     bool partial;
+    /* Our own join, through another server's send_join: when none of our
+     * users is joined, our extremities and current state are from before
+     * they left and are forgotten first (room_store_forget_current), so
+     * the join is judged by the state it came with, not soft-failed
+     * against a ban or leave lifted since. */
+    bool rejoin;
     /* Run in the same transaction after an accepted event. */
     int (*also)(db_conn *c, const room_event *ev, void *arg, hs_err *err);
     void *also_arg;

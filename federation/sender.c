@@ -71,6 +71,7 @@ static struct {
     pthread_cond_t work_cv;   /* workers wait here */
     bool running, stop, kick;
     bool data_kick; /* the kick came from new local data (fed_sender_wake) */
+    bool rescan;    /* rows were queued directly: the next round reads the queue */
     hs_server *srv;
     pthread_t dispatcher, workers[N_WORKERS];
     bool has_dispatcher;
@@ -339,7 +340,11 @@ static void *dispatcher_main(void *arg) {
         last_round = now;
         if (!started) started = start_up() == 0;
         if (started) {
-            bool full = now - last_scan >= RESCAN_MS;
+            pthread_mutex_lock(&S.mu);
+            bool asked = S.rescan;
+            S.rescan = false;
+            pthread_mutex_unlock(&S.mu);
+            bool full = asked || now - last_scan >= RESCAN_MS;
             one_round(full);
             if (full) last_scan = now;
         }
@@ -535,6 +540,13 @@ void fed_sender_wake(void) {
     S.kick = true;
     pthread_cond_signal(&S.cv);
     pthread_mutex_unlock(&S.mu);
+}
+
+void fed_sender_wake_queued(void) {
+    pthread_mutex_lock(&S.mu);
+    S.rescan = true;
+    pthread_mutex_unlock(&S.mu);
+    fed_sender_wake();
 }
 
 static void on_event_committed(hs_server *srv, const room_event *ev) {

@@ -26,7 +26,10 @@ static int get_server_keys(hs_req *r, json_t **out, hs_err *err) {
 }
 
 void fed_server_keys_routes(hs_router *rt) {
-    hs_route(rt, "GET", "/_matrix/key/v2/server", get_server_keys, HS_FEDERATION | HS_FED_NOAUTH);
+    /* Canonical on the wire: gomatrixserverlib checks the self-signature
+     * against the bytes it received minus "signatures", as Synapse sends them. */
+    int f = HS_FEDERATION | HS_FED_NOAUTH | HS_CANONICAL_JSON;
+    hs_route(rt, "GET", "/_matrix/key/v2/server", get_server_keys, f);
     /* The key ID in the path was deprecated in r0.6; servers still send it. */
-    hs_route(rt, "GET", "/_matrix/key/v2/server/{keyId}", get_server_keys, HS_FEDERATION | HS_FED_NOAUTH);
+    hs_route(rt, "GET", "/_matrix/key/v2/server/{keyId}", get_server_keys, f);
 }

@@ -108,6 +108,14 @@ typedef struct room_head {
     long long state_stamp; /* moves with every change of current_state (sql/025) */
 } room_head;
 
+/* Forget the room's forward extremities and current state group (the room
+ * must be locked): what a server knows of a room after its last user left
+ * is stale, so a join through another server starts from the state that
+ * server gives, as for a room never joined (Synapse drops both when its
+ * last user leaves). The current_state rows stay until that join's state
+ * rewrites them in the same transaction. */
+int room_store_forget_current(db_conn *c, const char *room_id, hs_err *err);
+
 /* room_store_lock_room, and the head read with the lock. */
 long long room_store_lock_room_head(db_conn *c, const char *room_id, const room_version **v,
                                     room_head *head, hs_err *err);

@@ -324,6 +324,14 @@ long long room_store_lock_room(db_conn *c, const char *room_id, const room_versi
     return room_store_lock_room_head(c, room_id, v, NULL, err);
 }
 
+int room_store_forget_current(db_conn *c, const char *room_id, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "WITH d AS (DELETE FROM forward_extremities WHERE room_id = $1)"
+        " UPDATE rooms SET head_event = NULL, head_depth = NULL, current_state_group = NULL,"
+        " state_stamp = state_stamp + 1 WHERE room_id = $1");
+    return db_exec(c, &q, 1, (const char *[]){room_id}, err) < 0 ? -1 : 0;
+}
+
 /* The current state when the DAG has several extremities: resolve the states
  * after each, store the result as a group, and rewrite the table to match. */
 static long long resolve_extremities(db_conn *c, const room_event *ev, char **ext, size_t n,

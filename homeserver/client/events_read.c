@@ -22,7 +22,7 @@ json_t *client_event_format(const char *event_id, const json_t *pdu, const room_
 
 json_t *client_event_format_state(const char *event_id, const json_t *pdu, const room_version *v,
                                   const json_t *redaction, const char *redaction_id,
-                                  const char *replaces, const json_t *prev_content,
+                                  const char *replaces, const json_t *prev,
                                   bool with_room_id, long long now) {
     json_t *src = redaction ? room_event_redact(v, pdu) : json_incref((json_t *)pdu);
     json_t *o = json_object();
@@ -55,19 +55,22 @@ json_t *client_event_format_state(const char *event_id, const json_t *pdu, const
         json_object_set_new(uns, "redacted_because", because);
     }
     /* A state event names the state it replaced (v1.19) and, as Synapse
-     * does, gives that event's content (redacted if it was). */
+     * does, gives that event's content (redacted if it was) and sender:
+     * clients compare them to tell what changed and who changed it before. */
     if (replaces && json_object_get(pdu, "state_key")) {
         json_object_set_new(uns, "replaces_state", json_string(replaces));
-        if (json_is_object(prev_content)) json_object_set(uns, "prev_content", (json_t *)prev_content);
+        json_t *pc = json_object_get(prev, "content"), *ps = json_object_get(prev, "sender");
+        if (json_is_object(pc)) json_object_set(uns, "prev_content", pc);
+        if (json_is_string(ps)) json_object_set(uns, "prev_sender", ps);
     }
     json_object_set_new(o, "unsigned", uns);
     json_decref(src);
     return o;
 }
 
-/* The content of the replaced state event (column 7, its PDU; column 8,
- * whether a redaction of it applies), or NULL. New reference. */
-static json_t *prev_content(PGresult *r, int i, const room_version *v) {
+/* The replaced state event (column 7, its PDU; column 8, whether a
+ * redaction of it applies), redacted if it was, or NULL. New reference. */
+static json_t *prev_event(PGresult *r, int i, const room_version *v) {
     if (PQgetisnull(r, i, 7)) return NULL;
     hs_err err = {0};
     json_t *prev = hs_json_parse(PQgetvalue(r, i, 7), (size_t)PQgetlength(r, i, 7), &err);
@@ -77,9 +80,7 @@ static json_t *prev_content(PGresult *r, int i, const room_version *v) {
         json_decref(prev);
         prev = red;
     }
-    json_t *content = json_incref(json_object_get(prev, "content"));
-    json_decref(prev);
-    return content;
+    return prev;
 }
 
 /* Columns: event_id, json, stream_ordering, room_version, redaction id,
@@ -93,7 +94,7 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     if (!PQgetisnull(r, i, 5))
         red = hs_json_parse(PQgetvalue(r, i, 5), (size_t)PQgetlength(r, i, 5), &err);
     const char *replaces = PQgetisnull(r, i, 6) ? NULL : PQgetvalue(r, i, 6);
-    json_t *prev = replaces ? prev_content(r, i, v) : NULL;
+    json_t *prev = replaces ? prev_event(r, i, v) : NULL;
     json_t *o = client_event_format_state(PQgetvalue(r, i, 0), pdu, v, red,
                                           red ? PQgetvalue(r, i, 4) : NULL, replaces, prev,
                                           with_room_id, now);

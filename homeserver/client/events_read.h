@@ -18,11 +18,12 @@ json_t *client_event_format(const char *event_id, const json_t *pdu, const room_
                             bool with_room_id, long long now);
 
 /* The same for a state event: replaces is the state event it replaced
- * (unsigned.replaces_state, v1.19), prev_content that event's content
- * (unsigned.prev_content); either may be NULL. */
+ * (unsigned.replaces_state, v1.19), prev that event's PDU as clients may see
+ * it (redacted if it was), whose content and sender become
+ * unsigned.prev_content and unsigned.prev_sender; either may be NULL. */
 json_t *client_event_format_state(const char *event_id, const json_t *pdu, const room_version *v,
                                   const json_t *redaction, const char *redaction_id,
-                                  const char *replaces, const json_t *prev_content,
+                                  const char *replaces, const json_t *prev,
                                   bool with_room_id, long long now);
 
 /* Events of a room with stream positions in (after, upto], accepted ones

@@ -15,6 +15,7 @@
 #include "push_actions.h"
 #include "remote_rooms.h"
 #include "relations.h"
+#include "rooms/state_lookup.h"
 
 typedef struct send_job {
     hs_server *srv;
@@ -25,7 +26,41 @@ typedef struct send_job {
     room_event *out;
     const char *device_id, *txn_id; /* idempotency, when txn_id is set */
     char *existing;
+    bool duplicate; /* out is the current state event proto repeats: nothing was sent */
 } send_job;
+
+/* A state event that repeats the current one (same type, state key, sender
+ * and content) is not sent: the current one is the answer, as Synapse's
+ * deduplicate_state_event does (Complement relies on it: a room already
+ * "shared" gets no second m.room.history_visibility). Memberships are left
+ * to the auth rules and the membership code. The current event, or NULL
+ * (err set only on failure). */
+static room_event *repeated_state(db_conn *c, const char *room_id, const json_t *proto,
+                                  hs_err *err) {
+    const char *type = json_string_value(json_object_get(proto, "type"));
+    const char *sk = json_string_value(json_object_get(proto, "state_key"));
+    const char *sender = json_string_value(json_object_get(proto, "sender"));
+    if (!type || !sk || !sender || !strcmp(type, "m.room.member") || !strcmp(type, "m.room.create"))
+        return NULL;
+    hs_err e = {0};
+    room_event *cur = room_store_current_event(c, room_id, type, sk, &e);
+    if (!cur && e.status != 404) *err = e;
+    if (cur && (cur->rejected || strcmp(cur->sender, sender) != 0 ||
+                !json_equal(cur->content, json_object_get(proto, "content"))))
+        room_event_free(cur), cur = NULL;
+    if (!cur) return NULL;
+    /* The repeat must still be allowed (the sender may have left or lost
+     * power since): the auth rules judge the current event as they would
+     * judge its repeat, whose type, key, sender and content are the same.
+     * Refused, it is sent, to be refused with the rule that fails. */
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    hs_err deny = {0};
+    int ok = room_auth_check(cur, room_lookup_get, &l, &deny);
+    if (l.failed) *err = l.err, ok = -1;
+    room_lookup_clear(&l);
+    if (ok < 0) room_event_free(cur), cur = NULL;
+    return cur;
+}
 
 /* Transaction IDs: the first request of a (user, device, room, txn) records
  * its event with it, as a write that travels with the COMMIT. A repeat finds
@@ -74,6 +109,12 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
     send_job *j = arg;
     room_event_free(j->out);
     j->out = NULL;
+    if (!j->v) {
+        hs_err e = {0};
+        j->out = repeated_state(c, j->room_id, j->proto, &e);
+        if (e.status) return *err = e, -1;
+        if ((j->duplicate = j->out != NULL)) return 0;
+    }
     if (j->pos <= 0 && (j->pos = db_stream_reserve(c, DB_STREAM_EVENTS, err)) < 0) return -1;
     /* This server's own rules for its clients (channels.h): encryption stays on,
      * invite blocking. */
@@ -102,6 +143,7 @@ static room_event *run(send_job *j, hs_err *err) {
         return NULL;
     }
     room_event *out = j->out;
+    if (j->duplicate) return out;
     client_room_event_committed(j->srv, out);
     client_fed_event_committed(j->srv, out); /* other servers in the room */
     return out;

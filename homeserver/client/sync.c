@@ -134,6 +134,14 @@ static int room_extras(db_conn *c, hs_req *r, sync_opts *o, const sync_token *no
         json_decref(typing);
         json_t *entry = json_object_get(join, joined[i]);
         if (!entry) continue;
+        /* Synapse gives every joined room in the response both sections,
+         * empty or not; Complement (TestACLsForEDUs) reads ephemeral.events
+         * of a room that has none. */
+        for (int s = 0; s < 2; s++) {
+            const char *sec = s ? "account_data" : "ephemeral";
+            if (!json_object_get(entry, sec))
+                json_object_set_new(entry, sec, json_pack("{s:[]}", "events"));
+        }
         json_t *unread = NULL, *threads = NULL;
         bool per_thread = f && f->timeline.unread_thread_notifications;
         rc = client_push_unread(c, r->user_id, joined[i], &unread, per_thread ? &threads : NULL, err);

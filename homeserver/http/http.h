@@ -106,6 +106,11 @@ enum hs_route_flags {
      * (sending events: a redaction of one's own event or leaving a room is
      * allowed) check r->is_suspended themselves (client/suspension.h). */
     HS_REFUSE_SUSPENDED = 1 << 11,
+    /* The 200 body goes out as canonical JSON (sorted keys, compact). A
+     * self-signed response must: verifiers such as gomatrixserverlib (and
+     * Complement) check the signature against the bytes as received with
+     * "signatures" cut out, not against a re-encoding. */
+    HS_CANONICAL_JSON = 1 << 12,
 };
 
 /* X-Matrix authentication, provided by the federation layer (which the HTTP

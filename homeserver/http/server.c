@@ -33,6 +33,7 @@ struct hs_listener {
 typedef struct req_state {
     hs_req r;
     hs_handler parked;  /* the handler to run again on resume */
+    int flags;          /* the matched route's hs_route_flags */
     char *raw_path; /* the path as sent, before libmicrohttpd decodes it */
     char *raw_uri;  /* path and query as sent: X-Matrix signs it (federation) */
     char *buf;
@@ -60,6 +61,21 @@ int hs_http_send_json(struct MHD_Connection *c, int status, json_t *body) {
     if (!s) s = strdup("{}");
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    add_cors(resp);
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Sends body (a reference it takes) as canonical JSON; see HS_CANONICAL_JSON. */
+static int send_canonical(struct MHD_Connection *c, int status, json_t *body) {
+    hs_err err = {0};
+    size_t len = 0;
+    char *s = hs_json_canonical_ex(body, NULL, HS_JSON_CANON_ANY_INT, &len, &err);
+    if (!s) return hs_http_send_json(c, status, body); /* floats: no canonical form */
+    json_decref(body);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(resp, "Content-Type", "application/json");
     add_cors(resp);
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, resp);
@@ -180,6 +196,7 @@ static int dispatch(hs_listener *l, struct MHD_Connection *c, req_state *st) {
                    HS_MAX_JSON_BODY);
         return send_error(c, &err);
     }
+    st->flags = flags;
     if (hs_auth_route(r, flags, &err) < 0) return send_error(c, &err);
     if (prepare_body(r, flags, &err) < 0) return send_error(c, &err);
     if (fed_auth_needed(r, flags) && fed_authenticate(r, &err) < 0) return send_error(c, &err);
@@ -220,6 +237,7 @@ static int run_handler(struct MHD_Connection *c, req_state *st, hs_handler h, hs
         if (err.status >= 500) hs_error("%s %s: %s", r->method, r->path, err.msg);
         return send_error(c, &err);
     }
+    if (st->flags & HS_CANONICAL_JSON && out) return send_canonical(c, code, out);
     return hs_http_send_json(c, code, out ? out : json_object());
 }
 

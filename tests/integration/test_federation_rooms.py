@@ -992,6 +992,9 @@ def test_invite_from_f_to_a_room_a_is_not_in(fed):
     # Without the create event in the stripped state (room version 12): refused.
     r = f.request(a, "PUT", path, {"room_version": "12", "event": inv, "invite_room_state": [name]})
     assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r.raw
+    r = f.request(a, "PUT", path, {"room_version": "12", "event": inv,
+                                   "invite_room_state": "nope"})
+    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r.raw
     r = f.request(a, "PUT", path, {"room_version": "99", "event": inv, "invite_room_state": [create]})
     assert r.status == 400 and r.json["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION", r.raw
     assert r.json["room_version"] == "99"
@@ -1020,6 +1023,34 @@ def test_invite_from_f_to_a_room_a_is_not_in(fed):
     assert r.status == 200, r.raw
     r = a.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={since}", token=htok)
     assert room not in r.json["rooms"]["invite"] and room in r.json["rooms"]["leave"], r.json["rooms"]
+
+
+def test_invite_with_empty_stripped_state(fed):
+    """Complement's TestIsDirectFlagFederation: gomatrixserverlib sends
+    "invite_room_state": [] with a room version 12 invite. Synapse takes it;
+    so do we (only a list that is given must hold the create event), and the
+    invitee's /sync shows the invite with its is_direct."""
+    a, f = fed["a"], fed["f"]
+    ivy, itok = user(a, "fedra_ivy")
+    fred = f.user("fred_dm")
+    now = int(time.time() * 1000)
+    create, create_id = finish({"type": "m.room.create", "state_key": "", "sender": fred,
+                                "content": {"room_version": "12"}, "origin_server_ts": now,
+                                "depth": 1, "prev_events": [], "auth_events": []}, f.name, f.sk)
+    room = "!" + create_id[1:]
+    inv, inv_id = finish({"type": "m.room.member", "state_key": ivy, "sender": fred, "room_id": room,
+                          "content": {"membership": "invite", "is_direct": True},
+                          "origin_server_ts": now, "depth": 2, "prev_events": [create_id],
+                          "auth_events": [create_id]}, f.name, f.sk)
+    since = a.request("GET", "/_matrix/client/v3/sync?timeout=0", token=itok).json["next_batch"]
+    path = f"/_matrix/federation/v2/invite/{q(room)}/{q(inv_id)}"
+    r = f.request(a, "PUT", path, {"room_version": "12", "event": inv, "invite_room_state": []})
+    assert r.status == 200, r.raw
+    assert a.server_name in r.json["event"]["signatures"]
+    r = a.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={since}", token=itok)
+    evs = r.json["rooms"]["invite"][room]["invite_state"]["events"]
+    me = next(e for e in evs if e["type"] == "m.room.member" and e["state_key"] == ivy)
+    assert me["content"] == {"membership": "invite", "is_direct": True} and me["sender"] == fred
 
 
 def test_a_join_through_send_join_is_passed_on(fed):
@@ -1199,3 +1230,101 @@ def test_megolm_and_sas_across_two_pvyhs_with_matrix_js_sdk(fed):
     assert [s.get("step") for s in steps if "step" in s] == \
         ["room on pvyhs", "room on the peer", "sas"], steps
     assert steps[-1] == {"ok": True}
+
+
+def test_unban_then_invite_then_join_across_servers(fed):
+    """Complement's TestUnbanViaInvite: B's bob bans A's ann (A then has no
+    one left in the room), unbans her, invites her again; she accepts."""
+    a, b = fed["a"], fed["b"]
+    ann, atok = user(a, "fedra_ann")
+    bob, btok = user(b, "fedrb_bobu")
+    room = create_room(b, btok)
+    r = a.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(b.server_name)}", {}, token=atok)
+    assert r.status == 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/ban", {"user_id": ann}, token=btok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: sync_room(a, atok, room, "leave"), what="ann banned on A")
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/unban", {"user_id": ann}, token=btok)
+    assert r.status == 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": ann}, token=btok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: sync_room(a, atok, room, "invite"), what="ann invited on A")
+    r = a.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(b.server_name)}", {}, token=atok)
+    assert r.status == 200, r.raw
+    r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members", token=btok)
+    assert set(r.json["joined"]) == {ann, bob}, r.raw
+    # On A too, once its resync of the members is done: the join made the
+    # state the current one (not the ban A knew from before).
+    wait_for(lambda: set(a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members",
+                                   token=atok).json.get("joined", {})) == {ann, bob},
+             what="both joined on A")
+
+
+def test_invite_rejection_reaches_the_rooms_other_servers(fed):
+    """Complement's TestFederationRejectInvite: A's room has F's user in it;
+    A invites B's user, who rejects. F sees the invite, then the rejection
+    (B's leave through make_leave/send_leave at A, which A passes on)."""
+    a, b, f = fed["a"], fed["b"], fed["f"]
+    amy, atok = user(a, "fedra_amy")
+    cal, ctok = user(b, "fedrb_cal")
+    room = create_room(a, atok)
+    f.routes["/_matrix/federation/v1/send/"] = lambda m, p, body: (200, {"pdus": {}})
+    fake_join(fed, room, "delia_rj")
+
+    def member_pdu(membership):
+        for method, path, body in list(f.seen):
+            if method != "PUT" or not path.startswith("/_matrix/federation/v1/send/") or not body:
+                continue
+            for pdu in body.get("pdus", []):
+                if (pdu.get("type") == "m.room.member" and pdu.get("state_key") == cal
+                        and pdu["content"].get("membership") == membership):
+                    return pdu
+        return None
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": cal}, token=atok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: member_pdu("invite"), timeout=10, what="the invite at F")
+    wait_for(lambda: sync_room(b, ctok, room, "invite"), what="cal invited on B")
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=ctok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: member_pdu("leave"), timeout=10, what="the rejection at F")
+
+
+def test_inviter_rescinds_invite_across_servers(fed):
+    """Complement's "Inviter user can rescind invite over federation": A's
+    inviter kicks B's invited user; B, not in the room, takes that leave
+    (the inviter's, citing the invite) and its user's /sync shows the room
+    left. Another member's kick of an invite is not taken (Synapse's rule)."""
+    a, b = fed["a"], fed["b"]
+    amy, atok = user(a, "fedra_amyr")
+    ada, dtok = user(a, "fedra_adar")
+    ben, btok = user(b, "fedrb_benr")
+    room = create_room(a, atok, preset="private_chat", invite=[ben])
+    wait_for(lambda: sync_room(b, btok, room, "invite"), what="ben invited on B")
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/kick", {"user_id": ben, "reason": "t"},
+                  token=atok)
+    assert r.status == 200, r.raw
+    flt = q(json.dumps({"room": {"include_leave": True}}))
+
+    def left():
+        r = b.request("GET", f"/_matrix/client/v3/sync?timeout=0&filter={flt}", token=btok)
+        return r.json["rooms"]["leave"].get(room) if room not in r.json["rooms"]["invite"] else None
+    entry = wait_for(left, timeout=20, what="the rescission on B")
+    evs = entry["timeline"]["events"] + entry.get("state", {}).get("events", [])
+    assert any(e["type"] == "m.room.member" and e["state_key"] == ben and e["sender"] == amy
+               and e["content"]["membership"] == "leave" for e in evs), entry
+    # Invited by ada, kicked by amy: B keeps the invite.
+    room2 = create_room(a, atok, preset="private_chat", invite=[ada])
+    assert a.request("POST", f"/_matrix/client/v3/join/{q(room2)}", {}, token=dtok).status == 200
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room2)}/invite", {"user_id": ben}, token=dtok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: sync_room(b, btok, room2, "invite"), what="ben invited to room2 on B")
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room2)}/kick", {"user_id": ben}, token=atok)
+    assert r.status == 200, r.raw
+    # A rescission sent after it (the sender keeps the order) shows that B
+    # had that kick by then.
+    room3 = create_room(a, atok, preset="private_chat", invite=[ben])
+    wait_for(lambda: sync_room(b, btok, room3, "invite"), what="ben invited to room3 on B")
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room3)}/kick", {"user_id": ben}, token=atok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: not sync_room(b, btok, room3, "invite"), timeout=20, what="room3 rescinded")
+    assert sync_room(b, btok, room2, "invite"), "a non-inviter's kick rescinded the invite"

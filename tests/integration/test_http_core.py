@@ -162,6 +162,31 @@ def test_server_keys_self_signed(server):
     verify_signed_json(keys, server.server_name, vk)  # raises if the signature is wrong
 
 
+def test_server_keys_signature_holds_on_the_bytes_sent(server):
+    """gomatrixserverlib (Complement's TestInboundFederationKeys) checks the
+    self-signature against the response bytes with the "signatures" member cut
+    out, not against a re-encoding: the body must be canonical JSON."""
+    import base64
+    import re
+    from nacl.signing import VerifyKey
+
+    for path in ["/_matrix/key/v2/server", "/_matrix/key/v2/query/" + server.server_name]:
+        r = server.request("GET", path)
+        assert r.status == 200
+        body = r.json
+        assert r.raw == json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                   ensure_ascii=False).encode(), path
+    r = server.request("GET", "/_matrix/key/v2/server")
+    keys = r.json
+    (key_id, key), = keys["verify_keys"].items()
+    sig = keys["signatures"][server.server_name][key_id]
+    # What sjson.DeleteBytes(body, "signatures") leaves: the member and one comma.
+    without = re.sub(rb'"signatures":\{"[^"]*":\{"[^"]*":"[^"]*"\}\},', b"", r.raw)
+    assert b"signatures" not in without
+    unb64 = lambda s: base64.b64decode(s + "=" * (-len(s) % 4))
+    VerifyKey(unb64(key["key"])).verify(without, unb64(sig))  # raises if wrong
+
+
 def test_federation_version(server):
     r = server.request("GET", "/_matrix/federation/v1/version")
     assert r.json["server"]["name"] == "pvyhs"

@@ -354,8 +354,8 @@ def test_forget_rooms_on_leave(forgetful_server, server, users):
 
 def test_replaces_state_and_prev_content(server, users):
     """v1.19: a state event's unsigned.replaces_state names the state event it
-    replaced, and unsigned.prev_content (Synapse gives both) that one's
-    content, on every path that serves events."""
+    replaced, and unsigned.prev_content and prev_sender (Synapse gives them)
+    that one's content and sender, on every path that serves events."""
     a_id, a = users["rm_alice"]
     b_id, b = users["rm_bob"]
     room = create(server, a, preset="public_chat", room_version="11")
@@ -368,6 +368,8 @@ def test_replaces_state_and_prev_content(server, users):
     ev2 = server.request("GET", f"{V3}/rooms/{room}/event/{second}", token=a).json
     assert ev2["unsigned"]["replaces_state"] == first
     assert ev2["unsigned"]["prev_content"] == {"name": "One"}
+    assert ev2["unsigned"]["prev_sender"] == a_id
+    assert "prev_sender" not in ev1["unsigned"]
     # /state/{type}/{key}?format=event and /state
     r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.name/?format=event", token=a).json
     assert r["event_id"] == second and r["unsigned"]["replaces_state"] == first
@@ -383,21 +385,82 @@ def test_replaces_state_and_prev_content(server, users):
     assert joined["content"]["membership"] == "join" and "replaces_state" not in joined["unsigned"]
     assert leave["unsigned"]["replaces_state"] == joined["event_id"]
     assert leave["unsigned"]["prev_content"]["membership"] == "join"
+    assert leave["unsigned"]["prev_sender"] == b_id and "prev_sender" not in joined["unsigned"]
     # A message is no state event: neither field.
     msg = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/rs1",
                          {"msgtype": "m.text", "body": "hi"}, token=a).json["event_id"]
     r = server.request("GET", f"{V3}/rooms/{room}/event/{msg}", token=a).json
     assert "replaces_state" not in r["unsigned"] and "prev_content" not in r["unsigned"]
+    assert "prev_sender" not in r["unsigned"]
     # /sync's timeline carries them too.
     sync = server.request("GET", f"{V3}/sync", token=a).json
     tl = sync["rooms"]["join"][room]["timeline"]["events"]
     by_id = {e["event_id"]: e for e in tl}
     assert by_id[leave["event_id"]]["unsigned"]["replaces_state"] == joined["event_id"]
+    assert by_id[leave["event_id"]]["unsigned"]["prev_sender"] == b_id
     # A redacted predecessor gives its redacted content.
     assert server.request("PUT", f"{V3}/rooms/{room}/redact/{first}/rs2", {}, token=a).status == 200
     ev2 = server.request("GET", f"{V3}/rooms/{room}/event/{second}", token=a).json
     assert ev2["unsigned"]["replaces_state"] == first and ev2["unsigned"]["prev_content"] == {}
+    assert ev2["unsigned"]["prev_sender"] == a_id  # redaction keeps the sender
     assert join["room_id"] == room
+
+
+def test_join_after_invite_has_prev_sender(server, users):
+    """Complement's "Invited user has 'is_direct' flag in prev_content after
+    joining": the join's unsigned carries the invite's content and its sender
+    (the inviter, not the joiner) in /sync."""
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a, preset="private_chat", invite=[b_id], is_direct=True)
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).status == 200
+    sync = server.request("GET", f"{V3}/sync", token=b).json
+    joined = sync["rooms"]["join"][room]
+    evs = joined["timeline"]["events"] + joined.get("state", {}).get("events", [])
+    me = next(e for e in evs if e["type"] == "m.room.member" and e["state_key"] == b_id
+              and e["content"]["membership"] == "join")
+    assert me["unsigned"]["prev_content"]["membership"] == "invite"
+    assert me["unsigned"]["prev_content"]["is_direct"] is True
+    assert me["unsigned"]["prev_sender"] == a_id
+
+
+def test_repeated_state_is_not_sent_again(server, users):
+    """As Synapse (deduplicate_state_event), and as Complement's
+    get_missing_events test for a "shared" room expects: a state event with
+    the same type, key, sender and content as the current one is not sent;
+    the answer is the current event's ID. Another sender, other content, or
+    a sender no longer allowed make the usual difference."""
+    a_id, a = users["rm_alice"]
+    b_id, b = users["rm_bob"]
+    room = create(server, a, preset="public_chat")
+    path = f"{V3}/rooms/{room}/state/m.room.history_visibility/"
+    hv = state(server, a, room, "m.room.history_visibility").json
+    assert hv == {"history_visibility": "shared"}
+    before = server.request("GET", f"{V3}/rooms/{room}/state/m.room.history_visibility/?format=event",
+                            token=a).json["event_id"]
+    r = server.request("PUT", path, {"history_visibility": "shared"}, token=a)
+    assert r.status == 200 and r.json["event_id"] == before, r
+    msgs = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=50", token=a).json
+    assert sum(e["type"] == "m.room.history_visibility" for e in msgs["chunk"]) == 1
+    r = server.request("PUT", path, {"history_visibility": "joined"}, token=a)
+    assert r.status == 200 and r.json["event_id"] != before
+    joined = r.json["event_id"]
+    # The same content from someone else (bob, given the power) is sent.
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).status == 200
+    pl = state(server, a, room, "m.room.power_levels").json
+    pl["users"][b_id] = 100
+    assert server.request("PUT", f"{V3}/rooms/{room}/state/m.room.power_levels/", pl,
+                          token=a).status == 200
+    r = server.request("PUT", path, {"history_visibility": "joined"}, token=b)
+    assert r.status == 200 and r.json["event_id"] != joined
+    by_bob = r.json["event_id"]
+    # bob repeats it after leaving: refused, not answered with his old event.
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    r = server.request("PUT", path, {"history_visibility": "joined"}, token=b)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.history_visibility/?format=event",
+                       token=a)
+    assert r.json["event_id"] == by_bob
 
 
 def test_replaces_state_migration_backfill_agrees(server, users):

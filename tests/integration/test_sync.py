@@ -48,8 +48,11 @@ def test_initial_and_incremental(server, users):
     assert joined["timeline"]["limited"] is False
     assert "room_id" not in joined["timeline"]["events"][0]
     assert joined["summary"]["m.joined_member_count"] == 1
+    # Both sections, empty, as Synapse gives them (Complement reads them).
+    assert joined["ephemeral"] == {"events": []} and joined["account_data"] == {"events": []}
     eid = send(server, a, room, "one", "s1")
     s2 = sync(server, a, since=s1["next_batch"])
+    assert s2["rooms"]["join"][room]["ephemeral"] == {"events": []}
     tl = s2["rooms"]["join"][room]["timeline"]
     assert [e["event_id"] for e in tl["events"]] == [eid]
     assert s2["rooms"]["join"][room]["state"]["events"] == []
