@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aliases.h"
 #include "client.h"
 #include "homeserver/http/ratelimit.h"
 #include "events_read.h"
@@ -66,6 +67,9 @@ static int put_state(hs_req *r, json_t **out, hs_err *err) {
     if (!strcmp(r->params[1], "m.room.create"))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Cannot resend m.room.create event");
     if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
+    if (!strcmp(r->params[1], "m.room.canonical_alias") && !*sk &&
+        client_canonical_alias_check(r, r->params[0], r->json, err) < 0)
+        return -1;
     json_t *content = json_deep_copy(r->json);
     /* A client's member event never names an authorising user: that key is
      * the server's, for a restricted join it vouches for (restricted_join.c),
