@@ -68,3 +68,31 @@ def test_canonical_alias_must_point_to_the_room(server, users):
     assert set_canonical(server, a, room, {}).status == 200
     r = set_canonical(server, a, room, {"alias": mine})
     assert r.status == 400 and r.json["errcode"] == "M_BAD_ALIAS"
+
+
+def test_cannot_kick_who_is_not_in_the_room(server, users):
+    a_id, a = users["cs_alice"]
+    b_id, b = users["cs_bob"]
+    c_id, c = users["cs_carol"]
+    room = create(server, a, preset="public_chat")
+    kick = lambda who: server.request("POST", f"{V3}/rooms/{room}/kick",  # noqa: E731
+                                      {"user_id": who, "reason": "testing"}, token=a)
+    # never joined
+    r = kick(b_id)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    # joined, then left
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).status == 200
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    r = kick(b_id)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
+    # banned
+    assert server.request("POST", f"{V3}/rooms/{room}/ban", {"user_id": b_id}, token=a).status == 200
+    assert kick(b_id).status == 403
+    # invited, and joined: a kick is a leave by alice
+    assert server.request("POST", f"{V3}/rooms/{room}/invite", {"user_id": c_id}, token=a).status == 200
+    assert kick(c_id).status == 200
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=c).status == 200
+    assert kick(c_id).status == 200
+    ev = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{c_id}?format=event",
+                        token=a).json
+    assert ev["content"] == {"membership": "leave", "reason": "testing"} and ev["sender"] == a_id
