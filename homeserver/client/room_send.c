@@ -15,6 +15,7 @@
 #include "push_actions.h"
 #include "remote_rooms.h"
 #include "relations.h"
+#include "rooms/state_lookup.h"
 
 typedef struct send_job {
     hs_server *srv;
@@ -143,4 +144,25 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
     room_event *ev = client_room_send(srv, NULL, room_id, p, err);
     json_decref(p);
     return ev;
+}
+
+char *client_room_state_unchanged(hs_server *srv, const char *room_id, const json_t *proto,
+                                  hs_err *err) {
+    const char *type = json_string_value(json_object_get(proto, "type"));
+    const char *key = json_string_value(json_object_get(proto, "state_key"));
+    const char *sender = json_string_value(json_object_get(proto, "sender"));
+    if (!type || !key || !sender) return NULL;
+    db_conn *c = db_acquire(srv->db, err);
+    if (!c) return NULL;
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    const room_event *cur = room_lookup_get(&l, type, key);
+    char *id = NULL;
+    if (l.failed)
+        *err = l.err;
+    else if (cur && !strcmp(cur->sender, sender) &&
+             json_equal(cur->content, json_object_get(proto, "content")))
+        id = strdup(cur->event_id);
+    room_lookup_clear(&l);
+    db_release(srv->db, c);
+    return id;
 }

@@ -96,3 +96,50 @@ def test_cannot_kick_who_is_not_in_the_room(server, users):
     ev = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{c_id}?format=event",
                         token=a).json
     assert ev["content"] == {"membership": "leave", "reason": "testing"} and ev["sender"] == a_id
+
+
+def member_event_id(server, token, room, uid):
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{uid}?format=event",
+                       token=token)
+    assert r.status == 200, r
+    return r.json["event_id"]
+
+
+def test_joining_twice_and_setting_state_twice_are_idempotent(server, users):
+    a_id, a = users["cs_alice"]
+    b_id, b = users["cs_bob"]
+    room = create(server, a, preset="public_chat")
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    first = member_event_id(server, b, room, b_id)
+    r = server.request("POST", f"{V3}/join/{room}", {}, token=b)
+    assert r.status == 200 and r.json == {"room_id": room}
+    assert member_event_id(server, b, room, b_id) == first
+    # A join that changes the content is a new event: one after a per-room
+    # display name puts the profile's name back, as Synapse's does.
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.member/{b_id}",
+                       {"membership": "join", "displayname": "Bobby"}, token=b)
+    assert r.status == 200
+    nick = r.json["event_id"]
+    assert nick != first
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=b).status == 200
+    again = member_event_id(server, b, room, b_id)
+    assert again not in (first, nick)
+    content = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{b_id}", token=b).json
+    assert content["displayname"] == "cs_bob"
+    # State: the same content by the same sender answers the same event ID.
+    body = {"a_key": "a_value"}
+    one = server.request("PUT", f"{V3}/rooms/{room}/state/a.test.state.type/", body, token=a)
+    two = server.request("PUT", f"{V3}/rooms/{room}/state/a.test.state.type/", body, token=a)
+    assert one.status == two.status == 200 and one.json == two.json
+    three = server.request("PUT", f"{V3}/rooms/{room}/state/a.test.state.type/", {"a_key": "b"},
+                           token=a)
+    assert three.status == 200 and three.json != one.json
+    # … and by another sender is a new event (bob may not, so 403).
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/a.test.state.type/", {"a_key": "b"},
+                       token=b)
+    assert r.status == 403
+    # Leaving twice: the second leave changes nothing and is no error.
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    left = member_event_id(server, a, room, b_id)
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    assert member_event_id(server, a, room, b_id) == left
