@@ -143,3 +143,29 @@ def test_joining_twice_and_setting_state_twice_are_idempotent(server, users):
     left = member_event_id(server, a, room, b_id)
     assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
     assert member_event_id(server, a, room, b_id) == left
+
+
+def test_invites_from_ignored_users_stay_out_of_sync(server, users):
+    a_id, a = users["cs_alice"]
+    b_id, b = users["cs_bob"]
+    _, c = users["cs_carol"]
+    r = server.request("PUT", f"{V3}/user/{a_id}/account_data/m.ignored_user_list",
+                       {"ignored_users": {b_id: {}}}, token=a)
+    assert r.status == 200
+    since = server.request("GET", f"{V3}/sync?timeout=0", token=a).json["next_batch"]
+    bob_room = create(server, b, preset="private_chat", invite=[a_id])
+    carol_room = create(server, c, preset="private_chat", invite=[a_id])
+    for q in (f"?since={since}&timeout=0", "?timeout=0"):
+        invites = server.request("GET", f"{V3}/sync{q}", token=a).json["rooms"]["invite"]
+        assert carol_room in invites and bob_room not in invites, q
+    body = {"conn_id": "cs-ign", "lists": {"inv": {"ranges": [[0, 20]], "timeline_limit": 1,
+                                                   "filters": {"is_invite": True}}}}
+    ss = server.request("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
+                        body, token=a).json
+    assert carol_room in ss["rooms"] and bob_room not in ss["rooms"]
+    # Unignored, the invite is there again (it was hidden, not refused).
+    r = server.request("PUT", f"{V3}/user/{a_id}/account_data/m.ignored_user_list",
+                       {"ignored_users": {}}, token=a)
+    invites = server.request("GET", f"{V3}/sync?timeout=0", token=a).json["rooms"]["invite"]
+    assert bob_room in invites and carol_room in invites
+    assert server.request("POST", f"{V3}/rooms/{bob_room}/join", {}, token=a).status == 200
