@@ -169,3 +169,18 @@ def test_invites_from_ignored_users_stay_out_of_sync(server, users):
     invites = server.request("GET", f"{V3}/sync?timeout=0", token=a).json["rooms"]["invite"]
     assert bob_room in invites and carol_room in invites
     assert server.request("POST", f"{V3}/rooms/{bob_room}/join", {}, token=a).status == 200
+
+
+def test_event_over_64k_is_413_too_large(server, users):
+    _, a = users["cs_alice"]
+    room = create(server, a, room_version="6")
+    big = {"msgtype": "m.text", "body": "and they dont stop coming " * 2700}
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/big1", big, token=a)
+    assert r.status == 413 and r.json["errcode"] == "M_TOO_LARGE", r
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/marvel.universe.fate",
+                       {"body": "Dormammu, I've Come To Bargain.\n" * 2200}, token=a)
+    assert r.status == 413 and r.json["errcode"] == "M_TOO_LARGE", r
+    # Just under the limit is fine.
+    ok = {"msgtype": "m.text", "body": "x" * 60000}
+    assert server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/big2", ok,
+                          token=a).status == 200
