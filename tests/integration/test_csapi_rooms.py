@@ -184,3 +184,26 @@ def test_event_over_64k_is_413_too_large(server, users):
     ok = {"msgtype": "m.text", "body": "x" * 60000}
     assert server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/big2", ok,
                           token=a).status == 200
+
+
+def push_rules(server, token):
+    r = server.request("GET", f"{V3}/pushrules/", token=token)
+    assert r.status == 200, r
+    return r.json["global"]
+
+
+def test_push_rule_legacy_actions_read_back_as_set(server, users):
+    a_id, a = users["cs_alice"]
+    r = server.request("PUT", f"{V3}/pushrules/global/sender/{a_id}",
+                       {"actions": ["dont_notify"]}, token=a)
+    assert r.status == 200
+    for _ in range(2):
+        got = [x for x in push_rules(server, a)["sender"] if x["rule_id"] == a_id]
+        assert got and got[0]["actions"] == ["dont_notify"]
+    r = server.request("GET", f"{V3}/pushrules/global/sender/{a_id}/actions", token=a)
+    assert r.json == {"actions": ["dont_notify"]}
+    r = server.request("PUT", f"{V3}/pushrules/global/sender/{a_id}",
+                       {"actions": ["dont_notify", "wiggle"]}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM"
+    assert server.request("DELETE", f"{V3}/pushrules/global/sender/{a_id}", token=a).status == 200
+
