@@ -207,3 +207,51 @@ def test_push_rule_legacy_actions_read_back_as_set(server, users):
     assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM"
     assert server.request("DELETE", f"{V3}/pushrules/global/sender/{a_id}", token=a).status == 200
 
+
+def room_rule(rules, kind, rule_id):
+    got = [x for x in rules[kind] if x["rule_id"] == rule_id]
+    return got[0] if got else None
+
+
+def test_push_rules_follow_an_upgraded_room(server, users):
+    a_id, a = users["cs_alice"]
+    b_id, b = users["cs_bob"]
+    room = create(server, a, preset="public_chat", room_version="10")
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    for tok in (a, b):
+        r = server.request("PUT", f"{V3}/pushrules/global/room/{room}",
+                           {"actions": ["dont_notify"]}, token=tok)
+        assert r.status == 200
+    cond = [{"kind": "event_match", "key": "room_id", "pattern": room},
+            {"kind": "event_match", "key": "content.body", "pattern": "*cake*"}]
+    r = server.request("PUT", f"{V3}/pushrules/global/override/cake",
+                       {"actions": ["notify"], "conditions": cond}, token=b)
+    assert r.status == 200
+    since = server.request("GET", f"{V3}/sync?timeout=0", token=b).json["next_batch"]
+    r = server.request("POST", f"{V3}/rooms/{room}/upgrade", {"new_version": "11"}, token=a)
+    assert r.status == 200, r
+    new = r.json["replacement_room"]
+    # Both local members have the room rule for the new room, before bob joins it.
+    for tok in (a, b):
+        rules = push_rules(server, tok)
+        assert room_rule(rules, "room", room)["actions"] == ["dont_notify"]
+        assert room_rule(rules, "room", new)["actions"] == ["dont_notify"]
+    over = room_rule(push_rules(server, b), "override", new)
+    assert over and over["conditions"] == [dict(cond[0], pattern=new), cond[1]]
+    assert over["actions"] == ["notify"]
+    # … and /sync brings the change.
+    sync = server.request("GET", f"{V3}/sync?since={since}&timeout=0", token=b).json
+    pr = [e for e in sync["account_data"]["events"] if e["type"] == "m.push_rules"]
+    assert pr and room_rule(pr[0]["content"]["global"], "room", new)
+    # A room made by hand with a predecessor: the rule follows a local user
+    # on their first join; one they removed does not come back on a rejoin.
+    manual = create(server, a, preset="public_chat",
+                    creation_content={"predecessor": {"room_id": room}})
+    assert room_rule(push_rules(server, a), "room", manual)["actions"] == ["dont_notify"]
+    assert room_rule(push_rules(server, b), "room", manual) is None
+    assert server.request("POST", f"{V3}/join/{manual}", {}, token=b).status == 200
+    assert room_rule(push_rules(server, b), "room", manual)["actions"] == ["dont_notify"]
+    assert server.request("DELETE", f"{V3}/pushrules/global/room/{manual}", token=b).status == 200
+    assert server.request("POST", f"{V3}/rooms/{manual}/leave", {}, token=b).status == 200
+    assert server.request("POST", f"{V3}/join/{manual}", {}, token=b).status == 200
+    assert room_rule(push_rules(server, b), "room", manual) is None
