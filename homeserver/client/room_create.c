@@ -263,8 +263,9 @@ static int check_body(hs_req *r, const char **preset, const room_version **v, ch
         return hs_err_set(err, 400, "M_BAD_JSON", "unknown preset");
     if (!*preset) *preset = vis && !strcmp(vis, "public") ? "public_chat" : "private_chat";
     const json_t *ver = json_object_get(b, "room_version");
-    *v = ver ? room_version_get(json_string_value(ver) ? json_string_value(ver) : "")
-             : room_version_default();
+    if (ver && !json_is_string(ver)) /* e.g. 10 for "10": Synapse's answer */
+        return hs_err_set(err, 400, "M_BAD_JSON", "room_version must be a string");
+    *v = ver ? room_version_get(json_string_value(ver)) : room_version_default();
     if (!*v) return hs_err_set(err, 400, "M_UNSUPPORTED_ROOM_VERSION", "unsupported room version");
     const char *fields[] = {"name", "topic", "room_alias_name"};
     for (int i = 0; i < 3; i++)

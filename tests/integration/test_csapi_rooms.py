@@ -255,3 +255,12 @@ def test_push_rules_follow_an_upgraded_room(server, users):
     assert server.request("POST", f"{V3}/rooms/{manual}/leave", {}, token=b).status == 200
     assert server.request("POST", f"{V3}/join/{manual}", {}, token=b).status == 200
     assert room_rule(push_rules(server, b), "room", manual) is None
+
+
+
+def test_create_room_version_must_be_a_string(server, users):
+    _, a = users["cs_alice"]
+    r = server.request("POST", f"{V3}/createRoom", {"room_version": 10}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", r
+    r = server.request("POST", f"{V3}/createRoom", {"room_version": "999"}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_UNSUPPORTED_ROOM_VERSION", r
