@@ -169,8 +169,12 @@ static int add_state_events(json_t *list, const room_version *v, const json_t *b
     const char *name = json_string_value(json_object_get(body, "name"));
     const char *topic = json_string_value(json_object_get(body, "topic"));
     if (name) json_array_append_new(list, proto("m.room.name", "", json_pack("{s:s}", "name", name)));
+    /* The plain topic, and the same as the v1.15 rich representation (its
+     * mimetype defaults to text/plain), as Synapse writes it. */
     if (topic)
-        json_array_append_new(list, proto("m.room.topic", "", json_pack("{s:s}", "topic", topic)));
+        json_array_append_new(list, proto("m.room.topic", "",
+                                          json_pack("{s:s, s:{s:[{s:s}]}}", "topic", topic,
+                                                    "m.topic", "m.text", "body", topic)));
     bool direct = json_is_true(json_object_get(body, "is_direct"));
     json_array_foreach(invites, i, e) {
         json_t *content = json_pack("{s:s}", "membership", "invite");

@@ -257,10 +257,28 @@ def test_push_rules_follow_an_upgraded_room(server, users):
     assert room_rule(push_rules(server, b), "room", manual) is None
 
 
-
 def test_create_room_version_must_be_a_string(server, users):
     _, a = users["cs_alice"]
     r = server.request("POST", f"{V3}/createRoom", {"room_version": 10}, token=a)
     assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", r
     r = server.request("POST", f"{V3}/createRoom", {"room_version": "999"}, token=a)
     assert r.status == 400 and r.json["errcode"] == "M_UNSUPPORTED_ROOM_VERSION", r
+
+
+def test_create_room_topic_writes_the_rich_topic(server, users):
+    """v1.15: createRoom's topic is also given as m.topic's text/plain body
+    (Synapse); an initial_state topic is left as the client wrote it."""
+    _, a = users["cs_alice"]
+    rich = {"topic": "Test Room", "m.topic": {"m.text": [{"body": "Test Room"}]}}
+    room = create(server, a, topic="Test Room", preset="public_chat")
+    got = server.request("GET", f"{V3}/rooms/{room}/state/m.room.topic/", token=a).json
+    assert got == rich
+    # topic overrides an initial_state topic; an initial_state topic alone
+    # stays as given.
+    initial = [{"type": "m.room.topic", "state_key": "", "content": {"topic": "Shenanigans"}}]
+    room = create(server, a, topic="Test Room", initial_state=initial, preset="public_chat")
+    got = server.request("GET", f"{V3}/rooms/{room}/state/m.room.topic/", token=a).json
+    assert got == rich
+    room = create(server, a, initial_state=initial, preset="public_chat")
+    got = server.request("GET", f"{V3}/rooms/{room}/state/m.room.topic/", token=a).json
+    assert got == {"topic": "Shenanigans"}
