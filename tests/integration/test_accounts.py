@@ -572,8 +572,18 @@ def test_user_directory(server):
                        token=t_me)
     assert r.status == 200, r
     found = {u["user_id"]: u for u in r.json["results"]}
-    assert friend in found and public in found and me in found
+    assert friend in found and public in found
     assert hermit not in found and stranger not in found
+    # Sharing a room with oneself does not count (Synapse; Complement's
+    # TestRoomSpecificUsernameAtJoin): the searcher is found once in a public room.
+    assert me not in found
+    pub_room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                              token=t_pub).json["room_id"]
+    assert server.request("POST", f"{V3}/rooms/{pub_room}/join", {}, token=t_me).status == 200
+    r = server.request("POST", V3 + "/user_directory/search", {"search_term": "acctdir"},
+                       token=t_me)
+    assert me in {u["user_id"] for u in r.json["results"]}
+    assert server.request("POST", f"{V3}/rooms/{pub_room}/leave", {}, token=t_me).status == 200
     assert r.json["limited"] is False
     assert found[friend]["display_name"] == "Best Friend"
     # By display name, case-insensitively.
@@ -985,6 +995,10 @@ def test_search_all_users(open_server):
     r = s.request("POST", V3 + "/user_directory/search", {"search_term": "acct_loner"}, token=tok)
     assert [u["user_id"] for u in r.json["results"]] == [f"@acct_loner:{s.server_name}"]
     assert r.json["results"][0]["display_name"] == "acct_loner"
+    # Never oneself, as Synapse's search_all_users ("user_id != searcher").
+    r = s.request("POST", V3 + "/user_directory/search", {"search_term": "acct_searcher"},
+                  token=tok)
+    assert r.json["results"] == []
 
 
 def test_turning_ip_tracking_off_forgets_addresses(open_server):
