@@ -377,7 +377,15 @@ def test_profile_fields(server):
                           token=tok).json == {}
     assert server.request("GET", base + "/displayname").json == {"displayname": "Alice"}
     assert server.request("GET", f"/_matrix/client/r0/profile/{uid}/displayname").status == 200
-    r = server.request("PUT", base + "/avatar_url", {"avatar_url": "https://x/y.png"}, token=tok)
+    # Any string, as Synapse takes it (Complement's TestAvatarUrlUpdate), and
+    # it reaches the member events as given.
+    room = server.request("POST", V3 + "/createRoom", {}, token=tok).json["room_id"]
+    r = server.request("PUT", base + "/avatar_url", {"avatar_url": "LemurLover"}, token=tok)
+    assert r.status == 200, r
+    assert server.request("GET", base + "/avatar_url").json == {"avatar_url": "LemurLover"}
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{uid}", token=tok)
+    assert r.json["avatar_url"] == "LemurLover"
+    r = server.request("PUT", base + "/avatar_url", {"avatar_url": 5}, token=tok)
     assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM"
     assert server.request("PUT", base + "/avatar_url", {"avatar_url": "mxc://example.org/abc"},
                           token=tok).status == 200
