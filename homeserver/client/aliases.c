@@ -3,7 +3,8 @@
  * Only aliases of this server are stored here; another server's alias is
  * asked of its directory over federation (room_membership_remote.h).
  * Deleting needs the alias's creator, a server admin, or the power to
- * change the room's canonical alias, as in Synapse. */
+ * change the room's canonical alias, as in Synapse; a deleted alias leaves
+ * the room's m.room.canonical_alias too, when the deleter may send it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "aliases.h"
 #include "client.h"
 #include "homeserver/core/clock.h"
+#include "homeserver/core/log.h"
+#include "room_send.h"
 #include "room_access.h"
 #include "room_membership_remote.h"
 #include "rooms/state_lookup.h"
@@ -95,6 +98,44 @@ static bool may_delete(hs_req *r, db_conn *c, const char *room_id, const char *c
     return ok;
 }
 
+/* The room's canonical alias event without alias, or NULL when it does not
+ * name it (new reference). */
+static json_t *canonical_without(db_conn *c, const char *room_id, const char *alias) {
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    const room_event *ev = room_lookup_get(&l, "m.room.canonical_alias", "");
+    json_t *content = ev ? json_deep_copy(ev->content) : NULL;
+    room_lookup_clear(&l);
+    if (!content) return NULL;
+    bool changed = false;
+    const char *main_alias = json_string_value(json_object_get(content, "alias"));
+    if (main_alias && !strcmp(main_alias, alias)) json_object_del(content, "alias"), changed = true;
+    json_t *alt = json_object_get(content, "alt_aliases");
+    for (size_t i = json_is_array(alt) ? json_array_size(alt) : 0; i-- > 0;) {
+        const char *a = json_string_value(json_array_get(alt, i));
+        if (a && !strcmp(a, alias)) json_array_remove(alt, i), changed = true;
+    }
+    if (changed && json_is_array(alt) && json_array_size(alt) == 0)
+        json_object_del(content, "alt_aliases");
+    if (!changed) json_decref(content), content = NULL;
+    return content;
+}
+
+/* A deleted alias leaves the room's m.room.canonical_alias too (Synapse's
+ * _update_canonical_alias): best effort, since the alias is gone either way
+ * and the deleter may lack the power to send the event. */
+static void drop_from_canonical(hs_req *r, const char *room_id, const char *alias) {
+    hs_err e = {0};
+    db_conn *c = db_acquire(r->srv->db, &e);
+    json_t *content = c ? canonical_without(c, room_id, alias) : NULL;
+    db_release(r->srv->db, c);
+    if (!content) return;
+    room_event *ev = client_room_send_state(r->srv, room_id, r->user_id, "m.room.canonical_alias",
+                                            "", content, &e);
+    if (!ev) hs_info("canonical alias of %s keeps deleted %s: %s", room_id, alias, e.msg);
+    room_event_free(ev);
+    json_decref(content);
+}
+
 static int delete_alias(hs_req *r, json_t **out, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT room_id, creator FROM room_aliases WHERE alias = $1");
     static db_stmt del = DB_STMT("DELETE FROM room_aliases WHERE alias = $1");
@@ -103,17 +144,21 @@ static int delete_alias(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     int rc = -1;
+    char *room_id = NULL;
     PGresult *res = db_run(c, &q, 1, (const char *[]){alias}, err);
     if (res && PQntuples(res) == 0) {
         hs_err_set(err, 404, "M_NOT_FOUND", "Room alias %s not found", alias);
     } else if (res && !may_delete(r, c, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1))) {
         hs_err_set(err, 403, "M_FORBIDDEN", "You may not delete this alias");
     } else if (res && db_exec(c, &del, 1, (const char *[]){alias}, err) >= 0) {
+        room_id = strdup(PQgetvalue(res, 0, 0));
         *out = json_object();
         rc = 200;
     }
     PQclear(res);
     db_release(r->srv->db, c);
+    if (room_id) drop_from_canonical(r, room_id, alias);
+    free(room_id);
     return rc;
 }
 

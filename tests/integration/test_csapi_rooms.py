@@ -58,15 +58,22 @@ def test_canonical_alias_must_point_to_the_room(server, users):
         r = set_canonical(server, a, room, content)
         assert r.status == 400 and r.json["errcode"] == code, (content, r)
     assert set_canonical(server, a, room, {"alias": mine, "alt_aliases": [mine]}).status == 200
-    # Only what changes is checked: once the alias is deleted, the event may
-    # still be edited around it (Synapse); and it may always be removed.
-    assert server.request("DELETE", f"{V3}/directory/room/%23cs-mine:{hs}", token=a).status == 200
-    r = set_canonical(server, a, room, {"alias": mine, "alt_aliases": [mine]})
+    # Only what changes is checked: an alias deleted by someone who could not
+    # update the event (it stays there) does not stop edits around it
+    # (Synapse); and the event may always be emptied.
+    _, b = users["cs_bob"]
+    room_b = create(server, a, preset="public_chat")
+    assert server.request("POST", f"{V3}/join/{room_b}", {}, token=b).status == 200
+    bobs = f"#cs-bobs:{hs}"
+    put_alias(server, b, bobs, room_b)
+    assert set_canonical(server, a, room_b, {"alias": bobs}).status == 200
+    assert server.request("DELETE", f"{V3}/directory/room/%23cs-bobs:{hs}", token=b).status == 200
+    r = set_canonical(server, a, room_b, {"alias": bobs, "alt_aliases": []})
     assert r.status == 200, r
-    r = set_canonical(server, a, room, {"alias": mine, "alt_aliases": [mine, gone]})
+    r = set_canonical(server, a, room_b, {"alias": bobs, "alt_aliases": [gone]})
     assert r.status == 400 and r.json["errcode"] == "M_BAD_ALIAS"
-    assert set_canonical(server, a, room, {}).status == 200
-    r = set_canonical(server, a, room, {"alias": mine})
+    assert set_canonical(server, a, room_b, {}).status == 200
+    r = set_canonical(server, a, room_b, {"alias": bobs})
     assert r.status == 400 and r.json["errcode"] == "M_BAD_ALIAS"
 
 
@@ -282,3 +289,32 @@ def test_create_room_topic_writes_the_rich_topic(server, users):
     room = create(server, a, initial_state=initial, preset="public_chat")
     got = server.request("GET", f"{V3}/rooms/{room}/state/m.room.topic/", token=a).json
     assert got == {"topic": "Shenanigans"}
+
+
+def test_deleting_an_alias_takes_it_out_of_the_canonical_alias(server, users):
+    _, a = users["cs_alice"]
+    _, b = users["cs_bob"]
+    hs = server.server_name
+    room = create(server, a, preset="public_chat")
+    one, two = f"#cs-del-one:{hs}", f"#cs-del-two:{hs}"
+    put_alias(server, a, one, room)
+    put_alias(server, a, two, room)
+    assert set_canonical(server, a, room, {"alias": one, "alt_aliases": [one, two]}).status == 200
+    canonical = lambda: server.request(  # noqa: E731
+        "GET", f"{V3}/rooms/{room}/state/m.room.canonical_alias/", token=a).json
+    assert server.request("DELETE", f"{V3}/directory/room/%23cs-del-one:{hs}",
+                          token=a).status == 200
+    assert canonical() == {"alt_aliases": [two]}
+    assert server.request("DELETE", f"{V3}/directory/room/%23cs-del-two:{hs}",
+                          token=a).status == 200
+    assert canonical() == {}
+    # An alias that is not in it changes nothing; one deleted by its creator
+    # without the power to send the event is deleted all the same.
+    three = f"#cs-del-three:{hs}"
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    put_alias(server, b, three, room)
+    assert set_canonical(server, a, room, {"alias": three}).status == 200
+    r = server.request("DELETE", f"{V3}/directory/room/%23cs-del-three:{hs}", token=b)
+    assert r.status == 200
+    assert server.request("GET", f"{V3}/directory/room/%23cs-del-three:{hs}").status == 404
+    assert canonical() == {"alias": three}
