@@ -192,8 +192,9 @@ static int check_size(const room_version *v, const json_t *ev, hs_err *err) {
     char *canon = hs_json_canonical_ex(ev, NULL, room_canon_flags(v), &len, err);
     if (!canon) return -1;
     free(canon);
+    /* 413 M_TOO_LARGE, as Synapse's EventSizeError answers a client. */
     if (len > ROOM_EVENT_MAX_BYTES)
-        return hs_err_set(err, 400, "M_BAD_JSON",
+        return hs_err_set(err, 413, "M_TOO_LARGE",
                           "Event is %zu bytes of canonical JSON, over the 65536 limit", len);
     return 0;
 }

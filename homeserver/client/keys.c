@@ -1,9 +1,12 @@
 /* keys.c — POST /keys/upload and POST /keys/query.
  *
- * Uploaded device keys must be self-signed by the device's ed25519 key;
- * signed one-time and fallback keys must be signed by it too when the server
- * knows it (it always does once the device has uploaded its identity keys,
- * which clients do first or in the same request). Keys are stored as the
+ * Signatures are the clients' to check (they verify every key they use), and
+ * Synapse checks none on upload: keys without the device's self-signature
+ * are taken. One that is there must verify, though (device keys against
+ * their own ed25519 key; signed one-time and fallback keys against the
+ * device's, when the server knows it, which it does once the device has
+ * uploaded its identity keys, first or in the same request): a wrong
+ * signature is a broken client, told so at once. Keys are stored as the
  * canonical JSON the client signed and served back byte for byte, plus
  * "unsigned" and the cross-signatures uploaded later. */
 #include <stdio.h>
@@ -34,7 +37,13 @@ static int check_signatures_shape(const json_t *sigs, hs_err *err) {
     return 0;
 }
 
-/* The DeviceKeys object: shape, owner, and the device's self-signature. */
+/* Does obj carry a signature by signer's key_id? */
+static bool signed_by(const json_t *obj, const char *signer, const char *key_id) {
+    return json_object_get(json_object_get(json_object_get(obj, "signatures"), signer), key_id);
+}
+
+/* The DeviceKeys object: shape, owner, and the device's self-signature
+ * when it has one. */
 static int check_device_keys(const e2ee_dev *r, const json_t *dk, hs_err *err) {
     if (!json_is_object(dk))
         return hs_err_set(err, 400, "M_BAD_JSON", "'device_keys' must be an object");
@@ -60,13 +69,15 @@ static int check_device_keys(const e2ee_dev *r, const json_t *dk, hs_err *err) {
                           "authenticated user device");
     char kid[300];
     snprintf(kid, sizeof kid, "ed25519:%s", did);
+    if (!signed_by(dk, uid, kid)) return 0;
     const char *ed = json_string_value(json_object_get(keys, kid));
     if (!ed) return hs_err_set(err, 400, "M_BAD_JSON", "'device_keys.keys' has no %s", kid);
     return e2ee_verify(dk, uid, kid, ed, "device_keys", err);
 }
 
 /* A one-time or fallback key map: "<algorithm>:<key_id>" → string or a
- * {"key", "signatures"} object, signed by the device when ed25519 is known. */
+ * {"key", "signatures"} object, whose signature by the device, if any, must
+ * verify when ed25519 is known. */
 static int check_key_map(const e2ee_dev *r, const json_t *m, const char *name, const char *ed25519,
                          hs_err *err) {
     if (!json_is_object(m)) return hs_err_set(err, 400, "M_BAD_JSON", "'%s' must be an object", name);
@@ -85,7 +96,9 @@ static int check_key_map(const e2ee_dev *r, const json_t *m, const char *name, c
                               name, id);
         const json_t *sigs = json_object_get(v, "signatures");
         if (sigs && check_signatures_shape(sigs, err) < 0) return -1;
-        if (ed25519 && e2ee_verify(v, r->user_id, kid, ed25519, id, err) < 0) return -1;
+        if (ed25519 && signed_by(v, r->user_id, kid) &&
+            e2ee_verify(v, r->user_id, kid, ed25519, id, err) < 0)
+            return -1;
     }
     return 0;
 }

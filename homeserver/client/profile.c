@@ -152,8 +152,8 @@ static json_t *checked_value(const char *key, const json_t *v, hs_err *err) {
     size_t max = name ? CLIENT_DISPLAYNAME_MAX : avatar ? CLIENT_AVATAR_URL_MAX : 255;
     if (client_utf8_chars(s) > max)
         return hs_err_set(err, 400, "M_INVALID_PARAM", "'%s' is too long (max %zu)", key, max), NULL;
-    if (avatar && *s && strncmp(s, "mxc://", 6))
-        return hs_err_set(err, 400, "M_INVALID_PARAM", "'avatar_url' must be an mxc:// URI"), NULL;
+    /* Any string is an avatar_url, as Synapse takes it (Complement sets
+     * "LemurLover"): clients fetch mxc:// ones and pass over the rest. */
     if (name) { /* Synapse trims, and treats "" as no name */
         size_t b = strspn(s, " \t\n\r"), e = strlen(s);
         while (e > b && strchr(" \t\n\r", s[e - 1])) e--;

@@ -399,10 +399,8 @@ json_t *push_actions_clean(const json_t *actions, hs_err *err) {
     const json_t *a;
     json_array_foreach(actions, i, a) {
         const char *s = json_string_value(a);
-        if (s && !strcmp(s, "notify")) {
+        if (s && (!strcmp(s, "notify") || is_legacy_action(a))) {
             json_array_append(out, (json_t *)a);
-        } else if (is_legacy_action(a)) {
-            continue;
         } else if (json_is_object(a) && json_is_string(json_object_get(a, "set_tweak"))) {
             json_array_append(out, (json_t *)a);
         } else {

@@ -90,8 +90,10 @@ bool push_glob_match(const char *pattern, const char *value, enum push_glob_mode
                      bool literal);
 
 /* Check the actions array of a request: "notify", the legacy "dont_notify" /
- * "coalesce", or {"set_tweak": string, …}. Returns a copy without the legacy
- * actions (which the spec says to strip), or NULL with 400 M_INVALID_PARAM. */
+ * "coalesce", or {"set_tweak": string, …}. Returns a copy to store, or NULL
+ * with 400 M_INVALID_PARAM. The legacy actions are kept, so the client reads
+ * back the rule it set (as Synapse stores them); since v1.7 they do nothing
+ * when a rule is evaluated (read_actions skips them). */
 json_t *push_actions_clean(const json_t *actions, hs_err *err);
 
 /* Strings inside v that PostgreSQL's jsonb cannot store (U+0000)? */

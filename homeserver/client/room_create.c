@@ -169,8 +169,12 @@ static int add_state_events(json_t *list, const room_version *v, const json_t *b
     const char *name = json_string_value(json_object_get(body, "name"));
     const char *topic = json_string_value(json_object_get(body, "topic"));
     if (name) json_array_append_new(list, proto("m.room.name", "", json_pack("{s:s}", "name", name)));
+    /* The plain topic, and the same as the v1.15 rich representation (its
+     * mimetype defaults to text/plain), as Synapse writes it. */
     if (topic)
-        json_array_append_new(list, proto("m.room.topic", "", json_pack("{s:s}", "topic", topic)));
+        json_array_append_new(list, proto("m.room.topic", "",
+                                          json_pack("{s:s, s:{s:[{s:s}]}}", "topic", topic,
+                                                    "m.topic", "m.text", "body", topic)));
     bool direct = json_is_true(json_object_get(body, "is_direct"));
     json_array_foreach(invites, i, e) {
         json_t *content = json_pack("{s:s}", "membership", "invite");
@@ -263,8 +267,9 @@ static int check_body(hs_req *r, const char **preset, const room_version **v, ch
         return hs_err_set(err, 400, "M_BAD_JSON", "unknown preset");
     if (!*preset) *preset = vis && !strcmp(vis, "public") ? "public_chat" : "private_chat";
     const json_t *ver = json_object_get(b, "room_version");
-    *v = ver ? room_version_get(json_string_value(ver) ? json_string_value(ver) : "")
-             : room_version_default();
+    if (ver && !json_is_string(ver)) /* e.g. 10 for "10": Synapse's answer */
+        return hs_err_set(err, 400, "M_BAD_JSON", "room_version must be a string");
+    *v = ver ? room_version_get(json_string_value(ver)) : room_version_default();
     if (!*v) return hs_err_set(err, 400, "M_UNSUPPORTED_ROOM_VERSION", "unsupported room version");
     const char *fields[] = {"name", "topic", "room_alias_name"};
     for (int i = 0; i < 3; i++)

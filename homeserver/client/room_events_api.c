@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aliases.h"
 #include "client.h"
 #include "homeserver/http/ratelimit.h"
 #include "events_read.h"
@@ -67,6 +68,9 @@ static int put_state(hs_req *r, json_t **out, hs_err *err) {
     if (!strcmp(r->params[1], "m.room.create"))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Cannot resend m.room.create event");
     if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
+    if (!strcmp(r->params[1], "m.room.canonical_alias") && !*sk &&
+        client_canonical_alias_check(r, r->params[0], r->json, err) < 0)
+        return -1;
     json_t *content = json_deep_copy(r->json);
     /* A client's member event never names an authorising user: that key is
      * the server's, for a restricted join it vouches for (restricted_join.c),
@@ -76,6 +80,13 @@ static int put_state(hs_req *r, json_t **out, hs_err *err) {
         json_object_del(content, "join_authorised_via_users_server");
     json_t *p = proto_of(r, r->params[1], sk, content);
     json_decref(content);
+    hs_err e = {0};
+    char *same = client_room_state_unchanged(r->srv, r->params[0], p, &e);
+    if (same || e.status) {
+        json_decref(p);
+        if (!same) return *err = e, -1;
+        return answer_event_id(NULL, same, out);
+    }
     room_event *ev = client_room_send(r->srv, NULL, r->params[0], p, err);
     json_decref(p);
     return ev ? answer_event_id(ev, NULL, out) : -1;

@@ -81,9 +81,27 @@ static void await_members(hs_req *r, const char *room_id) {
     if (partial > 0) client_await_full_state(r->srv, room_id);
 }
 
-/* Send target's membership, optionally with a reason, as the requester. */
+/* What the target's current membership allows before any event is made
+ * (Synapse's update_membership): a kick needs the target in the room
+ * (joined, invited or knocking); kicking one who left, was banned or never
+ * came is 403, though the auth rules would admit that leave event. */
+static int check_transition(hs_req *r, const char *room_id, const char *target, bool kick,
+                            hs_err *err) {
+    if (!kick) return 0;
+    db_conn *c = db_acquire(r->srv->db, err);
+    char cur[32];
+    const char *now = c ? client_membership(c, room_id, target, cur, sizeof cur, err) : NULL;
+    db_release(r->srv->db, c);
+    if (!now) return -1;
+    if (strcmp(now, "join") && strcmp(now, "invite") && strcmp(now, "knock"))
+        return hs_err_set(err, 403, "M_FORBIDDEN", "The target user is not in the room");
+    return 0;
+}
+
+/* Send target's membership, optionally with a reason, as the requester;
+ * kick: a leave of another user by POST /kick. */
 static int membership(hs_req *r, const char *room_id, const char *target, const char *m,
-                      hs_err *err) {
+                      bool kick, hs_err *err) {
     const json_t *reason = json_object_get(r->json, "reason");
     if (reason && !json_is_string(reason))
         return hs_err_set(err, 400, "M_BAD_JSON", "'reason' must be a string");
@@ -91,6 +109,19 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
     if (reason) json_object_set(content, "reason", (json_t *)reason);
     if (fill_profile(r, target, m, content, err) < 0) return json_decref(content), -1;
     await_members(r, room_id);
+    /* The same membership again by the same sender, content and all (a
+     * second join with an unchanged profile): no new event, as in Synapse. */
+    json_t *p = json_pack("{s:s, s:s, s:s, s:O}", "type", "m.room.member", "sender", r->user_id,
+                          "state_key", target, "content", content);
+    hs_err e = {0};
+    char *same = client_room_state_unchanged(r->srv, room_id, p, &e);
+    json_decref(p);
+    if (same || e.status) {
+        free(same);
+        json_decref(content);
+        return same ? 0 : (*err = e, -1);
+    }
+    if (check_transition(r, room_id, target, kick, err) < 0) return json_decref(content), -1;
     /* Restricted rooms: a local member authorises the join (channels.h). */
     if (!strcmp(m, "join") && client_channel_join_content(r->srv, room_id, target, content, err) < 0)
         return json_decref(content), -1;
@@ -111,7 +142,7 @@ static int join_or_knock(hs_req *r, const char *room_id, const char *m, const js
     if (remote) return client_room_remote_membership(r, m, room_id, servers, err);
     if (room_known(r, room_id, err) < 0) return -1;
     if (r->is_guest && client_guest_may_join(r->srv, room_id, err) < 0) return -1;
-    return membership(r, room_id, r->user_id, m, err);
+    return membership(r, room_id, r->user_id, m, false, err);
 }
 
 static int do_join(hs_req *r, const char *room_id, const json_t *servers, json_t **out,
@@ -157,7 +188,7 @@ static int post_leave(hs_req *r, json_t **out, hs_err *err) {
     int done = remote > 0 ? client_room_remote_leave(r, r->params[0], err) : remote;
     if (done < 0) return -1;
     if (done) return *out = json_object(), 200;
-    if (membership(r, r->params[0], r->user_id, "leave", err) < 0) return -1;
+    if (membership(r, r->params[0], r->user_id, "leave", false, err) < 0) return -1;
     *out = json_object();
     return 200;
 }
@@ -170,8 +201,10 @@ static const char *target_user(hs_req *r, hs_err *err) {
     return u;
 }
 
-/* invite, kick (leave), ban, unban (leave): the membership for the target. */
+/* invite, kick, ban, unban (leave): the membership for the target. */
 static int target_action(hs_req *r, const char *m, json_t **out, hs_err *err) {
+    bool kick = !strcmp(m, "kick");
+    if (kick) m = "leave";
     const char *target = target_user(r, err);
     if (!target) return -1;
     if (!strcmp(m, "unban")) {
@@ -184,7 +217,7 @@ static int target_action(hs_req *r, const char *m, json_t **out, hs_err *err) {
             return *out = json_object(), 200;
         m = "leave";
     }
-    if (membership(r, r->params[0], target, m, err) < 0) return -1;
+    if (membership(r, r->params[0], target, m, kick, err) < 0) return -1;
     *out = json_object();
     return 200;
 }
@@ -196,7 +229,7 @@ static int post_invite(hs_req *r, json_t **out, hs_err *err) {
         return -1;
     return target_action(r, "invite", out, err);
 }
-static int post_kick(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "leave", out, err); }
+static int post_kick(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "kick", out, err); }
 static int post_ban(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "ban", out, err); }
 static int post_unban(hs_req *r, json_t **out, hs_err *err) { return target_action(r, "unban", out, err); }
 

@@ -13,6 +13,7 @@
 #include "homeserver/core/log.h"
 #include "notifier.h"
 #include "push_actions.h"
+#include "push_rules_copy.h"
 #include "remote_rooms.h"
 #include "relations.h"
 #include "rooms/state_lookup.h"
@@ -158,6 +159,13 @@ void client_room_membership_changed(hs_server *srv, const room_event *ev) {
         hs_warn("device lists after %s's %s in %s: %s", ev->state_key, ev->membership,
                 ev->room_id, err.msg);
     db_release(srv->db, c);
+    /* A local user's push rules follow an upgraded room (push_rules_copy.h);
+     * as in Synapse, a failure is logged and the join stands. */
+    const char *colon = strchr(ev->state_key, ':');
+    hs_err perr = {0};
+    if (!strcmp(ev->membership, "join") && colon && !strcmp(colon + 1, srv->cfg->server_name) &&
+        client_push_rules_follow_upgrade(srv, ev->room_id, ev->state_key, &perr) < 0)
+        hs_warn("push rules of %s into %s: %s", ev->state_key, ev->room_id, perr.msg);
 }
 
 room_event *client_room_send_txn(hs_server *srv, const char *room_id, const json_t *proto,
@@ -185,4 +193,25 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
     room_event *ev = client_room_send(srv, NULL, room_id, p, err);
     json_decref(p);
     return ev;
+}
+
+char *client_room_state_unchanged(hs_server *srv, const char *room_id, const json_t *proto,
+                                  hs_err *err) {
+    const char *type = json_string_value(json_object_get(proto, "type"));
+    const char *key = json_string_value(json_object_get(proto, "state_key"));
+    const char *sender = json_string_value(json_object_get(proto, "sender"));
+    if (!type || !key || !sender) return NULL;
+    db_conn *c = db_acquire(srv->db, err);
+    if (!c) return NULL;
+    room_lookup l = {.c = c, .room_id = room_id, .current = true};
+    const room_event *cur = room_lookup_get(&l, type, key);
+    char *id = NULL;
+    if (l.failed)
+        *err = l.err;
+    else if (cur && !strcmp(cur->sender, sender) &&
+             json_equal(cur->content, json_object_get(proto, "content")))
+        id = strdup(cur->event_id);
+    room_lookup_clear(&l);
+    db_release(srv->db, c);
+    return id;
 }

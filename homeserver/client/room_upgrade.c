@@ -10,8 +10,9 @@
  * aliases and the directory listing, and last the old room's power levels
  * restricted so regular users stop talking there. The old room's canonical
  * alias and power levels are best effort (Synapse): each runs under a
- * savepoint and a refusal is logged, not fatal. Tags and push rules of the
- * room are not copied to the new room yet. */
+ * savepoint and a refusal is logged, not fatal. After the commit, the local
+ * members' push rules for the room are copied to the new one
+ * (push_rules_copy.h); tags are not copied yet. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "notifier.h"
 #include "profile.h"
 #include "push_actions.h"
+#include "push_rules_copy.h"
 #include "relations.h"
 #include "room_access.h"
 #include "room_create.h"
@@ -288,6 +290,11 @@ static int post_upgrade(hs_req *r, json_t **out, hs_err *err) {
     /* The upgrader's /sync waits on the rooms it knew: the new one is news. */
     const char *me = r->user_id;
     hs_notify_users(&me, 1);
+    /* Every local member's push rules for the room follow it (Synapse's
+     * transfer_room_state_on_room_upgrade); best effort, as there. */
+    hs_err perr = {0};
+    if (client_push_rules_copy_room(r->srv, NULL, j.old_id, j.new_id, &perr) < 0)
+        hs_warn("push rules from %s to %s: %s", j.old_id, j.new_id, perr.msg);
     room_event join = {.room_id = j.new_id, .state_key = r->user_id, .membership = "join"};
     client_room_membership_changed(r->srv, &join);
     *out = json_pack("{s:s}", "replacement_room", j.new_id);

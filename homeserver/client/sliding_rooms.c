@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_data.h"
 #include "channels.h"
 #include "events_read.h"
 #include "homeserver/core/clock.h"
@@ -55,7 +56,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         "   AND cc.type = 'm.room.create' AND cc.state_key = '')"
         " , NULL, NULL, NULL, NULL,"
         " cs.membership = 'join' AND EXISTS (SELECT 1 FROM fed_partial_state_rooms p"
-        "   WHERE p.room_id = cs.room_id)"
+        "   WHERE p.room_id = cs.room_id), e.sender"
         " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
         " AND (cs.membership IN ('join', 'invite', 'knock') OR e.stream_ordering > $2)"
@@ -68,7 +69,8 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         "   WHERE s->>'type' = 'm.room.encryption' AND s->>'state_key' = ''),"
         "  (SELECT s->'content'->>'type' FROM json_array_elements(x.stripped_state::json) s"
         "   WHERE s->>'type' = 'm.room.create' AND s->>'state_key' = '' LIMIT 1),"
-        "  x.stripped_state, x.event_json, x.room_version, x.event_id, false"
+        "  x.stripped_state, x.event_json, x.room_version, x.event_id, false,"
+        "  x.event_json::jsonb->>'sender'"
         " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
         "  AND (x.membership IN ('invite', 'knock') OR x.stream_ordering > $2)"
         "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
@@ -81,10 +83,16 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
     if (!r) return -1;
     int blocked = client_invites_blocked(c, user_id, err);
     if (blocked < 0) return PQclear(r), -1;
+    /* Invites from ignored users are left out, as /sync does (sync_rooms.c). */
+    hs_err none = {0};
+    json_t *ign = client_account_data_get(c, user_id, NULL, "m.ignored_user_list", &none);
+    const json_t *ignored = json_object_get(ign, "ignored_users");
     *n = 0;
     *out = calloc((size_t)PQntuples(r) + 1, sizeof **out);
     for (int row = 0; row < PQntuples(r); row++) {
-        if (blocked && !strcmp(PQgetvalue(r, row, 1), "invite")) continue; /* v1.18 */
+        bool invite = !strcmp(PQgetvalue(r, row, 1), "invite");
+        if (invite && blocked) continue; /* v1.18 */
+        if (invite && ignored && json_object_get(ignored, PQgetvalue(r, row, 11))) continue;
         ss_room *x = &(*out)[(*n)++];
         x->room_id = strdup(PQgetvalue(r, row, 0));
         snprintf(x->membership, sizeof x->membership, "%s", PQgetvalue(r, row, 1));
@@ -99,6 +107,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         x->event_id = opt_dup(r, row, 9);
         x->partial = PQgetvalue(r, row, 10)[0] == 't';
     }
+    json_decref(ign);
     PQclear(r);
     return 0;
 }

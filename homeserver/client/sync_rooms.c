@@ -50,7 +50,8 @@ static db_stmt memberships_q = DB_STMT(
     "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1),"
     "  EXISTS (SELECT 1 FROM fed_partial_state_rooms p WHERE p.room_id = cs.room_id),"
     "  coalesce((SELECT d.stream_ordering FROM fed_partial_state_done d"
-    "   WHERE d.room_id = cs.room_id), 0)"
+    "   WHERE d.room_id = cs.room_id), 0),"
+    "  e.sender"
     " FROM current_state cs JOIN events e USING (event_id)"
     " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
@@ -61,7 +62,7 @@ static db_stmt memberships_q = DB_STMT(
     "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
     "  x.stripped_state, x.event_json, x.room_version,"
     "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1),"
-    "  false, 0"
+    "  false, 0, x.event_json::jsonb->>'sender'"
     " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
     "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
@@ -88,6 +89,11 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         bool forgotten = PQgetvalue(r, i, 5)[0] == 't';
         bool changed_since = p->since >= 0 && PQgetvalue(r, i, 4)[0] == 't';
         if (forgotten && strcmp(PQgetvalue(r, i, 1), "join") != 0 && !changed_since) continue;
+        /* An invite from a user the invitee ignores is not shown (Synapse;
+         * the spec: ignored users' invites must not reach the client). */
+        if (!strcmp(PQgetvalue(r, i, 1), "invite") && p->ignored &&
+            json_object_get(p->ignored, PQgetvalue(r, i, 12)))
+            continue;
         membership_row *m = &(*out)[(*n)++];
         m->room_id = strdup(PQgetvalue(r, i, 0));
         m->membership = strdup(PQgetvalue(r, i, 1));

@@ -245,10 +245,11 @@ static int stage_password(db_conn *c, uia_job *j, hs_err *err) {
         j->stage_err = e;
         return 0;
     }
+    /* Another user's valid password is no retry of this user's stage: a
+     * plain 403, as Synapse answers once the auth names another user. */
     if (j->user_id && strcmp(user, j->user_id)) {
         free(user);
-        hs_err_set(&j->stage_err, 401, "M_FORBIDDEN", "Invalid auth: not the session's user");
-        return 0;
+        return hs_err_set(err, 403, "M_FORBIDDEN", "Invalid auth: not the session's user");
     }
     if (!j->user_id) j->user_id = user;
     else free(user);

@@ -4,7 +4,9 @@
  * searcher finds the users who share a joined room with them and the users
  * joined to public or world-readable rooms (the spec's minimum), and with
  * user_directory.search_all_users every active non-guest user of this server
- * too (Synapse's option, off by default). Display names and avatars are the
+ * too (Synapse's option, off by default). As in Synapse, sharing a room with
+ * oneself does not count: the searcher is found only in a public room, and
+ * never with search_all_users. Display names and avatars are the
  * profile's for our users and the membership event's for remote ones.
  * Matching is case-insensitive on user ID and display name. */
 #include <stdio.h>
@@ -27,8 +29,9 @@
     "  convert_from(e.json, 'UTF8')::jsonb #>> '{content,history_visibility}'"             \
     "  = 'world_readable'))),"                                                             \
     " visible AS (SELECT cs.state_key AS user_id, cs.event_id FROM current_state cs"       \
-    "  WHERE cs.type = 'm.room.member' AND cs.membership = 'join' AND (cs.room_id IN"      \
-    "  (SELECT room_id FROM my_rooms) OR cs.room_id IN (SELECT room_id FROM open_rooms))"  \
+    "  WHERE cs.type = 'm.room.member' AND cs.membership = 'join' AND ((cs.room_id IN"     \
+    "  (SELECT room_id FROM my_rooms) AND cs.state_key <> $1)"                              \
+    "  OR cs.room_id IN (SELECT room_id FROM open_rooms))"                                 \
     "  UNION ALL SELECT user_id, NULL FROM users WHERE $6 AND NOT is_guest),"              \
     " cand AS (SELECT v.user_id,"                                                          \
     "  CASE WHEN u.user_id IS NOT NULL THEN p.displayname ELSE"                            \
@@ -41,7 +44,8 @@
     "  WHERE u.user_id IS NULL OR NOT u.deactivated"                                       \
     "  GROUP BY v.user_id, u.user_id, p.displayname, p.avatar_url)"                        \
     " SELECT user_id, dn, av FROM cand"                                                    \
-    " WHERE lower(user_id) LIKE $2 ESCAPE '\\' OR lower(dn) LIKE $2 ESCAPE '\\'"           \
+    " WHERE (lower(user_id) LIKE $2 ESCAPE '\\' OR lower(dn) LIKE $2 ESCAPE '\\')"         \
+    "  AND NOT ($6 AND user_id = $1)"                                                      \
     " ORDER BY (lower(dn) LIKE $3 ESCAPE '\\' OR lower(user_id) LIKE $4 ESCAPE '\\') DESC," \
     " (dn IS NOT NULL) DESC, user_id LIMIT $5"
 

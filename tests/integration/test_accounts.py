@@ -236,10 +236,12 @@ def test_delete_device_with_uia(server):
     # A stage that is not offered.
     r = server.request("DELETE", path, {"auth": {"type": "m.login.dummy", "session": sid}}, token=ta)
     assert r.status == 401 and r.json["errcode"] == "M_UNRECOGNIZED"
-    # Someone else's password does not confirm this user.
+    # Someone else's password does not confirm this user: 403, as Synapse
+    # answers (Complement's "requires UI auth user to match device owner").
     server.add_user("acct_del_other")
     r = server.request("DELETE", path, {"auth": pw_auth("acct_del_other", sid)}, token=ta)
-    assert r.status == 401 and r.json["errcode"] == "M_FORBIDDEN"
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
+    assert server.request("GET", path, token=ta).status == 200
     # The session is bound to this operation.
     r = server.request("DELETE", V3 + "/devices/KEEP", {"auth": pw_auth("acct_del", sid)}, token=ta)
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
@@ -375,7 +377,15 @@ def test_profile_fields(server):
                           token=tok).json == {}
     assert server.request("GET", base + "/displayname").json == {"displayname": "Alice"}
     assert server.request("GET", f"/_matrix/client/r0/profile/{uid}/displayname").status == 200
-    r = server.request("PUT", base + "/avatar_url", {"avatar_url": "https://x/y.png"}, token=tok)
+    # Any string, as Synapse takes it (Complement's TestAvatarUrlUpdate), and
+    # it reaches the member events as given.
+    room = server.request("POST", V3 + "/createRoom", {}, token=tok).json["room_id"]
+    r = server.request("PUT", base + "/avatar_url", {"avatar_url": "LemurLover"}, token=tok)
+    assert r.status == 200, r
+    assert server.request("GET", base + "/avatar_url").json == {"avatar_url": "LemurLover"}
+    r = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{uid}", token=tok)
+    assert r.json["avatar_url"] == "LemurLover"
+    r = server.request("PUT", base + "/avatar_url", {"avatar_url": 5}, token=tok)
     assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM"
     assert server.request("PUT", base + "/avatar_url", {"avatar_url": "mxc://example.org/abc"},
                           token=tok).status == 200
@@ -570,8 +580,18 @@ def test_user_directory(server):
                        token=t_me)
     assert r.status == 200, r
     found = {u["user_id"]: u for u in r.json["results"]}
-    assert friend in found and public in found and me in found
+    assert friend in found and public in found
     assert hermit not in found and stranger not in found
+    # Sharing a room with oneself does not count (Synapse; Complement's
+    # TestRoomSpecificUsernameAtJoin): the searcher is found once in a public room.
+    assert me not in found
+    pub_room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                              token=t_pub).json["room_id"]
+    assert server.request("POST", f"{V3}/rooms/{pub_room}/join", {}, token=t_me).status == 200
+    r = server.request("POST", V3 + "/user_directory/search", {"search_term": "acctdir"},
+                       token=t_me)
+    assert me in {u["user_id"] for u in r.json["results"]}
+    assert server.request("POST", f"{V3}/rooms/{pub_room}/leave", {}, token=t_me).status == 200
     assert r.json["limited"] is False
     assert found[friend]["display_name"] == "Best Friend"
     # By display name, case-insensitively.
@@ -983,6 +1003,10 @@ def test_search_all_users(open_server):
     r = s.request("POST", V3 + "/user_directory/search", {"search_term": "acct_loner"}, token=tok)
     assert [u["user_id"] for u in r.json["results"]] == [f"@acct_loner:{s.server_name}"]
     assert r.json["results"][0]["display_name"] == "acct_loner"
+    # Never oneself, as Synapse's search_all_users ("user_id != searcher").
+    r = s.request("POST", V3 + "/user_directory/search", {"search_term": "acct_searcher"},
+                  token=tok)
+    assert r.json["results"] == []
 
 
 def test_turning_ip_tracking_off_forgets_addresses(open_server):

@@ -106,6 +106,26 @@ def test_upload_rejects_bad_device_keys(server):
     assert server.psql(f"SELECT count(*) FROM e2e_device_keys WHERE user_id = '{a.user_id}'") == "0"
 
 
+def test_upload_takes_keys_without_a_self_signature(server):
+    """Synapse checks no signature on upload (Complement's device list tests
+    upload "signatures": {}); one that is there must still verify (above)."""
+    a = user(server, "e2_erin")
+    b = user(server, "e2_bob")
+    dk = {k: v for k, v in a.device.device_keys().items() if k != "signatures"}
+    r = a.upload(device_keys={**dk, "signatures": {}})
+    assert r.status == 200, r
+    got = b.query(a.user_id)["device_keys"][a.user_id][a.device_id]
+    assert got["keys"] == dk["keys"] and got["signatures"] == {}
+    # Signed by someone else only: not the device's self-signature, taken.
+    other = Device(b.user_id, "ELSEWHERE")
+    r = a.upload(device_keys=other.sign(dk))
+    assert r.status == 200, r
+    # A one-time key object with no signature is taken too.
+    r = a.upload(one_time_keys={"signed_curve25519:AAAA": {"key": random_key(),
+                                                           "signatures": {}}})
+    assert r.status == 200 and r.json["one_time_key_counts"]["signed_curve25519"] == 1, r
+
+
 def test_upload_errors_of_the_http_layer(server):
     r = server.request("POST", V3 + "/keys/upload", {})
     err(r, 401, "M_MISSING_TOKEN")

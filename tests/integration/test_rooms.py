@@ -40,7 +40,8 @@ def test_create_room_presets_and_defaults(server, users):
     assert state(server, a, room, "m.room.history_visibility").json == {"history_visibility": "shared"}
     assert state(server, a, room, "m.room.guest_access").json == {"guest_access": "can_join"}
     assert state(server, a, room, "m.room.name").json == {"name": "Family"}
-    assert state(server, a, room, "m.room.topic").json == {"topic": "hello"}
+    assert state(server, a, room, "m.room.topic").json == {
+        "topic": "hello", "m.topic": {"m.text": [{"body": "hello"}]}}
     pl = state(server, a, room, "m.room.power_levels").json
     assert a_id not in pl["users"] and pl["invite"] == 0 and pl["events"]["m.room.tombstone"] == 150
     alias = state(server, a, room, "m.room.canonical_alias").json["alias"]

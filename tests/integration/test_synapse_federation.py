@@ -205,7 +205,7 @@ def test_synapse_user_joins_a_pvyhs_room(net):
     r = sam.req("POST", f"/join/{q('#' + alias_local + ':' + hs.server_name)}", {})
     assert r.status == 200, r
     assert r.json["room_id"] == room
-    assert sally.state(room, "m.room.topic") == {"topic": "On pvyhs"}
+    assert sally.state(room, "m.room.topic")["topic"] == "On pvyhs"
     sally.sees(room, alice.user_id, "hello from pvyhs")
     wait_until(lambda: alice.membership(room, sally.user_id) == "join"
                and alice.membership(room, sam.user_id) == "join", what="the joins on pvyhs")

@@ -338,7 +338,13 @@ START_TEST(size_limit) {
     pad[65536 - base] = 'x';
     pad[65537 - base] = '\0';
     json_object_set_new(content, "body", json_string(pad));
-    fx_parse_fails("10", j, "over the 65536 limit");
+    hs_err err = {0};
+    room_event *e = room_event_parse(fx_ver("10"), j, &err);
+    json_decref(j);
+    ck_assert_ptr_null(e);
+    ck_assert_int_eq(err.status, 413);
+    ck_assert_str_eq(err.errcode, "M_TOO_LARGE");
+    ck_assert_ptr_nonnull(strstr(err.msg, "over the 65536 limit"));
     free(pad);
 }
 END_TEST
