@@ -80,13 +80,6 @@ static int put_state(hs_req *r, json_t **out, hs_err *err) {
         json_object_del(content, "join_authorised_via_users_server");
     json_t *p = proto_of(r, r->params[1], sk, content);
     json_decref(content);
-    hs_err e = {0};
-    char *same = client_room_state_unchanged(r->srv, r->params[0], p, &e);
-    if (same || e.status) {
-        json_decref(p);
-        if (!same) return *err = e, -1;
-        return answer_event_id(NULL, same, out);
-    }
     room_event *ev = client_room_send(r->srv, NULL, r->params[0], p, err);
     json_decref(p);
     return ev ? answer_event_id(ev, NULL, out) : -1;

@@ -27,11 +27,12 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
                                    const char *type, const char *state_key, json_t *content,
                                    hs_err *err);
 
-/* A state event (proto as for client_room_send) that changes nothing: the
+/* A membership (proto as for client_room_send) that changes nothing: the
  * room's current event at its (type, state_key) has the same sender and
  * content. Its ID (malloc'd), which a client's repeat is answered with
- * instead of a new event, as Synapse does (deduplicate_state_event; for
- * memberships, update_membership). NULL when the event would change
+ * instead of a new event, as Synapse's update_membership does (other state
+ * events are deduplicated in the send itself, under the room's lock, as
+ * Synapse's deduplicate_state_event). NULL when the event would change
  * something, or NULL with err->status set on a database error. */
 char *client_room_state_unchanged(hs_server *srv, const char *room_id, const json_t *proto,
                                   hs_err *err);
