@@ -204,6 +204,9 @@ typedef struct fed_persist_opts {
     /* The event is checked as in a partial-state room (room_receive_ex)
      * even if the room is not marked yet: the join that makes it one. */
     bool partial;
+    /* Our own event that another server already has and sends to the room
+     * (a join through its send_join): the sender leaves it out. */
+    bool not_sent;
     /* Run in the same transaction after an accepted event. */
     int (*also)(db_conn *c, const room_event *ev, void *arg, hs_err *err);
     void *also_arg;

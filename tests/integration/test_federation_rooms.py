@@ -1132,6 +1132,70 @@ def test_joining_a_room_of_f_checks_its_state(fed):
     assert entry and any(e["type"] == "m.room.name" for e in entry["state"]["events"]), entry
 
 
+def test_our_join_through_send_join_is_not_sent_again(fed):
+    """A joins a room of F through make_join/send_join: F already has the
+    join and passes it on itself (Synapse: proactively_send false), so A's
+    first /send to F carries kim's next message, not the join again
+    (Complement's TestOutboundFederationSend)."""
+    a, f = fed["a"], fed["f"]
+    kim, ktok = user(a, "fedra_kim_send")
+    host = f.user("host2")
+    now = int(time.time() * 1000)
+    room_id = None
+
+    def mk(ev, depth, prev, auth):
+        ev = dict(ev, origin_server_ts=now, depth=depth, prev_events=prev, auth_events=auth)
+        if room_id:
+            ev["room_id"] = room_id
+        return finish(ev, f.name, f.sk)
+    create, c_id = mk({"type": "m.room.create", "state_key": "", "sender": host,
+                       "content": {"room_version": "12"}}, 1, [], [])
+    room_id = "!" + c_id[1:]
+    member, m_id = mk({"type": "m.room.member", "state_key": host, "sender": host,
+                       "content": {"membership": "join"}}, 2, [c_id], [])
+    pl, pl_id = mk({"type": "m.room.power_levels", "state_key": "", "sender": host,
+                    "content": {"users": {}}}, 3, [m_id], [m_id])
+    jr, jr_id = mk({"type": "m.room.join_rules", "state_key": "", "sender": host,
+                    "content": {"join_rule": "public"}}, 4, [pl_id], [pl_id, m_id])
+    state = [create, member, pl, jr]
+    sent = []  # the PDUs of every /send from A, in order
+
+    def make_join(method, path, body):
+        user_id = urllib.parse.unquote(path.split("?")[0].split("/")[-1])
+        return 200, {"room_version": "12", "event": {
+            "type": "m.room.member", "state_key": user_id, "sender": user_id, "room_id": room_id,
+            "content": {"membership": "join"}, "origin": f.name, "origin_server_ts": now,
+            "depth": 5, "prev_events": [jr_id], "auth_events": [pl_id, jr_id]}}
+
+    def send_join(method, path, body):
+        return 200, {"state": state, "auth_chain": [create, member, pl], "event": body,
+                     "members_omitted": False}
+
+    def send(method, path, body):
+        sent.extend(body.get("pdus", []))
+        return 200, {"pdus": {}}
+    f.routes.update({"/_matrix/federation/v1/make_join/": make_join,
+                     "/_matrix/federation/v2/send_join/": send_join,
+                     "/_matrix/federation/v1/send/": send})
+    try:
+        # F's 404s to earlier /send may have A backing off: a signed request ends it.
+        assert f.request(a, "GET", "/_matrix/federation/v1/version").status == 200
+        r = a.request("POST", f"/_matrix/client/v3/join/{q(room_id)}?via={q(f.name)}", {},
+                      token=ktok)
+        assert r.status == 200, r.raw
+        msg = send_text(a, ktok, room_id, "after the join")
+        wait_for(lambda: any(p["type"] == "m.room.message" for p in sent), timeout=30,
+                 what="kim's message at F")
+        time.sleep(0.5)  # anything else queued would have gone out with it
+    finally:
+        f.routes.clear()
+    ours = [p for p in sent if p["room_id"] == room_id]
+    assert [p["type"] for p in ours] == ["m.room.message"], ours
+    assert event_id(ours[0]) == msg and ours[0]["content"]["body"] == "after the join"
+    assert a.psql("SELECT proactively_send FROM events WHERE type = 'm.room.member'"
+                  f" AND state_key = '{kim}' AND room_id = '{room_id}'") == "f"
+
+
 def test_invite_blocking_applies_to_other_servers(fed):
     a, f = fed["a"], fed["f"]
     uid, tok = user(a, "fedra_blocker")
