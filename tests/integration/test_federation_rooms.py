@@ -730,12 +730,20 @@ def test_device_list_and_signing_key_updates(fed, froom):
               "keys": {"ed25519:" + "M" * 43: "M" * 43}}
     r = a.request("GET", "/_matrix/client/v3/sync?timeout=0", token=froom["atok"])
     since = r.json["next_batch"]
-    send_txn(fed, [], [
-        {"edu_type": "m.device_list_update", "content": {
-            "user_id": fred, "device_id": "FREDDEV", "stream_id": 1, "prev_id": [],
-            "device_display_name": "F phone", "keys": keys}},
-        {"edu_type": "m.signing_key_update", "content": {"user_id": fred, "master_key": master}},
-    ])
+    # A list A never had: A fetches it whole (test_federation_device_lists.py
+    # has the rules), and F serves it.
+    path = f"/_matrix/federation/v1/user/devices/{urllib.parse.quote(fred, safe='')}"
+    fed["f"].routes[path] = lambda m, p, b: (200, {"user_id": fred, "stream_id": 1, "devices": [
+        {"device_id": "FREDDEV", "keys": keys, "device_display_name": "F phone"}]})
+    try:
+        send_txn(fed, [], [
+            {"edu_type": "m.device_list_update", "content": {
+                "user_id": fred, "device_id": "FREDDEV", "stream_id": 1, "prev_id": [],
+                "device_display_name": "F phone", "keys": keys}},
+            {"edu_type": "m.signing_key_update", "content": {"user_id": fred, "master_key": master}},
+        ])
+    finally:
+        fed["f"].routes.pop(path, None)
     assert a.psql(f"SELECT display_name FROM e2e_device_keys WHERE user_id = '{fred}'") == "F phone"
     assert a.psql(f"SELECT keytype FROM e2e_cross_signing_keys WHERE user_id = '{fred}'") == "master"
     r = a.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={since}", token=froom["atok"])
