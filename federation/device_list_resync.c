@@ -6,8 +6,12 @@
  * just came to share a room with, an update with no prev_id) and the whole
  * list is fetched again with GET /_matrix/federation/v1/user/devices/{userId},
  * whose stream_id we continue from. Synapse decides the same way
- * (_need_to_do_resync). When that fetch fails the update is applied as it
- * came, and the list is fetched on the next update.
+ * (_need_to_do_resync). When that fetch fails, an update of a list we
+ * follow is applied as it came, and the list is fetched on the next
+ * update; one of a list we never had is dropped, as Synapse drops it: we
+ * hold nothing to apply it to (/keys/query keeps asking its server), and
+ * telling our users of a change we cannot show them would only make them
+ * ask again.
  *
  * Only users we share a room with are followed; the others' updates are not
  * for us. While we follow a user, /keys/query answers for them from what we
@@ -71,5 +75,6 @@ int fed_device_list_update(hs_server *srv, const char *origin, const json_t *con
     hs_err e = {0};
     if (resync(srv, origin, user_id, &e) == 0) return 0;
     hs_info("federation: device list of %s not fetched from %s: %s", user_id, origin, e.msg);
+    if (state != 2) return 0;
     return client_e2ee_remote_device_update(srv, origin, content, err);
 }

@@ -209,6 +209,12 @@ void fed_sender_wake(void);
  * found only by the periodic rescan, a minute later. */
 void fed_sender_wake_queued(void);
 
+/* The local event event_id, just stored in the caller's transaction, is not
+ * for the sender to send (Synapse's proactively_send = false): our join made
+ * through a remote send_join, which that server sends to the room itself.
+ * 0, or -1 with err. */
+int fed_sender_mark_unsent(db_conn *c, const char *event_id, hs_err *err);
+
 /* Queue an event that a remote user's server asked us to pass on (Synapse's
  * send_on_behalf_of: a join, leave or knock that came through our
  * send_join / send_leave / send_knock), to the servers joined to the room

@@ -81,6 +81,7 @@ static int persist_txn(db_conn *c, void *arg, hs_err *err) {
         fed_sender_enqueue_pdu(c, j->srv, j->ev->event_id, j->ev->room_id, j->pos,
                                o->forward_except, err) < 0)
         return -1;
+    if (o->not_sent && fed_sender_mark_unsent(c, j->ev->event_id, err) < 0) return -1;
     if (o->also && j->verdict == ROOM_ACCEPTED && o->also(c, j->ev, o->also_arg, err) < 0)
         return -1;
     return client_room_event_stored(c, j->srv, j->ev, err);

@@ -218,7 +218,11 @@ static int store_join(hs_server *srv, const char *dest, const room_event *ours, 
     mark_arg m = {0};
     if (rc == 0 && partial)
         m.servers = resync_servers(srv, dest, json_object_get(resp, "servers_in_room"), &m.n);
+    /* The resident server sends our join to the rest of the room (Synapse:
+     * process_remote_join sets proactively_send false); ours would be a
+     * second copy of it in our first /send to that server. */
     fed_persist_opts o = {.require_accepted = true, .partial = partial, .rejoin = true,
+                          .not_sent = true,
                           .also = partial ? mark_partial : NULL, .also_arg = &m};
     if (rc == 0) rc = fed_persist_event_opts(srv, ev, st, &o, NULL, err);
     free(m.servers);

@@ -210,6 +210,9 @@ typedef struct fed_persist_opts {
      * the join is judged by the state it came with, not soft-failed
      * against a ban or leave lifted since. */
     bool rejoin;
+    /* Our own event that another server already has and sends to the room
+     * (a join through its send_join): the sender leaves it out. */
+    bool not_sent;
     /* Run in the same transaction after an accepted event. */
     int (*also)(db_conn *c, const room_event *ev, void *arg, hs_err *err);
     void *also_arg;

@@ -10,9 +10,12 @@
  * destination answered 200, until the queue is empty. The HTTP itself runs
  * on the shared libcurl multi thread (http_client.c).
  *
- * A failure (no answer, 5xx, 401, 404, 429) backs the destination off,
- * Synapse's way: 10 minutes, then about twice as long each time, at most a
- * day, stored in federation_destinations so a restart honours it. Its queue
+ * A failure (no answer, 5xx, 429) is first retried quickly, as Synapse
+ * retries within one /send request: after 4 s, 16 s, then every minute, ten
+ * times (in memory only: a restart simply tries again). After those, or at
+ * once on a 401 or 404, the destination backs off, Synapse's way: 10
+ * minutes, then about twice as long each time, at most a day, stored in
+ * federation_destinations so a restart honours it. Its queue
  * stays and grows. Success, or an authenticated request from that server
  * (it is evidently up), ends the back-off; the destination then catches up
  * with everything queued, or, past FED_CATCHUP_MAX_PDUS, with the newest PDU
@@ -54,6 +57,7 @@ typedef struct dest {
     bool busy;            /* a worker has it */
     bool has_work;        /* something may be queued */
     bool came_back;       /* it sent us a request while backing off */
+    int quick;            /* quick retries made since the last answer (FED_SEND_RETRIES) */
     long long retry_until;
     long long interval;   /* current back-off; 0: fine */
     long long failure_ts;
@@ -84,6 +88,7 @@ static struct {
     long long pos[FED_STREAM_N], to_device_pos;
     unsigned shard_i, shard_n;
     long long min_retry_ms, catchup_max;
+    int send_retries;
     long long started_ms;
     atomic_llong next_txn;
     long long last_error_log;
@@ -97,6 +102,17 @@ long long fed_backoff_next(long long interval, long long min_ms, long long max_m
     if (interval <= 0) return min_ms;
     double next = (double)interval * FED_RETRY_MULTIPLIER * (0.8 + 0.6 * rnd);
     return next >= (double)max_ms ? max_ms : (long long)next;
+}
+
+long long fed_send_retry_delay(int n, double rnd) {
+    long long ms = 1000;
+    for (int i = 0; i < n && ms < FED_SEND_RETRY_MAX_MS; i++) ms *= 4;
+    if (ms > FED_SEND_RETRY_MAX_MS) ms = FED_SEND_RETRY_MAX_MS;
+    return (long long)((double)ms * (0.8 + 0.6 * rnd));
+}
+
+bool fed_send_retry_quickly(long status) {
+    return status == 0 || status >= 500 || status == 429;
 }
 
 fed_send_outcome fed_send_classify(long status, const hs_err *err) {
@@ -357,11 +373,35 @@ static void *dispatcher_main(void *arg) {
 
 /* ---- a worker's destination ---------------------------------------------------------------- */
 
+/* A failure that may be retried quickly (fed_send_retry_quickly) while d
+ * has quick retries left: it is tried again soon, with nothing stored,
+ * as Synapse retries within the request before its limiter counts a
+ * failure. True when that is what happens. */
+static bool retry_quickly(dest *d, long status, const char *why) {
+    long long now = hs_now_ms(), delay = 0;
+    pthread_mutex_lock(&S.mu);
+    bool quick = fed_send_retry_quickly(status) && d->quick < S.send_retries;
+    if (quick) {
+        delay = fed_send_retry_delay(++d->quick, randombytes_uniform(1000000) / 1e6);
+        d->retry_until = now + delay;
+        d->came_back = false;
+        d->has_work = true;
+        json_array_clear(d->typing);
+    }
+    int n = d->quick;
+    pthread_mutex_unlock(&S.mu);
+    if (quick)
+        hs_info("federation: cannot send to %s (%s); retry %d of %d in %lld ms", d->name, why, n,
+                S.send_retries, delay);
+    return quick;
+}
+
 /* Record the outcome in memory (and, when it changed, in the database). */
 static void record(dest *d, bool up, const char *why) {
     long long now = hs_now_ms();
     pthread_mutex_lock(&S.mu);
     bool was_failing = d->interval > 0 || d->came_back;
+    d->quick = 0;
     long long interval = up ? 0 : fed_backoff_next(d->interval, S.min_retry_ms, FED_RETRY_MAX_MS,
                                                    randombytes_uniform(1000000) / 1e6);
     if (!up && !d->failure_ts) d->failure_ts = now;
@@ -424,7 +464,8 @@ static void log_pdu_errors(const char *dest_name, const json_t *resp) {
 }
 
 /* Send one transaction; the outcome. */
-static fed_send_outcome send_txn(dest *d, fed_txn *t, char *why, size_t why_len) {
+static fed_send_outcome send_txn(dest *d, fed_txn *t, long *status_out, char *why,
+                                 size_t why_len) {
     char path[96];
     /* Unique per destination for good: this start's time, then a count. */
     snprintf(path, sizeof path, "/_matrix/federation/v1/send/%lld_%lld", S.started_ms,
@@ -438,6 +479,7 @@ static fed_send_outcome send_txn(dest *d, fed_txn *t, char *why, size_t why_len)
     fed_request(S.srv, d->name, "PUT", path, body, &status, &resp, &err);
     json_decref(body);
     fed_send_outcome o = fed_send_classify(status, &err);
+    *status_out = status;
     if (o == FED_SENT) log_pdu_errors(d->name, resp);
     else snprintf(why, why_len, "%s", err.msg);
     hs_debug("federation: %s %s: %zu PDUs, %zu EDUs -> %ld", d->name, path,
@@ -494,13 +536,14 @@ static void run_destination(dest *d) {
             return;
         }
         char why[600] = "";
-        fed_send_outcome o = send_txn(d, &t, why, sizeof why);
+        long status = 0;
+        fed_send_outcome o = send_txn(d, &t, &status, why, sizeof why);
         if (o == FED_RETRY && stopping()) { /* our shutdown cut it off */
             fed_txn_clear(&t);
             return;
         }
         if (o == FED_RETRY) {
-            record(d, false, why);
+            if (!retry_quickly(d, status, why)) record(d, false, why);
             fed_txn_clear(&t);
             return;
         }
@@ -575,7 +618,7 @@ static void on_typing(hs_server *srv, const char *room_id, const char *user_id, 
 void fed_sender_remote_up(const char *server_name) {
     pthread_mutex_lock(&S.mu);
     dest *d = S.running ? find_dest(server_name, false) : NULL;
-    if (d && d->interval > 0 && d->retry_until > hs_now_ms()) {
+    if (d && (d->interval > 0 || d->quick > 0) && d->retry_until > hs_now_ms()) {
         d->retry_until = 0;
         d->came_back = true;
         d->has_work = true;
@@ -599,6 +642,9 @@ static void read_settings(const cfg *c) {
     S.min_retry_ms = FED_RETRY_MIN_MS;
     const char *m = getenv("PVYHS_FEDERATION_MIN_RETRY_MS");
     if (m && atoll(m) > 0) S.min_retry_ms = atoll(m);
+    S.send_retries = FED_SEND_RETRIES;
+    const char *sr = getenv("PVYHS_FEDERATION_SEND_RETRIES");
+    if (sr && *sr && atoi(sr) >= 0 && atoi(sr) <= FED_SEND_RETRIES) S.send_retries = atoi(sr);
     S.catchup_max = FED_CATCHUP_MAX_PDUS;
     const char *cu = getenv("PVYHS_FEDERATION_CATCHUP_MAX_PDUS");
     if (cu && atoll(cu) > 0) S.catchup_max = atoll(cu);

@@ -14,13 +14,25 @@
 #define FED_TXN_MAX_PDUS 50
 #define FED_TXN_MAX_EDUS 100
 
-/* Back-off per destination, Synapse's: the first failure waits 10 minutes,
+/* Back-off per destination, Synapse's (once the quick retries below are
+ * spent): the first failure waits 10 minutes,
  * each further one about twice as long (times 0.8–1.4 so many servers that
  * failed together do not retry together), at most a day. For tests only,
  * PVYHS_FEDERATION_MIN_RETRY_MS shortens the first wait. */
 #define FED_RETRY_MIN_MS (10LL * 60 * 1000)
 #define FED_RETRY_MAX_MS (24LL * 3600 * 1000)
 #define FED_RETRY_MULTIPLIER 2
+
+/* Before it backs off, a destination gets the quick retries Synapse makes
+ * within one /send request (its long_retries): a transaction that got no
+ * answer, a 5xx or a 429 is tried again after 4 s, 16 s, then every 60 s
+ * (times 0.8–1.4), ten times in all, about eight minutes; only then does
+ * the back-off above start. So a server down for a restart gets what waited
+ * within a minute of coming back, even if it has nothing to send us. A 401
+ * or 404 backs off at once (Synapse does not retry those either). For tests
+ * only, PVYHS_FEDERATION_SEND_RETRIES sets how many (0: none). */
+#define FED_SEND_RETRIES 10
+#define FED_SEND_RETRY_MAX_MS 60000LL
 
 /* A destination back from a failure with more PDUs than this queued gets
  * only the newest queued PDU of each room; it fetches what lies between
@@ -38,6 +50,13 @@
  * 0), else interval * FED_RETRY_MULTIPLIER * (0.8 + 0.6 * rnd), capped at
  * max_ms. rnd in [0, 1). */
 long long fed_backoff_next(long long interval, long long min_ms, long long max_ms, double rnd);
+
+/* The wait before quick retry n (1 ..): 4^n s capped at
+ * FED_SEND_RETRY_MAX_MS, times (0.8 + 0.6 * rnd). rnd in [0, 1). */
+long long fed_send_retry_delay(int n, double rnd);
+
+/* Whether a failed /send (HTTP status, 0: no answer) may be retried quickly. */
+bool fed_send_retry_quickly(long status);
 
 /* How a /send attempt ended, from the HTTP status (0: no answer) and the
  * error our side reported. */

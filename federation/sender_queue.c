@@ -162,7 +162,8 @@ static json_t *event_dests(hs_server *srv, json_t *by_room, PGresult *r, int i) 
 }
 
 /* Local events at positions (from, to]: accepted, not outliers, sent by our
- * users. A room's create event has nobody to go to. */
+ * users, not marked to stay unsent (fed_sender_mark_unsent). A room's
+ * create event has nobody to go to. */
 static int enqueue_events(db_conn *c, hs_server *srv, long long from, long long to, json_t *woken,
                           hs_err *err) {
     static db_stmt q = DB_STMT(
@@ -171,7 +172,7 @@ static int enqueue_events(db_conn *c, hs_server *srv, long long from, long long 
         "   THEN convert_from(json, 'UTF8')::jsonb #>> '{content,membership}' END AS membership"
         "  FROM events"
         "  WHERE stream_ordering > $1 AND stream_ordering <= $2 AND NOT outlier"
-        "  AND NOT soft_failed AND rejected_reason IS NULL"
+        "  AND NOT soft_failed AND rejected_reason IS NULL AND proactively_send"
         "  AND substr(sender, strpos(sender, ':') + 1) = $3"
         "  AND NOT (type = 'm.room.create' AND state_key = '')),"
         " h AS (SELECT x.room_id, string_agg(DISTINCT x.host, ' ') AS hosts"
@@ -231,6 +232,11 @@ int fed_sender_enqueue_pdu(db_conn *c, hs_server *srv, const char *event_id,
     rows_free(&rows);
     json_decref(hosts);
     return rc;
+}
+
+int fed_sender_mark_unsent(db_conn *c, const char *event_id, hs_err *err) {
+    static db_stmt up = DB_STMT("UPDATE events SET proactively_send = false WHERE event_id = $1");
+    return db_exec(c, &up, 1, (const char *[]){event_id}, err) < 0 ? -1 : 0;
 }
 
 /* ---- reading a stream ------------------------------------------------------------- */

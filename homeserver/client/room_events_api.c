@@ -85,26 +85,42 @@ static int put_state(hs_req *r, json_t **out, hs_err *err) {
     return ev ? answer_event_id(ev, NULL, out) : -1;
 }
 
+/* Whether the user's power level in the room reaches its "redact" level. */
+static bool has_redact_power(hs_req *r, db_conn *c, const room_version *v) {
+    room_lookup l = {.c = c, .room_id = r->params[0], .current = true};
+    const room_event *pl = room_lookup_get(&l, "m.room.power_levels", "");
+    json_t *lvl = pl ? json_object_get(pl->content, "redact") : NULL;
+    long long need = json_is_integer(lvl) ? json_integer_value(lvl)
+                     : json_is_string(lvl) ? atoll(json_string_value(lvl)) : 50;
+    bool ok = room_user_power_level(v, r->user_id, room_lookup_get, &l) >= need;
+    room_lookup_clear(&l);
+    return ok;
+}
+
 /* Locally a user may redact their own events, or others' with the power
  * level "redact" (the spec's server-domain rule is for other servers'
- * redactions, which vouch for their users). */
-static int may_redact(hs_req *r, db_conn *c, const char *target_id, hs_err *err) {
-    room_event *target = room_store_get_event(c, target_id, err);
-    if (!target) return -1;
+ * redactions, which vouch for their users). An event we do not have (one
+ * of another server that never reached us) may be redacted by a user with
+ * that power all the same, as Synapse does: the redaction goes to the
+ * room's servers, which have it. Without the power, whose event it is
+ * cannot be known, so it is "not found". */
+static int may_redact(hs_req *r, db_conn *c, const room_version *v, const char *target_id,
+                      hs_err *err) {
+    hs_err miss = {0};
+    room_event *target = room_store_get_event(c, target_id, &miss);
+    if (!target && miss.status != 404) return *err = miss, -1;
+    if (!target) {
+        if (client_suspended_may_redact(r, "", err) < 0) return -1;
+        if (has_redact_power(r, c, v)) return 0;
+        return hs_err_set(err, 404, "M_NOT_FOUND", "Could not find event %s", target_id);
+    }
     int rc = 0;
     if (strcmp(target->room_id, r->params[0]) != 0) {
         rc = hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
     } else if (client_suspended_may_redact(r, target->sender, err) < 0) {
         rc = -1;
-    } else if (strcmp(target->sender, r->user_id) != 0) {
-        room_lookup l = {.c = c, .room_id = r->params[0], .current = true};
-        const room_event *pl = room_lookup_get(&l, "m.room.power_levels", "");
-        json_t *lvl = pl ? json_object_get(pl->content, "redact") : NULL;
-        long long need = json_is_integer(lvl) ? json_integer_value(lvl)
-                         : json_is_string(lvl) ? atoll(json_string_value(lvl)) : 50;
-        if (room_user_power_level(target->ver, r->user_id, room_lookup_get, &l) < need)
-            rc = hs_err_set(err, 403, "M_FORBIDDEN", "You cannot redact this event");
-        room_lookup_clear(&l);
+    } else if (strcmp(target->sender, r->user_id) != 0 && !has_redact_power(r, c, target->ver)) {
+        rc = hs_err_set(err, 403, "M_FORBIDDEN", "You cannot redact this event");
     }
     room_event_free(target);
     return rc;
@@ -131,7 +147,7 @@ static int send_redaction(hs_req *r, const char *target, const json_t *body, con
     if (!c) return -1;
     const room_version *v = room_store_room_version(c, room_id, err);
     int ok = v && client_require_joined(c, room_id, r->user_id, err) == 0 &&
-             may_redact(r, c, target, err) == 0;
+             may_redact(r, c, v, target, err) == 0;
     db_release(r->srv->db, c);
     if (!ok) return -1;
     json_t *content = json_deep_copy(body);

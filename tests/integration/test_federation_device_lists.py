@@ -53,10 +53,27 @@ def test_device_list_resync(fed, froom):
 
     def keys_q(method, path, body):
         return 200, {"device_keys": {fred: {"FLIVE": dev_keys(fred, "FLIVE")}}}
+    def down(method, path, body):
+        fetches.append(path)
+        return 502, {"errcode": "M_UNKNOWN", "error": "down"}
     path = f"/_matrix/federation/v1/user/devices/{urllib.parse.quote(fred, safe='')}"
-    f.routes[path] = devices
+    f.routes[path] = down
     f.routes["/_matrix/federation/v1/user/keys/query"] = keys_q
     try:
+        # A list A never had, and F cannot serve it: nothing is kept and A's
+        # users are told of no change (Synapse: the list stays unknown and
+        # /keys/query asks F); the next update fetches it.
+        since = a.request("GET", "/_matrix/client/v3/sync?timeout=0", token=atok).json["next_batch"]
+        r = send_txn(fed, [], [update(fred, "FZERO", 4, [])])
+        assert r.status == 200, r.raw
+        assert len(fetches) == 1
+        fetches.clear()
+        assert a.psql(f"SELECT count(*) FROM e2e_device_keys WHERE user_id = '{fred}'") == "0"
+        assert a.psql(f"SELECT count(*) FROM fed_device_list_remote WHERE user_id = '{fred}'") == "0"
+        r = a.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={since}", token=atok)
+        assert fred not in r.json.get("device_lists", {}).get("changed", []), r.json
+        f.routes[path] = devices
+
         # Before A follows fred's list, /keys/query asks F.
         assert set(keys_query(a, atok, fred)["device_keys"][fred]) == {"FLIVE"}
 

@@ -41,6 +41,7 @@ KEEP_CONTENT = {
     "m.room.power_levels": {"ban", "events", "events_default", "invite", "kick", "redact",
                             "state_default", "users", "users_default"},
     "m.room.history_visibility": {"history_visibility"},
+    "m.room.redaction": {"redacts"},  # v11+
 }
 
 
@@ -745,12 +746,20 @@ def test_device_list_and_signing_key_updates(fed, froom):
               "keys": {"ed25519:" + "M" * 43: "M" * 43}}
     r = a.request("GET", "/_matrix/client/v3/sync?timeout=0", token=froom["atok"])
     since = r.json["next_batch"]
-    send_txn(fed, [], [
-        {"edu_type": "m.device_list_update", "content": {
-            "user_id": fred, "device_id": "FREDDEV", "stream_id": 1, "prev_id": [],
-            "device_display_name": "F phone", "keys": keys}},
-        {"edu_type": "m.signing_key_update", "content": {"user_id": fred, "master_key": master}},
-    ])
+    # A list A never had: A fetches it whole (test_federation_device_lists.py
+    # has the rules), and F serves it.
+    path = f"/_matrix/federation/v1/user/devices/{urllib.parse.quote(fred, safe='')}"
+    fed["f"].routes[path] = lambda m, p, b: (200, {"user_id": fred, "stream_id": 1, "devices": [
+        {"device_id": "FREDDEV", "keys": keys, "device_display_name": "F phone"}]})
+    try:
+        send_txn(fed, [], [
+            {"edu_type": "m.device_list_update", "content": {
+                "user_id": fred, "device_id": "FREDDEV", "stream_id": 1, "prev_id": [],
+                "device_display_name": "F phone", "keys": keys}},
+            {"edu_type": "m.signing_key_update", "content": {"user_id": fred, "master_key": master}},
+        ])
+    finally:
+        fed["f"].routes.pop(path, None)
     assert a.psql(f"SELECT display_name FROM e2e_device_keys WHERE user_id = '{fred}'") == "F phone"
     assert a.psql(f"SELECT keytype FROM e2e_cross_signing_keys WHERE user_id = '{fred}'") == "master"
     r = a.request("GET", f"/_matrix/client/v3/sync?timeout=0&since={since}", token=froom["atok"])
@@ -1187,6 +1196,99 @@ def test_joining_a_room_of_f_checks_its_state(fed):
     assert set(r.json["joined"]) == {kim, host}, r.raw
     entry = sync_room(a, ktok, room_id)
     assert entry and any(e["type"] == "m.room.name" for e in entry["state"]["events"]), entry
+
+
+def join_f_room(fed, local, pl=None):
+    """A room hosted by F (v12, public, power levels pl) that local (a user
+    on A) joins through make_join/send_join. F records the PDUs of every
+    /send from A afterwards. Returns (room_id, token, sent PDUs); the caller
+    clears f.routes."""
+    a, f = fed["a"], fed["f"]
+    uid, tok = user(a, local)
+    host = f.user("host2")
+    now = int(time.time() * 1000)
+    room_id = None
+
+    def mk(ev, depth, prev, auth):
+        ev = dict(ev, origin_server_ts=now, depth=depth, prev_events=prev, auth_events=auth)
+        if room_id:
+            ev["room_id"] = room_id
+        return finish(ev, f.name, f.sk)
+    create, c_id = mk({"type": "m.room.create", "state_key": "", "sender": host,
+                       "content": {"room_version": "12"}}, 1, [], [])
+    room_id = "!" + c_id[1:]
+    member, m_id = mk({"type": "m.room.member", "state_key": host, "sender": host,
+                       "content": {"membership": "join"}}, 2, [c_id], [])
+    pl, pl_id = mk({"type": "m.room.power_levels", "state_key": "", "sender": host,
+                    "content": dict(pl or {}, users={})}, 3, [m_id], [m_id])
+    jr, jr_id = mk({"type": "m.room.join_rules", "state_key": "", "sender": host,
+                    "content": {"join_rule": "public"}}, 4, [pl_id], [pl_id, m_id])
+    state = [create, member, pl, jr]
+    sent = []  # the PDUs of every /send from A, in order
+
+    def make_join(method, path, body):
+        user_id = urllib.parse.unquote(path.split("?")[0].split("/")[-1])
+        return 200, {"room_version": "12", "event": {
+            "type": "m.room.member", "state_key": user_id, "sender": user_id, "room_id": room_id,
+            "content": {"membership": "join"}, "origin": f.name, "origin_server_ts": now,
+            "depth": 5, "prev_events": [jr_id], "auth_events": [pl_id, jr_id]}}
+
+    def send_join(method, path, body):
+        return 200, {"state": state, "auth_chain": [create, member, pl], "event": body,
+                     "members_omitted": False}
+
+    def send(method, path, body):
+        sent.extend(p for p in body.get("pdus", []) if p.get("room_id") == room_id)
+        return 200, {"pdus": {}}
+    f.routes.update({"/_matrix/federation/v1/make_join/": make_join,
+                     "/_matrix/federation/v2/send_join/": send_join,
+                     "/_matrix/federation/v1/send/": send})
+    # F's 404s to earlier /send may have A backing off: a signed request ends it.
+    assert f.request(a, "GET", "/_matrix/federation/v1/version").status == 200
+    r = a.request("POST", f"/_matrix/client/v3/join/{q(room_id)}?via={q(f.name)}", {}, token=tok)
+    assert r.status == 200, r.raw
+    return room_id, tok, sent
+
+
+def test_our_join_through_send_join_is_not_sent_again(fed):
+    """A joins a room of F through make_join/send_join: F already has the
+    join and passes it on itself (Synapse: proactively_send false), so A's
+    first /send to F carries kim's next message, not the join again
+    (Complement's TestOutboundFederationSend)."""
+    a, f = fed["a"], fed["f"]
+    try:
+        room_id, ktok, sent = join_f_room(fed, "fedra_kim_send")
+        msg = send_text(a, ktok, room_id, "after the join")
+        wait_for(lambda: sent, timeout=30, what="kim's message at F")
+        time.sleep(0.5)  # anything else queued would have gone out with it
+    finally:
+        f.routes.clear()
+    assert [p["type"] for p in sent] == ["m.room.message"], sent
+    assert event_id(sent[0]) == msg and sent[0]["content"]["body"] == "after the join"
+    kim = user(a, "fedra_kim_send")[0]
+    assert a.psql("SELECT proactively_send FROM events WHERE type = 'm.room.member'"
+                  f" AND state_key = '{kim}' AND room_id = '{room_id}'") == "f"
+
+
+def test_redacting_an_event_a_never_got(fed):
+    """In F's room anyone may redact (redact: 0): a user on A redacts an
+    event of F that never reached A; A sends the redaction to F all the same
+    (Synapse; Complement's TestFederationRedactSendsWithoutEvent), instead
+    of answering 404."""
+    a, f = fed["a"], fed["f"]
+    missing = "$" + encode_base64(hashlib.sha256(b"never sent to A").digest(), urlsafe=True)
+    try:
+        room_id, tok, sent = join_f_room(fed, "fedra_redactor", pl={"redact": 0})
+        r = a.request("PUT", f"/_matrix/client/v3/rooms/{q(room_id)}/redact/{q(missing)}/t1",
+                      {"reason": "reasons..."}, token=tok)
+        assert r.status == 200, r.raw
+        wait_for(lambda: sent, timeout=30, what="the redaction at F")
+        time.sleep(0.5)
+    finally:
+        f.routes.clear()
+    assert [p["type"] for p in sent] == ["m.room.redaction"], sent
+    assert event_id(sent[0]) == r.json["event_id"]
+    assert sent[0]["content"] == {"redacts": missing, "reason": "reasons..."}
 
 
 def test_invite_blocking_applies_to_other_servers(fed):

@@ -8,6 +8,8 @@ it, answer what the test says (200, 500, 400), or are switched off.
   hs1  backs off for one second at first (PVYHS_FEDERATION_MIN_RETRY_MS) and
        catches up in full up to 30 queued PDUs (PVYHS_FEDERATION_CATCHUP_MAX_PDUS)
   hs2  Synapse's back-off (ten minutes), for the "came back" signal
+  (both without the quick retries before a back-off: PVYHS_FEDERATION_SEND_RETRIES=0)
+  hs4  everything as shipped: quick retries (4 s, 16 s, 60 s ...), then ten minutes
 A peer takes part in a room of hs1 by a row in hs1's current_state (the
 joins over federation are not this file's subject): what the sender reads to
 find a room's servers.
@@ -195,8 +197,10 @@ def verify_key_of(pki, hs):
 def net(pki):
     hs1 = FedServer(pki, prefix="fsq1", extra=Server.NO_LIMITS + "presence:\n  enabled: true\n",
                     env={"PVYHS_FEDERATION_MIN_RETRY_MS": "1000",
-                         "PVYHS_FEDERATION_CATCHUP_MAX_PDUS": "30"})
-    hs2 = FedServer(pki, prefix="fsq2", extra=Server.NO_LIMITS)
+                         "PVYHS_FEDERATION_CATCHUP_MAX_PDUS": "30",
+                         "PVYHS_FEDERATION_SEND_RETRIES": "0"})
+    hs2 = FedServer(pki, prefix="fsq2", extra=Server.NO_LIMITS,
+                    env={"PVYHS_FEDERATION_SEND_RETRIES": "0"})
     hs1.start()
     hs2.start()
     trusted = {hs1.server_name: verify_key_of(pki, hs1), hs2.server_name: verify_key_of(pki, hs2)}
@@ -547,6 +551,78 @@ def test_to_device_messages_for_remote_users(net, peer):
     assert any(len([e for e in b.get("edus", []) if e["edu_type"] == "m.direct_to_device"]) == 2
                for _, _, b in peer.txns)
     wait_until(lambda: backoff(hs1, peer.server_name) == 0, what="the back-off to end")
+
+
+# ---- quick retries (as shipped) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hs4(net, pki):  # noqa: F811
+    hs = FedServer(pki, prefix="fsq4", extra=Server.NO_LIMITS)
+    hs.start()
+    net["trusted"][hs.server_name] = verify_key_of(pki, hs)  # peers check its signatures
+    yield hs
+    stop_clean(hs)
+    hs.__exit__(None, None, None)
+
+
+def to_device(user, peer, tag):
+    r = user.req("PUT", f"/sendToDevice/my.test.type/{tag}",
+                 {"messages": {f"@bob:{peer.server_name}": {"BOBDEV": {"tag": tag}}}})
+    assert r.status == 200, r
+
+
+def tags(peer):
+    return [e["content"]["messages"][f"@bob:{peer.server_name}"]["BOBDEV"]["tag"]
+            for e in peer.edus("m.direct_to_device")]
+
+
+def test_a_failed_send_is_retried_within_seconds(hs4, peer):
+    """Complement's interrupted connectivity: a 500 (or no answer) is retried
+    after about 4 s (Synapse's retries within one /send), with no back-off
+    stored, so a server that comes back gets its to-device messages without
+    sending us anything first."""
+    alice = User(hs4, "fsq_quick")
+    peer.answer = 500
+    to_device(alice, peer, "q1")
+    wait_until(lambda: peer.refused == 1, what="the first attempt")
+    refused_at = time.time()
+    assert not backoff(hs4, peer.server_name)  # not backing off (yet)
+    peer.answer = 200
+    wait_until(lambda: tags(peer) == ["q1"], timeout=10, what="the retry")
+    waited = time.time() - refused_at
+    assert 2.5 < waited < 7, waited  # 4 s x (0.8 .. 1.4)
+    assert peer.refused == 1
+    assert "retry 1 of 10 in" in hs4.read_log()
+    assert not backoff(hs4, peer.server_name)
+
+    # While it waits for a quick retry, a signed request from the peer shows
+    # it is up: the queue goes out at once.
+    peer.answer = 500
+    to_device(alice, peer, "q2")
+    wait_until(lambda: peer.refused == 2, what="the second refusal")
+    refused_at = time.time()
+    peer.answer = 200
+    assert peer.signed_get(hs4, "/_matrix/federation/v1/version").status == 200
+    wait_until(lambda: tags(peer) == ["q1", "q2"], timeout=10, what="the queue after the signal")
+    assert time.time() - refused_at < 2.5
+
+
+def test_a_restart_during_quick_retries_sends_at_once(hs4, peer):
+    """Complement's stopped server: the peer is down, hs4 restarts, then the
+    peer comes back; the quick retries were never stored as a back-off, so
+    the restarted hs4 sends what waited within seconds."""
+    alice = User(hs4, "fsq_quick_restart")
+    before = hs4.read_log().count(f"cannot send to {peer.server_name}")
+    peer.stop()
+    to_device(alice, peer, "r1")
+    wait_until(lambda: hs4.read_log().count(f"cannot send to {peer.server_name}") > before,
+               what="a failed attempt")
+    assert not backoff(hs4, peer.server_name)
+    assert hs4.stop() == 0
+    hs4.start()
+    peer.start()
+    wait_until(lambda: tags(peer) == ["r1"], timeout=15, what="the message after the restart")
 
 
 # ---- queries -------------------------------------------------------------------------------

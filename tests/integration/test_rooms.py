@@ -261,6 +261,14 @@ def test_redaction_through_send(server, users, version):
     r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/n{version}",
                        {"redacts": f"$missing{version}"}, token=b)
     assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND"
+    # With the power to redact, an event the server does not have is redacted
+    # all the same, as Synapse does (the room's other servers may have it).
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/m{version}",
+                       {"redacts": f"$missing{version}"}, token=a)
+    assert r.status == 200, r
+    r = server.request("PUT", f"{V3}/rooms/{room}/redact/$missing{version}/mr{version}", {},
+                       token=a)
+    assert r.status == 200, r
     # One's own, through /send, idempotent per transaction ID.
     body = {"redacts": sent[0], "reason": "typo"}
     r1 = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.redaction/s{version}", body, token=b)

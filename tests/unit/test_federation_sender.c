@@ -32,6 +32,27 @@ START_TEST(backoff_curve) {
 }
 END_TEST
 
+START_TEST(quick_retries) {
+    /* Synapse's long_retries: 4 s, 16 s, then 60 s, times 0.8 .. 1.4. */
+    ck_assert_int_eq(fed_send_retry_delay(1, 0.0), 3200);
+    ck_assert_int_eq(fed_send_retry_delay(1, 0.5), 4400);
+    ck_assert_int_eq(fed_send_retry_delay(2, 0.0), 12800);
+    ck_assert_int_eq(fed_send_retry_delay(3, 0.0), 48000);
+    ck_assert_int_eq(fed_send_retry_delay(10, 0.0), 48000);
+    long long hi = fed_send_retry_delay(FED_SEND_RETRIES, 0.999999);
+    ck_assert(hi > 60000 && hi <= 84000);
+    /* All ten take minutes, not the hours of the back-off after them. */
+    long long total = 0;
+    for (int n = 1; n <= FED_SEND_RETRIES; n++) total += fed_send_retry_delay(n, 0.5);
+    ck_assert(total > 5 * 60000 && total < 15 * 60000);
+    /* No answer, 5xx and 429 are retried quickly; 401 and 404 back off at once. */
+    ck_assert(fed_send_retry_quickly(0));
+    ck_assert(fed_send_retry_quickly(500) && fed_send_retry_quickly(502));
+    ck_assert(fed_send_retry_quickly(429));
+    ck_assert(!fed_send_retry_quickly(401) && !fed_send_retry_quickly(404));
+}
+END_TEST
+
 START_TEST(send_outcomes) {
     hs_err none = {0}, policy = {.status = 403}, bad_name = {.status = 400};
     hs_err unreachable = {.status = 502};
@@ -103,6 +124,7 @@ int main(void) {
     Suite *s = suite_create("federation_sender");
     TCase *t = tcase_create("sender");
     tcase_add_test(t, backoff_curve);
+    tcase_add_test(t, quick_retries);
     tcase_add_test(t, send_outcomes);
     tcase_add_test(t, device_list_prev_ids);
     tcase_add_test(t, shards);
