@@ -108,6 +108,8 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
     json_t *content = json_pack("{s:s}", "membership", m);
     if (reason) json_object_set(content, "reason", (json_t *)reason);
     if (fill_profile(r, target, m, content, err) < 0) return json_decref(content), -1;
+    if (!strcmp(m, "join") && !strcmp(target, r->user_id))
+        client_join_content_from_body(r->json, content);
     await_members(r, room_id);
     /* The same membership again by the same sender, content and all (a
      * second join with an unchanged profile): no new event, as in Synapse. */

@@ -45,6 +45,18 @@ static json_t *candidates(hs_req *r, const client_remote_rooms *h, const char *r
     return v.servers;
 }
 
+void client_join_content_from_body(const json_t *body, json_t *content) {
+    static const char *const reserved[] = {"membership", "third_party_signed",
+                                           "join_authorised_via_users_server", "reason", NULL};
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v) {
+        bool skip = false;
+        for (const char *const *x = reserved; *x && !skip; x++) skip = !strcmp(k, *x);
+        if (!skip) json_object_set(content, k, v);
+    }
+}
+
 int client_room_local_or_remote(hs_req *r, const char *room_id, hs_err *err) {
     if (!client_remote_rooms_get()) return 0;
     db_conn *c = db_acquire(r->srv->db, err);
@@ -70,6 +82,7 @@ int client_room_remote_membership(hs_req *r, const char *membership, const char 
              : c                        ? client_profile_fill_member(c, r->user_id, content, err)
                                         : -1;
     db_release(r->srv->db, c);
+    if (rc == 0 && !strcmp(membership, "join")) client_join_content_from_body(r->json, content);
     json_t *servers = rc == 0 ? candidates(r, h, room_id, extra_servers) : NULL;
     size_t n = json_array_size(servers);
     const char **list = calloc(n + 1, sizeof *list);

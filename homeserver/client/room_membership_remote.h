@@ -20,6 +20,12 @@ int client_room_local_or_remote(hs_req *r, const char *room_id, hs_err *err);
 int client_room_remote_membership(hs_req *r, const char *membership, const char *room_id,
                                   const json_t *extra_servers, hs_err *err);
 
+/* A join's own content from the request body (POST /join, as Synapse takes
+ * it: custom keys, a per-room displayname or avatar_url) over content, but
+ * for the keys the server sets (membership, third_party_signed,
+ * join_authorised_via_users_server; reason is checked by the caller). */
+void client_join_content_from_body(const json_t *body, json_t *content);
+
 /* Reject a remote invite or retract a remote knock of r's user in room_id.
  * 1 done, 0 when the user has no such membership (leave locally), -1. */
 int client_room_remote_leave(hs_req *r, const char *room_id, hs_err *err);

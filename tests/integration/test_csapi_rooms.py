@@ -318,3 +318,19 @@ def test_deleting_an_alias_takes_it_out_of_the_canonical_alias(server, users):
     assert r.status == 200
     assert server.request("GET", f"{V3}/directory/room/%23cs-del-three:{hs}").status == 404
     assert canonical() == {"alias": three}
+
+
+def test_join_with_custom_content(server, users):
+    """POST /join's body goes into the member event (Complement's TestRoomMembers
+    "can join a room with custom content"; Synapse takes it, a per-room
+    display name included), but for the keys the server sets."""
+    a_id, a = users["cs_alice"]
+    b_id, b = users["cs_bob"]
+    room = create(server, a, preset="public_chat")
+    r = server.request("POST", f"{V3}/join/{room}",
+                       {"foo": "bar", "displayname": "Bobby here", "membership": "leave",
+                        "join_authorised_via_users_server": a_id}, token=b)
+    assert r.status == 200, r
+    ev = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{b_id}", token=a).json
+    assert ev["membership"] == "join" and ev["foo"] == "bar" and ev["displayname"] == "Bobby here", ev
+    assert "join_authorised_via_users_server" not in ev
