@@ -100,6 +100,9 @@ static int parse_filter(const json_t *f, search_req *s, hs_err *err) {
     free(text);
     if (!s->filter) return -1;
     s->limit = client_filter_limit(s->filter, SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT);
+    /* A filter may say 0 (an empty timeline for /sync); a page of search
+     * results holds at least one. */
+    if (s->limit < 1) s->limit = 1;
     return 0;
 }
 
