@@ -7,6 +7,7 @@
 
 #include "homeserver/db/streams.h"
 #include "notifier.h"
+#include "push_store.h"
 
 typedef struct copy_job {
     const char *user_id, *old_room, *new_room, *server;
@@ -40,13 +41,8 @@ static db_stmt copy_q = DB_STMT(
     " ON CONFLICT DO NOTHING RETURNING user_id");
 
 static int bump(db_conn *c, copy_job *j, hs_err *err) {
-    static db_stmt up = DB_STMT(
-        "INSERT INTO push_rules_stream (user_id, stream_id) VALUES ($1, $2::bigint)"
-        " ON CONFLICT (user_id) DO UPDATE SET stream_id = EXCLUDED.stream_id");
-    char pos[24];
-    snprintf(pos, sizeof pos, "%lld", j->pos);
     for (size_t i = 0; i < j->n_users; i++)
-        if (db_exec(c, &up, 2, (const char *[]){j->users[i], pos}, err) < 0) return -1;
+        if (push_store_bump(c, j->users[i], j->pos, err) < 0) return -1;
     return 0;
 }
 

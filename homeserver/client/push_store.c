@@ -116,6 +116,15 @@ json_t *push_store_rules_from_json(const char *text) { return from_json(text, ad
 
 json_t *push_store_changes_from_json(const char *text) { return from_json(text, add_change_json); }
 
+int push_store_bump(db_conn *c, const char *user_id, long long pos, hs_err *err) {
+    static db_stmt up = DB_STMT(
+        "INSERT INTO push_rules_stream (user_id, stream_id) VALUES ($1, $2::bigint)"
+        " ON CONFLICT (user_id) DO UPDATE SET stream_id = EXCLUDED.stream_id");
+    char p[24];
+    snprintf(p, sizeof p, "%lld", pos);
+    return db_exec(c, &up, 2, (const char *[]){user_id, p}, err) < 0 ? -1 : 0;
+}
+
 int client_push_rules_account_data(db_conn *c, const char *user_id, long long from, long long to,
                                    json_t **event, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT 1 FROM push_rules_stream WHERE user_id = $1"

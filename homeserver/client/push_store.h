@@ -29,6 +29,11 @@ int push_store_load(db_conn *c, const char *user_id, json_t **user_rules, json_t
 json_t *push_store_rules_from_json(const char *text);
 json_t *push_store_changes_from_json(const char *text);
 
+/* Record that user_id's rules changed at account-data position pos (the
+ * push_rules_stream row /sync reads; also the lock ordering one user's
+ * changes). 0 or -1. */
+int push_store_bump(db_conn *c, const char *user_id, long long pos, hs_err *err);
+
 /* The user's whole rule set as the m.push_rules account data event
  * ({"type": "m.push_rules", "content": {"global": …}}), for /sync's global
  * account_data: given when from is 0 (an initial sync) or the rules changed

@@ -117,12 +117,7 @@ struct write_job {
 };
 
 static int bump_stream(db_conn *c, write_job *j, hs_err *err) {
-    static db_stmt up = DB_STMT(
-        "INSERT INTO push_rules_stream (user_id, stream_id) VALUES ($1, $2::bigint)"
-        " ON CONFLICT (user_id) DO UPDATE SET stream_id = EXCLUDED.stream_id");
-    char pos[24];
-    snprintf(pos, sizeof pos, "%lld", j->pos);
-    return db_exec(c, &up, 2, (const char *[]){j->user_id, pos}, err) < 0 ? -1 : 0;
+    return push_store_bump(c, j->user_id, j->pos, err);
 }
 
 static int write_txn(db_conn *c, void *arg, hs_err *err) {
