@@ -124,6 +124,7 @@ typedef struct cfg {
     bool forbid_unencrypted_private_rooms;          /* ours, false */
     bool forget_rooms_on_leave;                     /* false: leaving keeps the room until /forget */
     char *default_room_version;                     /* "12": of new rooms (Synapse's key) */
+    bool allow_device_name_lookup_over_federation;  /* false (Synapse's key and default) */
     bool enable_room_list_search;                   /* true */
     bool has_room_list_publication_rules;           /* key given: the rules decide */
     cfg_room_rule *room_list_publication_rules;     /* else: server admins and room moderators */

@@ -148,6 +148,7 @@ const cfg_key cfg_top_keys[] = {
      .parse = cfg_parse_encryption_default},
     BOOL("forbid_unencrypted_private_rooms", forbid_unencrypted_private_rooms, 0),
     BOOL("forget_rooms_on_leave", forget_rooms_on_leave, 0),
+    BOOL("allow_device_name_lookup_over_federation", allow_device_name_lookup_over_federation, 0),
     STR("default_room_version", default_room_version, .def_str = "12",
         .check = cfg_check_room_version),
     BOOL("enable_room_list_search", enable_room_list_search, 1),

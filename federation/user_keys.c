@@ -8,9 +8,10 @@
  *   POST /_matrix/federation/v1/user/keys/claim         one-time keys
  *
  * All answer from the same tables and functions as the Client-Server API
- * (e2ee.h); another server sees the owner's own signatures only, and no
- * device display names (Synapse's allow_device_name_lookup_over_federation
- * default). Users of other servers are refused with 400, as Synapse does. */
+ * (e2ee.h); another server sees the owner's own signatures only, and
+ * device display names only with allow_device_name_lookup_over_federation
+ * (Synapse's key; off by default). Users of other servers are refused with
+ * 400, as Synapse does. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,15 +40,22 @@ static int get_user_devices(hs_req *r, json_t **out, hs_err *err) {
     json_t *keys = json_object(), *users = json_pack("{s:[]}", user_id);
     db_conn *c = db_acquire(r->srv->db, err);
     long long sid = c ? user_stream_id(c, user_id, err) : -1;
-    int rc = sid >= 0 ? client_keys_query_local(c, NULL, users, false, keys, err) : -1;
+    /* Device names stay home unless the admin lets them out (Synapse's
+     * allow_device_name_lookup_over_federation, off by default). */
+    bool names = r->srv->cfg->allow_device_name_lookup_over_federation;
+    int rc = sid >= 0 ? client_keys_query_local(c, NULL, users, names, keys, err) : -1;
     db_release(r->srv->db, c);
     json_decref(users);
     if (rc < 0) return json_decref(keys), -1;
     json_t *devices = json_array();
     const char *dev;
     json_t *k;
-    json_object_foreach(json_object_get(json_object_get(keys, "device_keys"), user_id), dev, k)
-        json_array_append_new(devices, json_pack("{s:s, s:O}", "device_id", dev, "keys", k));
+    json_object_foreach(json_object_get(json_object_get(keys, "device_keys"), user_id), dev, k) {
+        json_t *d = json_pack("{s:s, s:O}", "device_id", dev, "keys", k);
+        json_t *name = json_object_get(json_object_get(k, "unsigned"), "device_display_name");
+        if (name) json_object_set(d, "device_display_name", name);
+        json_array_append_new(devices, d);
+    }
     json_t *res = json_pack("{s:s, s:I, s:o}", "user_id", user_id, "stream_id", (json_int_t)sid,
                             "devices", devices);
     json_t *mk = json_object_get(json_object_get(keys, "master_keys"), user_id);
@@ -102,7 +110,9 @@ static int post_keys_query(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     json_t *res = json_object();
-    int rc = client_keys_query_local(c, NULL, users, false, res, err);
+    int rc = client_keys_query_local(c, NULL, users,
+                                     r->srv->cfg->allow_device_name_lookup_over_federation, res,
+                                     err);
     db_release(r->srv->db, c);
     if (rc < 0) return json_decref(res), -1;
     json_object_del(res, "user_signing_keys"); /* only ever a user's own */

@@ -87,6 +87,8 @@ rc_joins: {local: $rl, remote: $rl}
 rc_invites: {per_room: $rl, per_user: $rl}
 rc_knocks: {per_user: $rl, per_room: $rl}
 rc_admin_redaction: $rl
+# As Complement's own Synapse config has it (its key-query tests read names).
+allow_device_name_lookup_over_federation: true
 YAML
 # Extra keys for one run (keys not set above), passed through Complement as
 # PASS_PVYHS_EXTRA_CONFIG (run.sh sets COMPLEMENT_SHARE_ENV_PREFIX=PASS_).

@@ -1430,3 +1430,35 @@ def test_inviter_rescinds_invite_across_servers(fed):
     assert r.status == 200, r.raw
     wait_for(lambda: not sync_room(b, btok, room3, "invite"), timeout=20, what="room3 rescinded")
     assert sync_room(b, btok, room2, "invite"), "a non-inviter's kick rescinded the invite"
+
+
+def test_device_names_over_federation_only_when_allowed(fed, pki):  # noqa: F811
+    """allow_device_name_lookup_over_federation (Synapse's key): off, other
+    servers see no device names (test_federation_sender checks that); on,
+    /user/keys/query and /user/devices carry them (Complement's
+    TestFederationKeyUploadQuery, run against Synapse with it on)."""
+    from e2ee_crypto import Device
+    a = fed["a"]
+    x = FedServer(pki, prefix="fedrx",
+                  extra=FedServer.NO_LIMITS + "allow_device_name_lookup_over_federation: true\n")
+    x.start()
+    try:
+        uid = x.add_user("fedrx_ann")
+        tok = x.login("fedrx_ann", device_id="ANNPHONE")
+        r = x.request("POST", "/_matrix/client/v3/keys/upload",
+                      {"device_keys": Device(uid, "ANNPHONE").device_keys()}, token=tok)
+        assert r.status == 200, r.raw
+        r = x.request("PUT", "/_matrix/client/v3/devices/ANNPHONE", {"display_name": "Ann's phone"},
+                      token=tok)
+        assert r.status == 200, r.raw
+        r = a.fed_request(x.server_name, "/_matrix/federation/v1/user/keys/query", "POST",
+                          {"device_keys": {uid: []}})
+        assert r.json["status"] == 200, r.raw
+        got = r.json["body"]["device_keys"][uid]["ANNPHONE"]
+        assert got["unsigned"] == {"device_display_name": "Ann's phone"}, got
+        r = a.fed_request(x.server_name, f"/_matrix/federation/v1/user/devices/{q(uid)}")
+        assert r.json["status"] == 200, r.raw
+        assert r.json["body"]["devices"][0]["device_display_name"] == "Ann's phone"
+    finally:
+        stop_clean(x)
+        x.__exit__(None, None, None)
