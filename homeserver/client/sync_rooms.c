@@ -427,7 +427,10 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             entry = remote_leave_entry(m);
             json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
         } else if ((initial && (p->include_leave || m->removed)) || (!initial && m->changed)) {
-            rc = timeline_room(c, p, m, m->pos, true, &entry, err);
+            /* Incrementally, a room just left is a joined room's last entry:
+             * the state that changed since the token, not all of it
+             * (Complement's TestLeaveEventVisibility; Synapse). */
+            rc = timeline_room(c, p, m, m->pos, initial, &entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
         }
         if (entry) *any = true;

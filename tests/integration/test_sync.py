@@ -288,3 +288,23 @@ def test_left_room_state_filter_and_empty_timeline(server, users):
     assert r.status == 200, r
     assert r.json["rooms"]["leave"][room]["timeline"]["events"] == []
 
+
+
+def test_incremental_leave_has_no_unchanged_state(server, users):
+    """Complement's TestLeaveEventVisibility: the incremental sync after a
+    leave shows the leave in the room's timeline and no state events when no
+    state changed since the token (an initial sync with include_leave still
+    gives the whole state)."""
+    a_id, a = users["sy_alice"]
+    e_id, e = users["sy_eve"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=a).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=e).status == 200
+    flt = urllib.parse.quote('{"room": {"include_leave": true}}')
+    since = server.request("GET", f"{V3}/sync?timeout=0&filter={flt}", token=e).json["next_batch"]
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=e).status == 200
+    left = server.request("GET", f"{V3}/sync?timeout=0&filter={flt}&since={since}",
+                          token=e).json["rooms"]["leave"][room]
+    assert left["state"]["events"] == [], left
+    assert left["timeline"]["events"][-1]["content"]["membership"] == "leave"
+    full = server.request("GET", f"{V3}/sync?timeout=0&filter={flt}", token=e).json["rooms"]["leave"][room]
+    assert any(x["type"] == "m.room.create" for x in full["state"]["events"] + full["timeline"]["events"])
