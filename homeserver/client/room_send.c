@@ -33,15 +33,15 @@ typedef struct send_job {
 /* A state event that repeats the current one (same type, state key, sender
  * and content) is not sent: the current one is the answer, as Synapse's
  * deduplicate_state_event does (Complement relies on it: a room already
- * "shared" gets no second m.room.history_visibility). Memberships are left
- * to the auth rules and the membership code. The current event, or NULL
- * (err set only on failure). */
+ * "shared" gets no second m.room.history_visibility), and for memberships
+ * its update_membership (joining twice, an unchanged profile). The current
+ * event, or NULL (err set only on failure). */
 static room_event *repeated_state(db_conn *c, const char *room_id, const json_t *proto,
                                   hs_err *err) {
     const char *type = json_string_value(json_object_get(proto, "type"));
     const char *sk = json_string_value(json_object_get(proto, "state_key"));
     const char *sender = json_string_value(json_object_get(proto, "sender"));
-    if (!type || !sk || !sender || !strcmp(type, "m.room.member") || !strcmp(type, "m.room.create"))
+    if (!type || !sk || !sender || !strcmp(type, "m.room.create"))
         return NULL;
     hs_err e = {0};
     room_event *cur = room_store_current_event(c, room_id, type, sk, &e);
@@ -50,7 +50,12 @@ static room_event *repeated_state(db_conn *c, const char *room_id, const json_t 
                 !json_equal(cur->content, json_object_get(proto, "content"))))
         room_event_free(cur), cur = NULL;
     if (!cur) return NULL;
-    /* The repeat must still be allowed (the sender may have left or lost
+    /* A membership repeats what the state already says of its target, as
+     * Synapse's update_membership finds (no auth check there: the current
+     * state includes the event, so the rules would judge a leave by the
+     * leave itself). */
+    if (!strcmp(type, "m.room.member")) return cur;
+    /* Other state must still be allowed (the sender may have left or lost
      * power since): the auth rules judge the current event as they would
      * judge its repeat, whose type, key, sender and content are the same.
      * Refused, it is sent, to be refused with the rule that fails. */
@@ -193,25 +198,4 @@ room_event *client_room_send_state(hs_server *srv, const char *room_id, const ch
     room_event *ev = client_room_send(srv, NULL, room_id, p, err);
     json_decref(p);
     return ev;
-}
-
-char *client_room_state_unchanged(hs_server *srv, const char *room_id, const json_t *proto,
-                                  hs_err *err) {
-    const char *type = json_string_value(json_object_get(proto, "type"));
-    const char *key = json_string_value(json_object_get(proto, "state_key"));
-    const char *sender = json_string_value(json_object_get(proto, "sender"));
-    if (!type || !key || !sender) return NULL;
-    db_conn *c = db_acquire(srv->db, err);
-    if (!c) return NULL;
-    room_lookup l = {.c = c, .room_id = room_id, .current = true};
-    const room_event *cur = room_lookup_get(&l, type, key);
-    char *id = NULL;
-    if (l.failed)
-        *err = l.err;
-    else if (cur && !strcmp(cur->sender, sender) &&
-             json_equal(cur->content, json_object_get(proto, "content")))
-        id = strdup(cur->event_id);
-    room_lookup_clear(&l);
-    db_release(srv->db, c);
-    return id;
 }

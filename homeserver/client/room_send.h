@@ -11,7 +11,9 @@
 
 /* proto: {"type", "sender", "content"[, "state_key"]}. v: the room version
  * for an m.room.create (NULL otherwise). Returns the persisted event (caller
- * frees) or NULL with err (403 M_FORBIDDEN when the auth rules refuse it). */
+ * frees) or NULL with err (403 M_FORBIDDEN when the auth rules refuse it).
+ * A state event that repeats the current one (type, key, sender, content)
+ * is not sent again: the current event is returned, as Synapse does. */
 room_event *client_room_send(hs_server *srv, const room_version *v, const char *room_id,
                              const json_t *proto, hs_err *err);
 
@@ -26,16 +28,6 @@ room_event *client_room_send_txn(hs_server *srv, const char *room_id, const json
 room_event *client_room_send_state(hs_server *srv, const char *room_id, const char *sender,
                                    const char *type, const char *state_key, json_t *content,
                                    hs_err *err);
-
-/* A membership (proto as for client_room_send) that changes nothing: the
- * room's current event at its (type, state_key) has the same sender and
- * content. Its ID (malloc'd), which a client's repeat is answered with
- * instead of a new event, as Synapse's update_membership does (other state
- * events are deduplicated in the send itself, under the room's lock, as
- * Synapse's deduplicate_state_event). NULL when the event would change
- * something, or NULL with err->status set on a database error. */
-char *client_room_state_unchanged(hs_server *srv, const char *room_id, const json_t *proto,
-                                  hs_err *err);
 
 /* After a membership event committed: what follows from it outside the
  * room (device lists for end-to-end encryption). */
