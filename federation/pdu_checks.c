@@ -6,9 +6,10 @@
  * sender for them (get_missing_events, up to FED_MISSING_EVENTS_ASK events
  * back from it, oldest first); an event so pulled whose own prev events are
  * still missing takes the state after each missing one from the sender
- * (/state_ids, then the events we lack). A pushed event whose prev events
- * stay missing is refused, as Synapse refuses it: otherwise a server could
- * make us adopt any state by citing events nobody can check. */
+ * (/state_ids, then the events we lack; state events that cannot be had
+ * are left out of it, as Synapse leaves them out). A pushed event whose prev
+ * events stay missing is dropped, as Synapse drops it: otherwise a server
+ * could make us adopt any state by citing events nobody can check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,8 +199,26 @@ const char **fed_strings_of(const json_t *a, size_t *n) {
     return v;
 }
 
+/* Fetch and store the events of ids that we lack; one that cannot be had
+ * (not served, or its auth chain broken: outliers.c keeps no such event)
+ * only costs a warning. 0, or -1 with err on a database failure. */
+static int ensure_what_can_be_had(hs_server *srv, const char *dest, const room_version *v,
+                                  const char *room_id, const char *prev_id, const char *what,
+                                  const char *const *ids, size_t n, hs_err *err) {
+    hs_err e = {0};
+    if (fed_ensure_events(srv, dest, v, room_id, ids, n, &e) == 0) return 0;
+    if (e.status != 404) return *err = e, -1;
+    hs_warn("federation: the state at %s from %s goes without some %s: %s", prev_id, dest, what,
+            e.msg);
+    return 0;
+}
+
 /* The state after prev_id per dest: /state_ids at it (the state before it),
- * the events we lack fetched and stored as outliers, plus prev_id itself. */
+ * the events we lack fetched and stored as outliers, plus prev_id itself.
+ * State events that cannot be had are left out, as Synapse leaves them out
+ * ("missing state is a warning, not a blocker"): only an event pulled to
+ * fill a gap takes this state, and it is resolved with what we hold before
+ * anything is built on it. Lacking prev_id itself is an error. */
 static int remote_state_after(hs_server *srv, const char *dest, const room_version *v,
                               const char *room_id, const char *prev_id, room_state_map *out,
                               hs_err *err) {
@@ -219,8 +238,12 @@ static int remote_state_after(hs_server *srv, const char *dest, const room_versi
     if (rc == 0 && (!pdu_ids || !auth_ids))
         rc = hs_err_set(err, 502, "M_UNKNOWN", "%s sent a bad /state_ids answer", dest);
     /* Auth chain first, so the state's events find their auth events. */
-    if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, auth_ids, n_auth, err);
-    if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, pdu_ids, n_pdu, err);
+    if (rc == 0)
+        rc = ensure_what_can_be_had(srv, dest, v, room_id, prev_id, "auth events", auth_ids,
+                                    n_auth, err);
+    if (rc == 0)
+        rc = ensure_what_can_be_had(srv, dest, v, room_id, prev_id, "state events", pdu_ids, n_pdu,
+                                    err);
     if (rc == 0) rc = fed_ensure_events(srv, dest, v, room_id, &prev_id, 1, err);
     if (rc == 0) rc = fed_state_map_of_ids(srv, pdu_ids, n_pdu, out, err);
     free(pdu_ids), free(auth_ids);
@@ -277,21 +300,23 @@ int fed_state_before(hs_server *srv, const char *origin, const room_event *ev, b
 
 /* ---- pulled and pushed events -------------------------------------------- */
 
-/* Auth events, fetched from origin when we lack them; then the state
- * before (none needed when the caller knows ev's one prev event is in the
- * timeline: room_receive takes the state after it); then into the room. */
+/* The state before (none needed when the caller knows ev's one prev event
+ * is in the timeline: room_receive takes the state after it); then the auth
+ * events, fetched from origin when we lack them; then into the room. */
 static int receive_with_state(hs_server *srv, const char *origin, const room_event *ev,
                               bool prevs_known, hs_err *err) {
-    if (fed_ensure_events(srv, origin, ev->ver, ev->room_id, ev->auth_events, ev->n_auth, err) < 0)
-        return -1;
     db_conn *c = db_acquire(srv->db, err);
     int partial = c ? fed_room_is_partial(c, ev->room_id, err) : -1;
     db_release(srv->db, c);
     if (partial < 0) return -1;
     room_state_map *before = NULL;
+    /* The state before first, as Synapse works out an event's context before
+     * its auth: /state_ids brings most of the auth events along. */
     if (!(prevs_known && ev->n_prev == 1) &&
         fed_state_before(srv, origin, ev, false, &before, err) < 0)
         return -1;
+    if (fed_ensure_events(srv, origin, ev->ver, ev->room_id, ev->auth_events, ev->n_auth, err) < 0)
+        return room_state_map_free(before), -1;
     fed_persist_opts o = {.state_from_partial = partial > 0};
     int rc = fed_persist_event_opts(srv, ev, before, &o, NULL, err);
     room_state_map_free(before);
@@ -463,10 +488,18 @@ int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char 
                     gap.msg);
         room_store_free_ids(miss, n_miss);
         rc = missing_prevs(srv, ev, &miss, &n_miss, NULL, err);
-        if (rc == 0 && n_miss)
-            rc = hs_err_set(
-                err, 403, "M_FORBIDDEN",
-                "Your server isn't divulging details about prev_events referenced in this event.");
+        if (rc == 0 && n_miss) {
+            /* Dropped, as Synapse drops it. Synapse handles a pushed PDU
+             * after it has answered the /send, so whatever becomes of it its
+             * sender reads {}; ours does too (a sender can do nothing about
+             * events it will not serve), and our log says why. */
+            hs_warn("federation: dropping PDU %s from %s: %zu of its prev events (%s) cannot "
+                    "be had",
+                    ev->event_id, origin, n_miss, miss[0]);
+            room_store_free_ids(miss, n_miss);
+            room_event_free(ev);
+            return 0;
+        }
     }
     room_store_free_ids(miss, n_miss);
     if (rc == 0) rc = receive_with_state(srv, origin, ev, true, err);

@@ -164,7 +164,9 @@ int fed_ensure_events(hs_server *srv, const char *dest, const room_version *v, c
  * and room_receive, then what local sends do after commit. *event_id gets
  * the event's ID as soon as it is known (malloc'd, even on failure).
  * Returns 0 when the event was handled (stored, whatever its verdict, or
- * already known), or -1 with err (the result's "error"). */
+ * already known, or dropped because its prev events cannot be had, which
+ * Synapse's sender never hears of either), or -1 with err (the result's
+ * "error"). */
 int fed_receive_pdu(hs_server *srv, const char *origin, const json_t *pdu, char **event_id,
                     hs_err *err);
 

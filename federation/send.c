@@ -3,7 +3,8 @@
  * device lists, to-device messages).
  *
  * Each PDU gets its own result ({} or {"error"}), and a PDU that fails never
- * fails the transaction (spec). A transaction is idempotent per (origin,
+ * fails the transaction (spec). One whose prev events cannot be had is
+ * dropped with {}, the answer Synapse gives (pdu_checks.c). A transaction is idempotent per (origin,
  * txnId): the first answer is kept for a day and given again to a retry,
  * which changes nothing. PDUs are handled before EDUs, so a receipt for an
  * event of the same transaction finds it. */

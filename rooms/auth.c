@@ -147,6 +147,10 @@ bool room_redaction_applies(const room_event *redaction, const room_event *targe
 int room_auth_check(const room_event *ev, room_state_lookup lookup, void *ctx, hs_err *err) {
     if (!ev || !ev->ver) return hs_err_set(err, 500, "M_UNKNOWN", "room_auth_check: no event");
     room_auth a = {.ev = ev, .v = ev->ver, .lookup = lookup, .ctx = ctx, .err = err};
+    /* Not an auth rule of the spec: Synapse's size check, which rejects
+     * (rather than drops) what older Synapse versions let into a room. */
+    if (ev->oversized)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "'%s' is longer than 255 bytes", ev->oversized);
     if (eq(ev->type, "m.room.create")) return auth_create(&a);
     if (!lookup) return hs_err_set(err, 500, "M_UNKNOWN", "room_auth_check: no state lookup");
     if (check_room(&a)) return -1;

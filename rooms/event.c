@@ -79,6 +79,7 @@ static room_event *build(const room_version *v, json_t *json, const char *known_
     e->json = json_incref(json);
     e->ver = v;
     fill_fields(e);
+    e->oversized = room_event_oversized_key(v, json);
     e->prev_events = collect_ids(v, json_object_get(json, "prev_events"), &e->n_prev);
     e->auth_events = collect_ids(v, json_object_get(json, "auth_events"), &e->n_auth);
     if (!e->prev_events || !e->auth_events) {

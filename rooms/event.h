@@ -38,6 +38,9 @@ typedef struct room_event {
     bool policy_refused;          /* set by whoever asked (federation): the room's Policy
                                    * Server did not sign it, so room_receive soft-fails it
                                    * if the auth rules admit it */
+    const char *oversized;        /* a key over 255 bytes but not 255 codepoints, in a
+                                   * version before v11: room_auth_check rejects the event
+                                   * (Synapse's OVERSIZED_EVENT), storage keeps it */
     long long stream_ordering;    /* set by room_send_local when it stored the event at a
                                    * reserved position (accepted, in the timeline); else 0 */
 } room_event;

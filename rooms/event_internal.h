@@ -48,6 +48,11 @@ json_t *room_redact_build(const room_version *v, const json_t *event, bool share
  * grammar), without computing the event ID. 0, or -1 with 400 M_BAD_JSON. */
 int room_event_validate(const room_version *v, const json_t *ev, hs_err *err);
 
+/* The first of sender, room_id, state_key, type, event_id longer than 255
+ * bytes in a version that counted codepoints (before v11, as Synapse did),
+ * or NULL. room_event_validate keeps such an event; the auth checks reject it. */
+const char *room_event_oversized_key(const room_version *v, const json_t *ev);
+
 /* Canonical-JSON flags for events of v: versions without strict canonical
  * JSON may carry integers beyond ±(2^53−1). */
 unsigned room_canon_flags(const room_version *v);

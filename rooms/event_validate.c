@@ -71,19 +71,40 @@ static int walk_value(walk *w, const json_t *val, size_t plen) {
 
 /* ---- single keys ------------------------------------------------------- */
 
+/* The codepoints of a UTF-8 string: its bytes that do not continue one. */
+static size_t codepoints(const char *s, size_t len) {
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
 /* obj[key] as a string of at most max bytes without NUL; absent is allowed
- * when optional. Sets *out (NULL when absent). */
-static int get_string(const json_t *obj, const char *key, size_t max, bool optional,
-                      const char **out, hs_err *err) {
+ * when optional. Sets *out (NULL when absent). Where v is lenient (before
+ * v11, room_event_oversized_key), max counts codepoints: such an event is
+ * kept, to be rejected by the auth checks rather than dropped. */
+static int get_string(const room_version *v, const json_t *obj, const char *key, size_t max,
+                      bool optional, const char **out, hs_err *err) {
     json_t *s = json_object_get(obj, key);
     *out = NULL;
     if (!s) return optional ? 0 : bad(err, "Missing required key '%s'", key);
     if (!json_is_string(s)) return bad(err, "'%s' must be a string", key);
     size_t len = json_string_length(s);
-    if (len > max) return bad(err, "'%s' is longer than 255 bytes", key);
+    if (len > max && (v->strict_event_byte_limits || codepoints(json_string_value(s), len) > max))
+        return bad(err, "'%s' is longer than 255 %s", key,
+                   v->strict_event_byte_limits ? "bytes" : "codepoints");
     if (strlen(json_string_value(s)) != len) return bad(err, "'%s' contains U+0000", key);
     *out = json_string_value(s);
     return 0;
+}
+
+const char *room_event_oversized_key(const room_version *v, const json_t *ev) {
+    static const char *const keys[] = {"sender", "room_id", "state_key", "type", "event_id"};
+    if (v->strict_event_byte_limits) return NULL;
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        const json_t *s = json_object_get(ev, keys[i]);
+        if (json_is_string(s) && json_string_length(s) > ROOM_ID_MAX_BYTES) return keys[i];
+    }
+    return NULL;
 }
 
 static int check_integer(const json_t *ev, const char *key, json_int_t min, json_int_t max,
@@ -161,15 +182,15 @@ static int check_refs(const room_version *v, const json_t *ev, const char *key, 
 
 static int check_ids(const room_version *v, const json_t *ev, hs_err *err) {
     const char *s, *type, *state_key;
-    if (get_string(ev, "type", 255, false, &type, err) ||
-        get_string(ev, "state_key", 255, true, &state_key, err) ||
-        get_string(ev, "sender", ROOM_ID_MAX_BYTES, false, &s, err))
+    if (get_string(v, ev, "type", 255, false, &type, err) ||
+        get_string(v, ev, "state_key", 255, true, &state_key, err) ||
+        get_string(v, ev, "sender", ROOM_ID_MAX_BYTES, false, &s, err))
         return -1;
     if (!room_valid_user_id(s, strlen(s))) return bad(err, "'sender' is not a valid user ID");
     /* A v12 create event's room ID is its own hash; whether it wrongly
      * carries one anyway is auth rule 1.2's business. */
     bool derived = v->hydra && room_is_create(type, state_key);
-    if (get_string(ev, "room_id", ROOM_ID_MAX_BYTES, derived, &s, err)) return -1;
+    if (get_string(v, ev, "room_id", ROOM_ID_MAX_BYTES, derived, &s, err)) return -1;
     if (s && !derived &&
         !(v->hydra ? room_valid_room_id_hash(s, strlen(s))
                    : room_valid_room_id_with_domain(s, strlen(s))))
@@ -179,7 +200,7 @@ static int check_ids(const room_version *v, const json_t *ev, hs_err *err) {
             return bad(err, "Room version %s events must not carry 'event_id'", v->id);
         return 0;
     }
-    if (get_string(ev, "event_id", ROOM_ID_MAX_BYTES, false, &s, err)) return -1;
+    if (get_string(v, ev, "event_id", ROOM_ID_MAX_BYTES, false, &s, err)) return -1;
     if (!room_valid_event_id_with_domain(s, strlen(s)))
         return bad(err, "'event_id' is not a valid event ID");
     return 0;

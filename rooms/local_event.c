@@ -141,6 +141,13 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     }
     if (room_event_finish(v, j, server_name, key, err) < 0 || !(ev = room_event_parse(v, j, err)))
         goto done;
+    /* What older rooms keep from other servers (event.h), we never make. */
+    if (ev->oversized) {
+        hs_err_set(err, 400, "M_BAD_JSON", "'%s' is longer than 255 bytes", ev->oversized);
+        room_event_free(ev);
+        ev = NULL;
+        goto done;
+    }
     /* A v12 room ID is the create event's hash: the same creator and content
      * in the same millisecond (two createRoom calls at once) would make the
      * same room. Claim the ID first and, as Synapse does, step the timestamp

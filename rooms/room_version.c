@@ -40,19 +40,20 @@ static const room_version versions[] = {
      .strict_canonicaljson = true, .limit_notifications_power_levels = true, .knock = true,
      .restricted_join = true, .restricted_join_redaction = true, .knock_restricted = true,
      .integer_power_levels = true},
-    /* v11: new redaction rules, creator is the create event's sender */
+    /* v11: new redaction rules, creator is the create event's sender, size
+     * limits strictly in bytes (Synapse's strict_event_byte_limits) */
     {.id = "11", .stable = true, .event_format = ROOM_EVFMT_V4, .state_res = ROOM_STATE_RES_V2,
      .strict_canonicaljson = true, .limit_notifications_power_levels = true, .knock = true,
      .restricted_join = true, .restricted_join_redaction = true, .knock_restricted = true,
      .integer_power_levels = true, .v11_redaction = true, .implicit_room_creator = true,
-     .updated_redaction_rules = true},
+     .updated_redaction_rules = true, .strict_event_byte_limits = true},
     /* v12: room ID is the create event's hash, creators have infinite power,
      * state resolution v2.1 */
     {.id = "12", .stable = true, .event_format = ROOM_EVFMT_V4, .state_res = ROOM_STATE_RES_V2_1,
      .strict_canonicaljson = true, .limit_notifications_power_levels = true, .knock = true,
      .restricted_join = true, .restricted_join_redaction = true, .knock_restricted = true,
      .integer_power_levels = true, .v11_redaction = true, .implicit_room_creator = true,
-     .updated_redaction_rules = true, .hydra = true},
+     .updated_redaction_rules = true, .strict_event_byte_limits = true, .hydra = true},
     {.id = NULL},
 };
 

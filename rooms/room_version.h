@@ -29,6 +29,10 @@ typedef struct room_version {
     bool v11_redaction;                  /* v11+: redaction algorithm changes, create keeps all content */
     bool implicit_room_creator;          /* v11+: creator from sender, no content.creator */
     bool updated_redaction_rules;        /* v11+: redacts moved into content */
+    bool strict_event_byte_limits;       /* v11+: an ID, type or state_key over 255 bytes (but
+                                          * not over 255 codepoints) is dropped; before v11
+                                          * Synapse counted codepoints, so such an event is
+                                          * stored rejected to keep the room's DAG whole */
     bool hydra;                          /* v12: room ID = "!" + create event hash, creators with infinite power */
 } room_version;
 
