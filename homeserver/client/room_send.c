@@ -1,6 +1,7 @@
 /* room_send.c — sending a local event, committing it, waking its readers. */
 #include "room_send.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,9 +174,31 @@ void client_room_membership_changed(hs_server *srv, const room_event *ev) {
         hs_warn("push rules of %s into %s: %s", ev->state_key, ev->room_id, perr.msg);
 }
 
+/* Transaction IDs are kept for a day, as Synapse keeps them: long enough
+ * for any client's retries, and the table stays a day of sends. At most
+ * once an hour, by whichever send comes first (no thread of its own). */
+#define TXN_ID_KEEP_MS (24LL * 3600 * 1000)
+#define TXN_ID_SWEEP_MS (3600LL * 1000)
+
+static void expire_txn_ids(hs_server *srv) {
+    static db_stmt old = DB_STMT("DELETE FROM event_txn_ids WHERE created_ts < $1");
+    static atomic_llong last;
+    long long now = hs_now_ms(), prev = atomic_load(&last);
+    if (now - prev < TXN_ID_SWEEP_MS || !atomic_compare_exchange_strong(&last, &prev, now))
+        return;
+    char before[24];
+    snprintf(before, sizeof before, "%lld", now - TXN_ID_KEEP_MS);
+    hs_err err = {0};
+    db_conn *c = db_acquire(srv->db, &err);
+    if (!c || db_exec(c, &old, 1, (const char *[]){before}, &err) < 0)
+        hs_warn("expiring old transaction IDs: %s", err.msg);
+    db_release(srv->db, c);
+}
+
 room_event *client_room_send_txn(hs_server *srv, const char *room_id, const json_t *proto,
                                  const char *device_id, const char *txn_id, char **existing,
                                  hs_err *err) {
+    expire_txn_ids(srv);
     send_job j = {.srv = srv, .room_id = room_id, .proto = proto, .device_id = device_id,
                   .txn_id = txn_id};
     room_event *ev = run(&j, err);

@@ -276,3 +276,29 @@ def test_members_at_hidden_by_history_visibility(server):
     r = members(server, bob, room, before_bob)
     assert (r.status, r.json["errcode"]) == (403, "M_FORBIDDEN"), r
     assert members(server, alice, room, before_bob).status == 200
+
+
+def test_transaction_ids_expire_after_a_day():
+    """As in Synapse, a transaction ID is kept for a day: the hourly sweep
+    (the first send after start runs it) deletes older ones, so the table
+    does not grow for ever, and a day-old ID makes a new event."""
+    from harness import Server
+    with Server() as s:
+        s.start()
+        s.add_user("txnexp")
+        tok = s.login("txnexp", device_id="TXNDEV")
+        room = create_room(s, tok)
+        day_ago = "(extract(epoch from now()) * 1000)::bigint - 25 * 3600 * 1000"
+        s.psql("INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)"
+               f" SELECT user_id, 'TXNDEV', 'old-txn', '{room}', '$gone', {day_ago}"
+               " FROM users WHERE user_id LIKE '@txnexp:%'")
+        s.psql("INSERT INTO event_txn_ids (user_id, device_id, txn_id, room_id, event_id, created_ts)"
+               f" SELECT user_id, 'TXNDEV', 'recent-txn', '{room}', '$kept',"
+               " (extract(epoch from now()) * 1000)::bigint - 3600 * 1000"
+               " FROM users WHERE user_id LIKE '@txnexp:%'")
+        first = send(s, tok, room, "hello", "new-txn")
+        assert s.psql("SELECT txn_id FROM event_txn_ids ORDER BY txn_id") == "new-txn\nrecent-txn"
+        # The expired ID sends anew; the kept one answers its recorded event.
+        assert send(s, tok, room, "again", "old-txn") not in ("$gone", first)
+        assert send(s, tok, room, "again", "recent-txn") == "$kept"
+        assert send(s, tok, room, "hello", "new-txn") == first
