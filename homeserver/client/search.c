@@ -254,7 +254,7 @@ static int take_round(db_conn *c, const char *viewer, const search_req *s, PGres
     const char **ids = calloc((size_t)n + 1, sizeof *ids);
     for (int i = 0; i < n; i++) ids[i] = PQgetvalue(r, i, 0);
     json_t *found = json_array(), *by_id = json_object(), *ev;
-    int rc = client_events_by_ids_for(c, viewer, NULL, ids, (size_t)n, true, found, err);
+    int rc = client_events_by_ids_for(c, viewer, s->device, ids, (size_t)n, true, found, err);
     free(ids);
     size_t k;
     json_array_foreach(found, k, ev)
@@ -404,7 +404,7 @@ static int run_search(hs_req *r, const search_req *s, json_t **out, hs_err *err)
 }
 
 static int post_search(hs_req *r, json_t **out, hs_err *err) {
-    search_req s = {.group = "all"};
+    search_req s = {.group = "all", .device = r->device_id};
     int rc = parse_body(r->json, &s, err);
     if (rc == 0) {
         *out = json_pack("{s:{}}", "search_categories"); /* nothing asked, nothing searched */

@@ -11,6 +11,7 @@
 
 typedef struct search_req {
     const char *term;
+    const char *device;            /* the searcher's (unsigned.transaction_id) */
     char *keys;                    /* text[] literal of the keys searched */
     bool recent;                   /* order_by: recent (else rank) */
     bool group_room, group_sender; /* groupings.group_by */

@@ -53,10 +53,10 @@ json_t *search_context(db_conn *c, const char *viewer, const search_req *s,
     json_t *before = json_array(), *after = json_array(), *out = NULL;
     bool more;
     long long e1 = h->stream, e2 = h->stream;
-    if ((s->before == 0 || client_room_events_for(c, viewer, NULL, room, 0, h->stream - 1,
+    if ((s->before == 0 || client_room_events_for(c, viewer, s->device, room, 0, h->stream - 1,
                                                   (int)s->before, true, true, before, &more, &e1,
                                                   err) == 0) &&
-        (s->after == 0 || client_room_events_for(c, viewer, NULL, room, h->stream,
+        (s->after == 0 || client_room_events_for(c, viewer, s->device, room, h->stream,
                                                  db_stream_current(DB_STREAM_EVENTS), (int)s->after,
                                                  false, true, after, &more, &e2, err) == 0)) {
         /* Newest first before the hit, as /context lists them. */

@@ -63,6 +63,20 @@ def context(server, tok, room, event_id):
     return r.json
 
 
+def search_hit(server, tok, room, term, event_id, context=False):
+    body = {"search_categories": {"room_events": {"search_term": term,
+                                                  "filter": {"rooms": [room]}}}}
+    if context:
+        body["search_categories"]["room_events"]["event_context"] = {"before_limit": 1,
+                                                                     "after_limit": 1}
+    r = server.request("POST", V3 + "/search", body, token=tok)
+    assert r.status == 200, r
+    hits = [x for x in r.json["search_categories"]["room_events"]["results"]
+            if x["result"]["event_id"] == event_id]
+    assert len(hits) == 1, r.json
+    return hits[0]
+
+
 def by_id(events, event_id):
     found = [e for e in events if e["event_id"] == event_id]
     assert len(found) == 1, events
@@ -86,7 +100,14 @@ def test_transaction_id_only_for_the_sending_device(server):
         assert by_id(sync_timeline(server, tok, room), eid)["unsigned"]["transaction_id"] == "txn-ce-1"
         assert by_id(messages(server, tok, room), eid)["unsigned"]["transaction_id"] == "txn-ce-1"
         assert context(server, tok, room, eid)["event"]["unsigned"]["transaction_id"] == "txn-ce-1"
+        assert search_hit(server, tok, room, "hello", eid)["result"]["unsigned"][
+            "transaction_id"] == "txn-ce-1"
+        # In another hit's context too.
+        later = search_hit(server, tok, room, "later", after, context=True)
+        assert by_id(later["context"]["events_before"], eid)["unsigned"][
+            "transaction_id"] == "txn-ce-1"
 
+    after = send(server, one, room, "later", "txn-ce-2")
     check_has(one)
     # A new login on the same device (the old token ends): still that device's.
     check_has(login(server, "ce_txn_a", device_id="DEVONE")["access_token"])
@@ -98,6 +119,8 @@ def test_transaction_id_only_for_the_sending_device(server):
         assert "transaction_id" not in by_id(sync_timeline(server, tok, room), eid)["unsigned"]
         assert "transaction_id" not in by_id(messages(server, tok, room), eid)["unsigned"]
         assert "transaction_id" not in context(server, tok, room, eid)["event"]["unsigned"]
+        assert "transaction_id" not in search_hit(server, tok, room, "hello", eid)["result"][
+            "unsigned"]
     # Events the device did not send with a txn ID (createRoom's) have none.
     assert all("transaction_id" not in e["unsigned"]
                for e in sync_timeline(server, two, room))
