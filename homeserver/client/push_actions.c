@@ -103,9 +103,11 @@ static long long notifiable_position(db_conn *c, const room_event *ev, hs_err *e
 /* Local joined members but the sender, and the invitee, unless they ignore
  * the sender: user ID, when names is true their m.room.member event (for the
  * display name), the room's joined member count (every row the same), and
- * their push rules and changes to defaults (push_store.h). */
-static PGresult *recipients(db_conn *c, const room_event *ev, const char *invitee,
-                            const char *server_name, bool names, hs_err *err) {
+ * their push rules and changes to defaults (push_store.h). Run (prefetch
+ * false), or sent ahead (db_prefetch) for the run to find. */
+static PGresult *recipients(db_conn *c, const char *room_id, const char *sender,
+                            const char *invitee, const char *server_name, bool names,
+                            bool prefetch, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT cs.state_key, CASE WHEN $5::bool THEN convert_from(e.json, 'UTF8') END,"
         " (SELECT count(*) FROM current_state j WHERE j.room_id = $1"
@@ -129,8 +131,24 @@ static PGresult *recipients(db_conn *c, const room_event *ev, const char *invite
         suffix[k++] = *p;
     }
     suffix[k] = 0;
-    const char *p[] = {ev->room_id, invitee, ev->sender, suffix, names ? "t" : "f"};
-    return db_run(c, &q, 5, p, err);
+    const char *p[] = {room_id, invitee, sender, suffix, names ? "t" : "f"};
+    if (!prefetch) return db_run(c, &q, 5, p, err);
+    db_prefetch(c, &q, 5, p, 0, err);
+    return NULL;
+}
+
+/* Display names only when the event has a body to look for them in. */
+static bool wants_names(const json_t *content) {
+    return json_is_string(json_object_get(content, "body"));
+}
+
+void client_push_prefetch(db_conn *c, const hs_server *srv, const char *room_id,
+                          const json_t *proto) {
+    const char *sender = json_string_value(json_object_get(proto, "sender"));
+    if (!sender || json_object_get(proto, "state_key")) return;
+    hs_err ignored = {0};
+    recipients(c, room_id, sender, NULL, srv->cfg->server_name,
+               wants_names(json_object_get(proto, "content")), true, &ignored);
 }
 
 static const char *display_name(PGresult *r, int row, json_t **member) {
@@ -210,8 +228,8 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
     if (thread_of(c, ev->room_id, ev->content, thread, sizeof thread, err) < 0) return -1;
     const char *reader = is_local(ev->sender, server_name) ? ev->sender : NULL;
     const char *invitee = ev->membership && !strcmp(ev->membership, "invite") ? ev->state_key : NULL;
-    bool names = json_is_string(json_object_get(ev->content, "body"));
-    PGresult *who = recipients(c, ev, invitee, server_name, names, err);
+    PGresult *who = recipients(c, ev->room_id, ev->sender, invitee, server_name,
+                               wants_names(ev->content), false, err);
     if (!who) return -1;
     int rc = 0;
     json_t *batch = json_array();

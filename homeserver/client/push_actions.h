@@ -18,6 +18,13 @@
 int client_push_process_event(db_conn *c, const hs_server *srv, const room_event *ev,
                               hs_err *err);
 
+/* Send ahead (db_prefetch) the recipients query client_push_process_event
+ * will run for a local non-state event proto (with "sender") in room_id, so
+ * that it costs no round trip of its own. Call it once the room's lock is
+ * sent (room_store_prefetch_head), so it reads what the lock protects. */
+void client_push_prefetch(db_conn *c, const hs_server *srv, const char *room_id,
+                          const json_t *proto);
+
 /* Unread notification counts of user_id in room_id, for /sync: what
  * event_push_actions holds after the user's latest m.read / m.read.private
  * receipt (an unthreaded receipt covers every thread, a threaded one its

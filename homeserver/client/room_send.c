@@ -126,6 +126,13 @@ static int send_txn(db_conn *c, void *arg, hs_err *err) {
     /* This server's own rules for its clients (channels.h): encryption stays on,
      * invite blocking. */
     if (client_channel_check_send(c, j->srv, j->room_id, j->proto, err) < 0) return -1;
+    /* The room's lock, then the push recipients read under it, go with the
+     * transaction's first round trip (room_send_local finds the lock sent). */
+    const char *type = json_string_value(json_object_get(j->proto, "type"));
+    if (j->room_id && type && strcmp(type, "m.room.create") != 0) {
+        room_store_prefetch_head(c, j->room_id);
+        client_push_prefetch(c, j->srv, j->room_id, j->proto);
+    }
     j->out = room_send_local(c, j->v, j->room_id, j->proto, j->srv->cfg->server_name,
                              &j->srv->key, j->pos, err);
     if (!j->out) return -1;
