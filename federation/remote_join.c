@@ -239,6 +239,19 @@ static int store_join(hs_server *srv, const char *dest, const room_event *ours, 
 
 /* ---- the handshake ---- */
 
+/* Ask for a partial state (omit_members)? Not when we are in the room
+ * already with its whole state (a restricted join only another server may
+ * authorise, channels.h): a partial answer would set a complete room to
+ * partial and fetch it all again. Synapse asks for the full state then. */
+static bool want_partial(hs_server *srv, const char *room_id) {
+    hs_err e = {0};
+    db_conn *c = db_acquire(srv->db, &e);
+    int in = c ? client_room_has_local_member(c, srv, room_id, &e) : -1;
+    int partial = in > 0 ? fed_room_is_partial(c, room_id, &e) : 0;
+    db_release(srv->db, c);
+    return in <= 0 || partial != 0;
+}
+
 static int send_event(hs_server *srv, const char *dest, const char *membership,
                       const room_event *ev, json_t **resp, hs_err *err) {
     char prefix[64];
@@ -248,7 +261,8 @@ static int send_event(hs_server *srv, const char *dest, const char *membership,
     /* Partial state unless PVYHS_FEDERATION_FULL_JOIN is set (for the
      * benchmark's comparison only). */
     const char *no_partial = getenv("PVYHS_FEDERATION_FULL_JOIN");
-    if (path && !strcmp(membership, "join") && !(no_partial && *no_partial)) {
+    if (path && !strcmp(membership, "join") && !(no_partial && *no_partial) &&
+        want_partial(srv, ev->room_id)) {
         if (asprintf(&full, "%s?omit_members=true", path) < 0) full = NULL;
         free(path);
         path = full;

@@ -11,9 +11,9 @@
  *                 keys, to the servers sharing a room with them
  *
  * Typing lives in memory (sender.c) and to-device messages are queued by
- * the E2EE code itself. Device display names are not sent, as Synapse by
- * default (allow_device_name_lookup_over_federation: false): they often
- * name the person's phone. */
+ * the E2EE code itself. Device display names go into device list updates
+ * only with allow_device_name_lookup_over_federation (off by default, as in
+ * Synapse): they often name the person's phone. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,19 +170,27 @@ static json_t *signing_key_update(db_conn *c, const char *user, hs_err *err) {
 }
 
 /* m.device_list_update without prev_id (added per destination): the
- * device's keys as now stored, or deleted when the device is gone. */
-static json_t *device_update(db_conn *c, const char *user, const char *device, long long sid,
-                             hs_err *err) {
-    static db_stmt dev = DB_STMT("SELECT 1 FROM devices WHERE user_id = $1 AND device_id = $2");
+ * device's keys as now stored, or deleted when the device is gone. Its
+ * display name too when names may leave the server: the servers following
+ * the list answer their clients' /keys/query from these updates, so a
+ * rename only reaches them this way (Synapse's device_display_name). */
+static json_t *device_update(db_conn *c, const hs_server *srv, const char *user,
+                             const char *device, long long sid, hs_err *err) {
+    static db_stmt dev =
+        DB_STMT("SELECT display_name FROM devices WHERE user_id = $1 AND device_id = $2");
     static db_stmt keys = DB_STMT(
         "SELECT key_json FROM e2e_device_keys WHERE user_id = $1 AND device_id = $2");
     const char *p[] = {user, device};
     PGresult *r = db_run(c, &dev, 2, p, err);
     if (!r) return NULL;
     bool exists = PQntuples(r) > 0;
-    PQclear(r);
     json_t *content = json_pack("{s:s, s:s, s:I}", "user_id", user, "device_id", device,
                                 "stream_id", (json_int_t)sid);
+    /* An empty name is no name, as Synapse leaves it out. */
+    if (exists && srv->cfg->allow_device_name_lookup_over_federation && !PQgetisnull(r, 0, 0) &&
+        *PQgetvalue(r, 0, 0))
+        json_object_set_new(content, "device_display_name", json_string(PQgetvalue(r, 0, 0)));
+    PQclear(r);
     if (!exists) {
         json_object_set_new(content, "deleted", json_true());
         return content;
@@ -247,7 +255,7 @@ static int device_list_change(db_conn *c, hs_server *srv, const char *user, cons
         free(key);
         json_decref(content);
     } else if (cs == 0) {
-        json_t *content = device_update(c, user, id, sid, err);
+        json_t *content = device_update(c, srv, user, id, sid, err);
         const char *d;
         json_t *v;
         if (!content) rc = -1;

@@ -75,10 +75,13 @@ json_t *client_channel_unstable_features(const cfg *c);
  * allow and picks the local member who authorises the join (the one with
  * the highest power level able to invite), whom it names in the join's
  * content as join_authorised_via_users_server. Other joins are left alone.
- * 0, or -1 with 403 M_FORBIDDEN (no allowed room) / 400
- * M_UNABLE_TO_GRANT_JOIN (no local user may invite). */
+ * 0; 1 when the join must go through another server although we are in
+ * the room (no local member may invite, or the user may be in an allowed
+ * room we are not in): *via (new array) then names the servers whose
+ * members may invite, best first; or -1 with 403 M_FORBIDDEN (no allowed
+ * room) / 400 M_UNABLE_TO_GRANT_JOIN (nobody in the room may invite). */
 int client_channel_join_content(hs_server *srv, const char *room_id, const char *user_id,
-                                json_t *content, hs_err *err);
+                                json_t *content, json_t **via, hs_err *err);
 
 /* rc_knocks: a knock by user_id into room_id. 0, or -1 with 429. */
 int client_channel_knock_ratelimit(const hs_server *srv, const char *user_id,

@@ -114,9 +114,18 @@ static int membership(hs_req *r, const char *room_id, const char *target, const 
     /* The same membership again (a second join with an unchanged profile)
      * makes no new event: the send answers with the current one. */
     if (check_transition(r, room_id, target, kick, err) < 0) return json_decref(content), -1;
-    /* Restricted rooms: a local member authorises the join (channels.h). */
-    if (!strcmp(m, "join") && client_channel_join_content(r->srv, room_id, target, content, err) < 0)
-        return json_decref(content), -1;
+    /* Restricted rooms: a local member authorises the join, or another
+     * server's does when none of ours may (channels.h). */
+    json_t *via = NULL;
+    int plan = strcmp(m, "join") ? 0
+                                 : client_channel_join_content(r->srv, room_id, target, content,
+                                                               &via, err);
+    if (plan != 0) {
+        int rc = plan > 0 ? client_room_remote_join_through(r, room_id, via, content, err) : -1;
+        json_decref(via);
+        json_decref(content);
+        return rc;
+    }
     room_event *ev = client_room_send_state(r->srv, room_id, r->user_id, "m.room.member", target,
                                             content, err);
     json_decref(content);

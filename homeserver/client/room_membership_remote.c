@@ -95,6 +95,20 @@ int client_room_remote_membership(hs_req *r, const char *membership, const char 
     return rc;
 }
 
+int client_room_remote_join_through(hs_req *r, const char *room_id, const json_t *servers,
+                                    const json_t *content, hs_err *err) {
+    const client_remote_rooms *h = client_remote_rooms_get();
+    size_t n = json_array_size(servers);
+    if (!h || !h->join || !n)
+        return hs_err_set(err, 404, "M_NOT_FOUND", "No known servers to join %s through", room_id);
+    const char **list = calloc(n + 1, sizeof *list);
+    if (!list) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    for (size_t i = 0; i < n; i++) list[i] = json_string_value(json_array_get(servers, i));
+    int rc = h->join(r->srv, "join", r->user_id, room_id, list, n, content, err);
+    free(list);
+    return rc;
+}
+
 int client_room_remote_leave(hs_req *r, const char *room_id, hs_err *err) {
     const client_remote_rooms *h = client_remote_rooms_get();
     if (!h || !h->leave) return 0;

@@ -20,6 +20,13 @@ int client_room_local_or_remote(hs_req *r, const char *room_id, hs_err *err);
 int client_room_remote_membership(hs_req *r, const char *membership, const char *room_id,
                                   const json_t *extra_servers, hs_err *err);
 
+/* Join r's user to room_id, a room we are in but whose join we may not
+ * make (a restricted room none of our members may invite to, channels.h),
+ * through exactly servers (the servers whose members may), with content as
+ * built for a local join. 0, or -1 with err (the last server's answer). */
+int client_room_remote_join_through(hs_req *r, const char *room_id, const json_t *servers,
+                                    const json_t *content, hs_err *err);
+
 /* A join's own content from the request body (POST /join, as Synapse takes
  * it: custom keys, a per-room displayname or avatar_url) over content, but
  * for the keys the server sets (membership, third_party_signed,

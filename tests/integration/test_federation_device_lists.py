@@ -21,8 +21,10 @@ def dev_keys(user, device):
             "signatures": {user: {f"ed25519:{device}": "s" * 86}}}
 
 
-def update(user, device, stream_id, prev_id, keys=True, deleted=False):
+def update(user, device, stream_id, prev_id, keys=True, deleted=False, name=None):
     c = {"user_id": user, "device_id": device, "stream_id": stream_id, "prev_id": prev_id}
+    if name is not None:
+        c["device_display_name"] = name
     if deleted:
         c["deleted"] = True
     elif keys:
@@ -89,11 +91,14 @@ def test_device_list_resync(fed, froom):
         assert ans["master_keys"][fred]["keys"] == master["keys"]
         assert not ans["failures"]
 
-        # In order: applied as it comes, no fetch.
-        r = send_txn(fed, [], [update(fred, "FTHREE", 11, [10])])
+        # In order: applied as it comes, no fetch; the display name it
+        # carries (a server that lets names out) is what A's clients see.
+        r = send_txn(fed, [], [update(fred, "FTHREE", 11, [10], name="F three")])
         assert r.status == 200, r.raw
         assert len(fetches) == 1
-        assert set(keys_query(a, atok, fred)["device_keys"][fred]) == {"FONE", "FTWO", "FTHREE"}
+        ans = keys_query(a, atok, fred)
+        assert set(ans["device_keys"][fred]) == {"FONE", "FTWO", "FTHREE"}
+        assert ans["device_keys"][fred]["FTHREE"]["unsigned"] == {"device_display_name": "F three"}
         r = send_txn(fed, [], [update(fred, "FTWO", 12, [11], deleted=True)])
         assert len(fetches) == 1
         assert set(keys_query(a, atok, fred)["device_keys"][fred]) == {"FONE", "FTHREE"}

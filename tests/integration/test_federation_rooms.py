@@ -923,6 +923,65 @@ def test_restricted_join_authorised_by_a(fed):
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
 
 
+def test_restricted_join_through_the_server_that_may_invite(fed):
+    """B is in a restricted room but none of its members may invite: a user
+    of B who is in the allowed space joins through A, whose member
+    authorises the join (Synapse's _should_perform_remote_join; Complement's
+    TestRestrictedRoomsRemoteJoinLocalUser). B asks A for the whole state,
+    as it holds the room already: no partial-state resync of a full room."""
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fedra_alice")
+    bob, btok = user(b, "fedrb_bob")
+    carol, ctok = user(b, "fedrb_carol")
+    space = create_room(a, atok, name="Space")
+    room = create_room(a, atok, name="Inner", initial_state=[{
+        "type": "m.room.join_rules", "state_key": "",
+        "content": {"join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": space,
+                               "via": [a.server_name]}]}}])
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": bob}, token=atok)
+    assert r.status == 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(a.server_name)}", {}, token=btok)
+    assert r.status == 200, r.raw
+    wait_for(lambda: a.psql(f"SELECT membership FROM current_state WHERE room_id = '{room}'"
+                            f" AND state_key = '{bob}'") == "join", what="bob's join on A")
+    # bob may not invite (invite: 50): nobody on B can let carol in.
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": carol},
+                  token=btok)
+    assert r.status == 403, r.raw
+    # carol in no allowed room: A refuses her, and so does B.
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(b.server_name)}", {},
+                  token=ctok)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
+    # In the space, she joins through A although she names only B.
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(space)}?via={q(a.server_name)}", {},
+                  token=ctok)
+    assert r.status == 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(b.server_name)}", {},
+                  token=ctok)
+    assert r.status == 200, r.raw
+    r = a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(carol)}",
+                  token=atok)
+    assert r.status == 200 and r.json["membership"] == "join", r.raw
+    assert r.json["join_authorised_via_users_server"] == alice, r.json
+    r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/joined_members", token=btok)
+    assert set(r.json["joined"]) == {alice, bob, carol}, r.raw
+    assert b.read_log().count(f"joined {room} with partial state") <= 1
+    # Once B's members may invite, B lets her back in itself.
+    r = a.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.power_levels/",
+                  {"invite": 0}, token=atok)  # v12: the creator is above any level
+    assert r.status == 200, r.raw
+    wait_for(lambda: b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.power_levels/",
+                               token=btok).json.get("invite") == 0, what="the new power levels on B")
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=ctok)
+    assert r.status == 200, r.raw
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}", {}, token=ctok)
+    assert r.status == 200, r.raw
+    r = b.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(carol)}",
+                  token=ctok)
+    assert r.json["join_authorised_via_users_server"] == bob, r.json
+
+
 def test_leave_through_make_leave(fed):
     a, f = fed["a"], fed["f"]
     alice, atok = user(a, "fedra_alice")

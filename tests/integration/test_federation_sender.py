@@ -506,6 +506,35 @@ def test_device_list_and_signing_key_updates(net, peer):
     assert "keys" not in gone[0]
 
 
+def test_device_names_in_device_list_updates_when_allowed(net, peer, pki):  # noqa: F811
+    """allow_device_name_lookup_over_federation on: m.device_list_update
+    carries the device's display name (Synapse's device_display_name), so a
+    rename reaches the servers following the list and their clients'
+    /keys/query (Complement's TestFederationKeyUploadQuery); no name, no
+    field. Off (hs1, above), never."""
+    hs5 = FedServer(pki, prefix="fsq5",
+                    extra=Server.NO_LIMITS + "allow_device_name_lookup_over_federation: true\n")
+    try:
+        hs5.start()
+        net["trusted"][hs5.server_name] = verify_key_of(pki, hs5)
+        alice = User(hs5, "fsq_names", device_id="NAMEDEV")
+        room = alice.room()
+        let_in(hs5, room, peer)
+        dev = Device(alice.user_id, "NAMEDEV")
+        assert alice.req("POST", "/keys/upload", {"device_keys": dev.device_keys()}).status == 200
+        first = wait_until(lambda: peer.edus("m.device_list_update"), what="the upload")[0]["content"]
+        assert first["device_id"] == "NAMEDEV" and "device_display_name" not in first
+        r = alice.req("PUT", "/devices/NAMEDEV", {"display_name": "Alice's phone"})
+        assert r.status == 200, r
+        upd = wait_until(lambda: peer.edus("m.device_list_update")[1:], what="the rename")
+        second = upd[0]["content"]
+        assert second["device_display_name"] == "Alice's phone"
+        assert second["keys"] == dev.device_keys() and second["prev_id"] == [first["stream_id"]]
+    finally:
+        stop_clean(hs5)
+        hs5.__exit__(None, None, None)
+
+
 def test_to_device_messages_for_remote_users(net, peer):
     hs1 = net["hs1"]
     alice = User(hs1, "fsq_todev")

@@ -727,6 +727,56 @@ def test_restricted_join_authorised_across(net):
         owner.sees(room, member.user_id, "in through the space")
 
 
+def test_restricted_join_through_the_other_server_across(net):
+    """Both servers in a restricted room, but only the room creator's may
+    invite: a user of the other one who is in the space joins through the
+    creator's server although the client names only its own (Synapse's
+    _should_perform_remote_join; Complement's
+    TestRestrictedRoomsRemoteJoinLocalUser), one in no allowed room is
+    refused by it."""
+    for side in ("synapse", "pvyhs"):
+        if side == "synapse":
+            owner, guest, member, outsider, server, home = (
+                synapse_user(net, "lown"), pvyhs_user(net, "lgst"), pvyhs_user(net, "lmem"),
+                pvyhs_user(net, "lout"), net["syn"], net["hs"])
+        else:
+            owner, guest, member, outsider, server, home = (
+                pvyhs_user(net, "lown"), synapse_user(net, "lgst"), synapse_user(net, "lmem"),
+                synapse_user(net, "lout"), net["hs"], net["syn"])
+        space = owner.create(preset="public_chat", creation_content={"type": "m.space"},
+                             name=f"local-user space on {side}")
+        # Synapse's private_chat lets everyone invite: not here.
+        room = owner.create(preset="private_chat", room_version="10",
+                            power_level_content_override={"invite": 50}, initial_state=[{
+            "type": "m.room.join_rules", "state_key": "",
+            "content": {"join_rule": "restricted",
+                        "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+        there = f"?server_name={q(server.server_name)}"
+        here = f"?server_name={q(home.server_name)}"
+        if side == "pvyhs":
+            # Synapse, in the room with partial state still (pvyhs answers
+            # omit_members), joins through the servers the client names.
+            here += f"&server_name={q(server.server_name)}"
+        owner.ok("POST", f"/rooms/{q(room)}/invite", {"user_id": guest.user_id})
+        wait_until(lambda: guest.req("POST", f"/join/{q(room)}{there}", {}).status == 200,
+                   what="the invite to arrive")
+        wait_until(lambda: owner.membership(room, guest.user_id) == "join", what="the guest's join")
+        r = outsider.req("POST", f"/join/{q(room)}{here}", {})
+        assert r.status == 403, r
+        assert member.req("POST", f"/join/{q(space)}{there}", {}).status == 200
+        wait_until(lambda: owner.membership(space, member.user_id) == "join", what="the space join")
+        r = member.req("POST", f"/join/{q(room)}{here}", {})
+        assert r.status == 200, r
+        ev = wait_until(lambda: (owner.state(room, "m.room.member", member.user_id) or {})
+                        .get("membership") == "join"
+                        and owner.state(room, "m.room.member", member.user_id),
+                        what=f"the join through {side}")
+        assert ev["join_authorised_via_users_server"] == owner.user_id, ev
+        member.say(room, "in through the other server")
+        owner.sees(room, member.user_id, "in through the other server")
+        guest.sees(room, member.user_id, "in through the other server")
+
+
 def test_space_hierarchy_across(net):
     """Each server's space holds a room of its own and a room of the other
     server; a user of either, in their own space, sees the other server's
@@ -843,9 +893,9 @@ EXPECTED_SYNAPSE_WARNINGS = [
     r"synapse\.config\.logger WARNING main ",  # the start-up banner
     # Synapse users pvyhs must turn away, with 403 to make_join: one nobody
     # invited to a private room (sam), one banned (guest), one outside the
-    # space of a restricted room (rout).
+    # space of a restricted room (rout, lout).
     r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/make_join/\S+"
-    r"%40syn_(sam|guest|rout)_\d+%3A.*'403: Forbidden'",
+    r"%40syn_(sam|guest|rout|lout)_\d+%3A.*'403: Forbidden'",
     # Profiles and media that do not exist: our 404s.
     r"Request failed: GET matrix-federation://\S+/_matrix/federation/v1/query/profile"
     r"\?user_id=%40nobody%3A\S+: HttpResponseException\('404: Not Found'\)",
