@@ -18,12 +18,10 @@ import hashlib
 import time
 import urllib.parse
 
-from canonicaljson import encode_canonical_json
-from signedjson.sign import sign_json
 from unpaddedbase64 import encode_base64
 
-from test_federation_rooms import (FakeRoom, content_hash, create_room, fed, froom, q,  # noqa: F401
-                                   send_txn, timeline_bodies, user)
+from test_federation_rooms import (FakeRoom, create_room, fake_join, fed, froom,  # noqa: F401
+                                   q, send_txn, timeline_bodies, user)
 from test_federation_transport import pki  # noqa: F401
 
 
@@ -120,38 +118,12 @@ def redact_v10(ev):
     return out
 
 
-def event_id_v10(ev):
-    r = redact_v10(ev)
-    r.pop("signatures", None)
-    r.pop("unsigned", None)
-    return "$" + encode_base64(hashlib.sha256(encode_canonical_json(r)).digest(), urlsafe=True)
-
-
-def finish_v10(ev, server_name, sk):
-    ev = copy.deepcopy(ev)
-    ev.pop("signatures", None)
-    ev["hashes"] = {"sha256": content_hash(ev)}
-    ev["signatures"] = sign_json(redact_v10(ev), server_name, sk)["signatures"]
-    return ev, event_id_v10(ev)
-
-
 class FakeRoomV10(FakeRoom):
-    def learn(self, pdu):
-        eid = event_id_v10(pdu)
-        self.events[eid] = pdu
-        if "state_key" in pdu:
-            self.state[(pdu["type"], pdu["state_key"])] = eid
-        return eid
+    redact_fn = staticmethod(redact_v10)
 
     def build(self, sender, type_, content, state_key=None, prev=None):
-        keys = [("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.member", sender)]
-        ev = {"type": type_, "room_id": self.room_id, "sender": sender, "content": content,
-              "origin_server_ts": int(time.time() * 1000), "depth": self.depth + 1,
-              "prev_events": prev if prev is not None else [self.last],
-              "auth_events": [self.state[k] for k in keys if k in self.state]}
-        if state_key is not None:
-            ev["state_key"] = state_key
-        return finish_v10(ev, self.f.name, self.f.sk)
+        return super().build(sender, type_, content, state_key, prev, auth_types=[
+            ("m.room.create", ""), ("m.room.power_levels", ""), ("m.room.member", sender)])
 
 
 def test_oversized_state_key_of_a_v10_room_is_stored_rejected(fed):
@@ -161,19 +133,8 @@ def test_oversized_state_key_of_a_v10_room_is_stored_rejected(fed):
     a, f = fed["a"], fed["f"]
     alice, atok = user(a, "fedgap_alice")
     room = create_room(a, atok, room_version="10")
-    fred = f.user("fred10")
-    r = f.request(a, "GET", f"/_matrix/federation/v1/make_join/{q(room)}/{q(fred)}?ver=10")
-    assert r.status == 200 and r.json["room_version"] == "10", r.raw
-    tmpl = r.json["event"]
-    tmpl.pop("origin", None)
-    tmpl["origin_server_ts"] = int(time.time() * 1000)
-    join, jid = finish_v10(tmpl, f.name, f.sk)
-    r = f.request(a, "PUT", f"/_matrix/federation/v2/send_join/{q(room)}/{q(jid)}", join)
-    assert r.status == 200, r.raw
-    fr = FakeRoomV10(f, room, "10")
-    for pdu in r.json["auth_chain"] + r.json["state"]:
-        fr.learn(pdu)
-    fr.advance(r.json["event"], jid)
+    fred, fr, _ = fake_join(fed, room, "fred10", room_cls=FakeRoomV10, vers=("10",))
+    assert fr.version == "10"
 
     breaker, bid = fr.build(fred, "my.room.breaker", {}, state_key="\U0001F4A5" * 70)
     fr.advance(breaker, bid)

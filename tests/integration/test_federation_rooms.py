@@ -59,21 +59,22 @@ def content_hash(ev):
     return encode_base64(hashlib.sha256(encode_canonical_json(e)).digest())
 
 
-def event_id(ev):
-    r = redact(ev)
+def event_id(ev, redact_fn=None):
+    r = (redact_fn or redact)(ev)
     r.pop("signatures", None)
     r.pop("unsigned", None)
     return "$" + encode_base64(hashlib.sha256(encode_canonical_json(r)).digest(), urlsafe=True)
 
 
-def finish(ev, server_name, sk):
-    """Hash and sign an event as server_name; returns (event, event_id)."""
+def finish(ev, server_name, sk, redact_fn=None):
+    """Hash and sign an event as server_name (redact_fn: the room version's
+    redaction, v11's by default); returns (event, event_id)."""
     ev = copy.deepcopy(ev)
     ev.pop("signatures", None)
     ev["hashes"] = {"sha256": content_hash(ev)}
-    signed = sign_json(redact(ev), server_name, sk)
+    signed = sign_json((redact_fn or redact)(ev), server_name, sk)
     ev["signatures"] = signed["signatures"]
-    return ev, event_id(ev)
+    return ev, event_id(ev, redact_fn)
 
 
 # ---- the fake server F ---------------------------------------------------------------------
@@ -286,6 +287,8 @@ class FakeRoom:
     """What F knows of a room it joined: the state it was given and the
     events it made, to build its next events on."""
 
+    redact_fn = None  # the room version's redaction (finish's default: v11's)
+
     def __init__(self, f, room_id, version):
         self.f, self.room_id, self.version = f, room_id, version
         self.state = {}  # (type, state_key) -> event id
@@ -293,7 +296,7 @@ class FakeRoom:
         self.last, self.depth = None, 0
 
     def learn(self, pdu):
-        eid = event_id(pdu)
+        eid = event_id(pdu, self.redact_fn)
         self.events[eid] = pdu
         if "state_key" in pdu:
             self.state[(pdu["type"], pdu["state_key"])] = eid
@@ -308,28 +311,29 @@ class FakeRoom:
               "prev_events": prev if prev is not None else [self.last], "auth_events": auth}
         if state_key is not None:
             ev["state_key"] = state_key
-        return finish(ev, self.f.name, self.f.sk)
+        return finish(ev, self.f.name, self.f.sk, self.redact_fn)
 
     def advance(self, pdu, eid):
         self.learn(pdu)
         self.last, self.depth = eid, max(self.depth, pdu["depth"])
 
 
-def fake_join(fed, room, local, omit=False, dest="a"):
+def fake_join(fed, room, local, omit=False, dest="a", room_cls=FakeRoom, vers=("11", "12")):
     s, f = fed[dest], fed["f"]
     uid = f.user(local)
-    r = f.request(s, "GET", f"/_matrix/federation/v1/make_join/{q(room)}/{q(uid)}?ver=11&ver=12")
+    ver = "&".join(f"ver={v}" for v in vers)
+    r = f.request(s, "GET", f"/_matrix/federation/v1/make_join/{q(room)}/{q(uid)}?{ver}")
     assert r.status == 200, r.raw
     tmpl, version = r.json["event"], r.json["room_version"]
     assert tmpl["type"] == "m.room.member" and tmpl["state_key"] == uid and tmpl["sender"] == uid
     assert tmpl["content"]["membership"] == "join" and tmpl["room_id"] == room
     tmpl["origin"] = f.name
     tmpl["origin_server_ts"] = int(time.time() * 1000)
-    ev, eid = finish(tmpl, f.name, f.sk)
+    ev, eid = finish(tmpl, f.name, f.sk, room_cls.redact_fn)
     path = f"/_matrix/federation/v2/send_join/{q(room)}/{q(eid)}"
     r = f.request(s, "PUT", path + ("?omit_members=true" if omit else ""), ev)
     assert r.status == 200, r.raw
-    fr = FakeRoom(f, room, version)
+    fr = room_cls(f, room, version)
     for pdu in r.json["auth_chain"] + r.json["state"]:
         fr.learn(pdu)
     fr.advance(r.json["event"], eid)

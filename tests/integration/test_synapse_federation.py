@@ -694,6 +694,31 @@ def test_knock_approved_across(net):
         mod.sees(room, knocker.user_id, "thanks for letting me in")
 
 
+def restricted_room(owner, space_name, **extra):
+    """A space and a v10 room restricted to its members, both owner's."""
+    space = owner.create(preset="public_chat", creation_content={"type": "m.space"},
+                         name=space_name)
+    room = owner.create(preset="private_chat", room_version="10", initial_state=[{
+        "type": "m.room.join_rules", "state_key": "",
+        "content": {"join_rule": "restricted",
+                    "allow": [{"type": "m.room_membership", "room_id": space}]}}], **extra)
+    return space, room
+
+
+def joins_authorised_by(owner, member, room, via, words):
+    """member joins room (via: the query naming servers) with owner as the
+    authorising user, and speaks there."""
+    r = member.req("POST", f"/join/{q(room)}{via}", {})
+    assert r.status == 200, r
+    ev = wait_until(lambda: (owner.state(room, "m.room.member", member.user_id) or {})
+                    .get("membership") == "join"
+                    and owner.state(room, "m.room.member", member.user_id),
+                    what=f"{member.user_id}'s restricted join")
+    assert ev["join_authorised_via_users_server"] == owner.user_id, ev
+    member.say(room, words)
+    owner.sees(room, member.user_id, words)
+
+
 def test_restricted_join_authorised_across(net):
     """A room open to the members of a space: a user of the other server who
     joined the space gets in, the room's server authorising the join
@@ -705,26 +730,13 @@ def test_restricted_join_authorised_across(net):
         else:
             owner, member, outsider, server = (pvyhs_user(net, "rown"), synapse_user(net, "rmem"),
                                                synapse_user(net, "rout"), net["hs"])
-        space = owner.create(preset="public_chat", creation_content={"type": "m.space"},
-                             name=f"space on {side}")
-        room = owner.create(preset="private_chat", room_version="10", initial_state=[{
-            "type": "m.room.join_rules", "state_key": "",
-            "content": {"join_rule": "restricted",
-                        "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+        space, room = restricted_room(owner, f"space on {side}")
         via = f"?server_name={q(server.server_name)}"
         r = outsider.req("POST", f"/join/{q(room)}{via}", {})
         assert r.status == 403, r
         assert member.req("POST", f"/join/{q(space)}{via}", {}).status == 200
         wait_until(lambda: owner.membership(space, member.user_id) == "join", what="the space join")
-        r = member.req("POST", f"/join/{q(room)}{via}", {})
-        assert r.status == 200, r
-        ev = wait_until(lambda: (owner.state(room, "m.room.member", member.user_id) or {})
-                        .get("membership") == "join"
-                        and owner.state(room, "m.room.member", member.user_id),
-                        what=f"the restricted join ({side} room)")
-        assert ev["join_authorised_via_users_server"] == owner.user_id, ev
-        member.say(room, "in through the space")
-        owner.sees(room, member.user_id, "in through the space")
+        joins_authorised_by(owner, member, room, via, "in through the space")
 
 
 def test_restricted_join_through_the_other_server_across(net):
@@ -743,14 +755,9 @@ def test_restricted_join_through_the_other_server_across(net):
             owner, guest, member, outsider, server, home = (
                 pvyhs_user(net, "lown"), synapse_user(net, "lgst"), synapse_user(net, "lmem"),
                 synapse_user(net, "lout"), net["hs"], net["syn"])
-        space = owner.create(preset="public_chat", creation_content={"type": "m.space"},
-                             name=f"local-user space on {side}")
         # Synapse's private_chat lets everyone invite: not here.
-        room = owner.create(preset="private_chat", room_version="10",
-                            power_level_content_override={"invite": 50}, initial_state=[{
-            "type": "m.room.join_rules", "state_key": "",
-            "content": {"join_rule": "restricted",
-                        "allow": [{"type": "m.room_membership", "room_id": space}]}}])
+        space, room = restricted_room(owner, f"local-user space on {side}",
+                                      power_level_content_override={"invite": 50})
         there = f"?server_name={q(server.server_name)}"
         here = f"?server_name={q(home.server_name)}"
         if side == "pvyhs":
@@ -765,15 +772,7 @@ def test_restricted_join_through_the_other_server_across(net):
         assert r.status == 403, r
         assert member.req("POST", f"/join/{q(space)}{there}", {}).status == 200
         wait_until(lambda: owner.membership(space, member.user_id) == "join", what="the space join")
-        r = member.req("POST", f"/join/{q(room)}{here}", {})
-        assert r.status == 200, r
-        ev = wait_until(lambda: (owner.state(room, "m.room.member", member.user_id) or {})
-                        .get("membership") == "join"
-                        and owner.state(room, "m.room.member", member.user_id),
-                        what=f"the join through {side}")
-        assert ev["join_authorised_via_users_server"] == owner.user_id, ev
-        member.say(room, "in through the other server")
-        owner.sees(room, member.user_id, "in through the other server")
+        joins_authorised_by(owner, member, room, here, "in through the other server")
         guest.sees(room, member.user_id, "in through the other server")
 
 
