@@ -46,13 +46,13 @@ typedef struct membership_row {
     bool newly_joined;
 } membership_row;
 
-/* The user's member events of the room cs whose position is WHERE, as
- * accepted timeline events (events_member_of finds them). */
-#define OWN_MEMBER_EVENTS(WHERE)                                                        \
-    " FROM events m WHERE m.type = 'm.room.member' AND m.state_key = $1"                 \
-    " AND m.room_id = cs.room_id AND m.rejected_reason IS NULL AND NOT m.soft_failed"    \
-    " AND " WHERE
-#define MEMBERSHIP_OF_M "convert_from(m.json, 'UTF8')::json->'content'->>'membership'"
+/* The user's member events m of the room cs in (since, to], as accepted
+ * timeline events: a short range of events_member_of. */
+#define OWN_MEMBER_EVENTS_IN_SPAN                                                          \
+    " WHERE m.type = 'm.room.member' AND m.state_key = $1"                                \
+    " AND m.stream_ordering > $2 AND m.stream_ordering <= $3 AND m.room_id = cs.room_id" \
+    " AND m.rejected_reason IS NULL AND NOT m.soft_failed"
+#define MEMBERSHIP_OF(X) "convert_from(" X ".json, 'UTF8')::json->'content'->>'membership'"
 
 /* Memberships from the room's current state, and those of rooms we are not
  * in (fed_remote_memberships), whichever of a room's two is newer. */
@@ -67,16 +67,16 @@ static db_stmt memberships_q = DB_STMT(
     "  coalesce((SELECT d.stream_ordering FROM fed_partial_state_done d"
     "   WHERE d.room_id = cs.room_id), 0),"
     "  e.sender,"
-    /* Newly joined (column 13): only asked when a member event of the
-     * user's is in the span (the AND stops there otherwise); backfilled
-     * history (negative positions) is not the membership at a token. */
-    "  cs.membership = 'join' AND EXISTS (SELECT 1" OWN_MEMBER_EVENTS(
-        "m.stream_ordering > $2 AND m.stream_ordering <= $3") ")"
-    "  AND (EXISTS (SELECT 1" OWN_MEMBER_EVENTS(
-        "m.stream_ordering > $2 AND m.stream_ordering <= $3 AND " MEMBERSHIP_OF_M " <> 'join'") ")"
-    "   OR coalesce((SELECT " MEMBERSHIP_OF_M OWN_MEMBER_EVENTS(
-        "m.stream_ordering > 0 AND m.stream_ordering <= $2")
-    "    ORDER BY m.stream_ordering DESC LIMIT 1), '') <> 'join')"
+    /* Column 13, for a room whose membership changed in the span (an
+     * incremental sync): newly joined, i.e. joined now and, within the span,
+     * a membership other than a join, or one before the span (the state
+     * the span's first member event replaced) that was not a join. Only
+     * the span's events are read, not the room's history. */
+    "  $2 > 0 AND cs.membership = 'join' AND (EXISTS (SELECT 1 FROM events m"
+    OWN_MEMBER_EVENTS_IN_SPAN " AND " MEMBERSHIP_OF("m") " <> 'join')"
+    "   OR coalesce((SELECT coalesce(" MEMBERSHIP_OF("pm") ", '') FROM events m"
+    "    LEFT JOIN events pm ON pm.event_id = m.replaces_state" OWN_MEMBER_EVENTS_IN_SPAN
+    "    ORDER BY m.stream_ordering LIMIT 1), 'join') <> 'join')"
     " FROM current_state cs JOIN events e USING (event_id)"
     " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
@@ -128,7 +128,7 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         m->removed = PQgetvalue(r, i, 9)[0] == 't';
         m->partial = PQgetvalue(r, i, 10)[0] == 't';
         m->full_state_pos = atoll(PQgetvalue(r, i, 11));
-        m->newly_joined = p->since >= 0 && PQgetvalue(r, i, 13)[0] == 't';
+        m->newly_joined = m->changed && PQgetvalue(r, i, 13)[0] == 't';
         if (!PQgetisnull(r, i, 6)) {
             m->remote_state = strdup(PQgetvalue(r, i, 6));
             m->remote_event = strdup(PQgetvalue(r, i, 7));

@@ -347,3 +347,12 @@ def test_newly_joined_room_timeline_is_an_initial_one(server, users):
     tl = sync(server, b, since=nxt)["rooms"]["join"][room]["timeline"]
     assert [e["type"] for e in tl["events"]] == ["m.room.member"], tl
     assert tl["events"][0]["content"]["displayname"] == "Bobby" and tl["limited"] is False
+    # Leaving and coming back within the span is a new join again: the
+    # messages from before the token come back, as a fresh timeline.
+    nxt = sync(server, b, since=nxt)["next_batch"]
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    tl = sync(server, b, since=nxt, filter=fid)["rooms"]["join"][room]["timeline"]
+    ids = [e["event_id"] for e in tl["events"]]
+    # The newest 10 events hold bob's 4 member events now: 6 messages.
+    assert ids == (first + second)[-6:] and tl["limited"] is True, tl
