@@ -111,8 +111,8 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
     static db_stmt ins = DB_STMT(
         "WITH p AS (INSERT INTO event_edges (event_id, prev_event_id, room_id)"
         "  SELECT $1, unnest($17::text[]), $2 ON CONFLICT DO NOTHING),"
-        " e AS (INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts,"
-        " stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json,"
+        " e AS (INSERT INTO events (event_id, room_id, type, state_key, sender, depth,"
+        " origin_server_ts, stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json,"
         " replaces_state, auth_ids)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7,"
         "  CASE WHEN $8 THEN NULL WHEN $14::bigint <> 0 THEN $14::bigint"

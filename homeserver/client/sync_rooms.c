@@ -7,10 +7,10 @@
  * timeline's start. A newly joined room's timeline is that of an initial
  * sync: the room's newest events, not only those since the token. A hole
  * in the DAG (sql/030) makes a timeline `limited` and, incrementally,
- * starts it after the hole. Invites and knocks carry stripped state; a room left since
- * the token carries its timeline up to the leave. A room joined with
- * partial state waits for its full state when the filter does not
- * lazy-load members, then comes as newly joined (partial_rooms.h). */
+ * starts it after the hole. Invites and knocks carry stripped state; a
+ * room left since the token carries its timeline up to the leave. A room
+ * joined with partial state waits for its full state when the filter does
+ * not lazy-load members, then comes as newly joined (partial_rooms.h). */
 #include "sync_rooms.h"
 
 #include <stdio.h>
