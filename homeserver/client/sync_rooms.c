@@ -4,10 +4,13 @@
  * `limited` when more happened) and the state the client lacks: everything
  * up to the timeline's start on an initial sync, a newly joined room or
  * full_state; after a gap, the state that changed between the token and the
- * timeline's start. Invites and knocks carry stripped state; a room left since
- * the token carries its timeline up to the leave. A room joined with
- * partial state waits for its full state when the filter does not
- * lazy-load members, then comes as newly joined (partial_rooms.h). */
+ * timeline's start. A newly joined room's timeline is that of an initial
+ * sync: the room's newest events, not only those since the token. A hole
+ * in the DAG (sql/030) makes a timeline `limited` and, incrementally,
+ * starts it after the hole. Invites and knocks carry stripped state; a
+ * room left since the token carries its timeline up to the leave. A room
+ * joined with partial state waits for its full state when the filter does
+ * not lazy-load members, then comes as newly joined (partial_rooms.h). */
 #include "sync_rooms.h"
 
 #include <stdio.h>
@@ -37,7 +40,19 @@ typedef struct membership_row {
      * and the events position of its last resync (0: none). */
     bool partial;
     long long full_state_pos;
+    /* Joined now, and not joined at the token (or left and came back within
+     * the span): the client has none of the room's timeline (Synapse's
+     * newly_joined_rooms). A profile change alone is not that. */
+    bool newly_joined;
 } membership_row;
+
+/* The user's member events m of the room cs in (since, to], as accepted
+ * timeline events: a short range of events_member_of. */
+#define OWN_MEMBER_EVENTS_IN_SPAN                                                          \
+    " WHERE m.type = 'm.room.member' AND m.state_key = $1"                                \
+    " AND m.stream_ordering > $2 AND m.stream_ordering <= $3 AND m.room_id = cs.room_id" \
+    " AND m.rejected_reason IS NULL AND NOT m.soft_failed"
+#define MEMBERSHIP_OF(X) "convert_from(" X ".json, 'UTF8')::json->'content'->>'membership'"
 
 /* Memberships from the room's current state, and those of rooms we are not
  * in (fed_remote_memberships), whichever of a room's two is newer. */
@@ -51,7 +66,17 @@ static db_stmt memberships_q = DB_STMT(
     "  EXISTS (SELECT 1 FROM fed_partial_state_rooms p WHERE p.room_id = cs.room_id),"
     "  coalesce((SELECT d.stream_ordering FROM fed_partial_state_done d"
     "   WHERE d.room_id = cs.room_id), 0),"
-    "  e.sender"
+    "  e.sender,"
+    /* Column 13, for a room whose membership changed in the span (an
+     * incremental sync): newly joined, i.e. joined now and, within the span,
+     * a membership other than a join, or one before the span (the state
+     * the span's first member event replaced) that was not a join. Only
+     * the span's events are read, not the room's history. */
+    "  $2 > 0 AND cs.membership = 'join' AND (EXISTS (SELECT 1 FROM events m"
+    OWN_MEMBER_EVENTS_IN_SPAN " AND " MEMBERSHIP_OF("m") " <> 'join')"
+    "   OR coalesce((SELECT coalesce(" MEMBERSHIP_OF("pm") ", '') FROM events m"
+    "    LEFT JOIN events pm ON pm.event_id = m.replaces_state" OWN_MEMBER_EVENTS_IN_SPAN
+    "    ORDER BY m.stream_ordering LIMIT 1), 'join') <> 'join')"
     " FROM current_state cs JOIN events e USING (event_id)"
     " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
@@ -62,7 +87,7 @@ static db_stmt memberships_q = DB_STMT(
     "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
     "  x.stripped_state, x.event_json, x.room_version,"
     "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1),"
-    "  false, 0, x.event_json::jsonb->>'sender'"
+    "  false, 0, x.event_json::jsonb->>'sender', false"
     " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
     "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
@@ -103,6 +128,7 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         m->removed = PQgetvalue(r, i, 9)[0] == 't';
         m->partial = PQgetvalue(r, i, 10)[0] == 't';
         m->full_state_pos = atoll(PQgetvalue(r, i, 11));
+        m->newly_joined = m->changed && PQgetvalue(r, i, 13)[0] == 't';
         if (!PQgetisnull(r, i, 6)) {
             m->remote_state = strdup(PQgetvalue(r, i, 6));
             m->remote_event = strdup(PQgetvalue(r, i, 7));
@@ -251,15 +277,42 @@ static bool has_member_events(const json_t *entry) {
     return false;
 }
 
-/* A joined or left room: timeline (since, upto] and the state around it. */
+/* The latest timeline gap (sql/030) of the room in (after, upto]: the
+ * position of the first event after it, or 0 for none. */
+static long long latest_gap(db_conn *c, const char *room_id, long long after, long long upto,
+                            hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT coalesce(max(stream_ordering), 0) FROM timeline_gaps"
+        " WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3");
+    char a[24], u[24];
+    snprintf(a, sizeof a, "%lld", after);
+    snprintf(u, sizeof u, "%lld", upto);
+    PGresult *r = db_run(c, &q, 3, (const char *[]){room_id, a, u}, err);
+    if (!r) return -1;
+    long long gap = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return gap;
+}
+
+/* A joined or left room: timeline (since, upto] and the state around it.
+ * A gap in the span (events from another server whose predecessors we
+ * lack) makes it `limited`; incrementally the timeline then starts after
+ * it, so what came before the gap is not shown run together with what came
+ * after it: the client paginates back over the gap from prev_batch
+ * (Synapse; Complement's TestSyncTimelineGap). */
 static int timeline_room(db_conn *c, const sync_params *p, const membership_row *m, long long upto,
                          bool full, json_t **out, hs_err *err) {
     json_t *timeline = json_array();
     bool more = false;
     long long first = 0;
     long long after = p->since < 0 ? 0 : p->since;
-    int rc = client_room_events_for(c, p->user_id, p->device_id, m->room_id, after, upto,
+    long long gap = latest_gap(c, m->room_id, after, upto, err);
+    int rc = gap < 0 ? -1 : 0;
+    if (gap > 0 && p->since >= 0) after = gap - 1;
+    if (rc == 0)
+        rc = client_room_events_for(c, p->user_id, p->device_id, m->room_id, after, upto,
                                     p->timeline_limit, true, false, timeline, &more, &first, err);
+    more |= gap > 0;
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();
     if (rc < 0) goto done;
@@ -396,11 +449,15 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
                 continue;
             }
             (*joined_out)[(*n_joined)++] = strdup(m->room_id);
-            /* Newly joined for this client: everything, as on an initial sync. */
+            /* Newly joined for this client: everything, as on an initial
+             * sync — the newest events of the room, not only those since
+             * the token, and `limited` when there are older ones (Complement's
+             * "Newly joined room has correct timeline in incremental sync"). */
             sync_params as_new = *p;
-            bool newly = view == SYNC_PARTIAL_NEWLY_JOINED;
+            bool newly = view == SYNC_PARTIAL_NEWLY_JOINED || m->newly_joined;
             if (newly) as_new.since = -1;
-            if (newly && p->newly_full) json_object_set_new(p->newly_full, m->room_id, json_true());
+            if (view == SYNC_PARTIAL_NEWLY_JOINED && p->newly_full)
+                json_object_set_new(p->newly_full, m->room_id, json_true());
             bool full = initial || p->full_state || m->changed || newly;
             if (!full && active && !json_object_get(active, m->room_id)) continue;
             rc = timeline_room(c, newly ? &as_new : p, m, p->to, full, &entry, err);

@@ -308,3 +308,51 @@ def test_incremental_leave_has_no_unchanged_state(server, users):
     assert left["timeline"]["events"][-1]["content"]["membership"] == "leave"
     full = server.request("GET", f"{V3}/sync?timeout=0&filter={flt}", token=e).json["rooms"]["leave"][room]
     assert any(x["type"] == "m.room.create" for x in full["state"]["events"] + full["timeline"]["events"])
+
+
+def test_newly_joined_room_timeline_is_an_initial_one(server, users):
+    """Complement's "Newly joined room has correct timeline in incremental
+    sync": a room joined since the token comes with its newest events, those
+    from before the token too (not only what happened since), `limited`
+    when older ones exist, with a prev_batch to page back from; a later
+    profile change is not a new join and gives only what is new."""
+    a_id, a = users["sy_alice"]
+    b_id, b = users["sy_bob"]
+    f = {"room": {"timeline": {"limit": 10, "types": ["m.room.message"]},
+                  "state": {"types": []}}}
+    fid = server.request("POST", f"{V3}/user/{b_id}/filter", f, token=b).json["filter_id"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=a).json["room_id"]
+    first = [send(server, a, room, f"nj1-{i}", f"nj1{i}") for i in range(4)]
+    since = sync(server, b, filter=fid)["next_batch"]
+    second = [send(server, a, room, f"nj2-{i}", f"nj2{i}") for i in range(4)]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    s = sync(server, b, since=since, filter=fid)
+    tl = s["rooms"]["join"][room]["timeline"]
+    assert [e["event_id"] for e in tl["events"]] == first + second, tl
+    assert tl["limited"] is True and tl["prev_batch"], tl
+    # Paging back from prev_batch gives what comes before (the room's state
+    # events), not the messages again.
+    r = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=50&from={tl['prev_batch']}",
+                       token=b)
+    assert r.status == 200 and r.json["chunk"], r
+    assert not {e["event_id"] for e in r.json["chunk"]} & set(first + second)
+    # Without a filter the whole state comes too (the join is in the timeline).
+    full = sync(server, b, since=since)["rooms"]["join"][room]
+    assert any(e["type"] == "m.room.create" for e in full["state"]["events"]), full
+    assert full["timeline"]["events"][-1]["state_key"] == b_id
+    # A displayname change is no new join: the next sync has just that.
+    nxt = s["next_batch"]
+    r = server.request("PUT", f"{V3}/profile/{b_id}/displayname", {"displayname": "Bobby"}, token=b)
+    assert r.status == 200, r
+    tl = sync(server, b, since=nxt)["rooms"]["join"][room]["timeline"]
+    assert [e["type"] for e in tl["events"]] == ["m.room.member"], tl
+    assert tl["events"][0]["content"]["displayname"] == "Bobby" and tl["limited"] is False
+    # Leaving and coming back within the span is a new join again: the
+    # messages from before the token come back, as a fresh timeline.
+    nxt = sync(server, b, since=nxt)["next_batch"]
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    tl = sync(server, b, since=nxt, filter=fid)["rooms"]["join"][room]["timeline"]
+    ids = [e["event_id"] for e in tl["events"]]
+    # The newest 10 events hold bob's 4 member events now: 6 messages.
+    assert ids == (first + second)[-6:] and tl["limited"] is True, tl
