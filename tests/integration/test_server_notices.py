@@ -200,7 +200,14 @@ def test_auto_join_and_cli_with_server_stopped():
         assert r.status == 200 and len(r.json["joined_rooms"]) == 1, r
         room = r.json["joined_rooms"][0]
         assert s.stop() == 0
-        # Stopped: the command runs the same handlers itself.
+        # Stopped: the command runs the same handlers itself. A changed
+        # room name and display name reach the existing room with it.
+        with open(s.config) as f:
+            text = f.read()
+        with open(s.config, "w") as f:
+            f.write(text.replace('room_name: "Server Alert"', 'room_name: "Alerts"')
+                    .replace('system_mxid_display_name: "Server Alert"',
+                             'system_mxid_display_name: "The Admins"'))
         r = run_cli("server-notice", "send", "--config", s.config, "aj_user", "while stopped")
         assert r.returncode == 0, r.stderr
         s.start()
@@ -208,3 +215,10 @@ def test_auto_join_and_cli_with_server_stopped():
         assert r.status == 200, r
         bodies = [e["content"].get("body") for e in r.json["chunk"] if e["type"] == "m.room.message"]
         assert bodies[0] == "while stopped", bodies
+        r = s.request("GET", f"{V3}/rooms/{q(room)}/state/m.room.name", token=tok)
+        assert r.status == 200 and r.json["name"] == "Alerts", r
+        system = f"@_server:{s.server_name}"
+        r = s.request("GET", f"{V3}/rooms/{q(room)}/state/m.room.member/{q(system)}", token=tok)
+        assert r.status == 200 and r.json["displayname"] == "The Admins", r
+        r = s.request("GET", V3 + "/joined_rooms", token=tok)
+        assert r.json["joined_rooms"] == [room]
