@@ -181,7 +181,7 @@ int admin_api_call(admin_api *a, const char *as, const char *method, const char 
                      : call_local(a, as, method, path, body, resp, err);
 }
 
-
+/* The default acting user of commands that need an admin. */
 char *admin_oldest_admin(db_conn *c, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT user_id FROM users WHERE admin AND NOT deactivated AND NOT is_guest"
