@@ -118,6 +118,16 @@ typedef struct cfg {
     long long presence_last_active_granularity;     /* presence.last_active_granularity, 1m */
     long long presence_sync_online_timeout;         /* presence.sync_online_timeout, 30s */
     long long presence_idle_timeout;                /* presence.idle_timeout, 5m */
+    /* server_notices (Synapse's block): the server's own user messages local
+     * users in a room of their own. Off unless the block is given. */
+    bool server_notices;                            /* the block is given */
+    char *server_notices_localpart;                 /* system_mxid_localpart (required in it) */
+    char *server_notices_display_name;              /* system_mxid_display_name, NULL */
+    char *server_notices_avatar_url;                /* system_mxid_avatar_url, NULL */
+    char *server_notices_room_name;                 /* room_name, "Server Notices" */
+    char *server_notices_room_avatar_url;           /* room_avatar_url, NULL */
+    char *server_notices_room_topic;                /* room_topic, NULL */
+    bool server_notices_auto_join;                  /* auto_join, false: the user is invited */
     /* Channels (homeserver/client): encryption of new rooms, the published
      * room directory and who may read it. */
     int encryption_default;                         /* CFG_ENCRYPT_*; ours: invite (Synapse: off) */

@@ -81,6 +81,31 @@ static const cfg_key cfg_presence_keys[] = {
     {0},
 };
 
+/* A user ID's localpart as the spec's grammar has it (lower case, digits,
+ * ._=-/+), so the server's own user ID is one every server accepts. */
+static bool cfg_check_localpart(cfg_ctx *x, const cfg_node *v, const char *key, void *field) {
+    const char *s = *(char **)field;
+    bool ok = *s != 0 && strlen(s) <= 200;
+    for (const char *p = s; ok && *p; p++)
+        ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("._=-/+", *p);
+    if (!ok)
+        cfg_error(x, v->line, key, "'%s' is not a valid localpart: use a-z, 0-9 and ._=-/+", s);
+    return ok;
+}
+
+static const cfg_key cfg_server_notices_keys[] = {
+    {.name = "system_mxid_localpart", .type = CFG_T_STR, .off = OFF(server_notices_localpart),
+     .flags = CFG_REQUIRED, .check = cfg_check_localpart},
+    {.name = "system_mxid_display_name", .type = CFG_T_STR, .off = OFF(server_notices_display_name)},
+    {.name = "system_mxid_avatar_url", .type = CFG_T_STR, .off = OFF(server_notices_avatar_url)},
+    {.name = "room_name", .type = CFG_T_STR, .off = OFF(server_notices_room_name),
+     .def_str = "Server Notices"},
+    {.name = "room_avatar_url", .type = CFG_T_STR, .off = OFF(server_notices_room_avatar_url)},
+    {.name = "room_topic", .type = CFG_T_STR, .off = OFF(server_notices_room_topic)},
+    {.name = "auto_join", .type = CFG_T_BOOL, .off = OFF(server_notices_auto_join)},
+    {0},
+};
+
 static const cfg_key cfg_media_retention_keys[] = {
     {.name = "local_media_lifetime", .type = CFG_T_DURATION, .off = OFF(media_local_lifetime)},
     {.name = "remote_media_lifetime", .type = CFG_T_DURATION, .off = OFF(media_remote_lifetime)},
@@ -144,6 +169,8 @@ const cfg_key cfg_top_keys[] = {
     DURATION("user_ips_max_age", user_ips_max_age, 28 * 86400000LL),
     SECTION("user_directory", cfg_user_directory_keys),
     SECTION("presence", cfg_presence_keys),
+    {.name = "server_notices", .type = CFG_T_SECTION, .sub = cfg_server_notices_keys,
+     .flags = CFG_HAS, .has_off = OFF(server_notices)},
     {.name = "encryption_enabled_by_default_for_room_type", .type = CFG_T_CUSTOM,
      .parse = cfg_parse_encryption_default},
     BOOL("forbid_unencrypted_private_rooms", forbid_unencrypted_private_rooms, 0),

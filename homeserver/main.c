@@ -23,6 +23,8 @@ static const char usage[] =
     "  channel create|requests|approve|deny --config FILE [...]\n"
     "                                        make channels, answer requests to join\n"
     "  report list --config FILE [--json]    the reports users made of events, rooms, users\n"
+    "  server-notice send [--config FILE] USER TEXT\n"
+    "                                        message a local user as the server\n"
     "\n"
     "`pvyhs COMMAND --help` tells more. Exit codes: 0 success, 1 runtime failure,\n"
     "2 bad usage or config.\n";
@@ -40,6 +42,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "media")) return admin_media(argc - 1, argv + 1);
     if (!strcmp(cmd, "channel")) return admin_channel(argc - 1, argv + 1);
     if (!strcmp(cmd, "report")) return admin_report(argc - 1, argv + 1);
+    if (!strcmp(cmd, "server-notice")) return admin_server_notice(argc - 1, argv + 1);
     fprintf(stderr, "pvyhs: unknown command '%s'\n\n", cmd);
     return admin_usage(usage, EXIT_USAGE);
 }

@@ -19,6 +19,7 @@ int admin_registration_token(int argc, char **argv);
 int admin_media(int argc, char **argv);
 int admin_channel(int argc, char **argv);
 int admin_report(int argc, char **argv);
+int admin_server_notice(int argc, char **argv);
 
 /* What every command that touches the database opens: the config, the data
  * directory's lock, the database (embedded or external) and its schema. */

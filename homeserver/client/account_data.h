@@ -35,6 +35,12 @@ int client_account_data_put(hs_server *srv, const char *user_id, const char *roo
 long client_account_data_write(hs_server *srv, const char *user_id, db_stmt *st, int n,
                                const char *const *params, hs_err *err);
 
+/* Add or replace one tag of the user's room (its m.tag account data, as PUT
+ * …/tags/{tag} does); content is the tag's JSON object as text. Rows
+ * changed, or -1 with err. No membership check: the caller's business. */
+long client_tag_set(hs_server *srv, const char *user_id, const char *room_id, const char *tag,
+                    const char *content, hs_err *err);
+
 /* For /sync: the user's account data changed in stream positions (from, to]
  * (from 0: all of it), as {"type", "content"} events: global ones appended to
  * the array global, room ones to the array rooms[room_id] (created when

@@ -254,9 +254,8 @@ void client_room_random_id(char *out, size_t n, const char *server_name) {
 }
 
 /* Validate the request; fills the preset, version and alias. */
-static int check_body(hs_req *r, const char **preset, const room_version **v, char *alias,
-                      size_t alias_len, hs_err *err) {
-    const json_t *b = r->json;
+static int check_body(hs_server *srv, const json_t *b, const char **preset,
+                      const room_version **v, char *alias, size_t alias_len, hs_err *err) {
     const char *vis = json_string_value(json_object_get(b, "visibility"));
     if (json_object_get(b, "visibility") && (!vis || (strcmp(vis, "public") && strcmp(vis, "private"))))
         return hs_err_set(err, 400, "M_BAD_JSON", "'visibility' must be public or private");
@@ -283,7 +282,7 @@ static int check_body(hs_req *r, const char **preset, const room_version **v, ch
     if (an) {
         if (!*an || strpbrk(an, ":# \t\n"))
             return hs_err_set(err, 400, "M_INVALID_PARAM", "invalid room_alias_name");
-        snprintf(alias, alias_len, "#%s:%s", an, r->srv->cfg->server_name);
+        snprintf(alias, alias_len, "#%s:%s", an, srv->cfg->server_name);
         if (strlen(alias) > 255) return hs_err_set(err, 400, "M_INVALID_PARAM", "alias too long");
     }
     const json_t *initial = json_object_get(b, "initial_state");
@@ -294,70 +293,84 @@ static int check_body(hs_req *r, const char **preset, const room_version **v, ch
 
 /* Invites of local users carry the invitee's display name and avatar, as
  * Synapse sends them (clients show who was invited by name). */
-static void fill_invitee_profiles(hs_req *r, json_t *list) {
+static void fill_invitee_profiles(hs_server *srv, json_t *list) {
     hs_err err = {0};
-    db_conn *c = db_acquire(r->srv->db, &err);
+    db_conn *c = db_acquire(srv->db, &err);
     size_t i;
     json_t *p;
     json_array_foreach(list, i, p) {
         json_t *content = json_object_get(p, "content");
         const char *sk = json_string_value(json_object_get(p, "state_key"));
         const char *colon = sk ? strchr(sk, ':') : NULL;
-        if (!c || !colon || strcmp(colon + 1, r->srv->cfg->server_name) ||
+        if (!c || !colon || strcmp(colon + 1, srv->cfg->server_name) ||
             strcmp(json_string_value(json_object_get(p, "type")), "m.room.member") ||
             strcmp(json_string_value(json_object_get(content, "membership")), "invite"))
             continue;
         client_profile_fill_member(c, sk, content, &err);
     }
-    db_release(r->srv->db, c);
+    db_release(srv->db, c);
 }
 
-static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
+/* The creator's join: the given profile, else the creator's own. */
+static json_t *creator_join(hs_server *srv, const char *creator, const json_t *profile,
+                            hs_err *err) {
+    json_t *join = json_pack("{s:s}", "membership", "join");
+    if (profile) {
+        json_object_update(join, (json_t *)profile);
+        return join;
+    }
+    db_conn *pc = db_acquire(srv->db, err);
+    int prc = pc ? client_profile_fill_member(pc, creator, join, err) : -1;
+    db_release(srv->db, pc);
+    if (prc < 0) json_decref(join), join = NULL;
+    return join;
+}
+
+int client_room_create(hs_server *srv, const client_room_create_opts *o, char *room_id,
+                       size_t room_id_len, hs_err *err) {
     const char *preset = NULL;
     const room_version *v = NULL;
     char alias[300];
-    if (check_body(r, &preset, &v, alias, sizeof alias, err) < 0) return -1;
-    json_t *invites = json_object_get(r->json, "invite");
+    const json_t *body = o->body;
+    if (check_body(srv, body, &preset, &v, alias, sizeof alias, err) < 0) return -1;
+    json_t *invites = json_object_get(body, "invite");
     invites = invites ? json_incref(invites) : json_array();
-    json_t *cc = create_content(v, r->json, r->user_id, preset, invites, err);
+    json_t *cc = create_content(v, body, o->creator, preset, invites, err);
     if (!cc) return json_decref(invites), -1;
     json_t *list = json_array();
     json_array_append_new(list, proto("m.room.create", "", cc));
-    json_t *join = json_pack("{s:s}", "membership", "join");
-    db_conn *pc = db_acquire(r->srv->db, err);
-    int prc = pc ? client_profile_fill_member(pc, r->user_id, join, err) : -1;
-    db_release(r->srv->db, pc);
-    if (prc < 0) return json_decref(join), json_decref(list), json_decref(invites), -1;
-    json_array_append_new(list, proto("m.room.member", r->user_id, join));
-    add_state_events(list, v, r->json, r->user_id, preset, *alias ? alias : NULL, invites);
-    fill_invitee_profiles(r, list);
+    json_t *join = creator_join(srv, o->creator, o->creator_profile, err);
+    if (!join) return json_decref(list), json_decref(invites), -1;
+    json_array_append_new(list, proto("m.room.member", o->creator, join));
+    add_state_events(list, v, body, o->creator, preset, *alias ? alias : NULL, invites);
+    fill_invitee_profiles(srv, list);
     /* Encryption by default, invite blocking (channels.h). */
-    if (client_channel_create_hook(r->srv, preset, r->json, list, err) < 0)
+    if (!o->server_room && client_channel_create_hook(srv, preset, body, list, err) < 0)
         return json_decref(list), json_decref(invites), -1;
     size_t i;
     json_t *p;
-    json_array_foreach(list, i, p) json_object_set_new(p, "sender", json_string(r->user_id));
+    json_array_foreach(list, i, p) json_object_set_new(p, "sender", json_string(o->creator));
     if (json_array_size(list) > MAX_CREATE_EVENTS) {
         json_decref(list), json_decref(invites);
         return hs_err_set(err, 400, "M_BAD_JSON", "too many initial events");
     }
-    const char *vis = json_string_value(json_object_get(r->json, "visibility"));
-    create_job j = {.srv = r->srv, .v = v, .protos = list, .alias = *alias ? alias : NULL,
-                    .creator = r->user_id, .publish = vis && !strcmp(vis, "public"),
-                    .is_admin = r->is_admin};
-    if (!v->hydra) client_room_random_id(j.room_id, sizeof j.room_id, r->srv->cfg->server_name);
-    int rc = db_txn(r->srv->db, create_txn, &j, err);
+    const char *vis = json_string_value(json_object_get(body, "visibility"));
+    create_job j = {.srv = srv, .v = v, .protos = list, .alias = *alias ? alias : NULL,
+                    .creator = o->creator, .publish = vis && !strcmp(vis, "public"),
+                    .is_admin = o->is_admin};
+    if (!v->hydra) client_room_random_id(j.room_id, sizeof j.room_id, srv->cfg->server_name);
+    int rc = db_txn(srv->db, create_txn, &j, err);
     for (size_t k = 0; k < j.n_pos; k++) db_stream_done(DB_STREAM_EVENTS, j.pos[k]);
     json_decref(list);
     if (rc == 0) {
         hs_notify_room(j.room_id);
-        client_fed_event_committed(r->srv, NULL); /* invitees on other servers */
-        membership_hooks(r->srv, j.room_id, r->user_id, invites);
+        client_fed_event_committed(srv, NULL); /* invitees on other servers */
+        membership_hooks(srv, j.room_id, o->creator, invites);
         json_array_foreach(invites, i, p) {
             const char *u = json_string_value(p);
             hs_notify_users(&u, 1);
         }
-        *out = json_pack("{s:s}", "room_id", j.room_id);
+        snprintf(room_id, room_id_len, "%s", j.room_id);
     } else if (err->status == 403 && strcmp(err->errcode, "M_INVITE_BLOCKED") != 0) {
         /* An event the auth rules refuse means the request asked for impossible state
          * (an invitee's server refusing an invite says so itself). */
@@ -366,7 +379,15 @@ static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
         hs_err_set(err, 400, "M_INVALID_ROOM_STATE", "%s", why);
     }
     json_decref(invites);
-    return rc == 0 ? 200 : -1;
+    return rc == 0 ? 0 : -1;
+}
+
+static int post_create_room(hs_req *r, json_t **out, hs_err *err) {
+    client_room_create_opts o = {.creator = r->user_id, .is_admin = r->is_admin, .body = r->json};
+    char room_id[300];
+    if (client_room_create(r->srv, &o, room_id, sizeof room_id, err) < 0) return -1;
+    *out = json_pack("{s:s}", "room_id", room_id);
+    return 200;
 }
 
 void client_room_create_routes(hs_router *rt) {

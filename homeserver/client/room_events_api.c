@@ -12,6 +12,7 @@
 #include "remote_rooms.h"
 #include "room_access.h"
 #include "room_send.h"
+#include "server_notices.h"
 #include "suspension.h"
 #include "sync_token.h"
 #include "rooms/state_lookup.h"
@@ -70,6 +71,11 @@ static int put_state(hs_req *r, json_t **out, hs_err *err) {
     if (client_suspended_may_send(r, r->params[1], sk, r->json, err) < 0) return -1;
     if (!strcmp(r->params[1], "m.room.canonical_alias") && !*sk &&
         client_canonical_alias_check(r, r->params[0], r->json, err) < 0)
+        return -1;
+    /* Rejecting a server notices invite is refused here as through /leave. */
+    const char *m = json_string_value(json_object_get(r->json, "membership"));
+    if (!strcmp(r->params[1], "m.room.member") && !strcmp(sk, r->user_id) && m &&
+        !strcmp(m, "leave") && client_server_notice_check_leave(r->srv, r->params[0], sk, err) < 0)
         return -1;
     json_t *content = json_deep_copy(r->json);
     /* A client's member event never names an authorising user: that key is

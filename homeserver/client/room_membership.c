@@ -18,6 +18,7 @@
 #include "room_access.h"
 #include "room_membership_remote.h"
 #include "room_send.h"
+#include "server_notices.h"
 
 /* "!room" as is, "#alias:server" through the alias table, or through its
  * server's directory for another server's alias (*servers then names the
@@ -189,6 +190,8 @@ static int post_leave(hs_req *r, json_t **out, hs_err *err) {
     int done = remote > 0 ? client_room_remote_leave(r, r->params[0], err) : remote;
     if (done < 0) return -1;
     if (done) return *out = json_object(), 200;
+    /* The invite to a server notices room stays until joined. */
+    if (client_server_notice_check_leave(r->srv, r->params[0], r->user_id, err) < 0) return -1;
     if (membership(r, r->params[0], r->user_id, "leave", false, err) < 0) return -1;
     *out = json_object();
     return 200;

@@ -1,5 +1,6 @@
 /* routes.c — the list of Client-Server API areas. */
 #include "client.h"
+#include "server_notices.h"
 
 void client_routes(hs_router *rt) {
     client_versions_routes(rt);
@@ -40,4 +41,5 @@ void client_routes(hs_router *rt) {
     client_timestamp_routes(rt);
     client_room_upgrade_routes(rt);
     client_account_moderation_routes(rt);
+    client_server_notices_routes(rt);
 }

@@ -45,7 +45,8 @@ static int check_tag_body(const json_t *body, hs_err *err) {
     return 0;
 }
 
-static int put_tag(hs_req *r, json_t **out, hs_err *err) {
+long client_tag_set(hs_server *srv, const char *user_id, const char *room_id, const char *tag,
+                    const char *content, hs_err *err) {
     static db_stmt add = DB_STMT(
         "INSERT INTO account_data (stream_id, user_id, room_id, type, content)"
         " VALUES ($1, $2, $3, 'm.tag', jsonb_build_object('tags', jsonb_build_object($4::text, $5::jsonb)))"
@@ -54,6 +55,11 @@ static int put_tag(hs_req *r, json_t **out, hs_err *err) {
         "   CASE WHEN jsonb_typeof(account_data.content -> 'tags') = 'object'"
         "   THEN account_data.content -> 'tags' ELSE '{}'::jsonb END"
         "   || jsonb_build_object($4::text, $5::jsonb))");
+    return client_account_data_write(srv, user_id, &add, 4,
+                                     (const char *[]){user_id, room_id, tag, content}, err);
+}
+
+static int put_tag(hs_req *r, json_t **out, hs_err *err) {
     const char *room_id = r->params[1], *tag = r->params[2];
     if (check_owner(r, err) < 0) return -1;
     if (strlen(tag) > MAX_TAG_BYTES)
@@ -73,8 +79,7 @@ static int put_tag(hs_req *r, json_t **out, hs_err *err) {
                           r->user_id, room_id);
     char *body = client_jsonb_dump(r->json, err);
     if (!body) return -1;
-    long n = client_account_data_write(r->srv, r->user_id, &add, 4,
-                                       (const char *[]){r->user_id, room_id, tag, body}, err);
+    long n = client_tag_set(r->srv, r->user_id, room_id, tag, body, err);
     free(body);
     if (n < 0) return -1;
     *out = json_object();

@@ -89,6 +89,13 @@ rc_knocks: {per_user: $rl, per_room: $rl}
 rc_admin_redaction: $rl
 # As Complement's own Synapse config has it (its key-query tests read names).
 allow_device_name_lookup_over_federation: true
+# As Complement's own Synapse config has it (TestServerNotices waits for an
+# invite from @_server, the system user).
+server_notices:
+  system_mxid_localpart: _server
+  system_mxid_display_name: "Server Alert"
+  system_mxid_avatar_url: ""
+  room_name: "Server Alert"
 YAML
 # Extra keys for one run (keys not set above), passed through Complement as
 # PASS_PVYHS_EXTRA_CONFIG (run.sh sets COMPLEMENT_SHARE_ENV_PREFIX=PASS_).

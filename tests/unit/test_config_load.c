@@ -1208,6 +1208,58 @@ START_TEST(test_channel_keys) {
 }
 END_TEST
 
+/* Synapse's server_notices block: off when absent, on when given, its
+ * localpart required and checked. */
+START_TEST(test_server_notices_keys) {
+    cfg *c = load_text("server_name: example.org\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert(!c->server_notices);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "server_notices:\n"
+                  "  system_mxid_localpart: _server\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    ck_assert(c->server_notices && !c->server_notices_auto_join);
+    ck_assert_str_eq(c->server_notices_localpart, "_server");
+    ck_assert_str_eq(c->server_notices_room_name, "Server Notices");
+    ck_assert_ptr_null(c->server_notices_display_name);
+    ck_assert_ptr_null(c->server_notices_room_topic);
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"
+                  "server_notices:\n"
+                  "  system_mxid_localpart: notices\n"
+                  "  system_mxid_display_name: Server Alert\n"
+                  "  system_mxid_avatar_url: mxc://example.org/a\n"
+                  "  room_name: Alerts\n"
+                  "  room_avatar_url: mxc://example.org/b\n"
+                  "  room_topic: From the admins\n"
+                  "  auto_join: true\n");
+    ck_assert_msg(c, "%s", diag_text);
+    ck_assert_int_eq(n_warn, 0);
+    ck_assert(c->server_notices && c->server_notices_auto_join);
+    ck_assert_str_eq(c->server_notices_display_name, "Server Alert");
+    ck_assert_str_eq(c->server_notices_avatar_url, "mxc://example.org/a");
+    ck_assert_str_eq(c->server_notices_room_name, "Alerts");
+    ck_assert_str_eq(c->server_notices_room_avatar_url, "mxc://example.org/b");
+    ck_assert_str_eq(c->server_notices_room_topic, "From the admins");
+    cfg_free(c);
+
+    c = load_text("server_name: example.org\n"  /* 1 */
+                  "server_notices:\n"          /* 2 */
+                  "  room_name: Alerts\n");    /* 3 */
+    ck_assert_ptr_null(c);
+    expect_diag(2, "error", "server_notices.system_mxid_localpart", "missing required key");
+    c = load_text("server_name: example.org\n"
+                  "server_notices: {system_mxid_localpart: 'Big Brother'}\n");
+    ck_assert_ptr_null(c);
+    expect_diag(2, "error", "server_notices.system_mxid_localpart",
+                "'Big Brother' is not a valid localpart");
+}
+END_TEST
+
 static Suite *config_suite(void) {
     Suite *s = suite_create("config_load");
     TCase *t = tcase_create("load");
@@ -1239,6 +1291,7 @@ static Suite *config_suite(void) {
     tcase_add_test(t, test_url_blacklist_key);
     tcase_add_test(t, test_channel_keys);
     tcase_add_test(t, test_federation_sender_shard);
+    tcase_add_test(t, test_server_notices_keys);
     suite_add_tcase(s, t);
     return s;
 }
