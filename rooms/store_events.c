@@ -100,34 +100,39 @@ static char *replaced_state(db_conn *c, const room_persist_item *it, long long b
 }
 
 /* The event, with its auth events (sql/026) and its prev_events edges, in
- * one statement; and when it may open a gap ($19) and does — it enters the
- * timeline while one of its prev_events is not in it — that gap's position
- * (sql/030), which /sync reads to say `limited`. Only events from other
- * servers can: a local event is built on events we have. The check sees
- * the events this transaction stored before this one (statements run in
- * order), not this one. */
+ * one statement; and when it may open a gap — it enters the timeline while
+ * one of its prev_events is not in it — that gap's position (sql/030),
+ * which /sync reads to say `limited`. Only events from other servers can: a
+ * local event is built on events we have, so its statement leaves the gap
+ * check out (a second INSERT, even of no row, would cost every send). The
+ * check sees the events this transaction stored before this one
+ * (statements run in order), not this one. */
+#define EDGES_CTE                                                                          \
+    "p AS (INSERT INTO event_edges (event_id, prev_event_id, room_id)"                     \
+    "  SELECT $1, unnest($17::text[]), $2 ON CONFLICT DO NOTHING)"
+#define INSERT_EVENT                                                                       \
+    "INSERT INTO events (event_id, room_id, type, state_key, sender, depth,"               \
+    " origin_server_ts, stream_ordering, outlier, soft_failed, rejected_reason,"           \
+    " state_before, state_after, json, replaces_state, auth_ids)"                          \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7,"                                                 \
+    "  CASE WHEN $8 THEN NULL WHEN $14::bigint <> 0 THEN $14::bigint"                      \
+    "   ELSE nextval('events_stream_seq') END,"                                            \
+    "  $8, $9, $10, $11, $12, $13,"                                                        \
+    "  coalesce($15, CASE WHEN $16 THEN (SELECT cs.event_id FROM current_state cs"         \
+    "   WHERE cs.room_id = $2 AND cs.type = $3 AND cs.state_key = $4) END), $18::text[])"  \
+    " ON CONFLICT (event_id) DO UPDATE SET outlier = false,"                               \
+    "  stream_ordering = EXCLUDED.stream_ordering, soft_failed = EXCLUDED.soft_failed,"    \
+    "  rejected_reason = EXCLUDED.rejected_reason, state_before = EXCLUDED.state_before,"  \
+    "  state_after = EXCLUDED.state_after, replaces_state = EXCLUDED.replaces_state"       \
+    "  WHERE events.outlier AND NOT EXCLUDED.outlier"
+
 static int insert_event(db_conn *c, const room_persist_item *it, long long before,
                         long long after, hs_err *err) {
-    static db_stmt ins = DB_STMT(
-        "WITH p AS (INSERT INTO event_edges (event_id, prev_event_id, room_id)"
-        "  SELECT $1, unnest($17::text[]), $2 ON CONFLICT DO NOTHING),"
-        " e AS (INSERT INTO events (event_id, room_id, type, state_key, sender, depth,"
-        " origin_server_ts, stream_ordering, outlier, soft_failed, rejected_reason, state_before, state_after, json,"
-        " replaces_state, auth_ids)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7,"
-        "  CASE WHEN $8 THEN NULL WHEN $14::bigint <> 0 THEN $14::bigint"
-        "   ELSE nextval('events_stream_seq') END,"
-        "  $8, $9, $10, $11, $12, $13,"
-        "  coalesce($15, CASE WHEN $16 THEN (SELECT cs.event_id FROM current_state cs"
-        "   WHERE cs.room_id = $2 AND cs.type = $3 AND cs.state_key = $4) END), $18::text[])"
-        " ON CONFLICT (event_id) DO UPDATE SET outlier = false,"
-        "  stream_ordering = EXCLUDED.stream_ordering, soft_failed = EXCLUDED.soft_failed,"
-        "  rejected_reason = EXCLUDED.rejected_reason, state_before = EXCLUDED.state_before,"
-        "  state_after = EXCLUDED.state_after, replaces_state = EXCLUDED.replaces_state"
-        "  WHERE events.outlier AND NOT EXCLUDED.outlier"
-        "  RETURNING stream_ordering)"
+    static db_stmt ins = DB_STMT("WITH " EDGES_CTE " " INSERT_EVENT);
+    static db_stmt ins_gap = DB_STMT(
+        "WITH " EDGES_CTE ", e AS (" INSERT_EVENT " RETURNING stream_ordering)"
         " INSERT INTO timeline_gaps (room_id, stream_ordering)"
-        " SELECT $2, e.stream_ordering FROM e WHERE $19 AND e.stream_ordering > 0"
+        " SELECT $2, e.stream_ordering FROM e WHERE e.stream_ordering > 0"
         "  AND EXISTS (SELECT 1 FROM unnest($17::text[]) pr (id) WHERE NOT EXISTS"
         "   (SELECT 1 FROM events x WHERE x.event_id = pr.id AND NOT x.outlier))"
         " ON CONFLICT DO NOTHING");
@@ -153,11 +158,11 @@ static int insert_event(db_conn *c, const room_persist_item *it, long long befor
     const char *p[] = {ev->event_id, ev->room_id, ev->type, ev->state_key, ev->sender, depth, ts,
                        it->outlier ? "t" : "f", it->soft_failed ? "t" : "f", it->rejected_reason,
                        before > 0 ? b : NULL, after > 0 ? a : NULL, json, so, replaces,
-                       from_current ? "t" : "f", prev, auth, may_gap ? "t" : "f"};
-    int lens[19] = {0};
-    int fmts[19] = {0};
+                       from_current ? "t" : "f", prev, auth};
+    int lens[18] = {0};
+    int fmts[18] = {0};
     lens[12] = (int)len, fmts[12] = 1;
-    int n = db_defer(c, &ins, 19, p, lens, fmts, err);
+    int n = db_defer(c, may_gap ? &ins_gap : &ins, 18, p, lens, fmts, err);
     free(json);
     free(prev);
     free(auth);

@@ -44,6 +44,8 @@ typedef struct membership_row {
      * the span): the client has none of the room's timeline (Synapse's
      * newly_joined_rooms). A profile change alone is not that. */
     bool newly_joined;
+    char *gaps; /* positions of the room's timeline gaps up to the span's end,
+                 * comma-separated (sql/030), or NULL: not read yet */
 } membership_row;
 
 /* The user's member events m of the room cs in (since, to], as accepted
@@ -71,12 +73,21 @@ static db_stmt memberships_q = DB_STMT(
      * incremental sync): newly joined, i.e. joined now and, within the span,
      * a membership other than a join, or one before the span (the state
      * the span's first member event replaced) that was not a join. Only
-     * the span's events are read, not the room's history. */
-    "  $2 > 0 AND cs.membership = 'join' AND (EXISTS (SELECT 1 FROM events m"
+     * the span's events are read, not the room's history, and only when
+     * the current member event is in the span (else none of the user's
+     * member events is: most rooms of an incremental sync). */
+    "  $2 > 0 AND cs.membership = 'join' AND e.stream_ordering > $2 AND (EXISTS (SELECT 1 FROM events m"
     OWN_MEMBER_EVENTS_IN_SPAN " AND " MEMBERSHIP_OF("m") " <> 'join')"
     "   OR coalesce((SELECT coalesce(" MEMBERSHIP_OF("pm") ", '') FROM events m"
     "    LEFT JOIN events pm ON pm.event_id = m.replaces_state" OWN_MEMBER_EVENTS_IN_SPAN
-    "    ORDER BY m.stream_ordering LIMIT 1), 'join') <> 'join')"
+    "    ORDER BY m.stream_ordering LIMIT 1), 'join') <> 'join'),"
+    /* Column 14, on an initial sync (every room is shown): the room's
+     * timeline gaps up to its end (sql/030; rare, so usually NULL), here
+     * rather than by a query per room. An incremental sync shows few
+     * rooms and asks for theirs (latest_gap). */
+    "  CASE WHEN $2 = 0 THEN coalesce((SELECT string_agg(g.stream_ordering::text, ',')"
+    "   FROM timeline_gaps g WHERE g.room_id = cs.room_id AND g.stream_ordering <= $3), '')"
+    "  END"
     " FROM current_state cs JOIN events e USING (event_id)"
     " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
@@ -87,7 +98,7 @@ static db_stmt memberships_q = DB_STMT(
     "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = x.room_id),"
     "  x.stripped_state, x.event_json, x.room_version,"
     "  x.membership = 'ban' OR (x.membership = 'leave' AND x.event_json::jsonb->>'sender' <> $1),"
-    "  false, 0, x.event_json::jsonb->>'sender', false"
+    "  false, 0, x.event_json::jsonb->>'sender', false, NULL"
     " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
     "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
     "   WHERE cs.room_id = x.room_id AND cs.type = 'm.room.member' AND cs.state_key = $1"
@@ -129,6 +140,7 @@ static int load_memberships(db_conn *c, const sync_params *p, membership_row **o
         m->partial = PQgetvalue(r, i, 10)[0] == 't';
         m->full_state_pos = atoll(PQgetvalue(r, i, 11));
         m->newly_joined = m->changed && PQgetvalue(r, i, 13)[0] == 't';
+        if (!PQgetisnull(r, i, 14)) m->gaps = strdup(PQgetvalue(r, i, 14));
         if (!PQgetisnull(r, i, 6)) {
             m->remote_state = strdup(PQgetvalue(r, i, 6));
             m->remote_event = strdup(PQgetvalue(r, i, 7));
@@ -143,6 +155,7 @@ static void free_memberships(membership_row *m, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(m[i].room_id), free(m[i].membership), free(m[i].event_id);
         free(m[i].remote_state), free(m[i].remote_event), free(m[i].remote_version);
+        free(m[i].gaps);
     }
     free(m);
 }
@@ -278,19 +291,30 @@ static bool has_member_events(const json_t *entry) {
 }
 
 /* The latest timeline gap (sql/030) of the room in (after, upto]: the
- * position of the first event after it, or 0 for none. */
-static long long latest_gap(db_conn *c, const char *room_id, long long after, long long upto,
-                            hs_err *err) {
+ * position of the first event after it, 0 for none, or -1. */
+static long long latest_gap(db_conn *c, const membership_row *m, long long after,
+                            long long upto, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT coalesce(max(stream_ordering), 0) FROM timeline_gaps"
         " WHERE room_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3");
-    char a[24], u[24];
-    snprintf(a, sizeof a, "%lld", after);
-    snprintf(u, sizeof u, "%lld", upto);
-    PGresult *r = db_run(c, &q, 3, (const char *[]){room_id, a, u}, err);
-    if (!r) return -1;
-    long long gap = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
+    long long gap = 0;
+    if (!m->gaps) {
+        char a[24], u[24];
+        snprintf(a, sizeof a, "%lld", after);
+        snprintf(u, sizeof u, "%lld", upto);
+        PGresult *r = db_run(c, &q, 3, (const char *[]){m->room_id, a, u}, err);
+        if (!r) return -1;
+        gap = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return gap;
+    }
+    for (const char *s = m->gaps; *s;) {
+        char *end;
+        long long g = strtoll(s, &end, 10);
+        if (end == s) break; /* not a number: stop */
+        if (g > after && g <= upto && g > gap) gap = g;
+        s = *end == ',' ? end + 1 : end;
+    }
     return gap;
 }
 
@@ -306,7 +330,7 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     bool more = false;
     long long first = 0;
     long long after = p->since < 0 ? 0 : p->since;
-    long long gap = latest_gap(c, m->room_id, after, upto, err);
+    long long gap = latest_gap(c, m, after, upto, err);
     int rc = gap < 0 ? -1 : 0;
     if (gap > 0 && p->since >= 0) after = gap - 1;
     if (rc == 0)
