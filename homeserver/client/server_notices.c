@@ -280,9 +280,12 @@ static char *txn_event(hs_req *r, const char *txn_id, hs_err *err) {
     return id;
 }
 
+/* Kept for a day, as message transaction IDs are (room_send.c): each new
+ * notice clears the older ones, so the table stays small. */
 static int record_txn(hs_req *r, const char *txn_id, const char *event_id, hs_err *err) {
     static db_stmt ins = DB_STMT(
-        "INSERT INTO server_notice_txns (admin_user, device_id, txn_id, event_id, created_ts)"
+        "WITH old AS (DELETE FROM server_notice_txns WHERE created_ts < $5::bigint - 86400000)"
+        " INSERT INTO server_notice_txns (admin_user, device_id, txn_id, event_id, created_ts)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING");
     char now[24];
     snprintf(now, sizeof now, "%lld", hs_now_ms());

@@ -149,6 +149,15 @@ def test_txn_is_idempotent(hs):
     n = hs.psql("SELECT count(*) FROM events e JOIN server_notice_rooms s USING (room_id)"
                 f" WHERE s.user_id = '{bob}' AND e.type = 'm.room.message'")
     assert n == "2"
+    # Transaction IDs are kept for a day: a day-old one is cleared by the
+    # next notice and then sends anew.
+    hs.psql("UPDATE server_notice_txns SET created_ts = created_ts - 25 * 3600 * 1000"
+            " WHERE txn_id = 't-1'")
+    d = notice(hs, bob, txn="t-3")
+    assert d.status == 200, d
+    assert hs.psql("SELECT count(*) FROM server_notice_txns WHERE txn_id = 't-1'") == "0"
+    e = notice(hs, bob, txn="t-1")
+    assert e.status == 200 and e.json["event_id"] != a.json["event_id"], e
 
 
 def test_cli_send(hs):
