@@ -19,14 +19,10 @@
 #include "homeserver/db/streams.h"
 
 char *admin_api_escape(const char *s) {
-    char *out = malloc(3 * strlen(s) + 1), *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~", *p))
-            *o++ = (char)*p;
-        else o += sprintf(o, "%%%02X", *p);
-    }
-    *o = 0;
+    /* libcurl's percent-encoding: all but A-Z a-z 0-9 - . _ ~ */
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *out = e ? strdup(e) : NULL;
+    curl_free(e);
     return out;
 }
 

@@ -638,21 +638,16 @@ def test_gap_filled_with_get_missing_events(fed, froom):
     assert a.psql(f"SELECT outlier FROM events WHERE event_id = '{id1}'") == "f"
 
 
-def test_gap_too_wide_takes_the_state(fed, froom):
-    """12 events missing: get_missing_events brings the last 10; the oldest
-    of those gets its state from /state_ids, its prev event from /event."""
-    a, f = fed["a"], fed["f"]
-    fr, fred = froom["fr"], froom["fred"]
-    ids = []
-    for i in range(13):
-        ev, eid = fr.build(fred, "m.room.message", {"msgtype": "m.text", "body": f"wide {i}"})
-        fr.advance(ev, eid)
-        ids.append(eid)
+def gap_routes(f, fr, ids, first=0, withheld=()):
+    """F's answers while A fills the gap before ids[-1] (F's events, in
+    order): /get_missing_events from ids[first:] as far back as the asker's
+    limit, /state_ids the room's state as F knows it, /event any of F's
+    events but the withheld. Returns the routes, to put in f.routes."""
     order = {eid: i for i, eid in enumerate(ids)}
 
     def missing(method, path, body):
         latest = order[body["latest_events"][0]]
-        lo = max(0, latest - body["limit"])
+        lo = max(first, latest - body["limit"])
         return 200, {"events": [fr.events[ids[i]] for i in range(lo, latest)]}
 
     def state_ids(method, path, body):
@@ -661,15 +656,36 @@ def test_gap_too_wide_takes_the_state(fed, froom):
     def event(method, path, body):
         eid = urllib.parse.unquote(path.split("/event/")[1])
         return (200, {"origin": f.name, "origin_server_ts": 0, "pdus": [fr.events[eid]]}) \
-            if eid in fr.events else (404, {"errcode": "M_NOT_FOUND", "error": "no"})
-    f.routes.update({"/_matrix/federation/v1/get_missing_events/": missing,
-                     "/_matrix/federation/v1/state_ids/": state_ids,
-                     "/_matrix/federation/v1/event/": event})
+            if eid in fr.events and eid not in withheld \
+            else (404, {"errcode": "M_NOT_FOUND", "error": "no"})
+    return {"/_matrix/federation/v1/get_missing_events/": missing,
+            "/_matrix/federation/v1/state_ids/": state_ids,
+            "/_matrix/federation/v1/event/": event}
+
+
+def push_past_gap(fed, fr, sender, n, word):
+    """F makes n messages ("word i") and pushes only the last; A fills what
+    it can of the gap (gap_routes). Returns the messages' IDs."""
+    f = fed["f"]
+    ids = []
+    for i in range(n):
+        ev, eid = fr.build(sender, "m.room.message", {"msgtype": "m.text", "body": f"{word} {i}"})
+        fr.advance(ev, eid)
+        ids.append(eid)
+    f.routes.update(gap_routes(f, fr, ids))
     try:
         r = send_txn(fed, [fr.events[ids[-1]]])
     finally:
         f.routes.clear()
     assert r.status == 200 and r.json == {"pdus": {ids[-1]: {}}}, r.raw
+    return ids
+
+
+def test_gap_too_wide_takes_the_state(fed, froom):
+    """12 events missing: get_missing_events brings the last 10; the oldest
+    of those gets its state from /state_ids, its prev event from /event."""
+    a = fed["a"]
+    ids = push_past_gap(fed, froom["fr"], froom["fred"], 13, "wide")
     bodies = timeline_bodies(a, froom["atok"], froom["room"])
     assert "wide 12" in bodies and "wide 3" in bodies
     # The oldest, fetched for its state, is known but not in the timeline.

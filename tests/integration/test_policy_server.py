@@ -28,8 +28,8 @@ import pytest
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 from signedjson.sign import sign_json, verify_signed_json
 
-from test_federation_rooms import (FakeServer, create_room, fake_join, finish, q, redact, send_txn,  # noqa: F401
-                                   sync_room, timeline_bodies, user)
+from test_federation_rooms import (FakeServer, create_room, fake_join, finish, gap_routes, q, redact,  # noqa: F401
+                                   send_txn, sync_room, timeline_bodies, user)
 from synapse_peer import tls_peer
 from test_federation_transport import FedServer, pki, stop_clean  # noqa: F401
 from test_synapse_federation import Client
@@ -226,31 +226,15 @@ def test_backfilled_events_are_checked_too(ps):
             ps_sign(ps, ev)
         fr.advance(ev, eid)
         ids.append(eid)
-    order = {eid: i for i, eid in enumerate(ids)}
-
-    def missing(method, path, body):
-        latest = order[body["latest_events"][0]]
-        lo = max(1, latest - body["limit"])
-        return 200, {"events": [fr.events[ids[i]] for i in range(lo, latest)]}
-
-    def state_ids(method, path, body):
-        return 200, {"pdu_ids": list(fr.state.values()), "auth_chain_ids": []}
-
-    def event(method, path, body):
-        eid = urllib.parse.unquote(path.split("/event/")[1])
-        return (200, {"origin": f.name, "origin_server_ts": 0, "pdus": [fr.events[eid]]}) \
-            if eid in fr.events and eid != ids[0] else (404, {"errcode": "M_NOT_FOUND", "error": "no"})
-
     backfills = []
 
     def backfill(method, path, body):
         backfills.append(path)
         return 200, {"origin": f.name, "origin_server_ts": int(time.time() * 1000),
                      "pdus": [fr.events[ids[1]], fr.events[ids[0]]]}
-    routes = {"/_matrix/federation/v1/get_missing_events/": missing,
-              "/_matrix/federation/v1/state_ids/": state_ids,
-              "/_matrix/federation/v1/event/": event,
-              "/_matrix/federation/v1/backfill/": backfill}
+    # ids[0] stays unknown to A until it backfills it.
+    routes = dict(gap_routes(f, fr, ids, first=1, withheld={ids[0]}),
+                  **{"/_matrix/federation/v1/backfill/": backfill})
     f.routes.update(routes)
     try:
         r = send_txn(ps["fed"], [fr.events[ids[-1]]])

@@ -12,7 +12,7 @@ import json
 import urllib.parse
 
 from test_federation_rooms import (  # noqa: F401  (fixtures)
-    fed, froom, pki, q, send_text, send_txn)
+    fed, froom, pki, push_past_gap, q, send_text, send_txn)
 
 V3 = "/_matrix/client/v3"
 
@@ -29,7 +29,7 @@ def sync(s, tok, since=None, flt=None):
 
 
 def test_incremental_sync_across_a_federation_gap_is_limited(fed, froom):
-    a, f = fed["a"], fed["f"]
+    a = fed["a"]
     fr, fred, room, atok = froom["fr"], froom["fred"], froom["room"], froom["atok"]
     flt = {"room": {"timeline": {"limit": 20}}}
     since = sync(a, atok, flt=flt)["next_batch"]
@@ -37,33 +37,7 @@ def test_incremental_sync_across_a_federation_gap_is_limited(fed, froom):
     # F makes 25 messages, and pushes only the last: get_missing_events
     # brings the 10 before it, the oldest of those gets its state from
     # /state_ids; the 14 before them stay unknown: the gap.
-    ids = []
-    for i in range(25):
-        ev, eid = fr.build(fred, "m.room.message", {"msgtype": "m.text", "body": f"far {i}"})
-        fr.advance(ev, eid)
-        ids.append(eid)
-    order = {eid: i for i, eid in enumerate(ids)}
-
-    def missing(method, path, body):
-        latest = order[body["latest_events"][0]]
-        lo = max(0, latest - body["limit"])
-        return 200, {"events": [fr.events[ids[i]] for i in range(lo, latest)]}
-
-    def state_ids(method, path, body):
-        return 200, {"pdu_ids": list(fr.state.values()), "auth_chain_ids": []}
-
-    def event(method, path, body):
-        eid = urllib.parse.unquote(path.split("/event/")[1])
-        return (200, {"origin": f.name, "origin_server_ts": 0, "pdus": [fr.events[eid]]}) \
-            if eid in fr.events else (404, {"errcode": "M_NOT_FOUND", "error": "no"})
-    f.routes.update({"/_matrix/federation/v1/get_missing_events/": missing,
-                     "/_matrix/federation/v1/state_ids/": state_ids,
-                     "/_matrix/federation/v1/event/": event})
-    try:
-        r = send_txn(fed, [fr.events[ids[-1]]])
-    finally:
-        f.routes.clear()
-    assert r.status == 200 and r.json == {"pdus": {ids[-1]: {}}}, r.raw
+    ids = push_past_gap(fed, fr, fred, 25, "far")
     got = sync(a, atok, since=since, flt=flt)
     tl = got["rooms"]["join"][room]["timeline"]
     # What follows the gap, and nothing from before it, although all of it
