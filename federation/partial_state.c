@@ -89,13 +89,18 @@ typedef struct resync {
     hs_server *srv;
     const char *room_id, *join_id;
     const room_version *v;
+    /* The event whose state is asked for: the join's one prev event, as
+     * Synapse asks (the state after it is the state before our join; some
+     * resident servers, Complement's among them, answer only that), or the
+     * join itself when it has several. */
+    const char *at;
 } resync;
 
-/* GET /state{_ids}/{roomId}?event_id=<our join> at dest. */
+/* GET /state{_ids}/{roomId}?event_id=<at> at dest. */
 static int get_state(const resync *rs, const char *dest, bool ids, json_t **resp, hs_err *err) {
     char *base = fed_path2(ids ? "/_matrix/federation/v1/state_ids" : "/_matrix/federation/v1/state",
                            rs->room_id, NULL);
-    char *eid = fed_escape(rs->join_id), *path = NULL;
+    char *eid = fed_escape(rs->at), *path = NULL;
     if (base && eid && asprintf(&path, "%s?event_id=%s", base, eid) < 0) path = NULL;
     free(base), free(eid);
     if (!path) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
@@ -205,8 +210,14 @@ static int resync_from(const resync *rs, const char *dest, hs_err *err) {
     if (!pdu_ids || !auth_ids)
         rc = hs_err_set(err, 502, "M_UNKNOWN", "%s sent a bad /state_ids answer", dest);
     if (rc == 0) rc = fetch_events(rs, dest, pdu_ids, n_pdu, auth_ids, n_auth, err);
+    /* Asked at the prev event: it is part of the state after it when it
+     * is a state event (the answer is the state before it). */
+    bool at_prev = strcmp(rs->at, rs->join_id) != 0;
+    if (rc == 0 && at_prev) rc = fed_ensure_events(rs->srv, dest, rs->v, rs->room_id, &rs->at, 1, err);
     room_state_map *full = rc == 0 ? room_state_map_new() : NULL;
-    if (rc == 0 && (!full || map_of(rs->srv, pdu_ids, n_pdu, full, err) < 0)) rc = -1;
+    if (rc == 0 && (!full || map_of(rs->srv, pdu_ids, n_pdu, full, err) < 0 ||
+                    (at_prev && fed_state_map_of_ids(rs->srv, &rs->at, 1, full, err) < 0)))
+        rc = -1;
     if (rc == 0) {
         rebase_job j = {rs, full, 0};
         rc = db_txn(rs->srv->db, rebase_txn, &j, err);
@@ -269,12 +280,15 @@ static bool resync_row(hs_server *srv, PGresult *r, int i) {
     if (in <= 0) return in == 0;
     db_conn *c = db_acquire(srv->db, &err);
     const room_version *v = c ? room_store_room_version(c, room_id, &err) : NULL;
-    db_release(srv->db, c);
     if (!v) {
+        db_release(srv->db, c);
         hs_warn("federation: resync of %s: %s", room_id, err.msg);
         return false;
     }
-    resync rs = {srv, room_id, join_id, v};
+    /* The join's prev event: the one Synapse asks the state of. */
+    room_event *join = c ? room_store_get_event(c, join_id, &err) : NULL;
+    resync rs = {srv, room_id, join_id, v, join && join->n_prev == 1 ? join->prev_events[0] : join_id};
+    db_release(srv->db, c);
     size_t n = 0;
     json_error_t je;
     json_t *list = json_loads(PQgetvalue(r, i, 2), 0, &je);
@@ -283,12 +297,12 @@ static bool resync_row(hs_server *srv, PGresult *r, int i) {
         if (!strcmp(names[k], srv->cfg->server_name)) continue;
         hs_err e = {0};
         if (resync_from(&rs, names[k], &e) == 0) {
-            free(names), json_decref(list);
+            free(names), json_decref(list), room_event_free(join);
             return true;
         }
         hs_info("federation: resync of %s from %s failed: %s", room_id, names[k], e.msg);
     }
-    free(names), json_decref(list);
+    free(names), json_decref(list), room_event_free(join);
     return false;
 }
 
