@@ -482,7 +482,9 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             if (newly) as_new.since = -1;
             if (view == SYNC_PARTIAL_NEWLY_JOINED && p->newly_full)
                 json_object_set_new(p->newly_full, m->room_id, json_true());
-            bool full = initial || p->full_state || m->changed || newly;
+            /* Not m->changed: a profile change of the user's own is in the
+             * timeline, and the state since the token is what changed. */
+            bool full = initial || p->full_state || newly;
             if (!full && active && !json_object_get(active, m->room_id)) continue;
             rc = timeline_room(c, newly ? &as_new : p, m, p->to, full, &entry, err);
             if (rc == 0 && entry && (full || has_member_events(entry)))

@@ -344,9 +344,13 @@ def test_newly_joined_room_timeline_is_an_initial_one(server, users):
     nxt = s["next_batch"]
     r = server.request("PUT", f"{V3}/profile/{b_id}/displayname", {"displayname": "Bobby"}, token=b)
     assert r.status == 200, r
-    tl = sync(server, b, since=nxt)["rooms"]["join"][room]["timeline"]
+    entry = sync(server, b, since=nxt)["rooms"]["join"][room]
+    tl = entry["timeline"]
     assert [e["type"] for e in tl["events"]] == ["m.room.member"], tl
     assert tl["events"][0]["content"]["displayname"] == "Bobby" and tl["limited"] is False
+    # … and no state: nothing else changed (it used to bring the whole
+    # room's state, as if the user had just joined).
+    assert entry.get("state", {}).get("events", []) == [], entry
     # Leaving and coming back within the span is a new join again: the
     # messages from before the token come back, as a fresh timeline.
     nxt = sync(server, b, since=nxt)["next_batch"]
