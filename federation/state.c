@@ -40,9 +40,22 @@ static int state_before(db_conn *c, const char *room_id, const char *event_id, s
                           &a->n_chain, err);
 }
 
+/* How long a request for the state at an event waits while our state of
+ * the room is partial (a faster join still resyncing). */
+#define STATE_PARTIAL_WAIT_MS 10000L
+
 static int get_state_common(hs_req *r, bool ids_only, json_t **out, hs_err *err) {
     const char *room_id = r->params[0], *event_id = hs_req_query(r, "event_id");
     if (!event_id) return hs_err_set(err, 400, "M_MISSING_PARAM", "event_id is required");
+    /* While the state is partial, the state at any of the room's events is
+     * not known in full, and the asking server would take what we have for
+     * all of it: wait for the resync, as Synapse blocks, and refuse if it
+     * does not come in time (403, as Complement's partial-join tests allow). */
+    int full = fed_partial_state_await(r->srv, room_id, STATE_PARTIAL_WAIT_MS);
+    if (full < 0) return hs_err_set(err, 500, "M_UNKNOWN", "cannot read the room");
+    if (full == 0)
+        return hs_err_set(err, 403, "M_FORBIDDEN",
+                          "This server does not yet hold the full state of %s", room_id);
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     state_answer a = {0};

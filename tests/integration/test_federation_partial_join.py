@@ -153,7 +153,18 @@ def test_partial_join_and_resync(fed):
     members = {e["state_key"] for e in entry["state"]["events"] if e["type"] == "m.room.member"}
     assert g_uid in members, members
 
-    # /members waits for the resync, then lists everybody.
+    # Another server asking B for the state at an event while B's state is
+    # partial waits for the resync and gets the whole of it: B does not
+    # answer at once with the few members it knows (Synapse blocks too).
+    ev = b.psql(f"SELECT event_id FROM events WHERE room_id = '{room}' AND sender = '{g_uid}'"
+                " AND type = 'm.room.message'")
+    assert partial_rows(b, room) == 1
+    r = a.fed_request(b.server_name, f"/_matrix/federation/v1/state_ids/{q(room)}?event_id={q(ev)}")
+    assert r.status == 200 and r.json["status"] == 200, r
+    assert len(r.json["body"]["pdu_ids"]) >= len(everyone), len(r.json["body"]["pdu_ids"])
+    assert partial_rows(b, room) == 0
+
+    # /members lists everybody (it would wait for the resync too).
     r = b.request("GET", f"{V3}/rooms/{q(room)}/members", token=btok, timeout=60)
     assert r.status == 200, r
     got = {e["state_key"] for e in r.json["chunk"] if e["content"]["membership"] == "join"}
@@ -168,9 +179,7 @@ def test_partial_join_and_resync(fed):
     r = b.request("GET", f"{V3}/rooms/{q(room)}/joined_members", token=btok)
     assert set(r.json["joined"]) == everyone
     # The event received while partial has the full state now: A asks B
-    # for the state at it.
-    ev = b.psql(f"SELECT event_id FROM events WHERE room_id = '{room}' AND sender = '{g_uid}'"
-                " AND type = 'm.room.message'")
+    # for the state at it again.
     r = a.fed_request(b.server_name, f"/_matrix/federation/v1/state_ids/{q(room)}?event_id={q(ev)}")
     assert r.status == 200 and r.json["status"] == 200, r
     n_state = len(r.json["body"]["pdu_ids"])
