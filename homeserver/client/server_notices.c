@@ -14,6 +14,7 @@
 #include "server_notices.h"
 
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,11 +178,21 @@ static int follow_profile(hs_server *srv, const char *room, const char *system, 
     return send_state(srv, room, system, "m.room.member", system, content, err);
 }
 
+/* One first notice at a time in this process: two at once for the same user
+ * would each make a room, and the one record_room drops would stay behind
+ * with the user invited to it. Rare (a room is made once per user), so one
+ * lock for all users; another process (the CLI) is still caught by
+ * record_room. */
+static pthread_mutex_t creating = PTHREAD_MUTEX_INITIALIZER;
+
 static int get_or_create_room(hs_server *srv, const char *user_id, const char *system,
                               char *room, size_t n, hs_err *err) {
+    pthread_mutex_lock(&creating);
     int found = find_room(srv, user_id, system, room, n, err);
+    if (found == 0) found = create_room(srv, user_id, system, room, n, err) < 0 ? -1 : 2;
+    pthread_mutex_unlock(&creating);
     if (found < 0) return -1;
-    if (!found) return create_room(srv, user_id, system, room, n, err);
+    if (found == 2) return 0;
     const cfg *cf = srv->cfg;
     if (follow_profile(srv, room, system, err) < 0 ||
         follow_info(srv, room, system, "m.room.name", "name", cf->server_notices_room_name, err) < 0 ||

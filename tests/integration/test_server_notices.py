@@ -160,6 +160,22 @@ def test_txn_is_idempotent(hs):
     assert e.status == 200 and e.json["event_id"] != a.json["event_id"], e
 
 
+def test_concurrent_first_notices_make_one_room(hs):
+    """Four first notices to a user at once: one notices room, all four
+    notices in it, and the user invited to that room only."""
+    import concurrent.futures
+    hs.add_user("sn_race")
+    hs.toks["sn_race"] = hs.login("sn_race")
+    made = f"SELECT room_id FROM events WHERE sender = '{hs.system}' AND type = 'm.room.create'"
+    before = set(hs.psql(made).split())
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        rs = list(ex.map(lambda i: notice(hs, uid(hs, "sn_race"), body=f"race {i}"), range(4)))
+    assert all(r.status == 200 for r in rs), rs
+    rooms = set(hs.psql(made).split()) - before
+    assert len(rooms) == 1, rooms
+    assert set(invites(hs, "sn_race")) == rooms
+
+
 def test_cli_send(hs):
     name = "sn_carol"
     hs.add_user(name)
