@@ -57,17 +57,21 @@ typedef struct membership_row {
 #define MEMBERSHIP_OF(X) "convert_from(" X ".json, 'UTF8')::json->'content'->>'membership'"
 
 /* Memberships from the room's current state, and those of rooms we are not
- * in (fed_remote_memberships), whichever of a room's two is newer. */
+ * in (fed_remote_memberships), whichever of a room's two is newer.
+ * The user's member events themselves (e: position, sender) are read only
+ * where they matter: on an initial sync, and for the rooms whose membership
+ * changed in the span (ch) or that have a remote membership too (rm). An
+ * incremental sync of a user in many rooms reads a few, not one per room;
+ * the per-room lookups are sets read once (hashed). A member event after
+ * the span ($3) leaves its room out, as if not yet there. */
 static db_stmt memberships_q = DB_STMT(
     "SELECT cs.room_id, cs.membership, cs.event_id, coalesce(e.stream_ordering, 0),"
-    "  EXISTS (SELECT 1 FROM events m WHERE m.type = 'm.room.member' AND m.state_key = $1"
-    "   AND m.room_id = cs.room_id AND m.stream_ordering > $2 AND m.stream_ordering <= $3),"
-    "  EXISTS (SELECT 1 FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id),"
+    "  ch.room_id IS NOT NULL,"
+    "  cs.room_id IN (SELECT f.room_id FROM room_forgotten f WHERE f.user_id = $1),"
     "  NULL, NULL, NULL,"
     "  cs.membership = 'ban' OR (cs.membership = 'leave' AND e.sender <> $1),"
-    "  EXISTS (SELECT 1 FROM fed_partial_state_rooms p WHERE p.room_id = cs.room_id),"
-    "  coalesce((SELECT d.stream_ordering FROM fed_partial_state_done d"
-    "   WHERE d.room_id = cs.room_id), 0),"
+    "  cs.room_id IN (SELECT p.room_id FROM fed_partial_state_rooms p),"
+    "  coalesce(d.stream_ordering, 0),"
     "  e.sender,"
     /* Column 13, for a room whose membership changed in the span (an
      * incremental sync): newly joined, i.e. joined now and, within the span,
@@ -76,7 +80,7 @@ static db_stmt memberships_q = DB_STMT(
      * the span's events are read, not the room's history, and only when
      * the current member event is in the span (else none of the user's
      * member events is: most rooms of an incremental sync). */
-    "  $2 > 0 AND cs.membership = 'join' AND e.stream_ordering > $2 AND (EXISTS (SELECT 1 FROM events m"
+    "  $2 > 0 AND cs.membership = 'join' AND coalesce(e.stream_ordering, 0) > $2 AND (EXISTS (SELECT 1 FROM events m"
     OWN_MEMBER_EVENTS_IN_SPAN " AND " MEMBERSHIP_OF("m") " <> 'join')"
     "   OR coalesce((SELECT coalesce(" MEMBERSHIP_OF("pm") ", '') FROM events m"
     "    LEFT JOIN events pm ON pm.event_id = m.replaces_state" OWN_MEMBER_EVENTS_IN_SPAN
@@ -88,9 +92,20 @@ static db_stmt memberships_q = DB_STMT(
     "  CASE WHEN $2 = 0 THEN coalesce((SELECT string_agg(g.stream_ordering::text, ',')"
     "   FROM timeline_gaps g WHERE g.room_id = cs.room_id AND g.stream_ordering <= $3), '')"
     "  END"
-    " FROM current_state cs JOIN events e USING (event_id)"
-    " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
-    "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
+    " FROM current_state cs"
+    " LEFT JOIN (SELECT DISTINCT m.room_id FROM events m WHERE m.type = 'm.room.member'"
+    "  AND m.state_key = $1 AND m.stream_ordering > $2 AND m.stream_ordering <= $3) ch"
+    "  ON ch.room_id = cs.room_id"
+    " LEFT JOIN (SELECT DISTINCT x.room_id FROM fed_remote_memberships x WHERE x.user_id = $1) rm"
+    "  ON rm.room_id = cs.room_id"
+    " LEFT JOIN fed_partial_state_done d ON d.room_id = cs.room_id"
+    " LEFT JOIN LATERAL (SELECT e.stream_ordering, e.sender FROM events e"
+    "  WHERE e.event_id = cs.event_id"
+    "   AND ($2 = 0 OR ch.room_id IS NOT NULL OR rm.room_id IS NOT NULL) OFFSET 0) e ON true"
+    " WHERE cs.type = 'm.room.member' AND cs.state_key = $1"
+    "  AND cs.event_id NOT IN (SELECT n.event_id FROM events n WHERE n.type = 'm.room.member'"
+    "   AND n.state_key = $1 AND n.stream_ordering > $3)"
+    "  AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = rm.room_id"
     "   AND x.user_id = $1 AND x.stream_ordering > e.stream_ordering AND x.stream_ordering <= $3)"
     " UNION ALL"
     " SELECT x.room_id, x.membership, x.event_id, x.stream_ordering,"
