@@ -66,6 +66,21 @@ static int template_allowed(db_conn *c, const hs_server *srv, const room_version
     return rc;
 }
 
+/* While our state of the room is partial we can neither give a joining or
+ * knocking server the room's state nor check its event against all of it:
+ * 404, as if we were not in the room (Synapse; MSC3706). 1 refused, 0 not,
+ * -1 error. */
+static int refuse_while_partial(db_conn *c, const char *room_id, const char *membership,
+                                const char *endpoint, hs_err *err) {
+    if (strcmp(membership, "join") != 0 && strcmp(membership, "knock") != 0) return 0;
+    int partial = fed_room_is_partial(c, room_id, err);
+    if (partial <= 0) return partial;
+    hs_err_set(err, 404, "M_NOT_FOUND",
+               "Unable to handle /%s_%s right now; this server is not fully joined", endpoint,
+               membership);
+    return 1;
+}
+
 int fed_make_membership(hs_req *r, const char *membership, json_t *content, bool check_ver,
                         json_t **out, hs_err *err) {
     const char *room_id = r->params[0], *user_id = r->params[1];
@@ -82,6 +97,8 @@ int fed_make_membership(hs_req *r, const char *membership, json_t *content, bool
             "Your homeserver does not support the features required to interact with this room",
             "room_version", v->id);
         rc = 400;
+    } else if (v && refuse_while_partial(c, room_id, membership, "make", err) != 0) {
+        /* err says why */
     } else if (v && !strcmp(membership, "knock") && !v->knock) {
         hs_err_set(err, 403, "M_FORBIDDEN", "This room version does not support knocking");
     } else if (v && (strcmp(membership, "join") ||
@@ -137,6 +154,7 @@ int fed_send_membership(hs_req *r, const char *membership, room_event **ev_out,
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     const room_version *v = resident_room(c, r->srv, r->params[0], r->origin, err);
+    if (v && refuse_while_partial(c, r->params[0], membership, "send", err) != 0) v = NULL;
     db_release(r->srv->db, c);
     if (!v) return -1;
     json_t *json = json_copy(r->json);

@@ -153,6 +153,18 @@ def test_partial_join_and_resync(fed):
     members = {e["state_key"] for e in entry["state"]["events"] if e["type"] == "m.room.member"}
     assert g_uid in members, members
 
+    # While partial, B turns away joins and knocks through it (404, as if
+    # not in the room: it could neither give the state nor check against it).
+    for path in (f"/_matrix/federation/v1/make_join/{q(room)}/{q(alice)}?ver=12&ver=11",
+                 f"/_matrix/federation/v1/make_knock/{q(room)}/{q(alice)}?ver=12&ver=11"):
+        r = a.fed_request(b.server_name, path)
+        assert r.status == 200 and r.json["status"] == 404, r
+        assert r.json["body"]["errcode"] == "M_NOT_FOUND", r
+    for kind in ("send_join", "send_knock"):
+        r = a.fed_request(b.server_name, f"/_matrix/federation/v2/{kind}/{q(room)}/$x"
+                          if kind == "send_join" else f"/_matrix/federation/v1/{kind}/{q(room)}/$x",
+                          method="PUT", content={"type": "m.room.member"})
+        assert r.status == 200 and r.json["status"] == 404, r
     # Another server asking B for the state at an event while B's state is
     # partial waits for the resync and gets the whole of it: B does not
     # answer at once with the few members it knows (Synapse blocks too).
