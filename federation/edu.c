@@ -22,16 +22,23 @@
 /* Synapse's default when a typing EDU gives no timeout. */
 #define TYPING_DEFAULT_MS 30000
 
-/* Is user_id (of origin) joined to room_id, and does its ACL let origin in? */
+/* Is user_id (of origin) joined to room_id, and does its ACL let origin in?
+ * While our state of the room is partial, a user whose membership we do not
+ * know yet counts if its server is one the join answer listed (Synapse takes
+ * the same approximation of the room's servers). */
 static bool may_act_in_room(hs_server *srv, const char *origin, const char *room_id,
                             const char *user_id) {
     static db_stmt q =
         DB_STMT("SELECT 1 FROM current_state WHERE room_id = $1 AND type = 'm.room.member'"
-                " AND state_key = $2 AND membership = 'join'");
+                " AND state_key = $2 AND membership = 'join'"
+                " UNION ALL SELECT 1 FROM fed_partial_state_rooms p WHERE p.room_id = $1"
+                "  AND $3 = ANY(p.servers) AND NOT EXISTS (SELECT 1 FROM current_state cs"
+                "   WHERE cs.room_id = $1 AND cs.type = 'm.room.member' AND cs.state_key = $2)"
+                " LIMIT 1");
     if (!room_id || !fed_user_of(user_id, origin)) return false;
     hs_err err = {0};
     db_conn *c = db_acquire(srv->db, &err);
-    PGresult *r = c ? db_run(c, &q, 2, (const char *[]){room_id, user_id}, &err) : NULL;
+    PGresult *r = c ? db_run(c, &q, 3, (const char *[]){room_id, user_id, origin}, &err) : NULL;
     bool ok = r && PQntuples(r) > 0 && room_acl_allows(c, room_id, origin, &err) == 1;
     PQclear(r);
     db_release(srv->db, c);

@@ -108,7 +108,9 @@ def test_partial_join_and_resync(fed):
     alice, atok = user(a, "fpja_alice")
     bob, btok = user(b, "fpjb_bob")
     room, guests = big_room(a, atok, GUESTS, "Crowd")
-    everyone = {alice, bob} | {g for g, _ in guests}
+    carol, ctok = user(a, "fpja_carol")
+    assert a.request("POST", f"{V3}/join/{q(room)}", {}, token=ctok).status == 200
+    everyone = {alice, bob, carol} | {g for g, _ in guests}
 
     t0 = time.time()
     r = b.request("POST", f"{V3}/join/{q(room)}?via={q(a.server_name)}", {}, token=btok)
@@ -152,6 +154,28 @@ def test_partial_join_and_resync(fed):
     assert "m.joined_member_count" not in entry.get("summary", {}), entry.get("summary")
     members = {e["state_key"] for e in entry["state"]["events"] if e["type"] == "m.room.member"}
     assert g_uid in members, members
+
+    # A member B knows nothing of yet types and reads: B takes it from A,
+    # a server the join answer listed, and bob sees both (Synapse too).
+    t_uid, t_tok = carol, ctok
+    assert b.psql(f"SELECT count(*) FROM current_state WHERE room_id = '{room}'"
+                  f" AND state_key = '{t_uid}'") == "0"
+    r = a.request("PUT", f"{V3}/rooms/{q(room)}/typing/{q(t_uid)}",
+                  {"typing": True, "timeout": 30000}, token=t_tok)
+    assert r.status == 200, r
+    seen = a.request("GET", f"{V3}/rooms/{q(room)}/messages?dir=b&limit=1", token=atok).json
+    r = a.request("POST", f"{V3}/rooms/{q(room)}/receipt/m.read/{q(seen['chunk'][0]['event_id'])}",
+                  {}, token=t_tok)
+    assert r.status == 200, r
+
+    def ephemeral():
+        r = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=btok)
+        evs = r.json["rooms"]["join"].get(room, {}).get("ephemeral", {}).get("events", [])
+        typing = any(t_uid in e["content"].get("user_ids", []) for e in evs if e["type"] == "m.typing")
+        read = any(t_uid in json.dumps(e["content"]) for e in evs if e["type"] == "m.receipt")
+        return typing and read
+    wait_for(ephemeral, what="the unknown member's typing and receipt on B")
+    assert partial_rows(b, room) == 1, "the resync ran before the test could look"
 
     # While partial, B turns away joins and knocks through it (404, as if
     # not in the room: it could neither give the state nor check against it).
