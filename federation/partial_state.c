@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "homeserver/client/e2ee.h"
 #include "homeserver/client/notifier.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/log.h"
@@ -200,6 +201,40 @@ static int rebase_txn(db_conn *c, void *arg, hs_err *err) {
     return db_exec(c, &done, 2, (const char *[]){j->rs->room_id, pos}, err) < 0 ? -1 : 0;
 }
 
+/* The room's joined members, as a set (a JSON object), or NULL with err. */
+static json_t *joined_members(hs_server *srv, const char *room_id, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT state_key FROM current_state WHERE room_id = $1 AND type = 'm.room.member'"
+        " AND membership = 'join'");
+    db_conn *c = db_acquire(srv->db, err);
+    PGresult *r = c ? db_run(c, &q, 1, (const char *[]){room_id}, err) : NULL;
+    db_release(srv->db, c);
+    if (!r) return NULL;
+    json_t *set = json_object();
+    for (int i = 0; i < PQntuples(r); i++) json_object_set_new(set, PQgetvalue(r, i, 0), json_true());
+    PQclear(r);
+    return set;
+}
+
+/* Members the full state brought (joined now, not in `before`) are users
+ * the room's local members now share a room with: their device lists
+ * (client_e2ee_on_members_learned). A failure costs a `changed` only. */
+static void tell_members_learned(hs_server *srv, const char *room_id, const json_t *before) {
+    hs_err err = {0};
+    json_t *after = joined_members(srv, room_id, &err);
+    const char **ids = after ? calloc(json_object_size(after) + 1, sizeof *ids) : NULL;
+    size_t n = 0;
+    const char *u;
+    json_t *v;
+    json_object_foreach(after, u, v) if (ids && !json_object_get(before, u)) ids[n++] = u;
+    db_conn *c = ids ? db_acquire(srv->db, &err) : NULL;
+    if (!c || client_e2ee_on_members_learned(c, room_id, ids, n, &err) < 0)
+        hs_warn("federation: device lists of %s's members: %s", room_id, err.msg);
+    db_release(srv->db, c);
+    free(ids);
+    json_decref(after);
+}
+
 static int resync_from(const resync *rs, const char *dest, hs_err *err) {
     json_t *resp = NULL;
     if (get_state(rs, dest, true, &resp, err) < 0) return -1;
@@ -218,15 +253,20 @@ static int resync_from(const resync *rs, const char *dest, hs_err *err) {
     if (rc == 0 && (!full || map_of(rs->srv, pdu_ids, n_pdu, full, err) < 0 ||
                     (at_prev && fed_state_map_of_ids(rs->srv, &rs->at, 1, full, err) < 0)))
         rc = -1;
+    json_t *before = rc == 0 ? joined_members(rs->srv, rs->room_id, err) : NULL;
+    if (rc == 0 && !before) rc = -1;
     if (rc == 0) {
         rebase_job j = {rs, full, 0};
         rc = db_txn(rs->srv->db, rebase_txn, &j, err);
         /* Before the notification (one_pass): a woken sync must see it. */
         if (j.pos > 0) db_stream_done(DB_STREAM_EVENTS, j.pos);
-        if (rc == 0)
+        if (rc == 0) {
             hs_info("federation: %s has its full state (%zu state events, from %s)", rs->room_id,
                     room_state_map_count(full), dest);
+            tell_members_learned(rs->srv, rs->room_id, before);
+        }
     }
+    json_decref(before);
     room_state_map_free(full);
     free(pdu_ids), free(auth_ids);
     json_decref(resp);

@@ -246,6 +246,38 @@ int client_e2ee_on_membership(db_conn *c, const char *room_id, const char *user_
     return rc;
 }
 
+typedef struct learned_job {
+    const char *room_id;
+    const char *const *user_ids;
+    size_t n;
+    long long pos;
+} learned_job;
+
+static int learned_txn(db_conn *c, void *arg, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO e2e_device_list_memberships (stream_id, room_id, user_id, membership)"
+        " SELECT $1, $2, unnest($3::text[]), 'join'");
+    learned_job *j = arg;
+    if (e2ee_dl_reserve(c, &j->pos, err) < 0) return -1;
+    char p[24], *ids = db_text_array(j->user_ids, j->n);
+    snprintf(p, sizeof p, "%lld", j->pos);
+    long rc = ids ? db_exec(c, &ins, 3, (const char *[]){p, j->room_id, ids}, err)
+                  : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    free(ids);
+    return rc < 0 ? -1 : 0;
+}
+
+int client_e2ee_on_members_learned(db_conn *c, const char *room_id, const char *const *user_ids,
+                                   size_t n, hs_err *err) {
+    if (outside_txn(c, "client_e2ee_on_members_learned", err) < 0) return -1;
+    if (!n) return 0;
+    learned_job j = {room_id, user_ids, n, 0};
+    int rc = e2ee_txn(c, learned_txn, &j, err);
+    if (j.pos > 0) db_stream_done(DB_STREAM_DEVICE_LISTS, j.pos);
+    hs_notify_room(room_id);
+    return rc;
+}
+
 typedef struct devices_job {
     const char *user_id;
     const char *const *device_ids;

@@ -91,6 +91,15 @@ void client_otk_counts_prefetch(db_conn *c, const char *user_id, const char *dev
 int client_e2ee_on_membership(db_conn *c, const char *room_id, const char *user_id,
                               const char *membership, hs_err *err);
 
+/* A partial-state room got its full state (federation/partial_state.c):
+ * user_ids are the joined members it brought that the partial state did
+ * not have. To the room's local members they are users who now share a
+ * room with them, so they are `changed` in the device lists from here, as
+ * if they had just joined (Synapse; the spec's "now share a room"). Same
+ * rules as client_e2ee_on_membership. 0, or -1 with err. */
+int client_e2ee_on_members_learned(db_conn *c, const char *room_id, const char *const *user_ids,
+                                   size_t n, hs_err *err);
+
 /* Local devices of user_id were created or deleted (login with a new device,
  * logout, DELETE /devices, POST /delete_devices): record a device-list
  * change per device so everyone sharing a room with user_id re-queries its

@@ -177,6 +177,8 @@ def test_partial_join_and_resync(fed):
     wait_for(ephemeral, what="the unknown member's typing and receipt on B")
     assert partial_rows(b, room) == 1, "the resync ran before the test could look"
 
+    dl_since = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=btok).json["next_batch"]
+
     # While partial, B turns away joins and knocks through it (404, as if
     # not in the room: it could neither give the state nor check against it).
     for path in (f"/_matrix/federation/v1/make_join/{q(room)}/{q(alice)}?ver=12&ver=11",
@@ -199,6 +201,11 @@ def test_partial_join_and_resync(fed):
     assert r.status == 200 and r.json["status"] == 200, r
     assert len(r.json["body"]["pdu_ids"]) >= len(everyone), len(r.json["body"]["pdu_ids"])
     assert partial_rows(b, room) == 0
+    # The members the resync brought now share a room with bob: their
+    # device lists are `changed` for him (he must fetch their keys).
+    r = b.request("GET", f"{V3}/sync?timeout=0&since={q(dl_since)}&filter={q(filt)}", token=btok)
+    changed = set(r.json.get("device_lists", {}).get("changed", []))
+    assert carol in changed and guests[40][0] in changed, sorted(changed)[:5]
 
     # /members lists everybody (it would wait for the resync too).
     r = b.request("GET", f"{V3}/rooms/{q(room)}/members", token=btok, timeout=60)
