@@ -10,6 +10,18 @@
 
 #include "rooms_internal.h"
 
+json_t *fed_alias_servers(db_conn *c, const hs_server *srv, const char *room_id, hs_err *err) {
+    json_t *in = fed_servers_in_room(c, room_id, err);
+    if (!in) return NULL;
+    json_t *servers = json_pack("[s]", srv->cfg->server_name);
+    size_t i;
+    json_t *s;
+    json_array_foreach(in, i, s) if (strcmp(json_string_value(s), srv->cfg->server_name))
+        json_array_append(servers, s);
+    json_decref(in);
+    return servers;
+}
+
 static int get_query_directory(hs_req *r, json_t **out, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT room_id FROM room_aliases WHERE alias = $1");
     const char *alias = hs_req_query(r, "room_alias");
@@ -23,17 +35,11 @@ static int get_query_directory(hs_req *r, json_t **out, hs_err *err) {
     if (res && PQntuples(res)) {
         const char *room_id = PQgetvalue(res, 0, 0);
         int acl = room_acl_allows(c, room_id, r->origin ? r->origin : "", err);
-        json_t *in = acl > 0 ? fed_servers_in_room(c, room_id, err) : NULL;
+        json_t *servers = acl > 0 ? fed_alias_servers(c, r->srv, room_id, err) : NULL;
         if (acl == 0)
             hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
                        r->origin ? r->origin : "", room_id);
-        if (in) {
-            json_t *servers = json_pack("[s]", r->srv->cfg->server_name);
-            size_t i;
-            json_t *s;
-            json_array_foreach(in, i, s) if (strcmp(json_string_value(s), r->srv->cfg->server_name))
-                json_array_append(servers, s);
-            json_decref(in);
+        if (servers) {
             *out = json_pack("{s:s, s:o}", "room_id", room_id, "servers", servers);
             rc = 200;
         }

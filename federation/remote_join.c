@@ -420,6 +420,7 @@ static int hook_await(hs_server *srv, const char *room_id, long timeout_ms) {
 static const client_remote_rooms hooks = {
     .await_full_state = hook_await,
     .is_partial = fed_room_is_partial,
+    .alias_servers = fed_alias_servers,
     .join = hook_join,
     .leave = hook_leave,
     .join_candidates = hook_candidates,

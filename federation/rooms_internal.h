@@ -104,6 +104,10 @@ int fed_check_origin(db_conn *c, const char *room_id, const char *origin, hs_err
 
 /* Servers with joined members in the current state (new array). */
 json_t *fed_servers_in_room(db_conn *c, const char *room_id, hs_err *err);
+/* The servers to join room_id through, for a room alias of ours: this one
+ * first, then the others in the room (fed_servers_in_room). New array, or
+ * NULL with err. */
+json_t *fed_alias_servers(db_conn *c, const hs_server *srv, const char *room_id, hs_err *err);
 
 
 /* ---- event_verify.c ------------------------------------------------------ */

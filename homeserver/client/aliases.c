@@ -13,6 +13,7 @@
 #include "client.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/log.h"
+#include "remote_rooms.h"
 #include "room_send.h"
 #include "room_access.h"
 #include "room_membership_remote.h"
@@ -66,17 +67,23 @@ static int get_alias(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     PGresult *res = db_run(c, &q, 1, (const char *[]){alias}, err);
-    db_release(r->srv->db, c);
-    if (!res) return -1;
     int rc = -1;
-    if (PQntuples(res)) {
-        *out = json_pack("{s:s, s:[s]}", "room_id", PQgetvalue(res, 0, 0), "servers",
-                         r->srv->cfg->server_name);
-        rc = 200;
-    } else {
+    if (res && PQntuples(res)) {
+        /* Ours first, then the other servers in the room, to join through
+         * (Synapse; during a partial-state join those its answer listed). */
+        const client_remote_rooms *h = client_remote_rooms_get();
+        json_t *servers = h && h->alias_servers
+                              ? h->alias_servers(c, r->srv, PQgetvalue(res, 0, 0), err)
+                              : json_pack("[s]", r->srv->cfg->server_name);
+        if (servers) {
+            *out = json_pack("{s:s, s:o}", "room_id", PQgetvalue(res, 0, 0), "servers", servers);
+            rc = 200;
+        }
+    } else if (res) {
         hs_err_set(err, 404, "M_NOT_FOUND", "Room alias %s not found", alias);
     }
     PQclear(res);
+    db_release(r->srv->db, c);
     return rc;
 }
 

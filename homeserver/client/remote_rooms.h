@@ -50,6 +50,10 @@ typedef struct client_remote_rooms {
     int (*await_full_state)(hs_server *srv, const char *room_id, long timeout_ms);
     /* Is room_id's state partial? 1, 0, -1. */
     int (*is_partial)(db_conn *c, const char *room_id, hs_err *err);
+    /* The servers to join room_id through, for one of our aliases: this
+     * one first, then those with a member joined, and during a partial-state
+     * join those its answer listed (new array), or NULL with err. */
+    json_t *(*alias_servers)(db_conn *c, const hs_server *srv, const char *room_id, hs_err *err);
 } client_remote_rooms;
 
 /* How long /members and /joined_members wait for a partial-state room's

@@ -177,6 +177,14 @@ def test_partial_join_and_resync(fed):
     wait_for(ephemeral, what="the unknown member's typing and receipt on B")
     assert partial_rows(b, room) == 1, "the resync ran before the test could look"
 
+    # An alias made on B during the resync resolves with B first and A, the
+    # server the join answer listed, to join through (Synapse).
+    alias = f"#crowd:{b.server_name}"
+    r = b.request("PUT", f"{V3}/directory/room/{q(alias)}", {"room_id": room}, token=btok)
+    assert r.status == 200, r
+    r = b.request("GET", f"{V3}/directory/room/{q(alias)}", token=btok)
+    assert r.status == 200 and r.json["servers"] == [b.server_name, a.server_name], r
+
     dl_since = b.request("GET", f"{V3}/sync?timeout=0&filter={q(filt)}", token=btok).json["next_batch"]
 
     # While partial, B turns away joins and knocks through it (404, as if
