@@ -201,31 +201,33 @@ void e2ee_device_lists_routes(hs_router *rt) {
 /* ---- hooks for other areas ----------------------------------------------- */
 
 typedef struct member_job {
-    const char *room_id, *user_id, *membership;
+    const char *room_id, *membership;
+    const char *const *user_ids;
+    size_t n;
     long long pos;
 } member_job;
 
 static int member_txn(db_conn *c, void *arg, hs_err *err) {
     static db_stmt ins = DB_STMT(
         "INSERT INTO e2e_device_list_memberships (stream_id, room_id, user_id, membership)"
-        " VALUES ($1, $2, $3, $4)");
+        " SELECT $1, $2, unnest($3::text[]), $4");
     /* A remote user we share no room with any more: their device list is
      * no longer followed (sql/017), so after a return it is fetched again
      * rather than trusted with the updates missed meanwhile. */
     static db_stmt unfollow = DB_STMT(
-        "DELETE FROM fed_device_list_remote WHERE user_id = $1 AND NOT EXISTS (SELECT 1"
-        " FROM current_state WHERE type = 'm.room.member' AND state_key = $1"
+        "DELETE FROM fed_device_list_remote f WHERE f.user_id = ANY($1::text[]) AND NOT EXISTS"
+        " (SELECT 1 FROM current_state WHERE type = 'm.room.member' AND state_key = f.user_id"
         " AND membership = 'join')");
     member_job *j = arg;
     if (e2ee_dl_reserve(c, &j->pos, err) < 0) return -1;
-    char p[24];
+    char p[24], *ids = db_text_array(j->user_ids, j->n);
     snprintf(p, sizeof p, "%lld", j->pos);
-    if (strcmp(j->membership, "join") &&
-        db_exec(c, &unfollow, 1, (const char *[]){j->user_id}, err) < 0)
-        return -1;
-    return db_exec(c, &ins, 4, (const char *[]){p, j->room_id, j->user_id, j->membership}, err) < 0
-               ? -1
-               : 0;
+    long rc = ids ? 0 : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    if (rc == 0 && strcmp(j->membership, "join"))
+        rc = db_exec(c, &unfollow, 1, (const char *[]){ids}, err);
+    if (rc >= 0) rc = db_exec(c, &ins, 4, (const char *[]){p, j->room_id, ids, j->membership}, err);
+    free(ids);
+    return rc < 0 ? -1 : 0;
 }
 
 static int outside_txn(db_conn *c, const char *who, hs_err *err) {
@@ -235,47 +237,28 @@ static int outside_txn(db_conn *c, const char *who, hs_err *err) {
     return 0;
 }
 
-int client_e2ee_on_membership(db_conn *c, const char *room_id, const char *user_id,
-                              const char *membership, hs_err *err) {
-    if (outside_txn(c, "client_e2ee_on_membership", err) < 0) return -1;
-    member_job j = {room_id, user_id, membership, 0};
+/* One device-list position for the membership of user_ids in room_id. */
+static int record_memberships(db_conn *c, const char *room_id, const char *const *user_ids,
+                              size_t n, const char *membership, hs_err *err) {
+    member_job j = {room_id, membership, user_ids, n, 0};
     int rc = e2ee_txn(c, member_txn, &j, err);
     if (j.pos > 0) db_stream_done(DB_STREAM_DEVICE_LISTS, j.pos);
     hs_notify_room(room_id);
-    hs_notify_users((const char *const[]){user_id}, 1);
     return rc;
 }
 
-typedef struct learned_job {
-    const char *room_id;
-    const char *const *user_ids;
-    size_t n;
-    long long pos;
-} learned_job;
-
-static int learned_txn(db_conn *c, void *arg, hs_err *err) {
-    static db_stmt ins = DB_STMT(
-        "INSERT INTO e2e_device_list_memberships (stream_id, room_id, user_id, membership)"
-        " SELECT $1, $2, unnest($3::text[]), 'join'");
-    learned_job *j = arg;
-    if (e2ee_dl_reserve(c, &j->pos, err) < 0) return -1;
-    char p[24], *ids = db_text_array(j->user_ids, j->n);
-    snprintf(p, sizeof p, "%lld", j->pos);
-    long rc = ids ? db_exec(c, &ins, 3, (const char *[]){p, j->room_id, ids}, err)
-                  : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
-    free(ids);
-    return rc < 0 ? -1 : 0;
+int client_e2ee_on_membership(db_conn *c, const char *room_id, const char *user_id,
+                              const char *membership, hs_err *err) {
+    if (outside_txn(c, "client_e2ee_on_membership", err) < 0) return -1;
+    int rc = record_memberships(c, room_id, (const char *const[]){user_id}, 1, membership, err);
+    hs_notify_users((const char *const[]){user_id}, 1);
+    return rc;
 }
 
 int client_e2ee_on_members_learned(db_conn *c, const char *room_id, const char *const *user_ids,
                                    size_t n, hs_err *err) {
     if (outside_txn(c, "client_e2ee_on_members_learned", err) < 0) return -1;
-    if (!n) return 0;
-    learned_job j = {room_id, user_ids, n, 0};
-    int rc = e2ee_txn(c, learned_txn, &j, err);
-    if (j.pos > 0) db_stream_done(DB_STREAM_DEVICE_LISTS, j.pos);
-    hs_notify_room(room_id);
-    return rc;
+    return n ? record_memberships(c, room_id, user_ids, n, "join", err) : 0;
 }
 
 typedef struct devices_job {
