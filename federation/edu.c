@@ -59,7 +59,10 @@ static void typing(hs_server *srv, const char *origin, const json_t *content) {
     client_typing_set(room_id, user_id, json_is_true(on), timeout);
 }
 
-/* The receipt's event: of the event IDs given, the latest we have in the room. */
+/* The receipt's event: of the event IDs given, the latest we have in the
+ * room, else the first (a receipt may come before its event, or during a
+ * partial-state join for an event we will not get: Synapse keeps it too,
+ * and clients show it once they have the event). */
 static const char *latest_event(hs_server *srv, const char *room_id, const json_t *ids, char *buf,
                                 size_t n) {
     static db_stmt q =
@@ -70,6 +73,7 @@ static const char *latest_event(hs_server *srv, const char *room_id, const json_
     for (size_t i = 0; v && i < cnt; i++)
         if (json_is_string(json_array_get(ids, i)))
             v[k++] = json_string_value(json_array_get(ids, i));
+    const char *first = v && k ? v[0] : "";
     char *arr = v && k ? db_text_array(v, k) : NULL;
     free(v);
     hs_err err = {0};
@@ -79,6 +83,7 @@ static const char *latest_event(hs_server *srv, const char *room_id, const json_
     free(arr);
     const char *out = NULL;
     if (r && PQntuples(r)) snprintf(buf, n, "%s", PQgetvalue(r, 0, 0)), out = buf;
+    else if (r && k && strlen(first) < n) snprintf(buf, n, "%s", first), out = buf;
     PQclear(r);
     return out;
 }

@@ -705,6 +705,9 @@ def test_edus_from_f(fed, froom):
         {"edu_type": "m.typing", "content": {"room_id": room, "user_id": alice, "typing": True}},
         {"edu_type": "m.receipt", "content": {room: {"m.read": {fred: {
             "event_ids": [target], "data": {"ts": 1234}}}}}},
+        # For an event A does not have (yet): kept, as Synapse does.
+        {"edu_type": "m.receipt", "content": {room: {"m.read": {fred: {
+            "event_ids": ["$not-here-yet"], "data": {"ts": 99, "thread_id": "$some-thread"}}}}}},
         {"edu_type": "m.presence", "content": {"push": [{
             "user_id": fred, "presence": "online", "last_active_ago": 5000,
             "currently_active": True, "status_msg": "in F"}]}},
@@ -719,6 +722,8 @@ def test_edus_from_f(fed, froom):
     assert typing and typing[0]["content"]["user_ids"] == [fred], joined["ephemeral"]
     receipts = [e for e in joined["ephemeral"]["events"] if e["type"] == "m.receipt"]
     assert receipts and receipts[0]["content"][target]["m.read"][fred]["ts"] == 1234, receipts
+    assert receipts[0]["content"]["$not-here-yet"]["m.read"][fred] == \
+        {"ts": 99, "thread_id": "$some-thread"}, receipts
     pres = [e for e in r.json.get("presence", {}).get("events", []) if e["sender"] == fred]
     assert pres and pres[0]["content"]["presence"] == "online", r.json.get("presence")
     assert pres[0]["content"]["status_msg"] == "in F"
