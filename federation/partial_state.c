@@ -34,6 +34,7 @@
 #include "homeserver/core/log.h"
 #include "homeserver/db/streams.h"
 #include "rooms_internal.h"
+#include "sender_internal.h"
 #include "transport_internal.h"
 
 /* Above this many events missing from a /state_ids answer, one /state
@@ -59,10 +60,12 @@ int fed_partial_state_mark(db_conn *c, const char *room_id, const char *join_eve
                            const char *const *servers, size_t n, hs_err *err) {
     static db_stmt q = DB_STMT(
         "INSERT INTO fed_partial_state_rooms (room_id, join_event_id, servers, joined_ts,"
-        " next_try_ts) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id) DO UPDATE SET"
+        " next_try_ts, device_list_pos) VALUES ($1, $2, $3, $4, $5, $6)"
+        " ON CONFLICT (room_id) DO UPDATE SET"
         " join_event_id = EXCLUDED.join_event_id, servers = EXCLUDED.servers,"
-        " joined_ts = EXCLUDED.joined_ts, attempts = 0, next_try_ts = EXCLUDED.next_try_ts");
-    char *arr = db_text_array(servers, n), ts[24], due[24];
+        " joined_ts = EXCLUDED.joined_ts, attempts = 0, next_try_ts = EXCLUDED.next_try_ts,"
+        " device_list_pos = EXCLUDED.device_list_pos");
+    char *arr = db_text_array(servers, n), ts[24], due[24], dl[24];
     if (!arr) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
     /* For tests only: PVYHS_PARTIAL_STATE_RESYNC_DELAY_MS holds the resync
      * back, so a test can watch a room while its state is partial. */
@@ -70,7 +73,8 @@ int fed_partial_state_mark(db_conn *c, const char *room_id, const char *join_eve
     long long now = hs_now_ms();
     snprintf(ts, sizeof ts, "%lld", now);
     snprintf(due, sizeof due, "%lld", now + (delay ? atoll(delay) : 0));
-    long rc = db_exec(c, &q, 5, (const char *[]){room_id, join_event_id, arr, ts, due}, err);
+    snprintf(dl, sizeof dl, "%lld", db_stream_current(DB_STREAM_DEVICE_LISTS));
+    long rc = db_exec(c, &q, 6, (const char *[]){room_id, join_event_id, arr, ts, due, dl}, err);
     free(arr);
     return rc < 0 ? -1 : 0;
 }
@@ -95,6 +99,7 @@ typedef struct resync {
      * resident servers, Complement's among them, answer only that), or the
      * join itself when it has several. */
     const char *at;
+    long long device_list_pos; /* at the join (sql/033) */
 } resync;
 
 /* GET /state{_ids}/{roomId}?event_id=<at> at dest. */
@@ -216,6 +221,42 @@ static json_t *joined_members(hs_server *srv, const char *room_id, hs_err *err) 
     return set;
 }
 
+/* The servers the full state shows in the room that the partial state did
+ * not (`before`, with the servers the join answer listed) missed our users'
+ * device-list updates since the join: they get them now (Synapse replays
+ * them too). A failure costs those servers a /user/devices fetch later. */
+typedef struct replay_job {
+    hs_server *srv;
+    const char *room_id;
+    long long since;
+    const json_t *dests;
+} replay_job;
+
+static int replay_txn(db_conn *c, void *arg, hs_err *err) {
+    replay_job *j = arg;
+    return fed_edus_device_lists_replay(c, j->srv, j->room_id, j->since, j->dests, err);
+}
+
+static void replay_device_lists(hs_server *srv, const char *room_id, const json_t *before,
+                                long long since) {
+    hs_err err = {0};
+    db_conn *c = db_acquire(srv->db, &err);
+    json_t *after = json_object(), *missed = json_object();
+    int rc = c ? fed_room_hosts(c, srv, room_id, after, &err) : -1;
+    db_release(srv->db, c);
+    const char *h;
+    json_t *v;
+    json_object_foreach(after, h, v) if (!json_object_get(before, h))
+        json_object_set_new(missed, h, json_true());
+    if (rc == 0 && json_object_size(missed) && since > 0) {
+        replay_job j = {srv, room_id, since, missed};
+        rc = db_txn(srv->db, replay_txn, &j, &err);
+        if (rc == 0) fed_sender_wake_queued();
+    }
+    if (rc < 0) hs_warn("federation: device lists for %s's other servers: %s", room_id, err.msg);
+    json_decref(after), json_decref(missed);
+}
+
 /* Members the full state brought (joined now, not in `before`) are users
  * the room's local members now share a room with: their device lists
  * (client_e2ee_on_members_learned). A failure costs a `changed` only. */
@@ -254,7 +295,13 @@ static int resync_from(const resync *rs, const char *dest, hs_err *err) {
                     (at_prev && fed_state_map_of_ids(rs->srv, &rs->at, 1, full, err) < 0)))
         rc = -1;
     json_t *before = rc == 0 ? joined_members(rs->srv, rs->room_id, err) : NULL;
+    json_t *hosts_before = json_object();
     if (rc == 0 && !before) rc = -1;
+    if (rc == 0) {
+        db_conn *c = db_acquire(rs->srv->db, err);
+        rc = c ? fed_room_hosts(c, rs->srv, rs->room_id, hosts_before, err) : -1;
+        db_release(rs->srv->db, c);
+    }
     if (rc == 0) {
         rebase_job j = {rs, full, 0};
         rc = db_txn(rs->srv->db, rebase_txn, &j, err);
@@ -264,9 +311,10 @@ static int resync_from(const resync *rs, const char *dest, hs_err *err) {
             hs_info("federation: %s has its full state (%zu state events, from %s)", rs->room_id,
                     room_state_map_count(full), dest);
             tell_members_learned(rs->srv, rs->room_id, before);
+            replay_device_lists(rs->srv, rs->room_id, hosts_before, rs->device_list_pos);
         }
     }
-    json_decref(before);
+    json_decref(before), json_decref(hosts_before);
     room_state_map_free(full);
     free(pdu_ids), free(auth_ids);
     json_decref(resp);
@@ -327,7 +375,8 @@ static bool resync_row(hs_server *srv, PGresult *r, int i) {
     }
     /* The join's prev event: the one Synapse asks the state of. */
     room_event *join = c ? room_store_get_event(c, join_id, &err) : NULL;
-    resync rs = {srv, room_id, join_id, v, join && join->n_prev == 1 ? join->prev_events[0] : join_id};
+    resync rs = {srv, room_id, join_id, v, join && join->n_prev == 1 ? join->prev_events[0] : join_id,
+                 atoll(PQgetvalue(r, i, 5))};
     db_release(srv->db, c);
     size_t n = 0;
     json_error_t je;
@@ -349,8 +398,8 @@ static bool resync_row(hs_server *srv, PGresult *r, int i) {
 /* One pass over the rooms due; the time of the next one due (0: none). */
 static long long one_pass(hs_server *srv) {
     static db_stmt q = DB_STMT(
-        "SELECT room_id, join_event_id, array_to_json(servers)::text, attempts, next_try_ts"
-        " FROM fed_partial_state_rooms ORDER BY joined_ts");
+        "SELECT room_id, join_event_id, array_to_json(servers)::text, attempts, next_try_ts,"
+        " device_list_pos FROM fed_partial_state_rooms ORDER BY joined_ts");
     hs_err err = {0};
     db_conn *c = db_acquire(srv->db, &err);
     PGresult *r = c ? db_run(c, &q, 0, NULL, &err) : NULL;

@@ -238,11 +238,12 @@ static int queue_device_update(db_conn *c, const char *dest, const char *user,
 }
 
 /* One change row: a device (keys, signatures, deletion) or a cross-signing
- * key of the user. The user-signing key is the user's business alone. */
+ * key of the user, to `to` (NULL: every server sharing a room with the
+ * user). The user-signing key is the user's business alone. */
 static int device_list_change(db_conn *c, hs_server *srv, const char *user, const char *id,
-                              long long sid, json_t *woken, hs_err *err) {
-    json_t *dests = json_object();
-    if (fed_user_hosts(c, srv, user, dests, err) < 0) return json_decref(dests), -1;
+                              long long sid, const json_t *to, json_t *woken, hs_err *err) {
+    json_t *dests = to ? json_deep_copy(to) : json_object();
+    if (!to && fed_user_hosts(c, srv, user, dests, err) < 0) return json_decref(dests), -1;
     if (!json_object_size(dests)) return json_decref(dests), 0;
     char keytype[32];
     int cs = cs_key_type(c, user, id, keytype, sizeof keytype, err);
@@ -281,7 +282,29 @@ int fed_edus_device_lists(db_conn *c, hs_server *srv, long long from, long long 
     int rc = 0;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++)
         rc = device_list_change(c, srv, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
-                                atoll(PQgetvalue(r, i, 0)), woken, err);
+                                atoll(PQgetvalue(r, i, 0)), NULL, woken, err);
     PQclear(r);
+    return rc;
+}
+
+int fed_edus_device_lists_replay(db_conn *c, hs_server *srv, const char *room_id, long long since,
+                                 const json_t *dests, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT DISTINCT d.stream_id, d.user_id, d.device_id FROM e2e_device_list_changes d"
+        " JOIN current_state m ON m.room_id = $2 AND m.type = 'm.room.member'"
+        "  AND m.state_key = d.user_id AND m.membership = 'join'"
+        " WHERE d.stream_id > $1 AND d.origin = $3 AND d.only_for IS NULL"
+        " AND d.device_id IS NOT NULL ORDER BY 1, 2, 3");
+    char f[24];
+    snprintf(f, sizeof f, "%lld", since);
+    PGresult *r = db_run(c, &q, 3, (const char *[]){f, room_id, srv->cfg->server_name}, err);
+    if (!r) return -1;
+    json_t *woken = json_object();
+    int rc = 0;
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+        rc = device_list_change(c, srv, PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                                atoll(PQgetvalue(r, i, 0)), dests, woken, err);
+    PQclear(r);
+    json_decref(woken);
     return rc;
 }

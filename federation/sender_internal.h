@@ -74,6 +74,13 @@ fed_send_outcome fed_send_classify(long status, const hs_err *err);
  * stream position: they all name what came before that position. */
 long long fed_device_list_prev(long long stream_id, long long last, long long last_prev);
 
+/* A partial-state join of room_id completed and showed servers (dests, a
+ * set) we did not know were in it: queue for them, in the caller's
+ * transaction, the device-list changes of the room's local members after
+ * device-list position `since` (the join). 0, or -1 with err. */
+int fed_edus_device_lists_replay(db_conn *c, hs_server *srv, const char *room_id, long long since,
+                                 const json_t *dests, hs_err *err);
+
 /* Which of n sender instances sends to destination (stable hash). */
 unsigned fed_sender_shard_of(const char *destination, unsigned n);
 

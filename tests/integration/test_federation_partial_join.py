@@ -398,3 +398,48 @@ def test_non_lazy_sync_gets_the_room_with_its_full_state(fed):
     assert ss_room["initial"] is True and body["lists"]["members"]["count"] == 1
     assert joined_in(ss_room["required_state"]) == everyone
     assert ss_room["joined_count"] == len(everyone)
+
+
+def test_device_list_updates_reach_servers_the_join_answer_left_out(fed, pki):  # noqa: F811
+    """A server in the room that the join answer did not list (simulated by
+    taking it out of B's mark) misses the device-list updates B's users make
+    while the state is partial; when the resync shows it in the room, B
+    sends them (Synapse; Complement's Device_list_updates_reach_incorrectly_
+    absent_servers...)."""
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fpja_alice")
+    c = FedServer(pki, prefix="fpjc", extra=Server.NO_LIMITS)
+    c.start()
+    try:
+        cid = c.add_user("fpjc_cora")
+        ctok = c.login("fpjc_cora")
+        room, _ = big_room(a, atok, 5, "Absent")
+        r = c.request("POST", f"{V3}/join/{q(room)}?via={q(a.server_name)}", {}, token=ctok)
+        assert r.status == 200, r
+        wait_for(lambda: a.psql(f"SELECT count(*) FROM current_state WHERE room_id = '{room}'"
+                                f" AND state_key = '{cid}'") == "1", what="cora's join on A")
+        erin, etok = user(b, "fpjb_erin")
+        r = b.request("POST", f"{V3}/join/{q(room)}?via={q(a.server_name)}", {}, token=etok)
+        assert r.status == 200, r
+        assert partial_rows(b, room) == 1
+        # As if A's answer had not listed C.
+        b.psql(f"UPDATE fed_partial_state_rooms SET servers = array_remove(servers,"
+               f" '{c.server_name}') WHERE room_id = '{room}'")
+        wait_for(lambda: c.psql(f"SELECT count(*) FROM current_state WHERE room_id = '{room}'"
+                                f" AND state_key = '{erin}'") == "1", what="erin's join on C")
+        since = c.request("GET", f"{V3}/sync?timeout=0", token=ctok).json["next_batch"]
+        b.login("fpjb_erin", device_id="NEWPHONE")  # a device-list change, while partial
+        time.sleep(1)
+        r = c.request("GET", f"{V3}/sync?timeout=0&since={q(since)}", token=ctok)
+        assert erin not in r.json.get("device_lists", {}).get("changed", []), r.json
+        wait_for(lambda: partial_rows(b, room) == 0, timeout=30, what="B's resync")
+
+        def told():
+            r = c.request("GET", f"{V3}/sync?timeout=0&since={q(since)}", token=ctok)
+            return erin in r.json.get("device_lists", {}).get("changed", [])
+        wait_for(told, timeout=30, what="erin's device list update on C")
+    finally:
+        try:
+            stop_clean(c)
+        finally:
+            c.__exit__(None, None, None)
