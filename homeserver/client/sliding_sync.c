@@ -1,12 +1,14 @@
 /* sliding_sync.c — POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync.
  *
- * `pos` is a /sync token. What a connection (user, device, conn_id) has been
- * sent is remembered in memory, so a room is "initial" only the first time;
- * after a restart an old pos answers 400 M_UNKNOWN_POS and the client starts
- * over, which MSC4186 provides for. A room joined with partial state is
- * left out of the lists and subscriptions that need all its members until
- * it has them (partial_rooms.h); its resync wakes a waiting request. */
-#include <pthread.h>
+ * `pos` is a /sync token. What a connection (user, device, conn_id) has
+ * been sent is remembered per pos (sliding_conn.c), so a room is "initial"
+ * only the first time, later responses carry only what changed since the
+ * connection last had the room, and a widened required_state or a larger
+ * timeline_limit sends the room's state or timeline again. After a restart
+ * an old pos answers 400 M_UNKNOWN_POS and the client starts over, which
+ * MSC4186 provides for. A room joined with partial state is left out of the
+ * lists and subscriptions that need all its members until it has them
+ * (partial_rooms.h); its resync wakes a waiting request. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,35 +24,7 @@
 #include "sync_wait.h"
 #include "typing.h"
 
-#define MAX_CONNS 4096
 #define MAX_TIMELINE 100
-
-/* ---- connection state: which rooms each connection has had ---- */
-
-typedef struct conn {
-    char *key;          /* user \x1f device \x1f conn_id */
-    json_t *sent;       /* object: room_id -> true */
-    long long used;
-} conn;
-
-static conn conns[MAX_CONNS];
-static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static conn *conn_get(const char *key, bool create) {
-    conn *free_slot = NULL, *oldest = NULL;
-    for (int i = 0; i < MAX_CONNS; i++) {
-        if (conns[i].key && !strcmp(conns[i].key, key)) return &conns[i];
-        if (!conns[i].key && !free_slot) free_slot = &conns[i];
-        if (conns[i].key && (!oldest || conns[i].used < oldest->used)) oldest = &conns[i];
-    }
-    if (!create) return NULL;
-    conn *c = free_slot ? free_slot : oldest; /* evict the least recently used */
-    free(c->key);
-    json_decref(c->sent);
-    c->key = strdup(key);
-    c->sent = json_object();
-    return c;
-}
 
 /* ---- the request ---- */
 
@@ -58,6 +32,7 @@ typedef struct ss_request {
     json_t *body;
     bool has_pos;
     sync_token pos;
+    const char *pos_str;
     long long timeout;
     char key[700];
 } ss_request;
@@ -70,6 +45,7 @@ static int parse(hs_req *r, ss_request *q, hs_err *err) {
         if (!sync_token_parse(pos, &q->pos))
             return hs_err_set(err, 400, "M_INVALID_PARAM", "Malformed pos");
         q->has_pos = true;
+        q->pos_str = pos;
     }
     q->timeout = t ? atoll(t) : 0;
     if (q->timeout < 0) q->timeout = 0;
@@ -145,14 +121,22 @@ static void apply_lists(const json_t *lists, ss_room *rooms, size_t n, const cha
                 shown(&rooms[i], cfg, server_name))
                 sel[m++] = &rooms[i];
         qsort(sel, m, sizeof *sel, by_bump);
-        json_object_set_new(out, name, json_pack("{s:I}", "count", (json_int_t)m));
+        /* count, and the rooms of each range as a SYNC op, as Synapse
+         * answers (clients of the simplified protocol read only count). */
+        json_t *ops = json_array();
+        json_object_set_new(out, name, json_pack("{s:I, s:o}", "count", (json_int_t)m, "ops", ops));
         size_t k;
         json_t *range;
         json_array_foreach(json_object_get(cfg, "ranges"), k, range) {
             json_int_t lo = json_integer_value(json_array_get(range, 0));
             json_int_t hi = json_integer_value(json_array_get(range, 1));
-            for (json_int_t i = lo < 0 ? 0 : lo; i <= hi && i < (json_int_t)m; i++)
+            json_t *ids = json_array();
+            for (json_int_t i = lo < 0 ? 0 : lo; i <= hi && i < (json_int_t)m; i++) {
                 want_room(reqs, sel[i]->room_id, cfg);
+                json_array_append_new(ids, json_string(sel[i]->room_id));
+            }
+            json_array_append_new(ops, json_pack("{s:s, s:[I, I], s:o}", "op", "SYNC", "range", lo, hi,
+                                                 "room_ids", ids));
         }
     }
     free(sel);
@@ -234,30 +218,56 @@ static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
 
 /* ---- one pass and the handler ---- */
 
-static json_t *sent_copy(const char *key, bool reset, bool *known) {
-    pthread_mutex_lock(&conns_mu);
-    conn *cn = conn_get(key, reset);
-    *known = cn != NULL;
-    json_t *sent = NULL;
-    if (cn) {
-        if (reset) json_object_clear(cn->sent);
-        cn->used = hs_now_ms();
-        sent = json_deep_copy(cn->sent);
+/* Does `now` ask for a (type, state_key) that `before` did not? */
+static bool widened(const json_t *before, const json_t *now) {
+    size_t i, j;
+    json_t *p, *o;
+    json_array_foreach(now, i, p) {
+        bool had = false;
+        json_array_foreach(before, j, o) if (json_equal(p, o)) {
+            had = true;
+            break;
+        }
+        if (!had) return true;
     }
-    pthread_mutex_unlock(&conns_mu);
-    return sent;
+    return false;
 }
 
-static void sent_merge(const char *key, json_t *now_sent) {
-    pthread_mutex_lock(&conns_mu);
-    conn *cn = conn_get(key, false);
-    if (cn) json_object_update(cn->sent, now_sent);
-    pthread_mutex_unlock(&conns_mu);
+/* What the connection has of a room (rec, NULL: nothing) decides what the
+ * room's object carries; the new record goes into recs. */
+static int one_room(db_conn *c, hs_req *r, const ss_room *room, const char *id, const json_t *cfg,
+                    const json_t *rec, long long since, long long to, json_t *recs,
+                    json_t *rooms_out, hs_err *err) {
+    ss_room_req req = {.room_id = (char *)id, .required_state = json_object_get(cfg, "required_state"),
+                       .timeline_limit = (int)json_integer_value(json_object_get(cfg, "timeline_limit")),
+                       .live_since = since};
+    bool newly_joined = since >= 0 && !strcmp(room->membership, "join") && room->member_pos > since;
+    req.initial = !rec || newly_joined;
+    long long old_tl = json_integer_value(json_object_get(rec, "tl"));
+    if (!req.initial) {
+        req.since = json_integer_value(json_object_get(rec, "to"));
+        req.state_again = widened(json_object_get(rec, "rs"), req.required_state);
+        req.expanded = req.timeline_limit > old_tl;
+    }
+    json_t *lazy = req.initial ? NULL : json_object_get(rec, "lazy");
+    req.lazy_sent = json_is_object(lazy) ? json_deep_copy(lazy) : json_object();
+    json_t *o = NULL;
+    int rc = ss_room_object(c, r->user_id, r->device_id, room, &req, to, &o, err);
+    if (rc < 0) return json_decref(req.lazy_sent), -1;
+    if (o) json_object_set_new(rooms_out, id, o);
+    /* The timeline_limit the client has had: a smaller one counts only when
+     * it cut the timeline (then a larger one later has more to send). */
+    long long tl = req.initial || req.expanded || (req.limited && req.timeline_limit < old_tl)
+                       ? req.timeline_limit : old_tl;
+    json_object_set_new(recs, id, json_pack("{s:I, s:O, s:I, s:o}", "to", (json_int_t)to, "rs",
+                                            req.required_state, "tl", (json_int_t)tl, "lazy",
+                                            req.lazy_sent));
+    return 0;
 }
 
 static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_token *now,
-                      json_t *sent, json_t *lists_out, json_t *rooms_out, json_t *reqs,
-                      char ***joined, size_t *n_joined, hs_err *err) {
+                      const json_t *base, json_t *recs, json_t *lists_out, json_t *rooms_out,
+                      json_t *reqs, char ***joined, size_t *n_joined, hs_err *err) {
     hs_err none = {0};
     json_t *direct = client_account_data_get(c, r->user_id, NULL, "m.direct", &none);
     ss_room *rooms = NULL;
@@ -271,20 +281,17 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     if (lists) apply_lists(lists, rooms, n, me, reqs, lists_out);
     const char *id;
     json_t *cfg;
+    /* A subscription to a room the user has no membership of gets nothing:
+     * no leak of rooms they cannot see. */
     json_object_foreach(json_object_get(q->body, "room_subscriptions"), id, cfg) {
         ss_room *room = find_room(rooms, n, id);
-        if (room && shown(room, cfg, me)) want_room(reqs, id, cfg);
+        if (room && json_is_object(cfg) && shown(room, cfg, me)) want_room(reqs, id, cfg);
     }
     json_object_foreach(reqs, id, cfg) {
         ss_room *room = find_room(rooms, n, id);
-        ss_room_req req = {.room_id = (char *)id, .required_state = json_object_get(cfg, "required_state"),
-                           .timeline_limit = (int)json_integer_value(json_object_get(cfg, "timeline_limit"))};
-        bool initial = !json_object_get(sent, id);
-        json_t *o = NULL;
-        if (room && (rc = ss_room_object(c, r->user_id, r->device_id, room, &req, since, to,
-                                         initial, &o, err)) < 0)
+        if (room && (rc = one_room(c, r, room, id, cfg, json_object_get(base, id), since, to, recs,
+                                   rooms_out, err)) < 0)
             break;
-        if (o) json_object_set_new(rooms_out, id, o), json_object_set_new(sent, id, json_true());
     }
     *joined = calloc(n + 1, sizeof **joined);
     *n_joined = 0;
@@ -294,33 +301,33 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     return rc;
 }
 
+/* One pass: the response and, in *recs, the connection's room records
+ * after it (committed only when the response goes out). */
 static json_t *build(hs_req *r, const ss_request *q, const sync_token *now, bool *any,
-                     char ***joined, size_t *n_joined, hs_err *err) {
-    bool known;
-    json_t *sent = sent_copy(q->key, !q->has_pos, &known);
-    if (!known) {
+                     char ***joined, size_t *n_joined, json_t **recs, hs_err *err) {
+    json_t *base = ss_conn_begin(q->key, q->has_pos ? q->pos_str : NULL);
+    if (!base) {
         hs_err_set(err, 400, "M_UNKNOWN_POS", "Unknown position: start again without pos");
         return NULL;
     }
+    *recs = json_deep_copy(base);
     json_t *lists = json_object(), *rooms = json_object(), *ext = json_object(), *reqs = json_object();
     db_conn *c = db_acquire(r->srv->db, err);
-    int rc = c ? rooms_part(c, r, q, now, sent, lists, rooms, reqs, joined, n_joined, err) : -1;
+    int rc = c ? rooms_part(c, r, q, now, base, *recs, lists, rooms, reqs, joined, n_joined, err) : -1;
     if (rc == 0) rc = extensions(c, r, q, now, reqs, ext, any, err);
     db_release(r->srv->db, c);
     json_decref(reqs);
+    json_decref(base);
     *any |= json_object_size(rooms) > 0;
-    json_t *resp = NULL;
-    if (rc == 0) {
-        char tok[256];
-        sync_token_format(now, tok, sizeof tok);
-        resp = json_pack("{s:s, s:o, s:o, s:o}", "pos", tok, "lists", lists, "rooms", rooms,
-                         "extensions", ext);
-        sent_merge(q->key, sent);
-    } else {
-        json_decref(lists), json_decref(rooms), json_decref(ext);
+    if (rc < 0) {
+        json_decref(lists), json_decref(rooms), json_decref(ext), json_decref(*recs);
+        *recs = NULL;
+        return NULL;
     }
-    json_decref(sent);
-    return resp;
+    char tok[256];
+    sync_token_format(now, tok, sizeof tok);
+    return json_pack("{s:s, s:o, s:o, s:o}", "pos", tok, "lists", lists, "rooms", rooms,
+                     "extensions", ext);
 }
 
 static void free_ids(char **ids, size_t n) {
@@ -338,21 +345,24 @@ static int post_sliding_sync(hs_req *r, json_t **out, hs_err *err) {
         bool any = false;
         char **joined = NULL;
         size_t n = 0;
-        json_t *resp = build(r, &q, &now, &any, &joined, &n, err);
+        json_t *recs = NULL;
+        json_t *resp = build(r, &q, &now, &any, &joined, &n, &recs, err);
         if (!resp) return free_ids(joined, n), -1;
         bool wait = !any && q.has_pos && deadline && hs_now_ms() < deadline &&
                     !atomic_load(&r->srv->stopping);
         if (wait && sync_wait_park(r, joined, n, &now)) {
-            json_decref(resp);
+            json_decref(resp), json_decref(recs);
             free_ids(joined, n);
             return HS_SUSPENDED;
         }
         free_ids(joined, n);
         if (!wait) {
+            ss_conn_commit(q.key, q.has_pos ? q.pos_str : NULL,
+                           json_string_value(json_object_get(resp, "pos")), recs);
             *out = resp;
             return 200;
         }
-        json_decref(resp);
+        json_decref(resp), json_decref(recs);
     }
 }
 

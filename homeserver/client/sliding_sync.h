@@ -13,11 +13,18 @@
 #include "homeserver/db/db.h"
 
 /* What one room is asked for: the union over the lists and subscriptions
- * that include it. */
+ * that include it, and what the connection already has of it. */
 typedef struct ss_room_req {
     char *room_id;
     json_t *required_state; /* array of [type, state_key] (merged) */
     int timeline_limit;
+    bool initial;           /* first time on this connection (or newly joined) */
+    long long since;        /* events position the connection has the room up to; unused if initial */
+    long long live_since;   /* the request's pos (events stream), -1 without: later events are live */
+    bool state_again;       /* required_state widened: send all of it again */
+    bool expanded;          /* timeline_limit grew: the latest timeline_limit events again */
+    json_t *lazy_sent;      /* object user_id -> true: members sent for $LAZY; added to */
+    bool limited;           /* out: the timeline left events out */
 } ss_room_req;
 
 /* A user's room, as the lists see it. */
@@ -43,10 +50,16 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
 void ss_rooms_free(ss_room *rooms, size_t n);
 
 /* One room's response object, or NULL when nothing changed for an already
- * sent room. since < 0: an initial response for this room. device_id: the
- * requester's (its events carry their transaction IDs, events_read.h). */
+ * sent room. device_id: the requester's (its events carry their
+ * transaction IDs, events_read.h). */
 int ss_room_object(db_conn *c, const char *user_id, const char *device_id, const ss_room *room,
-                   const ss_room_req *req, long long since, long long to, bool initial,
-                   json_t **out, hs_err *err);
+                   ss_room_req *req, long long to, json_t **out, hs_err *err);
+
+/* The connection store (sliding_conn.c). ss_conn_begin: a copy of the room
+ * records (object room_id -> record) as of `pos`, a fresh empty one when
+ * pos is NULL (the connection starts over), or NULL when pos is unknown.
+ * ss_conn_commit: the records as of the new pos handed out (stolen). */
+json_t *ss_conn_begin(const char *key, const char *pos);
+void ss_conn_commit(const char *key, const char *pos_in, const char *pos_out, json_t *rooms);
 
 #endif
