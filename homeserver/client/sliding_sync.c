@@ -18,6 +18,7 @@
 #include "e2ee.h"
 #include "homeserver/core/clock.h"
 #include "partial_rooms.h"
+#include "push_store.h"
 #include "receipts.h"
 #include "sliding_sync.h"
 #include "sync_token.h"
@@ -154,17 +155,118 @@ static bool ext_on(const json_t *body, const char *name) {
     return json_is_true(json_object_get(json_object_get(json_object_get(body, "extensions"), name), "enabled"));
 }
 
-/* Receipts and typing cover every room in the windows and subscriptions
- * (reqs), not only the rooms with new events. */
+static const json_t *ext_cfg(const json_t *body, const char *name) {
+    return json_object_get(json_object_get(body, "extensions"), name);
+}
+
+static bool listed(const json_t *names, const char *name) {
+    size_t i;
+    json_t *v;
+    if (!json_is_array(names)) return true; /* absent: ["*"] */
+    json_array_foreach(names, i, v) if (json_is_string(v) && (!strcmp(json_string_value(v), "*") ||
+                                                             !strcmp(json_string_value(v), name))) return true;
+    return false;
+}
+
+/* The rooms an extension covers: those of the response's lists and
+ * subscriptions that its `lists` and `rooms` name (both default to "*"), as
+ * Synapse's find_relevant_room_ids_for_extension. */
+static json_t *ext_rooms(const json_t *cfg, const json_t *body, const json_t *lists_out,
+                         const json_t *reqs) {
+    json_t *out = json_object(), *l, *op, *id;
+    const char *name;
+    size_t i, j;
+    json_object_foreach((json_t *)lists_out, name, l) {
+        if (!listed(json_object_get(cfg, "lists"), name)) continue;
+        json_array_foreach(json_object_get(l, "ops"), i, op)
+            json_array_foreach(json_object_get(op, "room_ids"), j, id)
+                json_object_set_new(out, json_string_value(id), json_true());
+    }
+    json_t *v;
+    json_object_foreach(json_object_get(body, "room_subscriptions"), name, v)
+        if (json_object_get(reqs, name) && listed(json_object_get(cfg, "rooms"), name))
+            json_object_set_new(out, name, json_true());
+    return out;
+}
+
+/* Has the connection had this room's `what` (account data, receipts)? If
+ * not, it gets all of it, not only what changed (Synapse: NEVER vs LIVE). */
+static bool had(const json_t *base, const char *room_id, const char *what) {
+    return json_is_true(json_object_get(json_object_get(base, room_id), what));
+}
+
+static void mark(json_t *recs, const char *room_id, const char *what) {
+    json_t *rec = json_object_get(recs, room_id);
+    if (rec) json_object_set_new(rec, what, json_true());
+}
+
+/* Split rooms into those the connection has had `what` of and the others. */
+static size_t split(const json_t *rooms, const json_t *base, const char *what, const char **old,
+                    const char **fresh, size_t *n_fresh) {
+    size_t n_old = 0;
+    const char *id;
+    json_t *v;
+    *n_fresh = 0;
+    json_object_foreach((json_t *)rooms, id, v) {
+        if (had(base, id, what)) old[n_old++] = id;
+        else fresh[(*n_fresh)++] = id;
+    }
+    return n_old;
+}
+
+static int ext_account_data(db_conn *c, hs_req *r, const ss_request *q, const sync_token *now,
+                            const json_t *rooms, const json_t *base, json_t *recs, json_t *ext,
+                            bool *any, hs_err *err) {
+    long long from = q->has_pos ? q->pos.pos[DB_STREAM_ACCOUNT_DATA] : 0;
+    long long to = now->pos[DB_STREAM_ACCOUNT_DATA];
+    json_t *global = json_array(), *changed = json_object(), *all = NULL, *pr = NULL;
+    int rc = client_account_data_sync(c, r->user_id, from, to, global, changed, err);
+    /* m.push_rules is account data to clients (Element X reads it here). */
+    if (rc == 0) rc = client_push_rules_account_data(c, r->user_id, from, to, &pr, err);
+    if (pr) json_array_append_new(global, pr);
+    const char *id;
+    json_t *v;
+    bool need_all = false;
+    json_object_foreach((json_t *)rooms, id, v) need_all |= !had(base, id, "ad");
+    if (rc == 0 && need_all && from > 0)
+        rc = client_account_data_sync(c, r->user_id, 0, to, NULL, all = json_object(), err);
+    json_t *by_room = json_object();
+    json_object_foreach((json_t *)rooms, id, v) {
+        json_t *evs = json_object_get(had(base, id, "ad") || !all ? changed : all, id);
+        if (json_array_size(evs)) json_object_set(by_room, id, evs);
+        mark(recs, id, "ad");
+    }
+    json_decref(changed), json_decref(all);
+    *any |= json_array_size(global) || json_object_size(by_room);
+    json_object_set_new(ext, "account_data", json_pack("{s:o, s:o}", "global", global, "rooms", by_room));
+    return rc;
+}
+
+static int ext_receipts(db_conn *c, hs_req *r, const ss_request *q, const sync_token *now,
+                        const json_t *rooms, const json_t *base, json_t *recs, json_t *ext,
+                        bool *any, hs_err *err) {
+    size_t n = json_object_size(rooms), n_fresh;
+    const char **old = calloc(n + 1, sizeof *old), **fresh = calloc(n + 1, sizeof *fresh);
+    size_t n_old = split(rooms, base, "rcpt", old, fresh, &n_fresh);
+    json_t *by_room = json_object();
+    long long from = q->has_pos ? q->pos.pos[DB_STREAM_RECEIPTS] : 0, to = now->pos[DB_STREAM_RECEIPTS];
+    int rc = n_old ? client_receipts_sync(c, r->user_id, old, n_old, from, to, by_room, err) : 0;
+    /* A room new to the connection: its receipts as they stand. */
+    if (rc == 0 && n_fresh) rc = client_receipts_sync(c, r->user_id, fresh, n_fresh, 0, to, by_room, err);
+    for (size_t i = 0; i < n_fresh; i++) mark(recs, fresh[i], "rcpt");
+    free(old), free(fresh);
+    *any |= json_object_size(by_room) > 0;
+    json_object_set_new(ext, "receipts", json_pack("{s:o}", "rooms", by_room));
+    return rc;
+}
+
 static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_token *now,
-                      json_t *reqs, json_t *ext, bool *any, hs_err *err) {
+                      const json_t *lists_out, const json_t *reqs, const json_t *base,
+                      json_t *recs, json_t *ext, bool *any, hs_err *err) {
     const json_t *b = q->body;
-    long long from_of[DB_STREAM_COUNT];
-    for (int s = 0; s < DB_STREAM_COUNT; s++) from_of[s] = q->has_pos ? q->pos.pos[s] : 0;
     int rc = 0;
     if (ext_on(b, "to_device")) {
-        const char *since = json_string_value(json_object_get(
-            json_object_get(json_object_get(b, "extensions"), "to_device"), "since"));
+        const char *since = json_string_value(json_object_get(ext_cfg(b, "to_device"), "since"));
         long long from = since ? atoll(since) : 0, next = now->pos[DB_STREAM_TO_DEVICE];
         json_t *evs = json_array();
         rc = client_to_device_sync(c, r->user_id, r->device_id, from, next, evs, &next, err);
@@ -176,7 +278,7 @@ static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     if (rc == 0 && ext_on(b, "e2ee")) {
         json_t *changed = json_array(), *left = json_array(), *counts = NULL, *fb = NULL;
         if (q->has_pos)
-            rc = client_device_lists_sync(c, r->user_id, from_of[DB_STREAM_DEVICE_LISTS],
+            rc = client_device_lists_sync(c, r->user_id, q->pos.pos[DB_STREAM_DEVICE_LISTS],
                                           now->pos[DB_STREAM_DEVICE_LISTS], changed, left, err);
         if (rc == 0) rc = client_otk_counts(c, r->user_id, r->device_id, &counts, &fb, err);
         *any |= json_array_size(changed) || json_array_size(left);
@@ -186,33 +288,26 @@ static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
                                                    "device_unused_fallback_key_types", fb ? fb : json_array()));
     }
     if (rc == 0 && ext_on(b, "account_data")) {
-        json_t *global = json_array(), *rooms = json_object();
-        rc = client_account_data_sync(c, r->user_id, from_of[DB_STREAM_ACCOUNT_DATA],
-                                      now->pos[DB_STREAM_ACCOUNT_DATA], global, rooms, err);
-        *any |= json_array_size(global) || json_object_size(rooms);
-        json_object_set_new(ext, "account_data", json_pack("{s:o, s:o}", "global", global, "rooms", rooms));
+        json_t *rooms = ext_rooms(ext_cfg(b, "account_data"), b, lists_out, reqs);
+        rc = ext_account_data(c, r, q, now, rooms, base, recs, ext, any, err);
+        json_decref(rooms);
     }
-    size_t n = json_object_size(reqs), i = 0;
-    const char **ids = calloc(n + 1, sizeof *ids);
-    const char *k;
-    json_t *v;
-    json_object_foreach(reqs, k, v) ids[i++] = k;
     if (rc == 0 && ext_on(b, "receipts")) {
-        json_t *by_room = json_object();
-        rc = client_receipts_sync(c, r->user_id, ids, n, from_of[DB_STREAM_RECEIPTS],
-                                  now->pos[DB_STREAM_RECEIPTS], by_room, err);
-        *any |= json_object_size(by_room) > 0;
-        json_object_set_new(ext, "receipts", json_pack("{s:o}", "rooms", by_room));
+        json_t *rooms = ext_rooms(ext_cfg(b, "receipts"), b, lists_out, reqs);
+        rc = ext_receipts(c, r, q, now, rooms, base, recs, ext, any, err);
+        json_decref(rooms);
     }
     if (rc == 0 && ext_on(b, "typing")) {
-        json_t *by_room = json_object();
-        for (i = 0; i < n; i++) {
-            json_t *t = client_typing_sync(ids[i], from_of[DB_STREAM_TYPING], now->pos[DB_STREAM_TYPING]);
-            if (t) json_object_set_new(by_room, ids[i], t), *any = true;
+        json_t *rooms = ext_rooms(ext_cfg(b, "typing"), b, lists_out, reqs), *by_room = json_object(), *v;
+        long long from = q->has_pos ? q->pos.pos[DB_STREAM_TYPING] : 0;
+        const char *id;
+        json_object_foreach(rooms, id, v) {
+            json_t *t = client_typing_sync(id, from, now->pos[DB_STREAM_TYPING]);
+            if (t) json_object_set_new(by_room, id, t), *any = true;
         }
+        json_decref(rooms);
         json_object_set_new(ext, "typing", json_pack("{s:o}", "rooms", by_room));
     }
-    free(ids);
     return rc;
 }
 
@@ -262,6 +357,11 @@ static int one_room(db_conn *c, hs_req *r, const ss_room *room, const char *id, 
     json_object_set_new(recs, id, json_pack("{s:I, s:O, s:I, s:o}", "to", (json_int_t)to, "rs",
                                             req.required_state, "tl", (json_int_t)tl, "lazy",
                                             req.lazy_sent));
+    /* What the extensions sent of the room stays sent (ext_account_data). */
+    for (int i = 0; rec && !req.initial && i < 2; i++) {
+        json_t *v = json_object_get(rec, i ? "rcpt" : "ad");
+        if (v) json_object_set(json_object_get(recs, id), i ? "rcpt" : "ad", v);
+    }
     return 0;
 }
 
@@ -314,7 +414,7 @@ static json_t *build(hs_req *r, const ss_request *q, const sync_token *now, bool
     json_t *lists = json_object(), *rooms = json_object(), *ext = json_object(), *reqs = json_object();
     db_conn *c = db_acquire(r->srv->db, err);
     int rc = c ? rooms_part(c, r, q, now, base, *recs, lists, rooms, reqs, joined, n_joined, err) : -1;
-    if (rc == 0) rc = extensions(c, r, q, now, reqs, ext, any, err);
+    if (rc == 0) rc = extensions(c, r, q, now, lists, reqs, base, *recs, ext, any, err);
     db_release(r->srv->db, c);
     json_decref(reqs);
     json_decref(base);
