@@ -22,6 +22,7 @@ void ss_rooms_free(ss_room *rooms, size_t n) {
     for (size_t i = 0; i < n; i++) {
         ss_room *x = &rooms[i];
         free(x->room_id), free(x->room_type);
+        json_decref(x->tags);
         free(x->remote_state), free(x->remote_event), free(x->remote_version), free(x->event_id);
     }
     free(rooms);
@@ -40,6 +41,24 @@ static bool in_direct(json_t *m_direct, const char *room_id) {
         json_array_foreach(ids, i, id) if (json_is_string(id) && !strcmp(json_string_value(id), room_id)) return true;
     }
     return false;
+}
+
+/* The tags of the user's rooms (for the tags and not_tags filters). */
+static int user_tags(db_conn *c, const char *user_id, ss_room *rooms, size_t n, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT room_id, content->'tags' FROM account_data WHERE user_id = $1 AND type = 'm.tag'"
+        " AND room_id <> '' AND jsonb_typeof(content->'tags') = 'object'");
+    PGresult *r = db_run(c, &q, 1, (const char *[]){user_id}, err);
+    if (!r) return -1;
+    json_error_t je;
+    for (int row = 0; row < PQntuples(r); row++)
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(rooms[i].room_id, PQgetvalue(r, row, 0)) && !rooms[i].tags) {
+                rooms[i].tags = json_loads(PQgetvalue(r, row, 1), 0, &je);
+                break;
+            }
+    PQclear(r);
+    return 0;
 }
 
 int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to, json_t *m_direct,
@@ -120,7 +139,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
     }
     json_decref(ign);
     PQclear(r);
-    return 0;
+    return user_tags(c, user_id, *out, *n, err);
 }
 
 /* Does (type, state_key) match a required_state entry? */

@@ -92,6 +92,13 @@ static bool shown(const ss_room *x, const json_t *cfg, const char *server_name) 
     return !x->partial || !ss_needs_full_state(json_object_get(cfg, "required_state"), server_name);
 }
 
+static bool tagged(const ss_room *x, const json_t *tags) {
+    size_t i;
+    json_t *t;
+    json_array_foreach(tags, i, t) if (json_is_string(t) && json_object_get(x->tags, json_string_value(t))) return true;
+    return false;
+}
+
 static bool passes(const ss_room *x, const json_t *f) {
     json_t *v;
     if (!f) return true;
@@ -102,6 +109,8 @@ static bool passes(const ss_room *x, const json_t *f) {
     if ((v = json_object_get(f, "is_invite")) && json_is_boolean(v) && json_is_true(v) != invite) return false;
     if ((v = json_object_get(f, "room_types")) && json_is_array(v) && !type_in(v, x->room_type)) return false;
     if ((v = json_object_get(f, "not_room_types")) && json_is_array(v) && type_in(v, x->room_type)) return false;
+    if ((v = json_object_get(f, "tags")) && json_is_array(v) && !tagged(x, v)) return false;
+    if ((v = json_object_get(f, "not_tags")) && json_is_array(v) && tagged(x, v)) return false;
     return true;
 }
 

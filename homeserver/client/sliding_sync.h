@@ -36,6 +36,7 @@ typedef struct ss_room {
     bool encrypted, is_dm;
     bool partial;           /* joined with partial state, still resyncing (partial_rooms.h) */
     char *room_type;        /* create event's content.type, or NULL */
+    json_t *tags;           /* the user's m.tag tags of the room (object), or NULL */
     /* A room this server is not in (an invite, knock or rejection kept by
      * federation in fed_remote_memberships): the stripped state its server
      * gave, the membership event and the room version; else NULL. */

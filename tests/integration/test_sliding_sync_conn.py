@@ -5,7 +5,7 @@ timeline_limit sending the room again, changes made while a room was out of
 the window, a retry on the previous pos; and the room list itself: bump_stamp
 moved only by the events Synapse counts, kicks and bans listed until
 forgotten, filters, heroes only for unnamed rooms, subscriptions that leak
-nothing."""
+nothing; tags and not_tags filters."""
 import itertools
 
 import pytest
@@ -264,6 +264,12 @@ def test_filters_and_heroes(server, users):
     assert room_ids({"room_types": ["m.space"]}) == {space}
     assert room_ids({"not_room_types": ["m.space"]}) == {dm, enc, invited}
     assert room_ids({"room_types": [None]}) == {dm, enc, invited}
+    for room, tag in ((enc, "m.favourite"), (space, "u.work")):
+        assert server.request("PUT", f"{V3}/user/{uid}/rooms/{room}/tags/{tag}", {"order": 0.5},
+                              token=tok).status == 200
+    assert room_ids({"tags": ["m.favourite", "u.work"]}) == {enc, space}
+    assert room_ids({"not_tags": ["m.favourite"]}) == {dm, space, invited}
+    assert room_ids({"tags": ["u.work"], "not_room_types": ["m.space"]}) == set()
     every = ss(server, tok, {"lists": {"l": {"ranges": [[0, 20]], "timeline_limit": 0}}})["rooms"]
     # the DM has no name: heroes (the other member) name it; named rooms have none
     assert every[dm]["is_dm"] is True and "name" not in every[dm]
