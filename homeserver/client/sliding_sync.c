@@ -4,9 +4,9 @@
  * been sent is remembered per pos (sliding_conn.c), so a room is "initial"
  * only the first time, later responses carry only what changed since the
  * connection last had the room, and a widened required_state or a larger
- * timeline_limit sends the room's state or timeline again. After a restart
- * an old pos answers 400 M_UNKNOWN_POS and the client starts over, which
- * MSC4186 provides for. A room joined with partial state is left out of the
+ * timeline_limit sends the room's state or timeline again. A pos older than
+ * the previous one answers 400 M_UNKNOWN_POS and the client starts over,
+ * which MSC4186 provides for. A room joined with partial state is left out of the
  * lists and subscriptions that need all its members until it has them
  * (partial_rooms.h); its resync wakes a waiting request. */
 #include <stdio.h>
@@ -35,7 +35,7 @@ typedef struct ss_request {
     sync_token pos;
     const char *pos_str;
     long long timeout;
-    char key[700];
+    ss_conn_id conn;
 } ss_request;
 
 static int parse(hs_req *r, ss_request *q, hs_err *err) {
@@ -55,7 +55,7 @@ static int parse(hs_req *r, ss_request *q, hs_err *err) {
     if ((lists && !json_is_object(lists)) || (subs && !json_is_object(subs)))
         return hs_err_set(err, 400, "M_BAD_JSON", "lists and room_subscriptions must be objects");
     const char *cid = json_string_value(json_object_get(q->body, "conn_id"));
-    snprintf(q->key, sizeof q->key, "%s\x1f%s\x1f%s", r->user_id, r->device_id, cid ? cid : "");
+    q->conn = (ss_conn_id){r->user_id, r->device_id ? r->device_id : "", cid ? cid : ""};
     return 0;
 }
 
@@ -414,15 +414,15 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
  * after it (committed only when the response goes out). */
 static json_t *build(hs_req *r, const ss_request *q, const sync_token *now, bool *any,
                      char ***joined, size_t *n_joined, json_t **recs, hs_err *err) {
-    json_t *base = ss_conn_begin(q->key, q->has_pos ? q->pos_str : NULL);
+    db_conn *c = db_acquire(r->srv->db, err);
+    json_t *base = c ? ss_conn_begin(c, &q->conn, q->has_pos ? q->pos_str : NULL, err) : NULL;
     if (!base) {
-        hs_err_set(err, 400, "M_UNKNOWN_POS", "Unknown position: start again without pos");
+        db_release(r->srv->db, c);
         return NULL;
     }
     *recs = json_deep_copy(base);
     json_t *lists = json_object(), *rooms = json_object(), *ext = json_object(), *reqs = json_object();
-    db_conn *c = db_acquire(r->srv->db, err);
-    int rc = c ? rooms_part(c, r, q, now, base, *recs, lists, rooms, reqs, joined, n_joined, err) : -1;
+    int rc = rooms_part(c, r, q, now, base, *recs, lists, rooms, reqs, joined, n_joined, err);
     if (rc == 0) rc = extensions(c, r, q, now, lists, reqs, base, *recs, ext, any, err);
     db_release(r->srv->db, c);
     json_decref(reqs);
@@ -466,8 +466,13 @@ static int post_sliding_sync(hs_req *r, json_t **out, hs_err *err) {
         }
         free_ids(joined, n);
         if (!wait) {
-            ss_conn_commit(q.key, q.has_pos ? q.pos_str : NULL,
-                           json_string_value(json_object_get(resp, "pos")), recs);
+            db_conn *c = db_acquire(r->srv->db, err);
+            int rc = c ? ss_conn_commit(c, &q.conn, q.has_pos ? q.pos_str : NULL,
+                                        json_string_value(json_object_get(resp, "pos")), recs, err)
+                       : -1;
+            db_release(r->srv->db, c);
+            json_decref(recs);
+            if (rc < 0) return json_decref(resp), -1;
             *out = resp;
             return 200;
         }

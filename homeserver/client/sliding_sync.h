@@ -56,11 +56,20 @@ void ss_rooms_free(ss_room *rooms, size_t n);
 int ss_room_object(db_conn *c, const char *user_id, const char *device_id, const ss_room *room,
                    ss_room_req *req, long long to, json_t **out, hs_err *err);
 
-/* The connection store (sliding_conn.c). ss_conn_begin: a copy of the room
- * records (object room_id -> record) as of `pos`, a fresh empty one when
- * pos is NULL (the connection starts over), or NULL when pos is unknown.
- * ss_conn_commit: the records as of the new pos handed out (stolen). */
-json_t *ss_conn_begin(const char *key, const char *pos);
-void ss_conn_commit(const char *key, const char *pos_in, const char *pos_out, json_t *rooms);
+/* The connection store (sliding_conn.c, table sliding_sync_connections). */
+typedef struct ss_conn_id {
+    const char *user_id, *device_id, *conn_id;
+} ss_conn_id;
+
+/* The room records (object room_id -> record) as of `pos`: a fresh empty
+ * object when pos is NULL (the connection starts over), NULL with 400
+ * M_UNKNOWN_POS when the connection never handed out pos or has moved two
+ * positions past it, or NULL with a database error. */
+json_t *ss_conn_begin(db_conn *c, const ss_conn_id *id, const char *pos, hs_err *err);
+
+/* Store the records as of pos_out, the pos of the response about to go out
+ * to a request made with pos_in (NULL: none). 0, or -1 with err. */
+int ss_conn_commit(db_conn *c, const ss_conn_id *id, const char *pos_in, const char *pos_out,
+                   const json_t *rooms, hs_err *err);
 
 #endif

@@ -287,3 +287,40 @@ def test_subscription_to_a_room_one_cannot_see(server, users):
     assert r["rooms"] == {}
     bogus = ss(server, c, {"conn_id": "peek2", **sub("!nope:localhost", [["*", "*"]], 10)})
     assert bogus["rooms"] == {}
+
+
+def test_connection_survives_a_restart():
+    """The records are in PostgreSQL: after a restart the client goes on
+    from its pos (no M_UNKNOWN_POS, no initial rooms again), and only the
+    latest two positions of a connection are kept."""
+    from harness import Server
+    with Server() as srv:
+        srv.start()
+        srv.add_user("ssc_restart")
+        tok = srv.login("ssc_restart")
+        rooms = [create(srv, tok, name=f"R{i}") for i in range(3)]
+        body = {"conn_id": "restart", "lists": {"all": {
+            "ranges": [[0, 9]], "timeline_limit": 1,
+            "required_state": [["m.room.name", ""], ["m.room.member", "$LAZY"]]}}}
+        first = ss(srv, tok, body)
+        assert set(first["rooms"]) == set(rooms)
+        # the three rooms share one stored required_state
+        stored = srv.psql("SELECT jsonb_array_length(rooms->'rs') FROM sliding_sync_connections"
+                          " WHERE conn_id = 'restart'")
+        assert stored == "1"
+        assert srv.stop() == 0
+        srv.start()
+        msg = send(srv, tok, rooms[0], "after the restart")
+        r2 = ss(srv, tok, body, pos=first["pos"])
+        assert list(r2["rooms"]) == [rooms[0]]
+        assert "initial" not in r2["rooms"][rooms[0]]
+        assert [e["event_id"] for e in r2["rooms"][rooms[0]]["timeline"]] == [msg]
+        send(srv, tok, rooms[1], "again")
+        r3 = ss(srv, tok, body, pos=r2["pos"])
+        assert srv.psql("SELECT count(*) FROM sliding_sync_connections WHERE conn_id = 'restart'") == "2"
+        assert list(r3["rooms"]) == [rooms[1]]
+        bad = srv.request("POST", SS + f"?pos={first['pos']}", body, token=tok)
+        assert bad.status == 400 and bad.json["errcode"] == "M_UNKNOWN_POS"
+        assert srv.stop() == 0
+        log = srv.read_log()
+        assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
