@@ -3,8 +3,8 @@
 -- sliding_sync_connection_* tables: one row per pos handed out, the latest
 -- two of each connection kept (a client whose response was lost retries the
 -- previous pos). rooms: {"rooms": {room_id: {"to", "rs", "tl", "lazy", …}},
--- "rs": [required_state arrays the rooms' "rs" index]}. Rows of a connection
--- unused for a week go when its user starts a connection.
+-- "rs": [required_state arrays the rooms' "rs" index]}. Rows unused for a
+-- week, or of a deleted device, go when their user starts a connection.
 CREATE TABLE sliding_sync_connections (
     user_id    text NOT NULL,
     device_id  text NOT NULL,

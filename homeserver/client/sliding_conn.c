@@ -60,11 +60,17 @@ static json_t *unpack_rooms(json_t *stored) {
 
 json_t *ss_conn_begin(db_conn *c, const ss_conn_id *id, const char *pos, hs_err *err) {
     if (!pos) {
-        static db_stmt idle = DB_STMT(
-            "DELETE FROM sliding_sync_connections WHERE user_id = $1 AND used_ts < $2");
+        /* A new connection clears the user's stale ones: idle, or of a
+         * device since deleted (no foreign key: appservice users may sync
+         * without a device row). */
+        static db_stmt stale = DB_STMT(
+            "DELETE FROM sliding_sync_connections s WHERE s.user_id = $1 AND (s.used_ts < $2"
+            " OR (s.device_id <> $3 AND NOT EXISTS (SELECT 1 FROM devices d"
+            "  WHERE d.user_id = s.user_id AND d.device_id = s.device_id)))");
         char before[24];
         snprintf(before, sizeof before, "%lld", hs_now_ms() - IDLE_MS);
-        if (db_exec(c, &idle, 2, (const char *[]){id->user_id, before}, err) < 0) return NULL;
+        if (db_exec(c, &stale, 3, (const char *[]){id->user_id, before, id->device_id}, err) < 0)
+            return NULL;
         return json_object();
     }
     static db_stmt q = DB_STMT(

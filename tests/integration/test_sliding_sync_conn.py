@@ -324,3 +324,19 @@ def test_connection_survives_a_restart():
         assert srv.stop() == 0
         log = srv.read_log()
         assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+
+
+def test_a_deleted_devices_connections_go(server):
+    server.add_user("ssc_devices")
+    old = server.login("ssc_devices", device_id="SSCOLD")
+    new = server.login("ssc_devices", device_id="SSCNEW")
+    ss(server, old, {"conn_id": "dev"})
+    count = "SELECT count(*) FROM sliding_sync_connections WHERE user_id LIKE '@ssc_devices:%'"
+    assert server.psql(count) == "1"
+    r = server.request("POST", V3 + "/delete_devices", {"devices": ["SSCOLD"], "auth": {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "ssc_devices"},
+        "password": "correct horse"}}, token=new)
+    assert r.status == 200, r
+    ss(server, new, {"conn_id": "dev"})
+    assert server.psql(count) == "1"  # the new device's, the old one's gone
+    assert server.psql(count + " AND device_id = 'SSCOLD'") == "0"
