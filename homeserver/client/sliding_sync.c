@@ -275,10 +275,16 @@ static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     const json_t *b = q->body;
     int rc = 0;
     if (ext_on(b, "to_device")) {
-        const char *since = json_string_value(json_object_get(ext_cfg(b, "to_device"), "since"));
+        const json_t *td = ext_cfg(b, "to_device");
+        const char *since = json_string_value(json_object_get(td, "since"));
         long long from = since ? atoll(since) : 0, next = now->pos[DB_STREAM_TO_DEVICE];
+        /* limit: 100 by default, as Synapse; at most 1,000 a response. */
+        json_t *lim = json_object_get(td, "limit");
+        json_int_t limit = json_is_integer(lim) ? json_integer_value(lim) : E2EE_TO_DEVICE_SYNC_LIMIT;
+        limit = limit < 1 ? 1 : limit > 1000 ? 1000 : limit;
         json_t *evs = json_array();
-        rc = client_to_device_sync(c, r->user_id, r->device_id, from, next, evs, &next, err);
+        rc = client_to_device_sync_limit(c, r->user_id, r->device_id, from, next, (int)limit, evs,
+                                         &next, err);
         char nb[24];
         snprintf(nb, sizeof nb, "%lld", next);
         *any |= json_array_size(evs) > 0;

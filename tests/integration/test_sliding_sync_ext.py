@@ -150,3 +150,22 @@ def test_to_device_and_e2ee(server, me):
     r2 = ss(server, tok, acked, pos=again["pos"])
     assert r2["extensions"]["to_device"]["events"] == []
     assert server.psql(f"SELECT count(*) FROM device_inbox WHERE user_id = '{uid}'") == "0"
+
+
+def test_to_device_limit(server):
+    uid = server.add_user("sse_limit")
+    tok = server.login("sse_limit", device_id="SSELIM")
+    server.add_user("sse_limit_sender")
+    sender = server.login("sse_limit_sender")
+    for i in range(5):
+        assert server.request("PUT", f"{V3}/sendToDevice/org.example.td/sse-lim{i}",
+                              {"messages": {uid: {"SSELIM": {"i": i}}}}, token=sender).status == 200
+    got, since, pos = [], None, None
+    for _ in range(3):
+        td = {"enabled": True, "limit": 2, **({"since": since} if since else {})}
+        r = ss(server, tok, {"conn_id": "lim", "extensions": {"to_device": td}}, pos=pos)
+        batch = [e["content"]["i"] for e in r["extensions"]["to_device"]["events"]]
+        assert len(batch) <= 2
+        got += batch
+        since, pos = r["extensions"]["to_device"]["next_batch"], r["pos"]
+    assert got == [0, 1, 2, 3, 4]
