@@ -61,8 +61,16 @@ static int user_tags(db_conn *c, const char *user_id, ss_room *rooms, size_t n, 
     return 0;
 }
 
+/* Which memberships the lists show. Rooms left by one's own leave appear
+ * once, in the response after it; kicks and bans stay listed until
+ * forgotten (as Synapse). */
+#define LISTED \
+    "(cs.membership IN ('join', 'invite', 'knock', 'ban') OR e.stream_ordering > $2" \
+    " OR (cs.membership = 'leave' AND e.sender <> $1))"
+
 int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to, json_t *m_direct,
-                  ss_room **out, size_t *n, hs_err *err) {
+                  const char *const *subscribed, size_t n_subscribed, ss_room **out, size_t *n,
+                  hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT cs.room_id, cs.membership, e.stream_ordering,"
         /* bump_stamp: the latest event of a kind that makes a room recent
@@ -81,13 +89,11 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         "   AND cc.type = 'm.room.create' AND cc.state_key = '')"
         " , NULL, NULL, NULL, NULL,"
         " cs.membership = 'join' AND EXISTS (SELECT 1 FROM fed_partial_state_rooms p"
-        "   WHERE p.room_id = cs.room_id), e.sender"
+        "   WHERE p.room_id = cs.room_id), e.sender, " LISTED
         " FROM current_state cs JOIN events e USING (event_id)"
         " WHERE cs.type = 'm.room.member' AND cs.state_key = $1 AND e.stream_ordering <= $3"
-        /* Rooms left by one's own leave appear once, in the response after
-         * it; kicks and bans stay listed until forgotten (as Synapse). */
-        " AND (cs.membership IN ('join', 'invite', 'knock', 'ban') OR e.stream_ordering > $2"
-        "  OR (cs.membership = 'leave' AND e.sender <> $1))"
+        /* Subscriptions reach left rooms too (up to the leave). */
+        " AND (" LISTED " OR cs.room_id = ANY($4::text[]))"
         " AND (cs.membership IN ('join', 'invite', 'knock') OR NOT EXISTS (SELECT 1"
         "  FROM room_forgotten f WHERE f.user_id = $1 AND f.room_id = cs.room_id))"
         /* A newer membership in a room we are not in replaces it (sync_rooms.c). */
@@ -100,7 +106,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         "  (SELECT s->'content'->>'type' FROM json_array_elements(x.stripped_state::json) s"
         "   WHERE s->>'type' = 'm.room.create' AND s->>'state_key' = '' LIMIT 1),"
         "  x.stripped_state, x.event_json, x.room_version, x.event_id, false,"
-        "  x.event_json::jsonb->>'sender'"
+        "  x.event_json::jsonb->>'sender', true"
         " FROM fed_remote_memberships x WHERE x.user_id = $1 AND x.stream_ordering <= $3"
         "  AND (x.membership IN ('invite', 'knock') OR x.stream_ordering > $2)"
         "  AND NOT EXISTS (SELECT 1 FROM current_state cs JOIN events e USING (event_id)"
@@ -109,7 +115,9 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
     char s[24], t[24];
     snprintf(s, sizeof s, "%lld", since < 0 ? (long long)1 << 62 : since);
     snprintf(t, sizeof t, "%lld", to);
-    PGresult *r = db_run(c, &q, 3, (const char *[]){user_id, s, t}, err);
+    char *subs = db_text_array(subscribed, n_subscribed);
+    PGresult *r = db_run(c, &q, 4, (const char *[]){user_id, s, t, subs}, err);
+    free(subs);
     if (!r) return -1;
     int blocked = client_invites_blocked(c, user_id, err);
     if (blocked < 0) return PQclear(r), -1;
@@ -136,6 +144,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         x->remote_version = opt_dup(r, row, 8);
         x->event_id = opt_dup(r, row, 9);
         x->partial = PQgetvalue(r, row, 10)[0] == 't';
+        x->listed = PQgetvalue(r, row, 12)[0] == 't';
     }
     json_decref(ign);
     PQclear(r);

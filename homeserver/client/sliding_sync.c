@@ -127,7 +127,7 @@ static void apply_lists(const json_t *lists, ss_room *rooms, size_t n, const cha
     json_object_foreach((json_t *)lists, name, cfg) {
         size_t m = 0;
         for (size_t i = 0; i < n; i++)
-            if (passes(&rooms[i], json_object_get(cfg, "filters")) &&
+            if (rooms[i].listed && passes(&rooms[i], json_object_get(cfg, "filters")) &&
                 shown(&rooms[i], cfg, server_name))
                 sel[m++] = &rooms[i];
         qsort(sel, m, sizeof *sel, by_bump);
@@ -388,14 +388,19 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     ss_room *rooms = NULL;
     size_t n = 0;
     long long since = q->has_pos ? q->pos.pos[DB_STREAM_EVENTS] : -1, to = now->pos[DB_STREAM_EVENTS];
-    int rc = ss_user_rooms(c, r->user_id, since, to, direct, &rooms, &n, err);
+    const json_t *subs = json_object_get(q->body, "room_subscriptions");
+    const char **sub_ids = calloc(json_object_size(subs) + 1, sizeof *sub_ids);
+    size_t n_subs = 0;
+    const char *id;
+    json_t *cfg;
+    json_object_foreach((json_t *)subs, id, cfg) sub_ids[n_subs++] = id;
+    int rc = ss_user_rooms(c, r->user_id, since, to, direct, sub_ids, n_subs, &rooms, &n, err);
+    free(sub_ids);
     json_decref(direct);
     if (rc < 0) return -1;
     json_t *lists = json_object_get(q->body, "lists");
     const char *me = r->srv->cfg->server_name;
     if (lists) apply_lists(lists, rooms, n, me, reqs, lists_out);
-    const char *id;
-    json_t *cfg;
     /* A subscription to a room the user has no membership of gets nothing:
      * no leak of rooms they cannot see. */
     json_object_foreach(json_object_get(q->body, "room_subscriptions"), id, cfg) {

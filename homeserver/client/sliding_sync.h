@@ -35,6 +35,7 @@ typedef struct ss_room {
     long long bump_stamp;   /* position of the room's latest event the user can see */
     bool encrypted, is_dm;
     bool partial;           /* joined with partial state, still resyncing (partial_rooms.h) */
+    bool listed;            /* shown in lists; false: a left room only a subscription asked for */
     char *room_type;        /* create event's content.type, or NULL */
     json_t *tags;           /* the user's m.tag tags of the room (object), or NULL */
     /* A room this server is not in (an invite, knock or rejection kept by
@@ -43,11 +44,14 @@ typedef struct ss_room {
     char *remote_state, *remote_event, *remote_version, *event_id;
 } ss_room;
 
-/* The user's rooms (joined, invited, knocked; left or banned since `since`),
- * those this server is not in included, as /sync v2 lists them. Invites of
- * a user who blocks invites (m.invite_permission_config) are left out. */
+/* The user's rooms: joined, invited, knocked, banned, kicked from (until
+ * forgotten), left since `since`, those this server is not in included;
+ * and, not listed, the left rooms among `subscribed`. Invites of a user who
+ * blocks invites (m.invite_permission_config) or from an ignored user are
+ * left out. */
 int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to, json_t *m_direct,
-                  ss_room **out, size_t *n, hs_err *err);
+                  const char *const *subscribed, size_t n_subscribed, ss_room **out, size_t *n,
+                  hs_err *err);
 void ss_rooms_free(ss_room *rooms, size_t n);
 
 /* One room's response object, or NULL when nothing changed for an already

@@ -340,3 +340,30 @@ def test_a_deleted_devices_connections_go(server):
     ss(server, new, {"conn_id": "dev"})
     assert server.psql(count) == "1"  # the new device's, the old one's gone
     assert server.psql(count + " AND device_id = 'SSCOLD'") == "0"
+
+
+def test_subscription_to_a_room_one_left(server, users):
+    """As Synapse: a subscription reaches a room the user left long ago (up
+    to their leave, nothing after), without putting it back in the lists."""
+    _, a = users["ssc_alice"]
+    uid = server.add_user("ssc_leaver")
+    tok = server.login("ssc_leaver")
+    room = create(server, a, preset="public_chat", name="Left long ago")
+    join(server, tok, room)
+    before = send(server, a, room, "while there")
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=tok).status == 200
+    send(server, a, room, "after the leave")
+    body = {"conn_id": "left", "lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 0}},
+            **sub(room, [["m.room.name", ""], ["m.room.member", "$ME"]], 5)}
+    r = ss(server, tok, body)
+    assert r["lists"]["all"]["count"] == 0
+    got = r["rooms"][room]
+    bodies = [e["content"].get("body") for e in got["timeline"]]
+    assert "while there" in bodies and "after the leave" not in bodies
+    assert got["timeline"][-1]["content"]["membership"] == "leave"
+    me = [e for e in got["required_state"] if e["type"] == "m.room.member"][0]
+    assert me["state_key"] == uid and me["content"]["membership"] == "leave"
+    assert before
+    # forgotten: nothing
+    assert server.request("POST", f"{V3}/rooms/{room}/forget", {}, token=tok).status == 200
+    assert ss(server, tok, {**body, "conn_id": "left2"})["rooms"] == {}
