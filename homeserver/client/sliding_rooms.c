@@ -82,6 +82,10 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         "   'm.room.message', 'm.room.encrypted', 'm.sticker', 'm.call.invite', 'm.poll.start',"
         "   'm.beacon_info'))"
         "  ELSE e.stream_ordering END,"
+        /* last_pos: the room's latest event of any kind (see ss_room). */
+        " CASE WHEN cs.membership = 'join' THEN (SELECT max(x.stream_ordering) FROM events x"
+        "   WHERE x.room_id = cs.room_id AND x.stream_ordering <= $3) ELSE e.stream_ordering END"
+        " AS last_pos,"
         " EXISTS (SELECT 1 FROM current_state enc WHERE enc.room_id = cs.room_id"
         "   AND enc.type = 'm.room.encryption' AND enc.state_key = ''),"
         " (SELECT convert_from(ce.json, 'UTF8')::json->'content'->>'type' FROM current_state cc"
@@ -100,7 +104,7 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         " AND NOT EXISTS (SELECT 1 FROM fed_remote_memberships x WHERE x.room_id = cs.room_id"
         "  AND x.user_id = $1 AND x.stream_ordering > e.stream_ordering AND x.stream_ordering <= $3)"
         " UNION ALL"
-        " SELECT x.room_id, x.membership, x.stream_ordering, x.stream_ordering,"
+        " SELECT x.room_id, x.membership, x.stream_ordering, x.stream_ordering, x.stream_ordering,"
         "  EXISTS (SELECT 1 FROM json_array_elements(x.stripped_state::json) s"
         "   WHERE s->>'type' = 'm.room.encryption' AND s->>'state_key' = ''),"
         "  (SELECT s->'content'->>'type' FROM json_array_elements(x.stripped_state::json) s"
@@ -130,21 +134,22 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
     for (int row = 0; row < PQntuples(r); row++) {
         bool invite = !strcmp(PQgetvalue(r, row, 1), "invite");
         if (invite && blocked) continue; /* v1.18 */
-        if (invite && ignored && json_object_get(ignored, PQgetvalue(r, row, 11))) continue;
+        if (invite && ignored && json_object_get(ignored, PQgetvalue(r, row, 12))) continue;
         ss_room *x = &(*out)[(*n)++];
         x->room_id = strdup(PQgetvalue(r, row, 0));
         snprintf(x->membership, sizeof x->membership, "%s", PQgetvalue(r, row, 1));
         x->member_pos = atoll(PQgetvalue(r, row, 2));
         x->bump_stamp = PQgetisnull(r, row, 3) ? x->member_pos : atoll(PQgetvalue(r, row, 3));
-        x->encrypted = PQgetvalue(r, row, 4)[0] == 't';
-        x->room_type = PQgetisnull(r, row, 5) ? NULL : strdup(PQgetvalue(r, row, 5));
+        x->last_pos = PQgetisnull(r, row, 4) ? x->member_pos : atoll(PQgetvalue(r, row, 4));
+        x->encrypted = PQgetvalue(r, row, 5)[0] == 't';
+        x->room_type = PQgetisnull(r, row, 6) ? NULL : strdup(PQgetvalue(r, row, 6));
         x->is_dm = in_direct(m_direct, x->room_id);
-        x->remote_state = opt_dup(r, row, 6);
-        x->remote_event = opt_dup(r, row, 7);
-        x->remote_version = opt_dup(r, row, 8);
-        x->event_id = opt_dup(r, row, 9);
-        x->partial = PQgetvalue(r, row, 10)[0] == 't';
-        x->listed = PQgetvalue(r, row, 12)[0] == 't';
+        x->remote_state = opt_dup(r, row, 7);
+        x->remote_event = opt_dup(r, row, 8);
+        x->remote_version = opt_dup(r, row, 9);
+        x->event_id = opt_dup(r, row, 10);
+        x->partial = PQgetvalue(r, row, 11)[0] == 't';
+        x->listed = PQgetvalue(r, row, 13)[0] == 't';
     }
     json_decref(ign);
     PQclear(r);

@@ -362,7 +362,11 @@ static int one_room(db_conn *c, hs_req *r, const ss_room *room, const char *id, 
     json_t *lazy = req.initial ? NULL : json_object_get(rec, "lazy");
     req.lazy_sent = json_is_object(lazy) ? json_deep_copy(lazy) : json_object();
     json_t *o = NULL;
-    int rc = ss_room_object(c, r->user_id, r->device_id, room, &req, to, &o, err);
+    /* Nothing happened in the room since the connection had it: no query
+     * (most rooms of a window, on most requests). */
+    bool quiet = !req.initial && !req.state_again && !req.expanded && room->last_pos <= req.since &&
+                 room->member_pos <= req.since;
+    int rc = quiet ? 0 : ss_room_object(c, r->user_id, r->device_id, room, &req, to, &o, err);
     if (rc < 0) return json_decref(req.lazy_sent), -1;
     if (o) json_object_set_new(rooms_out, id, o);
     /* The timeline_limit the client has had: a smaller one counts only when

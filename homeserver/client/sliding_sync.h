@@ -32,7 +32,8 @@ typedef struct ss_room {
     char *room_id;
     char membership[16];
     long long member_pos;   /* stream position of the membership event */
-    long long bump_stamp;   /* position of the room's latest event the user can see */
+    long long bump_stamp;   /* position of the room's latest bump event (message-like) */
+    long long last_pos;     /* position of the room's latest event (its membership's if not joined) */
     bool encrypted, is_dm;
     bool partial;           /* joined with partial state, still resyncing (partial_rooms.h) */
     bool listed;            /* shown in lists; false: a left room only a subscription asked for */
