@@ -1,13 +1,14 @@
 /* sliding_sync.c — POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync.
  *
- * `pos` is a /sync token. What a connection (user, device, conn_id) has
- * been sent is remembered per pos (sliding_conn.c), so a room is "initial"
- * only the first time, later responses carry only what changed since the
- * connection last had the room, and a widened required_state or a larger
- * timeline_limit sends the room's state or timeline again. A pos older than
- * the previous one answers 400 M_UNKNOWN_POS and the client starts over,
- * which MSC4186 provides for. A room joined with partial state is left out of the
- * lists and subscriptions that need all its members until it has them
+ * `pos` is "<n>/<sync token>", n counting the connection's responses. What
+ * a connection (user, device, conn_id) has been sent is remembered per pos
+ * (sliding_conn.c), so a room is "initial" only the first time, later
+ * responses carry only what changed since the connection last had the
+ * room, and a widened required_state or a larger timeline_limit sends the
+ * room's state or timeline again. A pos older than the previous one answers
+ * 400 M_UNKNOWN_POS and the client starts over, which MSC4186 provides for.
+ * A room joined with partial state is left out of the lists and
+ * subscriptions that need all its members until it has them
  * (partial_rooms.h); its resync wakes a waiting request. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ typedef struct ss_request {
     bool has_pos;
     sync_token pos;
     const char *pos_str;
+    long long seq;      /* the connection's count of responses, as of pos */
     long long timeout;
     ss_conn_id conn;
 } ss_request;
@@ -43,7 +45,13 @@ static int parse(hs_req *r, ss_request *q, hs_err *err) {
     q->body = r->json;
     const char *pos = hs_req_query(r, "pos"), *t = hs_req_query(r, "timeout");
     if (pos) {
-        if (!sync_token_parse(pos, &q->pos))
+        /* "<n>/<sync token>": n counts the connection's responses, so that
+         * each response's pos is new even when no stream moved (as
+         * Synapse's "<connection position>/<stream token>"). */
+        const char *slash = strchr(pos, '/');
+        char *end = NULL;
+        q->seq = slash ? strtoll(pos, &end, 10) : 0;
+        if ((slash && (end != slash || q->seq < 0 || q->seq > (1LL << 52))) || !sync_token_parse(slash ? slash + 1 : pos, &q->pos))
             return hs_err_set(err, 400, "M_INVALID_PARAM", "Malformed pos");
         q->has_pos = true;
         q->pos_str = pos;
@@ -449,7 +457,8 @@ static json_t *build(hs_req *r, const ss_request *q, const sync_token *now, bool
         return NULL;
     }
     char tok[256];
-    sync_token_format(now, tok, sizeof tok);
+    int k = snprintf(tok, sizeof tok, "%lld/", q->seq + 1);
+    sync_token_format(now, tok + k, sizeof tok - (size_t)k);
     return json_pack("{s:s, s:o, s:o, s:o}", "pos", tok, "lists", lists, "rooms", rooms,
                      "extensions", ext);
 }

@@ -367,3 +367,21 @@ def test_subscription_to_a_room_one_left(server, users):
     # forgotten: nothing
     assert server.request("POST", f"{V3}/rooms/{room}/forget", {}, token=tok).status == 200
     assert ss(server, tok, {**body, "conn_id": "left2"})["rooms"] == {}
+
+
+def test_each_response_has_its_own_pos(server, users):
+    """Even when no stream moved, so that a retry after a lost response that
+    widened required_state gets that state again."""
+    _, a = users["ssc_alice"]
+    room = create(server, a, name="Own pos", topic="t")
+    narrow = {"conn_id": "ownpos", **sub(room, [["m.room.name", ""]], 1)}
+    wide = {"conn_id": "ownpos", **sub(room, [["m.room.name", ""], ["m.room.topic", ""]], 1)}
+    p1 = ss(server, a, narrow)["pos"]
+    lost = ss(server, a, wide, pos=p1)
+    assert lost["pos"] != p1
+    assert "m.room.topic" in {e["type"] for e in lost["rooms"][room]["required_state"]}
+    retry = ss(server, a, wide, pos=p1)
+    assert "m.room.topic" in {e["type"] for e in retry["rooms"][room]["required_state"]}
+    quiet = ss(server, a, wide, pos=retry["pos"])
+    assert quiet["rooms"] == {} and quiet["pos"] != retry["pos"]
+    assert server.request("POST", SS + "?pos=x/s1", {}, token=a).status == 400
