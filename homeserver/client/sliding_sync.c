@@ -325,7 +325,9 @@ static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
         long long from = q->has_pos ? q->pos.pos[DB_STREAM_TYPING] : 0;
         const char *id;
         json_object_foreach(rooms, id, v) {
-            json_t *t = client_typing_sync(id, from, now->pos[DB_STREAM_TYPING]);
+            /* A room new to the connection: who is typing there now. */
+            long long f = json_object_get(base, id) ? from : 0;
+            json_t *t = client_typing_sync(id, f, now->pos[DB_STREAM_TYPING]);
             if (t) json_object_set_new(by_room, id, t), *any = true;
         }
         json_decref(rooms);

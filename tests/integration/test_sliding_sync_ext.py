@@ -106,12 +106,14 @@ def test_receipts_of_a_room_new_to_the_connection(server, me):
     send(server, tok, filler, "on top")
     body = {**window({"receipts": {"enabled": True}, "typing": {"enabled": True}}),
             "conn_id": "rcpt"}
+    # the other user starts typing before the connection starts
+    assert server.request("PUT", f"{V3}/rooms/{room}/typing/{other_id}",
+                          {"typing": True, "timeout": 30000}, token=other).status == 200
     first = ss(server, tok, body)
     assert list(first["rooms"]) == [filler]
     assert room not in first["extensions"]["receipts"]["rooms"]
-    # a typing notification and a message bring the room in: with the old receipt
-    assert server.request("PUT", f"{V3}/rooms/{room}/typing/{other_id}",
-                          {"typing": True, "timeout": 30000}, token=other).status == 200
+    assert room not in first["extensions"]["typing"]["rooms"]
+    # a message brings the room in: with the old receipt and who is typing
     send(server, tok, room, "on top now")
     r2 = ss(server, tok, body, pos=first["pos"])
     assert list(r2["rooms"]) == [room]
