@@ -45,23 +45,17 @@ static int parse(hs_req *r, ss_request *q, hs_err *err) {
     q->body = r->json;
     const char *pos = hs_req_query(r, "pos"), *t = hs_req_query(r, "timeout");
     if (pos) {
-        /* "<n>/<sync token>": n counts the connection's responses, so that
-         * each response's pos is new even when no stream moved (as
-         * Synapse's "<connection position>/<stream token>"). */
-        const char *slash = strchr(pos, '/');
-        char *end = NULL;
-        q->seq = slash ? strtoll(pos, &end, 10) : 0;
-        if ((slash && (end != slash || q->seq < 0 || q->seq > (1LL << 52))) || !sync_token_parse(slash ? slash + 1 : pos, &q->pos))
-            return hs_err_set(err, 400, "M_INVALID_PARAM", "Malformed pos");
+        /* A plain sync token (an older pvyhs's pos) is malformed too: the
+         * client starts over, as for an unknown pos. */
+        if (!ss_pos_parse(pos, &q->seq, &q->pos))
+            return hs_err_set(err, 400, "M_UNKNOWN_POS", "Malformed pos: start again without pos");
         q->has_pos = true;
         q->pos_str = pos;
     }
     q->timeout = t ? atoll(t) : 0;
     if (q->timeout < 0) q->timeout = 0;
     if (q->timeout > 600000) q->timeout = 600000;
-    const json_t *lists = json_object_get(q->body, "lists"), *subs = json_object_get(q->body, "room_subscriptions");
-    if ((lists && !json_is_object(lists)) || (subs && !json_is_object(subs)))
-        return hs_err_set(err, 400, "M_BAD_JSON", "lists and room_subscriptions must be objects");
+    if (ss_request_check(q->body, err) < 0) return -1;
     const char *cid = json_string_value(json_object_get(q->body, "conn_id"));
     q->conn = (ss_conn_id){r->user_id, r->device_id ? r->device_id : "", cid ? cid : ""};
     return 0;
@@ -338,21 +332,6 @@ static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
 
 /* ---- one pass and the handler ---- */
 
-/* Does `now` ask for a (type, state_key) that `before` did not? */
-static bool widened(const json_t *before, const json_t *now) {
-    size_t i, j;
-    json_t *p, *o;
-    json_array_foreach(now, i, p) {
-        bool had = false;
-        json_array_foreach(before, j, o) if (json_equal(p, o)) {
-            had = true;
-            break;
-        }
-        if (!had) return true;
-    }
-    return false;
-}
-
 /* What the connection has of a room (rec, NULL: nothing) decides what the
  * room's object carries; the new record goes into recs. */
 static int one_room(db_conn *c, hs_req *r, const ss_room *room, const char *id, const json_t *cfg,
@@ -366,7 +345,7 @@ static int one_room(db_conn *c, hs_req *r, const ss_room *room, const char *id, 
     long long old_tl = json_integer_value(json_object_get(rec, "tl"));
     if (!req.initial) {
         req.since = json_integer_value(json_object_get(rec, "to"));
-        req.state_again = widened(json_object_get(rec, "rs"), req.required_state);
+        req.state_again = ss_required_state_widened(json_object_get(rec, "rs"), req.required_state);
         req.expanded = req.timeline_limit > old_tl;
     }
     json_t *lazy = req.initial ? NULL : json_object_get(rec, "lazy");

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "homeserver/db/db.h"
+#include "sync_token.h"
 
 /* What one room is asked for: the union over the lists and subscriptions
  * that include it, and what the connection already has of it. */
@@ -60,6 +61,16 @@ void ss_rooms_free(ss_room *rooms, size_t n);
  * transaction IDs, events_read.h). */
 int ss_room_object(db_conn *c, const char *user_id, const char *device_id, const ss_room *room,
                    ss_room_req *req, long long to, json_t **out, hs_err *err);
+
+/* The request's pure parts (sliding_request.c). ss_pos_parse: a pos
+ * "<n>/<sync token>" (n counts the connection's responses); false when
+ * malformed. ss_request_check: the body's shape (lists, ranges,
+ * required_state, timeline_limit, filters, room_subscriptions, conn_id,
+ * extensions), 0 or -1 with 400 M_BAD_JSON. ss_required_state_widened:
+ * does `now` ask for a [type, state_key] that `before` did not? */
+bool ss_pos_parse(const char *pos, long long *seq, sync_token *t);
+int ss_request_check(const json_t *body, hs_err *err);
+bool ss_required_state_widened(const json_t *before, const json_t *now);
 
 /* The connection store (sliding_conn.c, table sliding_sync_connections). */
 typedef struct ss_conn_id {

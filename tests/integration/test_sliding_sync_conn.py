@@ -385,3 +385,17 @@ def test_each_response_has_its_own_pos(server, users):
     quiet = ss(server, a, wide, pos=retry["pos"])
     assert quiet["rooms"] == {} and quiet["pos"] != retry["pos"]
     assert server.request("POST", SS + "?pos=x/s1", {}, token=a).status == 400
+
+
+def test_bad_bodies_and_old_positions(server, users):
+    _, a = users["ssc_alice"]
+    for body in ({"lists": {"l": {"ranges": [[3, 1]]}}},
+                 {"lists": {"l": {"timeline_limit": "1"}}},
+                 {"room_subscriptions": {"!r:localhost": {"required_state": ["m.room.name"]}}},
+                 {"conn_id": 5}):
+        r = server.request("POST", SS, body, token=a)
+        assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", (body, r)
+    # a plain /sync token (what pvyhs handed out as pos before): start over
+    since = server.request("GET", V3 + "/sync?timeout=0", token=a).json["next_batch"]
+    r = server.request("POST", SS + f"?pos={since}", {}, token=a)
+    assert r.status == 400 and r.json["errcode"] == "M_UNKNOWN_POS"
