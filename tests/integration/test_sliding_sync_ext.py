@@ -171,3 +171,38 @@ def test_to_device_limit(server):
         got += batch
         since, pos = r["extensions"]["to_device"]["next_batch"], r["pos"]
     assert got == [0, 1, 2, 3, 4]
+
+
+def test_encryption_connection_long_polls_for_to_device(server):
+    """Element X's second connection: extensions only, long-polling; a
+    to-device message wakes it at once."""
+    import threading
+    import time
+    uid = server.add_user("sse_poll")
+    tok = server.login("sse_poll", device_id="SSEPOLL")
+    server.add_user("sse_poll_sender")
+    sender = server.login("sse_poll_sender")
+    body = {"conn_id": "encryption", "extensions": {"to_device": {"enabled": True},
+                                                    "e2ee": {"enabled": True}}}
+    first = ss(server, tok, body)
+    since = first["extensions"]["to_device"]["next_batch"]
+    got = {}
+
+    def poll():
+        t0 = time.time()
+        r = server.request("POST", SS + f"?timeout=20000&pos={first['pos']}",
+                           {**body, "extensions": {**body["extensions"], "to_device": {
+                               "enabled": True, "since": since}}}, token=tok, timeout=40)
+        got["r"], got["dt"] = r, time.time() - t0
+
+    th = threading.Thread(target=poll)
+    th.start()
+    time.sleep(0.5)
+    assert server.request("PUT", f"{V3}/sendToDevice/m.room_key_request/sse-poll",
+                          {"messages": {uid: {"SSEPOLL": {"action": "cancellation"}}}},
+                          token=sender).status == 200
+    th.join(30)
+    assert got["r"].status == 200
+    events = got["r"].json["extensions"]["to_device"]["events"]
+    assert [e["type"] for e in events] == ["m.room_key_request"]
+    assert got["dt"] < 5
