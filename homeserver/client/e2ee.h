@@ -40,6 +40,12 @@ int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id
                           long long since, long long to, json_t *events, long long *next,
                           hs_err *err);
 
+/* client_to_device_sync with another limit (sliding sync's to_device
+ * extension takes one from the client; >= 1). */
+int client_to_device_sync_limit(db_conn *c, const char *user_id, const char *device_id,
+                                long long since, long long to, int limit, json_t *events,
+                                long long *next, hs_err *err);
+
 /* Send client_to_device_sync's statement ahead (db_prefetch). */
 void client_to_device_prefetch(db_conn *c, const char *user_id, const char *device_id,
                                long long since, long long to);

@@ -204,16 +204,16 @@ typedef struct inbox_params {
     char since[24], to[24], limit[16];
 } inbox_params;
 
-static void inbox_params_of(long long since, long long to, inbox_params *ip) {
+static void inbox_params_of(long long since, long long to, inbox_params *ip, int limit) {
     snprintf(ip->since, sizeof ip->since, "%lld", since);
     snprintf(ip->to, sizeof ip->to, "%lld", to);
-    snprintf(ip->limit, sizeof ip->limit, "%d", E2EE_TO_DEVICE_SYNC_LIMIT);
+    snprintf(ip->limit, sizeof ip->limit, "%d", limit);
 }
 
 void client_to_device_prefetch(db_conn *c, const char *user_id, const char *device_id,
                                long long since, long long to) {
     inbox_params ip;
-    inbox_params_of(since, to, &ip);
+    inbox_params_of(since, to, &ip, E2EE_TO_DEVICE_SYNC_LIMIT);
     hs_err ignored = {0};
     db_prefetch(c, &inbox, 5, (const char *[]){user_id, device_id, ip.since, ip.to, ip.limit},
                 0, &ignored);
@@ -222,8 +222,15 @@ void client_to_device_prefetch(db_conn *c, const char *user_id, const char *devi
 int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id,
                           long long since, long long to, json_t *events, long long *next,
                           hs_err *err) {
+    return client_to_device_sync_limit(c, user_id, device_id, since, to,
+                                       E2EE_TO_DEVICE_SYNC_LIMIT, events, next, err);
+}
+
+int client_to_device_sync_limit(db_conn *c, const char *user_id, const char *device_id,
+                                long long since, long long to, int limit, json_t *events,
+                                long long *next, hs_err *err) {
     inbox_params ip;
-    inbox_params_of(since, to, &ip);
+    inbox_params_of(since, to, &ip, limit);
     PGresult *r = db_run(c, &inbox, 5, (const char *[]){user_id, device_id, ip.since, ip.to,
                                                        ip.limit}, err);
     if (!r) return -1;
@@ -235,7 +242,7 @@ int client_to_device_sync(db_conn *c, const char *user_id, const char *device_id
     /* Cut by the limit: the next token points just after the last message
      * given, so the rest arrives in the next sync. Every message of a
      * position is one per device, so no position is split. */
-    *next = n == E2EE_TO_DEVICE_SYNC_LIMIT ? atoll(PQgetvalue(r, n - 1, 0)) : to;
+    *next = n > 0 && n == limit ? atoll(PQgetvalue(r, n - 1, 0)) : to;
     PQclear(r);
     return 0;
 }
