@@ -221,10 +221,6 @@ static json_t *joined_members(hs_server *srv, const char *room_id, hs_err *err) 
     return set;
 }
 
-/* The servers the full state shows in the room that the partial state did
- * not (`before`, with the servers the join answer listed) missed our users'
- * device-list updates since the join: they get them now (Synapse replays
- * them too). A failure costs those servers a /user/devices fetch later. */
 typedef struct replay_job {
     hs_server *srv;
     const char *room_id;
@@ -237,6 +233,10 @@ static int replay_txn(db_conn *c, void *arg, hs_err *err) {
     return fed_edus_device_lists_replay(c, j->srv, j->room_id, j->since, j->dests, err);
 }
 
+/* The servers the full state shows in the room that the partial state did
+ * not (`before`, with the servers the join answer listed) missed our users'
+ * device-list updates since the join: they get them now (Synapse replays
+ * them too). A failure costs those servers a /user/devices fetch later. */
 static void replay_device_lists(hs_server *srv, const char *room_id, const json_t *before,
                                 long long since) {
     hs_err err = {0};
