@@ -219,32 +219,6 @@ static void filter_timeline(const sync_params *p, json_t *timeline) {
     }
 }
 
-/* The filter (or the ignored users) hides some of the newest events: older
- * ones are fetched, for a few rounds at most as Synapse does, so that a
- * timeline is short of its limit only when the range has no more, and is
- * not `limited` with room to spare. *first moves back with each round. */
-static int refill_timeline(db_conn *c, const sync_params *p, const membership_row *m,
-                           long long after, json_t *timeline, bool *more, long long *first,
-                           hs_err *err) {
-    filter_timeline(p, timeline);
-    for (int round = 0; round < 3 && *more && (int)json_array_size(timeline) < p->timeline_limit;
-         round++) {
-        json_t *older = json_array();
-        int need = p->timeline_limit - (int)json_array_size(timeline);
-        if (client_room_events_for(c, p->user_id, p->device_id, m->room_id, after, *first - 1,
-                                   need, true, false, older, more, first, err) < 0) {
-            json_decref(older);
-            return -1;
-        }
-        filter_timeline(p, older);
-        json_array_extend(older, timeline);
-        json_array_clear(timeline);
-        json_array_extend(timeline, older);
-        json_decref(older);
-    }
-    return 0;
-}
-
 /* The IDs of `state` to send: all of it, or what differs from `known`;
  * with lazy loading only the members the timeline needs (and the user). */
 static size_t pick_state(const room_state_map *state, const room_state_map *known,
@@ -377,11 +351,11 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     if (rc == 0)
         rc = client_room_events_for(c, p->user_id, p->device_id, m->room_id, after, upto,
                                     p->timeline_limit, true, false, timeline, &more, &first, err);
-    if (rc == 0) rc = refill_timeline(c, p, m, after, timeline, &more, &first, err);
     more |= gap > 0;
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();
     if (rc < 0) goto done;
+    filter_timeline(p, timeline);
     if (!full && !more && json_array_size(timeline) == 0 && !m->changed) {
         *out = NULL; /* nothing new here */
         goto done;
