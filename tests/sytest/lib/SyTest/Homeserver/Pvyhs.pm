@@ -95,6 +95,8 @@ sub _config
       enable_registration_without_verification => JSON::true,
       registration_shared_secret               => "reg_secret",
       allow_guest_access                       => JSON::true,
+      # Synapse records clients' IPs by default (48admin.pl's /whois reads them).
+      track_client_ips                         => JSON::true,
 
       # SyTest assumes an open room directory (as its Synapse config says).
       allow_public_rooms_without_auth    => JSON::true,
