@@ -13,7 +13,6 @@
  * not lazy-load members, then comes as newly joined (partial_rooms.h). */
 #include "sync_rooms.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,83 +204,6 @@ static void filter_timeline(const sync_params *p, json_t *timeline) {
     }
 }
 
-/* The stream position of an event, for a prev_batch just before it. */
-static long long event_position(db_conn *c, const char *event_id, hs_err *err) {
-    static db_stmt q = DB_STMT("SELECT stream_ordering FROM events WHERE event_id = $1");
-    PGresult *r = db_run(c, &q, 1, (const char *[]){event_id}, err);
-    if (!r) return -1;
-    long long pos = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    PQclear(r);
-    if (pos < 0 && !err->status) hs_err_set(err, 500, "M_UNKNOWN", "event %s has no position", event_id);
-    return pos;
-}
-
-/* The newest timeline_limit events of (after, upto] that the filter (and
- * the ignored users) let through: the filter applies before the limit
- * (the spec's RoomEventFilter; SyTest's "A filtered timeline reaches its
- * limit"). When it drops events, older batches are read until the limit
- * is reached or the range ends, within TIMELINE_BATCHES reads (Synapse
- * also stops after a few); past that the timeline is `limited`. *first is
- * the position the client paginates back from (prev_batch is just before
- * it): that of the oldest event kept. Without a filter this is one read of
- * timeline_limit events, as before. */
-enum { TIMELINE_BATCHES = 5 };
-
-static int filtered_timeline(db_conn *c, const sync_params *p, const char *room_id,
-                             long long after, long long upto, json_t *timeline, bool *more,
-                             long long *first, hs_err *err) {
-    size_t limit = (size_t)p->timeline_limit;
-    int want = p->timeline_limit;
-    long long top = upto;
-    bool dropped = false;
-    *more = false;
-    int rounds = 0;
-    for (int round = 0; round < TIMELINE_BATCHES; round++) {
-        rounds++;
-        json_t *batch = json_array();
-        bool batch_more = false;
-        long long edge = LLONG_MIN;
-        if (client_room_events_for(c, p->user_id, p->device_id, room_id, after, top, want, true,
-                                   false, batch, &batch_more, &edge, err) < 0) {
-            json_decref(batch);
-            return -1;
-        }
-        size_t read = json_array_size(batch);
-        filter_timeline(p, batch);
-        dropped |= json_array_size(batch) < read;
-        json_array_extend(batch, timeline); /* older batch first */
-        json_array_clear(timeline);
-        json_array_extend(timeline, batch);
-        json_decref(batch);
-        *more = batch_more;
-        if (edge == LLONG_MIN) break; /* nothing more in the range */
-        *first = edge;
-        if (!batch_more || json_array_size(timeline) >= limit) break;
-        top = edge - 1;
-        want = p->timeline_limit < 10 ? 20 : 2 * p->timeline_limit;
-    }
-    if (json_array_size(timeline) > limit) {
-        while (json_array_size(timeline) > limit) json_array_remove(timeline, 0);
-        *more = true;
-    }
-    /* prev_batch just before the oldest event shown, so paging back (with
-     * or without the filter) misses nothing; a single read already ends
-     * there unless the filter dropped its oldest events. */
-    if (json_array_size(timeline) && (dropped || rounds > 1)) {
-        const char *id = json_string_value(json_object_get(json_array_get(timeline, 0), "event_id"));
-        long long pos = id ? event_position(c, id, err) : -1;
-        if (pos < 0) return -1;
-        *first = pos;
-    }
-    /* An initial (or newly joined) timeline that left events out is
-     * `limited`, as before the filter moved ahead of the limit (Complement's
-     * "Newly joined room has correct timeline in incremental sync" counts on
-     * it); an incremental one is not, so a room whose new events are all
-     * filtered out stays out of the sync. */
-    if (p->since < 0 && dropped) *more = true;
-    return 0;
-}
-
 /* The IDs of `state` to send: all of it, or what differs from `known`;
  * with lazy loading only the members the timeline needs (and the user). */
 static size_t pick_state(const room_state_map *state, const room_state_map *known,
@@ -411,11 +333,14 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     long long gap = latest_gap(c, m, after, upto, err);
     int rc = gap < 0 ? -1 : 0;
     if (gap > 0 && p->since >= 0) after = gap - 1;
-    if (rc == 0) rc = filtered_timeline(c, p, m->room_id, after, upto, timeline, &more, &first, err);
+    if (rc == 0)
+        rc = client_room_events_for(c, p->user_id, p->device_id, m->room_id, after, upto,
+                                    p->timeline_limit, true, false, timeline, &more, &first, err);
     more |= gap > 0;
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();
     if (rc < 0) goto done;
+    filter_timeline(p, timeline);
     if (!full && !more && json_array_size(timeline) == 0 && !m->changed) {
         *out = NULL; /* nothing new here */
         goto done;
