@@ -131,6 +131,22 @@ sub _config
    };
 }
 
+sub _stop_stale_cluster
+{
+   my ( $pidfile ) = @_;
+   open my $fh, "<", $pidfile or return;
+   my $pid = <$fh>;
+   close $fh;
+   chomp $pid if defined $pid;
+   return unless defined $pid and $pid =~ m/^\d+$/ and kill 0, $pid;
+   kill 'INT', $pid;
+   # A fast shutdown of an idle cluster takes well under a second.
+   foreach ( 1 .. 50 ) {
+      last unless kill 0, $pid;
+      select undef, undef, undef, 0.1;
+   }
+}
+
 sub start
 {
    my $self = shift;
@@ -139,6 +155,10 @@ sub start
    my $idx = $self->{hs_index};
 
    # A fresh server each run: the database, keys and media of the last one go.
+   # If the last pvyhs died (a crash), its embedded PostgreSQL still runs on
+   # that folder: stop it first (SIGINT, a fast shutdown, to the postmaster
+   # whose PID heads postmaster.pid), or it would hold the deleted files.
+   _stop_stale_cluster( "$hs_dir/data/pg/data/postmaster.pid" );
    remove_tree( "$hs_dir/data" ) if -d "$hs_dir/data";
    unlink "$hs_dir/signing.key", "$hs_dir/media.key";
    chmod 0755, $hs_dir;  # the embedded cluster's user must reach data/
