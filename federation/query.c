@@ -42,7 +42,9 @@ static int get_profile(hs_req *r, json_t **out, hs_err *err) {
  * may learn whose it is, and nothing else. */
 static int get_openid_userinfo(hs_req *r, json_t **out, hs_err *err) {
     const char *token = hs_req_query(r, "access_token");
-    if (!token) return hs_err_set(err, 400, "M_MISSING_PARAM", "Missing 'access_token'");
+    /* The spec answers this endpoint 200 or 401; Synapse says
+     * M_MISSING_TOKEN when there is none (SyTest's 45openid.pl). */
+    if (!token) return hs_err_set(err, 401, "M_MISSING_TOKEN", "Access token required");
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     char *user = hs_openid_token_user(c, token, err);

@@ -235,8 +235,12 @@ static int store_keys(db_conn *c, upload_job *j, hs_err *err) {
     if (!found) return hs_err_set(err, 401, "M_UNKNOWN_TOKEN", "the device no longer exists");
     char kid[300];
     snprintf(kid, sizeof kid, "ed25519:%s", r->device_id);
-    char *ed = j->dk ? strdup(json_string_value(json_object_get(json_object_get(j->dk, "keys"), kid)))
-                     : stored_ed25519(c, r, err);
+    /* Device keys without an ed25519 key of this device's ID are accepted
+     * (unsigned, as Synapse accepts them); then nothing checks the one-time
+     * keys' signatures. */
+    const char *up_ed = j->dk ? json_string_value(json_object_get(json_object_get(j->dk, "keys"), kid))
+                              : NULL;
+    char *ed = j->dk ? (up_ed ? strdup(up_ed) : NULL) : stored_ed25519(c, r, err);
     if (!ed && err->status) return -1;
     int rc = (j->otks && check_key_map(r, j->otks, "one_time_keys", ed, err) < 0) ||
                      (j->fbks && check_key_map(r, j->fbks, "fallback_keys", ed, err) < 0)

@@ -126,6 +126,25 @@ def test_upload_takes_keys_without_a_self_signature(server):
     assert r.status == 200 and r.json["one_time_key_counts"]["signed_curve25519"] == 1, r
 
 
+def test_upload_device_keys_without_the_devices_ed25519_key(server):
+    """SyTest's device-list tests upload device keys whose only key is
+    "ed25519:test" (not "ed25519:<device_id>"), unsigned, with one-time
+    keys, in one request: taken, as Synapse takes them. This crashed the
+    server (strdup of the missing key) before."""
+    a = user(server, "e2_frank")
+    b = user(server, "e2_bob")
+    dk = {"user_id": a.user_id, "device_id": a.device_id,
+          "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+          "keys": {"ed25519:test": random_key()}, "signatures": {}}
+    r = a.upload(device_keys=dk, one_time_keys={"my_algorithm:my_id_1": "my+base64+key"})
+    assert r.status == 200, r
+    assert r.json["one_time_key_counts"]["my_algorithm"] == 1, r
+    got = b.query(a.user_id)["device_keys"][a.user_id][a.device_id]
+    assert got["keys"] == dk["keys"]
+    # Still serving.
+    assert a.req("GET", "/account/whoami").status == 200
+
+
 def test_upload_errors_of_the_http_layer(server):
     r = server.request("POST", V3 + "/keys/upload", {})
     err(r, 401, "M_MISSING_TOKEN")
