@@ -16,11 +16,13 @@ static void answer_free(state_answer *a) {
     room_store_free_ids(a->chain, a->n_chain);
 }
 
-/* The IDs of the state before event_id of room_id, and their auth chain. */
+/* The IDs of the state before event_id of room_id, and their auth chain.
+ * A rejected event has no state of its own to give (Synapse: 404). */
 static int state_before(db_conn *c, const char *room_id, const char *event_id, state_answer *a,
                         hs_err *err) {
     static db_stmt q =
-        DB_STMT("SELECT 1 FROM events WHERE event_id = $1 AND room_id = $2 AND NOT outlier");
+        DB_STMT("SELECT 1 FROM events WHERE event_id = $1 AND room_id = $2 AND NOT outlier"
+                " AND rejected_reason IS NULL");
     PGresult *r = db_run(c, &q, 2, (const char *[]){event_id, room_id}, err);
     if (!r) return -1;
     int found = PQntuples(r);

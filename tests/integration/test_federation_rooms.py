@@ -485,6 +485,11 @@ def test_forged_pdus(fed, froom):
     assert r.status == 200, r.raw
     assert r.json["content"] == {}, r.json  # the redacted copy is what we kept
     assert a.psql(f"SELECT rejected_reason IS NOT NULL FROM events WHERE event_id = '{eid3}'") == "t"
+    # No state at a rejected event (Synapse: 404; SyTest's "/state returns
+    # M_NOT_FOUND for a rejected … event").
+    for kind in ("state", "state_ids"):
+        r = f.request(a, "GET", f"/_matrix/federation/v1/{kind}/{q(room)}?event_id={q(eid3)}")
+        assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
     r = a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.power_levels", token=atok)
     assert r.json["users"].get(fred, 0) == 0, r.json
     bodies = timeline_bodies(a, atok, room)
