@@ -85,11 +85,16 @@ static json_t *prev_event(PGresult *r, int i, const room_version *v) {
 
 /* Columns: event_id, json, stream_ordering, room_version, redaction id,
  * redaction json, replaced state event ID, its json, whether it is redacted. */
-static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
+static json_t *row_event(PGresult *r, int i, bool with_room_id, bool erased, long long now) {
     const room_version *v = room_version_get(PQgetvalue(r, i, 3));
     hs_err err = {0};
     json_t *pdu = hs_json_parse(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), &err);
     if (!pdu || !v) return json_decref(pdu), NULL;
+    if (erased && PQgetisnull(r, i, 5)) {
+        json_t *pruned = room_event_redact(v, pdu);
+        json_decref(pdu);
+        if (!(pdu = pruned)) return NULL;
+    }
     json_t *red = NULL;
     if (!PQgetisnull(r, i, 5))
         red = hs_json_parse(PQgetvalue(r, i, 5), (size_t)PQgetlength(r, i, 5), &err);
@@ -121,10 +126,11 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     " LEFT JOIN events pe ON pe.event_id = e.replaces_state"
 #define ACCEPTED " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
 
-/* Columns 9-16 when a viewer is given: what visible() needs (V is the
+/* Columns 9-17 when a viewer is given: what visible() needs (V is the
  * viewer's parameter), then sender, state_key, type, whether the event
- * has children to bundle (relations.h), and the transaction ID the viewer's
- * device (parameter D) sent it with. A backfilled event (negative position)
+ * has children to bundle (relations.h), the transaction ID the viewer's
+ * device (parameter D) sent it with, and whether the sender asked for
+ * erasure (sql/004 users.erased). A backfilled event (negative position)
  * carries the visibility of its own state: the visibility event may be
  * older than anything pulled yet. */
 #define VISIBILITY_COLS(V, D) \
@@ -143,7 +149,8 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, long long now) {
     " e.sender, e.state_key, e.type," \
     " EXISTS (SELECT 1 FROM event_relations rl WHERE rl.relates_to_id = e.event_id)," \
     " (SELECT t.txn_id FROM event_txn_ids t WHERE t.event_id = e.event_id" \
-    "   AND t.user_id = " V " AND t.device_id = " D ")"
+    "   AND t.user_id = " V " AND t.device_id = " D ")," \
+    " EXISTS (SELECT 1 FROM users eu WHERE eu.user_id = e.sender AND eu.erased)"
 
 /* History visibility per the spec's rules, given the visibility in force at
  * the event, the viewer's membership then, and their membership now. An
@@ -191,7 +198,12 @@ static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const cha
     for (int k = 0; k < n; k++) {
         int i = backwards ? n - 1 - k : k;
         if (viewer && !row_visible(r, i, viewer)) continue;
-        json_t *ev = row_event(r, i, with_room_id, now);
+        /* An erased user's events (deactivated with erase, spec): served
+         * redacted to whoever was not joined when they were sent, as
+         * Synapse judges "joined after the erasure". */
+        bool erased = viewer && PQgetvalue(r, i, 17)[0] == 't' &&
+                      (PQgetisnull(r, i, 10) || strcmp(PQgetvalue(r, i, 10), "join") != 0);
+        json_t *ev = row_event(r, i, with_room_id, erased, now);
         if (!ev) continue;
         if (viewer) add_viewer_unsigned(r, i, ev);
         if (viewer && PQgetvalue(r, i, 15)[0] == 't') children[json_array_size(out) - first] = any = true;
@@ -277,7 +289,7 @@ int client_events_by_ids(db_conn *c, const char *const *ids, size_t n, bool with
     if (!r) return -1;
     long long now = hs_now_ms();
     for (int i = 0; i < PQntuples(r); i++) {
-        json_t *ev = row_event(r, i, with_room_id, now);
+        json_t *ev = row_event(r, i, with_room_id, false, now);
         if (ev) json_array_append_new(out, ev);
     }
     PQclear(r);

@@ -354,6 +354,40 @@ def test_deactivate_account(server):
                            f"AND type = 'm.room.member' AND state_key = '{uid}'") == "leave"
 
 
+def test_erased_users_events_are_redacted_for_later_joiners(server):
+    """Deactivation with erase (spec): users who join after it are served
+    redacted copies of the erased user's events; those who were joined
+    when they were sent still see them."""
+    server.add_user("acct_erase")
+    tok = server.login("acct_erase")
+    server.add_user("acct_erase_early")
+    early = server.login("acct_erase_early")
+    server.add_user("acct_erase_late")
+    late = server.login("acct_erase_late")
+    r = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=early)
+    room = r.json["room_id"]
+    # Shared history: the late joiner may read what came before it joined.
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.history_visibility/",
+                       {"history_visibility": "shared"}, token=early)
+    assert r.status == 200, r
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=tok).status == 200
+    r = server.request("PUT", f"{V3}/rooms/{room}/send/m.room.message/e1",
+                       {"msgtype": "m.text", "body": "forget me"}, token=tok)
+    eid = r.json["event_id"]
+    r = with_uia(server, "POST", V3 + "/account/deactivate", {"erase": True}, tok, "acct_erase")
+    assert r.status == 200, r
+    assert server.request("POST", f"{V3}/rooms/{room}/join", {}, token=late).status == 200
+
+    def seen(t):
+        r = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=50", token=t)
+        assert r.status == 200, r
+        return next(e for e in r.json["chunk"] if e["event_id"] == eid)
+    assert seen(early)["content"]["body"] == "forget me"
+    assert seen(late)["content"] == {}
+    r = server.request("GET", f"{V3}/rooms/{room}/event/{eid}", token=late)
+    assert r.status == 200 and r.json["content"] == {}, r
+
+
 def test_deactivate_needs_the_password(server):
     server.add_user("acct_deact2")
     tok = server.login("acct_deact2")
