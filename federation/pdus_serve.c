@@ -3,7 +3,8 @@
  * whose history visibility (in the state after it) is "invited" or "joined"
  * goes out redacted unless the asking server had a member invited (for
  * "invited") or joined at that point; "shared" and "world_readable" events,
- * and outliers (whose state we do not know), go out whole. */
+ * and outliers (whose state we do not know), go out whole; an erased user's
+ * events always go out redacted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,9 +88,12 @@ static json_t *served(db_conn *c, PGresult *r, int i, const char *origin, vis_ca
                       hs_err *err) {
     hs_err perr = {0};
     json_t *j = hs_json_parse(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), &perr);
-    if (!j || !origin || PQgetvalue(r, i, 2)[0] == 't' || PQgetisnull(r, i, 4)) return j;
-    bool visible = true;
-    if (visible_at(c, vc, atoll(PQgetvalue(r, i, 4)), origin, &visible, err) < 0) {
+    if (!j || !origin) return j;
+    /* An erased user's events (deactivated with erase) go to other servers
+     * redacted, whoever they are (Synapse's filter_events_for_server). */
+    bool visible = PQgetvalue(r, i, 5)[0] != 't';
+    if (visible && (PQgetvalue(r, i, 2)[0] == 't' || PQgetisnull(r, i, 4))) return j;
+    if (visible && visible_at(c, vc, atoll(PQgetvalue(r, i, 4)), origin, &visible, err) < 0) {
         json_decref(j);
         return NULL;
     }
@@ -111,7 +115,8 @@ static int by_id(const void *a, const void *b) {
 int fed_pdus_for_server(db_conn *c, const char *origin, const char *const *ids, size_t n,
                         bool timeline_only, json_t *out, hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT e.event_id, convert_from(e.json, 'UTF8'), e.outlier, r.room_version, e.state_after"
+        "SELECT e.event_id, convert_from(e.json, 'UTF8'), e.outlier, r.room_version, e.state_after,"
+        " EXISTS (SELECT 1 FROM users u WHERE u.user_id = e.sender AND u.erased)"
         " FROM events e JOIN rooms r USING (room_id)"
         " WHERE e.event_id = ANY($1::text[]) AND e.rejected_reason IS NULL"
         " AND (NOT $2 OR NOT e.outlier)");

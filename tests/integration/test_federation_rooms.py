@@ -527,6 +527,29 @@ def test_transaction_rules(fed, froom):
     assert r.status == 401, r.raw
 
 
+def test_erased_users_events_go_out_redacted(fed, froom):
+    """An erased user's (deactivate with erase) events are served to other
+    servers redacted (Synapse's filter_events_for_server; SyTest's
+    "Inbound federation redacts events from erased users")."""
+    a, f = fed["a"], fed["f"]
+    room = froom["room"]
+    uid, tok = user(a, "fedra_erin")
+    assert a.request("POST", f"/_matrix/client/v3/join/{q(room)}", {}, token=tok).status == 200
+    msg = send_text(a, tok, room, "erase this")
+    r = f.request(a, "GET", f"/_matrix/federation/v1/event/{q(msg)}")
+    assert r.status == 200 and r.json["pdus"][0]["content"]["body"] == "erase this", r.raw
+    r = a.request("POST", "/_matrix/client/v3/account/deactivate", {"erase": True}, token=tok)
+    assert r.status == 401, r
+    auth = {"type": "m.login.password", "session": r.json["session"],
+            "identifier": {"type": "m.id.user", "user": uid}, "password": "correct horse"}
+    r = a.request("POST", "/_matrix/client/v3/account/deactivate",
+                  {"erase": True, "auth": auth}, token=tok)
+    assert r.status == 200, r
+    r = f.request(a, "GET", f"/_matrix/federation/v1/event/{q(msg)}")
+    assert r.status == 200 and r.json["pdus"][0]["content"] == {}, r.raw
+    assert event_id(r.json["pdus"][0]) == msg
+
+
 def test_read_endpoints(fed, froom):
     a, b, f = fed["a"], fed["b"], fed["f"]
     room, atok = froom["room"], froom["atok"]
