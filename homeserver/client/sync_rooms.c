@@ -268,13 +268,23 @@ static int room_summary(db_conn *c, const char *room_id, const char *user_id, js
         " count(*) FILTER (WHERE membership = 'invite'),"
         " (SELECT array_to_json(array(SELECT state_key FROM current_state h"
         "   WHERE h.room_id = $1 AND h.type = 'm.room.member' AND h.state_key <> $2"
-        "   AND h.membership IN ('join', 'invite') ORDER BY h.state_key LIMIT 5)))::text"
+        "   AND h.membership IN ('join', 'invite') ORDER BY h.state_key LIMIT 5)))::text,"
+        " EXISTS (SELECT 1 FROM current_state n JOIN events ne USING (event_id)"
+        "  WHERE n.room_id = $1 AND n.state_key = '' AND ((n.type = 'm.room.name' AND"
+        "   coalesce(convert_from(ne.json, 'UTF8')::json->'content'->>'name', '') <> '') OR"
+        "   (n.type = 'm.room.canonical_alias' AND"
+        "   coalesce(convert_from(ne.json, 'UTF8')::json->'content'->>'alias', '') <> '')))"
         " FROM current_state WHERE room_id = $1 AND type = 'm.room.member'");
     PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, user_id}, err);
     if (!r) return -1;
-    json_error_t je;
-    json_t *heroes = json_loads(PQgetvalue(r, 0, 2), 0, &je);
-    json_t *summary = json_pack("{s:o}", "m.heroes", heroes ? heroes : json_array());
+    /* Heroes only for a room without a name or alias to show (the spec
+     * requires them then; Synapse leaves them out otherwise). */
+    json_t *summary = json_object();
+    if (PQgetvalue(r, 0, 3)[0] != 't') {
+        json_error_t je;
+        json_t *heroes = json_loads(PQgetvalue(r, 0, 2), 0, &je);
+        json_object_set_new(summary, "m.heroes", heroes ? heroes : json_array());
+    }
     /* With partial state the counts would be those of the few members we
      * know: left out (the spec's "unchanged") until the full state is in. */
     int partial = client_room_is_partial(c, room_id, err);
