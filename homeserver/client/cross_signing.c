@@ -398,4 +398,10 @@ void e2ee_cross_signing_routes(hs_router *rt) {
              post_device_signing_upload, HS_AUTH);
     hs_route(rt, "POST", "/_matrix/client/v3/keys/signatures/upload", post_signatures_upload,
              HS_AUTH | HS_R0 | HS_GUEST);
+    /* The paths of MSC1756 before it was merged, which older clients still
+     * call and Synapse still serves. */
+    hs_route(rt, "POST", "/_matrix/client/unstable/keys/device_signing/upload",
+             post_device_signing_upload, HS_AUTH);
+    hs_route(rt, "POST", "/_matrix/client/unstable/keys/signatures/upload",
+             post_signatures_upload, HS_AUTH | HS_GUEST);
 }

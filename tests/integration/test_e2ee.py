@@ -300,8 +300,15 @@ def test_cross_signing_upload_query_and_replace(server):
     # The first upload needs no user-interactive auth.
     r = a.req("POST", "/keys/device_signing/upload", body)
     assert r.status == 200 and r.json == {}, r
-    # The same keys again: still no UIA (idempotent).
+    # The same keys again: still no UIA (idempotent); also on the unstable
+    # path older clients use (MSC1756, as Synapse serves it).
     assert a.req("POST", "/keys/device_signing/upload", body).status == 200
+    r = server.request("POST", "/_matrix/client/unstable/keys/device_signing/upload", body,
+                       token=a.token)
+    assert r.status == 200 and r.json == {}, r
+    r = server.request("POST", "/_matrix/client/unstable/keys/signatures/upload", {},
+                       token=a.token)
+    assert r.status == 200 and r.json == {"failures": {}}, r
     theirs, mine = b.query(a.user_id), a.query(a.user_id)
     assert theirs["master_keys"][a.user_id] == master.key()
     assert theirs["self_signing_keys"][a.user_id] == ssk.key(master)
