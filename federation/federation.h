@@ -106,6 +106,7 @@ int fed_resolve_server(hs_server *srv, const char *server_name, fed_target *t, h
 typedef struct fed_request_opts {
     long timeout_ms;        /* the whole request; 0: FED_DEFAULT_TIMEOUT_MS */
     long max_response;      /* bytes; 0: FED_MAX_RESPONSE_BYTES */
+    bool array_ok;          /* a 2xx answer may be a JSON array (the v1 APIs' [200, {…}]) */
 } fed_request_opts;
 
 /* Send a signed request to destination (a server name, never a URL).

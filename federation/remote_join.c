@@ -267,11 +267,34 @@ static int send_event(hs_server *srv, const char *dest, const char *membership,
         free(path);
         path = full;
     }
-    long status;
+    long status = 0;
     /* A join answer is the room's whole state: give it time. */
     fed_request_opts o = {.timeout_ms = strcmp(membership, "join") ? 60000 : 600000};
     int rc = path ? fed_request_ex(srv, dest, "PUT", path, ev->json, &o, &status, resp, err) : -1;
     free(path);
+    /* A server without the v2 API (it does not know the endpoint): the v1
+     * one, still in the spec, whose answer is [200, {…}] (Synapse falls back
+     * so too). Knocks have only v1. */
+    bool unknown = status == 405 || ((status == 404 || status == 400) &&
+                                     (!strcmp(err->errcode, "M_UNRECOGNIZED") ||
+                                      (status == 404 && !strcmp(err->errcode, "M_UNKNOWN"))));
+    if (rc < 0 && unknown && strcmp(membership, "knock") != 0) {
+        snprintf(prefix, sizeof prefix, "/_matrix/federation/v1/send_%s", membership);
+        char *v1 = fed_path2(prefix, ev->room_id, ev->event_id);
+        json_t *wrapped = NULL;
+        hs_err e1 = {0};
+        o.array_ok = true;
+        if (v1 && fed_request_ex(srv, dest, "PUT", v1, ev->json, &o, &status, &wrapped, &e1) == 0) {
+            json_t *inner = json_array_get(wrapped, 1);
+            if (json_is_object(inner)) *resp = json_incref(inner), rc = 0;
+            else hs_err_set(err, 502, "M_UNKNOWN", "%s sent a malformed v1 send_%s answer", dest,
+                            membership);
+        } else if (v1) {
+            *err = e1;
+        }
+        json_decref(wrapped);
+        free(v1);
+    }
     return rc;
 }
 

@@ -116,7 +116,10 @@ static int transfer(hs_server *srv, const char *dest, const fed_target *t, const
     }
     curl_easy_getinfo(h.easy, CURLINFO_RESPONSE_CODE, status);
     hs_err perr;
-    json_t *body = h.body_len ? hs_json_parse_object(h.body, h.body_len, &perr) : NULL;
+    json_t *body = !h.body_len              ? NULL
+                   : o && o->array_ok && *status >= 200 && *status < 300
+                       ? hs_json_parse(h.body, h.body_len, &perr)
+                       : hs_json_parse_object(h.body, h.body_len, &perr);
     hs_debug("federation: %s %s%s -> %ld", method, dest, pq, *status);
     if (*status >= 200 && *status < 300 && !body) {
         hs_err_set(err, 502, "M_UNKNOWN", "%s sent a response that is not a JSON object", dest);

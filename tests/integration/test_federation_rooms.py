@@ -1300,7 +1300,7 @@ def test_joining_a_room_of_f_checks_its_state(fed):
     assert entry and any(e["type"] == "m.room.name" for e in entry["state"]["events"]), entry
 
 
-def join_f_room(fed, local, pl=None):
+def join_f_room(fed, local, pl=None, v1_only=False):
     """A room hosted by F (v12, public, power levels pl) that local (a user
     on A) joins through make_join/send_join. F records the PDUs of every
     /send from A afterwards. Returns (room_id, token, sent PDUs); the caller
@@ -1342,14 +1342,35 @@ def join_f_room(fed, local, pl=None):
     def send(method, path, body):
         sent.extend(p for p in body.get("pdus", []) if p.get("room_id") == room_id)
         return 200, {"pdus": {}}
+    def unknown(method, path, body):
+        return 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"}
+
+    def send_join_v1(method, path, body):
+        return 200, [200, send_join(method, path, body)[1]]
     f.routes.update({"/_matrix/federation/v1/make_join/": make_join,
-                     "/_matrix/federation/v2/send_join/": send_join,
+                     "/_matrix/federation/v2/send_join/": unknown if v1_only else send_join,
+                     "/_matrix/federation/v1/send_join/": send_join_v1,
                      "/_matrix/federation/v1/send/": send})
     # F's 404s to earlier /send may have A backing off: a signed request ends it.
     assert f.request(a, "GET", "/_matrix/federation/v1/version").status == 200
     r = a.request("POST", f"/_matrix/client/v3/join/{q(room_id)}?via={q(f.name)}", {}, token=tok)
     assert r.status == 200, r.raw
     return room_id, tok, sent
+
+
+def test_join_falls_back_to_v1_send_join(fed):
+    """A resident server without the v2 send_join (404 M_UNRECOGNIZED): the
+    join goes through v1, whose answer is [200, {…}] (spec; Synapse falls
+    back so too; SyTest's 'Outbound federation can send_join via v1')."""
+    a, f = fed["a"], fed["f"]
+    try:
+        room_id, tok, _ = join_f_room(fed, "fedra_v1joiner", v1_only=True)
+    finally:
+        f.routes.clear()
+    paths = [p for (m, p, _) in f.seen if "send_join" in p]
+    assert any("/v2/send_join/" in p for p in paths) and any("/v1/send_join/" in p for p in paths)
+    r = a.request("GET", f"/_matrix/client/v3/rooms/{q(room_id)}/joined_members", token=tok)
+    assert r.status == 200 and len(r.json["joined"]) == 2, r.raw
 
 
 def test_our_join_through_send_join_is_not_sent_again(fed):
