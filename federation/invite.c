@@ -35,7 +35,7 @@ static int check_invite(hs_req *r, const room_event *ev, hs_err *err) {
         strcmp(ev->membership, "invite"))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Not an invite event");
     if (!fed_user_of(ev->sender, r->origin))
-        return hs_err_set(err, 400, "M_INVALID_PARAM", "The sender is not a user of %s", r->origin);
+        return hs_err_set(err, 403, "M_FORBIDDEN", "The sender is not a user of %s", r->origin);
     if (!ev->state_key || !fed_user_of(ev->state_key, r->srv->cfg->server_name))
         return hs_err_set(err, 400, "M_INVALID_PARAM",
                           "The invite is not for a user of this server");
@@ -100,9 +100,7 @@ static int policy_allows(hs_server *srv, room_event *ev, hs_err *err) {
 static int take_invite(hs_req *r, const room_version *v, const json_t *event, const json_t *st,
                        json_t **out, hs_err *err) {
     room_event *ev = fed_event_verify(r->srv, v, event, err);
-    if (!ev)
-        return err->status = 400, snprintf(err->errcode, sizeof err->errcode, "M_INVALID_PARAM"),
-               -1;
+    if (!ev) return fed_verify_error(err), -1;
     int rc = check_invite(r, ev, err) == 0 && check_room_state(v, ev->room_id, st, err) == 0 &&
                      policy_allows(r->srv, ev, err) == 0
                  ? 0

@@ -130,7 +130,7 @@ static int check_claims(const hs_req *r, const room_event *ev, const char *membe
         strcmp(ev->membership, membership))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Not a %s event", membership);
     if (!fed_user_of(ev->sender, r->origin))
-        return hs_err_set(err, 400, "M_INVALID_PARAM", "The sender is not a user of %s", r->origin);
+        return hs_err_set(err, 403, "M_FORBIDDEN", "The sender is not a user of %s", r->origin);
     if (!ev->state_key || strcmp(ev->state_key, ev->sender) != 0)
         return hs_err_set(err, 400, "M_INVALID_PARAM", "The state_key must be the sender");
     return 0;
@@ -165,8 +165,7 @@ int fed_send_membership(hs_req *r, const char *membership, room_event **ev_out,
                  ? 0
                  : -1;
     if (rc == 0 && !(ev = fed_event_verify(r->srv, v, json, err))) {
-        err->status = 400;
-        snprintf(err->errcode, sizeof err->errcode, "M_INVALID_PARAM");
+        fed_verify_error(err);
         rc = -1;
     }
     room_event_free(parsed);

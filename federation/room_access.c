@@ -52,3 +52,9 @@ int fed_check_origin(db_conn *c, const char *room_id, const char *origin, hs_err
                           origin, room_id);
     return 0;
 }
+
+void fed_verify_error(hs_err *err) {
+    bool sig = err->status == 401;
+    err->status = sig ? 403 : 400;
+    snprintf(err->errcode, sizeof err->errcode, "%s", sig ? "M_FORBIDDEN" : "M_INVALID_PARAM");
+}

@@ -104,6 +104,11 @@ int fed_check_origin(db_conn *c, const char *room_id, const char *origin, hs_err
 
 /* Servers with joined members in the current state (new array). */
 json_t *fed_servers_in_room(db_conn *c, const char *room_id, hs_err *err);
+/* An event a server sent us directly (send_join, send_leave, send_knock,
+ * invite) failed fed_event_verify: a signature that does not hold is 403
+ * M_FORBIDDEN (Synapse), anything else 400 M_INVALID_PARAM. */
+void fed_verify_error(hs_err *err);
+
 /* The servers to join room_id through, for a room alias of ours: this one
  * first, then the others in the room (fed_servers_in_room). New array, or
  * NULL with err. */

@@ -421,11 +421,18 @@ def test_make_join_errors(fed, froom):
     ev2, eid2 = fr.build(uid, "m.room.member", {"membership": "leave"}, state_key=uid)
     r = f.request(a, "PUT", f"/_matrix/federation/v2/send_join/{q(room)}/{q(eid2)}", ev2)
     assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r.raw
-    # A join of someone else's user.
+    # A join of someone else's user: 403 (Synapse; SyTest's "Inbound
+    # /v1/send_join rejects joins from other servers").
     other = "@mallory:" + a.server_name
     ev3, eid3 = fr.build(other, "m.room.member", {"membership": "join"}, state_key=other)
     r = f.request(a, "PUT", f"/_matrix/federation/v2/send_join/{q(room)}/{q(eid3)}", ev3)
-    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r.raw
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
+    # A join whose signature does not hold: 403 too ("… rejects
+    # incorrectly-signed joins").
+    ev4, eid4 = fr.build(uid, "m.room.member", {"membership": "join"}, state_key=uid)
+    forged = dict(ev4, signatures={f.name: {f.key_id: "A" * 86}})
+    r = f.request(a, "PUT", f"/_matrix/federation/v2/send_join/{q(room)}/{q(eid4)}", forged)
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
 
 
 def fed_room_version(froom):

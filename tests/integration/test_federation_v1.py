@@ -162,7 +162,7 @@ def test_v1_invite(fed):
     forged["origin_server_ts"] += 1
     forged["sender"] = f.user("someone_else")
     r = f.request(a, "PUT", f"/_matrix/federation/v1/invite/{q(room)}/{q(forged['event_id'])}", forged)
-    assert r.status in (400, 401), r.raw
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
 
     inv = v1_invite(f, room, fred, hal)
     body = dict(inv, unsigned={"invite_room_state": stripped})
