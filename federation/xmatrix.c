@@ -201,6 +201,13 @@ int fed_authenticate_request(hs_req *r, hs_err *err) {
     }
     json_decref(content);
     json_decref(sigs);
+    /* A body that has no canonical JSON form (a float, an integer out of
+     * range) cannot have been signed: the request is bad, 400 M_BAD_JSON,
+     * as Synapse answers it. */
+    if (rc < 0 && err->status == 400 && !strcmp(err->errcode, "M_BAD_JSON")) {
+        hs_info("federation: refused a request from %s: %s", origin, err->msg);
+        return -1;
+    }
     if (rc < 0) {
         if (err->status != 401 || strcmp(err->errcode, "M_UNAUTHORIZED")) {
             char msg[sizeof err->msg];

@@ -320,6 +320,14 @@ def test_forged_and_tampered_requests_are_refused(fed, pki):
         assert r.status == 401, (what, r.status, r.raw)
         assert r.json["errcode"] == "M_UNAUTHORIZED", (what, r.raw)
     assert "Destination mismatch" in refused["destination mismatch"].json["error"]
+    # A body with no canonical JSON form (a float) is a bad request, not a
+    # failed signature: 400 M_BAD_JSON, as Synapse answers (SyTest's
+    # "… rejects invalid JSON for room version 6").
+    txn = "/_matrix/federation/v1/send/floaty"
+    r = https(pki, b.fed_base, "PUT", txn, {"pdus": [], "x": 1.5},
+              headers={"Authorization": xmatrix_header(sk, a.server_name, b.server_name, "PUT",
+                                                       txn, content={"pdus": []})})
+    assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", r.raw
     # Another scheme is not X-Matrix at all: /version, where signing is
     # optional, ignores it (as Synapse does).
     assert send("Bearer something").status == 200
