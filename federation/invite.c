@@ -40,20 +40,22 @@ static int check_invite(hs_req *r, const room_event *ev, hs_err *err) {
         return hs_err_set(err, 400, "M_INVALID_PARAM",
                           "The invite is not for a user of this server");
     db_conn *c = db_acquire(r->srv->db, err);
-    PGresult *res = c ? db_run(c, &user, 1, (const char *[]){ev->state_key}, err) : NULL;
-    int known = res ? PQntuples(res) > 0 : -1;
-    int acl = known > 0 ? room_acl_allows(c, ev->room_id, r->origin, err) : 1;
-    int blocked = known > 0 && acl > 0 ? client_invites_blocked(c, ev->state_key, err) : 0;
+    /* The room's ACL first, as Synapse checks it: a banned server learns
+     * nothing, not even whether the user exists. */
+    int acl = c ? room_acl_allows(c, ev->room_id, r->origin, err) : -1;
+    PGresult *res = acl > 0 ? db_run(c, &user, 1, (const char *[]){ev->state_key}, err) : NULL;
+    int known = acl > 0 ? (res ? PQntuples(res) > 0 : -1) : 0;
+    int blocked = known > 0 ? client_invites_blocked(c, ev->state_key, err) : 0;
     PQclear(res);
     db_release(r->srv->db, c);
-    if (known < 0 || acl < 0 || blocked < 0) return -1;
+    if (acl < 0 || known < 0 || blocked < 0) return -1;
+    if (!acl)
+        return hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
+                          r->origin, ev->room_id);
     if (!known) return hs_err_set(err, 404, "M_NOT_FOUND", "Unknown user %s", ev->state_key);
     /* v1.18 invite blocking: the spec's own errcode for it. */
     if (blocked)
         return hs_err_set(err, 403, "M_INVITE_BLOCKED", "%s does not take invites", ev->state_key);
-    if (!acl)
-        return hs_err_set(err, 403, "M_FORBIDDEN", "Server %s is banned from room %s (server ACL)",
-                          r->origin, ev->room_id);
     return 0;
 }
 

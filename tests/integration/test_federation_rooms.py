@@ -1214,6 +1214,13 @@ def test_server_acl(fed):
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
     r = f.request(a, "GET", f"/_matrix/federation/v1/state_ids/{q(room)}?event_id={q(fr.last)}")
     assert r.status == 403, r.raw
+    # An invite from a denied server: the ACL first, before whether the user
+    # exists (Synapse; SyTest's "Banned servers cannot /invite").
+    nobody = "@nobody:" + a.server_name
+    inv, inv_id = fr.build(uid, "m.room.member", {"membership": "invite"}, state_key=nobody)
+    r = f.request(a, "PUT", f"/_matrix/federation/v2/invite/{q(room)}/{q(inv_id)}",
+                  {"room_version": "12", "event": inv, "invite_room_state": []})
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
     send_txn(fed, [], [{"edu_type": "m.typing", "content": {"room_id": room, "user_id": uid, "typing": True}}])
     r = a.request("GET", "/_matrix/client/v3/sync?timeout=0", token=atok)
     eph = r.json["rooms"]["join"][room].get("ephemeral", {}).get("events", [])
