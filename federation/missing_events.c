@@ -74,26 +74,34 @@ static int walk(db_conn *c, const char *room_id, const json_t *earliest, const j
     return rc;
 }
 
+static int check_body(const json_t *body, hs_err *err) {
+    const json_t *lim = json_object_get(body, "limit"), *md = json_object_get(body, "min_depth");
+    if (!json_is_array(json_object_get(body, "earliest_events")) ||
+        !json_is_array(json_object_get(body, "latest_events")))
+        return hs_err_set(err, 400, "M_BAD_JSON",
+                          "earliest_events and latest_events must be arrays");
+    if ((lim && !json_is_integer(lim)) || (md && !json_is_integer(md)))
+        return hs_err_set(err, 400, "M_BAD_JSON", "limit and min_depth must be integers");
+    return 0;
+}
+
 static int post_missing(hs_req *r, json_t **out, hs_err *err) {
     const char *room_id = r->params[0];
     const json_t *earliest = json_object_get(r->json, "earliest_events");
     const json_t *latest = json_object_get(r->json, "latest_events");
     const json_t *lim = json_object_get(r->json, "limit"),
                  *md = json_object_get(r->json, "min_depth");
-    if (!json_is_array(earliest) || !json_is_array(latest))
-        return hs_err_set(err, 400, "M_BAD_JSON",
-                          "earliest_events and latest_events must be arrays");
-    if ((lim && !json_is_integer(lim)) || (md && !json_is_integer(md)))
-        return hs_err_set(err, 400, "M_BAD_JSON", "limit and min_depth must be integers");
-    long long limit = lim ? json_integer_value(lim) : 10;
-    if (limit > FED_MISSING_EVENTS_MAX) limit = FED_MISSING_EVENTS_MAX;
-    if (limit < 0) limit = 0;
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
     id_set found = {0};
     json_t *events = json_array();
     int rc = -1;
-    if (fed_check_origin(c, room_id, r->origin, err) == 0 &&
+    long long limit = lim && json_is_integer(lim) ? json_integer_value(lim) : 10;
+    if (limit > FED_MISSING_EVENTS_MAX) limit = FED_MISSING_EVENTS_MAX;
+    if (limit < 0) limit = 0;
+    /* Who asks first (room, membership, ACL), then what (Synapse's order:
+     * a denied server learns nothing from the answer's kind). */
+    if (fed_check_origin(c, room_id, r->origin, err) == 0 && check_body(r->json, err) == 0 &&
         walk(c, room_id, earliest, latest, limit, md ? json_integer_value(md) : 0, &found, err) ==
             0) {
         /* Found newest first: reversed, they come roughly in chronological order. */

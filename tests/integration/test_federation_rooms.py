@@ -1221,6 +1221,10 @@ def test_server_acl(fed):
     r = f.request(a, "PUT", f"/_matrix/federation/v2/invite/{q(room)}/{q(inv_id)}",
                   {"room_version": "12", "event": inv, "invite_room_state": []})
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
+    # And get_missing_events, even with a body that is no request at all
+    # ("Banned servers cannot get missing events").
+    r = f.request(a, "POST", f"/_matrix/federation/v1/get_missing_events/{q(room)}", {})
+    assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r.raw
     send_txn(fed, [], [{"edu_type": "m.typing", "content": {"room_id": room, "user_id": uid, "typing": True}}])
     r = a.request("GET", "/_matrix/client/v3/sync?timeout=0", token=atok)
     eph = r.json["rooms"]["join"][room].get("ephemeral", {}).get("events", [])
