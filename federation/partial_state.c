@@ -278,7 +278,8 @@ static void tell_members_learned(hs_server *srv, const char *room_id, const json
 
 static int resync_from(const resync *rs, const char *dest, hs_err *err) {
     json_t *resp = NULL;
-    if (get_state(rs, dest, true, &resp, err) < 0) return -1;
+    /* An error answer comes with its body: freed too. */
+    if (get_state(rs, dest, true, &resp, err) < 0) return json_decref(resp), -1;
     size_t n_pdu = 0, n_auth = 0;
     const char **pdu_ids = fed_strings_of(json_object_get(resp, "pdu_ids"), &n_pdu);
     const char **auth_ids = fed_strings_of(json_object_get(resp, "auth_chain_ids"), &n_auth);

@@ -279,6 +279,8 @@ static int send_event(hs_server *srv, const char *dest, const char *membership,
                                      (!strcmp(err->errcode, "M_UNRECOGNIZED") ||
                                       (status == 404 && !strcmp(err->errcode, "M_UNKNOWN"))));
     if (rc < 0 && unknown && strcmp(membership, "knock") != 0) {
+        json_decref(*resp); /* v2's error answer */
+        *resp = NULL;
         snprintf(prefix, sizeof prefix, "/_matrix/federation/v1/send_%s", membership);
         char *v1 = fed_path2(prefix, ev->room_id, ev->event_id);
         json_t *wrapped = NULL;
