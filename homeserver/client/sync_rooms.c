@@ -269,11 +269,8 @@ static int room_summary(db_conn *c, const char *room_id, const char *user_id, js
         " (SELECT array_to_json(array(SELECT state_key FROM current_state h"
         "   WHERE h.room_id = $1 AND h.type = 'm.room.member' AND h.state_key <> $2"
         "   AND h.membership IN ('join', 'invite') ORDER BY h.state_key LIMIT 5)))::text,"
-        " EXISTS (SELECT 1 FROM current_state n JOIN events ne USING (event_id)"
-        "  WHERE n.room_id = $1 AND n.state_key = '' AND ((n.type = 'm.room.name' AND"
-        "   coalesce(convert_from(ne.json, 'UTF8')::json->'content'->>'name', '') <> '') OR"
-        "   (n.type = 'm.room.canonical_alias' AND"
-        "   coalesce(convert_from(ne.json, 'UTF8')::json->'content'->>'alias', '') <> '')))"
+        " EXISTS (SELECT 1 FROM room_summaries n WHERE n.room_id = $1"
+        "  AND (coalesce(n.name, '') <> '' OR coalesce(n.canonical_alias, '') <> ''))"
         " FROM current_state WHERE room_id = $1 AND type = 'm.room.member'");
     PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, user_id}, err);
     if (!r) return -1;
