@@ -98,6 +98,83 @@ static json_t *skeleton(const room_version *v, const char *room_id, const json_t
     return ev;
 }
 
+/* The auth rules on a built event: against the state it is built on, for a
+ * plain linear room the current state (whose auth events fill_auth has just
+ * loaded into l), for a capped fork the resolved state (before). */
+static int check_built(db_conn *c, const room_event *ev, room_state_map *before, room_lookup *l,
+                       hs_err *err) {
+    room_lookup fork = {.c = c, .room_id = ev->room_id, .map = before};
+    room_lookup *on = before ? &fork : l;
+    int ok = room_auth_check(ev, room_lookup_get, on, err);
+    if (on->failed) *err = on->err, ok = -1;
+    room_lookup_clear(&fork);
+    return ok;
+}
+
+/* Signed, hashed and parsed. What older rooms keep from other servers
+ * (event.h, an ID, type or state key over 255 bytes), we never make. */
+static room_event *finish(const room_version *v, json_t *j, const char *server_name,
+                          const hs_signing_key *key, hs_err *err) {
+    room_event *ev = NULL;
+    if (room_event_finish(v, j, server_name, key, err) < 0 || !(ev = room_event_parse(v, j, err)))
+        return NULL;
+    if (ev->oversized) {
+        hs_err_set(err, 400, "M_BAD_JSON", "'%s' is longer than 255 bytes", ev->oversized);
+        room_event_free(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* A non-create event built on the room's state as read under its lock
+ * (current group, head), signed and checked; j is its JSON (a Policy
+ * Server's signature goes there), *before the resolved state when it cannot
+ * cite every extremity. l may hold auth events read ahead. */
+static room_event *build_locked(db_conn *c, const room_version *v, const char *room_id,
+                                json_t *j, const char *server_name, const hs_signing_key *key,
+                                long long current, const room_head *head, room_lookup *l,
+                                room_state_map **before, long long *before_group, hs_err *err) {
+    l->stamped = true;
+    l->state_stamp = head->state_stamp;
+    room_event *ev = NULL;
+    if (fill_prev(c, v, room_id, j, current, head, before_group, before, err) < 0 ||
+        fill_auth(c, v, j, l, err) < 0 || !(ev = finish(v, j, server_name, key, err)))
+        return NULL;
+    if (check_built(c, ev, *before, l, err) < 0) room_event_free(ev), ev = NULL;
+    return ev;
+}
+
+/* The create event: no lock (there is no room yet), nothing before it. A
+ * v12 room ID is the create event's hash: the same creator and content in
+ * the same millisecond (two createRoom calls at once) would make the same
+ * room. Claim the ID first and, as Synapse does, step the timestamp back
+ * until it is new. */
+static room_event *build_create(db_conn *c, const room_version *v, json_t *j,
+                                const char *server_name, const hs_signing_key *key,
+                                room_lookup *l, hs_err *err) {
+    json_object_set_new(j, "prev_events", json_array());
+    json_object_set_new(j, "auth_events", json_array());
+    json_object_set_new(j, "depth", json_integer(1));
+    room_event *ev = finish(v, j, server_name, key, err);
+    if (!ev) return NULL;
+    for (int tries = 0; v->hydra; tries++) {
+        int claimed = room_store_claim_room(c, ev, err);
+        if (claimed > 0) break;
+        room_event_free(ev);
+        if (claimed < 0) return NULL;
+        if (tries == 100)
+            return hs_err_set(err, 500, "M_UNKNOWN", "could not find a free room ID"), NULL;
+        json_int_t ts = json_integer_value(json_object_get(j, "origin_server_ts"));
+        json_object_set_new(j, "origin_server_ts", json_integer(ts - 1));
+        json_object_del(j, "signatures");
+        json_object_del(j, "hashes");
+        if (!(ev = finish(v, j, server_name, key, err))) return NULL;
+    }
+    l->room_id = ev->room_id;
+    if (check_built(c, ev, NULL, l, err) < 0) room_event_free(ev), ev = NULL;
+    return ev;
+}
+
 room_event *room_send_local(db_conn *c, const room_version *v, const char *room_id,
                             const json_t *proto, const char *server_name,
                             const hs_signing_key *key, long long stream_ordering, hs_err *err) {
@@ -128,57 +205,10 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     json_t *j = skeleton(v, room_id, proto, create);
     room_state_map *before = NULL;
     long long before_group = 0;
-    room_event *ev = NULL;
-    l.stamped = !create;
-    l.state_stamp = head.state_stamp;
-    if (create) {
-        json_object_set_new(j, "prev_events", json_array());
-        json_object_set_new(j, "auth_events", json_array());
-        json_object_set_new(j, "depth", json_integer(1));
-    } else if (fill_prev(c, v, room_id, j, current, &head, &before_group, &before, err) < 0 ||
-               fill_auth(c, v, j, &l, err) < 0) {
-        goto done;
-    }
-    if (room_event_finish(v, j, server_name, key, err) < 0 || !(ev = room_event_parse(v, j, err)))
-        goto done;
-    /* What older rooms keep from other servers (event.h), we never make. */
-    if (ev->oversized) {
-        hs_err_set(err, 400, "M_BAD_JSON", "'%s' is longer than 255 bytes", ev->oversized);
-        room_event_free(ev);
-        ev = NULL;
-        goto done;
-    }
-    /* A v12 room ID is the create event's hash: the same creator and content
-     * in the same millisecond (two createRoom calls at once) would make the
-     * same room. Claim the ID first and, as Synapse does, step the timestamp
-     * back until it is new. */
-    for (int tries = 0; create && v->hydra; tries++) {
-        int claimed = room_store_claim_room(c, ev, err);
-        if (claimed > 0) break;
-        room_event_free(ev);
-        ev = NULL;
-        if (claimed < 0) goto done;
-        if (tries == 100) {
-            hs_err_set(err, 500, "M_UNKNOWN", "could not find a free room ID");
-            goto done;
-        }
-        json_int_t ts = json_integer_value(json_object_get(j, "origin_server_ts"));
-        json_object_set_new(j, "origin_server_ts", json_integer(ts - 1));
-        json_object_del(j, "signatures");
-        json_object_del(j, "hashes");
-        if (room_event_finish(v, j, server_name, key, err) < 0 ||
-            !(ev = room_event_parse(v, j, err)))
-            goto done;
-    }
-    /* Checked against the state it is built on; for a plain linear room that
-     * is the current state (whose auth events fill_auth has just loaded), for
-     * a capped fork the resolved state. */
-    room_lookup fork = {.c = c, .room_id = ev->room_id, .map = before};
-    room_lookup *on = before ? &fork : &l;
-    if (create) on->room_id = ev->room_id, on->current = true;
-    int ok = room_auth_check(ev, room_lookup_get, on, err);
-    if (on->failed) *err = on->err, ok = -1;
-    room_lookup_clear(&fork);
+    room_event *ev = create ? build_create(c, v, j, server_name, key, &l, err)
+                            : build_locked(c, v, room_id, j, server_name, key, current, &head, &l,
+                                           &before, &before_group, err);
+    int ok = ev ? 0 : -1;
     /* A room with a Policy Server: its signature before the event is stored
      * and sent, or no event (spec: the client gets the refusal). Asked here,
      * under the room lock, because the signature covers prev_events and
@@ -203,11 +233,61 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
     } else {
         ev->stream_ordering = stream_ordering;
     }
-done:
     room_lookup_clear(&l);
     room_state_map_free(before);
     json_decref(j);
     return ev;
+}
+
+int room_send_local_many(db_conn *c, const char *const *room_ids, const json_t *const *protos,
+                         size_t n, const char *server_name, const hs_signing_key *key,
+                         const long long *stream_orderings, room_event **out, hs_err *err) {
+    long long *current = calloc(n, sizeof *current);
+    const room_version **v = calloc(n, sizeof *v);
+    room_head *heads = calloc(n, sizeof *heads);
+    room_persist_item *items = calloc(n, sizeof *items);
+    int rc = -1;
+    for (size_t i = 0; i < n; i++) out[i] = NULL;
+    if (!current || !v || !heads || !items) {
+        hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+        goto done;
+    }
+    if (room_store_lock_room_heads(c, room_ids, n, current, v, heads, err) < 0) goto done;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* Only the plain case: a known room with one extremity and no
+         * Policy Server; the caller sends the others one by one. */
+        if (current[i] <= 0 || !heads[i].known || heads[i].has_policy) continue;
+        room_lookup l = {.c = c, .room_id = room_ids[i], .current = true};
+        json_t *j = skeleton(v[i], room_ids[i], protos[i], false);
+        room_state_map *before = NULL;
+        long long before_group = 0;
+        hs_err refused = {0};
+        out[i] = build_locked(c, v[i], room_ids[i], j, server_name, key, current[i], &heads[i],
+                              &l, &before, &before_group, &refused);
+        room_lookup_clear(&l);
+        room_state_map_free(before); /* none: the head is the one extremity */
+        json_decref(j);
+        /* A lookup that failed may have failed the transaction. */
+        if (!out[i] && refused.status >= 500) {
+            *err = refused;
+            goto done;
+        }
+        if (!out[i]) continue;
+        out[i]->stream_ordering = stream_orderings[i];
+        items[m++] = (room_persist_item){out[i], .state_before_group = current[i],
+                                         .stream_ordering = stream_orderings[i],
+                                         .extends_current = true, .known_new = true};
+    }
+    rc = room_store_persist(c, items, m, err);
+done:
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++) room_event_free(out[i]), out[i] = NULL;
+    free(current);
+    free(v);
+    free(heads);
+    free(items);
+    return rc;
 }
 
 json_t *room_event_template(db_conn *c, const room_version *v, const char *room_id,

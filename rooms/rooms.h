@@ -30,6 +30,18 @@ room_event *room_send_local(db_conn *c, const room_version *v, const char *room_
                             const json_t *proto, const char *server_name,
                             const hs_signing_key *key, long long stream_ordering, hs_err *err);
 
+/* room_send_local for non-state events of several rooms (one event per
+ * room), in one go: the rooms are locked together, each event is built and
+ * checked on its room's current state, and those built are persisted
+ * together. out[i] is the event of protos[i] in room_ids[i], or NULL when it
+ * was not sent this way: refused, or its room is not a plain one (no single
+ * extremity, a Policy Server); room_send_local then gives the precise
+ * answer. stream_orderings: reserved positions. Returns 0, or -1 with err
+ * when the transaction failed (then every out[i] is NULL). */
+int room_send_local_many(db_conn *c, const char *const *room_ids, const json_t *const *protos,
+                         size_t n, const char *server_name, const hs_signing_key *key,
+                         const long long *stream_orderings, room_event **out, hs_err *err);
+
 /* The unsigned template of an event another server will finish (make_join,
  * make_leave, make_knock): proto (type, state_key, sender, content) with
  * room_id, origin_server_ts, prev_events and depth from the forward

@@ -120,6 +120,14 @@ int room_store_forget_current(db_conn *c, const char *room_id, hs_err *err);
 long long room_store_lock_room_head(db_conn *c, const char *room_id, const room_version **v,
                                     room_head *head, hs_err *err);
 
+/* Lock several rooms at once (in room ID order) and read each one's head:
+ * for room_ids[i], current[i] is its current state group (0: none yet; -1:
+ * an unknown room or version), v[i] its version (may be NULL: not wanted),
+ * heads[i] its head (NULL: not wanted). */
+int room_store_lock_room_heads(db_conn *c, const char *const *room_ids, size_t n,
+                               long long *current, const room_version **v, room_head *heads,
+                               hs_err *err);
+
 /* Send room_store_lock_room's statement ahead (db_prefetch). */
 void room_store_prefetch_head(db_conn *c, const char *room_id);
 

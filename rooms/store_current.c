@@ -262,6 +262,15 @@ static db_stmt lock_q = DB_STMT(
     "  AND cs.type = 'm.room.policy' AND cs.state_key = '')"
     " FROM rooms WHERE room_id = $1 FOR UPDATE");
 
+/* The same for several rooms (batched sends), the room ID first. They are
+ * locked in room ID order: two transactions locking several then never wait
+ * on each other in a circle. */
+static db_stmt lock_many_q = DB_STMT(
+    "SELECT r.room_id, coalesce(current_state_group, 0), room_version, head_event, head_depth,"
+    " state_stamp, EXISTS (SELECT 1 FROM current_state cs WHERE cs.room_id = r.room_id"
+    "  AND cs.type = 'm.room.policy' AND cs.state_key = '')"
+    " FROM rooms r WHERE r.room_id = ANY($1::text[]) ORDER BY r.room_id FOR UPDATE");
+
 /* Rooms' versions, as read under the lock: a direct-mapped table whose
  * collisions just forget the older room. */
 #define KNOWN_VERSIONS 512
@@ -296,27 +305,61 @@ void room_store_prefetch_head(db_conn *c, const char *room_id) {
     db_prefetch(c, &lock_q, 1, (const char *[]){room_id}, 0, &ignored);
 }
 
+/* A lock query's row from column k on (lock_q's columns): the current
+ * group (-1: an unknown version), the version, the head. */
+static long long read_head(PGresult *r, int row, int k, const char *room_id,
+                           const room_version **v, room_head *head) {
+    const room_version *rv = room_version_get(PQgetvalue(r, row, k + 1));
+    if (rv) know_version(room_id, rv);
+    if (v) *v = rv;
+    if (head) {
+        head->known = !PQgetisnull(r, row, k + 2) && !PQgetisnull(r, row, k + 3) &&
+                      (size_t)PQgetlength(r, row, k + 2) < sizeof head->event_id;
+        if (head->known) {
+            strcpy(head->event_id, PQgetvalue(r, row, k + 2));
+            head->depth = atoll(PQgetvalue(r, row, k + 3));
+        }
+        head->state_stamp = atoll(PQgetvalue(r, row, k + 4));
+        head->has_policy = PQgetvalue(r, row, k + 5)[0] == 't';
+    }
+    return rv ? atoll(PQgetvalue(r, row, k)) : -1;
+}
+
 long long room_store_lock_room_head(db_conn *c, const char *room_id, const room_version **v,
                                     room_head *head, hs_err *err) {
     PGresult *r = db_run(c, &lock_q, 1, (const char *[]){room_id}, err);
     if (!r) return -1;
-    long long g = PQntuples(r) ? atoll(PQgetvalue(r, 0, 0)) : -1;
-    const room_version *rv = g >= 0 ? room_version_get(PQgetvalue(r, 0, 1)) : NULL;
-    if (rv) know_version(room_id, rv);
-    if (head) {
-        head->known = g >= 0 && !PQgetisnull(r, 0, 2) && !PQgetisnull(r, 0, 3) &&
-                      (size_t)PQgetlength(r, 0, 2) < sizeof head->event_id;
-        if (head->known) {
-            strcpy(head->event_id, PQgetvalue(r, 0, 2));
-            head->depth = atoll(PQgetvalue(r, 0, 3));
-        }
-        head->state_stamp = g >= 0 ? atoll(PQgetvalue(r, 0, 4)) : -1;
-        head->has_policy = g < 0 || PQgetvalue(r, 0, 5)[0] == 't';
-    }
-    if (g >= 0 && v && !(*v = rv)) g = -1;
+    const room_version *rv = NULL;
+    long long g = PQntuples(r) ? read_head(r, 0, 0, room_id, &rv, head) : -1;
+    if (!PQntuples(r) && head) *head = (room_head){.state_stamp = -1, .has_policy = true};
     PQclear(r);
     if (g < 0) return hs_err_set(err, 404, "M_NOT_FOUND", "unknown room %s", room_id);
+    if (v) *v = rv;
     return g;
+}
+
+int room_store_lock_room_heads(db_conn *c, const char *const *room_ids, size_t n,
+                               long long *current, const room_version **v, room_head *heads,
+                               hs_err *err) {
+    char *ids = db_text_array(room_ids, n);
+    if (!ids) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    PGresult *r = db_run(c, &lock_many_q, 1, (const char *[]){ids}, err);
+    free(ids);
+    if (!r) return -1;
+    for (size_t i = 0; i < n; i++) {
+        current[i] = -1;
+        if (v) v[i] = NULL;
+        if (heads) heads[i] = (room_head){.state_stamp = -1, .has_policy = true};
+    }
+    for (int row = 0; row < PQntuples(r); row++)
+        for (size_t i = 0; i < n; i++)
+            if (!strcmp(room_ids[i], PQgetvalue(r, row, 0))) {
+                current[i] = read_head(r, row, 1, room_ids[i], v ? &v[i] : NULL,
+                                       heads ? &heads[i] : NULL);
+                break;
+            }
+    PQclear(r);
+    return 0;
 }
 
 long long room_store_lock_room(db_conn *c, const char *room_id, const room_version **v,

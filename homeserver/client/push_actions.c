@@ -100,6 +100,18 @@ static long long notifiable_position(db_conn *c, const room_event *ev, hs_err *e
     return pos;
 }
 
+/* ":server_name" as a LIKE pattern's tail: the server name's own % and _
+ * escaped. */
+static void local_suffix(const char *server_name, char *suffix, size_t size) {
+    size_t k = 0;
+    suffix[k++] = ':';
+    for (const char *p = server_name; *p && k < size - 3; p++) {
+        if (*p == '%' || *p == '_' || *p == '\\') suffix[k++] = '\\';
+        suffix[k++] = *p;
+    }
+    suffix[k] = 0;
+}
+
 /* Local joined members but the sender, and the invitee, unless they ignore
  * the sender: user ID, when names is true their m.room.member event (for the
  * display name), the room's joined member count (every row the same), and
@@ -123,14 +135,7 @@ static PGresult *recipients(db_conn *c, const char *room_id, const char *sender,
         "  AND jsonb_typeof(ad.content->'ignored_users') = 'object'"
         "  AND ad.content->'ignored_users' ? $3)");
     char suffix[300];
-    /* LIKE needs the server name's own % and _ escaped. */
-    size_t k = 0;
-    suffix[k++] = ':';
-    for (const char *p = server_name; *p && k < sizeof suffix - 3; p++) {
-        if (*p == '%' || *p == '_' || *p == '\\') suffix[k++] = '\\';
-        suffix[k++] = *p;
-    }
-    suffix[k] = 0;
+    local_suffix(server_name, suffix, sizeof suffix);
     const char *p[] = {room_id, invitee, sender, suffix, names ? "t" : "f"};
     if (!prefetch) return db_run(c, &q, 5, p, err);
     db_prefetch(c, &q, 5, p, 0, err);
@@ -151,32 +156,40 @@ void client_push_prefetch(db_conn *c, const hs_server *srv, const char *room_id,
                wants_names(json_object_get(proto, "content")), true, &ignored);
 }
 
-static const char *display_name(PGresult *r, int row, json_t **member) {
-    *member = PQgetisnull(r, row, 1) ? NULL : json_loads(PQgetvalue(r, row, 1), 0, NULL);
+/* Columns of a recipients row, from k on (k = 1 in the batched query,
+ * whose first column is the event's position in the batch): user ID,
+ * member event, member count, push rules, changes to defaults. */
+static const char *display_name(PGresult *r, int row, int k, json_t **member) {
+    *member = PQgetisnull(r, row, k + 1) ? NULL : json_loads(PQgetvalue(r, row, k + 1), 0, NULL);
     return json_string_value(json_object_get(json_object_get(*member, "content"), "displayname"));
 }
 
-/* Evaluate for each recipient; collect [{user_id, notify, highlight, actions}]. */
-static int evaluate_all(hook_job *h, PGresult *who, long long members, json_t *batch,
-                        hs_err *err) {
-    push_ctx ctx = {.member_count = members, .load_power = load_power, .load_arg = h,
-                    .load_user_power = load_user_power};
+/* Evaluate for each recipient (rows from to end of who, columns from k);
+ * collect {user_id, notify, highlight, actions} and, when given, more's
+ * fields (the event's, for a batch) into batch. */
+static int evaluate_all(hook_job *h, PGresult *who, int k, int from, int end, const json_t *more,
+                        json_t *batch, hs_err *err) {
+    push_ctx ctx = {.member_count = atoll(PQgetvalue(who, from, k + 2)), .load_power = load_power,
+                    .load_arg = h, .load_user_power = load_user_power};
     int rc = 0;
-    for (int i = 0; i < PQntuples(who) && rc == 0; i++) {
-        const char *user = PQgetvalue(who, i, 0);
+    for (int i = from; i < end && rc == 0; i++) {
+        const char *user = PQgetvalue(who, i, k);
         json_t *member;
         ctx.user_id = user;
-        ctx.display_name = display_name(who, i, &member);
-        json_t *rules = push_store_rules_from_json(PQgetisnull(who, i, 3) ? NULL
-                                                                          : PQgetvalue(who, i, 3));
+        ctx.display_name = display_name(who, i, k, &member);
+        json_t *rules = push_store_rules_from_json(
+            PQgetisnull(who, i, k + 3) ? NULL : PQgetvalue(who, i, k + 3));
         json_t *changes = push_store_changes_from_json(
-            PQgetisnull(who, i, 4) ? NULL : PQgetvalue(who, i, 4));
+            PQgetisnull(who, i, k + 4) ? NULL : PQgetvalue(who, i, k + 4));
         push_result res;
         rc = push_rules_evaluate(rules, changes, h->ev->json, &ctx, &res);
-        if (rc == 0 && (res.notify || res.highlight))
-            json_array_append_new(batch, json_pack("{s:s, s:b, s:b, s:O}", "user_id", user, "notify",
-                                                   res.notify, "highlight", res.highlight,
-                                                   "actions", res.actions));
+        if (rc == 0 && (res.notify || res.highlight)) {
+            json_t *row = json_pack("{s:s, s:b, s:b, s:O}", "user_id", user, "notify",
+                                    res.notify, "highlight", res.highlight, "actions",
+                                    res.actions);
+            if (more) json_object_update(row, (json_t *)more);
+            json_array_append_new(batch, row);
+        }
         push_result_clear(&res); /* before the rules it may point into */
         json_decref(rules);
         json_decref(changes);
@@ -234,14 +247,164 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
     int rc = 0;
     json_t *batch = json_array();
     if (PQntuples(who) > 0) {
-        long long members = atoll(PQgetvalue(who, 0, 2));
         hook_job h = {.c = c, .ev = ev};
-        rc = evaluate_all(&h, who, members, batch, err);
+        rc = evaluate_all(&h, who, 0, 0, PQntuples(who), NULL, batch, err);
         if (h.lookup_used) room_lookup_clear(&h.lookup);
     }
     PQclear(who);
     if (rc == 0) rc = store_results(c, ev, pos, thread, batch, reader, err);
     json_decref(batch);
+    return rc;
+}
+
+/* ---- batches of events (the batched local sends of room_send.c) ----
+ * The same as client_push_process_event, in two statements for all. */
+
+/* For each event to process (room, sender, invitee or '', whether names
+ * are wanted), its local joined members but the sender, and the invitee,
+ * unless they ignore the sender: the event's 1-based position, user ID,
+ * when names is true their m.room.member event (for the display name), the
+ * room's joined member count (every row of the event the same), and their
+ * push rules and changes to defaults (push_store.h); ordered by event. One
+ * query however many events. */
+static PGresult *recipients_many(db_conn *c, char *const *cols, const char *server_name,
+                                 hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT k.i, cs.state_key, CASE WHEN k.names THEN convert_from(e.json, 'UTF8') END,"
+        " (SELECT count(*) FROM current_state j WHERE j.room_id = k.room"
+        "  AND j.type = 'm.room.member' AND j.membership = 'join'),"
+        " " PUSH_STORE_RULES_OF("cs.state_key") ", " PUSH_STORE_CHANGES_OF("cs.state_key")
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[])"
+        "  WITH ORDINALITY AS k(room, invitee, sender, names, i)"
+        " JOIN current_state cs ON cs.room_id = k.room AND cs.type = 'm.room.member'"
+        "  AND (cs.membership = 'join' OR cs.state_key = k.invitee) AND cs.state_key <> k.sender"
+        "  AND cs.state_key LIKE '%' || $5"
+        " JOIN events e ON e.event_id = cs.event_id"
+        /* Nobody hears from a user they ignore (sql/006's account data). */
+        " WHERE NOT EXISTS (SELECT 1 FROM account_data ad WHERE ad.user_id = cs.state_key"
+        "  AND ad.room_id = '' AND ad.type = 'm.ignored_user_list'"
+        "  AND jsonb_typeof(ad.content->'ignored_users') = 'object'"
+        "  AND ad.content->'ignored_users' ? k.sender)"
+        " ORDER BY k.i");
+    char suffix[300];
+    local_suffix(server_name, suffix, sizeof suffix);
+    const char *p[] = {cols[0], cols[1], cols[2], cols[3], suffix};
+    return db_run(c, &q, 5, p, err);
+}
+
+static int store_results_many(db_conn *c, const json_t *batch, const json_t *reads, hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "WITH r AS (INSERT INTO push_sent_reads (user_id, room_id, thread_id, stream_ordering)"
+        "  SELECT DISTINCT ON (user_id, room_id, thread_id) user_id, room_id, thread_id, so"
+        "  FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, room_id text, thread_id text,"
+        "   so bigint) ORDER BY user_id, room_id, thread_id, so DESC"
+        "  ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET stream_ordering ="
+        "  greatest(push_sent_reads.stream_ordering, EXCLUDED.stream_ordering))"
+        " INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id,"
+        " notify, highlight, actions, ts)"
+        " SELECT x.user_id, x.room_id, x.event_id, x.so, x.thread_id, x.notify, x.highlight,"
+        "  x.actions, $3::bigint"
+        " FROM jsonb_to_recordset($2::jsonb) AS x(user_id text, room_id text, event_id text,"
+        "  so bigint, thread_id text, notify boolean, highlight boolean, actions jsonb)"
+        " ON CONFLICT (user_id, event_id) DO NOTHING");
+    if (json_array_size(reads) == 0 && json_array_size(batch) == 0) return 0;
+    char now[24];
+    snprintf(now, sizeof now, "%lld", hs_now_ms());
+    char *rows = json_dumps(batch, JSON_COMPACT), *rd = json_dumps(reads, JSON_COMPACT);
+    int n = rows && rd ? db_defer(c, &ins, 3, (const char *[]){rd, rows, now}, NULL, NULL, err)
+                       : hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    free(rows);
+    free(rd);
+    return n < 0 ? -1 : 0;
+}
+
+/* One event to process: where it notifies from, its thread, and its row of
+ * the recipients query's columns. */
+typedef struct push_item {
+    const room_event *ev;
+    long long pos;
+    char thread[300];
+} push_item;
+
+static int process_items(db_conn *c, const hs_server *srv, push_item *items, size_t n,
+                         hs_err *err) {
+    const char *server_name = srv->cfg->server_name;
+    const char **col[4];
+    for (int k = 0; k < 4; k++) col[k] = calloc(n ? n : 1, sizeof(char *));
+    char *arr[4] = {0};
+    json_t *batch = json_array(), *reads = json_array();
+    PGresult *who = NULL;
+    int rc = -1;
+    for (int k = 0; k < 4; k++)
+        if (!col[k]) goto done;
+    for (size_t i = 0; i < n; i++) {
+        const room_event *ev = items[i].ev;
+        const char *invitee =
+            ev->membership && !strcmp(ev->membership, "invite") ? ev->state_key : NULL;
+        col[0][i] = ev->room_id;
+        col[1][i] = invitee ? invitee : ""; /* no member has the empty state key */
+        col[2][i] = ev->sender;
+        col[3][i] = wants_names(ev->content) ? "t" : "f";
+        if (is_local(ev->sender, server_name))
+            json_array_append_new(reads, json_pack("{s:s, s:s, s:s, s:I}", "user_id", ev->sender,
+                                                   "room_id", ev->room_id, "thread_id",
+                                                   items[i].thread, "so",
+                                                   (json_int_t)items[i].pos));
+    }
+    for (int k = 0; k < 4; k++)
+        if (!(arr[k] = db_text_array(col[k], n))) {
+            hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+            goto done;
+        }
+    if (!(who = recipients_many(c, arr, server_name, err))) goto done;
+    rc = 0;
+    for (int row = 0; row < PQntuples(who) && rc == 0;) {
+        int end = row;
+        while (end < PQntuples(who) && !strcmp(PQgetvalue(who, end, 0), PQgetvalue(who, row, 0)))
+            end++;
+        size_t i = (size_t)atoll(PQgetvalue(who, row, 0)) - 1;
+        if (i >= n) break;
+        hook_job h = {.c = c, .ev = items[i].ev};
+        json_t *more = json_pack("{s:s, s:s, s:I, s:s}", "room_id", h.ev->room_id, "event_id",
+                                 h.ev->event_id, "so", (json_int_t)items[i].pos, "thread_id",
+                                 items[i].thread);
+        rc = evaluate_all(&h, who, 1, row, end, more, batch, err);
+        json_decref(more);
+        if (h.lookup_used) room_lookup_clear(&h.lookup);
+        row = end;
+    }
+    if (rc == 0) rc = store_results_many(c, batch, reads, err);
+done:
+    if (who) PQclear(who);
+    for (int k = 0; k < 4; k++) free(col[k]), free(arr[k]);
+    json_decref(batch);
+    json_decref(reads);
+    return rc;
+}
+
+int client_push_process_events(db_conn *c, const hs_server *srv, const room_event *const *evs,
+                               size_t n, hs_err *err) {
+    if (n == 1) return client_push_process_event(c, srv, evs[0], err);
+    push_item *items = calloc(n ? n : 1, sizeof *items);
+    if (!items) return hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    size_t m = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const room_event *ev = evs[i];
+        if (ev->rejected || !ev->room_id || !ev->sender) continue;
+        /* A local send knows where it stored the event; others ask. */
+        long long pos =
+            ev->stream_ordering > 0 ? ev->stream_ordering : notifiable_position(c, ev, err);
+        if (pos < 0) rc = -1;
+        if (pos <= 0) continue;
+        items[m] = (push_item){.ev = ev, .pos = pos};
+        if (thread_of(c, ev->room_id, ev->content, items[m].thread, sizeof items[m].thread,
+                      err) < 0)
+            rc = -1;
+        m++;
+    }
+    if (rc == 0 && m > 0) rc = process_items(c, srv, items, m, err);
+    free(items);
     return rc;
 }
 

@@ -18,6 +18,11 @@
 int client_push_process_event(db_conn *c, const hs_server *srv, const room_event *ev,
                               hs_err *err);
 
+/* client_push_process_event for several events in one go (two statements
+ * whatever their number: the batched local sends of room_send.c). */
+int client_push_process_events(db_conn *c, const hs_server *srv, const room_event *const *evs,
+                               size_t n, hs_err *err);
+
 /* Send ahead (db_prefetch) the recipients query client_push_process_event
  * will run for a local non-state event proto (with "sender") in room_id, so
  * that it costs no round trip of its own. Call it once the room's lock is

@@ -27,6 +27,10 @@
  * 0, or -1 with err (a database error). */
 int client_relations_on_event(db_conn *c, const room_event *ev, hs_err *err);
 
+/* The same for several events (their searchable texts in one statement). */
+int client_relations_on_events(db_conn *c, const room_event *const *evs, size_t n,
+                               hs_err *err);
+
 /* The checks on a local user's new event (spec and Synapse), made once the
  * auth rules admitted it, in its transaction and before
  * client_relations_on_event (a failure rolls the event back): the parent of

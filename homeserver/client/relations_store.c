@@ -59,11 +59,53 @@ static int index_search(db_conn *c, const room_event *ev, hs_err *err) {
     return db_defer(c, &ins, 4, p, NULL, NULL, err);
 }
 
+/* The searchable texts of several events, one statement for all. */
+static int index_search_many(db_conn *c, const room_event *const *evs, size_t n,
+                             hs_err *err) {
+    static db_stmt ins = DB_STMT(
+        "INSERT INTO event_search (event_id, room_id, key, vector)"
+        " SELECT id, room, key, to_tsvector('english', text)"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(id, room, key, text)"
+        " ON CONFLICT (event_id) DO NOTHING");
+    const char **col[4];
+    for (int k = 0; k < 4; k++) col[k] = calloc(n ? n : 1, sizeof(char *));
+    char *arr[4] = {0};
+    size_t m = 0;
+    int rc = -1;
+    for (int k = 0; k < 4; k++)
+        if (!col[k]) goto done;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = NULL, *text = search_text(evs[i], &key);
+        if (!text) continue;
+        col[0][m] = evs[i]->event_id, col[1][m] = evs[i]->room_id;
+        col[2][m] = key, col[3][m++] = text;
+    }
+    rc = 0;
+    if (m == 0) goto done;
+    for (int k = 0; k < 4; k++)
+        if (!(arr[k] = db_text_array(col[k], m))) {
+            rc = hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+            goto done;
+        }
+    rc = db_defer(c, &ins, 4, (const char *const *)arr, NULL, NULL, err);
+done:
+    if (rc < 0 && !err->status) hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    for (int k = 0; k < 4; k++) free(col[k]), free(arr[k]);
+    return rc;
+}
+
+int client_relations_on_events(db_conn *c, const room_event *const *evs, size_t n,
+                               hs_err *err) {
+    for (size_t i = 0; i < n; i++) {
+        const char *rel, *parent;
+        const json_t *rt = rel_of(evs[i]->content, &rel, &parent);
+        if (rt && record_relation(c, evs[i], rt, rel, parent, err) < 0) return -1;
+    }
+    return n == 1 ? index_search(c, evs[0], err) : index_search_many(c, evs, n, err);
+}
+
 int client_relations_on_event(db_conn *c, const room_event *ev, hs_err *err) {
-    const char *rel, *parent;
-    const json_t *rt = rel_of(ev->content, &rel, &parent);
-    if (rt && record_relation(c, ev, rt, rel, parent, err) < 0) return -1;
-    return index_search(c, ev, err);
+    return client_relations_on_events(c, &ev, 1, err);
 }
 
 static size_t utf8_chars(const char *s) {

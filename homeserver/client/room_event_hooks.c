@@ -28,11 +28,17 @@ static int forget_follows_membership(db_conn *c, hs_server *srv, const room_even
     return srv->cfg->forget_rooms_on_leave ? db_defer(c, &ins, 2, p, NULL, NULL, err) : 0;
 }
 
-int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
-    if (client_relations_on_event(c, ev, err) < 0) return -1;
-    if (forget_follows_membership(c, srv, ev, err) < 0) return -1;
+int client_room_events_stored(db_conn *c, hs_server *srv, const room_event *const *evs,
+                              size_t n, hs_err *err) {
+    if (client_relations_on_events(c, evs, n, err) < 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (forget_follows_membership(c, srv, evs[i], err) < 0) return -1;
     /* Notification counts commit with the event, so /sync shows both at once. */
-    return client_push_process_event(c, srv, ev, err);
+    return client_push_process_events(c, srv, evs, n, err);
+}
+
+int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err) {
+    return client_room_events_stored(c, srv, &ev, 1, err);
 }
 
 void client_room_event_committed(hs_server *srv, const room_event *ev) {

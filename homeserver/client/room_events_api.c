@@ -38,6 +38,12 @@ static int send_redaction(hs_req *r, const char *target, const json_t *body, con
                           json_t **out, hs_err *err);
 
 static int put_send(hs_req *r, json_t **out, hs_err *err) {
+    char *existing = NULL;
+    room_event *ev;
+    if (r->ctx) { /* resumed: its batch was written */
+        if (!(ev = client_room_send_parked(r, &existing, err)) && !existing) return -1;
+        return answer_event_id(ev, existing, out);
+    }
     /* v1.18 (MSC4169): a redaction sent here names its target in
      * content.redacts in every room version, and is the same redaction as
      * PUT /redact would make (moved to the top level before v11). Guests
@@ -54,10 +60,9 @@ static int put_send(hs_req *r, json_t **out, hs_err *err) {
     if (client_suspended_may_send(r, r->params[1], NULL, r->json, err) < 0) return -1;
     if (limit_messages(r, err) < 0) return -1;
     json_t *p = proto_of(r, r->params[1], NULL, r->json);
-    char *existing = NULL;
-    room_event *ev = client_room_send_txn(r->srv, r->params[0], p, r->device_id, r->params[2],
-                                          &existing, err);
+    int rc = client_room_send_queued(r, r->params[0], p, r->params[2], &ev, &existing, err);
     json_decref(p);
+    if (rc == HS_SUSPENDED) return HS_SUSPENDED;
     if (!ev && !existing) return -1;
     return answer_event_id(ev, existing, out);
 }

@@ -24,6 +24,22 @@ room_event *client_room_send_txn(hs_server *srv, const char *room_id, const json
                                  const char *device_id, const char *txn_id, char **existing,
                                  hs_err *err);
 
+/* client_room_send_txn for a request handler, without holding its thread
+ * while the event is written, when others are being written: a
+ * message-like event (no state key, relation or redaction) is then parked
+ * (hs_req_suspend) and joins the next batch of concurrent sends, written in
+ * one transaction by a writer thread (homeserver/db/group_commit.h).
+ * HS_SUSPENDED: parked; the handler returns HS_SUSPENDED and, run again
+ * (r->ctx set), takes the answer with client_room_send_parked. 1: sent at
+ * once (not batchable, or nothing else being written), the answer in *ev,
+ * *existing and err as client_room_send_txn gives them. room_id and txn_id
+ * must live as long as the request; proto gets a reference. */
+int client_room_send_queued(hs_req *r, const char *room_id, json_t *proto, const char *txn_id,
+                           room_event **ev, char **existing, hs_err *err);
+
+/* The answer of a parked send, as client_room_send_txn gives it. */
+room_event *client_room_send_parked(hs_req *r, char **existing, hs_err *err);
+
 /* The same for a state event given by parts. */
 room_event *client_room_send_state(hs_server *srv, const char *room_id, const char *sender,
                                    const char *type, const char *state_key, json_t *content,
@@ -38,6 +54,10 @@ void client_room_membership_changed(hs_server *srv, const room_event *ev);
  * its relations and search text, and its push actions (which skip rejected
  * and soft-failed events). 0, or -1 with err. */
 int client_room_event_stored(db_conn *c, hs_server *srv, const room_event *ev, hs_err *err);
+
+/* The same for several events stored together (a batch of local sends). */
+int client_room_events_stored(db_conn *c, hs_server *srv, const room_event *const *evs,
+                              size_t n, hs_err *err);
 
 /* In the transaction that stored ev: when it invites another server's user,
  * that server signs it (PUT /invite/v2, remote_rooms.h) and the signed copy

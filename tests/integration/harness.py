@@ -147,6 +147,13 @@ listeners:
         self.proc = None
         return rc
 
+    def stop_checked(self):
+        """Stop, and fail on an unclean exit or a sanitizer report in the log."""
+        rc = self.stop()
+        log = self.read_log()
+        assert rc == 0, "pvyhs did not exit cleanly:\n" + log
+        assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log
+
     def read_log(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
