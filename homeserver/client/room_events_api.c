@@ -37,7 +37,11 @@ static int limit_messages(hs_req *r, hs_err *err) {
 static int send_redaction(hs_req *r, const char *target, const json_t *body, const char *txn,
                           json_t **out, hs_err *err);
 
+/* PUT /send/{eventType}/{txnId}, and Synapse's legacy POST without a
+ * transaction ID (no idempotency: each POST sends), which older clients and
+ * SyTest still use. */
 static int put_send(hs_req *r, json_t **out, hs_err *err) {
+    const char *txn = r->n_params > 2 ? r->params[2] : NULL;
     char *existing = NULL;
     room_event *ev;
     if (r->ctx) { /* resumed: its batch was written */
@@ -55,12 +59,12 @@ static int put_send(hs_req *r, json_t **out, hs_err *err) {
         if (!target || target[0] != '$')
             return hs_err_set(err, 400, "M_BAD_JSON",
                               "m.room.redaction needs content.redacts, an event ID");
-        return send_redaction(r, target, r->json, r->params[2], out, err);
+        return send_redaction(r, target, r->json, txn, out, err);
     }
     if (client_suspended_may_send(r, r->params[1], NULL, r->json, err) < 0) return -1;
     if (limit_messages(r, err) < 0) return -1;
     json_t *p = proto_of(r, r->params[1], NULL, r->json);
-    int rc = client_room_send_queued(r, r->params[0], p, r->params[2], &ev, &existing, err);
+    int rc = client_room_send_queued(r, r->params[0], p, txn, &ev, &existing, err);
     json_decref(p);
     if (rc == HS_SUSPENDED) return HS_SUSPENDED;
     if (!ev && !existing) return -1;
@@ -175,8 +179,10 @@ static int send_redaction(hs_req *r, const char *target, const json_t *body, con
     return answer_event_id(ev, existing, out);
 }
 
+/* PUT /redact/{eventId}/{txnId}, and the legacy POST without one. */
 static int put_redact(hs_req *r, json_t **out, hs_err *err) {
-    return send_redaction(r, r->params[1], r->json, r->params[2], out, err);
+    return send_redaction(r, r->params[1], r->json, r->n_params > 2 ? r->params[2] : NULL, out,
+                          err);
 }
 
 /* The state a user may read (room_access.h): the current state while
@@ -400,6 +406,8 @@ void client_room_events_routes(hs_router *rt) {
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey?}", get_state_one, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/state", get_state_all, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "PUT", "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}/{txnId}", put_redact, HS_AUTH | HS_R0);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/send/{eventType}", put_send, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}", put_redact, HS_AUTH | HS_R0);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/event/{eventId}", get_event, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/joined_rooms", get_joined_rooms, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/members", get_members, HS_AUTH | HS_R0 | HS_GUEST);

@@ -101,13 +101,18 @@ static int record_txns(db_conn *c, send_job *const *jobs, size_t n, hs_err *err)
     for (int k = 0; k < 5; k++) col[k] = calloc(n ? n : 1, sizeof(char *));
     for (int k = 0; k < 5; k++)
         if (!col[k]) goto done;
+    size_t m = 0; /* a legacy POST /send has no transaction ID */
     for (size_t i = 0; i < n; i++) {
-        col[0][i] = json_string_value(json_object_get(jobs[i]->proto, "sender"));
-        col[1][i] = jobs[i]->device_id, col[2][i] = jobs[i]->txn_id;
-        col[3][i] = jobs[i]->room_id, col[4][i] = jobs[i]->out->event_id;
+        if (!jobs[i]->txn_id) continue;
+        col[0][m] = json_string_value(json_object_get(jobs[i]->proto, "sender"));
+        col[1][m] = jobs[i]->device_id, col[2][m] = jobs[i]->txn_id;
+        col[3][m] = jobs[i]->room_id, col[4][m++] = jobs[i]->out->event_id;
     }
+    rc = 0;
+    if (m == 0) goto done;
+    rc = -1;
     for (int k = 0; k < 5; k++)
-        if (!(arr[k] = db_text_array(col[k], n))) goto done;
+        if (!(arr[k] = db_text_array(col[k], m))) goto done;
     char now[24];
     snprintf(now, sizeof now, "%lld", hs_now_ms());
     rc = db_defer(c, &ins, 6, (const char *[]){arr[0], arr[1], arr[2], arr[3], arr[4], now},

@@ -183,3 +183,37 @@ def test_batched_sends_wake_sync_and_count_unread(srv, world):
     # Push actions were written with the batch: each message counts for b.
     assert all(n.get("notification_count", 0) >= 1 for n in seen.values()), seen
 
+
+
+def test_legacy_post_send_and_redact_without_txn_id(srv, world):
+    # Synapse still serves POST /send/{type} and POST /redact/{id} (no
+    # transaction ID, so no idempotency: each POST sends); SyTest and older
+    # clients use them. Among batched sends too.
+    users, rooms = world
+    tok = users["gb_a"]
+
+    def post(k):
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        path = f"{V3}/rooms/{urllib.parse.quote(rooms[k])}/send/m.room.message"
+        c.request("POST", path, body=json.dumps({"msgtype": "m.text", "body": "legacy"}).encode(),
+                  headers={"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, json.loads(r.read())
+
+    for _ in range(2):
+        with concurrent.futures.ThreadPoolExecutor(ROOMS) as ex:
+            res = list(ex.map(post, range(ROOMS)))
+        assert all(st == 200 and b["event_id"].startswith("$") for st, b in res), res
+    for room in rooms:
+        assert [b for _, b in room_bodies(srv, tok, room)].count("legacy") == 2
+    target = res[0][1]["event_id"]
+    r = srv.request("POST", f"{V3}/rooms/{urllib.parse.quote(rooms[0])}/redact/"
+                    f"{urllib.parse.quote(target)}", {"reason": "old client"}, token=tok)
+    assert r.status == 200 and r.json["event_id"].startswith("$"), r
+    ev = srv.request("GET", f"{V3}/rooms/{urllib.parse.quote(rooms[0])}/event/"
+                     f"{urllib.parse.quote(target)}", token=tok)
+    assert ev.status == 200 and ev.json["content"] == {}, ev
+    # The same path with r0, as older clients call it.
+    r = srv.request("POST", f"/_matrix/client/r0/rooms/{urllib.parse.quote(rooms[1])}/send/m.room.message",
+                    {"msgtype": "m.text", "body": "r0"}, token=tok)
+    assert r.status == 200, r
