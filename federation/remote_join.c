@@ -86,9 +86,11 @@ static room_event *make_event(hs_server *srv, const char *dest, const char *memb
     const room_version *v = room_version_get(ver ? ver : "1");
     const json_t *tmpl = json_object_get(resp, "event");
     room_event *ev = NULL;
-    if (rc == 0 && !v)
+    if (rc == 0 && !v) {
         hs_err_set(err, 400, "M_INCOMPATIBLE_ROOM_VERSION", "Room version %s is not supported",
                    ver);
+        if (strlen(ver) < sizeof err->room_version) strcpy(err->room_version, ver);
+    }
     else if (rc == 0 && check_template(tmpl, membership, user_id, room_id, dest, err) == 0)
         ev = finish(srv, v, tmpl, content, err);
     json_decref(resp);

@@ -62,8 +62,13 @@ static int remote_error(const char *dest, long status, const json_t *body, hs_er
     const char *code = json_string_value(json_object_get(body, "errcode"));
     const char *msg = json_string_value(json_object_get(body, "error"));
     if (!code || strlen(code) >= sizeof err->errcode) code = "M_UNKNOWN";
-    return hs_err_set(err, (int)status, code, "%s answered %ld: %.300s", dest, status,
-                      msg ? msg : "no error message");
+    hs_err_set(err, (int)status, code, "%s answered %ld: %.300s", dest, status,
+               msg ? msg : "no error message");
+    const char *ver = json_string_value(json_object_get(body, "room_version"));
+    if (!strcmp(code, "M_INCOMPATIBLE_ROOM_VERSION") && ver &&
+        strlen(ver) < sizeof err->room_version)
+        strcpy(err->room_version, ver);
+    return -1;
 }
 
 /* Sets URL, method, headers and body on h->easy. */

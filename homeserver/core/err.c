@@ -9,6 +9,7 @@ int hs_err_set(hs_err *e, int status, const char *errcode, const char *fmt, ...)
     if (!e) return -1;
     e->status = status;
     snprintf(e->errcode, sizeof e->errcode, "%s", errcode);
+    e->room_version[0] = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);

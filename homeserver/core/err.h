@@ -11,6 +11,7 @@ typedef struct hs_err {
     char errcode[48];  /* Matrix errcode, e.g. "M_BAD_JSON" */
     char msg[512];     /* human-readable, safe to show to the client */
     long long retry_after_ms; /* with 429 M_LIMIT_EXCEEDED: when to try again */
+    char room_version[32];    /* with M_INCOMPATIBLE_ROOM_VERSION: the room's version */
 } hs_err;
 
 /* Fill e (if not NULL) and return -1, so callers can `return hs_err_set(...)`. */

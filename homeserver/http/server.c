@@ -92,6 +92,10 @@ json_t *hs_http_error_body(const hs_err *err) {
     if (!strcmp(err->errcode, "M_USER_LOCKED")) json_object_set_new(o, "soft_logout", json_true());
     if (err->retry_after_ms > 0)
         json_object_set_new(o, "retry_after_ms", json_integer(err->retry_after_ms));
+    /* Spec (make_join, and Synapse's answer to a join through it): the
+     * version the server does not support. */
+    if (!strcmp(err->errcode, "M_INCOMPATIBLE_ROOM_VERSION") && err->room_version[0])
+        json_object_set_new(o, "room_version", json_string(err->room_version));
     return o;
 }
 

@@ -1391,6 +1391,33 @@ def test_join_falls_back_to_v1_send_join(fed):
     assert r.status == 200 and len(r.json["joined"]) == 2, r.raw
 
 
+def test_join_of_a_room_of_unsupported_version(fed):
+    """The resident server refuses make_join with 400 M_INCOMPATIBLE_ROOM_VERSION
+    (our ?ver= list lacks the room's version), or answers with a version we
+    do not know: the client gets 400 M_INCOMPATIBLE_ROOM_VERSION with the
+    room's version (spec; Synapse; SyTest's 'Outbound federation correctly
+    handles unsupported room versions')."""
+    a, f = fed["a"], fed["f"]
+    _, tok = user(a, "fedra_oldver")
+    answers = [(400, {"errcode": "M_INCOMPATIBLE_ROOM_VERSION", "error": "Your homeserver does not"
+                      " support the features required to join this room",
+                      "room_version": "sytest-room-ver"}),
+               (200, {"room_version": "future-ver", "event": {}})]
+    try:
+        for status, body in answers:
+            f.routes["/_matrix/federation/v1/make_join/"] = \
+                lambda m, p, b, status=status, body=body: (status, body)
+            assert f.request(a, "GET", "/_matrix/federation/v1/version").status == 200
+            room = f"!unsupported{status}:{f.name}"
+            r = a.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(f.name)}", {},
+                          token=tok)
+            assert r.status == 400, r.raw
+            assert r.json["errcode"] == "M_INCOMPATIBLE_ROOM_VERSION", r.raw
+            assert r.json["room_version"] == body["room_version"], r.raw
+    finally:
+        f.routes.clear()
+
+
 def test_our_join_through_send_join_is_not_sent_again(fed):
     """A joins a room of F through make_join/send_join: F already has the
     join and passes it on itself (Synapse: proactively_send false), so A's
