@@ -128,6 +128,12 @@ typedef struct fed_request_opts {
 int fed_request(hs_server *srv, const char *destination, const char *method,
                 const char *path_and_query, const json_t *body, long *status, json_t **response,
                 hs_err *err);
+/* Whether a failed request's answer (status, and err as fed_request left
+ * it) says the server does not know the endpoint: 405, or 404/400
+ * M_UNRECOGNIZED (a bare 404 M_UNKNOWN too). A v2 API then falls back to
+ * v1, as Synapse does. */
+bool fed_endpoint_unknown(long status, const hs_err *err);
+
 int fed_request_ex(hs_server *srv, const char *destination, const char *method,
                    const char *path_and_query, const json_t *body, const fed_request_opts *o,
                    long *status, json_t **response, hs_err *err);

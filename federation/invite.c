@@ -215,11 +215,41 @@ json_t *fed_invite_ask(db_conn *c, hs_server *srv, const room_event *ev, hs_err 
     json_t *body = json_pack("{s:s, s:O, s:o}", "room_version", ev->ver->id, "event", ev->json,
                              "invite_room_state", st);
     char *path = fed_path2("/_matrix/federation/v2/invite", ev->room_id, ev->event_id);
-    long status;
+    long status = 0;
     json_t *resp = NULL;
     int rc = path ? fed_request(srv, dest, "PUT", path, body, &status, &resp, err) : -1;
     free(path);
     json_decref(body);
+    /* A server without the v2 API: v1 (still in the spec, Synapse falls
+     * back so too), whose body is the event with the stripped state in its
+     * unsigned, and whose answer is [200, {"event": …}]. */
+    if (rc < 0 && fed_endpoint_unknown(status, err)) {
+        json_decref(resp);
+        resp = NULL;
+        json_t *v1 = invite_state(c, ev, err), *wrapped = NULL;
+        json_t *evj = v1 ? json_deep_copy(ev->json) : NULL;
+        if (evj) {
+            json_t *u = json_object_get(evj, "unsigned");
+            if (!json_is_object(u)) json_object_set_new(evj, "unsigned", u = json_object());
+            json_object_set_new(u, "invite_room_state", v1);
+            v1 = NULL;
+        }
+        json_decref(v1);
+        char *p1 = evj ? fed_path2("/_matrix/federation/v1/invite", ev->room_id, ev->event_id)
+                       : NULL;
+        fed_request_opts o = {.array_ok = true};
+        hs_err e1 = {0};
+        if (p1 && fed_request_ex(srv, dest, "PUT", p1, evj, &o, &status, &wrapped, &e1) == 0) {
+            json_t *inner = json_array_get(wrapped, 1);
+            if (json_is_object(inner)) resp = json_incref(inner), rc = 0;
+            else hs_err_set(err, 502, "M_UNKNOWN", "%s sent a malformed v1 invite answer", dest);
+        } else if (p1) {
+            *err = e1;
+        }
+        json_decref(wrapped);
+        json_decref(evj);
+        free(p1);
+    }
     json_t *mine = rc == 0 ? signed_copy(srv, ev, dest, resp, err) : NULL;
     json_decref(resp);
     return mine;

@@ -277,9 +277,7 @@ static int send_event(hs_server *srv, const char *dest, const char *membership,
     /* A server without the v2 API (it does not know the endpoint): the v1
      * one, still in the spec, whose answer is [200, {…}] (Synapse falls back
      * so too). Knocks have only v1. */
-    bool unknown = status == 405 || ((status == 404 || status == 400) &&
-                                     (!strcmp(err->errcode, "M_UNRECOGNIZED") ||
-                                      (status == 404 && !strcmp(err->errcode, "M_UNKNOWN"))));
+    bool unknown = fed_endpoint_unknown(status, err);
     if (rc < 0 && unknown && strcmp(membership, "knock") != 0) {
         json_decref(*resp); /* v2's error answer */
         *resp = NULL;

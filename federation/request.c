@@ -57,6 +57,12 @@ static struct curl_slist *headers_for(const fed_target *t, const char *auth, boo
     return l;
 }
 
+bool fed_endpoint_unknown(long status, const hs_err *err) {
+    return status == 405 || ((status == 404 || status == 400) &&
+                             (!strcmp(err->errcode, "M_UNRECOGNIZED") ||
+                              (status == 404 && !strcmp(err->errcode, "M_UNKNOWN"))));
+}
+
 /* A non-2xx answer becomes the error: the remote's status, errcode, message. */
 static int remote_error(const char *dest, long status, const json_t *body, hs_err *err) {
     const char *code = json_string_value(json_object_get(body, "errcode"));

@@ -1091,6 +1091,40 @@ def test_inviting_a_user_of_f(fed):
     assert r.status == 200 and r.json["membership"] == "invite", r.raw
 
 
+def test_inviting_through_the_v1_invite_api(fed):
+    """F lacks PUT /v2/invite (404 M_UNRECOGNIZED): the invite goes through
+    v1, whose body is the event with the stripped state in unsigned and whose
+    answer is [200, {"event": …}] (spec; Synapse falls back so too; SyTest's
+    'Outbound federation can send invites via v1 API')."""
+    a, f = fed["a"], fed["f"]
+    _, atok = user(a, "fedra_v1inviter")
+    room = create_room(a, atok, preset="private_chat", name="v1 only")
+    vic = f.user("victor_v1")
+    got = []
+
+    def v1_invite(method, path, body):
+        got.append(body)
+        ev = copy.deepcopy(body)
+        ev.pop("unsigned", None)
+        ev["signatures"].update(sign_json(redact(ev), f.name, f.sk)["signatures"])
+        return 200, [200, {"event": ev}]
+    f.routes["/_matrix/federation/v2/invite/"] = \
+        lambda m, p, b: (404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+    f.routes["/_matrix/federation/v1/invite/"] = v1_invite
+    try:
+        assert f.request(a, "GET", "/_matrix/federation/v1/version").status == 200
+        r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": vic},
+                      token=atok)
+    finally:
+        f.routes.clear()
+    assert r.status == 200, r.raw
+    assert got and got[0]["state_key"] == vic and got[0]["content"]["membership"] == "invite"
+    assert {e["type"] for e in got[0]["unsigned"]["invite_room_state"]} >= {"m.room.create"}
+    r = a.request("GET", f"/_matrix/client/v3/rooms/{q(room)}/state/m.room.member/{q(vic)}",
+                  token=atok)
+    assert r.status == 200 and r.json["membership"] == "invite", r.raw
+
+
 def test_invite_from_f_to_a_room_a_is_not_in(fed):
     a, f = fed["a"], fed["f"]
     hal, htok = user(a, "fedra_hal")
