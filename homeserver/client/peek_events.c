@@ -7,44 +7,26 @@
  * request parks until the room changes or `timeout` (default 30 s, as
  * Synapse) passes. What the user may read is the room's view (room_access.h);
  * history visibility applies per event. Without `from` it answers at once
- * with the current token as `end`. The old all-rooms /events, without
- * room_id, is not served (400). */
+ * with the current token as `end`. Without room_id, GET /events is the
+ * user's own stream (event_stream.c); guests must give a room_id (Synapse). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
+#include "event_stream.h"
 #include "events_read.h"
 #include "homeserver/core/clock.h"
 #include "room_access.h"
 #include "sync_token.h"
 #include "sync_wait.h"
 
-#define DEFAULT_TIMEOUT_MS 30000LL
-#define MAX_TIMEOUT_MS (10LL * 60 * 1000)
-#define DEFAULT_LIMIT 10
-#define MAX_LIMIT 1000
-
 static int parse_params(hs_req *r, long long *from, long long *timeout, int *limit, hs_err *err) {
-    const char *f = hs_req_query(r, "from"), *t = hs_req_query(r, "timeout"),
-               *l = hs_req_query(r, "limit");
-    *from = -1, *timeout = DEFAULT_TIMEOUT_MS, *limit = DEFAULT_LIMIT;
+    const char *f = hs_req_query(r, "from");
+    *from = -1;
     if (f && (*from = sync_token_events_pos(f)) < 0)
         return hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid 'from' token");
-    char *end;
-    if (t) {
-        *timeout = strtoll(t, &end, 10);
-        if (*end || end == t || *timeout < 0)
-            return hs_err_set(err, 400, "M_INVALID_PARAM", "'timeout' must be a non-negative integer");
-        if (*timeout > MAX_TIMEOUT_MS) *timeout = MAX_TIMEOUT_MS;
-    }
-    if (l) {
-        long v = strtol(l, &end, 10);
-        if (*end || end == l || v <= 0)
-            return hs_err_set(err, 400, "M_INVALID_PARAM", "'limit' must be a positive integer");
-        *limit = v > MAX_LIMIT ? MAX_LIMIT : (int)v;
-    }
-    return 0;
+    return client_event_stream_params(r, timeout, limit, err);
 }
 
 /* Events of the room after `from` that the user may read: the answer, or
@@ -71,7 +53,9 @@ static json_t *events_after(db_conn *c, hs_req *r, const char *room_id, long lon
 
 static int get_events(hs_req *r, json_t **out, hs_err *err) {
     const char *room_id = hs_req_query(r, "room_id");
-    if (!room_id) return hs_err_set(err, 400, "M_MISSING_PARAM", "'room_id' is required");
+    if (!room_id && r->is_guest)
+        return hs_err_set(err, 400, "M_MISSING_PARAM", "Guests must give 'room_id'");
+    if (!room_id) return client_event_stream_get(r, out, err);
     long long from, timeout;
     int limit;
     if (parse_params(r, &from, &timeout, &limit, err) < 0) return -1;
