@@ -58,13 +58,11 @@ int client_event_stream_params(hs_req *r, long long *timeout, int *limit, hs_err
     return 0;
 }
 
-/* `from`: a /sync token; a pagination "t…" token (room initialSync's) moves
- * the events position only, the other streams starting from now. */
-static int parse_from(const char *s, const sync_token *now, sync_token *from, hs_err *err) {
+int client_event_stream_from(const char *s, sync_token *from, hs_err *err) {
     if (sync_token_parse(s, from)) return 0;
     long long pos = s && s[0] == 't' ? sync_token_events_pos(s) : -1;
     if (pos < 0) return hs_err_set(err, 400, "M_INVALID_PARAM", "Invalid 'from' token");
-    *from = *now;
+    sync_token_now(from);
     from->pos[DB_STREAM_EVENTS] = pos;
     return 0;
 }
@@ -103,30 +101,37 @@ static void append_with_room(json_t *chunk, json_t *ev, const char *room_id) {
     json_array_append(chunk, ev);
 }
 
-/* Typing, receipts and account data of what moved between from and now. */
-static int ephemeral_and_account_data(db_conn *c, hs_req *r, char **joined, size_t n,
-                                      const sync_token *from, const sync_token *now,
-                                      json_t *chunk, hs_err *err) {
+int client_event_stream_ephemeral(db_conn *c, const char *user_id, char **rooms, size_t n,
+                                  const sync_token *from, const sync_token *now, json_t *chunk,
+                                  hs_err *err) {
     if (from->pos[DB_STREAM_TYPING] != now->pos[DB_STREAM_TYPING])
         for (size_t i = 0; i < n; i++) {
-            json_t *ev = client_typing_sync(joined[i], from->pos[DB_STREAM_TYPING],
+            json_t *ev = client_typing_sync(rooms[i], from->pos[DB_STREAM_TYPING],
                                             now->pos[DB_STREAM_TYPING]);
-            if (ev) append_with_room(chunk, ev, joined[i]), json_decref(ev);
+            if (ev) append_with_room(chunk, ev, rooms[i]), json_decref(ev);
         }
-    json_t *by_room = json_object(), *global = json_array();
-    int rc = 0;
-    if (from->pos[DB_STREAM_RECEIPTS] != now->pos[DB_STREAM_RECEIPTS])
-        rc = client_receipts_sync(c, r->user_id, (const char *const *)joined, n,
+    if (from->pos[DB_STREAM_RECEIPTS] == now->pos[DB_STREAM_RECEIPTS]) return 0;
+    json_t *by_room = json_object();
+    int rc = client_receipts_sync(c, user_id, (const char *const *)rooms, n,
                                   from->pos[DB_STREAM_RECEIPTS], now->pos[DB_STREAM_RECEIPTS],
                                   by_room, err);
     const char *room_id;
     json_t *v;
     json_object_foreach(by_room, room_id, v) append_with_room(chunk, v, room_id);
-    json_object_clear(by_room);
-    if (rc == 0 && from->pos[DB_STREAM_ACCOUNT_DATA] != now->pos[DB_STREAM_ACCOUNT_DATA])
-        rc = client_account_data_sync(c, r->user_id, from->pos[DB_STREAM_ACCOUNT_DATA],
+    json_decref(by_room);
+    return rc;
+}
+
+/* Account data (global, and of rooms with their room_id) that moved. */
+static int account_data(db_conn *c, hs_req *r, const sync_token *from, const sync_token *now,
+                        json_t *chunk, hs_err *err) {
+    if (from->pos[DB_STREAM_ACCOUNT_DATA] == now->pos[DB_STREAM_ACCOUNT_DATA]) return 0;
+    json_t *by_room = json_object(), *global = json_array();
+    int rc = client_account_data_sync(c, r->user_id, from->pos[DB_STREAM_ACCOUNT_DATA],
                                       now->pos[DB_STREAM_ACCOUNT_DATA], global, by_room, err);
     json_array_extend(chunk, global);
+    const char *room_id;
+    json_t *v;
     json_object_foreach(by_room, room_id, v) {
         size_t i;
         json_t *ev;
@@ -197,7 +202,8 @@ static json_t *collect(db_conn *c, hs_req *r, char **joined, size_t n, const syn
         rc = room_events(c, r, arr, from->pos[DB_STREAM_EVENTS], now->pos[DB_STREAM_EVENTS], limit,
                          chunk, &end->pos[DB_STREAM_EVENTS], err);
     free(arr);
-    if (rc == 0) rc = ephemeral_and_account_data(c, r, joined, n, from, now, chunk, err);
+    if (rc == 0) rc = client_event_stream_ephemeral(c, r->user_id, joined, n, from, now, chunk, err);
+    if (rc == 0) rc = account_data(c, r, from, now, chunk, err);
     if (rc == 0) rc = presence_part(c, r, from, now, chunk, err);
     if (rc < 0) json_decref(chunk), chunk = NULL;
     return chunk;
@@ -224,7 +230,7 @@ int client_event_stream_get(hs_req *r, json_t **out, hs_err *err) {
     const char *f = hs_req_query(r, "from");
     sync_token from;
     sync_token_now(&from);
-    if (f && parse_from(f, &from, &from, err) < 0) return -1;
+    if (f && client_event_stream_from(f, &from, err) < 0) return -1;
     if (mark_online(r, err) < 0) return -1;
     /* Without a token there is nothing to wait past (a resumed run could
      * not tell "now" from when it parked): answer at once. */

@@ -6,7 +6,8 @@
  * As Synapse's snapshot_all_rooms: joined and left rooms get the per-room
  * snapshot of GET /rooms/{roomId}/initialSync (room_snapshot.h; a left room
  * as it was at the leave, SPEC-216), invites their invite event and inviter,
- * "visibility" is the room directory's. Presence leaves offline users out. */
+ * "visibility" is the room directory's. Presence leaves offline users out;
+ * the request marks the user online first, as /sync does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,14 +123,18 @@ static int get_initial_sync(hs_req *r, json_t **out, hs_err *err) {
     if (a && strcmp(a, "true") && strcmp(a, "false"))
         return hs_err_set(err, 400, "M_INVALID_PARAM", "'archived' must be true or false");
     bool archived = a && !strcmp(a, "true");
-    /* The token first: whatever commits while we read comes again on
-     * /events from it rather than being missed. */
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    /* A sync like /sync (whose set_presence defaults to online): the user
+     * is around, and sees so in the presence below (SyTest SYT-34). */
+    if (client_presence_set(c, r->srv, r->user_id, NULL, err) < 0)
+        return db_release(r->srv->db, c), -1;
+    /* The token before reading: whatever commits while we read comes again
+     * on /events from it rather than being missed. */
     sync_token now;
     sync_token_now(&now);
     char end[256];
     sync_token_format(&now, end, sizeof end);
-    db_conn *c = db_acquire(r->srv->db, err);
-    if (!c) return -1;
     json_t *rooms = json_array(), *joined = json_array(), *presence = json_array(),
            *account = json_array(), *receipts = json_array();
     int rc = rooms_part(c, r, limit, archived, rooms, joined, err);

@@ -289,3 +289,51 @@ def test_get_event_by_id(server, ctx):
     assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
     r = server.request("GET", f"{V3}/events/{q('$nope')}", token=ctx.bt)
     assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+
+
+def test_initial_sync_marks_the_user_online(server, ctx):
+    server.add_user("os_erin")
+    et = server.login("os_erin")
+    b = server.request("GET", f"{V3}/initialSync", token=et).json
+    mine = [p for p in b["presence"] if p["content"]["user_id"] == "@os_erin:" + server.server_name]
+    assert mine and mine[0]["content"]["presence"] == "online", b["presence"]
+
+
+def test_history_visibility_change_seen_on_its_boundary(server, ctx):
+    r = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=ctx.at)
+    room = r.json["room_id"]
+    send(server, ctx.at, room, "private")
+    r = server.request("PUT", f"{V3}/rooms/{q(room)}/state/m.room.history_visibility/",
+                       {"history_visibility": "world_readable"}, token=ctx.at)
+    assert r.status == 200, r
+    hv = r.json["event_id"]
+    send(server, ctx.at, room, "public")
+    # carol is not in the room: she sees from the change on, the change included
+    # (judged by the less restrictive of old and new, as Synapse).
+    r = server.request("GET", f"{V3}/rooms/{q(room)}/initialSync", token=ctx.ct)
+    assert r.status == 200, r
+    chunk = r.json["messages"]["chunk"]
+    assert [e["event_id"] for e in chunk][0] == hv
+    assert [e["content"].get("body") for e in chunk[1:]] == ["public"]
+
+
+def test_peek_stream_brings_the_rooms_typing_and_receipts(server, ctx):
+    r = server.request("POST", V3 + "/createRoom", {"preset": "public_chat", "initial_state": [
+        {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}]},
+        token=ctx.at)
+    room = r.json["room_id"]
+    b = events(server, ctx.ct, room_id=room)
+    assert b["end"].startswith("s") and b["chunk"] == []
+    eid = send(server, ctx.at, room, "peek at me")
+    assert server.request("PUT", f"{V3}/rooms/{q(room)}/typing/{q(ctx.alice)}",
+                          {"typing": True, "timeout": 10000}, token=ctx.at).status == 200
+    assert server.request("POST", f"{V3}/rooms/{q(room)}/receipt/m.read/{q(eid)}", {},
+                          token=ctx.at).status == 200
+    # Typing elsewhere is not this room's.
+    assert server.request("PUT", f"{V3}/rooms/{q(ctx.room)}/typing/{q(ctx.alice)}",
+                          {"typing": True, "timeout": 10000}, token=ctx.at).status == 200
+    got = events(server, ctx.ct, b["end"], room_id=room)
+    assert got["start"] == b["end"]
+    types = {(e["type"], e.get("room_id")) for e in got["chunk"]}
+    assert {("m.room.message", room), ("m.typing", room), ("m.receipt", room)} <= types
+    assert ("m.typing", ctx.room) not in types
