@@ -10,8 +10,8 @@
  * where it has one, m.typing, m.receipt and room account data (m.tag among
  * it) of the joined rooms, global account data, and m.presence of the
  * users sharing a room (content.user_id set), with the presence of the
- * members met by a join in the chunk. `end` is the token to pass as the
- * next `from`.
+ * members met by a join in the chunk. Room events are in the v1 format
+ * (room_snapshot.h). `end` is the token to pass as the next `from`.
  *
  * A long poll like /sync (sync_wait.h): with nothing new after `from`, the
  * request parks until the user or one of their rooms changes or `timeout`
@@ -206,6 +206,7 @@ static json_t *collect(db_conn *c, hs_req *r, char **joined, size_t n, const syn
     if (rc == 0) rc = account_data(c, r, from, now, chunk, err);
     if (rc == 0) rc = presence_part(c, r, from, now, chunk, err);
     if (rc < 0) json_decref(chunk), chunk = NULL;
+    client_events_v1_format(chunk);
     return chunk;
 }
 

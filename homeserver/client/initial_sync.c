@@ -61,6 +61,9 @@ static json_t *invite_entry(db_conn *c, PGresult *rows, int i, hs_err *err) {
     }
     const char *vis = ev ? client_room_directory_visibility(c, room_id, err) : NULL;
     if (!vis) return json_decref(ev), NULL;
+    json_t *one = json_pack("[O]", ev);
+    client_events_v1_format(one);
+    json_decref(one);
     json_t *sender = json_object_get(ev, "sender");
     return json_pack("{s:s, s:s, s:s, s:O, s:o}", "room_id", room_id, "membership", "invite",
                      "visibility", vis, "inviter", sender ? sender : json_null(), "invite", ev);

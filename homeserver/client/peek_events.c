@@ -56,6 +56,7 @@ static json_t *events_after(db_conn *c, hs_req *r, const char *room_id, const sy
     json_array_extend(chunk, presence);
     json_decref(presence);
     if (rc < 0) return json_decref(chunk), NULL;
+    client_events_v1_format(chunk);
     sync_token end = *now;
     end.pos[DB_STREAM_EVENTS] = more ? edge : (upto > after ? upto : after);
     char end_s[256];

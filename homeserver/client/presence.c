@@ -390,6 +390,11 @@ int client_presence_room_sync(db_conn *c, const char *room_id, long long from, l
     return 0;
 }
 
+bool client_presence_enabled(void) {
+    const cfg *cf = atomic_load(&presence_cfg);
+    return !cf || cf->presence_enabled;
+}
+
 static bool has_sender(const json_t *events, const char *user_id) {
     size_t i;
     json_t *ev;

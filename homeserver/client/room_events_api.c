@@ -11,6 +11,7 @@
 #include "relations.h"
 #include "remote_rooms.h"
 #include "room_access.h"
+#include "room_snapshot.h"
 #include "room_send.h"
 #include "server_notices.h"
 #include "suspension.h"
@@ -259,7 +260,7 @@ static int get_event(hs_req *r, json_t **out, hs_err *err) {
 
 /* GET /events/{eventId} (deprecated, old_sync.yaml): the same without a
  * room to name, so with the same rule: an event the user may not see is
- * as unknown (404), whatever its room. */
+ * as unknown (404), whatever its room. In the old APIs' v1 format. */
 static int get_event_v1(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
@@ -269,6 +270,7 @@ static int get_event_v1(hs_req *r, json_t **out, hs_err *err) {
     db_release(r->srv->db, c);
     json_t *ev = json_array_get(arr, 0);
     if (rc == 0 && ev) {
+        client_events_v1_format(arr);
         *out = json_incref(ev);
         rc = 200;
     } else if (rc == 0) {

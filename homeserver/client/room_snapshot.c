@@ -97,6 +97,21 @@ static json_t *members_presence(db_conn *c, const char *room_id, hs_err *err) {
     for (size_t i = 0; i < n; i++) users[i] = PQgetvalue(r, (int)i, 0);
     json_t *out = json_array();
     if (client_presence_of(c, users, n, out, err) < 0) json_decref(out), out = NULL;
+    /* Members never seen online: offline, rather than nothing. */
+    if (out && client_presence_enabled()) {
+        json_t *seen = json_object(), *ev;
+        size_t k;
+        json_array_foreach(out, k, ev) {
+            const char *who = json_string_value(json_object_get(ev, "sender"));
+            if (who) json_object_set_new(seen, who, json_true());
+        }
+        for (size_t i = 0; i < n; i++)
+            if (!json_object_get(seen, users[i]))
+                json_array_append_new(out, json_pack("{s:s, s:s, s:{s:s}}", "type", "m.presence",
+                                                     "sender", users[i], "content", "presence",
+                                                     "offline"));
+        json_decref(seen);
+    }
     free(users);
     PQclear(r);
     client_presence_add_user_ids(out);
@@ -133,6 +148,8 @@ json_t *client_room_snapshot(db_conn *c, const char *user_id, const char *device
         (account = room_account_data(c, user_id, room_id, err)) &&
         (presence = left ? json_array() : members_presence(c, room_id, err)) &&
         (receipts = left ? json_array() : room_receipts(c, user_id, room_id, err))) {
+        client_events_v1_format(state);
+        client_events_v1_format(json_object_get(messages, "chunk"));
         res = json_pack("{s:s, s:O, s:O, s:s, s:O, s:O, s:O}", "room_id", room_id, "messages",
                         messages, "state", state, "visibility", vis, "account_data", account,
                         "presence", presence, "receipts", receipts);
@@ -141,6 +158,22 @@ json_t *client_room_snapshot(db_conn *c, const char *user_id, const char *device
     json_decref(state), json_decref(messages), json_decref(account);
     json_decref(presence), json_decref(receipts);
     return res;
+}
+
+void client_events_v1_format(json_t *events) {
+    static const char *const copied[] = {"age", "redacted_because", "replaces_state",
+                                         "prev_content", "invite_room_state", "knock_room_state"};
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        if (!json_object_get(ev, "event_id")) continue;
+        json_t *sender = json_object_get(ev, "sender"), *u = json_object_get(ev, "unsigned");
+        if (json_is_string(sender)) json_object_set(ev, "user_id", sender);
+        for (size_t k = 0; k < sizeof copied / sizeof *copied; k++) {
+            json_t *x = json_object_get(u, copied[k]);
+            if (x) json_object_set(ev, copied[k], x);
+        }
+    }
 }
 
 void client_presence_add_user_ids(json_t *events) {

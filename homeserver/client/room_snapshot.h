@@ -2,9 +2,10 @@
  * GET /rooms/{roomId}/initialSync answers with one, GET /initialSync lists
  * one per room the user is in or left (old_sync.yaml, room_initial_sync.yaml).
  *
- * And the other shapes those old APIs share: presence events carry the
- * user in content.user_id (Synapse's format_user_presence_state), and
- * events outside /sync's per-room sections carry their room_id. */
+ * And the other shapes those old APIs share: the v1 event format, presence
+ * events with the user in content.user_id (Synapse's
+ * format_user_presence_state), events outside /sync's per-room sections
+ * with their room_id. */
 #ifndef CLIENT_ROOM_SNAPSHOT_H
 #define CLIENT_ROOM_SNAPSHOT_H
 
@@ -18,11 +19,19 @@
  * user_id sees the room: the latest `limit` messages up to its horizon
  * (history visibility applied; "t…" tokens for /messages), the state then,
  * the user's room account data (m.tag first, as Synapse), and, unless the
- * user left, the joined members' presence and the room's receipts. No
- * "membership" when peeking. A new object, or NULL with err. */
+ * user left, the joined members' presence (offline for those with none yet,
+ * as Synapse; none when presence is off) and the room's receipts. Events in
+ * the v1 format. No "membership" when peeking. A new object, or NULL with err. */
 json_t *client_room_snapshot(db_conn *c, const char *user_id, const char *device_id,
                              const char *room_id, const client_room_view *v, int limit,
                              hs_err *err);
+
+/* The v1 client format the old APIs serve, as Synapse's ClientV1 (which
+ * SyTest reads): a room event (one with an event_id) also gets "user_id"
+ * (its sender) and, at the top level, the unsigned keys age,
+ * redacted_because, replaces_state, prev_content, invite_room_state and
+ * knock_room_state. In place, for each event of the array. */
+void client_events_v1_format(json_t *events);
 
 /* "public" when the room is in the room directory, else "private" (the
  * snapshots' "visibility", as Synapse); NULL with err. */

@@ -337,3 +337,30 @@ def test_peek_stream_brings_the_rooms_typing_and_receipts(server, ctx):
     types = {(e["type"], e.get("room_id")) for e in got["chunk"]}
     assert {("m.room.message", room), ("m.typing", room), ("m.receipt", room)} <= types
     assert ("m.typing", ctx.room) not in types
+
+
+def test_v1_event_format_and_offline_members(server, ctx):
+    frank = server.add_user("os_frank")
+    ft = server.login("os_frank")
+    r = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=ctx.at)
+    room = r.json["room_id"]
+    assert server.request("POST", f"{V3}/join/{q(room)}", {}, token=ft).status == 200
+    eid = send(server, ctx.at, room, "v1")
+    # A member never seen online (no presence stored): offline, as Synapse.
+    server.psql(f"DELETE FROM presence WHERE user_id = '{frank}'")
+    b = server.request("GET", f"{V3}/rooms/{q(room)}/initialSync", token=ctx.at).json
+    pres = {p["content"]["user_id"]: p["content"] for p in b["presence"]}
+    assert pres[frank] == {"presence": "offline", "user_id": frank}
+    assert pres[ctx.alice]["presence"] in ("online", "unavailable")
+    # Events carry user_id (their sender) and age at the top level, as
+    # Synapse's v1 format has them.
+    members = [e for e in b["state"] if e["type"] == "m.room.member"]
+    assert members and all(e["user_id"] == e["sender"] for e in members)
+    msg = b["messages"]["chunk"][-1]
+    assert msg["event_id"] == eid and msg["user_id"] == ctx.alice and isinstance(msg["age"], int)
+    r = server.request("GET", f"{V3}/events/{q(eid)}", token=ft)
+    assert r.json["user_id"] == ctx.alice and "age" in r.json
+    tok = now_token(server, ft)
+    e2 = send(server, ctx.at, room, "v1 again")
+    got = [e for e in events(server, ft, tok)["chunk"] if e.get("event_id") == e2]
+    assert got and got[0]["user_id"] == ctx.alice
