@@ -4,7 +4,8 @@
  *
  * As Synapse's EventStreamHandler: from `from` (a /sync "s…" token, which
  * /initialSync's `end` is; without it, from now), the events of the rooms
- * the user is joined to and the user's own membership changes anywhere,
+ * the user is joined to and the user's own membership changes anywhere
+ * (also in rooms this server is not in: a remote invite, its rejection),
  * history visibility applied, at most `limit` of them (`end` then stops at
  * the last one given, so the rest comes next); then, each with its room_id
  * where it has one, m.typing, m.receipt and room account data (m.tag among
@@ -26,6 +27,7 @@
 #include "account_data.h"
 #include "events_read.h"
 #include "homeserver/core/clock.h"
+#include "homeserver/core/json.h"
 #include "presence.h"
 #include "receipts.h"
 #include "room_access.h"
@@ -94,6 +96,36 @@ static int room_events(db_conn *c, hs_req *r, const char *rooms_arr, long long f
     free(ids);
     PQclear(res);
     return rc;
+}
+
+/* The user's memberships in rooms this server is not in (an invite from
+ * another server, its rejection) in (from, to]: only their member event is
+ * here, not in the events table. */
+static int remote_memberships(db_conn *c, hs_req *r, long long from, long long to,
+                              json_t *chunk, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT event_id, event_json, room_version FROM fed_remote_memberships"
+        " WHERE user_id = $1 AND stream_ordering > $2 AND stream_ordering <= $3"
+        " ORDER BY stream_ordering");
+    char f[24], t[24];
+    snprintf(f, sizeof f, "%lld", from);
+    snprintf(t, sizeof t, "%lld", to);
+    PGresult *res = db_run(c, &q, 3, (const char *[]){r->user_id, f, t}, err);
+    if (!res) return -1;
+    long long now = hs_now_ms();
+    for (int i = 0; i < PQntuples(res); i++) {
+        hs_err perr = {0};
+        const char *js = PQgetvalue(res, i, 1);
+        json_t *pdu = hs_json_parse_object(js, strlen(js), &perr);
+        const room_version *v = room_version_get(PQgetvalue(res, i, 2));
+        json_t *ev = pdu && v ? client_event_format(PQgetvalue(res, i, 0), pdu, v, NULL, NULL,
+                                                    true, now)
+                              : NULL;
+        if (ev) json_array_append_new(chunk, ev);
+        json_decref(pdu);
+    }
+    PQclear(res);
+    return 0;
 }
 
 static void append_with_room(json_t *chunk, json_t *ev, const char *room_id) {
@@ -202,6 +234,9 @@ static json_t *collect(db_conn *c, hs_req *r, char **joined, size_t n, const syn
         rc = room_events(c, r, arr, from->pos[DB_STREAM_EVENTS], now->pos[DB_STREAM_EVENTS], limit,
                          chunk, &end->pos[DB_STREAM_EVENTS], err);
     free(arr);
+    if (rc == 0 && from->pos[DB_STREAM_EVENTS] < end->pos[DB_STREAM_EVENTS])
+        rc = remote_memberships(c, r, from->pos[DB_STREAM_EVENTS], end->pos[DB_STREAM_EVENTS],
+                                chunk, err);
     if (rc == 0) rc = client_event_stream_ephemeral(c, r->user_id, joined, n, from, now, chunk, err);
     if (rc == 0) rc = account_data(c, r, from, now, chunk, err);
     if (rc == 0) rc = presence_part(c, r, from, now, chunk, err);
