@@ -71,15 +71,17 @@ static json_t *invite_entry(db_conn *c, PGresult *rows, int i, hs_err *err) {
 
 /* Joined and left rooms: their snapshot. A room the user can no longer read
  * (a view refused) is left out rather than failing the whole answer. */
-static json_t *member_entry(db_conn *c, hs_req *r, const char *room_id, int limit, hs_err *err) {
+static json_t *member_entry(db_conn *c, hs_req *r, const char *room_id,
+                            const client_snapshot_opts *o, hs_err *err) {
     client_room_view v;
     if (client_room_view_of(c, room_id, r->user_id, &v, err) < 0) return NULL;
     if (v.peeking) return json_null(); /* not theirs any more: nothing to say */
-    return client_room_snapshot(c, r->user_id, r->device_id, room_id, &v, limit, err);
+    return client_room_snapshot(c, r->user_id, r->device_id, room_id, &v, o, err);
 }
 
-static int rooms_part(db_conn *c, hs_req *r, int limit, bool archived, json_t *rooms,
-                      json_t *joined_ids, hs_err *err) {
+/* Presence and receipts are the answer's own, not per room (Synapse). */
+static int rooms_part(db_conn *c, hs_req *r, const client_snapshot_opts *o, bool archived,
+                      json_t *rooms, json_t *joined_ids, hs_err *err) {
     PGresult *rows = user_rooms(c, r->user_id, archived, err);
     if (!rows) return -1;
     int rc = 0;
@@ -87,7 +89,7 @@ static int rooms_part(db_conn *c, hs_req *r, int limit, bool archived, json_t *r
         const char *room_id = PQgetvalue(rows, i, 0), *m = PQgetvalue(rows, i, 1);
         hs_err e = {0};
         json_t *entry = !strcmp(m, "invite") ? invite_entry(c, rows, i, &e)
-                                             : member_entry(c, r, room_id, limit, &e);
+                                             : member_entry(c, r, room_id, o, &e);
         if (!entry && e.status == 403) continue;
         if (!entry) *err = e, rc = -1;
         else if (json_is_object(entry)) json_array_append(rooms, entry);
@@ -140,12 +142,16 @@ static int get_initial_sync(hs_req *r, json_t **out, hs_err *err) {
     sync_token_format(&now, end, sizeof end);
     json_t *rooms = json_array(), *joined = json_array(), *presence = json_array(),
            *account = json_array(), *receipts = json_array();
-    int rc = rooms_part(c, r, limit, archived, rooms, joined, err);
+    json_t *account_by_room = json_object();
+    /* All account data in one read: the global part is the answer's, the
+     * rooms' go to each room's entry. */
+    int rc = client_account_data_sync(c, r->user_id, 0, now.pos[DB_STREAM_ACCOUNT_DATA], account,
+                                      account_by_room, err);
+    client_snapshot_opts o = {.limit = limit, .account_by_room = account_by_room};
+    if (rc == 0) rc = rooms_part(c, r, &o, archived, rooms, joined, err);
+    json_decref(account_by_room);
     if (rc == 0)
         rc = client_presence_sync(c, r->user_id, 0, now.pos[DB_STREAM_PRESENCE], presence, err);
-    if (rc == 0)
-        rc = client_account_data_sync(c, r->user_id, 0, now.pos[DB_STREAM_ACCOUNT_DATA], account,
-                                      NULL, err);
     if (rc == 0)
         rc = receipts_part(c, r->user_id, joined, now.pos[DB_STREAM_RECEIPTS], receipts, err);
     db_release(r->srv->db, c);

@@ -24,7 +24,9 @@ static int get_room_initial_sync(hs_req *r, json_t **out, hs_err *err) {
     client_room_view v;
     json_t *res = NULL;
     if (client_room_view_of(c, room_id, r->user_id, &v, err) == 0)
-        res = client_room_snapshot(c, r->user_id, r->device_id, room_id, &v, limit, err);
+        res = client_room_snapshot(c, r->user_id, r->device_id, room_id, &v,
+                                   &(client_snapshot_opts){.limit = limit, .ephemeral = true},
+                                   err);
     db_release(r->srv->db, c);
     if (!res) return -1;
     *out = res;

@@ -63,25 +63,16 @@ const char *client_room_directory_visibility(db_conn *c, const char *room_id, hs
 
 /* The user's account data for this room, its tags (m.tag) first: SyTest
  * reads the tags as the first entry, as Synapse lists them. */
-static json_t *room_account_data(db_conn *c, const char *user_id, const char *room_id,
-                                 hs_err *err) {
-    json_t *rooms = json_object();
-    json_t *out = NULL;
-    if (client_account_data_sync(c, user_id, 0, db_stream_current(DB_STREAM_ACCOUNT_DATA), NULL,
-                                 rooms, err) == 0) {
-        out = json_array();
-        json_t *all = json_object_get(rooms, room_id);
-        for (int tags_pass = 1; tags_pass >= 0; tags_pass--) {
-            size_t i;
-            json_t *ev;
-            json_array_foreach(all, i, ev) {
-                const char *type = json_string_value(json_object_get(ev, "type"));
-                if ((type && !strcmp(type, "m.tag")) == (tags_pass == 1))
-                    json_array_append(out, ev);
-            }
+static json_t *room_account_data(const json_t *by_room, const char *room_id) {
+    json_t *out = json_array(), *all = json_object_get(by_room, room_id);
+    for (int tags_pass = 1; tags_pass >= 0; tags_pass--) {
+        size_t i;
+        json_t *ev;
+        json_array_foreach(all, i, ev) {
+            const char *type = json_string_value(json_object_get(ev, "type"));
+            if ((type && !strcmp(type, "m.tag")) == (tags_pass == 1)) json_array_append(out, ev);
         }
     }
-    json_decref(rooms);
     return out;
 }
 
@@ -136,27 +127,38 @@ static json_t *room_receipts(db_conn *c, const char *user_id, const char *room_i
 }
 
 json_t *client_room_snapshot(db_conn *c, const char *user_id, const char *device_id,
-                             const char *room_id, const client_room_view *v, int limit,
-                             hs_err *err) {
+                             const char *room_id, const client_room_view *v,
+                             const client_snapshot_opts *o, hs_err *err) {
     bool left = !v->peeking && strcmp(v->membership, "join") != 0;
     json_t *state = NULL, *messages = NULL, *account = NULL, *presence = NULL, *receipts = NULL;
+    json_t *own = NULL; /* the account data read here when the caller gave none */
+    const json_t *by_room = o->account_by_room;
+    if (!by_room && client_account_data_sync(c, user_id, 0,
+                                             db_stream_current(DB_STREAM_ACCOUNT_DATA), NULL,
+                                             own = json_object(), err) < 0)
+        return json_decref(own), NULL;
+    if (!by_room) by_room = own;
     const char *vis = NULL;
     json_t *res = NULL;
     if ((state = state_events(c, room_id, v, err)) &&
-        (messages = latest_messages(c, user_id, device_id, room_id, v, limit, err)) &&
+        (messages = latest_messages(c, user_id, device_id, room_id, v, o->limit, err)) &&
         (vis = client_room_directory_visibility(c, room_id, err)) &&
-        (account = room_account_data(c, user_id, room_id, err)) &&
-        (presence = left ? json_array() : members_presence(c, room_id, err)) &&
-        (receipts = left ? json_array() : room_receipts(c, user_id, room_id, err))) {
+        (account = room_account_data(by_room, room_id)) &&
+        (!o->ephemeral || (presence = left ? json_array() : members_presence(c, room_id, err))) &&
+        (!o->ephemeral ||
+         (receipts = left ? json_array() : room_receipts(c, user_id, room_id, err)))) {
         client_events_v1_format(state);
         client_events_v1_format(json_object_get(messages, "chunk"));
-        res = json_pack("{s:s, s:O, s:O, s:s, s:O, s:O, s:O}", "room_id", room_id, "messages",
-                        messages, "state", state, "visibility", vis, "account_data", account,
-                        "presence", presence, "receipts", receipts);
+        res = json_pack("{s:s, s:O, s:O, s:s, s:O}", "room_id", room_id, "messages", messages,
+                        "state", state, "visibility", vis, "account_data", account);
+        if (o->ephemeral) {
+            json_object_set(res, "presence", presence);
+            json_object_set(res, "receipts", receipts);
+        }
         if (!v->peeking) json_object_set_new(res, "membership", json_string(v->membership));
     }
     json_decref(state), json_decref(messages), json_decref(account);
-    json_decref(presence), json_decref(receipts);
+    json_decref(presence), json_decref(receipts), json_decref(own);
     return res;
 }
 

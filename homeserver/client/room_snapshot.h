@@ -10,21 +10,31 @@
 #define CLIENT_ROOM_SNAPSHOT_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "homeserver/db/db.h"
 #include "room_access.h"
 
-/* {room_id, messages {chunk, start, end}, state, visibility, account_data,
- * presence, receipts[, membership]} as the view v (client_room_view_of) of
- * user_id sees the room: the latest `limit` messages up to its horizon
+typedef struct client_snapshot_opts {
+    int limit;                    /* messages, at most */
+    bool ephemeral;               /* with presence and receipts (the room form) */
+    const json_t *account_by_room; /* the user's room account data by room, as
+                                      client_account_data_sync fills it: read
+                                      once for many rooms; NULL: read here */
+} client_snapshot_opts;
+
+/* {room_id, messages {chunk, start, end}, state, visibility, account_data
+ * [, presence, receipts][, membership]} as the view v (client_room_view_of)
+ * of user_id sees the room: the latest `limit` messages up to its horizon
  * (history visibility applied; "t…" tokens for /messages), the state then,
- * the user's room account data (m.tag first, as Synapse), and, unless the
- * user left, the joined members' presence (offline for those with none yet,
- * as Synapse; none when presence is off) and the room's receipts. Events in
- * the v1 format. No "membership" when peeking. A new object, or NULL with err. */
+ * the user's room account data (m.tag first, as Synapse), and, with
+ * o->ephemeral, the joined members' presence (offline for those with none
+ * yet, as Synapse; none when presence is off) and the room's receipts, both
+ * empty when the user left. Events in the v1 format. No "membership" when
+ * peeking. A new object, or NULL with err. */
 json_t *client_room_snapshot(db_conn *c, const char *user_id, const char *device_id,
-                             const char *room_id, const client_room_view *v, int limit,
-                             hs_err *err);
+                             const char *room_id, const client_room_view *v,
+                             const client_snapshot_opts *o, hs_err *err);
 
 /* The v1 client format the old APIs serve, as Synapse's ClientV1 (which
  * SyTest reads): a room event (one with an event_id) also gets "user_id"
