@@ -23,6 +23,7 @@ void client_room_membership_routes(hs_router *rt);
 void client_room_events_routes(hs_router *rt);
 void client_room_initial_sync_routes(hs_router *rt);
 void client_peek_events_routes(hs_router *rt);
+void client_initial_sync_routes(hs_router *rt);
 void client_sync_routes(hs_router *rt);
 void client_messages_routes(hs_router *rt);
 void client_aliases_routes(hs_router *rt);

@@ -164,14 +164,35 @@ static bool visible(const char *hv, const char *then, const char *now) {
     return joined_then; /* "joined", and any unknown value */
 }
 
-/* Rows with the viewer columns: may viewer see row i? */
+/* How much a visibility hides, least first; unknown values as "joined"
+ * (what visible() makes of them). */
+static int hv_rank(const char *hv) {
+    if (!hv || !*hv || !strcmp(hv, "shared")) return 1;
+    if (!strcmp(hv, "world_readable")) return 0;
+    return !strcmp(hv, "invited") ? 2 : 3;
+}
+
+/* Rows with the viewer columns: may viewer see row i? A change of history
+ * visibility is judged by the less restrictive of the old and the new
+ * value, as Synapse does ("history_visibility changes on boundaries"):
+ * whoever may see what comes after it, or what came before, sees it. */
 static bool row_visible(PGresult *r, int i, const char *viewer) {
-    bool own = !strcmp(PQgetvalue(r, i, 14), "m.room.member") &&
-               !strcmp(PQgetvalue(r, i, 13), viewer);
+    const char *type = PQgetvalue(r, i, 14);
+    bool own = !strcmp(type, "m.room.member") && !strcmp(PQgetvalue(r, i, 13), viewer);
     const char *hv = PQgetisnull(r, i, 9) ? NULL : PQgetvalue(r, i, 9);
     const char *then = PQgetisnull(r, i, 10) ? NULL : PQgetvalue(r, i, 10);
     const char *cur = PQgetisnull(r, i, 11) ? NULL : PQgetvalue(r, i, 11);
-    return own || visible(hv, then, cur);
+    if (own || visible(hv, then, cur)) return true;
+    if (strcmp(type, "m.room.history_visibility") || PQgetisnull(r, i, 13) ||
+        *PQgetvalue(r, i, 13))
+        return false;
+    hs_err err = {0};
+    json_t *pdu = hs_json_parse(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), &err);
+    const char *nv = json_string_value(
+        json_object_get(json_object_get(pdu, "content"), "history_visibility"));
+    bool yes = nv && hv_rank(nv) < hv_rank(hv) && visible(nv, then, cur);
+    json_decref(pdu);
+    return yes;
 }
 
 /* What the viewer's rows tell about the viewer (v1.11, MSC4115; the

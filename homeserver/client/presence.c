@@ -340,6 +340,21 @@ static json_t *format_content(PGresult *r, int i, int col, long long now) {
     return o;
 }
 
+/* Run q, whose rows are (user_id, state, status_msg, last_active_ts,
+ * currently_active), and append them to events as m.presence events. */
+static int append_rows(db_conn *c, db_stmt *q, int n, const char *const *params, json_t *events,
+                       hs_err *err) {
+    PGresult *r = db_run(c, q, n, params, err);
+    if (!r) return -1;
+    long long now = hs_now_ms();
+    for (int i = 0; i < PQntuples(r); i++)
+        json_array_append_new(events, json_pack("{s:s, s:s, s:o}", "type", "m.presence", "sender",
+                                                PQgetvalue(r, i, 0), "content",
+                                                format_content(r, i, 1, now)));
+    PQclear(r);
+    return 0;
+}
+
 int client_presence_sync(db_conn *c, const char *user_id, long long from, long long to,
                          json_t *events, hs_err *err) {
     static db_stmt q = DB_STMT(
@@ -356,15 +371,28 @@ int client_presence_sync(db_conn *c, const char *user_id, long long from, long l
     char f[24], t[24];
     snprintf(f, sizeof f, "%lld", from);
     snprintf(t, sizeof t, "%lld", to);
-    PGresult *r = db_run(c, &q, 4, (const char *[]){user_id, f, t, offline_too ? "t" : "f"}, err);
-    if (!r) return -1;
-    long long now = hs_now_ms();
-    for (int i = 0; i < PQntuples(r); i++)
-        json_array_append_new(events, json_pack("{s:s, s:s, s:o}", "type", "m.presence", "sender",
-                                                PQgetvalue(r, i, 0), "content",
-                                                format_content(r, i, 1, now)));
-    PQclear(r);
-    return 0;
+    return append_rows(c, &q, 4, (const char *[]){user_id, f, t, offline_too ? "t" : "f"},
+                       events, err);
+}
+
+int client_presence_room_sync(db_conn *c, const char *room_id, long long from, long long to,
+                              json_t *events, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.currently_active"
+        " FROM presence p JOIN current_state m ON m.state_key = p.user_id"
+        " WHERE m.room_id = $1 AND m.type = 'm.room.member' AND m.membership = 'join'"
+        " AND p.stream_id > $2 AND p.stream_id <= $3 ORDER BY p.stream_id");
+    const cfg *cf = atomic_load(&presence_cfg);
+    if (cf && !cf->presence_enabled) return 0;
+    char f[24], t[24];
+    snprintf(f, sizeof f, "%lld", from);
+    snprintf(t, sizeof t, "%lld", to);
+    return append_rows(c, &q, 3, (const char *[]){room_id, f, t}, events, err);
+}
+
+bool client_presence_enabled(void) {
+    const cfg *cf = atomic_load(&presence_cfg);
+    return !cf || cf->presence_enabled;
 }
 
 static bool has_sender(const json_t *events, const char *user_id) {

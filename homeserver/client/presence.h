@@ -52,6 +52,15 @@ int client_presence_bump_active(db_conn *c, hs_server *srv, const char *user_id,
 int client_presence_sync(db_conn *c, const char *user_id, long long from, long long to,
                          json_t *events, hs_err *err);
 
+/* Whether presence is on (presence.enabled). */
+bool client_presence_enabled(void);
+
+/* For GET /events?room_id= (peeking): the presence of the room's joined
+ * members that changed in presence stream positions (from, to], in the
+ * same shape. Nothing when presence is off. */
+int client_presence_room_sync(db_conn *c, const char *room_id, long long from, long long to,
+                              json_t *events, hs_err *err);
+
 /* For an incremental /sync: the presence of these users (members the user
  * newly shares a room with), whatever its stream position, appended to
  * events in the same shape, but not for users events already has. */

@@ -11,6 +11,7 @@
 #include "relations.h"
 #include "remote_rooms.h"
 #include "room_access.h"
+#include "room_snapshot.h"
 #include "room_send.h"
 #include "server_notices.h"
 #include "suspension.h"
@@ -268,6 +269,28 @@ static int get_event(hs_req *r, json_t **out, hs_err *err) {
     return rc;
 }
 
+/* GET /events/{eventId} (deprecated, old_sync.yaml): the same without a
+ * room to name, so with the same rule: an event the user may not see is
+ * as unknown (404), whatever its room. In the old APIs' v1 format. */
+static int get_event_v1(hs_req *r, json_t **out, hs_err *err) {
+    db_conn *c = db_acquire(r->srv->db, err);
+    if (!c) return -1;
+    json_t *arr = json_array();
+    const char *ids[] = {r->params[0]};
+    int rc = client_events_by_ids_for(c, r->user_id, r->device_id, ids, 1, true, arr, err);
+    db_release(r->srv->db, c);
+    json_t *ev = json_array_get(arr, 0);
+    if (rc == 0 && ev) {
+        client_events_v1_format(arr);
+        *out = json_incref(ev);
+        rc = 200;
+    } else if (rc == 0) {
+        rc = hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+    }
+    json_decref(arr);
+    return rc;
+}
+
 static int get_joined_rooms(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return -1;
@@ -409,6 +432,7 @@ void client_room_events_routes(hs_router *rt) {
     hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/send/{eventType}", put_send, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "POST", "/_matrix/client/v3/rooms/{roomId}/redact/{eventId}", put_redact, HS_AUTH | HS_R0);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/event/{eventId}", get_event, HS_AUTH | HS_R0 | HS_GUEST);
+    hs_route(rt, "GET", "/_matrix/client/v3/events/{eventId}", get_event_v1, HS_AUTH | HS_R0);
     hs_route(rt, "GET", "/_matrix/client/v3/joined_rooms", get_joined_rooms, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/members", get_members, HS_AUTH | HS_R0 | HS_GUEST);
     hs_route(rt, "GET", "/_matrix/client/v3/rooms/{roomId}/joined_members", get_joined_members, HS_AUTH | HS_R0);

@@ -18,6 +18,7 @@ void client_routes(hs_router *rt) {
     client_room_events_routes(rt);
     client_room_initial_sync_routes(rt);
     client_peek_events_routes(rt);
+    client_initial_sync_routes(rt);
     client_sync_routes(rt);
     client_messages_routes(rt);
     client_aliases_routes(rt);

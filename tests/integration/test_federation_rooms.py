@@ -859,6 +859,29 @@ def test_invite_to_a_room_of_another_server(fed):
     wait_for(lambda: "welcome carol" in timeline_bodies(b, ctok, room), what="message to carol")
 
 
+def test_remote_invite_in_the_old_sync_apis(fed):
+    """An invite to a room of another server, which B has only the member
+    event of, comes down the deprecated /events stream and /initialSync."""
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fedra_alice")
+    dora, dtok = user(b, "fedrb_dora")
+    room = create_room(a, atok, preset="private_chat", name="Old APIs")
+    tok = b.request("GET", "/_matrix/client/v3/events?timeout=0", token=dtok).json["end"]
+    r = a.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/invite", {"user_id": dora},
+                  token=atok)
+    assert r.status == 200, r.raw
+    r = b.request("GET", f"/_matrix/client/v3/events?timeout=10000&from={q(tok)}", token=dtok,
+                  timeout=30)
+    assert r.status == 200, r.raw
+    inv = [e for e in r.json["chunk"] if e.get("room_id") == room]
+    assert [(e["type"], e["state_key"], e["content"]["membership"], e["sender"]) for e in inv] \
+        == [("m.room.member", dora, "invite", alice)], r.json
+    rooms = b.request("GET", "/_matrix/client/v3/initialSync", token=dtok).json["rooms"]
+    entry = [x for x in rooms if x["room_id"] == room]
+    assert entry and entry[0]["membership"] == "invite" and entry[0]["inviter"] == alice
+    assert entry[0]["invite"]["event_id"] == inv[0]["event_id"]
+
+
 def test_reject_a_remote_invite(fed):
     a, b = fed["a"], fed["b"]
     alice, atok = user(a, "fedra_alice")

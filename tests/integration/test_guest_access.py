@@ -510,7 +510,7 @@ def test_peek_event_stream(srv, host):
     # Without from: nothing yet, and the token to go on with.
     r3 = s.request("GET", f"{V3}/events?room_id={q(room)}", token=gtok)
     assert r3.status == 200 and r3.json["chunk"] == [] and r3.json["end"] == r2.json["end"]
-    # Rooms that are not world readable, and the all-rooms stream, are not served.
+    # Rooms that are not world readable are not served; a guest must name a room.
     r = events(end, 0, closed)
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN", r
     r = s.request("GET", f"{V3}/events?timeout=0", token=gtok)
