@@ -336,11 +336,8 @@ static bool wait_round(long long due) {
 /* Rounds at most this often: under a stream of local sends each commit
  * wakes the dispatcher, and a round (reading the new events and their rooms'
  * servers, moving the position) per message cost more database work than
- * the sends themselves. At 5 ms a stream of 2,500 messages/s still cost
- * 190 rounds/s, 7% of the database's time; 20 ms gathers four times as
- * many into a round, and a first event after a quiet spell still goes at
- * once. */
-#define ROUND_MIN_INTERVAL_MS 20
+ * the sends themselves. A few milliseconds gathers them into one round. */
+#define ROUND_MIN_INTERVAL_MS 5
 
 static void *dispatcher_main(void *arg) {
     (void)arg;
