@@ -53,6 +53,8 @@ json_t *client_event_format_state(const char *event_id, const json_t *pdu, const
     if (redaction) {
         json_t *because = client_event_format(redaction_id, redaction, v, NULL, NULL, with_room_id, now);
         json_object_set_new(uns, "redacted_because", because);
+        /* And the redaction's ID alone, as Synapse adds it (SyTest reads it). */
+        json_object_set_new(uns, "redacted_by", json_string(redaction_id));
     }
     /* A state event names the state it replaced (v1.19) and, as Synapse
      * does, gives that event's content (redacted if it was) and sender:

@@ -183,6 +183,8 @@ def test_send_idempotent_state_and_redact(server, users):
     assert r.status == 200
     red = server.request("GET", f"{V3}/rooms/{room}/event/{target}", token=b).json
     assert red["content"] == {} and red["unsigned"]["redacted_because"]["content"]["reason"] == "spam"
+    # And the redaction's ID in unsigned.redacted_by, as Synapse gives it.
+    assert red["unsigned"]["redacted_by"] == r.json["event_id"], red
 
 
 def test_read_paths_need_membership(server, users):
