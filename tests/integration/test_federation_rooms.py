@@ -604,9 +604,15 @@ def test_read_endpoints(fed, froom):
                   {"earliest_events": [msg], "latest_events": [msg3], "limit": 10})
     assert r.status == 200, r.raw
     assert [event_id(p) for p in r.json["events"]] == [msg2], r.json
+    # Absent lists are empty, as Synapse takes them; a list of another type is refused.
     r = f.request(a, "POST", f"/_matrix/federation/v1/get_missing_events/{q(room)}",
-                  {"latest_events": [msg3]})
-    assert r.status == 400, r.raw
+                  {"latest_events": [msg3], "limit": 2})
+    assert r.status == 200 and [event_id(p) for p in r.json["events"]][-1] == msg2, r.raw
+    r = f.request(a, "POST", f"/_matrix/federation/v1/get_missing_events/{q(room)}", {})
+    assert r.status == 200 and r.json["events"] == [], r.raw
+    r = f.request(a, "POST", f"/_matrix/federation/v1/get_missing_events/{q(room)}",
+                  {"earliest_events": msg, "latest_events": [msg3]})
+    assert r.status == 400 and r.json["errcode"] == "M_BAD_JSON", r.raw
     # /timestamp_to_event
     ts = r2.json["pdus"][0]["origin_server_ts"]
     r = f.request(a, "GET", f"/_matrix/federation/v1/timestamp_to_event/{q(room)}?ts={int(time.time() * 1000) + 60000}&dir=b")
