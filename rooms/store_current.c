@@ -256,20 +256,21 @@ int room_store_resolve_states(db_conn *c, const room_version *v,
     return rc;
 }
 
-static db_stmt lock_q = DB_STMT(
-    "SELECT coalesce(current_state_group, 0), room_version, head_event, head_depth, state_stamp,"
-    " EXISTS (SELECT 1 FROM current_state cs WHERE cs.room_id = $1"
+/* What the lock reads of a room (rooms r): read_head's columns. */
+#define HEAD_COLUMNS                                                                    \
+    "coalesce(current_state_group, 0), room_version, head_event, head_depth, state_stamp," \
+    " EXISTS (SELECT 1 FROM current_state cs WHERE cs.room_id = r.room_id"                \
     "  AND cs.type = 'm.room.policy' AND cs.state_key = '')"
-    " FROM rooms WHERE room_id = $1 FOR UPDATE");
+
+static db_stmt lock_q =
+    DB_STMT("SELECT " HEAD_COLUMNS " FROM rooms r WHERE r.room_id = $1 FOR UPDATE");
 
 /* The same for several rooms (batched sends), the room ID first. They are
  * locked in room ID order: two transactions locking several then never wait
  * on each other in a circle. */
-static db_stmt lock_many_q = DB_STMT(
-    "SELECT r.room_id, coalesce(current_state_group, 0), room_version, head_event, head_depth,"
-    " state_stamp, EXISTS (SELECT 1 FROM current_state cs WHERE cs.room_id = r.room_id"
-    "  AND cs.type = 'm.room.policy' AND cs.state_key = '')"
-    " FROM rooms r WHERE r.room_id = ANY($1::text[]) ORDER BY r.room_id FOR UPDATE");
+static db_stmt lock_many_q =
+    DB_STMT("SELECT r.room_id, " HEAD_COLUMNS " FROM rooms r WHERE r.room_id = ANY($1::text[])"
+            " ORDER BY r.room_id FOR UPDATE");
 
 /* Rooms' versions, as read under the lock: a direct-mapped table whose
  * collisions just forget the older room. */

@@ -112,6 +112,18 @@ static void local_suffix(const char *server_name, char *suffix, size_t size) {
     suffix[k] = 0;
 }
 
+/* What the recipients queries (one event, or a batch) share: the room's
+ * joined member count, and the rule that nobody hears from a user they
+ * ignore (sql/006's account data). */
+#define JOINED_COUNT(room)                                                              \
+    "(SELECT count(*) FROM current_state j WHERE j.room_id = " room                     \
+    "  AND j.type = 'm.room.member' AND j.membership = 'join')"
+#define NOT_IGNORING(sender)                                                            \
+    "NOT EXISTS (SELECT 1 FROM account_data ad WHERE ad.user_id = cs.state_key"          \
+    "  AND ad.room_id = '' AND ad.type = 'm.ignored_user_list'"                          \
+    "  AND jsonb_typeof(ad.content->'ignored_users') = 'object'"                         \
+    "  AND ad.content->'ignored_users' ? " sender ")"
+
 /* Local joined members but the sender, and the invitee, unless they ignore
  * the sender: user ID, when names is true their m.room.member event (for the
  * display name), the room's joined member count (every row the same), and
@@ -122,18 +134,12 @@ static PGresult *recipients(db_conn *c, const char *room_id, const char *sender,
                             bool prefetch, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT cs.state_key, CASE WHEN $5::bool THEN convert_from(e.json, 'UTF8') END,"
-        " (SELECT count(*) FROM current_state j WHERE j.room_id = $1"
-        "  AND j.type = 'm.room.member' AND j.membership = 'join'),"
+        " " JOINED_COUNT("$1") ","
         " " PUSH_STORE_RULES_OF("cs.state_key") ", " PUSH_STORE_CHANGES_OF("cs.state_key")
         " FROM current_state cs JOIN events e ON e.event_id = cs.event_id"
         " WHERE cs.room_id = $1 AND cs.type = 'm.room.member'"
         " AND (cs.membership = 'join' OR cs.state_key = $2) AND cs.state_key <> $3"
-        " AND cs.state_key LIKE '%' || $4"
-        /* Nobody hears from a user they ignore (sql/006's account data). */
-        " AND NOT EXISTS (SELECT 1 FROM account_data ad WHERE ad.user_id = cs.state_key"
-        "  AND ad.room_id = '' AND ad.type = 'm.ignored_user_list'"
-        "  AND jsonb_typeof(ad.content->'ignored_users') = 'object'"
-        "  AND ad.content->'ignored_users' ? $3)");
+        " AND cs.state_key LIKE '%' || $4 AND " NOT_IGNORING("$3"));
     char suffix[300];
     local_suffix(server_name, suffix, sizeof suffix);
     const char *p[] = {room_id, invitee, sender, suffix, names ? "t" : "f"};
@@ -202,6 +208,15 @@ static int evaluate_all(hook_job *h, PGresult *who, int k, int from, int end, co
     return rc;
 }
 
+/* What both store statements (one event, or a batch) end with: the
+ * sender's read position only moves forward, and the actions' columns. */
+#define SENT_READ_FORWARD                                                               \
+    "  ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET stream_ordering ="       \
+    "  greatest(push_sent_reads.stream_ordering, EXCLUDED.stream_ordering))"
+#define INSERT_PUSH_ACTIONS                                                             \
+    " INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id," \
+    " notify, highlight, actions, ts)"
+
 /* What the rules decided ([{user_id, notify, highlight, actions}]) and, for
  * a local sender (reader not NULL), that the sender has read up to its own
  * event: one statement. */
@@ -210,10 +225,7 @@ static int store_results(db_conn *c, const room_event *ev, long long pos, const 
     static db_stmt ins = DB_STMT(
         "WITH r AS (INSERT INTO push_sent_reads (user_id, room_id, thread_id, stream_ordering)"
         "  SELECT $7::text, $1, $4, $3::bigint WHERE $7::text IS NOT NULL"
-        "  ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET stream_ordering ="
-        "  greatest(push_sent_reads.stream_ordering, EXCLUDED.stream_ordering))"
-        " INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id,"
-        " notify, highlight, actions, ts)"
+        SENT_READ_FORWARD INSERT_PUSH_ACTIONS
         " SELECT x.user_id, $1, $2, $3::bigint, $4, x.notify, x.highlight, x.actions, $5::bigint"
         " FROM jsonb_to_recordset($6::jsonb)"
         "  AS x(user_id text, notify boolean, highlight boolean, actions jsonb)"
@@ -271,8 +283,7 @@ static PGresult *recipients_many(db_conn *c, char *const *cols, const char *serv
                                  hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT k.i, cs.state_key, CASE WHEN k.names THEN convert_from(e.json, 'UTF8') END,"
-        " (SELECT count(*) FROM current_state j WHERE j.room_id = k.room"
-        "  AND j.type = 'm.room.member' AND j.membership = 'join'),"
+        " " JOINED_COUNT("k.room") ","
         " " PUSH_STORE_RULES_OF("cs.state_key") ", " PUSH_STORE_CHANGES_OF("cs.state_key")
         " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[])"
         "  WITH ORDINALITY AS k(room, invitee, sender, names, i)"
@@ -280,12 +291,7 @@ static PGresult *recipients_many(db_conn *c, char *const *cols, const char *serv
         "  AND (cs.membership = 'join' OR cs.state_key = k.invitee) AND cs.state_key <> k.sender"
         "  AND cs.state_key LIKE '%' || $5"
         " JOIN events e ON e.event_id = cs.event_id"
-        /* Nobody hears from a user they ignore (sql/006's account data). */
-        " WHERE NOT EXISTS (SELECT 1 FROM account_data ad WHERE ad.user_id = cs.state_key"
-        "  AND ad.room_id = '' AND ad.type = 'm.ignored_user_list'"
-        "  AND jsonb_typeof(ad.content->'ignored_users') = 'object'"
-        "  AND ad.content->'ignored_users' ? k.sender)"
-        " ORDER BY k.i");
+        " WHERE " NOT_IGNORING("k.sender") " ORDER BY k.i");
     char suffix[300];
     local_suffix(server_name, suffix, sizeof suffix);
     const char *p[] = {cols[0], cols[1], cols[2], cols[3], suffix};
@@ -298,10 +304,7 @@ static int store_results_many(db_conn *c, const json_t *batch, const json_t *rea
         "  SELECT DISTINCT ON (user_id, room_id, thread_id) user_id, room_id, thread_id, so"
         "  FROM jsonb_to_recordset($1::jsonb) AS x(user_id text, room_id text, thread_id text,"
         "   so bigint) ORDER BY user_id, room_id, thread_id, so DESC"
-        "  ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET stream_ordering ="
-        "  greatest(push_sent_reads.stream_ordering, EXCLUDED.stream_ordering))"
-        " INSERT INTO event_push_actions (user_id, room_id, event_id, stream_ordering, thread_id,"
-        " notify, highlight, actions, ts)"
+        SENT_READ_FORWARD INSERT_PUSH_ACTIONS
         " SELECT x.user_id, x.room_id, x.event_id, x.so, x.thread_id, x.notify, x.highlight,"
         "  x.actions, $3::bigint"
         " FROM jsonb_to_recordset($2::jsonb) AS x(user_id text, room_id text, event_id text,"
