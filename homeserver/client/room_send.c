@@ -192,21 +192,16 @@ static void announce(send_job *j) {
     client_fed_event_committed(j->srv, j->out); /* other servers in the room */
 }
 
-static void committed(send_job *j) {
-    if (j->pos > 0) db_stream_done(DB_STREAM_EVENTS, j->pos);
-    announce(j);
-}
-
 static room_event *run(send_job *j, hs_err *err) {
     int rc = db_txn(j->srv->db, send_txn, j, err);
+    if (j->pos > 0) db_stream_done(DB_STREAM_EVENTS, j->pos);
     if (rc < 0 || !j->out) {
-        if (j->pos > 0) db_stream_done(DB_STREAM_EVENTS, j->pos);
         room_event_free(j->out);
         j->out = NULL;
         if (rc < 0 && j->txn_id) j->existing = find_txn(j);
         return NULL;
     }
-    committed(j);
+    announce(j);
     return j->out;
 }
 

@@ -7,7 +7,6 @@
 
 #include "homeserver/core/log.h"
 
-
 static bool busy(const gc_queue *q, const char *key) {
     for (size_t i = 0; i < q->n_busy; i++)
         if (!strcmp(q->busy[i], key)) return true;

@@ -49,7 +49,9 @@ typedef struct gc_queue {
     pthread_cond_t cv;
     int writers; /* started */
     gc_item *head, *tail; /* waiting, in arrival order */
-    char *busy[GC_WRITERS * GC_MAX_BATCH]; /* keys of the running batches (copies) */
+    /* Keys of the running batches (copies): each writer's, and one send
+     * written by its own thread (gc_claim). */
+    char *busy[GC_WRITERS * GC_MAX_BATCH + 1];
     size_t n_busy;
     size_t queued;  /* items waiting */
     int running;    /* batches being written */
