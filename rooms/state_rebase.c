@@ -106,12 +106,15 @@ static int write_current(db_conn *c, const char *room_id, const room_state_map *
         "  (SELECT * FROM unnest($2::text[], $3::text[], $4::text[])),"
         " d AS (DELETE FROM current_state cs WHERE cs.room_id = $1 AND NOT EXISTS"
         "  (SELECT 1 FROM s WHERE s.type = cs.type AND s.state_key = cs.state_key))"
-        " INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
-        " SELECT $1, s.type, s.state_key, s.event_id, CASE WHEN s.type = 'm.room.member'"
-        "  THEN convert_from(e.json, 'UTF8')::json #>> '{content,membership}' END"
-        " FROM s JOIN events e USING (event_id)"
+        " INSERT INTO current_state (room_id, type, state_key, event_id, membership, display_name)"
+        " SELECT $1, s.type, s.state_key, s.event_id, m.content ->> 'membership',"
+        "  CASE WHEN json_typeof(m.content -> 'displayname') = 'string'"
+        "  THEN m.content ->> 'displayname' END"
+        " FROM s JOIN events e USING (event_id), LATERAL (SELECT CASE WHEN s.type ="
+        "  'm.room.member' THEN convert_from(e.json, 'UTF8')::json -> 'content' END) AS m(content)"
         " ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id,"
-        "  membership = EXCLUDED.membership WHERE current_state.event_id <> EXCLUDED.event_id");
+        "  membership = EXCLUDED.membership, display_name = EXCLUDED.display_name"
+        "  WHERE current_state.event_id <> EXCLUDED.event_id");
     size_t n = room_state_map_count(state), it = 0, i = 0;
     const char **t = calloc(n + 1, sizeof *t), **k = calloc(n + 1, sizeof *k),
                **id = calloc(n + 1, sizeof *id);

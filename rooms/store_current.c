@@ -76,14 +76,20 @@ int room_store_current_state(db_conn *c, const char *room_id, room_state_map *ou
     return rc;
 }
 
+/* A current_state row; for a membership (ev, the m.room.member event)
+ * also the membership and the display name (sql/034), which push rules read
+ * for every message. */
 static int upsert_current(db_conn *c, const char *room_id, const char *type, const char *sk,
-                          const char *event_id, const char *membership, hs_err *err) {
+                          const char *event_id, const room_event *ev, hs_err *err) {
     static db_stmt up = DB_STMT(
-        "INSERT INTO current_state (room_id, type, state_key, event_id, membership)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (room_id, type, state_key)"
-        " DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership");
-    const char *p[] = {room_id, type, sk, event_id, membership};
-    return db_defer(c, &up, 5, p, NULL, NULL, err);
+        "INSERT INTO current_state (room_id, type, state_key, event_id, membership, display_name)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room_id, type, state_key)"
+        " DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership,"
+        " display_name = EXCLUDED.display_name");
+    const char *membership = ev ? ev->membership : NULL;
+    const char *name = ev ? json_string_value(json_object_get(ev->content, "displayname")) : NULL;
+    const char *p[] = {room_id, type, sk, event_id, membership, name};
+    return db_defer(c, &up, 6, p, NULL, NULL, err);
 }
 
 /* Fetching events for state resolution: a whole level of the algorithm's
@@ -206,14 +212,9 @@ static int sync_current_rows(db_conn *c, const char *room_id, const room_state_m
     while (rc == 0 && room_state_map_next(state, &it, &t, &k, &id)) {
         const char *was = room_state_map_get(old, t, k);
         if (was && !strcmp(was, id)) continue;
-        const char *membership = NULL;
         room_event *ev = NULL;
-        if (!strcmp(t, "m.room.member")) {
-            ev = room_store_get_event(c, id, err);
-            if (!ev) rc = -1;
-            else membership = ev->membership;
-        }
-        if (rc == 0) rc = upsert_current(c, room_id, t, k, id, membership, err);
+        if (!strcmp(t, "m.room.member") && !(ev = room_store_get_event(c, id, err))) rc = -1;
+        if (rc == 0) rc = upsert_current(c, room_id, t, k, id, ev, err);
         room_event_free(ev);
     }
     it = 0;
@@ -426,6 +427,10 @@ static int move_extremities(db_conn *c, const room_event *ev, hs_err *err) {
 
 /* The room was locked and ev cites every extremity (room_persist_item's
  * extends_current): ev is now the only one, and the state moves by ev alone. */
+static const room_event *member_of(const room_event *ev) {
+    return ev->membership ? ev : NULL;
+}
+
 static int advance_linear(db_conn *c, const room_event *ev, long long before, long long after,
                           hs_err *err) {
     /* ev is the one extremity now: the row's head (sql/024, sql/027; rows
@@ -439,7 +444,7 @@ static int advance_linear(db_conn *c, const room_event *ev, long long before, lo
         " WHERE room_id = $1");
     /* not a state change: the current group stays */
     if (after != before && upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id,
-                                          ev->membership, err) < 0)
+                                          member_of(ev), err) < 0)
         return -1;
     char gs[24], ds[24];
     snprintf(gs, sizeof gs, "%lld", after);
@@ -470,7 +475,7 @@ int room_store_advance(db_conn *c, const room_event *ev, long long before, long 
         g = after;
         if (ev->state_key && after != before)
             rc = upsert_current(c, ev->room_id, ev->type, ev->state_key, ev->event_id,
-                                ev->membership, err);
+                                member_of(ev), err);
     } else if (n == 1) {
         room_state_map *m = room_state_map_new();
         g = after;

@@ -125,32 +125,26 @@ static void local_suffix(const char *server_name, char *suffix, size_t size) {
     "  AND ad.content->'ignored_users' ? " sender ")"
 
 /* Local joined members but the sender, and the invitee, unless they ignore
- * the sender: user ID, when names is true their m.room.member event (for the
- * display name), the room's joined member count (every row the same), and
+ * the sender: user ID, display name in the room (sql/034), the room's joined member count (every row the same), and
  * their push rules and changes to defaults (push_store.h). Run (prefetch
  * false), or sent ahead (db_prefetch) for the run to find. */
 static PGresult *recipients(db_conn *c, const char *room_id, const char *sender,
-                            const char *invitee, const char *server_name, bool names,
-                            bool prefetch, hs_err *err) {
+                            const char *invitee, const char *server_name, bool prefetch,
+                            hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT cs.state_key, CASE WHEN $5::bool THEN convert_from(e.json, 'UTF8') END,"
+        "SELECT cs.state_key, cs.display_name,"
         " " JOINED_COUNT("$1") ","
         " " PUSH_STORE_RULES_OF("cs.state_key") ", " PUSH_STORE_CHANGES_OF("cs.state_key")
-        " FROM current_state cs JOIN events e ON e.event_id = cs.event_id"
+        " FROM current_state cs"
         " WHERE cs.room_id = $1 AND cs.type = 'm.room.member'"
         " AND (cs.membership = 'join' OR cs.state_key = $2) AND cs.state_key <> $3"
         " AND cs.state_key LIKE '%' || $4 AND " NOT_IGNORING("$3"));
     char suffix[300];
     local_suffix(server_name, suffix, sizeof suffix);
-    const char *p[] = {room_id, invitee, sender, suffix, names ? "t" : "f"};
-    if (!prefetch) return db_run(c, &q, 5, p, err);
-    db_prefetch(c, &q, 5, p, 0, err);
+    const char *p[] = {room_id, invitee, sender, suffix};
+    if (!prefetch) return db_run(c, &q, 4, p, err);
+    db_prefetch(c, &q, 4, p, 0, err);
     return NULL;
-}
-
-/* Display names only when the event has a body to look for them in. */
-static bool wants_names(const json_t *content) {
-    return json_is_string(json_object_get(content, "body"));
 }
 
 void client_push_prefetch(db_conn *c, const hs_server *srv, const char *room_id,
@@ -158,17 +152,12 @@ void client_push_prefetch(db_conn *c, const hs_server *srv, const char *room_id,
     const char *sender = json_string_value(json_object_get(proto, "sender"));
     if (!sender || json_object_get(proto, "state_key")) return;
     hs_err ignored = {0};
-    recipients(c, room_id, sender, NULL, srv->cfg->server_name,
-               wants_names(json_object_get(proto, "content")), true, &ignored);
+    recipients(c, room_id, sender, NULL, srv->cfg->server_name, true, &ignored);
 }
 
 /* Columns of a recipients row, from k on (k = 1 in the batched query,
  * whose first column is the event's position in the batch): user ID,
- * member event, member count, push rules, changes to defaults. */
-static const char *display_name(PGresult *r, int row, int k, json_t **member) {
-    *member = PQgetisnull(r, row, k + 1) ? NULL : json_loads(PQgetvalue(r, row, k + 1), 0, NULL);
-    return json_string_value(json_object_get(json_object_get(*member, "content"), "displayname"));
-}
+ * display name, member count, push rules, changes to defaults. */
 
 /* Evaluate for each recipient (rows from to end of who, columns from k);
  * collect {user_id, notify, highlight, actions} and, when given, more's
@@ -180,9 +169,8 @@ static int evaluate_all(hook_job *h, PGresult *who, int k, int from, int end, co
     int rc = 0;
     for (int i = from; i < end && rc == 0; i++) {
         const char *user = PQgetvalue(who, i, k);
-        json_t *member;
         ctx.user_id = user;
-        ctx.display_name = display_name(who, i, k, &member);
+        ctx.display_name = PQgetisnull(who, i, k + 1) ? NULL : PQgetvalue(who, i, k + 1);
         json_t *rules = push_store_rules_from_json(
             PQgetisnull(who, i, k + 3) ? NULL : PQgetvalue(who, i, k + 3));
         json_t *changes = push_store_changes_from_json(
@@ -199,7 +187,6 @@ static int evaluate_all(hook_job *h, PGresult *who, int k, int from, int end, co
         push_result_clear(&res); /* before the rules it may point into */
         json_decref(rules);
         json_decref(changes);
-        json_decref(member);
     }
     if (rc < 0) {
         if (h->lookup_used) *err = h->lookup.err;
@@ -253,8 +240,7 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
     if (thread_of(c, ev->room_id, ev->content, thread, sizeof thread, err) < 0) return -1;
     const char *reader = is_local(ev->sender, server_name) ? ev->sender : NULL;
     const char *invitee = ev->membership && !strcmp(ev->membership, "invite") ? ev->state_key : NULL;
-    PGresult *who = recipients(c, ev->room_id, ev->sender, invitee, server_name,
-                               wants_names(ev->content), false, err);
+    PGresult *who = recipients(c, ev->room_id, ev->sender, invitee, server_name, false, err);
     if (!who) return -1;
     int rc = 0;
     json_t *batch = json_array();
@@ -272,30 +258,27 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
 /* ---- batches of events (the batched local sends of room_send.c) ----
  * The same as client_push_process_event, in two statements for all. */
 
-/* For each event to process (room, sender, invitee or '', whether names
- * are wanted), its local joined members but the sender, and the invitee,
- * unless they ignore the sender: the event's 1-based position, user ID,
- * when names is true their m.room.member event (for the display name), the
- * room's joined member count (every row of the event the same), and their
+/* For each event to process (room, invitee or '', sender), its local
+ * joined members but the sender, and the invitee, unless they ignore the
+ * sender: the event's 1-based position, user ID, display name, the room's joined member count (every row of the event the same), and their
  * push rules and changes to defaults (push_store.h); ordered by event. One
  * query however many events. */
 static PGresult *recipients_many(db_conn *c, char *const *cols, const char *server_name,
                                  hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT k.i, cs.state_key, CASE WHEN k.names THEN convert_from(e.json, 'UTF8') END,"
+        "SELECT k.i, cs.state_key, cs.display_name,"
         " " JOINED_COUNT("k.room") ","
         " " PUSH_STORE_RULES_OF("cs.state_key") ", " PUSH_STORE_CHANGES_OF("cs.state_key")
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[])"
-        "  WITH ORDINALITY AS k(room, invitee, sender, names, i)"
+        " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k(room, invitee,"
+        "  sender, i)"
         " JOIN current_state cs ON cs.room_id = k.room AND cs.type = 'm.room.member'"
         "  AND (cs.membership = 'join' OR cs.state_key = k.invitee) AND cs.state_key <> k.sender"
-        "  AND cs.state_key LIKE '%' || $5"
-        " JOIN events e ON e.event_id = cs.event_id"
+        "  AND cs.state_key LIKE '%' || $4"
         " WHERE " NOT_IGNORING("k.sender") " ORDER BY k.i");
     char suffix[300];
     local_suffix(server_name, suffix, sizeof suffix);
-    const char *p[] = {cols[0], cols[1], cols[2], cols[3], suffix};
-    return db_run(c, &q, 5, p, err);
+    const char *p[] = {cols[0], cols[1], cols[2], suffix};
+    return db_run(c, &q, 4, p, err);
 }
 
 static int store_results_many(db_conn *c, const json_t *batch, const json_t *reads, hs_err *err) {
@@ -332,13 +315,13 @@ typedef struct push_item {
 static int process_items(db_conn *c, const hs_server *srv, push_item *items, size_t n,
                          hs_err *err) {
     const char *server_name = srv->cfg->server_name;
-    const char **col[4];
-    for (int k = 0; k < 4; k++) col[k] = calloc(n ? n : 1, sizeof(char *));
-    char *arr[4] = {0};
+    const char **col[3];
+    for (int k = 0; k < 3; k++) col[k] = calloc(n ? n : 1, sizeof(char *));
+    char *arr[3] = {0};
     json_t *batch = json_array(), *reads = json_array();
     PGresult *who = NULL;
     int rc = -1;
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 3; k++)
         if (!col[k]) goto done;
     for (size_t i = 0; i < n; i++) {
         const room_event *ev = items[i].ev;
@@ -347,14 +330,13 @@ static int process_items(db_conn *c, const hs_server *srv, push_item *items, siz
         col[0][i] = ev->room_id;
         col[1][i] = invitee ? invitee : ""; /* no member has the empty state key */
         col[2][i] = ev->sender;
-        col[3][i] = wants_names(ev->content) ? "t" : "f";
         if (is_local(ev->sender, server_name))
             json_array_append_new(reads, json_pack("{s:s, s:s, s:s, s:I}", "user_id", ev->sender,
                                                    "room_id", ev->room_id, "thread_id",
                                                    items[i].thread, "so",
                                                    (json_int_t)items[i].pos));
     }
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 3; k++)
         if (!(arr[k] = db_text_array(col[k], n))) {
             hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
             goto done;
@@ -379,7 +361,7 @@ static int process_items(db_conn *c, const hs_server *srv, push_item *items, siz
     if (rc == 0) rc = store_results_many(c, batch, reads, err);
 done:
     if (who) PQclear(who);
-    for (int k = 0; k < 4; k++) free(col[k]), free(arr[k]);
+    for (int k = 0; k < 3; k++) free(col[k]), free(arr[k]);
     json_decref(batch);
     json_decref(reads);
     return rc;

@@ -185,6 +185,48 @@ def test_batched_sends_wake_sync_and_count_unread(srv, world):
 
 
 
+def test_batched_sends_highlight_the_display_name_in_the_room(srv, world):
+    # contains_display_name reads each recipient's display name in the room
+    # (current_state.display_name, sql/034): a per-room name counts, and a
+    # renamed member's old name no longer does, in batches too.
+    users, rooms = world
+    tok_a, tok_b = users["gb_a"], users["gb_b"]
+    me = srv.request("GET", V3 + "/account/whoami", token=tok_b).json["user_id"]
+
+    def rename(k, name):
+        path = f"{V3}/rooms/{urllib.parse.quote(rooms[k])}/state/m.room.member/{urllib.parse.quote(me)}"
+        r = srv.request("PUT", path, {"membership": "join", "displayname": name}, token=tok_b)
+        assert r.status == 200, r
+
+    def burst(tag, body):
+        def one(k):
+            return Conn(srv).put(tok_a, rooms[k], f"{tag}-{k}", {"msgtype": "m.text",
+                                                                 "body": body(k)})
+        with concurrent.futures.ThreadPoolExecutor(ROOMS) as ex:
+            res = list(ex.map(one, range(ROOMS)))
+        assert all(st == 200 for st, _ in res), res
+        return [b["event_id"] for _, b in res]
+
+    def highlighted(ids):
+        r = srv.request("GET", V3 + "/notifications?limit=200", token=tok_b)
+        assert r.status == 200, r
+        acts = {n["event"]["event_id"]: n["actions"] for n in r.json["notifications"]}
+        return [{"set_tweak": "highlight"} in acts.get(e, []) for e in ids]
+
+    before = len(batches(srv))
+    for k in range(ROOMS):
+        rename(k, f"Zebulon{k}")
+    first = burst("dn1", lambda k: f"ping zebulon{k}, lunch?")
+    assert highlighted(first) == [True] * ROOMS
+    for k in range(ROOMS):
+        rename(k, f"Quentin{k}")
+    old = burst("dn2", lambda k: f"zebulon{k} again")
+    new = burst("dn3", lambda k: f"QUENTIN{k}!")
+    assert highlighted(old) == [False] * ROOMS
+    assert highlighted(new) == [True] * ROOMS
+    assert len(batches(srv)) > before, "no send was batched"
+
+
 def test_legacy_post_send_and_redact_without_txn_id(srv, world):
     # Synapse still serves POST /send/{type} and POST /redact/{id} (no
     # transaction ID, so no idempotency: each POST sends); SyTest and older
