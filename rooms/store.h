@@ -131,6 +131,9 @@ int room_store_lock_room_heads(db_conn *c, const char *const *room_ids, size_t n
 /* Send room_store_lock_room's statement ahead (db_prefetch). */
 void room_store_prefetch_head(db_conn *c, const char *room_id);
 
+/* Send room_store_lock_room_heads's statement ahead (db_prefetch). */
+void room_store_prefetch_heads(db_conn *c, const char *const *room_ids, size_t n);
+
 /* A room's version as room_store_lock_room last read it in this process (a
  * room's version never changes), or NULL. */
 const room_version *room_store_known_version(const char *room_id);

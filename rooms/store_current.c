@@ -307,6 +307,13 @@ void room_store_prefetch_head(db_conn *c, const char *room_id) {
     db_prefetch(c, &lock_q, 1, (const char *[]){room_id}, 0, &ignored);
 }
 
+void room_store_prefetch_heads(db_conn *c, const char *const *room_ids, size_t n) {
+    char *ids = db_text_array(room_ids, n);
+    hs_err ignored = {0};
+    if (ids) db_prefetch(c, &lock_many_q, 1, (const char *[]){ids}, 0, &ignored);
+    free(ids);
+}
+
 /* A lock query's row from column k on (lock_q's columns): the current
  * group (-1: an unknown version), the version, the head. */
 static long long read_head(PGresult *r, int row, int k, const char *room_id,

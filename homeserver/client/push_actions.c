@@ -258,13 +258,15 @@ int client_push_process_event(db_conn *c, const hs_server *srv, const room_event
 /* ---- batches of events (the batched local sends of room_send.c) ----
  * The same as client_push_process_event, in two statements for all. */
 
-/* For each event to process (room, invitee or '', sender), its local
- * joined members but the sender, and the invitee, unless they ignore the
- * sender: the event's 1-based position, user ID, display name, the room's joined member count (every row of the event the same), and their
- * push rules and changes to defaults (push_store.h); ordered by event. One
- * query however many events. */
-static PGresult *recipients_many(db_conn *c, char *const *cols, const char *server_name,
-                                 hs_err *err) {
+/* For each event to process (rooms, invitees or '', senders: n of each),
+ * its local joined members but the sender, and the invitee, unless they
+ * ignore the sender: the event's 1-based position, user ID, display name,
+ * the room's joined member count (every row of the event the same), and
+ * their push rules and changes to defaults (push_store.h); ordered by
+ * event. One query however many events. Run (prefetch false: NULL with err
+ * on failure), or sent ahead (db_prefetch) for the run to find. */
+static PGresult *recipients_many(db_conn *c, const char **const cols[3], size_t n,
+                                 const char *server_name, bool prefetch, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT k.i, cs.state_key, cs.display_name,"
         " " JOINED_COUNT("k.room") ","
@@ -277,8 +279,35 @@ static PGresult *recipients_many(db_conn *c, char *const *cols, const char *serv
         " WHERE " NOT_IGNORING("k.sender") " ORDER BY k.i");
     char suffix[300];
     local_suffix(server_name, suffix, sizeof suffix);
-    const char *p[] = {cols[0], cols[1], cols[2], suffix};
-    return db_run(c, &q, 4, p, err);
+    char *arr[3] = {0};
+    PGresult *r = NULL;
+    for (int k = 0; k < 3; k++)
+        if (!(arr[k] = db_text_array(cols[k], n))) {
+            hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+            goto done;
+        }
+    const char *p[] = {arr[0], arr[1], arr[2], suffix};
+    if (prefetch) db_prefetch(c, &q, 4, p, 0, err);
+    else r = db_run(c, &q, 4, p, err);
+done:
+    for (int k = 0; k < 3; k++) free(arr[k]);
+    return r;
+}
+
+void client_push_prefetch_many(db_conn *c, const hs_server *srv, const char *const *room_ids,
+                               const json_t *const *protos, size_t n) {
+    const char **col[3] = {calloc(n ? n : 1, sizeof(char *)), calloc(n ? n : 1, sizeof(char *)),
+                           calloc(n ? n : 1, sizeof(char *))};
+    bool ok = col[0] && col[1] && col[2];
+    for (size_t i = 0; ok && i < n; i++) {
+        col[0][i] = room_ids[i];
+        col[1][i] = ""; /* no invitee: a message */
+        col[2][i] = json_string_value(json_object_get(protos[i], "sender"));
+        ok = col[2][i] && !json_object_get(protos[i], "state_key");
+    }
+    hs_err ignored = {0};
+    if (ok) recipients_many(c, col, n, srv->cfg->server_name, true, &ignored);
+    for (int k = 0; k < 3; k++) free(col[k]);
 }
 
 static int store_results_many(db_conn *c, const json_t *batch, const json_t *reads, hs_err *err) {
@@ -317,7 +346,6 @@ static int process_items(db_conn *c, const hs_server *srv, push_item *items, siz
     const char *server_name = srv->cfg->server_name;
     const char **col[3];
     for (int k = 0; k < 3; k++) col[k] = calloc(n ? n : 1, sizeof(char *));
-    char *arr[3] = {0};
     json_t *batch = json_array(), *reads = json_array();
     PGresult *who = NULL;
     int rc = -1;
@@ -336,12 +364,8 @@ static int process_items(db_conn *c, const hs_server *srv, push_item *items, siz
                                                    items[i].thread, "so",
                                                    (json_int_t)items[i].pos));
     }
-    for (int k = 0; k < 3; k++)
-        if (!(arr[k] = db_text_array(col[k], n))) {
-            hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
-            goto done;
-        }
-    if (!(who = recipients_many(c, arr, server_name, err))) goto done;
+    if (!(who = recipients_many(c, (const char **const *)col, n, server_name, false, err)))
+        goto done;
     rc = 0;
     for (int row = 0; row < PQntuples(who) && rc == 0;) {
         int end = row;
@@ -361,7 +385,7 @@ static int process_items(db_conn *c, const hs_server *srv, push_item *items, siz
     if (rc == 0) rc = store_results_many(c, batch, reads, err);
 done:
     if (who) PQclear(who);
-    for (int k = 0; k < 3; k++) free(col[k]), free(arr[k]);
+    for (int k = 0; k < 3; k++) free(col[k]);
     json_decref(batch);
     json_decref(reads);
     return rc;

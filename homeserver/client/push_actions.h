@@ -30,6 +30,13 @@ int client_push_process_events(db_conn *c, const hs_server *srv, const room_even
 void client_push_prefetch(db_conn *c, const hs_server *srv, const char *room_id,
                           const json_t *proto);
 
+/* The same for a batch of such events (client_push_process_events): for
+ * each, its room room_ids[i] and proto protos[i], in the order the events
+ * will be processed. Call it once the rooms' lock is sent
+ * (room_store_prefetch_heads). */
+void client_push_prefetch_many(db_conn *c, const hs_server *srv, const char *const *room_ids,
+                               const json_t *const *protos, size_t n);
+
 /* Unread notification counts of user_id in room_id, for /sync: what
  * event_push_actions holds after the user's latest m.read / m.read.private
  * receipt (an unthreaded receipt covers every thread, a threaded one its

@@ -256,6 +256,13 @@ static int batch_txn(db_conn *c, void *arg, hs_err *err) {
         if (client_channel_check_send(c, j->srv, j->room_id, j->proto, err) < 0) goto done;
         rooms[i] = j->room_id, protos[i] = j->proto, pos[i] = j->pos;
     }
+    /* The rooms' lock, then the push recipients read under it, go in one
+     * round trip, so PostgreSQL reads the recipients while the events are
+     * built (room_send_local_many and client_room_events_stored find them
+     * sent: the same statements with the same arguments, when the batch
+     * keeps every send, as it usually does). */
+    room_store_prefetch_heads(c, rooms, n);
+    client_push_prefetch_many(c, b->jobs[0]->srv, rooms, protos, n);
     if (room_send_local_many(c, rooms, protos, n, b->jobs[0]->srv->cfg->server_name,
                              &b->jobs[0]->srv->key, pos, outs, err) < 0)
         goto done;
