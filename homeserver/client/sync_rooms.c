@@ -396,8 +396,13 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
         free(owned);
         if (rc < 0) goto done;
     }
+    /* An initial sync that holds the room's whole history points back from
+     * where it ends, as Synapse does (its prev_batch stays the sync's own
+     * position unless the timeline was cut short): paging back from it
+     * gives the timeline again, which SyTest and older clients expect. */
     char prev[32];
-    snprintf(prev, sizeof prev, "t%lld", json_array_size(timeline) ? first - 1 : upto);
+    bool whole = p->since < 0 && !more;
+    snprintf(prev, sizeof prev, "t%lld", json_array_size(timeline) && !whole ? first - 1 : upto);
     *out = json_pack("{s:{s:O, s:b, s:s}}", "timeline", "events", timeline, "limited", more,
                      "prev_batch", prev);
     json_object_set_new(*out, p->use_state_after ? "state_after" : "state",

@@ -316,6 +316,31 @@ def test_incremental_leave_has_no_unchanged_state(server, users):
     assert any(x["type"] == "m.room.create" for x in full["state"]["events"] + full["timeline"]["events"])
 
 
+def test_initial_sync_of_a_whole_room_pages_back_from_its_end(server, users):
+    """SyTest's "GET /rooms/:room_id/messages returns a message": an initial
+    sync whose timeline holds the room's whole history has the sync's own
+    position as prev_batch (Synapse), so paging back from it gives the
+    messages, then an end, then nothing and no end."""
+    a_id, a = users["sy_alice"]
+    room = server.request("POST", V3 + "/createRoom", {}, token=a).json["room_id"]
+    msg = send(server, a, room, "whole-1", "whole1")
+    tl = sync(server, a)["rooms"]["join"][room]["timeline"]
+    assert tl["limited"] is False and tl["events"][0]["type"] == "m.room.create", tl
+    r = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&from={tl['prev_batch']}", token=a)
+    assert r.status == 200, r
+    assert r.json["chunk"][0]["event_id"] == msg and "end" in r.json, r.json
+    r = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&from={r.json['end']}", token=a)
+    assert r.status == 200 and r.json["chunk"] == [] and "end" not in r.json, r.json
+    # A timeline cut short still points back from its first event.
+    for i in range(12):
+        send(server, a, room, f"whole-more-{i}", f"wholemore{i}")
+    tl = sync(server, a)["rooms"]["join"][room]["timeline"]
+    assert tl["limited"] is True, tl
+    r = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=1&from={tl['prev_batch']}",
+                       token=a)
+    assert r.json["chunk"][0]["event_id"] not in {e["event_id"] for e in tl["events"]}
+
+
 def test_newly_joined_room_timeline_is_an_initial_one(server, users):
     """Complement's "Newly joined room has correct timeline in incremental
     sync": a room joined since the token comes with its newest events, those
