@@ -65,6 +65,7 @@ static int load_filter(db_conn *c, hs_req *r, sync_opts *o, client_filter **f, j
     o->p.filter = *f;
     o->p.timeline_limit = client_filter_limit(&(*f)->timeline, 10, 1000);
     o->p.lazy_load_members = (*f)->state.lazy_load_members;
+    o->p.redundant_members = (*f)->state.include_redundant_members;
     o->p.include_leave = (*f)->include_leave;
     hs_err none = {0};
     json_t *ign = client_account_data_get(c, r->user_id, NULL, "m.ignored_user_list", &none);

@@ -21,6 +21,7 @@
 #include "events_read.h"
 #include "partial_rooms.h"
 #include "remote_rooms.h"
+#include "sync_lazy_members.h"
 #include "homeserver/core/clock.h"
 #include "homeserver/core/json.h"
 #include "rooms/rooms.h"
@@ -221,6 +222,25 @@ static void filter_timeline(const sync_params *p, json_t *timeline) {
 
 /* The IDs of `state` to send: all of it, or what differs from `known`;
  * with lazy loading only the members the timeline needs (and the user). */
+/* Whether lazy-loaded memberships this device was sent are left out:
+ * incrementally, unless the filter asks for redundant ones. */
+static bool dedupe_members(const sync_params *p) {
+    return p->lazy_load_members && !p->redundant_members && p->since >= 0;
+}
+
+/* Note the memberships a room's entry sends (its state and timeline), for
+ * dedupe_members's next syncs. */
+static void note_members(const sync_params *p, const json_t *events) {
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev) {
+        const char *sk = json_string_value(json_object_get(ev, "state_key"));
+        const char *id = json_string_value(json_object_get(ev, "event_id"));
+        if (sk && id && !strcmp(json_string_value(json_object_get(ev, "type")), "m.room.member"))
+            client_ll_members_note(p->user_id, p->device_id, sk, id);
+    }
+}
+
 static size_t pick_state(const room_state_map *state, const room_state_map *known,
                          const sync_params *p, const json_t *timeline, const char **ids) {
     size_t n = 0, it = 0;
@@ -234,10 +254,18 @@ static size_t pick_state(const room_state_map *state, const room_state_map *know
             json_t *ev;
             json_array_foreach(timeline, i, ev)
                 needed |= !strcmp(json_string_value(json_object_get(ev, "sender")), k);
-            if (!needed) continue;
+            /* A whole state (initial, full_state) has only the senders'; a
+             * gappy incremental sync has every membership that changed in
+             * the gap too, as Synapse's (it does not lazy-load gaps: the
+             * client could not otherwise learn of a leave there). */
+            if (!needed && !known) continue;
         }
         /* Lazy loading sends a sender's membership with their messages even
-         * if it did not change: we keep no record of what the client has. */
+         * if it did not change, unless this device was sent it already
+         * (sync_lazy_members.h). */
+        if (lazy_member && dedupe_members(p) &&
+            client_ll_members_sent(p->user_id, p->device_id, k, id))
+            continue;
         if (known && !needed) {
             const char *had = room_state_map_get(known, t, k);
             if (had && !strcmp(had, id)) continue;
@@ -403,6 +431,10 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     char prev[32];
     bool whole = p->since < 0 && !more;
     snprintf(prev, sizeof prev, "t%lld", json_array_size(timeline) && !whole ? first - 1 : upto);
+    if (p->lazy_load_members && !p->redundant_members) {
+        note_members(p, state_events);
+        note_members(p, timeline);
+    }
     *out = json_pack("{s:{s:O, s:b, s:s}}", "timeline", "events", timeline, "limited", more,
                      "prev_batch", prev);
     json_object_set_new(*out, p->use_state_after ? "state_after" : "state",
@@ -477,6 +509,9 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
     size_t n;
     if (load_memberships(c, p, &ms, &n, err) < 0) return -1;
     bool initial = p->since < 0, failed = false;
+    /* A new sync sequence: the device may have forgotten everything. */
+    if (initial && p->lazy_load_members && !p->redundant_members)
+        client_ll_members_reset(p->user_id, p->device_id);
     json_t *active = initial || p->full_state ? NULL : active_rooms(c, p, err, &failed);
     if (failed) {
         free_memberships(ms, n);

@@ -17,6 +17,7 @@ typedef struct sync_params {
     bool use_state_after;     /* v1.16: "state_after" instead of "state" */
     int timeline_limit;
     bool lazy_load_members;
+    bool redundant_members;   /* the filter's include_redundant_members */
     bool include_leave;
     const client_filter *filter;   /* room / timeline filters (may be NULL) */
     json_t *ignored;               /* m.ignored_user_list's ignored_users object, or NULL */

@@ -391,3 +391,43 @@ def test_newly_joined_room_timeline_is_an_initial_one(server, users):
     ids = [e["event_id"] for e in tl["events"]]
     # The newest 10 events hold bob's 4 member events now: 6 messages.
     assert ids == (first + second)[-6:] and tl["limited"] is True, tl
+
+
+def test_lazy_members_are_not_sent_again(server, users):
+    """SyTest's 15lazy-members.pl: with lazy_load_members, a sender's
+    membership comes once per device's sync sequence (not with every
+    incremental sync), again with include_redundant_members, again after
+    an initial sync; a gappy sync brings every membership that changed in
+    the gap, not only the timeline's senders."""
+    a_id, a = users["sy_alice"]
+    b_id, b = users["sy_bob"]
+    e_id, e = users["sy_eve"]
+    ll = json.dumps({"room": {"state": {"lazy_load_members": True}, "timeline": {"limit": 1}}})
+    red = json.dumps({"room": {"state": {"lazy_load_members": True,
+                                         "include_redundant_members": True}}})
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=a).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+
+    def members(body):
+        st = body["rooms"]["join"].get(room, {}).get("state", {}).get("events", [])
+        return sorted(x["state_key"] for x in st if x["type"] == "m.room.member")
+
+    send(server, b, room, "ll-1", "ll1")
+    first = sync(server, a, filter=ll)
+    assert members(first) == sorted([a_id, b_id])
+    send(server, b, room, "ll-2", "ll2")
+    again = sync(server, a, since=first["next_batch"], filter=ll)
+    assert again["rooms"]["join"][room]["timeline"]["events"][-1]["content"]["body"] == "ll-2"
+    assert members(again) == []
+    send(server, b, room, "ll-3", "ll3")
+    redundant = sync(server, a, since=again["next_batch"], filter=red)
+    assert members(redundant) == [b_id]
+    # A gap: eve joins, then bob says more than the timeline holds.
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=e).status == 200
+    for i in range(8):
+        send(server, b, room, f"ll-gap-{i}", f"llgap{i}")
+    gappy = sync(server, a, since=redundant["next_batch"], filter=ll)
+    assert gappy["rooms"]["join"][room]["timeline"]["limited"] is True
+    assert members(gappy) == [e_id]
+    # A new sequence (an initial sync) gets the senders' memberships again.
+    assert members(sync(server, a, filter=ll)) == sorted([a_id, b_id])
