@@ -132,7 +132,13 @@ static int may_redact(hs_req *r, db_conn *c, const room_version *v, const char *
     }
     int rc = 0;
     if (strcmp(target->room_id, r->params[0]) != 0) {
-        rc = hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
+        /* Another room's event: 400, as Synapse answers, to a user with the
+         * power to redact here, whom an unknown event would not stop (so
+         * the answer tells them no more than that would); "not found" to
+         * others, as an unknown event. */
+        rc = has_redact_power(r, c, v)
+                 ? hs_err_set(err, 400, "M_INVALID_PARAM", "Cannot redact an event of another room")
+                 : hs_err_set(err, 404, "M_NOT_FOUND", "Could not find event %s", target_id);
     } else if (client_suspended_may_redact(r, target->sender, err) < 0) {
         rc = -1;
     } else if (strcmp(target->sender, r->user_id) != 0 && !has_redact_power(r, c, target->ver)) {

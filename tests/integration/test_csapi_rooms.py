@@ -334,3 +334,28 @@ def test_join_with_custom_content(server, users):
     ev = server.request("GET", f"{V3}/rooms/{room}/state/m.room.member/{b_id}", token=a).json
     assert ev["membership"] == "join" and ev["foo"] == "bar" and ev["displayname"] == "Bobby here", ev
     assert "join_authorised_via_users_server" not in ev
+
+
+def test_redacting_another_rooms_event(server, users):
+    """SyTest's "PUT /redact disallows redaction of event in different
+    room": 400 to a user with the power to redact in the room named (as
+    Synapse); "not found" to one without it, as for an unknown event, so
+    it learns nothing of other rooms."""
+    a_id, a = users["cs_alice"]
+    b_id, b = users["cs_bob"]
+    elsewhere = create(server, a, preset="private_chat")
+    r = server.request("PUT", f"{V3}/rooms/{elsewhere}/send/m.room.message/rd1",
+                       {"msgtype": "m.text", "body": "secret"}, token=a)
+    assert r.status == 200, r
+    target = r.json["event_id"]
+    mine = create(server, b, preset="public_chat")
+    r = server.request("PUT", f"{V3}/rooms/{mine}/redact/{target}/rd2", {}, token=b)
+    assert r.status == 400 and r.json["errcode"] == "M_INVALID_PARAM", r
+    # carol joins b's room with power 0: another room's event is "not found"
+    c_id, c = users["cs_carol"]
+    assert server.request("POST", f"{V3}/join/{mine}", {}, token=c).status == 200
+    r = server.request("PUT", f"{V3}/rooms/{mine}/redact/{target}/rd3", {}, token=c)
+    assert r.status == 404 and r.json["errcode"] == "M_NOT_FOUND", r
+    # and the event itself stands
+    r = server.request("GET", f"{V3}/rooms/{elsewhere}/event/{target}", token=a)
+    assert r.status == 200 and r.json["content"]["body"] == "secret", r
