@@ -82,26 +82,3 @@ int client_push_rules_copy_room(hs_server *srv, const char *user_id, const char 
     forget_users(&j);
     return rc;
 }
-
-int client_push_rules_follow_upgrade(hs_server *srv, const char *room_id, const char *user_id,
-                                     hs_err *err) {
-    /* The predecessor, when this join is the user's first in the room (a
-     * later one finds the rules as the user left them). */
-    static db_stmt q = DB_STMT(
-        "SELECT convert_from(e.json, 'UTF8')::json->'content'->'predecessor'->>'room_id'"
-        " FROM current_state cs JOIN events e USING (event_id)"
-        " WHERE cs.room_id = $1 AND cs.type = 'm.room.create' AND cs.state_key = ''"
-        "  AND (SELECT count(*) FROM events m WHERE m.room_id = $1 AND m.type = 'm.room.member'"
-        "   AND m.state_key = $2 AND NOT m.outlier"
-        "   AND convert_from(m.json, 'UTF8')::json->'content'->>'membership' = 'join') <= 1");
-    db_conn *c = db_acquire(srv->db, err);
-    if (!c) return -1;
-    PGresult *r = db_run(c, &q, 2, (const char *[]){room_id, user_id}, err);
-    db_release(srv->db, c);
-    if (!r) return -1;
-    char *old = PQntuples(r) && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
-    PQclear(r);
-    int rc = old ? client_push_rules_copy_room(srv, user_id, old, room_id, err) : 0;
-    free(old);
-    return rc;
-}

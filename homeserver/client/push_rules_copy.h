@@ -2,7 +2,7 @@
  * that replaces it (an upgrade), as Synapse copies them: the server does it
  * when it upgrades a room (for every local member of the old room) and when
  * a local user first joins a room whose m.room.create names a predecessor
- * (an upgrade made elsewhere, or by hand). */
+ * (an upgrade made elsewhere, or by hand: upgrade_follow.h). */
 #ifndef CLIENT_PUSH_RULES_COPY_H
 #define CLIENT_PUSH_RULES_COPY_H
 
@@ -15,10 +15,5 @@
  * every local user joined to old_room. 0, or -1 with err. */
 int client_push_rules_copy_room(hs_server *srv, const char *user_id, const char *old_room,
                                 const char *new_room, hs_err *err);
-
-/* After user_id (local) joined room_id: on their first join of a room with a
- * predecessor, copy their rules from it. 0, or -1 with err. */
-int client_push_rules_follow_upgrade(hs_server *srv, const char *room_id, const char *user_id,
-                                     hs_err *err);
 
 #endif

@@ -15,9 +15,9 @@
 #include "homeserver/core/log.h"
 #include "notifier.h"
 #include "push_actions.h"
-#include "push_rules_copy.h"
 #include "remote_rooms.h"
 #include "relations.h"
+#include "upgrade_follow.h"
 #include "rooms/state_lookup.h"
 
 typedef struct send_job {
@@ -341,13 +341,15 @@ void client_room_membership_changed(hs_server *srv, const room_event *ev) {
         hs_warn("device lists after %s's %s in %s: %s", ev->state_key, ev->membership,
                 ev->room_id, err.msg);
     db_release(srv->db, c);
-    /* A local user's push rules follow an upgraded room (push_rules_copy.h);
-     * as in Synapse, a failure is logged and the join stands. */
+    /* A local user's push rules, tags and m.direct follow an upgraded room,
+     * and this server's aliases and listing with the first local join
+     * (upgrade_follow.h); as in Synapse, a failure is logged and the join
+     * stands. */
     const char *colon = strchr(ev->state_key, ':');
     hs_err perr = {0};
     if (!strcmp(ev->membership, "join") && colon && !strcmp(colon + 1, srv->cfg->server_name) &&
-        client_push_rules_follow_upgrade(srv, ev->room_id, ev->state_key, &perr) < 0)
-        hs_warn("push rules of %s into %s: %s", ev->state_key, ev->room_id, perr.msg);
+        client_upgrade_follow_join(srv, ev->room_id, ev->state_key, &perr) < 0)
+        hs_warn("following the upgrade of %s for %s: %s", ev->room_id, ev->state_key, perr.msg);
 }
 
 /* Transaction IDs are kept for a day, as Synapse keeps them: long enough

@@ -73,6 +73,9 @@ def test_upgrade_v12_to_v11_carries_state(server, users):
                                 ("m.room.server_acl", "deny", ["bad.example"])):
         assert state(server, a, new, etype)["content"][field] == value, etype
     assert state(server, a, new, "org.example.custom") is None        # not transferable
+    # what the old room lacked of the private_chat preset comes from it (Synapse)
+    assert state(server, a, old, "m.room.guest_access") is None
+    assert state(server, a, new, "m.room.guest_access")["content"] == {"guest_access": "can_join"}
     ban = state(server, a, new, "m.room.member", "@troll:bad.example")
     assert ban["content"]["membership"] == "ban" and ban["content"]["reason"] == "trolling"
     # v12 creators have no number: the upgrader gets one above everything needed
@@ -189,3 +192,57 @@ def test_errors(server, users):
     r = upgrade(server, a, room, new_version="10", additional_creators=["bad"])
     assert r.status == 200 and "additional_creators" not in state(
         server, a, r.json["replacement_room"], "m.room.create")["content"]
+
+
+def put_account_data(server, tok, uid, etype, content, room=None):
+    path = f"/user/{q(uid)}" + (f"/rooms/{q(room)}" if room else "") + f"/account_data/{etype}"
+    assert server.request("PUT", V3 + path, content, token=tok).status == 200
+
+
+def get_account_data(server, tok, uid, etype, room=None):
+    path = f"/user/{q(uid)}" + (f"/rooms/{q(room)}" if room else "") + f"/account_data/{etype}"
+    r = server.request("GET", V3 + path, token=tok)
+    return r.json if r.status == 200 else None
+
+
+def test_tags_and_direct_follow_each_users_join(server, users):
+    """Synapse's copy_room_tags_and_direct_to_room: the upgrader's tags and
+    m.direct entry follow at once, another member's when they join."""
+    a_id, a = users["ug_alice"]
+    c_id, c = users["ug_carol"]
+    old = create(server, a, preset="private_chat", invite=[c_id], is_direct=True)
+    assert server.request("POST", f"{V3}/join/{q(old)}", {}, token=c).status == 200
+    for uid, tok, other in ((a_id, a, c_id), (c_id, c, a_id)):
+        put_account_data(server, tok, uid, "m.direct", {other: [old], "@x:elsewhere": ["!y:z"]})
+        r = server.request("PUT", f"{V3}/user/{q(uid)}/rooms/{q(old)}/tags/u.work",
+                           {"order": 0.5}, token=tok)
+        assert r.status == 200
+    r = upgrade(server, a, old, new_version="11")
+    assert r.status == 200, r
+    new = r.json["replacement_room"]
+    assert get_account_data(server, a, a_id, "m.direct") == {c_id: [old, new], "@x:elsewhere": ["!y:z"]}
+    tags = server.request("GET", f"{V3}/user/{q(a_id)}/rooms/{q(new)}/tags", token=a).json
+    assert tags == {"tags": {"u.work": {"order": 0.5}}}
+    # carol's follow when she joins, not before
+    assert get_account_data(server, c, c_id, "m.direct") == {a_id: [old], "@x:elsewhere": ["!y:z"]}
+    assert server.request("POST", f"{V3}/rooms/{q(new)}/invite", {"user_id": c_id}, token=a).status == 200
+    assert server.request("POST", f"{V3}/join/{q(new)}", {}, token=c).status == 200
+    assert get_account_data(server, c, c_id, "m.direct")[a_id] == [old, new]
+    tags = server.request("GET", f"{V3}/user/{q(c_id)}/rooms/{q(new)}/tags", token=c).json
+    assert tags == {"tags": {"u.work": {"order": 0.5}}}
+
+
+def test_a_predecessor_without_tombstone_takes_no_alias(server, users):
+    """A room that names another as predecessor, without that room's
+    tombstone naming it back, does not move the other's aliases or listing
+    when a local user joins it."""
+    a_id, a = users["ug_alice"]
+    z_id, z = users["ug_zed"]
+    alias = "#ug-keep:" + server.server_name
+    old = create(server, a, preset="public_chat", visibility="public", room_alias_name="ug-keep")
+    fake = create(server, z, preset="public_chat",
+                  creation_content={"predecessor": {"room_id": old, "event_id": "$nope"}})
+    assert server.request("POST", f"{V3}/join/{q(fake)}", {}, token=a).status == 200
+    assert server.request("GET", f"{V3}/directory/room/{q(alias)}", token=a).json["room_id"] == old
+    r = server.request("GET", f"{V3}/directory/list/room/{q(old)}", token=a)
+    assert r.json["visibility"] == "public"
