@@ -249,6 +249,16 @@ static int sync_e2ee(db_conn *c, hs_req *r, sync_opts *o, const sync_token *now,
     return rc;
 }
 
+/* Joined rooms whose entry the filters left empty go, unless shown whole
+ * (sync_params.kept): Synapse leaves out a room with nothing to say. */
+static void drop_empty_rooms(json_t *join, const json_t *kept) {
+    const char *id;
+    json_t *entry, *tmp;
+    json_object_foreach_safe(join, tmp, id, entry)
+        if (!json_object_get(kept, id) && !client_sync_entry_has_events(entry))
+            json_object_del(join, id);
+}
+
 /* One pass: the response from since to now; *any says whether it has news. */
 static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, char ***rooms,
                      size_t *n_rooms, hs_err *err) {
@@ -257,6 +267,7 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     o->p.to = now->pos[DB_STREAM_EVENTS];
     json_t *roomsj = json_pack("{s:{}, s:{}, s:{}, s:{}}", "join", "invite", "knock", "leave");
     o->p.newly_full = json_object();
+    o->p.kept = json_object();
     json_t *resp = json_pack("{s:O}", "rooms", roomsj);
     sync_token next = *now;
     client_filter *f = NULL;
@@ -272,6 +283,7 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     int rc = c ? load_filter(c, r, o, &f, &ignored, err) : -1;
     if (rc == 0) rc = sync_rooms(c, &o->p, roomsj, any, rooms, n_rooms, &n_shown, err);
     if (rc == 0) rc = room_extras(c, r, o, now, roomsj, *rooms, n_shown, any, err);
+    if (rc == 0) drop_empty_rooms(json_object_get(roomsj, "join"), o->p.kept);
     if (rc == 0) rc = user_extras(c, r, o, now, resp, any, err);
     if (rc == 0) rc = sync_e2ee(c, r, o, now, resp, any, &next.pos[DB_STREAM_TO_DEVICE], err);
     char tok[256];
@@ -283,7 +295,8 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     json_decref(roomsj);
     if (rc < 0) json_decref(resp), resp = NULL;
     json_decref(o->p.newly_full);
-    o->p.filter = NULL, o->p.ignored = NULL, o->p.newly_full = NULL;
+    json_decref(o->p.kept);
+    o->p.filter = NULL, o->p.ignored = NULL, o->p.newly_full = NULL, o->p.kept = NULL;
     return resp;
 }
 

@@ -1,8 +1,8 @@
 /* sync_lazy_members.c — the memberships each device was sent
- * (sync_lazy_members.h): a few hundred devices, each with the last hundred
- * members it was sent, the device used longest ago making room for a new
- * one. Lookups scan (a hundred short strings, under one lock): cheaper than
- * the member event it saves sending. */
+ * (sync_lazy_members.h): a few hundred devices, each with the IDs of the
+ * last hundred member events it was sent, the device used longest ago
+ * making room for a new one. Lookups scan (a hundred short strings, under
+ * one lock): cheaper than the member event it saves sending. */
 #include "sync_lazy_members.h"
 
 #include <pthread.h>
@@ -12,13 +12,9 @@
 #define DEVICES 256
 #define MEMBERS 100
 
-typedef struct member {
-    char *user_id, *event_id;
-} member;
-
 typedef struct device {
     char *user_id, *device_id;
-    member m[MEMBERS];
+    char *sent[MEMBERS]; /* member event IDs */
     size_t n, next; /* entries used; where the next one goes once full */
     unsigned long used;
 } device;
@@ -28,7 +24,7 @@ static unsigned long tick;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void clear_members(device *d) {
-    for (size_t i = 0; i < d->n; i++) free(d->m[i].user_id), free(d->m[i].event_id);
+    for (size_t i = 0; i < d->n; i++) free(d->sent[i]);
     d->n = d->next = 0;
 }
 
@@ -59,10 +55,10 @@ static device *find_or_make(const char *user_id, const char *device_id) {
     return d;
 }
 
-static member *member_of(device *d, const char *member_id) {
+static bool holds(const device *d, const char *event_id) {
     for (size_t i = 0; i < d->n; i++)
-        if (!strcmp(d->m[i].user_id, member_id)) return &d->m[i];
-    return NULL;
+        if (!strcmp(d->sent[i], event_id)) return true;
+    return false;
 }
 
 void client_ll_members_reset(const char *user_id, const char *device_id) {
@@ -73,39 +69,31 @@ void client_ll_members_reset(const char *user_id, const char *device_id) {
     pthread_mutex_unlock(&mu);
 }
 
-bool client_ll_members_sent(const char *user_id, const char *device_id, const char *member_id,
-                            const char *event_id) {
+bool client_ll_members_sent(const char *user_id, const char *device_id, const char *event_id) {
     if (!device_id) return false;
     pthread_mutex_lock(&mu);
     device *d = find(user_id, device_id);
-    member *m = d ? member_of(d, member_id) : NULL;
-    bool sent = m && !strcmp(m->event_id, event_id);
+    bool sent = d && holds(d, event_id);
     pthread_mutex_unlock(&mu);
     return sent;
 }
 
-void client_ll_members_note(const char *user_id, const char *device_id, const char *member_id,
-                            const char *event_id) {
+void client_ll_members_note(const char *user_id, const char *device_id, const char *event_id) {
     if (!device_id) return;
     char *ev = strdup(event_id);
     if (!ev) return;
     pthread_mutex_lock(&mu);
     device *d = find_or_make(user_id, device_id);
-    member *m = d ? member_of(d, member_id) : NULL;
-    if (!m && d) {
-        char *u = strdup(member_id);
-        if (u) {
-            if (d->n < MEMBERS) {
-                m = &d->m[d->n++];
-            } else { /* full: the oldest entry goes */
-                m = &d->m[d->next];
-                d->next = (d->next + 1) % MEMBERS;
-                free(m->user_id), free(m->event_id);
-            }
-            *m = (member){u, NULL};
+    if (d && !holds(d, event_id)) {
+        if (d->n < MEMBERS) {
+            d->sent[d->n++] = ev;
+        } else { /* full: the oldest goes */
+            free(d->sent[d->next]);
+            d->sent[d->next] = ev;
+            d->next = (d->next + 1) % MEMBERS;
         }
+        ev = NULL;
     }
-    if (m) free(m->event_id), m->event_id = ev, ev = NULL;
     pthread_mutex_unlock(&mu);
     free(ev);
 }

@@ -5,7 +5,7 @@
  * In memory only, per user and device, bounded: a device or member that
  * falls out (or a restart) only costs a membership sent twice, which
  * include_redundant_members allows anyway. As Synapse's lazy-loaded members
- * cache: keyed by the member's user ID, holding the member event ID sent. */
+ * cache, but by member event ID: a user's membership differs per room. */
 #ifndef CLIENT_SYNC_LAZY_MEMBERS_H
 #define CLIENT_SYNC_LAZY_MEMBERS_H
 
@@ -14,12 +14,10 @@
 /* Forget what the device was sent: an initial sync starts again. */
 void client_ll_members_reset(const char *user_id, const char *device_id);
 
-/* Whether the device was sent member_id's membership event event_id. */
-bool client_ll_members_sent(const char *user_id, const char *device_id, const char *member_id,
-                            const char *event_id);
+/* Whether the device was sent the member event event_id. */
+bool client_ll_members_sent(const char *user_id, const char *device_id, const char *event_id);
 
-/* Note that the device is being sent member_id's event event_id. */
-void client_ll_members_note(const char *user_id, const char *device_id, const char *member_id,
-                            const char *event_id);
+/* Note that the device is being sent the member event event_id. */
+void client_ll_members_note(const char *user_id, const char *device_id, const char *event_id);
 
 #endif

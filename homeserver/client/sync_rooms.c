@@ -234,10 +234,10 @@ static void note_members(const sync_params *p, const json_t *events) {
     size_t i;
     json_t *ev;
     json_array_foreach(events, i, ev) {
-        const char *sk = json_string_value(json_object_get(ev, "state_key"));
         const char *id = json_string_value(json_object_get(ev, "event_id"));
-        if (sk && id && !strcmp(json_string_value(json_object_get(ev, "type")), "m.room.member"))
-            client_ll_members_note(p->user_id, p->device_id, sk, id);
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        if (id && type && !strcmp(type, "m.room.member"))
+            client_ll_members_note(p->user_id, p->device_id, id);
     }
 }
 
@@ -264,7 +264,7 @@ static size_t pick_state(const room_state_map *state, const room_state_map *know
          * if it did not change, unless this device was sent it already
          * (sync_lazy_members.h). */
         if (lazy_member && dedupe_members(p) &&
-            client_ll_members_sent(p->user_id, p->device_id, k, id))
+            client_ll_members_sent(p->user_id, p->device_id, id))
             continue;
         if (known && !needed) {
             const char *had = room_state_map_get(known, t, k);
@@ -447,6 +447,15 @@ done:
     return rc;
 }
 
+bool client_sync_entry_has_events(const json_t *entry) {
+    static const char *const sections[] = {"timeline", "state", "state_after", "ephemeral",
+                                           "account_data"};
+    for (size_t s = 0; s < sizeof sections / sizeof *sections; s++)
+        if (json_array_size(json_object_get(json_object_get(entry, sections[s]), "events")))
+            return true;
+    return false;
+}
+
 /* Stripped state for invites and knocks: what a client shows before joining. */
 static int stripped_state(db_conn *c, const membership_row *m, json_t **out, hs_err *err) {
     static const char *const keep[] = {"m.room.create", "m.room.join_rules", "m.room.name",
@@ -551,6 +560,13 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             rc = timeline_room(c, newly ? &as_new : p, m, p->to, full, &entry, err);
             if (rc == 0 && entry && (full || has_member_events(entry)))
                 rc = room_summary(c, m->room_id, p->user_id, entry, err);
+            if (entry && full && p->kept) json_object_set_new(p->kept, m->room_id, json_true());
+            if (entry && !full && !client_sync_entry_has_events(entry)) {
+                /* Kept for now (ephemeral or account data may fill it),
+                 * but no news by itself. */
+                json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
+                continue;
+            }
             if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
         } else if (!strcmp(mem, "invite") || !strcmp(mem, "knock")) {
             if (!initial && !m->changed) continue;

@@ -24,6 +24,10 @@ typedef struct sync_params {
     /* Out, when not NULL: the rooms sent as newly joined because their full
      * state came within the span (partial_rooms.h), as keys of an object. */
     json_t *newly_full;
+    /* Out, when not NULL: the joined rooms shown whole (initial sync,
+     * full_state, newly joined), kept in the response even when the filters
+     * leave their entry empty; the others' empty entries go (sync.c). */
+    json_t *kept;
 } sync_params;
 
 /* Fill rooms ({"join":{}, "invite":{}, "knock":{}, "leave":{}}) and report
@@ -34,6 +38,11 @@ typedef struct sync_params {
  * (partial_rooms.h): their resync must still wake a waiting sync. */
 int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char ***joined_out,
                size_t *n_joined, size_t *n_shown, hs_err *err);
+
+/* Whether a joined room's entry carries any event (timeline, state,
+ * ephemeral, account data): an incremental sync leaves out an entry that
+ * carries none, as Synapse does (its unread counts alone are no news). */
+bool client_sync_entry_has_events(const json_t *entry);
 
 /* Send sync_rooms's first reads ahead (db_prefetch): p's user, since, to
  * and full_state must be set. */
