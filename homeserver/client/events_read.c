@@ -1,6 +1,7 @@
 /* events_read.c — loading stored events and formatting them for clients. */
 #include "events_read.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,11 +129,12 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, bool erased, lon
     " LEFT JOIN events pe ON pe.event_id = e.replaces_state"
 #define ACCEPTED " AND NOT e.outlier AND e.rejected_reason IS NULL AND NOT e.soft_failed"
 
-/* Columns 9-17 when a viewer is given: what visible() needs (V is the
+/* Columns 9-18 when a viewer is given: what visible() needs (V is the
  * viewer's parameter), then sender, state_key, type, whether the event
  * has children to bundle (relations.h), the transaction ID the viewer's
- * device (parameter D) sent it with, and whether the sender asked for
- * erasure (sql/004 users.erased). A backfilled event (negative position)
+ * device (parameter D) sent it with, whether the sender asked for
+ * erasure (sql/004 users.erased), and whether the event is the room's
+ * current state at its key. A backfilled event (negative position)
  * carries the visibility of its own state: the visibility event may be
  * older than anything pulled yet. */
 #define VISIBILITY_COLS(V, D) \
@@ -152,7 +154,10 @@ static json_t *row_event(PGresult *r, int i, bool with_room_id, bool erased, lon
     " EXISTS (SELECT 1 FROM event_relations rl WHERE rl.relates_to_id = e.event_id)," \
     " (SELECT t.txn_id FROM event_txn_ids t WHERE t.event_id = e.event_id" \
     "   AND t.user_id = " V " AND t.device_id = " D ")," \
-    " EXISTS (SELECT 1 FROM users eu WHERE eu.user_id = e.sender AND eu.erased)"
+    " EXISTS (SELECT 1 FROM users eu WHERE eu.user_id = e.sender AND eu.erased)," \
+    " e.state_key IS NOT NULL AND EXISTS (SELECT 1 FROM current_state k" \
+    "   WHERE k.room_id = e.room_id AND k.type = e.type AND k.state_key = e.state_key" \
+    "   AND k.event_id = e.event_id)"
 
 /* History visibility per the spec's rules, given the visibility in force at
  * the event, the viewer's membership then, and their membership now. An
@@ -178,9 +183,10 @@ static int hv_rank(const char *hv) {
  * visibility is judged by the less restrictive of the old and the new
  * value, as Synapse does ("history_visibility changes on boundaries"):
  * whoever may see what comes after it, or what came before, sees it. */
-static bool row_visible(PGresult *r, int i, const char *viewer) {
+static bool row_visible(PGresult *r, int i, const char *viewer, bool current_state_shown) {
     const char *type = PQgetvalue(r, i, 14);
     bool own = !strcmp(type, "m.room.member") && !strcmp(PQgetvalue(r, i, 13), viewer);
+    if (current_state_shown && PQgetvalue(r, i, 18)[0] == 't') return true;
     const char *hv = PQgetisnull(r, i, 9) ? NULL : PQgetvalue(r, i, 9);
     const char *then = PQgetisnull(r, i, 10) ? NULL : PQgetvalue(r, i, 10);
     const char *cur = PQgetisnull(r, i, 11) ? NULL : PQgetvalue(r, i, 11);
@@ -214,13 +220,13 @@ static void add_viewer_unsigned(PGresult *r, int i, json_t *ev) {
  * them in unsigned, and the bundled aggregations of those that have
  * children (one batch for all of them). */
 static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const char *viewer,
-                       bool with_room_id, json_t *out, hs_err *err) {
+                       bool current_state_shown, bool with_room_id, json_t *out, hs_err *err) {
     long long now = hs_now_ms();
     size_t first = json_array_size(out);
     bool *children = calloc((size_t)n + 1, sizeof *children), any = false;
     for (int k = 0; k < n; k++) {
         int i = backwards ? n - 1 - k : k;
-        if (viewer && !row_visible(r, i, viewer)) continue;
+        if (viewer && !row_visible(r, i, viewer, current_state_shown)) continue;
         /* An erased user's events (deactivated with erase, spec): served
          * redacted to whoever was not joined when they were sent, as
          * Synapse judges "joined after the erasure". */
@@ -239,7 +245,8 @@ static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const cha
 
 static int room_events(db_conn *c, const char *viewer, const char *device, const char *room_id,
                        long long after, long long upto, int limit, bool backwards,
-                       bool with_room_id, json_t *out, bool *more, long long *edge, hs_err *err) {
+                       bool current_state_shown, bool with_room_id, json_t *out, bool *more,
+                       long long *edge, hs_err *err) {
     static db_stmt back = DB_STMT(
         "SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
@@ -267,7 +274,7 @@ static int room_events(db_conn *c, const char *viewer, const char *device, const
     int n = PQntuples(r);
     *more = n > limit;
     if (n > limit) n = limit;
-    int rc = append_rows(c, r, n, backwards, viewer, with_room_id, out, err);
+    int rc = append_rows(c, r, n, backwards, viewer, current_state_shown, with_room_id, out, err);
     if (n > 0) *edge = atoll(PQgetvalue(r, n - 1, 2));
     PQclear(r);
     return rc;
@@ -276,16 +283,48 @@ static int room_events(db_conn *c, const char *viewer, const char *device, const
 int client_room_events(db_conn *c, const char *room_id, long long after, long long upto,
                        int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
                        long long *edge, hs_err *err) {
-    return room_events(c, NULL, NULL, room_id, after, upto, limit, backwards, with_room_id, out,
-                       more, edge, err);
+    return room_events(c, NULL, NULL, room_id, after, upto, limit, backwards, false, with_room_id,
+                       out, more, edge, err);
 }
 
 int client_room_events_for(db_conn *c, const char *viewer, const char *device,
                            const char *room_id, long long after, long long upto, int limit,
                            bool backwards, bool with_room_id, json_t *out, bool *more,
                            long long *edge, hs_err *err) {
-    return room_events(c, viewer, device, room_id, after, upto, limit, backwards, with_room_id,
-                       out, more, edge, err);
+    return room_events(c, viewer, device, room_id, after, upto, limit, backwards, false,
+                       with_room_id, out, more, edge, err);
+}
+
+/* Rounds of older events read when history visibility hid some of the
+ * newest (Synapse's sync reads up to 5 more batches of twice the limit). */
+#define TIMELINE_ROUNDS 10
+
+int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
+                             const char *room_id, long long after, long long upto, int limit,
+                             bool with_room_id, json_t *out, bool *more, long long *edge,
+                             hs_err *err) {
+    json_t *got = json_array(); /* chronological, the newest batch last */
+    int rc = 0;
+    *more = false;
+    for (int round = 0; round < TIMELINE_ROUNDS; round++) {
+        int need = limit - (int)json_array_size(got);
+        long long oldest = LLONG_MIN; /* stays so when nothing is read */
+        json_t *batch = json_array();
+        rc = room_events(c, viewer, device, room_id, after, upto, need, true, true, with_room_id,
+                         batch, more, &oldest, err);
+        json_array_extend(batch, got);
+        json_decref(got);
+        got = batch;
+        if (rc < 0 || oldest == LLONG_MIN) break;
+        *edge = oldest;
+        /* Full, or the range read to its start: done. Else what the
+         * viewer may not see left room for older events. */
+        if ((int)json_array_size(got) >= limit || !*more) break;
+        upto = oldest - 1;
+    }
+    if (rc == 0) json_array_extend(out, got);
+    json_decref(got);
+    return rc;
 }
 
 json_t *client_event_by_id(db_conn *c, const char *event_id, bool with_room_id, hs_err *err) {
@@ -331,7 +370,7 @@ int client_events_by_ids_for(db_conn *c, const char *viewer, const char *device,
     PGresult *r = db_run(c, &q, 3, (const char *[]){pgarr, viewer, device}, err);
     free(pgarr);
     if (!r) return -1;
-    int rc = append_rows(c, r, PQntuples(r), false, viewer, with_room_id, out, err);
+    int rc = append_rows(c, r, PQntuples(r), false, viewer, false, with_room_id, out, err);
     PQclear(r);
     return rc;
 }

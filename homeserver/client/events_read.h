@@ -49,6 +49,17 @@ int client_room_events_for(db_conn *c, const char *viewer, const char *device,
                            bool backwards, bool with_room_id, json_t *out, bool *more,
                            long long *edge, hs_err *err);
 
+/* /sync's timeline: client_room_events_for backwards, except that a state
+ * event that is still the room's current state at its key is shown
+ * whatever the history visibility, as Synapse's sync always includes
+ * current state: a member who could not see it when it was sent (a join
+ * while they were away from a "joined" room) must still learn the state
+ * they are in. */
+int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
+                             const char *room_id, long long after, long long upto, int limit,
+                             bool with_room_id, json_t *out, bool *more, long long *edge,
+                             hs_err *err);
+
 /* Events by IDs as `viewer` may see them under history visibility (the
  * rules of client_room_events_for), in timeline (stream) order, with their
  * bundled aggregations and the viewer's unsigned keys. Events not in the

@@ -220,8 +220,6 @@ static void filter_timeline(const sync_params *p, json_t *timeline) {
     }
 }
 
-/* The IDs of `state` to send: all of it, or what differs from `known`;
- * with lazy loading only the members the timeline needs (and the user). */
 /* Whether lazy-loaded memberships this device was sent are left out:
  * incrementally, unless the filter asks for redundant ones. */
 static bool dedupe_members(const sync_params *p) {
@@ -241,6 +239,8 @@ static void note_members(const sync_params *p, const json_t *events) {
     }
 }
 
+/* The IDs of `state` to send: all of it, or what differs from `known`;
+ * with lazy loading only the members the timeline needs (and the user). */
 static size_t pick_state(const room_state_map *state, const room_state_map *known,
                          const sync_params *p, const json_t *timeline, const char **ids) {
     size_t n = 0, it = 0;
@@ -384,8 +384,8 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     int rc = gap < 0 ? -1 : 0;
     if (gap > 0 && p->since >= 0) after = gap - 1;
     if (rc == 0)
-        rc = client_room_events_for(c, p->user_id, p->device_id, m->room_id, after, upto,
-                                    p->timeline_limit, true, false, timeline, &more, &first, err);
+        rc = client_room_timeline_for(c, p->user_id, p->device_id, m->room_id, after, upto,
+                                      p->timeline_limit, false, timeline, &more, &first, err);
     more |= gap > 0;
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();

@@ -455,3 +455,29 @@ def test_room_the_filters_empty_is_left_out(server, users):
     # without the filter the same span has the room
     full = sync(server, a, since=first["next_batch"])
     assert full["rooms"]["join"][room]["timeline"]["events"]
+
+
+def test_current_state_shows_through_history_visibility(server):
+    """SyTest's "Current state appears in timeline in private history (with
+    many messages after)": under history_visibility "joined", a member who
+    left and came back gets, in the sync of the rejoin, the join that
+    happened while they were away (it is current state, which Synapse's sync
+    always shows), even behind more hidden messages than the timeline
+    holds; the hidden messages stay hidden."""
+    (a_id, a), (s_id, s), (i_id, i) = [(server.add_user(n), server.login(n))
+                                       for n in ("sy_cs_a", "sy_cs_s", "sy_cs_i")]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"}, token=a).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=s).status == 200
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.history_visibility/",
+                       {"history_visibility": "joined"}, token=a)
+    assert r.status == 200
+    since = sync(server, s)["next_batch"]
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=s).status == 200
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=i).status == 200
+    for n in range(15):
+        send(server, a, room, f"hidden {n}", f"cshidden{n}")
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=s).status == 200
+    tl = sync(server, s, since=since)["rooms"]["join"][room]["timeline"]["events"]
+    assert any(e["type"] == "m.room.member" and e["state_key"] == i_id and
+               e["content"]["membership"] == "join" for e in tl), tl
+    assert not any(e["content"].get("body", "").startswith("hidden") for e in tl), tl
