@@ -561,13 +561,10 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
             if (rc == 0 && entry && (full || has_member_events(entry)))
                 rc = room_summary(c, m->room_id, p->user_id, entry, err);
             if (entry && full && p->kept) json_object_set_new(p->kept, m->room_id, json_true());
-            if (entry && !full && !client_sync_entry_has_events(entry)) {
-                /* Kept for now (ephemeral or account data may fill it),
-                 * but no news by itself. */
-                json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
-                continue;
-            }
             if (entry) json_object_set_new(json_object_get(rooms, "join"), m->room_id, entry);
+            /* An entry the filters left empty stays for now (ephemeral or
+             * account data may fill it) but is no news by itself. */
+            if (entry && !full && !client_sync_entry_has_events(entry)) continue;
         } else if (!strcmp(mem, "invite") || !strcmp(mem, "knock")) {
             if (!initial && !m->changed) continue;
             /* Invites to a user who blocks them stay hidden (v1.18; channels.h). */
