@@ -345,9 +345,9 @@ listeners:
     def pg_pids(self):
         return descendants(self.pid)
 
-    def analyze(self, *sql):
+    def sql(self, *stmts):
         psql(["-h", os.path.join(self.dir, "data", "pg", "run"), "-U", "pvyhs", "-d", "pvyhs"],
-             *sql)
+             stmts)
 
     def add_users(self, names):
         def add(name):
@@ -395,9 +395,9 @@ class Synapse(SynapsePeer):
     def pg_pids(self):
         return descendants(self.pg.proc.pid)
 
-    def analyze(self, *sql):
+    def sql(self, *stmts):
         psql(["-h", self.pg.dir, "-p", str(self.pg.port), "-U", "postgres", "-d", "synapse"],
-             *sql)
+             stmts)
 
     def add_users(self, names):
         def reg(h, name):
@@ -409,20 +409,18 @@ class Synapse(SynapsePeer):
         self.cleanup()
 
 
-def psql(conn, *sql):
-    """VACUUM ANALYZE the server's database (or run sql), as autovacuum would within a
-    minute or two."""
-    sql = sql or ("VACUUM ANALYZE",)
-    r = subprocess.run(["psql", *conn, "-qAt", *[x for q in sql for x in ("-c", q)]],
+def psql(conn, stmts):
+    """Run stmts, one after the other, on a server's database."""
+    r = subprocess.run(["psql", *conn, "-qAt", *[x for q in stmts for x in ("-c", q)]],
                        capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
-        raise RuntimeError(f"{'; '.join(sql)}: {r.stderr}")
+        raise RuntimeError(f"{'; '.join(stmts)}: {r.stderr}")
 
 
 def settle(t, a):
     """After a workload's set-up: fresh statistics (unless --no-analyze), then quiet."""
     if not a.no_analyze:
-        t.analyze()
+        t.sql("VACUUM ANALYZE")  # as autovacuum would within a minute or two
     wait_idle(t.pid, 30)
     wait_machine_quiet(t, a.quiet_wait)
 
@@ -569,7 +567,7 @@ def w_tput(t, toks, a, res, workdir):
     log(f"{t.name} tput: {rps:,.0f} messages/s, latency p50 {p50:.1f} ms p99 {p99:.1f} ms, "
         f"{errs} errors, peak RSS {peak.rss:.1f} MiB, {cpu.text()}")
     # Some 500 MB of WAL: its checkpoint now, not in the next workload's measurement.
-    t.analyze("CHECKPOINT")
+    t.sql("CHECKPOINT")
 
 
 def w_initial(t, tok, a, res):
