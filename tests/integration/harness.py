@@ -14,6 +14,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.environ.get("PVYHS_BIN", os.path.join(ROOT, "build", "bin", "pvyhs"))
@@ -23,6 +24,41 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _discard(live, path, keep):
+    p = live.get("proc")
+    if p is not None and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if not keep:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Disposable:
+    """A process with a temporary directory that goes away once nothing holds
+    the object (the end of the test or fixture that made it, or the end of
+    the run), its process stopped first. Tests do not all stop and remove
+    their servers, and a full run used to leave tens of gigabytes of clusters
+    in /tmp, which ran the 1 GB upload test out of disk. PVYHS_TEST_KEEP=1
+    keeps the directories for a post-mortem."""
+
+    def _dispose_with(self, path, keep=False):
+        self._live = {}
+        keep = keep or os.environ.get("PVYHS_TEST_KEEP") == "1"
+        weakref.finalize(self, _discard, self._live, path, keep)
+
+    @property
+    def proc(self):
+        return self._live.get("proc")
+
+    @proc.setter
+    def proc(self, p):
+        self._live["proc"] = p
 
 
 def run_cli(*args, input=None, timeout=120):
@@ -62,7 +98,7 @@ def http(base, method, path, body=None, token=None, raw=None, headers=None, time
         return Response(e.code, e.read(), dict(e.headers))
 
 
-class Server:
+class Server(Disposable):
     """A pvyhs process with its own directory. Use as a context manager."""
 
     # Tests send far faster than people: lift the rc_* limits unless a test
@@ -88,6 +124,7 @@ rc_invites:
     def __init__(self, extra_yaml="", dsn_yaml=None, name="localhost", limits=False,
                  encryption_default="off"):
         self.dir = tempfile.mkdtemp(prefix="pvyhs-test-")
+        self._dispose_with(self.dir)
         os.chmod(self.dir, 0o755)  # the embedded cluster's user must reach it
         self.port = free_port()
         self.server_name = f"{name}:{self.port}"

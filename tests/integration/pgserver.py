@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import free_port
+from harness import Disposable, free_port
 
 
 def _bindir():
@@ -16,9 +16,10 @@ def _bindir():
     return dirs[-1]
 
 
-class PgServer:
+class PgServer(Disposable):
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="pvyhs-extpg-")
+        self._dispose_with(self.dir)
         os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.proc = None

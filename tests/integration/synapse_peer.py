@@ -21,7 +21,7 @@ import time
 
 import yaml
 
-from harness import ROOT, free_port
+from harness import ROOT, Disposable, free_port
 from pgserver import PgServer
 
 VENV_PYTHON = os.path.join(ROOT, "tests", "integration", ".venv", "bin", "python")
@@ -57,7 +57,7 @@ def _signing_key_line():
     return f"{sk.alg} {sk.version} {encode_signing_key_base64(sk)}\n"
 
 
-class Synapse:
+class Synapse(Disposable):
     """Synapse named localhost:<port>. `listeners` defaults to one plain
     listener on `port` with client and federation (give client_port when
     `listeners` puts the client API elsewhere); `overrides` replace or add
@@ -67,6 +67,7 @@ class Synapse:
                  prefix="synapse-", keep=False, client_port=None):
         self.py = synapse_python()
         self.dir = tempfile.mkdtemp(prefix=prefix)
+        self._dispose_with(self.dir, keep)
         os.chmod(self.dir, 0o755)
         self.port = port or free_port()
         self.server_name = f"localhost:{self.port}"

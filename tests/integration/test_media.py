@@ -654,7 +654,10 @@ class RssWatch:
 
     def run(self):
         while not self.stop:
-            self.peak = max(self.peak, rss_kb(self.pid))
+            try:
+                self.peak = max(self.peak, rss_kb(self.pid))
+            except FileNotFoundError:  # the server is gone (a failed test)
+                return
             time.sleep(0.05)
 
     def done(self):
@@ -678,7 +681,10 @@ def test_one_gigabyte_upload_and_download_in_constant_memory():
                      headers={"Authorization": "Bearer " + tok, "Content-Length": str(size),
                               "Content-Type": "application/octet-stream"})
         r = conn.getresponse()
-        assert r.status == 200
+        # Room for the file is the one thing this test needs of the machine:
+        # say how much there was if the store refused it.
+        assert r.status == 200, (r.status, r.read()[:300], shutil.disk_usage(s.dir),
+                                 s.read_log()[-2000:])
         sid = __import__("json").loads(r.read())["content_uri"][6:]
         conn.close()
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=600)
