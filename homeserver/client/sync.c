@@ -13,6 +13,7 @@
 #include "client.h"
 #include "homeserver/core/clock.h"
 #include "notifier.h"
+#include "sync_format.h"
 #include "sync_rooms.h"
 #include "sync_share.h"
 #include "sync_token.h"
@@ -286,6 +287,7 @@ static json_t *build(hs_req *r, sync_opts *o, const sync_token *now, bool *any, 
     if (rc == 0) drop_empty_rooms(json_object_get(roomsj, "join"), o->p.kept);
     if (rc == 0) rc = user_extras(c, r, o, now, resp, any, err);
     if (rc == 0) rc = sync_e2ee(c, r, o, now, resp, any, &next.pos[DB_STREAM_TO_DEVICE], err);
+    if (rc == 0) client_sync_format(c, f, roomsj); /* last: the passes above read client fields */
     char tok[256];
     sync_token_format(&next, tok, sizeof tok);
     json_object_set_new(resp, "next_batch", json_string(tok));

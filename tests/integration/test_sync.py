@@ -481,3 +481,37 @@ def test_current_state_shows_through_history_visibility(server):
     assert any(e["type"] == "m.room.member" and e["state_key"] == i_id and
                e["content"]["membership"] == "join" for e in tl), tl
     assert not any(e["content"].get("body", "").startswith("hidden") for e in tl), tl
+
+
+def test_federation_format_and_event_fields(server, users):
+    a_id, a = users["sy_alice"]
+    room = server.request("POST", V3 + "/createRoom", {"name": "Fmt"}, token=a).json["room_id"]
+    eid = send(server, a, room, "in federation form", "fmt1")
+    fed = json.dumps({"event_format": "federation", "room": {"timeline": {"limit": 1}}})
+    tl = sync(server, a, filter=fed)["rooms"]["join"][room]["timeline"]["events"]
+    ev = tl[0]
+    # The PDU's fields beside the client ones (SyTest 13filtered_sync).
+    for k in ("event_id", "content", "room_id", "sender", "origin_server_ts", "type",
+              "prev_events", "auth_events", "depth", "hashes", "signatures"):
+        assert k in ev, (k, ev)
+    assert ev["event_id"] == eid and ev["room_id"] == room
+    assert ev["content"]["body"] == "in federation form"
+    assert "unsigned" in ev and "transaction_id" in ev["unsigned"]  # still the sender's view
+    # Client format (the default) has none of them.
+    plain = sync(server, a, filter=json.dumps({"room": {"timeline": {"limit": 1}}}))
+    assert "hashes" not in plain["rooms"]["join"][room]["timeline"]["events"][0]
+    # event_fields keeps the paths named, in timeline and state alike.
+    proj = json.dumps({"event_fields": ["type", "content.body", "event_id"],
+                       "room": {"timeline": {"limit": 1}}})
+    j = sync(server, a, filter=proj)["rooms"]["join"][room]
+    assert j["timeline"]["events"] == [{"type": "m.room.message", "event_id": eid,
+                                        "content": {"body": "in federation form"}}]
+    assert j["state"]["events"], j
+    for e in j["state"]["events"]:
+        assert set(e) <= {"type", "content", "event_id"}, e
+        assert set(e.get("content", {})) <= {"body"}, e
+    # Both at once: projected from the federation form.
+    both = json.dumps({"event_format": "federation", "event_fields": ["depth", "hashes.sha256"],
+                       "room": {"timeline": {"limit": 1}}})
+    ev = sync(server, a, filter=both)["rooms"]["join"][room]["timeline"]["events"][0]
+    assert set(ev) == {"depth", "hashes"} and set(ev["hashes"]) == {"sha256"}, ev
