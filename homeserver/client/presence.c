@@ -408,8 +408,11 @@ static bool has_sender(const json_t *events, const char *user_id) {
 int client_presence_of(db_conn *c, const char *const *users, size_t n, json_t *events,
                        hs_err *err) {
     static db_stmt q = DB_STMT(
-        "SELECT p.user_id, p.state, p.status_msg, p.last_active_ts, p.currently_active"
-        " FROM presence p WHERE p.user_id = ANY($1::text[])");
+        /* A member who never set a presence is offline, not absent: Synapse
+         * sends its default state, and clients count on one per member. */
+        "SELECT u.id, coalesce(p.state, 'offline'), p.status_msg, coalesce(p.last_active_ts, 0),"
+        "  coalesce(p.currently_active, false)"
+        " FROM unnest($1::text[]) u(id) LEFT JOIN presence p ON p.user_id = u.id");
     const cfg *cf = atomic_load(&presence_cfg);
     if (n == 0 || (cf && !cf->presence_enabled)) return 0;
     char *arr = db_text_array(users, n);

@@ -63,7 +63,8 @@ int client_presence_room_sync(db_conn *c, const char *room_id, long long from, l
 
 /* For an incremental /sync: the presence of these users (members the user
  * newly shares a room with), whatever its stream position, appended to
- * events in the same shape, but not for users events already has. */
+ * events in the same shape (offline for one who never set any), but not for
+ * users events already has. */
 int client_presence_of(db_conn *c, const char *const *users, size_t n, json_t *events,
                        hs_err *err);
 

@@ -41,9 +41,10 @@ typedef struct membership_row {
      * and the events position of its last resync (0: none). */
     bool partial;
     long long full_state_pos;
-    /* Joined now, and not joined at the token (or left and came back within
-     * the span): the client has none of the room's timeline (Synapse's
-     * newly_joined_rooms). A profile change alone is not that. */
+    /* Joined within the span and not joined at the token (or left and came
+     * back within the span), whether joined still or left again: the client
+     * has none of the room's timeline (Synapse's newly_joined_rooms). A
+     * profile change alone is not that. */
     bool newly_joined;
     char *gaps; /* positions of the room's timeline gaps up to the span's end,
                  * comma-separated (sql/030), or NULL: not read yet */
@@ -75,17 +76,23 @@ static db_stmt memberships_q = DB_STMT(
     "  coalesce(d.stream_ordering, 0),"
     "  e.sender,"
     /* Column 13, for a room whose membership changed in the span (an
-     * incremental sync): newly joined, i.e. joined now and, within the span,
-     * a membership other than a join, or one before the span (the state
-     * the span's first member event replaced) that was not a join. Only
-     * the span's events are read, not the room's history, and only when
-     * the current member event is in the span (else none of the user's
-     * member events is: most rooms of an incremental sync). */
-    "  $2 > 0 AND cs.membership = 'join' AND coalesce(e.stream_ordering, 0) > $2 AND (EXISTS (SELECT 1 FROM events m"
-    OWN_MEMBER_EVENTS_IN_SPAN " AND " MEMBERSHIP_OF("m") " <> 'join')"
-    "   OR coalesce((SELECT coalesce(" MEMBERSHIP_OF("pm") ", '') FROM events m"
-    "    LEFT JOIN events pm ON pm.event_id = m.replaces_state" OWN_MEMBER_EVENTS_IN_SPAN
-    "    ORDER BY m.stream_ordering LIMIT 1), 'join') <> 'join'),"
+     * incremental sync): newly joined, i.e. joined within the span and not
+     * joined at the token: the membership before the span (the state the
+     * span's first member event replaced) was not a join. A room joined now
+     * is newly joined also when it was left and joined again within the
+     * span; a room left now, when a join in the span came first (its leave
+     * entry then has full state, as Synapse's). Only the span's events are
+     * read, not the room's history, and only when the current member event
+     * is in the span (else none of the user's member events is: most rooms
+     * of an incremental sync). */
+    "  $2 > 0 AND coalesce(e.stream_ordering, 0) > $2 AND ("
+    "   (cs.membership = 'join' AND EXISTS (SELECT 1 FROM events m"
+    OWN_MEMBER_EVENTS_IN_SPAN " AND " MEMBERSHIP_OF("m") " <> 'join'))"
+    "   OR ((cs.membership = 'join' OR EXISTS (SELECT 1 FROM events m"
+    OWN_MEMBER_EVENTS_IN_SPAN " AND " MEMBERSHIP_OF("m") " = 'join'))"
+    "    AND coalesce((SELECT coalesce(" MEMBERSHIP_OF("pm") ", '') FROM events m"
+    "     LEFT JOIN events pm ON pm.event_id = m.replaces_state" OWN_MEMBER_EVENTS_IN_SPAN
+    "     ORDER BY m.stream_ordering LIMIT 1), 'join') <> 'join')),"
     /* Column 14, on an initial sync (every room is shown): the room's
      * timeline gaps up to its end (sql/030; rare, so usually NULL), here
      * rather than by a query per room. An incremental sync shows few
@@ -587,8 +594,12 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
         } else if ((initial && (p->include_leave || m->removed)) || (!initial && m->changed)) {
             /* Incrementally, a room just left is a joined room's last entry:
              * the state that changed since the token, not all of it
-             * (Complement's TestLeaveEventVisibility; Synapse). */
-            rc = timeline_room(c, p, m, m->pos, initial, &entry, err);
+             * (Complement's TestLeaveEventVisibility; Synapse), unless it was
+             * joined within the span: then the client never had its state,
+             * and gets it whole, with the timeline of a new room. */
+            sync_params as_new = *p;
+            if (m->newly_joined) as_new.since = -1;
+            rc = timeline_room(c, &as_new, m, m->pos, initial || m->newly_joined, &entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
         }
         if (entry) *any = true;

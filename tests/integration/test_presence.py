@@ -111,6 +111,18 @@ def test_newly_met_members_presence_in_incremental_sync(server, pr):
     seen = presence(dt, d0)
     assert seen.get(pr.carol, {}).get("status_msg") == "away", seen
     assert presence(pr.ct, c0).get(dave, {}).get("presence") == "online"
+    # A member who never set a presence (only synced with set_presence=offline)
+    # is sent as offline, as Synapse does (SyTest 31sync/03joined).
+    frank = server.add_user("pr_frank")
+    ft = server.login("pr_frank")
+    since(ft)
+    quiet = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                           token=ft).json["room_id"]
+    d1 = since(dt)
+    assert server.request("POST", f"{V3}/join/{q(quiet)}", {}, token=dt).status == 200
+    seen = presence(dt, d1)
+    assert seen.get(frank) == {"presence": "offline"}, seen
+    assert row(server, frank) == [""], "frank has no stored presence"
 
 
 def test_presence_errors(server, pr):

@@ -515,3 +515,33 @@ def test_federation_format_and_event_fields(server, users):
                        "room": {"timeline": {"limit": 1}}})
     ev = sync(server, a, filter=both)["rooms"]["join"][room]["timeline"]["events"][0]
     assert set(ev) == {"depth", "hashes"} and set(ev["hashes"]) == {"sha256"}, ev
+
+
+def test_room_joined_and_left_in_one_span_has_full_state(server, users):
+    a_id, a = users["sy_alice"]
+    b_id, b = users["sy_bob"]
+    room = server.request("POST", V3 + "/createRoom", {"preset": "private_chat"},
+                          token=a).json["room_id"]
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/a.madeup.test.state", {"my_key": 1},
+                       token=a)
+    assert r.status == 200, r
+    assert server.request("POST", f"{V3}/rooms/{room}/invite", {"user_id": b_id},
+                          token=a).status == 200
+    flt = json.dumps({"room": {"timeline": {"types": []}, "include_leave": True,
+                               "state": {"types": ["a.madeup.test.state"]},
+                               "ephemeral": {"types": []}}, "presence": {"types": []}})
+    since = sync(server, b, filter=flt)["next_batch"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    left = sync(server, b, since=since, filter=flt)["rooms"]["leave"][room]
+    # Bob never had the room's state: its leave entry brings it whole (SyTest 06state).
+    assert [(e["type"], e["content"]) for e in left["state"]["events"]] == \
+        [("a.madeup.test.state", {"my_key": 1})], left
+    # Joined at the token and left since: only what changed, so nothing here.
+    assert server.request("POST", f"{V3}/rooms/{room}/invite", {"user_id": b_id},
+                          token=a).status == 200
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=b).status == 200
+    since = sync(server, b, filter=flt)["next_batch"]
+    assert server.request("POST", f"{V3}/rooms/{room}/leave", {}, token=b).status == 200
+    left = sync(server, b, since=since, filter=flt)["rooms"]["leave"][room]
+    assert left["state"]["events"] == [], left
