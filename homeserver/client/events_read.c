@@ -219,8 +219,18 @@ static void add_viewer_unsigned(PGresult *r, int i, json_t *ev) {
  * client format. With a viewer: only what they may see, with what concerns
  * them in unsigned, and the bundled aggregations of those that have
  * children (one batch for all of them). */
+/* A timeline read's own filter (client_room_timeline_for): the events keep
+ * refuses are not appended; pos (when not NULL) receives the position of
+ * each event appended, in order. */
+typedef struct sieve {
+    client_event_keep keep;
+    void *ctx;
+    long long *pos;
+} sieve;
+
 static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const char *viewer,
-                       bool current_state_shown, bool with_room_id, json_t *out, hs_err *err) {
+                       bool current_state_shown, bool with_room_id, const sieve *sv, json_t *out,
+                       hs_err *err) {
     long long now = hs_now_ms();
     size_t first = json_array_size(out);
     bool *children = calloc((size_t)n + 1, sizeof *children), any = false;
@@ -235,6 +245,11 @@ static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const cha
         json_t *ev = row_event(r, i, with_room_id, erased, now);
         if (!ev) continue;
         if (viewer) add_viewer_unsigned(r, i, ev);
+        if (sv && sv->keep && !sv->keep(ev, sv->ctx)) {
+            json_decref(ev);
+            continue;
+        }
+        if (sv && sv->pos) sv->pos[json_array_size(out) - first] = atoll(PQgetvalue(r, i, 2));
         if (viewer && PQgetvalue(r, i, 15)[0] == 't') children[json_array_size(out) - first] = any = true;
         json_array_append_new(out, ev);
     }
@@ -245,8 +260,8 @@ static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const cha
 
 static int room_events(db_conn *c, const char *viewer, const char *device, const char *room_id,
                        long long after, long long upto, int limit, bool backwards,
-                       bool current_state_shown, bool with_room_id, json_t *out, bool *more,
-                       long long *edge, hs_err *err) {
+                       bool current_state_shown, bool with_room_id, const sieve *sv, json_t *out,
+                       bool *more, long long *edge, hs_err *err) {
     static db_stmt back = DB_STMT(
         "SELECT " EVENT_COLS " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
@@ -274,7 +289,8 @@ static int room_events(db_conn *c, const char *viewer, const char *device, const
     int n = PQntuples(r);
     *more = n > limit;
     if (n > limit) n = limit;
-    int rc = append_rows(c, r, n, backwards, viewer, current_state_shown, with_room_id, out, err);
+    int rc = append_rows(c, r, n, backwards, viewer, current_state_shown, with_room_id, sv, out,
+                         err);
     if (n > 0) *edge = atoll(PQgetvalue(r, n - 1, 2));
     PQclear(r);
     return rc;
@@ -284,7 +300,7 @@ int client_room_events(db_conn *c, const char *room_id, long long after, long lo
                        int limit, bool backwards, bool with_room_id, json_t *out, bool *more,
                        long long *edge, hs_err *err) {
     return room_events(c, NULL, NULL, room_id, after, upto, limit, backwards, false, with_room_id,
-                       out, more, edge, err);
+                       NULL, out, more, edge, err);
 }
 
 int client_room_events_for(db_conn *c, const char *viewer, const char *device,
@@ -292,38 +308,61 @@ int client_room_events_for(db_conn *c, const char *viewer, const char *device,
                            bool backwards, bool with_room_id, json_t *out, bool *more,
                            long long *edge, hs_err *err) {
     return room_events(c, viewer, device, room_id, after, upto, limit, backwards, false,
-                       with_room_id, out, more, edge, err);
+                       with_room_id, NULL, out, more, edge, err);
 }
 
-/* Rounds of older events read when history visibility hid some of the
- * newest (Synapse's sync reads up to 5 more batches of twice the limit). */
+/* Rounds of older events read when history visibility or the caller's
+ * filter hid some of the newest (Synapse's sync reads up to 5 more batches
+ * of twice the limit). */
 #define TIMELINE_ROUNDS 10
 
 int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
                              const char *room_id, long long after, long long upto, int limit,
-                             bool with_room_id, json_t *out, bool *more, long long *edge,
-                             hs_err *err) {
+                             client_event_keep keep, void *keep_ctx, bool with_room_id,
+                             json_t *out, bool *more, long long *edge, hs_err *err) {
+    /* Unfiltered, each round reads exactly what is missing; filtered, more
+     * at a time (the filter may refuse most), the surplus cut below. */
+    int read = keep ? (2 * limit > 10 ? 2 * limit : 10) : limit;
     json_t *got = json_array(); /* chronological, the newest batch last */
+    /* Filtered: the positions of got's events, at the end of pos. */
+    size_t cap = keep ? (size_t)TIMELINE_ROUNDS * (size_t)read : 0;
+    long long *pos = keep ? calloc(cap, sizeof *pos) : NULL;
+    long long *bpos = keep ? calloc((size_t)read, sizeof *bpos) : NULL;
     int rc = 0;
     *more = false;
     for (int round = 0; round < TIMELINE_ROUNDS; round++) {
         int need = limit - (int)json_array_size(got);
         long long oldest = LLONG_MIN; /* stays so when nothing is read */
         json_t *batch = json_array();
-        rc = room_events(c, viewer, device, room_id, after, upto, need, true, true, with_room_id,
-                         batch, more, &oldest, err);
+        sieve sv = {keep, keep_ctx, bpos};
+        rc = room_events(c, viewer, device, room_id, after, upto, keep ? read : need, true, true,
+                         with_room_id, &sv, batch, more, &oldest, err);
+        size_t nb = json_array_size(batch);
+        if (keep) memcpy(pos + cap - json_array_size(got) - nb, bpos, nb * sizeof *pos);
         json_array_extend(batch, got);
         json_decref(got);
         got = batch;
         if (rc < 0 || oldest == LLONG_MIN) break;
         *edge = oldest;
+        if ((int)json_array_size(got) > limit) { /* a filtered read: keep the newest */
+            while ((int)json_array_size(got) > limit) json_array_remove(got, 0);
+            *more = true;
+            break;
+        }
         /* Full, or the range read to its start: done. Else what the
-         * viewer may not see left room for older events. */
+         * viewer may not see, or the filter refused, left room for older
+         * events. */
         if ((int)json_array_size(got) >= limit || !*more) break;
         upto = oldest - 1;
     }
+    /* Filtered, the timeline starts at its oldest event rather than at the
+     * oldest event read: paging back from there gives what the filter left
+     * out too. */
+    if (keep && json_array_size(got)) *edge = pos[cap - json_array_size(got)];
     if (rc == 0) json_array_extend(out, got);
     json_decref(got);
+    free(pos);
+    free(bpos);
     return rc;
 }
 
@@ -370,7 +409,7 @@ int client_events_by_ids_for(db_conn *c, const char *viewer, const char *device,
     PGresult *r = db_run(c, &q, 3, (const char *[]){pgarr, viewer, device}, err);
     free(pgarr);
     if (!r) return -1;
-    int rc = append_rows(c, r, PQntuples(r), false, viewer, false, with_room_id, out, err);
+    int rc = append_rows(c, r, PQntuples(r), false, viewer, false, with_room_id, NULL, out, err);
     PQclear(r);
     return rc;
 }

@@ -54,11 +54,18 @@ int client_room_events_for(db_conn *c, const char *viewer, const char *device,
  * whatever the history visibility, as Synapse's sync always includes
  * current state: a member who could not see it when it was sent (a join
  * while they were away from a "joined" room) must still learn the state
- * they are in. */
+ * they are in.
+ *
+ * keep (may be NULL) is the caller's filter: the events it refuses do not
+ * count towards limit, and older events are read in their place, in rounds
+ * of at least ten, as Synapse's sync does for a filtered timeline. *more is
+ * then whether kept events were left out (older ones read but not given,
+ * or the range not read to its start). */
+typedef bool (*client_event_keep)(const json_t *ev, void *ctx);
 int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
                              const char *room_id, long long after, long long upto, int limit,
-                             bool with_room_id, json_t *out, bool *more, long long *edge,
-                             hs_err *err);
+                             client_event_keep keep, void *keep_ctx, bool with_room_id,
+                             json_t *out, bool *more, long long *edge, hs_err *err);
 
 /* Events by IDs as `viewer` may see them under history visibility (the
  * rules of client_room_events_for), in timeline (stream) order, with their

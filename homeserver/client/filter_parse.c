@@ -269,6 +269,11 @@ bool client_filter_blocks_all(const client_filter_part *p) {
            (p->rooms.given && !p->rooms.n) || has_star(&p->not_rooms);
 }
 
+bool client_filter_sifts(const client_filter_part *p) {
+    return p->types.given || p->not_types.n || p->senders.given || p->not_senders.n ||
+           p->rooms.given || p->not_rooms.n || p->contains_url >= 0;
+}
+
 int client_filter_limit(const client_filter_part *p, int dflt, int max) {
     long long n = p && p->limit >= 0 ? p->limit : dflt;
     return n > max ? max : (int)n;

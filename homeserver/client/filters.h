@@ -87,6 +87,10 @@ bool client_filter_glob(const char *pattern, const char *s);
  * senders: [], …), so a caller can skip the work. */
 bool client_filter_blocks_all(const client_filter_part *p);
 
+/* True when the part can refuse some event (it names types, senders,
+ * rooms or contains_url), so a caller can skip applying it. */
+bool client_filter_sifts(const client_filter_part *p);
+
 /* The part's limit, or dflt when it gives none, never above max. */
 int client_filter_limit(const client_filter_part *p, int dflt, int max);
 

@@ -60,12 +60,6 @@ static int backfill_page(hs_req *r, db_conn **c, int limit, hs_err *err) {
     return *c ? (got > 0 ? got : 0) : -1;
 }
 
-/* A filter with nothing in it lets every event through: no need to look. */
-static bool filter_empty(const client_filter_part *f) {
-    return !f->types.given && !f->not_types.given && !f->senders.given && !f->not_senders.given &&
-           !f->rooms.given && !f->not_rooms.given && f->contains_url < 0;
-}
-
 /* Stream position of a timeline event, or -1 with err. */
 static long long stream_pos(db_conn *c, const char *event_id, hs_err *err) {
     static db_stmt q = DB_STMT("SELECT stream_ordering FROM events WHERE event_id = $1");
@@ -80,25 +74,26 @@ static long long stream_pos(db_conn *c, const char *event_id, hs_err *err) {
 /* Up to limit events of the room in (lo, hi] that the viewer may see and
  * the filter lets through, appended to out in chronological order, with
  * *more and *edge as client_room_events_for gives them. Filtered-out events
- * are stepped over a page of `limit` at a time, for at most a few pages
- * (then *more says there is more, and the client asks again from *edge). */
+ * are stepped over a page of `limit` (at least 10) at a time, for at most a
+ * few pages (then *more says there is more, and the client asks again from
+ * *edge). */
 #define FILTER_ROUNDS 8
 static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f, long long lo,
                          long long hi, int limit, bool back, json_t *out, bool *more,
                          long long *edge, hs_err *err) {
-    if (filter_empty(f))
+    if (!client_filter_sifts(f))
         return client_room_events_for(c, r->user_id, r->device_id, r->params[0], lo, hi, limit,
                                       back, true, out, more, edge, err);
     *more = false;
     if (client_filter_blocks_all(f)) return 0;
     json_t *got = json_array(); /* chronological */
-    int rc = 0;
+    int rc = 0, read = limit < 10 ? 10 : limit;
     for (int round = 0; round < FILTER_ROUNDS && lo < hi && (int)json_array_size(got) < limit;
          round++) {
         json_t *batch = json_array(), *kept = json_array();
         bool m = false;
         long long e = *edge;
-        rc = client_room_events_for(c, r->user_id, r->device_id, r->params[0], lo, hi, limit, back,
+        rc = client_room_events_for(c, r->user_id, r->device_id, r->params[0], lo, hi, read, back,
                                     true, batch, &m, &e, err);
         size_t i;
         json_t *ev;

@@ -216,15 +216,13 @@ static int state_at_pos(db_conn *c, const char *room_id, long long pos, room_sta
     return rc;
 }
 
-/* Drop timeline events the filter or the user's ignore list hides. */
-static void filter_timeline(const sync_params *p, json_t *timeline) {
-    for (size_t i = json_array_size(timeline); i > 0; i--) {
-        json_t *ev = json_array_get(timeline, i - 1);
-        const char *sender = json_string_value(json_object_get(ev, "sender"));
-        bool hide = p->ignored && sender && json_object_get(p->ignored, sender);
-        if (p->filter) hide |= !client_filter_event_allowed(&p->filter->timeline, ev);
-        if (hide) json_array_remove(timeline, i - 1);
-    }
+/* Whether a timeline event is shown: not hidden by the filter or the
+ * user's ignore list (client_event_keep). */
+static bool timeline_keeps(const json_t *ev, void *ctx) {
+    const sync_params *p = ctx;
+    const char *sender = json_string_value(json_object_get(ev, "sender"));
+    if (p->ignored && sender && json_object_get(p->ignored, sender)) return false;
+    return !p->filter || client_filter_event_allowed(&p->filter->timeline, ev);
 }
 
 /* Whether lazy-loaded memberships this device was sent are left out:
@@ -390,19 +388,24 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     long long gap = latest_gap(c, m, after, upto, err);
     int rc = gap < 0 ? -1 : 0;
     if (gap > 0 && p->since >= 0) after = gap - 1;
-    if (rc == 0)
+    /* A filter that lets no timeline event through (types: []) reads none:
+     * the entry is the state (whole, or what changed), never `limited`. */
+    const client_filter_part *tf = p->filter ? &p->filter->timeline : NULL;
+    bool blocked = tf && client_filter_blocks_all(tf);
+    bool sifted = (tf && client_filter_sifts(tf)) || json_object_size(p->ignored) > 0;
+    if (rc == 0 && !blocked)
         rc = client_room_timeline_for(c, p->user_id, p->device_id, m->room_id, after, upto,
-                                      p->timeline_limit, false, timeline, &more, &first, err);
-    more |= gap > 0;
+                                      p->timeline_limit, sifted ? timeline_keeps : NULL,
+                                      (void *)p, false, timeline, &more, &first, err);
+    more |= (gap > 0 || p->newly_joined) && !blocked;
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();
     if (rc < 0) goto done;
-    filter_timeline(p, timeline);
-    if (!full && !more && json_array_size(timeline) == 0 && !m->changed) {
+    if (!full && !more && !blocked && json_array_size(timeline) == 0 && !m->changed) {
         *out = NULL; /* nothing new here */
         goto done;
     }
-    if (full || more || p->use_state_after ||
+    if (full || more || blocked || p->use_state_after ||
         (p->lazy_load_members && json_array_size(timeline) > 0)) {
         const char *first_id = json_string_value(json_object_get(json_array_get(timeline, 0), "event_id"));
         if (p->use_state_after) rc = state_at_pos(c, m->room_id, upto, state, err);
@@ -557,7 +560,7 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
              * "Newly joined room has correct timeline in incremental sync"). */
             sync_params as_new = *p;
             bool newly = view == SYNC_PARTIAL_NEWLY_JOINED || m->newly_joined;
-            if (newly) as_new.since = -1;
+            if (newly) as_new.since = -1, as_new.newly_joined = true;
             if (view == SYNC_PARTIAL_NEWLY_JOINED && p->newly_full)
                 json_object_set_new(p->newly_full, m->room_id, json_true());
             /* Not m->changed: a profile change of the user's own is in the
@@ -598,7 +601,7 @@ int sync_rooms(db_conn *c, const sync_params *p, json_t *rooms, bool *any, char 
              * joined within the span: then the client never had its state,
              * and gets it whole, with the timeline of a new room. */
             sync_params as_new = *p;
-            if (m->newly_joined) as_new.since = -1;
+            if (m->newly_joined) as_new.since = -1, as_new.newly_joined = true;
             rc = timeline_room(c, &as_new, m, m->pos, initial || m->newly_joined, &entry, err);
             if (entry) json_object_set_new(json_object_get(rooms, "leave"), m->room_id, entry);
         }

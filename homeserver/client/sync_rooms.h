@@ -19,6 +19,10 @@ typedef struct sync_params {
     bool lazy_load_members;
     bool redundant_members;   /* the filter's include_redundant_members */
     bool include_leave;
+    /* Set on a copy for one room an incremental sync shows as newly joined
+     * (with since -1): its timeline is `limited` whatever it holds, as
+     * Synapse marks it, so the client pages back from prev_batch. */
+    bool newly_joined;
     const client_filter *filter;   /* room / timeline filters (may be NULL) */
     json_t *ignored;               /* m.ignored_user_list's ignored_users object, or NULL */
     /* Out, when not NULL: the rooms sent as newly joined because their full

@@ -22,6 +22,7 @@ class Synapse(SynapsePeer):
     def __init__(self, pki):
         peer = tls_peer(pki, prefix="synapse-bf-")
         self.__dict__.update(peer.__dict__)
+        self._peer = peer  # its directory lives as long as the peer object (Disposable)
 
     def call(self, method, path, body=None, token=None):
         st, out = SynapsePeer.call(self, method, path, body, token, ok=None)
