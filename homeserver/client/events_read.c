@@ -219,13 +219,16 @@ static void add_viewer_unsigned(PGresult *r, int i, json_t *ev) {
  * client format. With a viewer: only what they may see, with what concerns
  * them in unsigned, and the bundled aggregations of those that have
  * children (one batch for all of them). */
-/* A timeline read's own filter (client_room_timeline_for): the events keep
- * refuses are not appended; pos (when not NULL) receives the position of
- * each event appended, in order. */
+/* A timeline read's own options (client_room_timeline_for): the events
+ * keep refuses are not appended; pos (when not NULL) receives the position
+ * of each event appended, in order; topo (when not NULL) reads backwards
+ * in topological order, (depth, position) below topo[0..1], and leaves
+ * there the last row's. */
 typedef struct sieve {
     client_event_keep keep;
     void *ctx;
     long long *pos;
+    long long *topo;
 } sieve;
 
 static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const char *viewer,
@@ -278,13 +281,24 @@ static int room_events(db_conn *c, const char *viewer, const char *device, const
         "SELECT " EVENT_COLS VISIBILITY_COLS("$5", "$6") " FROM events e" EVENT_JOINS
         " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
         " ORDER BY e.stream_ordering ASC LIMIT $4");
-    char a[24], u[24], l[16];
+    /* Column 19: the depth, for the next page's bound. */
+    static db_stmt vtopo = DB_STMT(
+        "SELECT " EVENT_COLS VISIBILITY_COLS("$5", "$6") ", e.depth FROM events e" EVENT_JOINS
+        " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3" ACCEPTED
+        " AND (e.depth, e.stream_ordering) < ($7::bigint, $8::bigint)"
+        " ORDER BY e.depth DESC, e.stream_ordering DESC LIMIT $4");
+    char a[24], u[24], l[16], td[24], ts[24];
     snprintf(a, sizeof a, "%lld", after);
     snprintf(u, sizeof u, "%lld", upto);
     snprintf(l, sizeof l, "%d", limit + 1);
-    db_stmt *st = viewer ? (backwards ? &vback : &vfwd) : (backwards ? &back : &fwd);
-    PGresult *r =
-        db_run(c, st, viewer ? 6 : 4, (const char *[]){room_id, a, u, l, viewer, device}, err);
+    bool topo = viewer && backwards && sv && sv->topo;
+    if (topo) {
+        snprintf(td, sizeof td, "%lld", sv->topo[0]);
+        snprintf(ts, sizeof ts, "%lld", sv->topo[1]);
+    }
+    db_stmt *st = topo ? &vtopo : viewer ? (backwards ? &vback : &vfwd) : (backwards ? &back : &fwd);
+    PGresult *r = db_run(c, st, topo ? 8 : viewer ? 6 : 4,
+                         (const char *[]){room_id, a, u, l, viewer, device, td, ts}, err);
     if (!r) return -1;
     int n = PQntuples(r);
     *more = n > limit;
@@ -292,6 +306,8 @@ static int room_events(db_conn *c, const char *viewer, const char *device, const
     int rc = append_rows(c, r, n, backwards, viewer, current_state_shown, with_room_id, sv, out,
                          err);
     if (n > 0) *edge = atoll(PQgetvalue(r, n - 1, 2));
+    if (n > 0 && topo)
+        sv->topo[0] = atoll(PQgetvalue(r, n - 1, 19)), sv->topo[1] = *edge;
     PQclear(r);
     return rc;
 }
@@ -318,8 +334,9 @@ int client_room_events_for(db_conn *c, const char *viewer, const char *device,
 
 int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
                              const char *room_id, long long after, long long upto, int limit,
-                             client_event_keep keep, void *keep_ctx, bool with_room_id,
-                             json_t *out, bool *more, long long *edge, hs_err *err) {
+                             bool topological, client_event_keep keep, void *keep_ctx,
+                             bool with_room_id, json_t *out, bool *more, long long *edge,
+                             hs_err *err) {
     /* Unfiltered, each round reads exactly what is missing; filtered, more
      * at a time (the filter may refuse most), the surplus cut below. */
     int read = keep ? (2 * limit > 10 ? 2 * limit : 10) : limit;
@@ -328,13 +345,14 @@ int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
     size_t cap = keep ? (size_t)TIMELINE_ROUNDS * (size_t)read : 0;
     long long *pos = keep ? calloc(cap, sizeof *pos) : NULL;
     long long *bpos = keep ? calloc((size_t)read, sizeof *bpos) : NULL;
+    long long topo[2] = {LLONG_MAX, LLONG_MAX}; /* the next page's bound, topologically */
     int rc = 0;
     *more = false;
     for (int round = 0; round < TIMELINE_ROUNDS; round++) {
         int need = limit - (int)json_array_size(got);
         long long oldest = LLONG_MIN; /* stays so when nothing is read */
         json_t *batch = json_array();
-        sieve sv = {keep, keep_ctx, bpos};
+        sieve sv = {keep, keep_ctx, bpos, topological ? topo : NULL};
         rc = room_events(c, viewer, device, room_id, after, upto, keep ? read : need, true, true,
                          with_room_id, &sv, batch, more, &oldest, err);
         size_t nb = json_array_size(batch);
@@ -353,7 +371,7 @@ int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
          * viewer may not see, or the filter refused, left room for older
          * events. */
         if ((int)json_array_size(got) >= limit || !*more) break;
-        upto = oldest - 1;
+        if (!topological) upto = oldest - 1;
     }
     /* Filtered, the timeline starts at its oldest event rather than at the
      * oldest event read: paging back from there gives what the filter left

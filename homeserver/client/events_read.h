@@ -56,6 +56,11 @@ int client_room_events_for(db_conn *c, const char *viewer, const char *device,
  * while they were away from a "joined" room) must still learn the state
  * they are in.
  *
+ * topological: the newest events by depth (then position), as Synapse
+ * reads a timeline that starts nowhere (an initial sync, a room newly
+ * joined): after a fork, an event that arrived late from another server
+ * but sits early in the DAG is not taken for the newest. Else by position.
+ *
  * keep (may be NULL) is the caller's filter: the events it refuses do not
  * count towards limit, and older events are read in their place, in rounds
  * of at least ten, as Synapse's sync does for a filtered timeline. *more is
@@ -64,8 +69,9 @@ int client_room_events_for(db_conn *c, const char *viewer, const char *device,
 typedef bool (*client_event_keep)(const json_t *ev, void *ctx);
 int client_room_timeline_for(db_conn *c, const char *viewer, const char *device,
                              const char *room_id, long long after, long long upto, int limit,
-                             client_event_keep keep, void *keep_ctx, bool with_room_id,
-                             json_t *out, bool *more, long long *edge, hs_err *err);
+                             bool topological, client_event_keep keep, void *keep_ctx,
+                             bool with_room_id, json_t *out, bool *more, long long *edge,
+                             hs_err *err);
 
 /* Events by IDs as `viewer` may see them under history visibility (the
  * rules of client_room_events_for), in timeline (stream) order, with their

@@ -373,6 +373,35 @@ static long long latest_gap(db_conn *c, const membership_row *m, long long after
     return gap;
 }
 
+static bool in_timeline(const json_t *timeline, const char *event_id) {
+    size_t i;
+    json_t *ev;
+    json_array_foreach(timeline, i, ev)
+        if (!strcmp(json_string_value(json_object_get(ev, "event_id")) ?: "", event_id)) return true;
+    return false;
+}
+
+/* The state at the span's end laid over the state at the timeline's start,
+ * at the keys whose event the timeline does not hold (Synapse's
+ * _calculate_state, its timeline_end): a timeline the filter sifted, or
+ * one read in DAG order, can leave out a state change that the client must
+ * still learn (a rename the filter hid, or one on a fork that arrived late). */
+static int overlay_end_state(db_conn *c, const char *room_id, long long upto,
+                             const json_t *timeline, room_state_map *state, hs_err *err) {
+    room_state_map *end = room_state_map_new();
+    int rc = state_at_pos(c, room_id, upto, end, err);
+    size_t it = 0;
+    const char *type, *key, *id;
+    while (rc == 0 && room_state_map_next(end, &it, &type, &key, &id)) {
+        const char *have = room_state_map_get(state, type, key);
+        if ((have && !strcmp(have, id)) || in_timeline(timeline, id)) continue;
+        if (room_state_map_set(state, type, key, id) < 0)
+            rc = hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+    }
+    room_state_map_free(end);
+    return rc;
+}
+
 /* A joined or left room: timeline (since, upto] and the state around it.
  * A gap in the span (events from another server whose predecessors we
  * lack) makes it `limited`; incrementally the timeline then starts after
@@ -395,22 +424,26 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
     bool sifted = (tf && client_filter_sifts(tf)) || json_object_size(p->ignored) > 0;
     if (rc == 0 && !blocked)
         rc = client_room_timeline_for(c, p->user_id, p->device_id, m->room_id, after, upto,
-                                      p->timeline_limit, sifted ? timeline_keeps : NULL,
+                                      p->timeline_limit, p->since < 0,
+                                      sifted ? timeline_keeps : NULL,
                                       (void *)p, false, timeline, &more, &first, err);
     more |= (gap > 0 || p->newly_joined) && !blocked;
     room_state_map *state = room_state_map_new(), *known = NULL;
     json_t *state_events = json_array();
     if (rc < 0) goto done;
-    if (!full && !more && !blocked && json_array_size(timeline) == 0 && !m->changed) {
+    /* A sifted timeline may have refused state changes: they come as state. */
+    if (!full && !more && !blocked && !sifted && json_array_size(timeline) == 0 && !m->changed) {
         *out = NULL; /* nothing new here */
         goto done;
     }
-    if (full || more || blocked || p->use_state_after ||
+    if (full || more || blocked || sifted || p->use_state_after ||
         (p->lazy_load_members && json_array_size(timeline) > 0)) {
         const char *first_id = json_string_value(json_object_get(json_array_get(timeline, 0), "event_id"));
         if (p->use_state_after) rc = state_at_pos(c, m->room_id, upto, state, err);
         else if (first_id) rc = room_store_state_at(c, first_id, false, state, err);
         else rc = state_at_pos(c, m->room_id, upto, state, err);
+        if (rc == 0 && !p->use_state_after && first_id && (sifted || p->since < 0))
+            rc = overlay_end_state(c, m->room_id, upto, timeline, state, err);
         if (rc == 0 && !full && p->since >= 0) {
             known = room_state_map_new();
             rc = state_at_pos(c, m->room_id, p->since, known, err);

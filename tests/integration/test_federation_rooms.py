@@ -454,6 +454,47 @@ def test_pdus_from_f_reach_alice(fed, froom):
     assert a.psql(f"SELECT count(*) FROM events WHERE event_id = '{eid}'") == "1"
 
 
+def test_initial_sync_timeline_follows_the_dag(fed, froom):
+    """Complement's TestSyncOmitsStateChangeOnFilteredEvents, with a
+    message: an event that reaches A late but forks early in the DAG is not
+    the newest of an initial sync's timeline, which is read in DAG order
+    (depth), as Synapse reads it; A's own later events are."""
+    a, fr, room, atok = fed["a"], froom["fr"], froom["room"], froom["atok"]
+    fred = froom["fred"]
+    fork, fork_id = fr.build(fred, "m.room.member", {"membership": "join", "displayname": "Forked"},
+                             state_key=fred)
+    later = [send_text(a, atok, room, f"dag {i}") for i in range(3)]
+    r = send_txn(fed, [fork])
+    assert r.status == 200 and r.json == {"pdus": {fork_id: {}}}, r.raw
+    fr.advance(fork, fork_id)
+    wait_for(lambda: a.psql(f"SELECT count(*) FROM current_state WHERE event_id = '{fork_id}'")
+             == "1", what="the fork in A's current state")
+    r = a.request("PUT", f"/_matrix/client/v3/rooms/{q(room)}/send/please_filter_me/dag-merge",
+                  {"body": "merge"}, token=atok)
+    assert r.status == 200, r.raw
+    merge = r.json["event_id"]
+
+    def entry(flt):
+        r = a.request("GET", "/_matrix/client/v3/sync?timeout=0&filter=" + q(json.dumps(flt)),
+                      token=atok)
+        assert r.status == 200, r.raw
+        j = r.json["rooms"]["join"][room]
+        return [e["event_id"] for e in j["timeline"]["events"]], \
+            [e["event_id"] for e in j["state"]["events"]]
+
+    tl, st = entry({"room": {"timeline": {"limit": 2}}})
+    assert tl == [later[-1], merge], tl
+    # The fork is not in the timeline, nor in the state where it starts:
+    # it comes in the state, as the room's state at the sync's end has it.
+    assert fork_id in st, st
+    # Filtered: the newest event shown is A's last message, not the fork.
+    tl, st = entry({"room": {"timeline": {"limit": 1, "not_types": ["please_filter_me"]}}})
+    assert tl == [later[-1]] and fork_id in st, (tl, st)
+    # With room for it, the fork comes in its place in the DAG, not as state.
+    tl, st = entry({"room": {"timeline": {"limit": 5}}})
+    assert fork_id in tl and tl.index(fork_id) < tl.index(later[-1]) and fork_id not in st, tl
+
+
 def test_forged_pdus(fed, froom):
     a, f = fed["a"], fed["f"]
     fr, fred, room = froom["fr"], froom["fred"], froom["room"]

@@ -579,3 +579,24 @@ def test_filtered_timeline_reads_past_what_the_filter_refuses(server, users):
     j = sync(server, a, filter=none)["rooms"]["join"][room]
     assert j["timeline"]["events"] == [] and j["timeline"]["limited"] is False, j
     assert any(e["type"] == "m.room.create" for e in j["state"]["events"]), j
+
+
+def test_state_change_the_timeline_filter_refuses_comes_as_state(server, users):
+    a_id, a = users["sy_alice"]
+    room = server.request("POST", V3 + "/createRoom", {"name": "Before"}, token=a).json["room_id"]
+    flt = json.dumps({"room": {"timeline": {"types": ["m.room.message"]}}})
+    since = sync(server, a, filter=flt)["next_batch"]
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.name", {"name": "After"}, token=a)
+    assert r.status == 200, r
+    name_id = r.json["event_id"]
+    send(server, a, room, "after the rename", "sc1")
+    j = sync(server, a, since=since, filter=flt)["rooms"]["join"][room]
+    # The rename is not a message: it comes as state, not lost (Synapse).
+    assert [e["content"]["body"] for e in j["timeline"]["events"]] == ["after the rename"], j
+    assert [e["event_id"] for e in j["state"]["events"]] == [name_id], j
+    # A topic change alone, which the filter refuses: the state brings it.
+    since = sync(server, a, since=since, filter=flt)["next_batch"]
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "t"}, token=a)
+    j = sync(server, a, since=since, filter=flt)["rooms"]["join"][room]
+    assert j["timeline"]["events"] == [] and \
+        [e["event_id"] for e in j["state"]["events"]] == [r.json["event_id"]], j
