@@ -385,11 +385,36 @@ static bool in_timeline(const json_t *timeline, const char *event_id) {
  * at the keys whose event the timeline does not hold (Synapse's
  * _calculate_state, its timeline_end): a timeline the filter sifted, or
  * one read in DAG order, can leave out a state change that the client must
- * still learn (a rename the filter hid, or one on a fork that arrived late). */
-static int overlay_end_state(db_conn *c, const char *room_id, long long upto,
-                             const json_t *timeline, room_state_map *state, hs_err *err) {
+ * still learn (a rename the filter hid, or one on a fork that arrived late).
+ * Only state events after the timeline's first (position from) can differ:
+ * when the span ends now, those still current are read by position, which
+ * is cheap; a span that ends earlier (a room left) takes the whole state
+ * there. */
+static int overlay_end_state(db_conn *c, const sync_params *p, const char *room_id,
+                             long long from, long long upto, const json_t *timeline,
+                             room_state_map *state, hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT e.type, e.state_key, e.event_id FROM events e JOIN current_state cs"
+        " ON cs.room_id = e.room_id AND cs.type = e.type AND cs.state_key = e.state_key"
+        " AND cs.event_id = e.event_id"
+        " WHERE e.room_id = $1 AND e.stream_ordering > $2 AND e.stream_ordering <= $3"
+        " AND e.state_key IS NOT NULL");
     room_state_map *end = room_state_map_new();
-    int rc = state_at_pos(c, room_id, upto, end, err);
+    int rc = 0;
+    if (upto == p->to) {
+        char f[24], u[24];
+        snprintf(f, sizeof f, "%lld", from);
+        snprintf(u, sizeof u, "%lld", upto);
+        PGresult *r = db_run(c, &q, 3, (const char *[]){room_id, f, u}, err);
+        rc = r ? 0 : -1;
+        for (int i = 0; r && i < PQntuples(r) && rc == 0; i++)
+            if (room_state_map_set(end, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                                   PQgetvalue(r, i, 2)) < 0)
+                rc = hs_err_set(err, 500, "M_UNKNOWN", "out of memory");
+        PQclear(r);
+    } else {
+        rc = state_at_pos(c, room_id, upto, end, err);
+    }
     size_t it = 0;
     const char *type, *key, *id;
     while (rc == 0 && room_state_map_next(end, &it, &type, &key, &id)) {
@@ -443,7 +468,7 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
         else if (first_id) rc = room_store_state_at(c, first_id, false, state, err);
         else rc = state_at_pos(c, m->room_id, upto, state, err);
         if (rc == 0 && !p->use_state_after && first_id && (sifted || p->since < 0))
-            rc = overlay_end_state(c, m->room_id, upto, timeline, state, err);
+            rc = overlay_end_state(c, p, m->room_id, first, upto, timeline, state, err);
         if (rc == 0 && !full && p->since >= 0) {
             known = room_state_map_new();
             rc = state_at_pos(c, m->room_id, p->since, known, err);
