@@ -62,6 +62,15 @@ static int get_rules(hs_req *r, json_t **out, hs_err *err) {
     const char *scope = r->n_params > 0 ? r->params[0] : "";
     const char *kind = r->n_params > 1 ? r->params[1] : "";
     const char *rule_id = r->n_params > 2 ? r->params[2] : "";
+    /* The listings are /pushrules/, /pushrules/global/ and
+     * /pushrules/global/{kind}/, with the slash (the spec's paths, which
+     * every client uses); without it, as Synapse answers: /pushrules is no
+     * endpoint, and a scope or kind with no slash is an incomplete rule path. */
+    size_t len = strlen(r->path);
+    if (!*rule_id && len && r->path[len - 1] != '/') {
+        if (!*scope) return hs_err_set(err, 404, "M_UNRECOGNIZED", "Unrecognized request");
+        return hs_err_set(err, 400, "M_UNRECOGNIZED", "a push rule listing ends with '/'");
+    }
     if (*scope && check_scope(scope, err) < 0) return -1;
     int k = *kind ? parse_kind(kind, err) : 0;
     if (k < 0) return -1;
@@ -250,7 +259,16 @@ static int check_new_rule_id(const char *rule_id, hs_err *err) {
     return 0;
 }
 
+/* PUT /pushrules/, /pushrules/global, /pushrules/global/{kind}[/]: no rule
+ * named (Synapse: 400, as for a rule path it cannot read). */
+static int put_incomplete(hs_req *r, json_t **out, hs_err *err) {
+    (void)r, (void)out;
+    return hs_err_set(err, 400, "M_UNRECOGNIZED", "a push rule path is "
+                      "/pushrules/{scope}/{kind}/{ruleId}");
+}
+
 static int put_rule(hs_req *r, json_t **out, hs_err *err) {
+    if (!*r->params[2]) return put_incomplete(r, out, err);
     if (check_scope(r->params[0], err) < 0) return -1;
     int k = parse_kind(r->params[1], err);
     if (k < 0 || check_new_rule_id(r->params[2], err) < 0) return -1;
@@ -352,11 +370,13 @@ static int put_rule_attr(hs_req *r, json_t **out, hs_err *err) {
 void client_pushrules_routes(hs_router *rt) {
     const int f = HS_AUTH | HS_R0;
     /* Element and matrix-js-sdk ask for /pushrules/ (trailing slash) and
-     * /pushrules/global/; the forms without the slash answer the same. */
+     * /pushrules/global/; get_rules answers the forms without it. */
     hs_route(rt, "GET", "/_matrix/client/v3/pushrules/{scope?}", get_rules, f);
     hs_route(rt, "GET", "/_matrix/client/v3/pushrules/{scope}/{kind?}", get_rules, f);
     hs_route(rt, "GET", "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId?}", get_rules, f);
-    hs_route(rt, "PUT", "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}", put_rule, f);
+    hs_route(rt, "PUT", "/_matrix/client/v3/pushrules/{scope?}", put_incomplete, f);
+    hs_route(rt, "PUT", "/_matrix/client/v3/pushrules/{scope}/{kind?}", put_incomplete, f);
+    hs_route(rt, "PUT", "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId?}", put_rule, f);
     hs_route(rt, "DELETE", "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}", delete_rule, f);
     hs_route(rt, "GET", "/_matrix/client/v3/pushrules/{scope}/{kind}/{ruleId}/{attr}",
              get_rule_attr, f);
