@@ -104,10 +104,13 @@ static int get_notifications(hs_req *r, json_t **out, hs_err *err) {
     for (int i = 0; i < n && i < limit; i++) {
         json_t *actions = json_loads(PQgetvalue(res, i, 3), 0, NULL);
         json_t *ev = row_event(res, i, now);
+        /* No rule has a profile tag here; the key is there all the same,
+         * null, as Synapse gives it. */
         json_array_append_new(
-            list, json_pack("{s:o, s:o, s:b, s:s, s:I}", "actions", actions ? actions : json_array(),
-                            "event", ev, "read", PQgetvalue(res, i, 5)[0] == 't', "room_id",
-                            PQgetvalue(res, i, 0), "ts", (json_int_t)atoll(PQgetvalue(res, i, 4))));
+            list, json_pack("{s:o, s:o, s:b, s:s, s:I, s:n}", "actions",
+                            actions ? actions : json_array(), "event", ev, "read",
+                            PQgetvalue(res, i, 5)[0] == 't', "room_id", PQgetvalue(res, i, 0), "ts",
+                            (json_int_t)atoll(PQgetvalue(res, i, 4)), "profile_tag"));
     }
     *out = json_pack("{s:o}", "notifications", list);
     /* A next page only when there is one (the query asked for one row more). */

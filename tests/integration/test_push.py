@@ -514,6 +514,7 @@ def test_notifications(server, users):
     assert first["event"]["content"] == {"msgtype": "m.text", "body": "hello bob"}
     assert first["event"]["sender"] == a_id and "room_id" not in first["event"]
     assert isinstance(first["ts"], int) and first["ts"] > 0
+    assert "profile_tag" in first and first["profile_tag"] is None  # as Synapse (SyTest reads it)
     assert mine[1]["actions"][-1] == {"set_tweak": "highlight"}
     # only=highlight
     hl = [x["event"]["event_id"] for x in notifications(server, b, only="highlight")["notifications"]]
