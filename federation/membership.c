@@ -189,10 +189,13 @@ int fed_send_membership(hs_req *r, const char *membership, room_event **ev_out,
 }
 
 json_t *fed_stripped_state_pdus(db_conn *c, const room_state_map *state, hs_err *err) {
+    /* Synapse's room_prejoin_state, and m.room.guest_access: an invited
+     * guest's server may then let them join (guest_rooms.h). */
     static const char *const keep[] = {
         "m.room.create",          "m.room.join_rules", "m.room.name",  "m.room.avatar",
-        "m.room.canonical_alias", "m.room.encryption", "m.room.topic", NULL};
-    const char *ids[8];
+        "m.room.canonical_alias", "m.room.encryption", "m.room.topic", "m.room.guest_access",
+        NULL};
+    const char *ids[9];
     size_t n = 0;
     for (const char *const *t = keep; *t; t++) {
         const char *id = room_state_map_get(state, *t, "");

@@ -20,6 +20,24 @@ int client_guest_may_join(hs_server *srv, const char *room_id, hs_err *err) {
     return ok ? 0 : hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
 }
 
+int client_guest_may_join_remote(hs_server *srv, const char *room_id, const char *user_id,
+                                 hs_err *err) {
+    static db_stmt q = DB_STMT(
+        "SELECT EXISTS (SELECT 1 FROM fed_remote_memberships x,"
+        "  json_array_elements(x.stripped_state::json) s"
+        " WHERE x.user_id = $1 AND x.room_id = $2 AND x.membership = 'invite'"
+        "  AND json_typeof(x.stripped_state::json) = 'array'"
+        "  AND s->>'type' = 'm.room.guest_access' AND s->>'state_key' = ''"
+        "  AND s->'content'->>'guest_access' = 'can_join')");
+    db_conn *c = db_acquire(srv->db, err);
+    PGresult *r = c ? db_run(c, &q, 2, (const char *[]){user_id, room_id}, err) : NULL;
+    db_release(srv->db, c);
+    if (!r) return -1;
+    bool ok = !strcmp(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    return ok ? 0 : hs_err_set(err, 403, "M_GUEST_ACCESS_FORBIDDEN", "Guest access not allowed");
+}
+
 void client_guests_leave_if_closed(hs_server *srv, const room_event *ev) {
     /* The room's current state decides, not ev: a guest_access event received
      * late over federation may not be the current one. */

@@ -141,6 +141,11 @@ static int join_or_knock(hs_req *r, const char *room_id, const char *m, const js
                          hs_err *err) {
     int remote = client_room_local_or_remote(r, room_id, err);
     if (remote < 0) return -1;
+    /* A guest joins only where m.room.guest_access says can_join; of a room
+     * this server is not in, only an invite's stripped state can say so. */
+    if (remote && r->is_guest &&
+        client_guest_may_join_remote(r->srv, room_id, r->user_id, err) < 0)
+        return -1;
     if (remote) return client_room_remote_membership(r, m, room_id, servers, err);
     if (room_known(r, room_id, err) < 0) return -1;
     if (r->is_guest && client_guest_may_join(r->srv, room_id, err) < 0) return -1;

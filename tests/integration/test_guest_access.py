@@ -543,3 +543,28 @@ def test_js_sdk_guest(srv, host):
     msgs = s.request("GET", f"{V3}/rooms/{q(room)}/messages?dir=b&limit=20", token=htok).json
     assert any(e["sender"] == guid and e["content"].get("body") == "hello from a js guest"
                for e in msgs["chunk"])
+
+
+def test_guest_may_not_join_a_room_of_another_server(srv):
+    """This server knows no state of a room it is not in, so it cannot see
+    m.room.guest_access can_join there: the join is refused before the
+    room's servers are asked (Synapse; SyTest 13guestaccess, over federation)."""
+    g = new_guest(srv)
+    for path in ("/join/", "/rooms/"):
+        tail = "/join" if path == "/rooms/" else ""
+        r = srv.request("POST", f"{V3}{path}{q('!elsewhere:remote.example')}{tail}", {},
+                        token=g["access_token"])
+        assert r.status == 403 and r.json["errcode"] == FORBIDDEN, (path, r)
+    # An invite whose stripped state says can_join (pvyhs sends
+    # m.room.guest_access in it) lets the join go on to the room's servers:
+    # here unreachable, so it fails there, not with 403. Stored as the
+    # federation layer stores an invite it took (sql/013).
+    room = "!invited:remote.example"
+    state = '[{"type": "m.room.guest_access", "state_key": "", "sender": "@h:remote.example",' \
+            ' "content": {"guest_access": "can_join"}}]'
+    srv.psql("INSERT INTO fed_remote_memberships (room_id, user_id, membership, event_id,"
+             " event_json, room_version, sender, via, stripped_state, stream_ordering) VALUES"
+             f" ('{room}', '{g['user_id']}', 'invite', '$inv', '{{}}', '11', '@h:remote.example',"
+             f" 'remote.example', '{state}', 0)")
+    r = srv.request("POST", f"{V3}/join/{q(room)}", {}, token=g["access_token"])
+    assert r.status != 403, r
