@@ -215,10 +215,6 @@ static void add_viewer_unsigned(PGresult *r, int i, json_t *ev) {
         json_object_set_new(uns, "transaction_id", json_string(PQgetvalue(r, i, 16)));
 }
 
-/* Append rows 0..n-1 (in reverse when backwards, so chronologically) in
- * client format. With a viewer: only what they may see, with what concerns
- * them in unsigned, and the bundled aggregations of those that have
- * children (one batch for all of them). */
 /* A timeline read's own options (client_room_timeline_for): the events
  * keep refuses are not appended; pos (when not NULL) receives the position
  * of each event appended, in order; topo (when not NULL) reads backwards
@@ -231,6 +227,10 @@ typedef struct sieve {
     long long *topo;
 } sieve;
 
+/* Append rows 0..n-1 (in reverse when backwards, so chronologically) in
+ * client format. With a viewer: only what they may see, with what concerns
+ * them in unsigned, and the bundled aggregations of those that have
+ * children (one batch for all of them). */
 static int append_rows(db_conn *c, PGresult *r, int n, bool backwards, const char *viewer,
                        bool current_state_shown, bool with_room_id, const sieve *sv, json_t *out,
                        hs_err *err) {
