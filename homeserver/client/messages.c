@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_data.h"
 #include "client.h"
 #include "events_read.h"
 #include "filters.h"
@@ -71,17 +72,35 @@ static long long stream_pos(db_conn *c, const char *event_id, hs_err *err) {
     return pos;
 }
 
-/* Up to limit events of the room in (lo, hi] that the viewer may see and
- * the filter lets through, appended to out in chronological order, with
+/* The viewer's m.ignored_user_list (caller frees), whose ignored_users
+ * object page_filtered takes; NULL when there is none. */
+static json_t *ignore_list(db_conn *c, const char *user_id) {
+    hs_err none = {0};
+    return client_account_data_get(c, user_id, NULL, "m.ignored_user_list", &none);
+}
+
+/* Whether a page shows the event: the filter lets it through, and its
+ * sender is not ignored (the spec: except for state events). */
+static bool page_keeps(const client_filter_part *f, const json_t *ignored, const json_t *ev) {
+    const char *sender = json_string_value(json_object_get(ev, "sender"));
+    if (sender && !json_object_get(ev, "state_key") && json_object_get(ignored, sender))
+        return false;
+    return client_filter_event_allowed(f, ev);
+}
+
+/* Up to limit events of the room in (lo, hi] that the viewer may see, that
+ * the filter lets through and whose sender the viewer does not ignore
+ * (ignored: the ignored_users object, or NULL), appended to out in
+ * chronological order, with
  * *more and *edge as client_room_events_for gives them. Filtered-out events
  * are stepped over a page of `limit` (at least 10) at a time, for at most a
  * few pages (then *more says there is more, and the client asks again from
  * *edge). */
 #define FILTER_ROUNDS 8
-static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f, long long lo,
-                         long long hi, int limit, bool back, json_t *out, bool *more,
-                         long long *edge, hs_err *err) {
-    if (!client_filter_sifts(f))
+static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f,
+                         const json_t *ignored, long long lo, long long hi, int limit, bool back,
+                         json_t *out, bool *more, long long *edge, hs_err *err) {
+    if (!client_filter_sifts(f) && json_object_size(ignored) == 0)
         return client_room_events_for(c, r->user_id, r->device_id, r->params[0], lo, hi, limit,
                                       back, true, out, more, edge, err);
     *more = false;
@@ -97,7 +116,7 @@ static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f, lon
                                     true, batch, &m, &e, err);
         size_t i;
         json_t *ev;
-        json_array_foreach(batch, i, ev) if (client_filter_event_allowed(f, ev)) json_array_append(kept, ev);
+        json_array_foreach(batch, i, ev) if (page_keeps(f, ignored, ev)) json_array_append(kept, ev);
         if (back) json_array_extend(kept, got), json_array_clear(got), json_array_extend(got, kept);
         else json_array_extend(got, kept);
         json_decref(batch), json_decref(kept);
@@ -178,6 +197,8 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     db_conn *c = db_acquire(r->srv->db, err);
     if (!c) return client_filter_part_free(filter), -1;
     long long horizon = read_horizon(c, r->params[0], r->user_id, err);
+    json_t *ign = ignore_list(c, r->user_id);
+    const json_t *ignored = json_object_get(ign, "ignored_users");
     int rc = -1;
     if (horizon < 0) goto done;
     if (!from) f = back ? horizon : SYNC_TOKEN_POS_MIN;
@@ -187,7 +208,8 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
     json_t *chunk = json_array();
     bool more = false;
     long long edge = back ? hi : lo;
-    if (lo < hi && page_filtered(c, r, filter, lo, hi, limit, back, chunk, &more, &edge, err) < 0) {
+    if (lo < hi &&
+        page_filtered(c, r, filter, ignored, lo, hi, limit, back, chunk, &more, &edge, err) < 0) {
         json_decref(chunk);
         goto done;
     }
@@ -200,7 +222,8 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
         if (got > 0) {
             json_array_clear(chunk);
             edge = hi;
-            if (page_filtered(c, r, filter, lo, hi, limit, back, chunk, &more, &edge, err) < 0) {
+            if (page_filtered(c, r, filter, ignored, lo, hi, limit, back, chunk, &more, &edge,
+                              err) < 0) {
                 json_decref(chunk);
                 goto done;
             }
@@ -237,6 +260,7 @@ static int get_messages(hs_req *r, json_t **out, hs_err *err) {
 done:
     db_release(r->srv->db, c);
     client_filter_part_free(filter);
+    json_decref(ign);
     return rc;
 }
 
@@ -265,24 +289,27 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
     if (!c) return client_filter_part_free(filter), -1;
     int rc = -1;
     json_t *mid = json_array(), *before = json_array(), *after = json_array();
+    json_t *ign = ignore_list(c, r->user_id);
+    const json_t *ignored = json_object_get(ign, "ignored_users");
     long long horizon = read_horizon(c, r->params[0], r->user_id, err);
     long long pos = 0;
     if (horizon < 0 || !event_pos(c, r->params[0], r->params[1], &pos, err)) goto done;
     bool more;
-    long long e1 = pos, e2 = pos, ignored;
-    /* The event itself, through the visibility filter like its neighbours. */
+    long long e1 = pos, e2 = pos, unused;
+    /* The event itself, through the visibility filter like its neighbours
+     * (not the ignore list: it was asked for by its ID). */
     if (pos > horizon ||
         client_room_events_for(c, r->user_id, r->device_id, r->params[0], pos - 1, pos, 1, false,
-                               true, mid, &more, &ignored, err) < 0)
+                               true, mid, &more, &unused, err) < 0)
         goto done;
     if (json_array_size(mid) == 0) {
         hs_err_set(err, 404, "M_NOT_FOUND", "Event not found");
         goto done;
     }
     int nb = limit / 2, na = limit - nb;
-    if (page_filtered(c, r, filter, SYNC_TOKEN_POS_MIN, pos - 1, nb, true, before, &more, &e1,
-                      err) < 0 ||
-        page_filtered(c, r, filter, pos, horizon, na, false, after, &more, &e2, err) < 0)
+    if (page_filtered(c, r, filter, ignored, SYNC_TOKEN_POS_MIN, pos - 1, nb, true, before, &more,
+                      &e1, err) < 0 ||
+        page_filtered(c, r, filter, ignored, pos, horizon, na, false, after, &more, &e2, err) < 0)
         goto done;
     json_t *rev = json_array();
     for (size_t i = json_array_size(before); i > 0; i--) json_array_append(rev, json_array_get(before, i - 1));
@@ -308,6 +335,7 @@ static int get_context(hs_req *r, json_t **out, hs_err *err) {
     rc = 200;
 done:
     json_decref(mid), json_decref(before), json_decref(after);
+    json_decref(ign);
     db_release(r->srv->db, c);
     client_filter_part_free(filter);
     return rc;

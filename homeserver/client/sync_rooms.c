@@ -217,11 +217,14 @@ static int state_at_pos(db_conn *c, const char *room_id, long long pos, room_sta
 }
 
 /* Whether a timeline event is shown: not hidden by the filter or the
- * user's ignore list (client_event_keep). */
+ * user's ignore list (client_event_keep). An ignored user's state events
+ * still come: the spec makes them the exception, the client needs them. */
 static bool timeline_keeps(const json_t *ev, void *ctx) {
     const sync_params *p = ctx;
     const char *sender = json_string_value(json_object_get(ev, "sender"));
-    if (p->ignored && sender && json_object_get(p->ignored, sender)) return false;
+    if (p->ignored && sender && !json_object_get(ev, "state_key") &&
+        json_object_get(p->ignored, sender))
+        return false;
     return !p->filter || client_filter_event_allowed(&p->filter->timeline, ev);
 }
 
@@ -446,11 +449,14 @@ static int timeline_room(db_conn *c, const sync_params *p, const membership_row 
      * the entry is the state (whole, or what changed), never `limited`. */
     const client_filter_part *tf = p->filter ? &p->filter->timeline : NULL;
     bool blocked = tf && client_filter_blocks_all(tf);
-    bool sifted = (tf && client_filter_sifts(tf)) || json_object_size(p->ignored) > 0;
+    /* sifted: the filter may refuse state events too; an ignore list, only
+     * other events (timeline_keeps), so it needs no state of its own. */
+    bool sifted = tf && client_filter_sifts(tf);
+    bool ignoring = json_object_size(p->ignored) > 0;
     if (rc == 0 && !blocked)
         rc = client_room_timeline_for(c, p->user_id, p->device_id, m->room_id, after, upto,
                                       p->timeline_limit, p->since < 0,
-                                      sifted ? timeline_keeps : NULL,
+                                      sifted || ignoring ? timeline_keeps : NULL,
                                       (void *)p, false, timeline, &more, &first, err);
     more |= (gap > 0 || p->newly_joined) && !blocked;
     room_state_map *state = room_state_map_new(), *known = NULL;

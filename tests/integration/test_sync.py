@@ -600,3 +600,34 @@ def test_state_change_the_timeline_filter_refuses_comes_as_state(server, users):
     j = sync(server, a, since=since, filter=flt)["rooms"]["join"][room]
     assert j["timeline"]["events"] == [] and \
         [e["event_id"] for e in j["state"]["events"]] == [r.json["event_id"]], j
+
+
+def test_ignored_users_messages_are_left_out_but_not_their_state(server):
+    """The spec's ignoring of users: their events leave /sync, /messages and
+    /context, except their state events; and they do not use up the limit."""
+    me_id = server.add_user("sy_ign_me")
+    me = server.login("sy_ign_me")
+    pest_id = server.add_user("sy_ign_pest")
+    pest = server.login("sy_ign_pest")
+    room = server.request("POST", V3 + "/createRoom", {
+        "preset": "public_chat", "power_level_content_override": {"events": {"m.room.topic": 0}}},
+        token=me).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=pest).status == 200
+    mine = send(server, me, room, "mine", "ig0")
+    for i in range(12):
+        send(server, pest, room, f"noise {i}", f"ig{i + 1}")
+    r = server.request("PUT", f"{V3}/rooms/{room}/state/m.room.topic", {"topic": "pest's"},
+                       token=pest)
+    assert r.status == 200, r
+    topic = r.json["event_id"]
+    r = server.request("PUT", f"{V3}/user/{me_id}/account_data/m.ignored_user_list",
+                       {"ignored_users": {pest_id: {}}}, token=me)
+    assert r.status == 200, r
+    flt = json.dumps({"room": {"timeline": {"limit": 2}}})
+    tl = sync(server, me, filter=flt)["rooms"]["join"][room]["timeline"]["events"]
+    assert [e["event_id"] for e in tl] == [mine, topic], tl
+    r = server.request("GET", f"{V3}/rooms/{room}/messages?dir=b&limit=2", token=me)
+    assert [e["event_id"] for e in r.json["chunk"]] == [topic, mine], r
+    r = server.request("GET", f"{V3}/rooms/{room}/context/{urllib.parse.quote(topic)}?limit=2",
+                       token=me)
+    assert [e["event_id"] for e in r.json["events_before"]] == [mine], r
