@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "sync_format.h"
-#include "rooms/store.h"
+#include "homeserver/core/json.h"
 
 static const char *const SECTIONS[] = {"join", "leave"};
 static const char *const PARTS[] = {"timeline", "state", "state_after"};
@@ -53,24 +53,30 @@ static void project(json_t *events, size_t i, json_t *ev, void *ctx) {
     json_array_set_new(events, i, client_filter_project(ctx, ev));
 }
 
-/* event_id → PDU of every room event in the response. */
+/* event_id → PDU of every room event in the response that this server
+ * stores (a rejected remote invite's leave is not in events: it stays in
+ * client format). */
 static json_t *load_pdus(db_conn *c, json_t *rooms) {
-    json_t *ids = json_object();
+    static db_stmt q = DB_STMT("SELECT event_id, convert_from(json, 'UTF8') FROM events"
+                               " WHERE event_id = ANY($1::text[])");
+    json_t *ids = json_object(), *pdus = json_object();
     each_event(rooms, collect_id, ids);
     size_t n = json_object_size(ids), k = 0;
     const char **list = calloc(n ? n : 1, sizeof *list);
-    room_event **evs = calloc(n ? n : 1, sizeof *evs);
     const char *id;
     json_t *v;
     json_object_foreach(ids, id, v) list[k++] = id;
+    char *arr = n ? db_text_array(list, n) : NULL;
     hs_err err = {0};
-    json_t *pdus = json_object();
-    if (n && room_store_get_events(c, list, n, evs, &err) == 0)
-        for (size_t i = 0; i < n; i++) {
-            json_object_set(pdus, list[i], evs[i]->json);
-            room_event_free(evs[i]);
-        }
-    free(evs);
+    PGresult *r = arr ? db_run(c, &q, 1, (const char *[]){arr}, &err) : NULL;
+    for (int i = 0; r && i < PQntuples(r); i++) {
+        hs_err perr = {0};
+        json_t *pdu = hs_json_parse(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), &perr);
+        if (json_is_object(pdu)) json_object_set_new(pdus, PQgetvalue(r, i, 0), pdu);
+        else json_decref(pdu);
+    }
+    PQclear(r);
+    free(arr);
     free(list);
     json_decref(ids);
     return pdus;
