@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "account_data.h"
 #include "channels.h"
 #include "events_read.h"
 #include "homeserver/core/clock.h"
@@ -69,8 +68,8 @@ static int user_tags(db_conn *c, const char *user_id, ss_room *rooms, size_t n, 
     " OR (cs.membership = 'leave' AND e.sender <> $1))"
 
 int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to, json_t *m_direct,
-                  const char *const *subscribed, size_t n_subscribed, ss_room **out, size_t *n,
-                  hs_err *err) {
+                  const json_t *ignored, const char *const *subscribed, size_t n_subscribed,
+                  ss_room **out, size_t *n, hs_err *err) {
     static db_stmt q = DB_STMT(
         "SELECT cs.room_id, cs.membership, e.stream_ordering,"
         /* bump_stamp: the latest event of a kind that makes a room recent
@@ -126,9 +125,6 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
     int blocked = client_invites_blocked(c, user_id, err);
     if (blocked < 0) return PQclear(r), -1;
     /* Invites from ignored users are left out, as /sync does (sync_rooms.c). */
-    hs_err none = {0};
-    json_t *ign = client_account_data_get(c, user_id, NULL, "m.ignored_user_list", &none);
-    const json_t *ignored = json_object_get(ign, "ignored_users");
     *n = 0;
     *out = calloc((size_t)PQntuples(r) + 1, sizeof **out);
     for (int row = 0; row < PQntuples(r); row++) {
@@ -151,7 +147,6 @@ int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to
         x->partial = PQgetvalue(r, row, 11)[0] == 't';
         x->listed = PQgetvalue(r, row, 13)[0] == 't';
     }
-    json_decref(ign);
     PQclear(r);
     return user_tags(c, user_id, *out, *n, err);
 }
@@ -399,6 +394,15 @@ int ss_room_object(db_conn *c, const char *user_id, const char *device_id, const
         long long first = upto, live = 0;
         rc = client_room_events_for(c, user_id, device_id, room->room_id, after, upto,
                                     req->timeline_limit, true, false, timeline, &more, &first, err);
+        /* Ignored users' events go, but for their state events (spec), as
+         * Synapse's sliding sync drops them: after the limit. */
+        for (size_t i = json_array_size(timeline); req->ignored && i > 0; i--) {
+            const json_t *ev = json_array_get(timeline, i - 1);
+            const char *sender = json_string_value(json_object_get(ev, "sender"));
+            if (sender && !json_object_get(ev, "state_key") &&
+                json_object_get(req->ignored, sender))
+                json_array_remove(timeline, i - 1);
+        }
         if (rc == 0) rc = required_state(c, user_id, room, req, timeline, state, err);
         if (rc == 0 && !initial && !req->expanded && !json_array_size(timeline) &&
             !json_array_size(state)) {

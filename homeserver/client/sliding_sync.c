@@ -335,11 +335,11 @@ static int extensions(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
 /* What the connection has of a room (rec, NULL: nothing) decides what the
  * room's object carries; the new record goes into recs. */
 static int one_room(db_conn *c, hs_req *r, const ss_room *room, const char *id, const json_t *cfg,
-                    const json_t *rec, long long since, long long to, json_t *recs,
-                    json_t *rooms_out, hs_err *err) {
+                    const json_t *rec, long long since, long long to, const json_t *ignored,
+                    json_t *recs, json_t *rooms_out, hs_err *err) {
     ss_room_req req = {.room_id = (char *)id, .required_state = json_object_get(cfg, "required_state"),
                        .timeline_limit = (int)json_integer_value(json_object_get(cfg, "timeline_limit")),
-                       .live_since = since};
+                       .live_since = since, .ignored = ignored};
     bool newly_joined = since >= 0 && !strcmp(room->membership, "join") && room->member_pos > since;
     req.initial = !rec || newly_joined;
     long long old_tl = json_integer_value(json_object_get(rec, "tl"));
@@ -378,6 +378,10 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
                       json_t *reqs, char ***joined, size_t *n_joined, hs_err *err) {
     hs_err none = {0};
     json_t *direct = client_account_data_get(c, r->user_id, NULL, "m.direct", &none);
+    json_t *ign = client_account_data_get(c, r->user_id, NULL, "m.ignored_user_list", &none);
+    const json_t *ignored = json_object_size(json_object_get(ign, "ignored_users"))
+                                ? json_object_get(ign, "ignored_users")
+                                : NULL;
     ss_room *rooms = NULL;
     size_t n = 0;
     long long since = q->has_pos ? q->pos.pos[DB_STREAM_EVENTS] : -1, to = now->pos[DB_STREAM_EVENTS];
@@ -387,10 +391,11 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     const char *id;
     json_t *cfg;
     json_object_foreach((json_t *)subs, id, cfg) sub_ids[n_subs++] = id;
-    int rc = ss_user_rooms(c, r->user_id, since, to, direct, sub_ids, n_subs, &rooms, &n, err);
+    int rc = ss_user_rooms(c, r->user_id, since, to, direct, ignored, sub_ids, n_subs, &rooms, &n,
+                           err);
     free(sub_ids);
     json_decref(direct);
-    if (rc < 0) return -1;
+    if (rc < 0) return json_decref(ign), -1;
     json_t *lists = json_object_get(q->body, "lists");
     const char *me = r->srv->cfg->server_name;
     if (lists) apply_lists(lists, rooms, n, me, reqs, lists_out);
@@ -402,10 +407,11 @@ static int rooms_part(db_conn *c, hs_req *r, const ss_request *q, const sync_tok
     }
     json_object_foreach(reqs, id, cfg) {
         ss_room *room = find_room(rooms, n, id);
-        if (room && (rc = one_room(c, r, room, id, cfg, json_object_get(base, id), since, to, recs,
-                                   rooms_out, err)) < 0)
+        if (room && (rc = one_room(c, r, room, id, cfg, json_object_get(base, id), since, to,
+                                   ignored, recs, rooms_out, err)) < 0)
             break;
     }
+    json_decref(ign);
     *joined = calloc(n + 1, sizeof **joined);
     *n_joined = 0;
     for (size_t i = 0; i < n; i++)

@@ -25,6 +25,7 @@ typedef struct ss_room_req {
     bool state_again;       /* required_state widened: send all of it again */
     bool expanded;          /* timeline_limit grew: the latest timeline_limit events again */
     json_t *lazy_sent;      /* object user_id -> true: members sent for $LAZY; added to */
+    const json_t *ignored;  /* the user's ignored_users (m.ignored_user_list), or NULL */
     bool limited;           /* out: the timeline left events out */
 } ss_room_req;
 
@@ -49,11 +50,11 @@ typedef struct ss_room {
 /* The user's rooms: joined, invited, knocked, banned, kicked from (until
  * forgotten), left since `since`, those this server is not in included;
  * and, not listed, the left rooms among `subscribed`. Invites of a user who
- * blocks invites (m.invite_permission_config) or from an ignored user are
- * left out. */
+ * blocks invites (m.invite_permission_config) or from an ignored user
+ * (ignored: the ignored_users object, or NULL) are left out. */
 int ss_user_rooms(db_conn *c, const char *user_id, long long since, long long to, json_t *m_direct,
-                  const char *const *subscribed, size_t n_subscribed, ss_room **out, size_t *n,
-                  hs_err *err);
+                  const json_t *ignored, const char *const *subscribed, size_t n_subscribed,
+                  ss_room **out, size_t *n, hs_err *err);
 void ss_rooms_free(ss_room *rooms, size_t n);
 
 /* One room's response object, or NULL when nothing changed for an already

@@ -116,3 +116,25 @@ def test_invites_and_unknown_pos(server, users):
     assert bad.status == 400 and bad.json["errcode"] == "M_UNKNOWN_POS"
     assert ss(server, b, {}, pos="garbage").status == 400
     assert server.request("POST", SS, {}).status == 401
+
+
+def test_ignored_users_messages_are_left_out(server):
+    me_id = server.add_user("ss_ign_me")
+    me = server.login("ss_ign_me")
+    pest_id = server.add_user("ss_ign_pest")
+    pest = server.login("ss_ign_pest")
+    room = server.request("POST", V3 + "/createRoom", {"preset": "public_chat"},
+                          token=me).json["room_id"]
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=pest).status == 200
+    mine = send(server, me, room, "mine", "ssig0")
+    noise = send(server, pest, room, "noise", "ssig1")
+    r = server.request("PUT", f"{V3}/user/{me_id}/account_data/m.ignored_user_list",
+                       {"ignored_users": {pest_id: {}}}, token=me)
+    assert r.status == 200, r
+    body = {"conn_id": "ign", "room_subscriptions": {room: {"timeline_limit": 5,
+                                                            "required_state": []}}}
+    tl = ss(server, me, body).json["rooms"][room]["timeline"]
+    ids = [e["event_id"] for e in tl]
+    # The pest's message is gone; their join (a state event) stays (spec).
+    assert mine in ids and noise not in ids, ids
+    assert any(e.get("state_key") == pest_id for e in tl), tl
