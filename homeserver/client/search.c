@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_data.h"
 #include "client.h"
 #include "events_read.h"
 #include "homeserver/core/base64.h"
@@ -245,11 +246,13 @@ typedef struct page {
     bool full;      /* the page reached the limit: there may be more */
 } page;
 
-/* Keep the candidates in r the viewer may see and the filter lets through,
- * in r's order, until the page is full (base_offset: r's first row's, in
- * rank order). */
-static int take_round(db_conn *c, const char *viewer, const search_req *s, PGresult *r,
-                      long long base_offset, page *pg, hs_err *err) {
+/* Keep the candidates in r the viewer may see, the filter lets through and
+ * whose sender the viewer does not ignore (ignored: the ignored_users
+ * object, or NULL; state events stay, as the spec's exception), in r's
+ * order, until the page is full (base_offset: r's first row's, in rank
+ * order). */
+static int take_round(db_conn *c, const char *viewer, const search_req *s, const json_t *ignored,
+                      PGresult *r, long long base_offset, page *pg, hs_err *err) {
     int n = PQntuples(r);
     const char **ids = calloc((size_t)n + 1, sizeof *ids);
     for (int i = 0; i < n; i++) ids[i] = PQgetvalue(r, i, 0);
@@ -262,6 +265,8 @@ static int take_round(db_conn *c, const char *viewer, const search_req *s, PGres
     for (int i = 0; rc == 0 && i < n && pg->n < (size_t)s->limit; i++) {
         ev = json_object_get(by_id, PQgetvalue(r, i, 0));
         if (!ev || !client_filter_event_allowed(s->filter, ev)) continue;
+        const char *from = json_string_value(json_object_get(ev, "sender"));
+        if (from && !json_object_get(ev, "state_key") && json_object_get(ignored, from)) continue;
         json_array_append(pg->events, ev);
         pg->hits[pg->n++] = (search_hit){.event = ev, .rank = atof(PQgetvalue(r, i, 1)),
                                          .ts = atoll(PQgetvalue(r, i, 2)),
@@ -273,8 +278,8 @@ static int take_round(db_conn *c, const char *viewer, const search_req *s, PGres
     return rc;
 }
 
-static int fill_page(db_conn *c, const char *viewer, const search_req *s, const char *rooms,
-                     const char *sender, page *pg, hs_err *err) {
+static int fill_page(db_conn *c, const char *viewer, const search_req *s, const json_t *ignored,
+                     const char *rooms, const char *sender, page *pg, hs_err *err) {
     long long ts = s->have_pos ? s->pos_ts : LLONG_MAX, stream = s->have_pos ? s->pos_stream : LLONG_MAX;
     long long offset = s->have_pos ? s->offset : 0;
     int want = s->limit * 2;
@@ -282,7 +287,7 @@ static int fill_page(db_conn *c, const char *viewer, const search_req *s, const 
         PGresult *r = candidates(c, s, rooms, sender, ts, stream, offset, want, err);
         if (!r) return -1;
         int n = PQntuples(r);
-        int rc = take_round(c, viewer, s, r, offset, pg, err);
+        int rc = take_round(c, viewer, s, ignored, r, offset, pg, err);
         if (n > 0) {
             ts = atoll(PQgetvalue(r, n - 1, 2));
             stream = atoll(PQgetvalue(r, n - 1, 3));
@@ -393,11 +398,15 @@ static int run_search(hs_req *r, const search_req *s, json_t **out, hs_err *err)
     const char *sender = !strcmp(s->group, "sender") ? s->group_key : NULL;
     char *rooms = search_rooms(c, r->user_id, s, err);
     page pg = {.hits = calloc((size_t)s->limit + 1, sizeof *pg.hits), .events = json_array()};
+    hs_err none = {0};
+    json_t *ign = client_account_data_get(c, r->user_id, NULL, "m.ignored_user_list", &none);
     long long count = rooms ? count_matches(c, s, rooms, sender, err) : -1;
-    if (count >= 0 && fill_page(c, r->user_id, s, rooms, sender, &pg, err) == 0)
+    if (count >= 0 && fill_page(c, r->user_id, s, json_object_get(ign, "ignored_users"), rooms,
+                                sender, &pg, err) == 0)
         rc = answer(c, r->user_id, s, &pg, count, out, err);
     free(pg.hits);
     json_decref(pg.events);
+    json_decref(ign);
     free(rooms);
     db_release(r->srv->db, c);
     return rc;

@@ -242,3 +242,19 @@ def test_timestamp_to_event(server, users):
     r = server.request("GET", f"{q}?ts={mid}&dir=f", token=z)
     assert r.status == 403 and r.json["errcode"] == "M_FORBIDDEN"
     assert server.request("GET", f"{q}?ts={mid}&dir=f").status == 401
+
+
+def test_ignored_users_messages_are_not_found(server):
+    me_id = server.add_user("sr_ign_me")
+    me = server.login("sr_ign_me")
+    pest_id = server.add_user("sr_ign_pest")
+    pest = server.login("sr_ign_pest")
+    room = create(server, me, preset="public_chat")
+    assert server.request("POST", f"{V3}/join/{room}", {}, token=pest).status == 200
+    mine = send(server, me, room, "aardvark sighting")
+    theirs = send(server, pest, room, "aardvark spam")
+    assert set(hit_ids(search(server, me, "aardvark"))) == {mine, theirs}
+    r = server.request("PUT", f"{V3}/user/{me_id}/account_data/m.ignored_user_list",
+                       {"ignored_users": {pest_id: {}}}, token=me)
+    assert r.status == 200, r
+    assert hit_ids(search(server, me, "aardvark")) == [mine]
