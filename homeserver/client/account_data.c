@@ -68,6 +68,12 @@ int client_account_data_put(hs_server *srv, const char *user_id, const char *roo
 static db_stmt get_one = DB_STMT(
     "SELECT content::text FROM account_data WHERE user_id = $1 AND room_id = $2 AND type = $3");
 
+bool client_ignored_event(const json_t *ignored_users, const json_t *ev) {
+    const char *sender = json_string_value(json_object_get(ev, "sender"));
+    return sender && !json_object_get(ev, "state_key") &&
+           json_object_get(ignored_users, sender) != NULL;
+}
+
 void client_account_data_prefetch(db_conn *c, const char *user_id, const char *room_id,
                                   const char *type) {
     hs_err ignored = {0};

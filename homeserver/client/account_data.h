@@ -8,6 +8,7 @@
 #define CLIENT_ACCOUNT_DATA_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "homeserver/http/http.h"
 
@@ -16,6 +17,12 @@
  * type, or with another error. */
 json_t *client_account_data_get(db_conn *c, const char *user_id, const char *room_id,
                                 const char *type, hs_err *err);
+
+/* Whether an event is hidden from a user by their m.ignored_user_list:
+ * ignored_users is that content's "ignored_users" object (NULL: none). Its
+ * sender is ignored and it is not a state event: the spec keeps ignored
+ * users' state events, which the client needs to know the room. */
+bool client_ignored_event(const json_t *ignored_users, const json_t *ev);
 
 /* Send client_account_data_get's read ahead (db_prefetch). */
 void client_account_data_prefetch(db_conn *c, const char *user_id, const char *room_id,

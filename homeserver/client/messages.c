@@ -79,15 +79,6 @@ static json_t *ignore_list(db_conn *c, const char *user_id) {
     return client_account_data_get(c, user_id, NULL, "m.ignored_user_list", &none);
 }
 
-/* Whether a page shows the event: the filter lets it through, and its
- * sender is not ignored (the spec: except for state events). */
-static bool page_keeps(const client_filter_part *f, const json_t *ignored, const json_t *ev) {
-    const char *sender = json_string_value(json_object_get(ev, "sender"));
-    if (sender && !json_object_get(ev, "state_key") && json_object_get(ignored, sender))
-        return false;
-    return client_filter_event_allowed(f, ev);
-}
-
 /* Up to limit events of the room in (lo, hi] that the viewer may see, that
  * the filter lets through and whose sender the viewer does not ignore
  * (ignored: the ignored_users object, or NULL), appended to out in
@@ -116,7 +107,10 @@ static int page_filtered(db_conn *c, hs_req *r, const client_filter_part *f,
                                     true, batch, &m, &e, err);
         size_t i;
         json_t *ev;
-        json_array_foreach(batch, i, ev) if (page_keeps(f, ignored, ev)) json_array_append(kept, ev);
+        json_array_foreach(batch, i, ev) {
+            if (client_filter_event_allowed(f, ev) && !client_ignored_event(ignored, ev))
+                json_array_append(kept, ev);
+        }
         if (back) json_array_extend(kept, got), json_array_clear(got), json_array_extend(got, kept);
         else json_array_extend(got, kept);
         json_decref(batch), json_decref(kept);

@@ -265,8 +265,7 @@ static int take_round(db_conn *c, const char *viewer, const search_req *s, const
     for (int i = 0; rc == 0 && i < n && pg->n < (size_t)s->limit; i++) {
         ev = json_object_get(by_id, PQgetvalue(r, i, 0));
         if (!ev || !client_filter_event_allowed(s->filter, ev)) continue;
-        const char *from = json_string_value(json_object_get(ev, "sender"));
-        if (from && !json_object_get(ev, "state_key") && json_object_get(ignored, from)) continue;
+        if (client_ignored_event(ignored, ev)) continue;
         json_array_append(pg->events, ev);
         pg->hits[pg->n++] = (search_hit){.event = ev, .rank = atof(PQgetvalue(r, i, 1)),
                                          .ts = atoll(PQgetvalue(r, i, 2)),

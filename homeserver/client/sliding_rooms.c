@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_data.h"
 #include "channels.h"
 #include "events_read.h"
 #include "homeserver/core/clock.h"
@@ -396,13 +397,9 @@ int ss_room_object(db_conn *c, const char *user_id, const char *device_id, const
                                     req->timeline_limit, true, false, timeline, &more, &first, err);
         /* Ignored users' events go, but for their state events (spec), as
          * Synapse's sliding sync drops them: after the limit. */
-        for (size_t i = json_array_size(timeline); req->ignored && i > 0; i--) {
-            const json_t *ev = json_array_get(timeline, i - 1);
-            const char *sender = json_string_value(json_object_get(ev, "sender"));
-            if (sender && !json_object_get(ev, "state_key") &&
-                json_object_get(req->ignored, sender))
+        for (size_t i = json_array_size(timeline); req->ignored && i > 0; i--)
+            if (client_ignored_event(req->ignored, json_array_get(timeline, i - 1)))
                 json_array_remove(timeline, i - 1);
-        }
         if (rc == 0) rc = required_state(c, user_id, room, req, timeline, state, err);
         if (rc == 0 && !initial && !req->expanded && !json_array_size(timeline) &&
             !json_array_size(state)) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_data.h"
 #include "channels.h"
 #include "events_read.h"
 #include "partial_rooms.h"
@@ -221,10 +222,7 @@ static int state_at_pos(db_conn *c, const char *room_id, long long pos, room_sta
  * still come: the spec makes them the exception, the client needs them. */
 static bool timeline_keeps(const json_t *ev, void *ctx) {
     const sync_params *p = ctx;
-    const char *sender = json_string_value(json_object_get(ev, "sender"));
-    if (p->ignored && sender && !json_object_get(ev, "state_key") &&
-        json_object_get(p->ignored, sender))
-        return false;
+    if (client_ignored_event(p->ignored, ev)) return false;
     return !p->filter || client_filter_event_allowed(&p->filter->timeline, ev);
 }
 
