@@ -2,7 +2,8 @@
  *
  * Computed live from the rooms' current state, so it is never stale: the
  * searcher finds the users who share a joined room with them and the users
- * joined to public or world-readable rooms (the spec's minimum), and with
+ * joined to public or world-readable rooms this server is in (the spec's
+ * minimum), and with
  * user_directory.search_all_users every active non-guest user of this server
  * too (Synapse's option, off by default). As in Synapse, sharing a room with
  * oneself does not count: the searcher is found only in a public room, and
@@ -27,7 +28,12 @@
     "  convert_from(e.json, 'UTF8')::jsonb #>> '{content,join_rule}' = 'public') OR"       \
     "  (cs.type = 'm.room.history_visibility' AND"                                         \
     "  convert_from(e.json, 'UTF8')::jsonb #>> '{content,history_visibility}'"             \
-    "  = 'world_readable'))),"                                                             \
+    "  = 'world_readable'))"                                                              \
+    /* Only rooms this server is in: the state of a room it left is frozen    \
+     * at the leave, and its members would stay findable for ever. */         \
+    "  AND EXISTS (SELECT 1 FROM current_state lm JOIN users lu ON lu.user_id = lm.state_key" \
+    "   WHERE lm.room_id = cs.room_id AND lm.type = 'm.room.member'"                         \
+    "   AND lm.membership = 'join')),"                                                       \
     " visible AS (SELECT cs.state_key AS user_id, cs.event_id FROM current_state cs"       \
     "  WHERE cs.type = 'm.room.member' AND cs.membership = 'join' AND ((cs.room_id IN"     \
     "  (SELECT room_id FROM my_rooms) AND cs.state_key <> $1)"                              \

@@ -454,6 +454,30 @@ def test_pdus_from_f_reach_alice(fed, froom):
     assert a.psql(f"SELECT count(*) FROM events WHERE event_id = '{eid}'") == "1"
 
 
+def test_user_directory_forgets_a_room_the_server_left(fed):
+    """SyTest's "User in remote room doesn't appear in user directory after
+    server left room": B's copy of a room it left is frozen at the leave."""
+    a, b = fed["a"], fed["b"]
+    alice, atok = user(a, "fedra_dir_alice")
+    bob, btok = user(b, "fedrb_dir_bob")
+    room = create_room(a, atok, name="Directory")
+    r = b.request("POST", f"/_matrix/client/v3/join/{q(room)}?via={q(a.server_name)}", {},
+                  token=btok)
+    assert r.status == 200, r.raw
+
+    def found():
+        r = b.request("POST", "/_matrix/client/v3/user_directory/search",
+                      {"search_term": "fedra_dir_alice"}, token=btok)
+        assert r.status == 200, r.raw
+        return [x["user_id"] for x in r.json["results"]]
+
+    # (A partial-state join lists the room's members once its resync is done.)
+    wait_for(lambda: found() == [alice], what="alice in B's directory")
+    r = b.request("POST", f"/_matrix/client/v3/rooms/{q(room)}/leave", {}, token=btok)
+    assert r.status == 200, r.raw
+    assert found() == []
+
+
 def test_initial_sync_timeline_follows_the_dag(fed, froom):
     """Complement's TestSyncOmitsStateChangeOnFilteredEvents, with a
     message: an event that reaches A late but forks early in the DAG is not
