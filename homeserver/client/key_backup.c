@@ -59,11 +59,16 @@ long long key_backup_count(db_conn *c, const char *user_id, long long version, h
 
 /* algorithm and auth_data of a POST or PUT body. */
 static int check_version_body(const json_t *b, hs_err *err) {
-    const char *alg = json_string_value(json_object_get(b, "algorithm"));
+    const json_t *algj = json_object_get(b, "algorithm");
+    const char *alg = json_string_value(algj);
     const json_t *auth = json_object_get(b, "auth_data");
-    if (!alg || !*alg) return hs_err_set(err, 400, "M_MISSING_PARAM", "'algorithm' must be a string");
+    /* Absent: M_MISSING_PARAM; there but of the wrong type: M_BAD_JSON. */
+    if (!algj || !auth)
+        return hs_err_set(err, 400, "M_MISSING_PARAM", "'%s' is required",
+                          !algj ? "algorithm" : "auth_data");
+    if (!alg || !*alg) return hs_err_set(err, 400, "M_BAD_JSON", "'algorithm' must be a string");
     if (!json_is_object(auth))
-        return hs_err_set(err, 400, "M_MISSING_PARAM", "'auth_data' must be an object");
+        return hs_err_set(err, 400, "M_BAD_JSON", "'auth_data' must be an object");
     if (!strcmp(alg, MEGOLM_BACKUP_V1)) {
         /* The spec's AuthData: a curve25519 public key (32 bytes). */
         unsigned char pk[32];

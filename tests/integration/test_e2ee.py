@@ -532,6 +532,10 @@ def test_backup_versions(server):
     err(a.req("POST", "/room_keys/version", {"algorithm": BACKUP, "auth_data": {"public_key": "x"}}),
         400, "M_INVALID_PARAM")
     err(a.req("POST", "/room_keys/version", {"algorithm": BACKUP}), 400, "M_MISSING_PARAM")
+    # There but of the wrong type is bad JSON, not a missing parameter.
+    err(a.req("POST", "/room_keys/version", {"algorithm": BACKUP, "auth_data": "anything"}), 400,
+        "M_BAD_JSON")
+    err(a.req("POST", "/room_keys/version", {"algorithm": 1, "auth_data": {}}), 400, "M_BAD_JSON")
     r = a.req("POST", "/room_keys/version", {"algorithm": BACKUP, "auth_data": auth})
     assert r.status == 200 and r.json == {"version": "1"}, r
     cur = a.req("GET", "/room_keys/version").json
